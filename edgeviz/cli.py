@@ -1,0 +1,127 @@
+"""The `edgeviz` command. Every user error is one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import EdgevizError
+from .passes import Switches
+
+__version__ = "0.1.0"
+
+
+def _switches(a) -> Switches:
+    return Switches(fuse=not a.no_fuse, patch_decompose=not a.no_patch_decompose,
+                    token_overwrite=not a.no_token_overwrite)
+
+
+def _progress():
+    from rich.console import Console
+    console = Console(stderr=True)
+    return lambda msg: console.print(f"[dim]edgeviz:[/dim] {msg}")
+
+
+def cmd_build(a) -> int:
+    from .project import build
+    s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=None if a.json else _progress())
+    if a.json:
+        print(json.dumps({k: s.get(k) for k in ("target", "model_id", "peak_sram", "peak_sram_banks", "lower_bound_bytes",
+                                                "flash_estimate", "elf_flash_bytes", "macs", "accuracy", "elf",
+                                                "build_seconds")} | {"plan": os.path.join(a.out, "plan.json")}))
+    else:
+        acc = s.get("accuracy")
+        print(f"built {a.out}: peak SRAM {s['peak_sram']:,} B "
+              f"({', '.join(f'{b} {n:,}' for b, n in s['peak_sram_banks'].items() if n)}), "
+              f"flash {s.get('elf_flash_bytes', s['flash_estimate']):,} B, {s['macs']:,} MACs"
+              + (f", top-1 float {acc['float_top1']:.3f} / int8 {acc['int8_top1']:.3f}" if acc else "")
+              + f", {s['build_seconds']} s")
+    return 0
+
+
+def cmd_analyze(a) -> int:
+    from .project import analyze
+    r = analyze(a.model, a.target, _switches(a))
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    tab = Table(title=f"edgeviz analyze ({r['target']})")
+    for col in ("layer", "MACs", "params", "flash B", "live SRAM B", "overwrites"):
+        tab.add_column(col, justify="left" if col in ("layer", "overwrites") else "right")
+    for l in r["layers"]:
+        tab.add_row(l["layer"], f"{l['macs']:,}", f"{l['params']:,}", f"{l['flash']:,}", f"{l['sram_live']:,}",
+                    l["overwrites"] or "")
+    Console().print(tab)
+    print(f"total: {r['macs']:,} MACs, {r['params']:,} params, flash {r['flash']:,} B, peak SRAM {r['peak_sram']:,} B "
+          f"(lower bound {r['lower_bound_bytes']:,} B) -> {'fits' if r['fits'] else 'does NOT fit: ' + r['why']}")
+    return 0
+
+
+def _add_switches(p) -> None:
+    p.add_argument("--no-fuse", action="store_true", help="switch off operator integration (ablation)")
+    p.add_argument("--no-patch-decompose", action="store_true", help="materialise the im2col patch matrix (ablation)")
+    p.add_argument("--no-token-overwrite", action="store_true", help="never write outputs over dying inputs (ablation)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="edgeviz", description="Vision transformers on microcontrollers and FPGAs.")
+    ap.add_argument("--version", action="version", version=f"edgeviz {__version__}")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="compile a model to an int8 firmware project (or an HLS project for an FPGA)")
+    b.add_argument("model", help="search output folder, edgeviz model file (.pt) or .onnx file")
+    b.add_argument("--target", default="stm32f746", help="board (targets/*.toml), default stm32f746")
+    b.add_argument("-o", "--out", default="build", help="output folder (replaced atomically), default ./build")
+    b.add_argument("--calib", help=".npz with an array x of calibration inputs (default: built-in digits)")
+    b.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    _add_switches(b)
+    b.set_defaults(func=cmd_build)
+
+    z = sub.add_parser("analyze", help="MACs, params, flash and peak SRAM per layer, without building")
+    z.add_argument("model")
+    z.add_argument("--target", default="stm32f746")
+    z.add_argument("--json", action="store_true")
+    _add_switches(z)
+    z.set_defaults(func=cmd_analyze)
+
+    for register in _plugins():
+        register(sub)
+    return ap
+
+
+def _plugins():
+    """Subcommands that live with their part: search/train, flash/profile/validate, demo."""
+    out = []
+    for mod in ("edgeviz.search.cli", "edgeviz.runner.cli", "edgeviz.demo"):
+        try:
+            m = __import__(mod, fromlist=["add_cli"])
+        except ImportError:
+            continue
+        out.append(m.add_cli)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = make_parser()
+    a = ap.parse_args(argv)
+    try:
+        return a.func(a) or 0
+    except EdgevizError as e:
+        print(f"edgeviz: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgeviz: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug: still one line, the traceback on request
+        if os.environ.get("EDGEVIZ_DEBUG"):
+            raise
+        print(f"edgeviz: internal error: {type(e).__name__}: {e} (set EDGEVIZ_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""edgeviz's graph IR: a list of nodes over named tensors, batch dimension dropped.
+
+The frontend builds it in float (weights as float arrays in `attrs`); quantize.py then fills
+`Tensor.scale` and each node's integer parameters (`qattrs`). Token matrices are 2-D [rows, channels];
+the model input is the image [C, H, W].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Tensor:
+    name: str
+    shape: tuple[int, ...]
+    scale: float | None = None          # int8 symmetric scale, set by quantization
+
+    @property
+    def nbytes(self) -> int:            # int8 everywhere
+        return int(np.prod(self.shape))
+
+    @property
+    def rows(self) -> int:
+        return int(np.prod(self.shape[:-1])) if len(self.shape) > 1 else 1
+
+    @property
+    def channels(self) -> int:
+        return self.shape[-1]
+
+
+@dataclass
+class Node:
+    op: str                              # key into edgeviz.ops.OPS
+    name: str                            # readable location, e.g. "blocks.0.fc1"
+    inputs: list[str]
+    outputs: list[str]
+    attrs: dict = field(default_factory=dict)    # float parameters and shape attributes
+    qattrs: dict = field(default_factory=dict)   # integer parameters after quantization
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor] = field(default_factory=dict)
+    nodes: list[Node] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+
+    def add_tensor(self, name: str, shape) -> Tensor:
+        base, i = name, 1
+        while name in self.tensors:
+            i += 1
+            name = f"{base}_{i}"
+        t = Tensor(name, tuple(int(s) for s in shape))
+        self.tensors[name] = t
+        return t
+
+    def add_node(self, op: str, name: str, inputs: list[str], out_shape, attrs=None) -> Tensor:
+        out = self.add_tensor(name.replace(".", "_"), out_shape)
+        self.nodes.append(Node(op, name, list(inputs), [out.name], dict(attrs or {})))
+        return out
+
+    def producer(self, tensor: str) -> Node | None:
+        for n in self.nodes:
+            if tensor in n.outputs:
+                return n
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs]
+
+    def summary(self) -> str:
+        lines = []
+        for n in self.nodes:
+            ins = ", ".join(f"{i}{list(self.tensors[i].shape)}" for i in n.inputs)
+            outs = ", ".join(f"{o}{list(self.tensors[o].shape)}" for o in n.outputs)
+            lines.append(f"{n.name:28s} {n.op:14s} {ins} -> {outs}")
+        return "\n".join(lines)

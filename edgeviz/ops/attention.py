@@ -1,0 +1,118 @@
+"""Multi-head attention core: softmax(q k^T * scale) v per head, from the fused qkv tensor.
+
+Operator integration computes it one query row at a time with an N-byte score row, so the H x N x N
+score matrix never exists. Without integration the schedule splits it into attn_scores -> softmax ->
+attn_av over materialised [H, N, N] tensors. Both give the same bits as intmath.attention.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import intmath
+from .base import Op, requant_params
+
+
+def _split(qkv, heads):
+    n = qkv.shape[0]
+    e = qkv.shape[1] // 3
+    t = qkv.reshape(n, 3, heads, e // heads).transpose(1, 2, 0, 3)
+    return t[0], t[1], t[2]          # each [H, N, dh]
+
+
+class Attention(Op):
+    name = "attention"
+
+    def _scores(self, node, qkv):
+        q, k, _ = _split(qkv, node.attrs["heads"])
+        return q @ k.transpose(0, 2, 1) * node.attrs["scale"]
+
+    def run_float(self, node, xs):
+        _, _, v = _split(xs[0], node.attrs["heads"])
+        s = self._scores(node, xs[0])
+        p = np.exp(s - s.max(axis=-1, keepdims=True))
+        p /= p.sum(axis=-1, keepdims=True)
+        o = p @ v
+        return o.transpose(1, 0, 2).reshape(xs[0].shape[0], -1)
+
+    def calibrate(self, node, xs, stats):
+        key = node.name + ".scores"
+        stats[key] = max(stats.get(key, 0.0), float(np.abs(self._scores(node, xs[0])).max()))
+
+    def quantize(self, node, g, stats):
+        s_qkv = g.tensors[node.inputs[0]].scale
+        s_out = g.tensors[node.outputs[0]].scale
+        s_scores = max(stats[node.name + ".scores"], 1e-6) / 127.0
+        m_qk, s_qk = requant_params(s_qkv * s_qkv * node.attrs["scale"] / s_scores)
+        m_av, s_av = requant_params(s_qkv / intmath.SOFTMAX_OUT_MAX / s_out)
+        node.qattrs = {"m_qk": int(m_qk[0]), "s_qk": int(s_qk[0]), "exp_lut": intmath.softmax_lut(s_scores),
+                       "m_av": int(m_av[0]), "s_av": int(s_av[0])}
+
+    def run_int8(self, node, xs):
+        q = node.qattrs
+        return intmath.attention(xs[0], node.attrs["heads"], q["m_qk"], q["s_qk"], q["exp_lut"],
+                                 q["m_av"], q["s_av"])
+
+    def macs(self, node, g):
+        n, three_e = g.tensors[node.inputs[0]].shape
+        return 2 * n * n * (three_e // 3)
+
+    def scratch_bytes(self, node, g):
+        return g.tensors[node.inputs[0]].shape[0]      # one score row
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        """Fused form: rows query rows starting at row0, score row in scratch."""
+        n, three_e = g.tensors[node.inputs[0]].shape
+        e, h = three_e // 3, node.attrs["heads"]
+        dh = e // h
+        q = node.qattrs
+        lut = c.const(node.name + ".exp_lut", q["exp_lut"])
+        return [f"for (int r = 0; r < {rows}; r++) {{",
+                f"  const int8_t *qrow = {ins[0]} + ({row0} + r) * {three_e};",
+                f"  for (int hd = 0; hd < {h}; hd++) {{",
+                f"    ev_attn_scores_row(qrow + hd * {dh}, {ins[0]} + {e} + hd * {dh}, {three_e}, {n}, {dh}, "
+                f"{q['m_qk']}, {q['s_qk']}, {scratch});",
+                f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
+                f"    ev_attn_av_row({scratch}, {ins[0]} + {2 * e} + hd * {dh}, {three_e}, {n}, {dh}, "
+                f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
+                "  }", "}"]
+
+
+class AttnScores(Op):
+    """Unfused step 1: scores[h, i, :] for every head and query row."""
+    name = "attn_scores"
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        a = node.attrs
+        n, e, h = a["tokens"], a["embed"], a["heads"]
+        dh = e // h
+        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i++)",
+                f"  ev_attn_scores_row({ins[0]} + i * {3 * e} + hd * {dh}, {ins[0]} + {e} + hd * {dh}, {3 * e}, "
+                f"{n}, {dh}, {a['m_qk']}, {a['s_qk']}, {out} + (hd * {n} + i) * {n});"]
+
+
+class Softmax(Op):
+    """Unfused step 2: row softmax over the materialised scores."""
+    name = "softmax"
+    rowwise_inputs = (0,)
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        n = g.tensors[node.inputs[0]].channels
+        lut = c.const(node.attrs["lut_name"], node.attrs["exp_lut"])
+        return [f"for (int i = 0; i < {rows}; i++) ev_softmax_s8({ins[0]} + i * {n}, {n}, {lut}, {out} + i * {n});"]
+
+
+class AttnAV(Op):
+    """Unfused step 3: out[i, h*dh:(h+1)*dh] = probs[h, i, :] v_h."""
+    name = "attn_av"
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        a = node.attrs
+        n, e, h = a["tokens"], a["embed"], a["heads"]
+        dh = e // h
+        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i++)",
+                f"  ev_attn_av_row({ins[0]} + (hd * {n} + i) * {n}, {ins[1]} + {2 * e} + hd * {dh}, {3 * e}, {n}, "
+                f"{dh}, {a['m_av']}, {a['s_av']}, {out} + i * {e} + hd * {dh});"]
+
+
+OP = Attention()
+SCORES, SOFTMAX, AV = AttnScores(), Softmax(), AttnAV()

@@ -1,0 +1,71 @@
+"""What every op module provides. Adding an op means one new module that subclasses Op."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import intmath
+from ..ir import Graph, Node
+
+
+class Op:
+    name = ""
+    # Row n of the output depends only on row n of each input listed in rowwise_inputs. Such ops can
+    # be chained so that intermediates exist one row at a time (operator integration), and can write
+    # their output over a dying input row by row (token overwriting).
+    rowwise_inputs: tuple[int, ...] = ()
+    # The output keeps the input's scale (no requantisation): selection, concatenation.
+    keeps_scale = False
+
+    # ------------------------------------------------------------ float reference
+    def run_float(self, node: Node, xs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def calibrate(self, node: Node, xs: list[np.ndarray], stats: dict) -> None:
+        """Record internal ranges (beyond the output tensor) needed to quantize this op."""
+
+    # ------------------------------------------------------------ int8
+    def quantize(self, node: Node, g: Graph, stats: dict) -> None:
+        """Fill node.qattrs from the float attrs and the tensor scales."""
+
+    def run_int8(self, node: Node, xs: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ cost
+    def macs(self, node: Node, g: Graph) -> int:
+        return 0
+
+    def flash_bytes(self, node: Node) -> int:
+        return sum(np.asarray(v).nbytes for v in node.qattrs.values() if isinstance(v, np.ndarray))
+
+    def scratch_bytes(self, node: Node, g: Graph) -> int:
+        """Bytes of per-call scratch the C kernel needs (lives only during this op)."""
+        return 0
+
+    # ------------------------------------------------------------ C
+    def emit_c(self, node: Node, g: Graph, c, ins: list[str], out: str, rows: int, row0: str,
+               scratch: str) -> list[str]:
+        """C statements computing `rows` output rows starting at row index `row0`.
+
+        ins[i] points at row row0 of input i if i is in rowwise_inputs, else at the input's start;
+        out points at output row row0; scratch at scratch_bytes() bytes. `c` is the CWriter that
+        turns constants into flash arrays.
+        """
+        raise NotImplementedError
+
+
+def quantize_weights(w: np.ndarray):
+    """Per-output-channel symmetric int8: returns (int8 weights, float scales)."""
+    w2 = w.reshape(w.shape[0], -1)
+    s = np.abs(w2).max(axis=1) / 127.0
+    s = np.where(s > 0, s, 1e-12)
+    q = np.clip(np.round(w2 / s[:, None]), -127, 127).astype(np.int8)
+    return q, s
+
+
+def requant_params(real: np.ndarray):
+    ms = [intmath.quantize_multiplier(float(r)) for r in np.atleast_1d(real)]
+    return (np.array([m for m, _ in ms], dtype=np.int32), np.array([s for _, s in ms], dtype=np.int8))
+
+
+def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
+    return np.clip(np.round(x / scale), -128, 127).astype(np.int8)

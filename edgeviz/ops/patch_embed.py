@@ -1,0 +1,101 @@
+"""Patch embedding: conv with kernel = stride = patch, the cls token and position embedding folded in.
+
+The frontend folds `concat(cls) + pos` into this op in float (exact), so its int8 output is the
+token matrix [N, E]: row 0 is the constant cls + pos[0] when the model has a cls token, and every
+patch row carries its own bias (conv bias + position embedding).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import intmath
+from .base import Op, quantize_weights, requant_params
+
+
+def im2col(img: np.ndarray, p: int) -> np.ndarray:
+    """[C, H, W] -> [num_patches, C*p*p], row-major patches, (c, ky, kx) order inside a row."""
+    c, h, w = img.shape
+    t = img.reshape(c, h // p, p, w // p, p).transpose(1, 3, 0, 2, 4)
+    return t.reshape((h // p) * (w // p), c * p * p)
+
+
+class PatchEmbed(Op):
+    name = "patch_embed"
+
+    def run_float(self, node, xs):
+        a = node.attrs
+        y = im2col(xs[0], a["patch"]) @ a["w"].reshape(a["w"].shape[0], -1).T + a["bias_tokens"]
+        return y if a.get("cls_row") is None else np.concatenate([a["cls_row"][None], y])
+
+    def quantize(self, node, g, stats):
+        a = node.attrs
+        s_x = g.tensors[node.inputs[0]].scale
+        s_y = g.tensors[node.outputs[0]].scale
+        wq, s_w = quantize_weights(a["w"])
+        node.qattrs = {
+            "w": wq,
+            "bias": np.round(a["bias_tokens"] / (s_x * s_w)[None, :]).astype(np.int32),
+            **dict(zip(("mult", "shift"), requant_params(s_x * s_w / s_y))),
+        }
+        if a.get("cls_row") is not None:
+            node.qattrs["cls"] = np.clip(np.round(a["cls_row"] / s_y), -128, 127).astype(np.int8)
+
+    def run_int8(self, node, xs):
+        q = node.qattrs
+        y = intmath.linear(im2col(xs[0], node.attrs["patch"]), q["w"], q["bias"], q["mult"], q["shift"])
+        return y if "cls" not in q else np.concatenate([q["cls"][None], y])
+
+    def macs(self, node, g):
+        return node.attrs["bias_tokens"].shape[0] * node.attrs["w"].size
+
+    def scratch_bytes(self, node, g):
+        # decomposed: one patch row at a time; otherwise the whole im2col matrix is a tensor of its own
+        w = node.attrs["w"]
+        return int(np.prod(w.shape[1:])) if node.attrs.get("decompose", True) else 0
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        a, q = node.attrs, node.qattrs
+        ch, h, w = g.tensors[node.inputs[0]].shape
+        p = a["patch"]
+        e, k = q["w"].shape
+        npatch = q["bias"].shape[0]
+        lines = []
+        first = 0
+        if "cls" in q:
+            lines.append(f"memcpy({out}, {c.const(node.name + '.cls', q['cls'])}, {e});")
+            first = e
+        wv, bv = c.const(node.name + ".w", q["w"]), c.const(node.name + ".bias", q["bias"])
+        mv, sv = c.const(node.name + ".mult", q["mult"]), c.const(node.name + ".shift", q["shift"])
+        if a.get("decompose", True):
+            # patch-embedding decomposition: gather one patch, embed it, next; no patch matrix
+            lines += [f"for (int p = 0; p < {npatch}; p++) {{",
+                      f"  ev_patch_gather({ins[0]}, {ch}, {h}, {w}, {p}, p, {scratch});",
+                      f"  ev_linear_s8({scratch}, {k}, 1, {k}, {e}, {wv}, {bv} + p * {e}, 0, {mv}, {sv}, NULL, "
+                      f"{out} + {first} + p * {e}, {e});",
+                      "}"]
+        else:
+            cols = ins[1]   # the im2col matrix, materialised by the im2col step
+            lines.append(f"ev_linear_s8({cols}, {k}, {npatch}, {k}, {e}, {wv}, {bv}, {e}, {mv}, {sv}, NULL, "
+                         f"{out} + {first}, {e});")
+        return lines
+
+
+class Im2col(Op):
+    """Only in schedules without patch-embedding decomposition: materialises all patches."""
+    name = "im2col"
+
+    def run_float(self, node, xs):
+        return im2col(xs[0], node.attrs["patch"])
+
+    run_int8 = run_float
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        ch, h, w = g.tensors[node.inputs[0]].shape
+        p = node.attrs["patch"]
+        k = ch * p * p
+        return [f"for (int p = 0; p < {(h // p) * (w // p)}; p++) "
+                f"ev_patch_gather({ins[0]}, {ch}, {h}, {w}, {p}, p, {out} + p * {k});"]
+
+
+OP = PatchEmbed()
+IM2COL = Im2col()

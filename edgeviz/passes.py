@@ -1,0 +1,168 @@
+"""Memory passes: they turn the quantized graph into a schedule of steps without changing a bit.
+
+- operator integration (fuse): GELU becomes the linear layer's table epilogue; chains of row-wise
+  ops run one row at a time so their intermediates are single rows; attention runs per query row.
+  Off: every op materialises its whole output, attention included ([H*N, N] scores and probs).
+- patch-embedding decomposition: the image is embedded patch by patch. Off: an im2col matrix
+  [patches, C*p*p] is materialised first.
+- token overwriting: a step writes its output rows over an input that dies at that step, when each
+  output row is written only after the rows it overwrites were read.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from .ir import Graph, Node
+from .ops import OPS
+
+# Ops whose C kernel may write its output over its (row-wise) input.
+INPLACE_OPS = {"add", "gelu", "softmax", "layernorm"}
+
+
+@dataclass(frozen=True)
+class Switches:
+    fuse: bool = True
+    patch_decompose: bool = True
+    token_overwrite: bool = True
+
+    def label(self) -> str:
+        on = [k for k, v in self.__dict__.items() if v]
+        return "+".join(on) if on else "none"
+
+
+@dataclass
+class Step:
+    nodes: list[Node]                    # one node, or a chain run row by row
+    output: str                          # the tensor the step writes
+    reads: list[str]                     # materialised tensors the step reads
+    row_tensors: list[str] = field(default_factory=list)   # chain intermediates, one row each
+    scratch: int = 0                     # bytes: op scratch + row intermediates
+    alias: str | None = None             # output overwrites this input (token overwriting)
+
+    @property
+    def name(self) -> str:
+        return "+".join(n.name for n in self.nodes)
+
+    @property
+    def chained(self) -> bool:
+        return len(self.nodes) > 1
+
+
+@dataclass
+class Schedule:
+    graph: Graph
+    steps: list[Step]
+    switches: Switches
+
+
+def _clone(g: Graph) -> Graph:
+    """A copy whose node list and tensors can be rewritten; big arrays are shared, not copied."""
+    h = Graph(copy.deepcopy(g.tensors), [], list(g.inputs), list(g.outputs))
+    h.nodes = [Node(n.op, n.name, list(n.inputs), list(n.outputs), dict(n.attrs), dict(n.qattrs)) for n in g.nodes]
+    return h
+
+
+def _fold_gelu(g: Graph) -> None:
+    for gelu in [n for n in g.nodes if n.op == "gelu"]:
+        lin = g.producer(gelu.inputs[0])
+        if lin is None or lin.op != "linear" or len(g.consumers(lin.outputs[0])) != 1 or "lut" in lin.qattrs:
+            continue
+        lin.qattrs["lut"] = gelu.qattrs["lut"]
+        dead = lin.outputs[0]
+        lin.outputs = list(gelu.outputs)
+        g.nodes.remove(gelu)
+        del g.tensors[dead]
+
+
+def _split_attention(g: Graph) -> None:
+    for att in [n for n in g.nodes if n.op == "attention"]:
+        qkv = att.inputs[0]
+        n_tok, three_e = g.tensors[qkv].shape
+        h = att.attrs["heads"]
+        q = att.qattrs
+        common = {"tokens": n_tok, "embed": three_e // 3, "heads": h}
+        scores = g.add_tensor(att.name + "_scores", (h * n_tok, n_tok))
+        probs = g.add_tensor(att.name + "_probs", (h * n_tok, n_tok))
+        i = g.nodes.index(att)
+        g.nodes[i:i + 1] = [
+            Node("attn_scores", att.name + ".scores", [qkv], [scores.name],
+                 dict(common, m_qk=q["m_qk"], s_qk=q["s_qk"])),
+            Node("softmax", att.name + ".softmax", [scores.name], [probs.name],
+                 {"exp_lut": q["exp_lut"], "lut_name": att.name + ".exp_lut"}),
+            Node("attn_av", att.name + ".av", [probs.name, qkv], list(att.outputs),
+                 dict(common, m_av=q["m_av"], s_av=q["s_av"])),
+        ]
+
+
+def _materialise_patches(g: Graph) -> None:
+    for pe in [n for n in g.nodes if n.op == "patch_embed"]:
+        c, h, w = g.tensors[pe.inputs[0]].shape
+        p = pe.attrs["patch"]
+        cols = g.add_tensor("im2col", ((h // p) * (w // p), c * p * p))
+        g.nodes.insert(g.nodes.index(pe), Node("im2col", "im2col", [pe.inputs[0]], [cols.name], {"patch": p}))
+        pe.attrs["decompose"] = False
+        pe.inputs = [pe.inputs[0], cols.name]
+
+
+def _row_producer(n: Node) -> bool:
+    """Can this node produce its output one row at a time inside a chain?"""
+    return bool(OPS[n.op].rowwise_inputs) or n.op == "attention"
+
+
+def _chains(g: Graph, fuse: bool) -> list[Step]:
+    steps: list[Step] = []
+    i = 0
+    while i < len(g.nodes):
+        chain = [g.nodes[i]]
+        if fuse and _row_producer(g.nodes[i]):
+            while i + len(chain) < len(g.nodes):
+                nxt, prev_out = g.nodes[i + len(chain)], chain[-1].outputs[0]
+                rowwise = [nxt.inputs[k] for k in OPS[nxt.op].rowwise_inputs]
+                if (prev_out not in rowwise or len(g.consumers(prev_out)) != 1 or prev_out in g.outputs
+                        or g.tensors[nxt.outputs[0]].rows != g.tensors[prev_out].rows):
+                    break
+                chain.append(nxt)
+        inner = {n.outputs[0] for n in chain[:-1]}
+        reads = []
+        for n in chain:
+            reads += [t for t in n.inputs if t not in inner and t not in reads]
+        scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
+        scratch += sum(g.tensors[t].channels for t in inner)
+        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch))
+        i += len(chain)
+    return steps
+
+
+def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
+    last_read = {}
+    for k, s in enumerate(steps):
+        for t in s.reads:
+            last_read[t] = k
+    for k, s in enumerate(steps):
+        out = g.tensors[s.output]
+        for t in s.reads:
+            if last_read[t] != k or t in g.inputs or t in g.outputs or g.tensors[t].shape != out.shape:
+                continue
+            readers = [n for n in s.nodes if t in n.inputs]
+            row_only = all(t in [n.inputs[j] for j in OPS[n.op].rowwise_inputs] for n in readers)
+            final = s.nodes[-1]
+            # the last op may read the row it overwrites only if its kernel works in place
+            safe_final = t not in final.inputs or final.op in INPLACE_OPS
+            if row_only and safe_final and (s.chained or final.op in INPLACE_OPS):
+                s.alias = t
+                break
+
+
+def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
+    g = _clone(qgraph)
+    if switches.fuse:
+        _fold_gelu(g)
+    else:
+        _split_attention(g)
+    if not switches.patch_decompose:
+        _materialise_patches(g)
+    steps = _chains(g, switches.fuse)
+    if switches.token_overwrite:
+        _overwrite_tokens(g, steps)
+    return Schedule(g, steps, switches)

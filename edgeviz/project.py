@@ -1,0 +1,211 @@
+"""The `edgeviz build` and `edgeviz analyze` jobs: a model file in, a firmware project out."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import staged_dir
+from .build import (HostModel, build_firmware, build_host_library, copy_firmware_tree, elf_sections,
+                    elf_symbol_size, write_model_sources)
+from .compiler import Compiled, compile_graph, graph_flash, graph_macs
+from .errors import EdgevizError
+from .ir import Graph
+from .passes import Switches, schedule
+from .planner import plan, plot_timeline
+from .quantize import quantize, quantize_image, run_int8
+from .targets import load_target
+
+DEBUG = int(os.environ.get("EDGEVIZ_DEBUG", "0") or 0)
+EMULATOR_BOARD = "mps2-an500"
+
+
+# ------------------------------------------------------------------ loading
+def load_graph(path: str | Path) -> tuple[Graph, object | None]:
+    """IR (float) from a search output folder, an edgeviz model file (.pt) or an ONNX file.
+
+    Returns the graph and the PyTorch module when there is one (for float accuracy).
+    """
+    from .frontend import import_onnx, import_torch
+    from .model import load_model
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.pt", "subnet.pt"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            if (p / "model.onnx").is_file():
+                p = p / "model.onnx"
+            else:
+                raise EdgevizError(f"{path} holds no model (expected model.pt or model.onnx from edgeviz search)")
+    if not p.is_file():
+        raise EdgevizError(f"model file {path} does not exist")
+    if p.suffix.lower() == ".onnx":
+        return import_onnx(p), None
+    try:
+        module = load_model(p)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgevizError(f"cannot read model {path}: {first}; give an edgeviz model (.pt from edgeviz search) "
+                           f"or an .onnx file") from None
+    return import_torch(module), module
+
+
+def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[np.ndarray, dict | None]:
+    """Calibration images [n, C, H, W]; with the built-in data also the held-out test split."""
+    shape = g.tensors[g.inputs[0]].shape
+    if calib is not None:
+        try:
+            with np.load(calib) as z:
+                x = np.asarray(z["x"], dtype=np.float64)
+        except Exception as e:  # noqa: BLE001
+            raise EdgevizError(f"cannot read calibration file {calib}: it must be an .npz with an array 'x' ({e})") from None
+        if x.ndim == len(shape):
+            x = x[None]
+        if tuple(x.shape[1:]) != tuple(shape):
+            raise EdgevizError(f"calibration array x has shape {list(x.shape)} but the model takes "
+                               f"[N, {', '.join(map(str, shape))}]; resize the images or pick another file")
+        return x[:max(n, 1)], None
+    c, h, w = shape
+    if c != 1 or h != w:
+        raise EdgevizError(f"no built-in data for input shape {list(shape)} (the built-in digits are 1-channel, square); "
+                           f"pass --calib FILE.npz with an array x of shape [N, {c}, {h}, {w}]")
+    from .search.data import load_digits_data
+    data = load_digits_data()
+    x = data.images("train", h).numpy().astype(np.float64)[:n]
+    test = {"x": data.images("test", h).numpy(), "y": data.y["test"].numpy()}
+    return x, test
+
+
+# ------------------------------------------------------------------ accuracy
+def accuracy(c: Compiled, host: HostModel, module, test: dict) -> dict:
+    """Top-1 of float (PyTorch, else the float IR) and of int8 (the generated C) on held-out data."""
+    import torch
+    from .quantize import run_float
+    x, y = test["x"], test["y"]
+    if module is not None:
+        with torch.no_grad():
+            fl = module(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    else:
+        fl = np.stack([run_float(c.graph, xi)[c.graph.outputs[0]].reshape(-1) for xi in x.astype(np.float64)])
+    q = np.stack([host.run(quantize_image(c.graph, xi)) for xi in x])
+    return {"images": int(len(y)), "float_top1": float((fl.argmax(1) == y).mean()),
+            "int8_top1": float((q.argmax(1) == y).mean()), "agreement": float((fl.argmax(1) == q.argmax(1)).mean())}
+
+
+# ------------------------------------------------------------------ build
+def build(model: str | Path, target: str = "stm32f746", out: str | Path | None = None,
+          calib: str | Path | None = None, switches: Switches = Switches(), firmware: bool = True,
+          progress=None) -> dict:
+    t0 = time.perf_counter()
+    tgt = load_target(target)
+    if tgt.kind != "mcu":
+        from .hls import project as hls_project   # the FPGA backend
+        return hls_project.build(model, tgt, out, calib, switches)
+    say = progress or (lambda msg: None)
+    say("importing the model through TVM")
+    g, module = load_graph(model)
+    x_cal, test = calibration_data(g, calib)
+    say("quantizing and planning")
+    c = compile_graph(g, x_cal, tgt, switches)
+    out = Path(out or "build")
+    if DEBUG >= 1:
+        print(c.schedule.graph.summary())
+    if DEBUG >= 2:
+        print(c.model_c[c.model_c.index("void ev_model_invoke"):])
+    with staged_dir(out) as stage:
+        model_dir = stage / "model"
+        write_model_sources(c.model_c, c.model_h, model_dir)
+        (stage / "plan.json").write_text(c.plan.to_json())
+        plot_timeline(c.plan, stage / "memory.png", f"{Path(model).name} on {tgt.name}: arena timeline")
+        with open(stage / "model.evq", "wb") as f:
+            pickle.dump(c.graph, f)
+        say("checking the generated C against the int8 reference")
+        host = HostModel(build_host_library(model_dir, stage / "host_model.so"), c.model_h)
+        rng = np.random.default_rng(0)
+        for i in range(4):
+            xq = quantize_image(c.graph, x_cal[i % len(x_cal)] + (0 if i < 2 else rng.standard_normal(x_cal.shape[1:])))
+            if not np.array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1)):
+                raise EdgevizError("internal error: the generated C differs from the int8 reference; "
+                                   "please report it with the model file")
+        acc = accuracy(c, host, module, test) if test is not None else None
+        summary = _summary(c, tgt, model, acc, switches)
+        if firmware:
+            say("building firmware with arm-none-eabi-gcc")
+            # the emulator build rides along, so `edgeviz profile --port emulator` works on any MCU build
+            boards = [tgt["board"]] + ([EMULATOR_BOARD] if tgt["board"] != EMULATOR_BOARD else [])
+            fw = copy_firmware_tree(stage / "firmware", boards)
+            for board in boards:
+                elf = build_firmware(fw, model_dir, board, fw / (f"build-{board}"))
+                name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
+                os.replace(elf, fw / name)
+                if board == tgt["board"]:
+                    summary.update(_elf_facts(fw / name, c))
+            summary["elf"] = str((out / "firmware" / "fw.elf").resolve())
+        summary["build_seconds"] = round(time.perf_counter() - t0, 2)
+        (stage / "build.json").write_text(json.dumps(summary, indent=1))
+        _report(stage, summary, c)
+    return summary
+
+
+def _summary(c: Compiled, tgt, model, acc, switches: Switches) -> dict:
+    g = c.graph
+    inp, outp = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
+    return {
+        "model": str(model), "target": tgt.name, "model_id": c.info["model_id"],
+        "input_shape": list(inp.shape), "input_scale": inp.scale,
+        "output_shape": list(outp.shape), "output_scale": outp.scale,
+        "arena_bytes": c.plan.peak, "peak_sram": c.plan.peak, "peak_sram_banks": c.plan.banks,
+        "lower_bound_bytes": c.plan.lower_bound, "weights_bytes": c.info["weights_bytes"],
+        "flash_estimate": c.info["weights_bytes"] + tgt.code_bytes, "macs": c.info["macs"],
+        "layers": list(c.plan.steps), "switches": switches.__dict__, "accuracy": acc,
+        "plan": "plan.json", "memory_png": "memory.png",
+    }
+
+
+def _elf_facts(elf: Path, c: Compiled) -> dict:
+    """What the linked ELF really reserves: the arena must equal the plan byte for byte."""
+    arena = elf_symbol_size(elf, "ev_arena")
+    if arena != c.plan.peak:
+        raise EdgevizError(f"internal error: linked arena is {arena} B but the plan says {c.plan.peak} B")
+    secs = elf_sections(elf)
+    flash = sum(size for name, (addr, size) in secs.items() if name in (".isr_vector", ".text", ".rodata", ".data", ".ARM.exidx"))
+    ram = sum(size for name, (addr, size) in secs.items() if name in (".ev_arena", ".data", ".bss", ".stack", "._stack", ".heap"))
+    return {"elf_arena_bytes": arena, "elf_flash_bytes": flash, "elf_ram_bytes": ram, "elf_sections": secs}
+
+
+def _report(stage: Path, summary: dict, c: Compiled) -> None:
+    from .report import write_build_report
+    write_build_report(stage / "report.html", summary, c)
+
+
+# ------------------------------------------------------------------ analyze
+def analyze(model: str | Path, target: str = "stm32f746", switches: Switches = Switches()) -> dict:
+    """MACs, parameters, flash and peak SRAM per layer and in total, without building anything."""
+    tgt = load_target(target)
+    if tgt.kind != "mcu":
+        from .hls import project as hls_project
+        return hls_project.analyze(model, tgt, switches)
+    g, _ = load_graph(model)
+    quantize(g, None)          # sizes only: ranges do not change any byte count
+    s = schedule(g, switches)
+    p = plan(s, tgt)
+    from .ops import OPS
+    layers = []
+    for k, st in enumerate(s.steps):
+        live = sum(b.size for b in p.live_at(k))
+        layers.append({"layer": st.name, "macs": sum(OPS[n.op].macs(n, s.graph) for n in st.nodes),
+                       "params": sum(int(np.asarray(n.attrs["w"]).size) for n in st.nodes if "w" in n.attrs),
+                       "flash": sum(OPS[n.op].flash_bytes(n) for n in st.nodes), "sram_live": live,
+                       "output": st.output, "overwrites": st.alias})
+    from .compiler import check_fit
+    return {"target": tgt.name, "macs": graph_macs(g), "params": sum(l["params"] for l in layers),
+            "flash": graph_flash(g) + tgt.code_bytes, "weights_bytes": graph_flash(g),
+            "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
+            "fits": not check_fit(p, s, tgt, graph_flash(g)), "why": check_fit(p, s, tgt, graph_flash(g)),
+            "layers": layers}

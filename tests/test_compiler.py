@@ -1,0 +1,123 @@
+"""The compiler core: TVM import, int8 reference, planner, and host-compiled C bit-exactness."""
+import numpy as np
+import pytest
+from conftest import need
+from models import CONFIGS, inputs, make
+
+from edgeviz.build import HostModel, build_host_library, write_model_sources
+from edgeviz.compiler import compile_graph, graph_from_vit, plan_config
+from edgeviz.frontend import import_torch
+from edgeviz.passes import Switches, schedule
+from edgeviz.planner import plan
+from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
+from edgeviz.targets import load_target
+
+ALL_SWITCHES = [Switches(), Switches(False, False, False), Switches(True, False, True), Switches(False, True, True),
+                Switches(True, True, False)]
+
+
+def _same_graph(a, b):
+    assert a.summary() == b.summary()
+    for na, nb in zip(a.nodes, b.nodes):
+        assert set(na.attrs) <= set(nb.attrs) | {"pos_added"}
+        for k, va in na.attrs.items():
+            vb = nb.attrs.get(k)
+            if isinstance(va, np.ndarray):
+                np.testing.assert_array_equal(va, vb, err_msg=f"{na.name}.{k}")
+            elif k != "pos_added":
+                assert va == vb, (na.name, k)
+
+
+@pytest.mark.parametrize("name", ["cls-lowrank", "rgb-deep-mean"])
+def test_tvm_import_equals_direct_builder(name):
+    """The search's fast IR builder and the TVM frontend must give the same graph."""
+    m = make(name)
+    _same_graph(import_torch(m), graph_from_vit(m))
+
+
+def test_float_ir_matches_pytorch():
+    import torch
+    m = make("cls-wide-mlp3")
+    g = import_torch(m)
+    x = inputs(m.cfg, 3)
+    with torch.no_grad():
+        ref = m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    got = np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x])
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_int8_tracks_float():
+    """Not bit-exactness (that is the C's job) but a sanity bound on quantization error."""
+    import torch
+    m = make("mean-3heads")
+    g = graph_from_vit(m)
+    x = inputs(m.cfg, 16)
+    quantize(g, x)
+    with torch.no_grad():
+        ref = m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    out_scale = g.tensors[g.outputs[0]].scale
+    q = np.stack([run_int8(g, quantize_image(g, xi)).reshape(-1) * out_scale for xi in x])
+    assert np.abs(q - ref).max() < 0.1 * np.abs(ref).max()
+
+
+def _host(compiled, tmp_path):
+    d = tmp_path / "model"
+    write_model_sources(compiled.model_c, compiled.model_h, d)
+    return HostModel(build_host_library(d, tmp_path / "model.so"), compiled.model_h)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_host_c_is_bit_exact(name, tmp_path):
+    need("gcc")
+    m = make(name)
+    x = inputs(m.cfg, 12, seed=1)
+    c = compile_graph(graph_from_vit(m), x[:8], "stm32f746")
+    host = _host(c, tmp_path)
+    for xi in np.concatenate([x, 3 * inputs(m.cfg, 4, seed=2)]):     # also inputs beyond the calibrated range
+        xq = quantize_image(c.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+@pytest.mark.parametrize("sw", ALL_SWITCHES, ids=lambda s: s.label())
+def test_every_schedule_gives_the_same_bits(sw, tmp_path):
+    """The memory passes change where bytes live, never their values."""
+    need("gcc")
+    m = make("cls-lowrank")
+    x = inputs(m.cfg, 6, seed=3)
+    c = compile_graph(graph_from_vit(m), x, "stm32f746", sw)
+    host = _host(c, tmp_path)
+    for xi in x:
+        xq = quantize_image(c.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_plan_is_sound(name):
+    m = make(name)
+    g = graph_from_vit(m)
+    quantize(g, None)
+    t = load_target("stm32f746")
+    for sw in ALL_SWITCHES:
+        p = plan(schedule(g, sw), t)
+        assert p.peak >= p.lower_bound
+        for i, a in enumerate(p.buffers):
+            assert a.offset % 8 == 0 and a.offset + a.size <= p.peak
+            for b in p.buffers[i + 1:]:
+                if a.first <= b.last and b.first <= a.last:      # alive together: must not overlap
+                    assert a.offset + a.size <= b.offset or b.offset + b.size <= a.offset, (a, b)
+
+
+def test_techniques_reduce_memory():
+    cfg = CONFIGS["cls-wide-mlp3"]
+    on = plan_config(cfg).peak_sram
+    assert plan_config(cfg, switches=Switches(fuse=False)).peak_sram > on
+    assert plan_config(cfg, switches=Switches(token_overwrite=False)).peak_sram > on
+    none = plan_config(cfg, switches=Switches(False, False, False)).peak_sram
+    assert none > 1.5 * on
+
+
+def test_plan_config_reports_misfit_with_bank_and_tensor():
+    from edgeviz.model import ViTConfig
+    r = plan_config(ViTConfig(img_size=64, patch=2, embed=96, heads=2, depth=1))
+    assert not r.fits
+    assert "overflows" in r.why and "largest live tensors" in r.why
