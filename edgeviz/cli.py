@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -17,15 +18,22 @@ def _switches(a) -> Switches:
                     token_overwrite=not a.no_token_overwrite)
 
 
-def _progress():
+@contextlib.contextmanager
+def _status(enabled: bool = True):
+    """A transient spinner on a terminal (nothing when piped): yields a callback taking the stage."""
     from rich.console import Console
     console = Console(stderr=True)
-    return lambda msg: console.print(f"[dim]edgeviz:[/dim] {msg}")
+    if not enabled or not console.is_terminal:
+        yield lambda msg: None
+        return
+    with console.status("edgeviz") as st:
+        yield lambda msg: st.update(f"edgeviz: {msg}")
 
 
 def cmd_build(a) -> int:
     from .project import build
-    s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=None if a.json else _progress())
+    with _status(not a.json) as say:
+        s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=say)
     if a.json:
         print(json.dumps({k: s.get(k) for k in ("target", "model_id", "peak_sram", "peak_sram_banks", "lower_bound_bytes",
                                                 "flash_estimate", "elf_flash_bytes", "macs", "accuracy", "elf",

@@ -67,12 +67,22 @@ class HeadsOut:               # softmax(...) v as [H, N, dh], waiting to be put 
     merged: bool = False
 
 
+@dataclass
+class GeluPart:              # ONNX spells GELU as x * 0.5 * (1 + erf(x / sqrt 2)); stage says how far we are
+    x: str
+    stage: str
+
+
 def _shape(expr) -> tuple:
     return tuple(int(s) for s in expr.ty.shape)
 
 
 def _drop_batch(shape: tuple) -> tuple:
     return shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+
+
+def _is_scalar(c: Const, value: float) -> bool:
+    return c.value.size == 1 and abs(float(c.value.reshape(())) - value) < 1e-6 * max(1.0, abs(value))
 
 
 class _Walker:
@@ -166,6 +176,8 @@ class _Walker:
         lhs, rhs = args
         if isinstance(lhs, Const):
             lhs, rhs = rhs, lhs
+        if isinstance(lhs, GeluPart) and lhs.stage == "erf" and isinstance(rhs, Const) and _is_scalar(rhs, 1.0):
+            return GeluPart(lhs.x, "erf+1")
         if isinstance(lhs, ConvOut) and isinstance(rhs, Const) and lhs.b is None:
             e = lhs.w.shape[0]
             return ConvOut(lhs.x, lhs.w, rhs.value.reshape(e).astype(np.float64), lhs.patch, lhs.stage)
@@ -289,13 +301,23 @@ class _Walker:
 
     def op_multiply(self, b, call, args, out_shape):
         x, c = args
-        if isinstance(x, Const):
+        if isinstance(x, Const) or isinstance(c, GeluPart):
             x, c = c, x
+        if isinstance(x, GeluPart) and x.stage == "erf+1" and isinstance(c, Act) and c.name == x.x:
+            return GeluPart(x.x, "x*(erf+1)")
+        if isinstance(x, GeluPart) and x.stage == "x*(erf+1)" and isinstance(c, Const) and _is_scalar(c, 0.5):
+            return self.op_nn_gelu(b, call, [Act(x.x, self.g.tensors[x.x].shape)], out_shape)
         return self._scale(x, c, lambda v: v)
 
     def op_divide(self, b, call, args, out_shape):
         x, c = args
+        if isinstance(x, Act) and isinstance(c, Const) and _is_scalar(c, 2 ** 0.5):
+            return GeluPart(x.name, "x/sqrt2")
         return self._scale(x, c, lambda v: 1.0 / v)
+
+    def op_erf(self, b, call, args, out_shape):
+        x = args[0]
+        return GeluPart(x.x, "erf") if isinstance(x, GeluPart) and x.stage == "x/sqrt2" else None
 
     def _scale(self, x, c, f):
         if not isinstance(c, Const) or c.value.size != 1:

@@ -1,0 +1,99 @@
+"""`edgeviz build` / `analyze` end to end, and one clear line for every kind of bad input."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from conftest import need
+from models import CONFIGS, make
+
+from edgeviz.cli import main
+from edgeviz.model import ViT, ViTConfig, save_model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("m") / "vit.pt"
+    save_model(make("cls-lowrank"), p)
+    return p
+
+
+def _fails(capsys, argv, pattern):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("edgeviz: error: "), err
+    assert pattern in err[0], err[0]
+    return err[0]
+
+
+def test_build_writes_a_linked_project(model_file, tmp_path, capsys):
+    need("arm-none-eabi-gcc")
+    out = tmp_path / "b"
+    assert main(["build", str(model_file), "-o", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    meta = json.loads((out / "build.json").read_text())
+    # the arena the ELF reserves is the planned peak, byte for byte
+    assert meta["elf_arena_bytes"] == meta["arena_bytes"] == summary["peak_sram"]
+    assert sum(summary["peak_sram_banks"].values()) == summary["peak_sram"]
+    for f in ("firmware/fw.elf", "firmware/fw-mps2-an500.elf", "firmware/Makefile", "model/model.c", "plan.json",
+              "memory.png", "report.html"):
+        assert (out / f).is_file(), f
+    assert 0.0 <= meta["accuracy"]["int8_top1"] <= 1.0
+
+
+def test_missing_model(tmp_path, capsys):
+    _fails(capsys, ["build", str(tmp_path / "nope.pt"), "-o", str(tmp_path / "o")], "does not exist")
+    assert not (tmp_path / "o").exists()
+
+
+def test_garbage_model_file(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"\x00garbage")
+    _fails(capsys, ["build", str(bad), "-o", str(tmp_path / "o")], "cannot read model")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_target(model_file, tmp_path, capsys):
+    line = _fails(capsys, ["build", str(model_file), "--target", "esp32", "-o", str(tmp_path / "o")], "unknown target 'esp32'")
+    assert "stm32f746" in line
+
+
+def test_calib_of_the_wrong_shape(model_file, tmp_path, capsys):
+    np.savez(tmp_path / "c.npz", x=np.zeros((4, 3, 8, 8), np.float32))
+    _fails(capsys, ["build", str(model_file), "--calib", str(tmp_path / "c.npz"), "-o", str(tmp_path / "o")],
+           "calibration array x has shape [4, 3, 8, 8]")
+    assert not (tmp_path / "o").exists()
+
+
+def test_model_that_does_not_fit(tmp_path, capsys):
+    torch.manual_seed(0)
+    p = tmp_path / "big.pt"
+    save_model(ViT(ViTConfig(img_size=64, patch=2, embed=96, heads=2, depth=1)), p)
+    line = _fails(capsys, ["build", str(p), "-o", str(tmp_path / "o")], "does not fit stm32f746")
+    assert "overflows SRAM2 by" in line and "largest live tensors" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_failed_rebuild_keeps_the_previous_output(model_file, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("old")
+    _fails(capsys, ["build", str(tmp_path / "missing.pt"), "-o", str(out)], "does not exist")
+    assert (out / "keep.txt").read_text() == "old"
+
+
+def test_analyze_json(model_file, capsys):
+    assert main(["analyze", str(model_file), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["fits"] and r["peak_sram"] >= r["lower_bound_bytes"] > 0
+    assert sum(l["macs"] for l in r["layers"]) == r["macs"]
+
+
+def test_no_traceback_from_the_real_command(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "edgeviz.cli", "build", str(tmp_path / "x.onnx")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("edgeviz: error:")

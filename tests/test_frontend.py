@@ -1,0 +1,42 @@
+"""Model import through TVM: ONNX as well as torch.export, and clear errors for what is unsupported."""
+import numpy as np
+import pytest
+import torch
+from models import inputs, make
+
+from edgeviz.compiler import graph_from_vit
+from edgeviz.errors import EdgevizError
+from edgeviz.frontend import import_onnx, import_torch
+from edgeviz.quantize import run_float
+
+
+def _export_onnx(m, path):
+    x = torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32)
+    torch.onnx.export(m, (x,), str(path), dynamo=False, opset_version=17, input_names=["x"], output_names=["y"])
+
+
+@pytest.mark.parametrize("name", ["cls-lowrank", "mean-3heads"])
+def test_onnx_import_gives_the_same_model(name, tmp_path):
+    m = make(name)
+    _export_onnx(m, tmp_path / "m.onnx")
+    g = import_onnx(tmp_path / "m.onnx")
+    assert g.summary() == graph_from_vit(m).summary()
+    x = inputs(m.cfg, 2)
+    with torch.no_grad():
+        ref = m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    got = np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x])
+    np.testing.assert_allclose(got, ref, atol=1e-4)
+
+
+def test_unsupported_op_is_named_with_its_location():
+    m = make("cls-lowrank")
+    m.blocks[0].act = torch.nn.ReLU()
+    with pytest.raises(EdgevizError, match=r"op 'nn.relu' has no edgeviz kernel at 'lv\d+ = relax.nn.relu"):
+        import_torch(m)
+
+
+def test_unreadable_onnx(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"definitely not protobuf")
+    with pytest.raises(EdgevizError, match="cannot read ONNX model"):
+        import_onnx(bad)
