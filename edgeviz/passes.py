@@ -18,6 +18,9 @@ from .ops import OPS
 
 # Ops whose C kernel may write its output over its (row-wise) input.
 INPLACE_OPS = {"add", "gelu", "softmax", "layernorm"}
+# A chain advances this many rows at a time: the intermediates are CHAIN_BLOCK rows each, which
+# costs a few hundred bytes and lets the linear kernel reuse each widened weight word across rows.
+CHAIN_BLOCK = 2
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,10 @@ class Step:
     nodes: list[Node]                    # one node, or a chain run row by row
     output: str                          # the tensor the step writes
     reads: list[str]                     # materialised tensors the step reads
-    row_tensors: list[str] = field(default_factory=list)   # chain intermediates, one row each
+    row_tensors: list[str] = field(default_factory=list)   # chain intermediates, `block` rows each
     scratch: int = 0                     # bytes: op scratch + row intermediates
     alias: str | None = None             # output overwrites this input (token overwriting)
+    block: int = 1                       # rows per chain iteration
 
     @property
     def name(self) -> str:
@@ -127,9 +131,10 @@ def _chains(g: Graph, fuse: bool) -> list[Step]:
         reads = []
         for n in chain:
             reads += [t for t in n.inputs if t not in inner and t not in reads]
+        block = min(CHAIN_BLOCK, g.tensors[chain[-1].outputs[0]].rows) if len(chain) > 1 else 1
         scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
-        scratch += sum(g.tensors[t].channels for t in inner)
-        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch))
+        scratch += sum(g.tensors[t].channels * block for t in inner)
+        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch, block=block))
         i += len(chain)
     return steps
 

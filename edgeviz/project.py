@@ -99,21 +99,47 @@ def accuracy(c: Compiled, host: HostModel, module, test: dict) -> dict:
 
 
 # ------------------------------------------------------------------ build
+class Phases:
+    """Names the stage in progress (for a spinner) and records how long each one took."""
+
+    def __init__(self, progress=None):
+        self.progress = progress or (lambda msg: None)
+        self.seconds: dict[str, float] = {}
+        self.t0 = self.mark = time.perf_counter()
+        self.current = None
+
+    def __call__(self, msg: str) -> None:
+        now = time.perf_counter()
+        if self.current:
+            self.seconds[self.current] = round(now - self.mark, 2)
+        self.current, self.mark = msg, now
+        self.progress(msg)
+
+    def total(self) -> float:
+        return round(time.perf_counter() - self.t0, 2)
+
+
 def build(model: str | Path, target: str = "stm32f746", out: str | Path | None = None,
           calib: str | Path | None = None, switches: Switches = Switches(), firmware: bool = True,
           progress=None) -> dict:
-    t0 = time.perf_counter()
     tgt = load_target(target)
     if tgt.kind != "mcu":
         from .hls import project as hls_project   # the FPGA backend
         return hls_project.build(model, tgt, out, calib, switches)
-    say = progress or (lambda msg: None)
+    say = Phases(progress)
     say("importing the model through TVM")
     g, module = load_graph(model)
     x_cal, test = calibration_data(g, calib)
     say("quantizing and planning")
     c = compile_graph(g, x_cal, tgt, switches)
-    out = Path(out or "build")
+    return write_project(c, Path(out or "build"), Path(model).name, x_cal, module, test, firmware, say)
+
+
+def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module=None, test=None,
+                  firmware: bool = True, say: Phases | None = None) -> dict:
+    """Everything after compilation, written into `out` atomically: sources, plan, checks, ELFs, report."""
+    say = say or Phases()
+    tgt = c.target
     if DEBUG >= 1:
         print(c.schedule.graph.summary())
     if DEBUG >= 2:
@@ -122,38 +148,44 @@ def build(model: str | Path, target: str = "stm32f746", out: str | Path | None =
         model_dir = stage / "model"
         write_model_sources(c.model_c, c.model_h, model_dir)
         (stage / "plan.json").write_text(c.plan.to_json())
-        plot_timeline(c.plan, stage / "memory.png", f"{Path(model).name} on {tgt.name}: arena timeline")
+        plot_timeline(c.plan, stage / "memory.png", f"{name} on {tgt.name}: arena timeline")
         with open(stage / "model.evq", "wb") as f:
             pickle.dump(c.graph, f)
         say("checking the generated C against the int8 reference")
         host = HostModel(build_host_library(model_dir, stage / "host_model.so"), c.model_h)
         rng = np.random.default_rng(0)
         for i in range(4):
-            xq = quantize_image(c.graph, x_cal[i % len(x_cal)] + (0 if i < 2 else rng.standard_normal(x_cal.shape[1:])))
+            x = x_check[i % len(x_check)] + (0 if i < 2 else rng.standard_normal(x_check.shape[1:]))
+            xq = quantize_image(c.graph, x)
             if not np.array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1)):
                 raise EdgevizError("internal error: the generated C differs from the int8 reference; "
                                    "please report it with the model file")
-        acc = accuracy(c, host, module, test) if test is not None else None
-        summary = _summary(c, tgt, model, acc, switches)
+        acc = None
+        if test is not None:
+            say("measuring accuracy on held-out data")
+            acc = accuracy(c, host, module, test)
+        summary = _summary(c, tgt, name, acc, c.schedule.switches)
         if firmware:
             say("building firmware with arm-none-eabi-gcc")
             # the emulator build rides along, so `edgeviz profile --port emulator` works on any MCU build
             boards = [tgt["board"]] + ([EMULATOR_BOARD] if tgt["board"] != EMULATOR_BOARD else [])
             fw = copy_firmware_tree(stage / "firmware", boards)
             for board in boards:
-                elf = build_firmware(fw, model_dir, board, fw / (f"build-{board}"))
-                name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
-                os.replace(elf, fw / name)
+                elf = build_firmware(fw, model_dir, board, fw / f"build-{board}")
+                elf_name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
+                os.replace(elf, fw / elf_name)
                 if board == tgt["board"]:
-                    summary.update(_elf_facts(fw / name, c))
+                    summary.update(_elf_facts(fw / elf_name, c))
             summary["elf"] = str((out / "firmware" / "fw.elf").resolve())
-        summary["build_seconds"] = round(time.perf_counter() - t0, 2)
+        say("done")
+        summary["build_seconds"] = say.total()
+        summary["phase_seconds"] = say.seconds
         (stage / "build.json").write_text(json.dumps(summary, indent=1))
         _report(stage, summary, c)
     return summary
 
 
-def _summary(c: Compiled, tgt, model, acc, switches: Switches) -> dict:
+def _summary(c: Compiled, tgt, model: str, acc, switches: Switches) -> dict:
     g = c.graph
     inp, outp = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
     return {

@@ -23,8 +23,8 @@ class Add(Op):
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
-        n = g.tensors[node.outputs[0]].channels * rows
-        return [f"ev_add_s8({ins[0]}, {ins[1]}, {n}, {q['ma']}, {q['mb']}, {q['shift']}, {out});"]
+        n = g.tensors[node.outputs[0]].channels
+        return [f"ev_add_s8({ins[0]}, {ins[1]}, {n} * {rows}, {q['ma']}, {q['mb']}, {q['shift']}, {out});"]
 
 
 OP = Add()

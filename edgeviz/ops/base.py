@@ -44,7 +44,7 @@ class Op:
     # ------------------------------------------------------------ C
     def emit_c(self, node: Node, g: Graph, c, ins: list[str], out: str, rows: int, row0: str,
                scratch: str) -> list[str]:
-        """C statements computing `rows` output rows starting at row index `row0`.
+        """C statements computing `rows` output rows (an int or a C expression) from row index `row0`.
 
         ins[i] points at row row0 of input i if i is in rowwise_inputs, else at the input's start;
         out points at output row row0; scratch at scratch_bytes() bytes. `c` is the CWriter that

@@ -29,8 +29,8 @@ class Gelu(Op):
         return intmath.apply_lut(xs[0], node.qattrs["lut"])
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
-        n = g.tensors[node.inputs[0]].channels * rows
-        return [f"ev_lut_s8({ins[0]}, {n}, {c.const(node.name + '.lut', node.qattrs['lut'])}, {out});"]
+        n = g.tensors[node.inputs[0]].channels
+        return [f"ev_lut_s8({ins[0]}, {n} * {rows}, {c.const(node.name + '.lut', node.qattrs['lut'])}, {out});"]
 
 
 OP = Gelu()

@@ -1,0 +1,20 @@
+"""Models the benchmarks measure: the five test configurations plus MCU-sized ViTs."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from models import CONFIGS as TEST_CONFIGS  # noqa: E402
+
+from edgeviz.model import ViTConfig  # noqa: E402
+
+BENCH_CONFIGS = {
+    **TEST_CONFIGS,
+    # sized for the F746: tens of kilobytes of activations, hundreds of kilobytes of weights
+    "digits-32px-e96": ViTConfig(img_size=32, patch=4, embed=96, heads=3, depth=4, mlp_ratio=2.0,
+                                 rank_ratios=(1.0, 0.75, 0.5, 0.5)),
+    "rgb-64px-e64": ViTConfig(img_size=64, patch=8, in_chans=3, embed=64, heads=2, depth=4, mlp_ratio=3.0,
+                              pool="mean"),
+    "digits-48px-e128": ViTConfig(img_size=48, patch=4, embed=128, heads=4, depth=3, mlp_ratio=2.0,
+                                  rank_ratios=(0.5, 0.5, 0.5)),
+}

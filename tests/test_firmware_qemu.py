@@ -1,0 +1,31 @@
+"""The firmware on the emulated Cortex-M7 (QEMU mps2-an500) equals the int8 reference, byte for byte,
+for every test model and random inputs; the linked arena equals the plan."""
+import json
+
+import numpy as np
+import pytest
+from conftest import need
+from models import CONFIGS, inputs, make
+
+from edgeviz.compiler import compile_graph, graph_from_vit
+from edgeviz.project import write_project
+from edgeviz.quantize import quantize_image, run_int8
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.runner import api
+    m = make(name, seed=5)
+    x = inputs(m.cfg, 10, seed=7)
+    c = compile_graph(graph_from_vit(m), x[:6], "mps2-an500")
+    out = tmp_path / "build"
+    write_project(c, out, name, x)
+    meta = json.loads((out / "build.json").read_text())
+    assert meta["elf_arena_bytes"] == c.plan.peak
+    xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])
+    want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
+    r = api.validate(out, "emulator", xq, want)
+    assert r["bit_exact"] == len(xq), r["mismatched"]
