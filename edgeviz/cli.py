@@ -103,7 +103,7 @@ def make_parser() -> argparse.ArgumentParser:
 def _plugins():
     """Subcommands that live with their part: search/train, flash/profile/validate, demo."""
     out = []
-    for mod in ("edgeviz.search.cli", "edgeviz.runner.cli", "edgeviz.demo"):
+    for mod in ("edgeviz.search.cli", "edgeviz.device_cli", "edgeviz.demo"):
         try:
             m = __import__(mod, fromlist=["add_cli"])
         except ImportError:

@@ -174,6 +174,9 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
                 elf = build_firmware(fw, model_dir, board, fw / f"build-{board}")
                 elf_name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
                 os.replace(elf, fw / elf_name)
+                for ext in (".bin", ".hex", ".map"):      # flashing tools want these beside the ELF
+                    if elf.with_suffix(ext).exists():
+                        os.replace(elf.with_suffix(ext), (fw / elf_name).with_suffix(ext))
                 if board == tgt["board"]:
                     summary.update(_elf_facts(fw / elf_name, c))
             summary["elf"] = str((out / "firmware" / "fw.elf").resolve())

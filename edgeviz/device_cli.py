@@ -1,0 +1,128 @@
+"""`edgeviz flash | profile | validate`: the runner's API behind the command line."""
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgevizError
+
+
+def _reference(build_dir: Path):
+    p = Path(build_dir) / "model.evq"
+    if not p.is_file():
+        raise EdgevizError(f"{build_dir} has no model.evq (the int8 reference); rebuild it with edgeviz build")
+    with open(p, "rb") as f:
+        return pickle.load(f)
+
+
+def cmd_flash(a) -> int:
+    from .runner.api import flash
+    r = flash(a.build_dir, a.probe)
+    print(json.dumps(r) if getattr(a, "json", False) else f"flashed {a.build_dir}: {r}")
+    return 0
+
+
+def cmd_profile(a) -> int:
+    from .runner.api import profile
+    r = profile(a.build_dir, a.port, n=a.n)
+    out = Path(a.build_dir)
+    plot_latency(r, out / "latency.png")
+    (out / "profile.json").write_text(json.dumps(r, indent=1))
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    unit = r["unit"]
+    ms = unit == "cycles"
+    tab = Table(title=f"edgeviz profile: {r['board']} ({unit}, n={r['n']})")
+    for col in ["layer", f"median {unit}", "min", "max"] + (["median ms"] if ms else []):
+        tab.add_column(col, justify="left" if col == "layer" else "right")
+    for l in r["layers"] + [{"name": "end to end", **r["end_to_end"]}]:
+        tab.add_row(l["name"], f"{l['median']:,.0f}", f"{l['min']:,}", f"{l['max']:,}",
+                    *([f"{l['median_ms']:.3f}"] if ms else []))
+    Console().print(tab)
+    if "note" in r:
+        print("note:", r["note"])
+    print(f"per-layer chart: {out / 'latency.png'}")
+    return 0
+
+
+def plot_latency(r: dict, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [l["name"] for l in r["layers"]]
+    vals = [l["median"] for l in r["layers"]]
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1.5))
+    ax.barh(range(len(names)), vals, color="#4a7fb0")
+    ax.set_yticks(range(len(names)), [n[:48] for n in names], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"median {r['unit']} per inference")
+    ax.set_title(f"per-layer latency on {r['board']} (end to end {r['end_to_end']['median']:,.0f} {r['unit']})",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _validation_inputs(g, data: str | None, n: int):
+    """n float images [n, C, H, W] and labels (None for random data)."""
+    c, h, w = g.tensors[g.inputs[0]].shape
+    if data is None and c == 1 and h == w:
+        from .search.data import load_digits_data
+        d = load_digits_data()
+        return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n]
+    if data is None:
+        raise EdgevizError(f"no built-in data for input shape {[c, h, w]}; pass --data (a folder or .npz)")
+    from .search.data import load_data
+    d = load_data(data)
+    if d.in_chans != c:
+        raise EdgevizError(f"data {data} has {d.in_chans} channels, the model takes {c}")
+    return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n]
+
+
+def cmd_validate(a) -> int:
+    from .quantize import quantize_image, run_float, run_int8
+    from .runner.api import validate
+    g = _reference(a.build_dir)
+    x, y = _validation_inputs(g, a.data, a.n)
+    xq = np.stack([quantize_image(g, xi) for xi in x])
+    want = np.stack([run_int8(g, q).reshape(-1) for q in xq])
+    fl = np.stack([run_float(g, xi)[g.outputs[0]].reshape(-1) for xi in x])
+    r = validate(a.build_dir, a.port, xq, want, fl)
+    got = r.pop("outputs")
+    r["labels_top1_device"] = float((got.argmax(1) == y).mean())
+    r["labels_top1_float"] = float((fl.argmax(1) == y).mean())
+    if a.json:
+        print(json.dumps(r))
+    else:
+        print(f"validate {a.build_dir} on {a.port}: {r['bit_exact']}/{r['n']} outputs bit-exact with the host int8 "
+              f"reference; top-1 agreement with float {r['top1_agreement_float']:.3f}; "
+              f"accuracy device {r['labels_top1_device']:.3f} vs float {r['labels_top1_float']:.3f}")
+    return 0 if r["bit_exact"] == r["n"] else 1
+
+
+def add_cli(sub) -> None:
+    f = sub.add_parser("flash", help="put a build's firmware on the board (or boot it in QEMU)")
+    f.add_argument("build_dir")
+    f.add_argument("--probe", default="auto", choices=["auto", "pyocd", "openocd", "st-flash"], help="flashing tool (default: whichever is installed)")
+    f.set_defaults(func=cmd_flash)
+
+    p = sub.add_parser("profile", help="end-to-end and per-layer latency over serial")
+    p.add_argument("build_dir")
+    p.add_argument("--port", required=True, help="/dev/ttyACM0, a pyserial URL (socket://host:port), or 'emulator'")
+    p.add_argument("-n", type=int, default=10, help="inferences to time (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_profile)
+
+    v = sub.add_parser("validate", help="device outputs vs the host int8 reference (bit-exact) and float")
+    v.add_argument("build_dir")
+    v.add_argument("--port", required=True)
+    v.add_argument("-n", type=int, default=20, help="inputs to run (default 20)")
+    v.add_argument("--data", help="folder of class subfolders or .npz (default: built-in digits)")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_validate)
