@@ -1,0 +1,73 @@
+"""Speed on the emulated Cortex-M7 (QEMU mps2-an500, -icount): instructions per inference of edgeviz's
+int8 firmware, MACs per instruction overall and in the linear/matmul steps, and (when the TVM baseline
+is importable) the ratio against the fp32 plain C that TVM generates for the same graph.
+
+    .venv/bin/python bench/bench_speed.py [model ...]     # writes results/speed.json
+
+Instruction counts are not Cortex-M7 cycles: QEMU models no caches, TCM, wait states or dual issue.
+"""
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_models import BENCH_CONFIGS  # noqa: E402
+
+from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.compiler import compile_graph, graph_from_vit  # noqa: E402
+from edgeviz.model import ViT  # noqa: E402
+from edgeviz.ops import OPS  # noqa: E402
+from edgeviz.project import write_project  # noqa: E402
+from edgeviz.runner import api  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT = ["cls-lowrank", "mean-3heads", "digits-32px-e96", "rgb-64px-e64"]
+
+
+def measure(name: str) -> dict:
+    cfg = BENCH_CONFIGS[name]
+    torch.manual_seed(0)
+    model = ViT(cfg).eval()
+    x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
+    c = compile_graph(graph_from_vit(model), x, "mps2-an500")
+    with tempfile.TemporaryDirectory() as d:
+        write_project(c, Path(d) / "b", name, x)
+        prof = api.profile(Path(d) / "b", "emulator", n=2)
+    total = prof["end_to_end"]["median"]
+    g = c.schedule.graph
+    lin_macs = lin_instr = 0
+    for st, layer in zip(c.schedule.steps, prof["layers"]):
+        if all(n.op == "linear" or n.op in ("layernorm", "add") for n in st.nodes):
+            lin_macs += sum(OPS[n.op].macs(n, g) for n in st.nodes)
+            lin_instr += layer["median"]
+    r = {"model": name, "macs": c.info["macs"], "instructions": total, "macs_per_instr": c.info["macs"] / total,
+         "linear_steps_macs_per_instr": lin_macs / lin_instr if lin_instr else None}
+    try:
+        from edgeviz.baselines.tvm_ref import fp32_c_instructions
+        base = fp32_c_instructions(model, model.example_input())
+        r["tvm_fp32_instructions"] = base["instructions"]
+        r["speedup_vs_tvm_fp32"] = base["instructions"] / total
+    except ImportError:
+        pass
+    return r
+
+
+def main(names):
+    rows = [measure(n) for n in names]
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{v:,.3f}" if isinstance(v, float) and v < 100 else
+                                 f"{v:,.0f}" if isinstance(v, (int, float)) else str(v) for v in
+                                 (r.get(c) for c in cols)) + " |")
+    write_text(RESULTS / "speed.json", json.dumps({"rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or DEFAULT)
