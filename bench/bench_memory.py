@@ -32,7 +32,7 @@ def _load(name):
 
 def main():
     tvm = _load("tvm.json").get("configs", {})
-    tflm = _load("tflm.json").get("configs", {})
+    tflm = _load("tflm.json").get("results", {})      # written by bench/tflm_arena.py (.venv-bench)
     rows = []
     for name, cfg in BENCH_CONFIGS.items():
         r = {"model": name}
@@ -47,8 +47,10 @@ def main():
             r["TVM static plan (int8-equiv)"] = tvm[name]["static_plan_int8_bytes"]
             r["ours/TVM"] = r["all on"] / tvm[name]["static_plan_int8_bytes"]
         if name in tflm:
-            r["TFLM arena"] = tflm[name]["arena_total"]
-            r["ours/TFLM"] = r["all on"] / tflm[name]["arena_total"]
+            r["TFLM arena"] = tflm[name]["tflm_arena_total"]
+            r["ours/TFLM"] = r["all on"] / tflm[name]["tflm_arena_total"]
+            r["TFLM head (activations)"] = tflm[name]["tflm_arena_head"]
+            r["ours/TFLM head"] = r["all on"] / tflm[name]["tflm_arena_head"]
         rows.append(r)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     print("| " + " | ".join(cols) + " |")
