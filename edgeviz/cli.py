@@ -32,8 +32,19 @@ def _status(enabled: bool = True):
 
 def cmd_build(a) -> int:
     from .project import build
+    fpga = {k: getattr(a, k) for k in ("reuse", "reuse_file", "csim") if getattr(a, k)}
     with _status(not a.json) as say:
-        s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=say)
+        s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=say, **fpga)
+    if s.get("kind") == "fpga":
+        e = s["estimate"]
+        if a.json:
+            print(json.dumps(s))
+        else:
+            t = e["totals"]
+            print(f"built HLS project {a.out} for {e['board']} ({e['part']}): BRAM18K {t['bram18k']}, DSP {t['dsp']}, "
+                  f"LUT {t['lut']}, FF {t['ff']}, latency {e['latency_cycles']:,} cycles = {e['latency_s'] * 1e3:.3f} ms "
+                  f"[{e['source']}]" + (f"; C simulation bit-exact on {s['csim']['vectors']} vectors" if "csim" in s else ""))
+        return 0
     if a.json:
         print(json.dumps({k: s.get(k) for k in ("target", "model_id", "peak_sram", "peak_sram_banks", "lower_bound_bytes",
                                                 "flash_estimate", "elf_flash_bytes", "macs", "accuracy", "elf",
@@ -50,9 +61,12 @@ def cmd_build(a) -> int:
 
 def cmd_analyze(a) -> int:
     from .project import analyze
-    r = analyze(a.model, a.target, _switches(a))
+    r = analyze(a.model, a.target, _switches(a), a.reuse)
     if a.json:
-        print(json.dumps(r))
+        print(json.dumps({k: v for k, v in r.items() if k != "report"}))
+        return 0
+    if r.get("kind") == "fpga":
+        print(r["report"])
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -85,6 +99,10 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("-o", "--out", default="build", help="output folder (replaced atomically), default ./build")
     b.add_argument("--calib", help=".npz with an array x of calibration inputs (default: built-in digits)")
     b.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    b.add_argument("--csim", action="store_true", help="FPGA: compile and run the C simulation with g++")
+    reuse = b.add_mutually_exclusive_group()
+    reuse.add_argument("--reuse", type=int, help="FPGA: one reuse factor for every layer (default: smallest that fits)")
+    reuse.add_argument("--reuse-file", help="FPGA: JSON {layer or op: reuse factor}")
     _add_switches(b)
     b.set_defaults(func=cmd_build)
 
@@ -92,6 +110,7 @@ def make_parser() -> argparse.ArgumentParser:
     z.add_argument("model")
     z.add_argument("--target", default="stm32f746")
     z.add_argument("--json", action="store_true")
+    z.add_argument("--reuse", type=int, help="FPGA: reuse factor to estimate (default: smallest that fits)")
     _add_switches(z)
     z.set_defaults(func=cmd_analyze)
 

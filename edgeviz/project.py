@@ -121,11 +121,12 @@ class Phases:
 
 def build(model: str | Path, target: str = "stm32f746", out: str | Path | None = None,
           calib: str | Path | None = None, switches: Switches = Switches(), firmware: bool = True,
-          progress=None) -> dict:
+          progress=None, **fpga) -> dict:
+    """fpga: reuse, reuse_file, csim for FPGA targets (edgeviz.hls.project.build)."""
     tgt = load_target(target)
     if tgt.kind != "mcu":
         from .hls import project as hls_project   # the FPGA backend
-        return hls_project.build(model, tgt, out, calib, switches)
+        return hls_project.build(model, tgt, out, calib, switches, progress=progress, **fpga)
     say = Phases(progress)
     say("importing the model through TVM")
     g, module = load_graph(model)
@@ -220,12 +221,13 @@ def _report(stage: Path, summary: dict, c: Compiled) -> None:
 
 
 # ------------------------------------------------------------------ analyze
-def analyze(model: str | Path, target: str = "stm32f746", switches: Switches = Switches()) -> dict:
-    """MACs, parameters, flash and peak SRAM per layer and in total, without building anything."""
+def analyze(model: str | Path, target: str = "stm32f746", switches: Switches = Switches(), reuse=None) -> dict:
+    """MACs, parameters, flash and peak SRAM per layer and in total, without building anything
+    (for an FPGA target: the resource and latency estimate at the given or automatic reuse factor)."""
     tgt = load_target(target)
     if tgt.kind != "mcu":
         from .hls import project as hls_project
-        return hls_project.analyze(model, tgt, switches)
+        return hls_project.analyze(model, tgt, switches, reuse)
     g, _ = load_graph(model)
     quantize(g, None)          # sizes only: ranges do not change any byte count
     s = schedule(g, switches)

@@ -1,0 +1,519 @@
+"""HLS project generator: a quantized, scheduled and planned IR graph -> a Vitis HLS C++ project.
+
+The project (one folder) holds
+    ev_top.cpp / ev_top.h     the top function: one template call (or one row loop over a fused chain)
+                              per schedule step, over on-chip buffers
+    weights/<node>.h          every node's integer constants as ROM arrays; ev_weights.h includes them
+    ev_tb_config.h            glue for the generic testbench (hls/testbench/ev_tb_main.cpp)
+    tb_data/input.bin         int8 test images, back to back
+    tb_data/reference.bin     their outputs from edgeviz.quantize.run_int8 (the specification)
+    hls/                      a copy of the template library and testbench, so the folder stands alone
+    run_hls.tcl               Vitis HLS script: csim against the reference, csynth, export
+    project.json              sizes, board, reuse factors, buffers (read by edgeviz.hls.csim)
+    estimate.txt / .json      edgeviz's own resource and latency estimate (not vendor tool figures)
+
+Buffers: each planner buffer (tensors that share storage through token overwriting count as one) is
+assigned to an on-chip bank; buffers whose lifetimes do not overlap share a bank, so a chain of layers
+alternates between banks (ping-pong) instead of holding one array per tensor. A bank's size is its
+largest buffer rounded up to whole BRAM18K blocks (2048 int8 entries each in the 2K x 9 shape); banks of
+at most 1024 bits stay in LUTRAM. A bank that feeds a fused attention row is partitioned cyclic by that
+attention's lanes (so K and V arrive LANES bytes a cycle), and fused element-wise ops on a bank row run
+one element per cycle (the bank's two ports serve one read and one write). The planner's scratch buffers are not needed: the templates hold their
+own row registers. Fused chains (operator integration) run as one loop over token rows with one-row
+intermediates; attention inside a chain runs per query row (ev_attention_row).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeviz.errors import EdgevizError
+from edgeviz.hls import estimate as est
+from edgeviz.hls.csim import hls_dir
+
+CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
+SUPPORTED_OPS = ("patch_embed", "layernorm", "linear", "gelu", "attention", "add", "select_token", "mean_tokens")
+
+
+def cname(name: str) -> str:
+    s = re.sub(r"\W", "_", name)
+    return s if s and not s[0].isdigit() else "t_" + s
+
+
+# ------------------------------------------------------------------ buffers -> banks
+
+@dataclass
+class Bank:
+    name: str
+    size: int                       # bytes declared (rounded to BRAM18K blocks when in BRAM)
+    buffers: list = field(default_factory=list)   # planner Buffers placed here, disjoint lifetimes
+    partition: int = 1              # cyclic partition factor (bytes per cycle a fused attention reads)
+
+    @property
+    def need(self) -> int:
+        return max(b.size for b in self.buffers)
+
+
+def round_bank(nbytes: int) -> int:
+    """Round an int8 buffer to whole BRAM18K blocks (2048 entries, 2K x 9), unless it fits LUTRAM."""
+    if nbytes * 8 <= est.LUTRAM_MAX_BITS:
+        return nbytes
+    return math.ceil(nbytes / 2048) * 2048
+
+
+def assign_banks(plan) -> tuple[list[Bank], dict[str, Bank]]:
+    """Greedy interval colouring of the planner's buffers (scratch excluded): a buffer reuses the
+    free bank whose size is closest to its own. Returns the banks and tensor -> bank."""
+    bufs = sorted((b for b in plan.buffers if not b.name.startswith("scratch@")), key=lambda b: (b.first, -b.size))
+    banks: list[Bank] = []
+    for b in bufs:
+        free = [k for k in banks if all(o.last < b.first or b.last < o.first for o in k.buffers)]
+        if free:
+            fit = [k for k in free if k.need >= b.size]
+            k = min(fit, key=lambda k: k.need) if fit else max(free, key=lambda k: k.need)
+            k.buffers.append(b)
+        else:
+            banks.append(Bank(f"bank{len(banks)}", 0, [b]))
+    for k in banks:
+        k.size = round_bank(k.need)
+    where = {t: k for k in banks for b in k.buffers for t in b.tensors}
+    return banks, where
+
+
+# ------------------------------------------------------------------ constants
+
+_CTYPES = {np.dtype(np.int8): ("ev_i8", ""), np.dtype(np.int32): ("ev_i32", ""),
+           np.dtype(np.int64): ("ev_i64", "LL"), np.dtype(np.uint16): ("ev_u16", "")}
+
+
+class Consts:
+    """Node constants -> ROM arrays in weights/<node>.h."""
+
+    def __init__(self):
+        self.files: dict[str, list[str]] = {}
+        self.bytes = 0
+
+    def add(self, node, key: str, arr, dtype) -> str:
+        a = np.asarray(arr).astype(dtype).reshape(-1)
+        ctype, suffix = _CTYPES[np.dtype(dtype)]
+        name = f"{cname(node.name)}_{key}"
+        vals = [f"{v}{suffix}" for v in a.tolist()]
+        if ctype == "ev_i32":
+            vals = [v if v != "-2147483648" else "(-2147483647 - 1)" for v in vals]
+        lines = [", ".join(vals[i:i + 24]) for i in range(0, len(vals), 24)]
+        body = ",\n    ".join(lines)
+        self.files.setdefault(cname(node.name), []).append(
+            f"static const {ctype} {name}[{a.size}] = {{\n    {body}\n}};")
+        self.bytes += a.nbytes
+        return name
+
+
+# ------------------------------------------------------------------ per node
+
+def node_total(node, g, chained: bool = False) -> int:
+    """Operations per row (or per call) that the reuse factor divides."""
+    q, t_out = node.qattrs, g.tensors[node.outputs[0]]
+    if node.op in ("linear", "patch_embed"):
+        return int(q["w"].size)
+    if node.op == "attention":
+        n, three_e = g.tensors[node.inputs[0]].shape
+        return n * (three_e // 3) // node.attrs["heads"]
+    if node.op in ("add", "gelu"):
+        return t_out.channels if chained else t_out.nbytes
+    if node.op == "layernorm":
+        return t_out.channels
+    if node.op == "mean_tokens":
+        return t_out.channels
+    return 1
+
+
+def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
+    q, t_out = node.qattrs, g.tensors[node.outputs[0]]
+    rows = t_out.rows
+    if node.op == "linear":
+        o, k = q["w"].shape
+        return est.LayerSpec(node.name, "linear", {"rows": rows, "in": k, "out": o, "lut": "lut" in q}, reuse)
+    if node.op == "patch_embed":
+        c, h, w = g.tensors[node.inputs[0]].shape
+        return est.LayerSpec(node.name, "patch_embed",
+                             dict(c=c, h=h, w=w, p=node.attrs["patch"], out=q["w"].shape[0], row_bias=True), reuse)
+    if node.op == "layernorm":
+        return est.LayerSpec(node.name, "layernorm", {"rows": rows, "c": t_out.channels}, reuse)
+    if node.op == "attention":
+        n, three_e = g.tensors[node.inputs[0]].shape
+        h = node.attrs["heads"]
+        return est.LayerSpec(node.name, "attention", dict(tokens=n, heads=h, dh=three_e // 3 // h,
+                                                         kv_copy=not chained), reuse)
+    if node.op in ("add", "gelu"):
+        dims = {"n": t_out.channels, "rows": rows} if chained else {"n": t_out.nbytes}
+        return est.LayerSpec(node.name, "add" if node.op == "add" else "lut", dims, reuse)
+    if node.op == "select_token":
+        return est.LayerSpec(node.name, "cls", {"c": t_out.channels}, reuse)
+    if node.op == "mean_tokens":
+        x = g.tensors[node.inputs[0]]
+        return est.LayerSpec(node.name, "mean", {"tokens": x.rows, "c": x.channels}, reuse)
+    return None
+
+
+def _check_ops(schedule):
+    for st in schedule.steps:
+        for n in st.nodes:
+            if n.op not in SUPPORTED_OPS:
+                raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}); build with "
+                                   "operator integration and patch-embedding decomposition on (the defaults)")
+
+
+def reuse_for(schedule, reuse) -> dict[str, int]:
+    """Per-node reuse factors from an int (every node) or a dict {node name or op: factor}, clipped
+    to each node's operation count."""
+    g = schedule.graph
+    out = {}
+    for st in schedule.steps:
+        for n in st.nodes:
+            if isinstance(reuse, dict):
+                r = reuse.get(n.name, reuse.get(n.op, 1))
+            else:
+                r = reuse
+            r = max(1, min(int(r), node_total(n, g, st.chained)))
+            out[n.name] = _port_limited(n, g, st.chained, r)
+    return out
+
+
+def _attn_dims(n, g) -> tuple[int, int]:
+    ntok, three_e = g.tensors[n.inputs[0]].shape
+    return ntok, three_e // 3 // n.attrs["heads"]
+
+
+def _port_limited(n, g, chained: bool, r: int) -> int:
+    """Reuse adjusted so that a fused node streaming a token buffer (an on-chip bank) never needs more
+    bytes per cycle than that bank delivers:
+    - add / LUT inside a chain read and write the same bank row: one element per cycle (dual port);
+    - attention inside a chain reads K and V from the qkv bank: LANES is cut to a power of two that
+      divides dh, and the bank is partitioned cyclic by LANES (see bank_partitions), so the LANES bytes of
+      one cycle (one key row, consecutive channels) always sit in distinct partitions."""
+    if n.op in ("linear", "patch_embed"):
+        o, k = n.qattrs["w"].shape
+        lanes = math.ceil(o * k / r)
+        if lanes < k and k % lanes:
+            # the row-serial MAC schedule needs LANES | IN: take the largest divisor below
+            lanes = max(d for d in range(1, lanes + 1) if k % d == 0)
+            return o * k // lanes
+        return r
+    if not chained:
+        return r
+    if n.op in ("add", "gelu"):
+        return node_total(n, g, True)
+    if n.op == "attention":
+        ntok, dh = _attn_dims(n, g)
+        total = ntok * dh
+        want = math.ceil(total / r)
+        lanes = 1
+        while lanes * 2 <= want and dh % (lanes * 2) == 0:
+            lanes *= 2
+        return total // lanes
+    return r
+
+
+def bank_partitions(schedule, banks: list[Bank], reuse: dict[str, int]) -> None:
+    """Set each bank's cyclic partition factor: the lanes of the fused attention rows that read it."""
+    where = {t: k for k in banks for b in k.buffers for t in b.tensors}
+    for k in banks:
+        k.partition = 1
+    g = schedule.graph
+    for st in schedule.steps:
+        for n in st.nodes:
+            if st.chained and n.op == "attention":
+                ntok, dh = _attn_dims(n, g)
+                lanes = math.ceil(ntok * dh / reuse[n.name])
+                bank = where[n.inputs[0]]
+                bank.partition = max(bank.partition, lanes)
+
+
+def schedule_estimate(schedule, banks: list[Bank], reuse: dict[str, int], board, check: bool) -> est.Estimate:
+    g = schedule.graph
+    specs = []
+    for st in schedule.steps:
+        for n in st.nodes:
+            s = node_spec(n, g, reuse[n.name], st.chained)
+            if s is not None:
+                specs.append(s)
+    bank_partitions(schedule, banks, reuse)
+    return est.estimate(specs, board, [(k.name, k.size, k.partition) for k in banks], check=check)
+
+
+def choose_reuse(schedule, banks, board) -> tuple[int, dict[str, int], est.Estimate]:
+    """The smallest uniform reuse factor whose estimate fits the board: (factor, per node, estimate)."""
+    e = None
+    for r in CANDIDATE_REUSE:
+        rf = reuse_for(schedule, r)
+        e = schedule_estimate(schedule, banks, rf, board, check=False)
+        if e.fits:
+            return r, rf, e
+    e.check()
+    raise AssertionError("unreachable")
+
+
+# ------------------------------------------------------------------ code
+
+class _Emitter:
+    def __init__(self, schedule, where: dict[str, Bank], reuse: dict[str, int], consts: Consts):
+        self.s, self.g, self.where, self.reuse, self.c = schedule, schedule.graph, where, reuse, consts
+
+    def base(self, t: str) -> str:
+        return self.where[t].name
+
+    def node(self, n, ins: list[str], out: str, rows: int, chained: bool) -> list[str]:
+        g, q, c, r = self.g, n.qattrs, self.c, self.reuse[n.name]
+        t_out = g.tensors[n.outputs[0]]
+        if n.op == "linear":
+            o, k = q["w"].shape
+            lut = c.add(n, "lut", q["lut"], np.int8) if "lut" in q else "ev_no_lut"
+            return [f"ev_linear<{rows}, {k}, {o}, {r}, {'true' if 'lut' in q else 'false'}, false>("
+                    f"{ins[0]}, {out}, {c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
+                    f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)}, {lut});"]
+        if n.op == "layernorm":
+            ch = t_out.channels
+            return [f"ev_layernorm<{rows}, {ch}, {r}>({ins[0]}, {out}, {c.add(n, 'g', q['g'], np.int32)}, "
+                    f"{c.add(n, 'b', q['b'], np.int64)}, {int(q['eps'])}LL);"]
+        if n.op == "gelu":
+            return [f"ev_lut<{rows * t_out.channels}, {r}>({ins[0]}, {out}, {c.add(n, 'lut', q['lut'], np.int8)});"]
+        if n.op == "add":
+            return [f"ev_add<{rows * t_out.channels}, {r}>({ins[0]}, {ins[1]}, {out}, {q['ma']}, {q['mb']}, "
+                    f"{q['shift']});"]
+        if n.op == "attention":
+            ntok, three_e = g.tensors[n.inputs[0]].shape
+            h = n.attrs["heads"]
+            dh = three_e // 3 // h
+            lut = c.add(n, "exp_lut", q["exp_lut"], np.uint16)
+            args = f"{q['m_qk']}, {q['s_qk']}, {lut}, {q['m_av']}, {q['s_av']}"
+            if chained:
+                return [f"ev_attention_row<{ntok}, {h}, {dh}, {r}>({ins[0]}, r, {out}, {args});"]
+            return [f"ev_attention<{ntok}, {h}, {dh}, {r}>({ins[0]}, {out}, {args});"]
+        if n.op == "select_token":
+            ch = t_out.channels
+            return [f"ev_copy_row<{ch}>({ins[0]} + {n.attrs['index'] * ch}, {out});"]
+        if n.op == "mean_tokens":
+            x = g.tensors[n.inputs[0]]
+            return [f"ev_mean_tokens<{x.rows}, {x.channels}, {r}>({ins[0]}, {out}, {q['m']}, {q['s']});"]
+        if n.op == "patch_embed":
+            ch, hh, ww = g.tensors[n.inputs[0]].shape
+            e = q["w"].shape[0]
+            lines, row0 = [], 0
+            if "cls" in q:
+                lines.append(f"ev_set_row<{e}>({out}, 0, {c.add(n, 'cls', q['cls'], np.int8)});")
+                row0 = 1
+            lines.append(f"ev_patch_embed<{ch}, {hh}, {ww}, {n.attrs['patch']}, {e}, {r}, true, {row0}>("
+                         f"{ins[0]}, {out}, {c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
+                         f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)});")
+            return lines
+        raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name})")
+
+    def step(self, k: int, st) -> tuple[list[str], list[str]]:
+        """(statements, row-scratch declarations) for one schedule step."""
+        from edgeviz.ops import OPS
+
+        g = self.g
+        head = [f"// step {k}: {st.name}" + (f" (output over {st.alias}: token overwriting)" if st.alias else "")]
+        if not st.chained:
+            n = st.nodes[0]
+            ins = [self.base(t) for t in n.inputs]
+            return head + self.node(n, ins, self.base(n.outputs[0]), g.tensors[n.outputs[0]].rows, False), []
+        inner = set(st.row_tensors)
+        decls = [f"static ev_i8 row_{cname(t)}[{g.tensors[t].channels}];" for t in st.row_tensors]
+        rows = g.tensors[st.output].rows
+        body = []
+        for n in st.nodes:
+            ins = []
+            for i, t in enumerate(n.inputs):
+                if t in inner:
+                    ins.append(f"row_{cname(t)}")
+                elif i in OPS[n.op].rowwise_inputs:
+                    ins.append(f"{self.base(t)} + r * {g.tensors[t].channels}")
+                else:
+                    ins.append(self.base(t))
+            t = n.outputs[0]
+            out = f"row_{cname(t)}" if t in inner else f"{self.base(t)} + r * {g.tensors[t].channels}"
+            body += self.node(n, ins, out, 1, True)
+        return head + [f"for (int r = 0; r < {rows}; r++) {{"] + ["    " + b for b in body] + ["}"], decls
+
+
+# ------------------------------------------------------------------ project
+
+@dataclass
+class HlsProject:
+    path: Path
+    board: est.Board
+    estimate: est.Estimate
+    reuse: dict[str, int]
+    banks: list[Bank]
+    input_bytes: int
+    output_bytes: int
+    vectors: int
+
+
+def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
+             tb_inputs=None, n_vectors: int = 4, check: bool = True, seed: int = 0) -> HlsProject:
+    """Write the HLS project for a scheduled (edgeviz.passes.schedule) and planned (edgeviz.planner.plan)
+    quantized graph. reuse: "auto" (smallest uniform factor that fits the board), an int, or
+    {node name or op: factor}. tb_inputs: int8 images [B, C, H, W] for the testbench (default: n_vectors
+    random images). check: EdgevizError when the estimate exceeds the board."""
+    from edgeviz.quantize import run_int8
+
+    if isinstance(board, str):
+        board = est.load_board(board)
+    _check_ops(schedule)
+    g = schedule.graph
+    banks, where = assign_banks(plan)
+    if reuse == "auto":
+        _, rf, estimate = choose_reuse(schedule, banks, board)
+    else:
+        rf = reuse_for(schedule, reuse)
+        estimate = schedule_estimate(schedule, banks, rf, board, check=check)
+    bank_partitions(schedule, banks, rf)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "csim").is_dir():
+        shutil.rmtree(out / "csim")        # a stale C-simulation build of an earlier project
+    consts = Consts()
+    em = _Emitter(schedule, where, rf, consts)
+    body, decls = [], []
+    for k, st in enumerate(schedule.steps):
+        stmts, d = em.step(k, st)
+        body += stmts
+        decls += d
+
+    x_name, y_name = g.inputs[0], g.outputs[0]
+    in_bytes, out_bytes = g.tensors[x_name].nbytes, g.tensors[y_name].nbytes
+    top = ['// Generated by edgeviz (edgeviz.hls.generate): HLS top function of one int8 ViT.',
+           '// Semantics: edgeviz/intmath.py bit for bit; reference outputs in tb_data/.',
+           '#include "ev_lib.h"', '#include "ev_weights.h"', '#include "ev_top.h"', '',
+           'void ev_top(const ev_i8 in[EV_INPUT_BYTES], ev_i8 out[EV_OUTPUT_BYTES]) {',
+           f'#pragma HLS INTERFACE mode=m_axi port=in offset=slave bundle=gmem0 depth={in_bytes}',
+           f'#pragma HLS INTERFACE mode=m_axi port=out offset=slave bundle=gmem1 depth={out_bytes}',
+           '#pragma HLS INTERFACE mode=s_axilite port=return']
+    for b in banks:
+        tensors = ", ".join(t for buf in b.buffers for t in buf.tensors)
+        blocks = est.buffer_bram18k(b.size, b.partition)
+        top.append(f"    static ev_i8 {b.name}[{b.size}];   // {blocks} BRAM18K; holds {tensors}")
+        if b.partition > 1:
+            top.append(f"#pragma HLS ARRAY_PARTITION variable={b.name} cyclic factor={b.partition}")
+    top += ["    " + d for d in decls]
+    top += ["", f"    ev_copy_row<EV_INPUT_BYTES>(in, {where[x_name].name});"]
+    top += ["    " + ln for ln in body]
+    top += [f"    ev_copy_row<EV_OUTPUT_BYTES>({where[y_name].name}, out);", "}", ""]
+    (out / "ev_top.cpp").write_text("\n".join(top))
+    (out / "ev_top.h").write_text("\n".join([
+        "#ifndef EV_TOP_H", "#define EV_TOP_H", '#include "ev_types.h"',
+        f"#define EV_INPUT_BYTES {in_bytes}", f"#define EV_OUTPUT_BYTES {out_bytes}",
+        "void ev_top(const ev_i8 in[EV_INPUT_BYTES], ev_i8 out[EV_OUTPUT_BYTES]);", "#endif", ""]))
+    wdir = out / "weights"
+    if wdir.exists():
+        shutil.rmtree(wdir)
+    wdir.mkdir()
+    inc = []
+    for node, arrays in consts.files.items():
+        (wdir / f"{node}.h").write_text("\n".join([f"// ROM constants of {node} (int8 weights, int32 biases, "
+                                                   "requantisation multipliers and shifts, tables)",
+                                                   f"#ifndef EV_W_{node.upper()}_H", f"#define EV_W_{node.upper()}_H",
+                                                   '#include "ev_types.h"', *arrays, "#endif", ""]))
+        inc.append(f'#include "weights/{node}.h"')
+    (out / "ev_weights.h").write_text("\n".join(["#ifndef EV_WEIGHTS_H", "#define EV_WEIGHTS_H", *inc,
+                                                 "#endif", ""]))
+    (out / "ev_tb_config.h").write_text("\n".join([
+        "// Glue between the generic testbench (hls/testbench/ev_tb_main.cpp) and this project's top.",
+        "#ifndef EV_TB_CONFIG_H", "#define EV_TB_CONFIG_H", '#include "ev_top.h"',
+        "#define EV_TB_INPUT_BYTES EV_INPUT_BYTES", "#define EV_TB_OUTPUT_BYTES EV_OUTPUT_BYTES",
+        "static inline void ev_tb_top(const ev_i8 *in, ev_i8 *out) { ev_top(in, out); }", "#endif", ""]))
+
+    # template library copy, testbench data
+    lib = out / "hls"
+    if lib.exists():
+        shutil.rmtree(lib)
+    shutil.copytree(hls_dir(), lib, ignore=shutil.ignore_patterns("*.o", "__pycache__"))
+    if tb_inputs is None:
+        rng = np.random.default_rng(seed)
+        tb_inputs = rng.integers(-128, 128, size=(n_vectors, *g.tensors[x_name].shape)).astype(np.int8)
+    xs = np.asarray(tb_inputs)
+    if not np.issubdtype(xs.dtype, np.integer) or xs.size % g.tensors[x_name].nbytes:
+        raise EdgevizError(f"testbench inputs must be int8 images of shape {list(g.tensors[x_name].shape)} "
+                           "(edgeviz.quantize.quantize_image gives them)")
+    xs = xs.astype(np.int8).reshape(-1, *g.tensors[x_name].shape)
+    refs = np.stack([np.asarray(run_int8(g, x)).reshape(-1) for x in xs]).astype(np.int8)
+    (out / "tb_data").mkdir(exist_ok=True)
+    xs.reshape(len(xs), -1).tofile(out / "tb_data" / "input.bin")
+    refs.tofile(out / "tb_data" / "reference.bin")
+
+    period_ns = 1e9 / board.clock_hz
+    (out / "run_hls.tcl").write_text("\n".join([
+        "# Vitis HLS script written by edgeviz. Run: vitis_hls -f run_hls.tcl (no vendor tool ran here).",
+        "open_project -reset ev_hls",
+        "set_top ev_top",
+        'add_files ev_top.cpp -cflags "-I. -Ihls -std=c++14"',
+        'add_files -tb hls/testbench/ev_tb_main.cpp -cflags "-I. -Ihls -std=c++14"',
+        "add_files -tb tb_data",
+        "open_solution -reset sol1 -flow_target vivado",
+        f"set_part {{{board.part}}}",
+        f"create_clock -period {period_ns:.3f} -name default",
+        'csim_design -argv "tb_data/input.bin csim_output.bin --ref tb_data/reference.bin"',
+        "csynth_design",
+        'cosim_design -argv "tb_data/input.bin cosim_output.bin --ref tb_data/reference.bin"',
+        "export_design -format ip_catalog",
+        "exit", ""]))
+    meta = {
+        "format": "edgeviz-hls/1", "top": "ev_top", "sources": ["ev_top.cpp"],
+        "input_bytes": in_bytes, "output_bytes": out_bytes,
+        "input_shape": list(g.tensors[x_name].shape), "output_shape": list(g.tensors[y_name].shape),
+        "input_scale": g.tensors[x_name].scale, "output_scale": g.tensors[y_name].scale,
+        "board": board.name, "part": board.part, "clock_hz": board.clock_hz,
+        "reuse": rf, "weights_bytes": consts.bytes, "vectors": int(len(xs)),
+        "banks": [{"name": b.name, "bytes": b.size, "partition": b.partition,
+                   "bram18k": est.buffer_bram18k(b.size, b.partition),
+                   "tensors": [t for buf in b.buffers for t in buf.tensors]} for b in banks],
+        "planner_peak_bytes": plan.peak,
+        "estimate_note": est.DISCLAIMER,
+    }
+    (out / "project.json").write_text(json.dumps(meta, indent=1))
+    (out / "estimate.json").write_text(json.dumps(estimate.to_dict(), indent=1))
+    (out / "estimate.txt").write_text(estimate.report() + "\n")
+    return HlsProject(out, board, estimate, rf, banks, in_bytes, out_bytes, int(len(xs)))
+
+
+def generate_from_graph(qgraph, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
+                        **kw) -> HlsProject:
+    """Schedule (default switches) and plan a quantized graph, then write its HLS project."""
+    from edgeviz.passes import schedule as make_schedule
+    from edgeviz.planner import plan as make_plan
+
+    s = make_schedule(qgraph)
+    return generate(s, make_plan(s), out_dir, board, reuse, **kw)
+
+
+def generate_from_model(model, out_dir, board: str | est.Board = "zcu102", calib=None,
+                        reuse: int | dict | str = "auto", n_vectors: int = 4, seed: int = 0) -> HlsProject:
+    """`edgeviz build --target <fpga board>`: an edgeviz ViT (module or model file) -> HLS project.
+
+    calib: float images [B, C, H, W] for calibration; the first n_vectors of them, quantized, become the
+    testbench vectors. None: random normal images (scales then mean nothing: smoke tests only)."""
+    import torch
+
+    from edgeviz.compiler import graph_from_vit
+    from edgeviz.model import load_model
+    from edgeviz.quantize import quantize, quantize_image
+
+    if not isinstance(model, torch.nn.Module):
+        model = load_model(Path(model))
+    cfg = model.cfg
+    if calib is None:
+        calib = np.random.default_rng(seed).normal(size=(max(n_vectors, 8), cfg.in_chans, cfg.img_size, cfg.img_size))
+    calib = np.asarray(calib, dtype=np.float64)
+    g = graph_from_vit(model.eval())
+    quantize(g, calib)
+    xs = np.stack([quantize_image(g, x) for x in calib[:n_vectors]])
+    return generate_from_graph(g, out_dir, board, reuse, tb_inputs=xs, seed=seed)

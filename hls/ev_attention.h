@@ -1,0 +1,174 @@
+// edgeviz HLS template: multi-head attention core (intmath.attention), one head and one query row at a
+// time, so the N x N score matrix never exists: only one score row (N int32 accumulators + N int8)
+// plus the head's K and V slices (N x DH each) are held on chip.
+//
+// qkv [N][QS] holds per token [3][HEADS][DH] (q, k, v) from column 0; out [N][OS] gets [HEADS][DH].
+//   scores_j = requant(q_i . k_j, m_qk, s_qk)  (1/sqrt(dh) folded into m_qk)
+//   p        = softmax(scores) at scale 1/127
+//   out_i[d] = requant(sum_j p_j v_j[d], m_av, s_av)
+// REUSE: the N*DH MACs of q.K and of p.V for one query row each run LANES = ceil(N*DH / REUSE) per
+// cycle over REUSE cycles; K and V are reshaped cyclic by LANES to feed them.
+#ifndef EV_ATTENTION_H
+#define EV_ATTENTION_H
+
+#include "ev_types.h"
+#include "ev_softmax.h"
+
+template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH, int OS = HEADS * DH>
+void ev_attention(const ev_i8 qkv[N * QS], ev_i8 out[N * OS], ev_i32 m_qk, ev_i8 s_qk,
+                  const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
+    static const int E = HEADS * DH;
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    ev_i8 kh[N * DH];   // [j][d]
+    ev_i8 vh[N * DH];   // [j][d]
+    ev_i8 q[DH];
+    ev_i32 sacc[N];     // score row accumulators
+    ev_i8 srow[N];      // score row -> probability row
+    ev_i32 oacc[DH];
+#pragma HLS ARRAY_RESHAPE variable=kh cyclic factor=LANES
+#pragma HLS ARRAY_RESHAPE variable=vh cyclic factor=LANES
+#pragma HLS ARRAY_PARTITION variable=q complete
+#pragma HLS ARRAY_PARTITION variable=sacc complete
+#pragma HLS ARRAY_PARTITION variable=srow complete
+#pragma HLS ARRAY_PARTITION variable=oacc complete
+attn_heads:
+    for (int h = 0; h < HEADS; h++) {
+    load_kv:
+        for (int i = 0; i < TOTAL; i++) {
+#pragma HLS PIPELINE II=1
+            const int j = i / DH;
+            const int d = i - j * DH;
+            kh[i] = qkv[j * QS + E + h * DH + d];
+            vh[i] = qkv[j * QS + 2 * E + h * DH + d];
+        }
+    attn_queries:
+        for (int i = 0; i < N; i++) {
+        load_q:
+            for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+                q[d] = qkv[i * QS + h * DH + d];
+            }
+            for (int j = 0; j < N; j++) {
+#pragma HLS UNROLL
+                sacc[j] = 0;
+            }
+        qk_steps:
+            for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+                for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                    const int idx = r * LANES + l;   // idx = j * DH + d
+                    if (idx < TOTAL) {
+                        const int j = idx / DH;
+                        const int d = idx - j * DH;
+                        sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(kh[idx])));
+                    }
+                }
+            }
+        qk_requant:
+            for (int j = 0; j < N; j++) {
+#pragma HLS PIPELINE II=1
+                srow[j] = ev_requant(sacc[j], m_qk, s_qk);
+            }
+            ev_softmax_row<N, REUSE>(srow, exp_lut);
+            for (int d = 0; d < DH; d++) {
+#pragma HLS UNROLL
+                oacc[d] = 0;
+            }
+        av_steps:
+            for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+                for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                    const int idx = r * LANES + l;   // idx = j * DH + d
+                    if (idx < TOTAL) {
+                        const int j = idx / DH;
+                        const int d = idx - j * DH;
+                        oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(vh[idx])));
+                    }
+                }
+            }
+        av_store:
+            for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+                out[i * OS + h * DH + d] = ev_requant(oacc[d], m_av, s_av);
+            }
+        }
+    }
+}
+
+// One query row i of every head, reading K and V straight from the qkv buffer (no per-head copy): the
+// form a fused step uses when attention feeds the projection and residual add row by row (operator
+// integration). out_row[HEADS*DH] gets [HEADS][DH]. Same bits as one row of ev_attention. REUSE: the
+// N*DH MACs of q.K and of p.V each take REUSE cycles at LANES = ceil(N*DH / REUSE) per cycle; the qkv
+// buffer must then be partitioned to deliver LANES bytes a cycle (the generator's job).
+template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
+void ev_attention_row(const ev_i8 qkv[N * QS], int i, ev_i8 out_row[HEADS * DH], ev_i32 m_qk, ev_i8 s_qk,
+                      const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
+    static const int E = HEADS * DH;
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    ev_i8 q[DH];
+    ev_i32 sacc[N];
+    ev_i8 srow[N];
+    ev_i32 oacc[DH];
+#pragma HLS ARRAY_PARTITION variable=q complete
+#pragma HLS ARRAY_PARTITION variable=sacc complete
+#pragma HLS ARRAY_PARTITION variable=srow complete
+#pragma HLS ARRAY_PARTITION variable=oacc complete
+row_heads:
+    for (int h = 0; h < HEADS; h++) {
+        for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+            q[d] = qkv[i * QS + h * DH + d];
+        }
+        for (int j = 0; j < N; j++) {
+#pragma HLS UNROLL
+            sacc[j] = 0;
+        }
+    row_qk:
+        for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+            for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                const int idx = r * LANES + l;
+                if (idx < TOTAL) {
+                    const int j = idx / DH;
+                    const int d = idx - j * DH;
+                    sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(qkv[j * QS + E + h * DH + d])));
+                }
+            }
+        }
+        for (int j = 0; j < N; j++) {
+#pragma HLS PIPELINE II=1
+            srow[j] = ev_requant(sacc[j], m_qk, s_qk);
+        }
+        ev_softmax_row<N, REUSE>(srow, exp_lut);
+        for (int d = 0; d < DH; d++) {
+#pragma HLS UNROLL
+            oacc[d] = 0;
+        }
+    row_av:
+        for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+            for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                const int idx = r * LANES + l;
+                if (idx < TOTAL) {
+                    const int j = idx / DH;
+                    const int d = idx - j * DH;
+                    oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(qkv[j * QS + 2 * E + h * DH + d])));
+                }
+            }
+        }
+        for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+            out_row[h * DH + d] = ev_requant(oacc[d], m_av, s_av);
+        }
+    }
+}
+
+#endif  // EV_ATTENTION_H
