@@ -1,0 +1,167 @@
+"""MACs per executed instruction of ev_linear_s8 (and the attention row kernels) on the emulated
+Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run.
+
+The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
+takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
+instructions. The conversion (instructions per tick) is measured first with a loop of known
+length. Each kernel is called R times through a function pointer and the same number of calls to
+an empty function with the same signature is subtracted, so the figure covers everything inside
+the kernel (widening, tails, requantisation, stores) and nothing outside it. This is an
+instruction count, not Cortex-M7 cycles: caches, TCM, flash wait states and dual issue are not
+modelled. Outputs are checked against edgeviz.intmath as a side effect.
+
+    python bench/bench_kernels.py
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "tests" / "fixtures" / "kernel_qemu"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import kernel_qemu as harness  # noqa: E402
+from edgeviz import intmath as im  # noqa: E402
+
+LINEAR_SHAPES = [(17, 64, 192), (17, 64, 128), (1, 128, 64), (17, 192, 576), (17, 768, 192),
+                 (5, 7, 5)]
+ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
+TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
+SPIN = (20_000, 220_000)                        # calibration loop lengths (2 instructions each)
+
+PRELUDE = r"""
+typedef void (*lin_fn)(const int8_t *, int, int, int, int, const int8_t *, const int32_t *, int,
+                       const int32_t *, const int8_t *, const int8_t *, int8_t *, int);
+typedef void (*row_fn)(const int8_t *, const int8_t *, int, int, int, int32_t, int32_t, int8_t *);
+__attribute__((noinline)) static void lin_empty(const int8_t *a, int b, int c, int d, int e,
+        const int8_t *f, const int32_t *g, int h, const int32_t *i, const int8_t *j,
+        const int8_t *k, int8_t *l, int m)
+{ __asm__ volatile("" :: "r"(a), "r"(l) : "memory"); (void)b; (void)c; (void)d; (void)e;
+  (void)f; (void)g; (void)h; (void)i; (void)j; (void)k; (void)m; }
+__attribute__((noinline)) static void row_empty(const int8_t *a, const int8_t *b, int c, int d,
+        int e, int32_t f, int32_t g, int8_t *h)
+{ __asm__ volatile("" :: "r"(a), "r"(h) : "memory"); (void)b; (void)c; (void)d; (void)e;
+  (void)f; (void)g; }
+static lin_fn volatile lin_fns[2] = {lin_empty, ev_linear_s8};
+static row_fn volatile row_fns[3] = {row_empty, ev_attn_scores_row, ev_attn_av_row};
+__attribute__((noinline)) static void spin(uint32_t n)
+{ __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n)); }
+"""
+
+
+def make_program(rng):
+    prog = harness.CProgram()
+    expect = {}
+    prog("    systick_start();")
+    for i, n in enumerate(SPIN):
+        prog(f"    {{ uint32_t t0 = systick_now(); spin({n}); uint32_t t1 = systick_now();"
+             f' emit_u32("spin{i}", systick_elapsed(t0, t1)); }}')
+    for idx, (rows, k, out) in enumerate(LINEAR_SHAPES):
+        x = rng.integers(-128, 128, (rows, k), dtype=np.int8)
+        w = rng.integers(-128, 128, (out, k), dtype=np.int8)
+        bias = rng.integers(-20000, 20000, out, dtype=np.int32)
+        ms = [im.quantize_multiplier(40 / (74 * 74 * np.sqrt(k)) * rng.uniform(0.5, 2))
+              for _ in range(out)]
+        m = np.array([a for a, _ in ms], np.int32)
+        s = np.array([b for _, b in ms], np.int8)
+        reps = max(1, TARGET_INSNS // (rows * k * out * 2))
+        y = prog.buffer("int8_t", rows * out)
+        args = (f"{prog.const(x)}, {k}, {rows}, {k}, {out}, {prog.const(w)}, {prog.const(bias)}, 0, "
+                f"{prog.const(m)}, {prog.const(s)}, 0, {y}, {out}")
+        for f in (0, 1):
+            prog(f"    {{ lin_fn fn = lin_fns[{f}]; uint32_t t0 = systick_now();\n"
+                 f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
+                 f'      uint32_t t1 = systick_now(); emit_u32("lin{idx}_{f}", '
+                 f"systick_elapsed(t0, t1)); }}")
+        prog(f'    emit_hex("lin{idx}_y", {y}, {rows * out});')
+        expect[f"lin{idx}_y"] = im.linear(x, w, bias, m, s)
+        expect[f"lin{idx}"] = (rows * k * out, reps, f"linear {rows}x{k}->{out}")
+    for idx, (n, dh) in enumerate(ATTN_SHAPES):
+        q = rng.integers(-128, 128, dh, dtype=np.int8)
+        kv = rng.integers(-128, 128, (n, 3 * dh), dtype=np.int8)   # rows at a wider stride
+        p = rng.integers(0, 20, n, dtype=np.int8)
+        reps = max(1, TARGET_INSNS // (n * dh * 3))
+        qc, kvc, pc = prog.const(q), prog.const(kv), prog.const(p)
+        sc, av = prog.buffer("int8_t", n), prog.buffer("int8_t", dh)
+        calls = {"sc": (1, f"{qc}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 45, {sc}"),
+                 "av": (2, f"{pc}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 40, {av}")}
+        for key, (fi, args) in calls.items():
+            for f in (0, fi):
+                prog(f"    {{ row_fn fn = row_fns[{f}]; uint32_t t0 = systick_now();\n"
+                     f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
+                     f'      uint32_t t1 = systick_now(); emit_u32("{key}{idx}_{min(f, 1)}", '
+                     f"systick_elapsed(t0, t1)); }}")
+            expect[f"{key}{idx}"] = (n * dh, reps, f"attn {'q.k' if key == 'sc' else 'p.v'} row "
+                                                   f"{n} keys x {dh}")
+        prog(f'    emit_hex("sc{idx}_y", {sc}, {n});')
+        prog(f'    emit_hex("av{idx}_y", {av}, {dh});')
+        expect[f"sc{idx}_y"] = im.requantize(kv[:, :dh].astype(np.int32) @ q.astype(np.int32),
+                                             1300000000, 45)
+        expect[f"av{idx}_y"] = im.requantize(p.astype(np.int32) @ kv[:, :dh].astype(np.int32),
+                                             1300000000, 40)
+    return prog, expect
+
+
+def measure(prog, expect, portable: bool, work: Path):
+    elf = harness.build(prog.source(PRELUDE), work / ("portable" if portable else "dsp"),
+                        portable=portable)
+    got = harness.run(elf, timeout=300)
+    spin_ticks = [int(got[f"spin{i}"]) for i in range(len(SPIN))]
+    ipt = 2 * (SPIN[1] - SPIN[0]) / (spin_ticks[1] - spin_ticks[0])   # instructions per tick
+    res = {}
+    for key, val in expect.items():
+        if key.endswith("_y"):
+            have = harness.hex_bytes(got[key])
+            if not np.array_equal(have, np.asarray(val).ravel()):
+                raise SystemExit(f"{key}: output differs from intmath ({'portable' if portable else 'dsp'})")
+            continue
+        macs, reps, _ = val
+        insns = (int(got[f"{key}_1"]) - int(got[f"{key}_0"])) * ipt / reps
+        res[key] = (macs, insns)
+    return ipt, res
+
+
+def linear_path(rows: int, k: int, buf: int = 384) -> str:
+    """Which code path ev_linear_s8's DSP build takes (see firmware/kernels/ev_linear.c)."""
+    kq = k // 4
+    if kq < 2:
+        return "scalar"
+    if rows >= 4 and buf // kq >= 6:
+        return "A"
+    return "B" if 2 * kq <= buf else "C"
+
+
+def main():
+    if harness.missing_tools():
+        raise SystemExit(f"cannot run: {harness.missing_tools()}")
+    prog, expect = make_program(np.random.default_rng(7))
+    with tempfile.TemporaryDirectory() as tmp:
+        ipt_d, dsp = measure(prog, expect, False, Path(tmp))
+        ipt_p, port = measure(prog, expect, True, Path(tmp))
+    print(f"SysTick calibration: {ipt_d:.3f} / {ipt_p:.3f} instructions per tick "
+          f"(expected 40: 1 ns per instruction, 25 MHz clock)")
+    print("Instruction counts under QEMU -icount (not M7 cycles); outputs equal intmath.\n")
+    hdr = (f"{'kernel':32s} {'path':>6s} {'MACs':>8s} {'DSP insns':>11s} {'DSP MAC/insn':>13s} "
+           f"{'port. insns':>12s} {'port. MAC/insn':>15s} {'DSP/port.':>10s}")
+    print(hdr)
+    print("-" * len(hdr))
+    for key, val in expect.items():
+        if key.endswith("_y"):
+            continue
+        macs, _, label = val
+        di, pi = dsp[key][1], port[key][1]
+        path = "-"
+        if key.startswith("lin"):
+            rows, k, _ = LINEAR_SHAPES[int(key[3:])]
+            path = linear_path(rows, k)
+        print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
+              f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
+
+
+if __name__ == "__main__":
+    main()

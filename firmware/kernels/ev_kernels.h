@@ -1,0 +1,104 @@
+/* edgeviz int8 kernel library.
+ *
+ * Every kernel reproduces edgeviz/intmath.py bit for bit; that file is the specification and the
+ * comments here only say how the C gets there. Plain C99: no floats, no libm, no malloc, no
+ * globals, so the same sources build for the host (tests, ctypes) and for the Cortex-M7.
+ *
+ * Each kernel has a portable C path. When the compiler targets a core with the DSP extension
+ * (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m7) and EV_PORTABLE is not defined, ev_linear_s8 and the
+ * attention row kernels use SMLAD/SXTB16 instead. Both paths give identical bits: they compute
+ * the same integer sums, only in a different order, and int32 sums wrap the same way in both.
+ *
+ * Assumption shared by all kernels: `>>` on a negative signed integer is an arithmetic (floor)
+ * shift. C99 leaves it implementation-defined; GCC and Clang on every target we build for define
+ * it that way, and intmath.py (numpy) floors too.
+ */
+#ifndef EV_KERNELS_H
+#define EV_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Which path the kernels were compiled with (1: Cortex-M DSP, 0: portable C). */
+#if defined(__ARM_FEATURE_DSP) && !defined(EV_PORTABLE)
+#define EV_KERNELS_DSP 1
+#else
+#define EV_KERNELS_DSP 0
+#endif
+
+/* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
+ * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.5 KiB with its
+ * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
+ * DSP path takes 0.7 KiB. Override with -DEV_LINEAR_BUF=N (see ev_linear.c). Portable kernels
+ * take under 150 bytes. */
+
+/* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, m in [2^30, 2^31) or 0.
+ *
+ * For s > 32 (the usual case: activation scales make s about 35..45) the 64-bit sum is not
+ * needed: with acc*m = hi*2^32 + lo (0 <= lo < 2^32) and t = s - 32,
+ *   floor((acc*m + 2^(s-1)) / 2^s) = floor((hi + 2^(t-1)) / 2^t)
+ * because the rounding term is a multiple of 2^32 and flooring twice by powers of two equals
+ * flooring once. |hi| <= 2^30 and 2^(t-1) <= 2^29, so the add cannot overflow. On the M7 this is
+ * SMULL + ADD + ASR + SSAT instead of a 64-bit add and a variable 64-bit shift. */
+static inline int8_t ev_requant(int32_t acc, int32_t m, int32_t s)
+{
+    int32_t v;
+    if (s > 32) {
+        int32_t hi = (int32_t)(((int64_t)acc * m) >> 32);
+        v = (hi + ((int32_t)1 << (s - 33))) >> (s - 32);
+    } else {
+        int64_t p = ((int64_t)acc * m + ((int64_t)1 << (s - 1))) >> s;
+        /* clamp in 64 bits first: p can exceed int32 when s is small */
+        v = p < -128 ? -128 : p > 127 ? 127 : (int32_t)p;
+    }
+    return (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
+}
+
+/* y[n][o] = requant(bias[o] + sum_k x[n][k] w[o][k], mult[o], shift[o]), then lut[y + 128] if lut.
+ * bias is [out] when bias_row_stride == 0, else row n uses bias + n * bias_row_stride. */
+void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
+                  const int8_t *w,            /* [out][in], row-major */
+                  const int32_t *bias,        /* [out], or [rows][out] if bias_row_stride == out */
+                  int bias_row_stride,        /* 0: one bias per channel */
+                  const int32_t *mult, const int8_t *shift,  /* per output channel */
+                  const int8_t *lut,          /* NULL or 256 entries, index y + 128 */
+                  int8_t *y, int y_stride);
+
+/* Integer LayerNorm of each row (intmath.layernorm). y may == x (same stride). */
+void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride);
+
+/* Softmax of one row of len int8 scores (intmath.softmax), probabilities at scale 1/127.
+ * lut: 256 uint16 exp entries indexed by x - max + 255. y may == x. len <= 32768. */
+void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y);
+
+/* y = clamp((a ma + b mb + 2^(shift-1)) >> shift) (intmath.add). y may alias a or b. */
+void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
+               int8_t *y);
+
+/* y[i] = lut[x[i] + 128]. y may == x. */
+void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y);
+
+/* scores[j] = requant(sum_d q[d] k_j[d], m, s), k_j = k + j * k_stride. */
+void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
+                        int32_t m, int32_t s, int8_t *scores);
+
+/* out[d] = requant(sum_j p[j] v_j[d], m, s), v_j = v + j * v_stride. */
+void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
+                    int32_t m, int32_t s, int8_t *out);
+
+/* y[c] = requant(sum_n x[n][c], m, s) for contiguous x [rows][c] (intmath.mean_tokens). */
+void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y);
+
+/* One p x p patch of a CHW image as a row of c*p*p values:
+ * row[(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], patch = py*(w/p) + px. */
+void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, int8_t *row);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EV_KERNELS_H */

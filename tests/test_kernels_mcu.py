@@ -1,0 +1,188 @@
+"""The kernels as built for the Cortex-M7, run under QEMU (mps2-an500), against edgeviz.intmath.
+
+One generated bare-metal program per build holds every case with its random data baked in; it
+prints each output over semihosting. It is built with the SMLAD/SXTB16 path (at -O2 and at -O0)
+and with -DEV_PORTABLE, and every build must equal intmath byte for byte. The linear shapes reach
+every code path of the DSP ev_linear_s8 (x block + weight pair buffered, x pairs only, nothing
+buffered, scalar for in < 8; odd rows, odd channels, in % 4 tails, several row blocks, a block
+of one row, no bias, shifts <= 32, exact rounding ties).
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+for p in (ROOT, ROOT / "tests", ROOT / "tests" / "fixtures" / "kernel_qemu"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))
+
+import kernel_qemu as harness  # noqa: E402
+from edgeviz import intmath as im  # noqa: E402
+from test_kernels import requant_ties  # noqa: E402
+
+pytestmark = pytest.mark.skipif(harness.missing_tools() is not None,
+                                reason=str(harness.missing_tools()))
+
+# (rows, in, out, variant); paths with the default EV_LINEAR_BUF (384):
+#   A: rows >= 4 and in <= 259 (row blocks of at most 22 rows at in = 64, 6 at in = 192;
+#      13 rows at in = 192 give blocks 6, 6, 1), B: otherwise in <= 771, C: wider
+LINEAR_CASES = [
+    (17, 64, 192, "plain"), (17, 64, 128, "lut"), (17, 7, 5, "row_bias"), (5, 13, 9, "plain"),
+    (4, 300, 3, "lut"), (40, 64, 10, "row_bias"), (23, 17, 3, "plain"), (6, 2, 5, "plain"),
+    (3, 7, 5, "plain"), (1, 128, 64, "plain"), (2, 1, 3, "row_bias"), (1, 7, 5, "lut"),
+    (2, 29, 7, "plain"), (9, 400, 6, "plain"), (8, 900, 3, "lut"), (1, 801, 2, "plain"),
+    (45, 64, 5, "lut"), (23, 64, 6, "plain"), (17, 64, 24, "mixshift"), (6, 32, 4, "nobias"),
+    (3, 12, 3, "nobias"), (18, 192, 10, "plain"), (13, 192, 5, "row_bias"),
+]
+ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
+
+
+def _quant(rng, acc_std, n, target=40.0):
+    ms = [im.quantize_multiplier(target / acc_std * rng.uniform(0.3, 3.0)) for _ in range(n)]
+    return np.array([m for m, _ in ms], np.int32), np.array([s for _, s in ms], np.int8)
+
+
+def _cases():
+    """(program, [(label, expected int8 output)])."""
+    rng = np.random.default_rng(20261121)
+    prog = harness.CProgram()
+    checks = []
+    gelu = im.make_lut(lambda v: v / (1 + np.exp(-1.702 * v)), 0.05, 0.04)
+
+    for idx, (rows, k, out, variant) in enumerate(LINEAR_CASES):
+        x = rng.integers(-128, 128, (rows, k), dtype=np.int8)
+        w = rng.integers(-128, 128, (out, k), dtype=np.int8)
+        per_row = variant == "row_bias"
+        bias = rng.integers(-30000, 30000, (rows, out) if per_row else (out,), dtype=np.int32)
+        m, s = _quant(rng, 74 * 74 * np.sqrt(k), out)
+        if variant == "mixshift":   # every other channel with s <= 32: the 64-bit requant branch
+            s[::2] = rng.integers(1, 33, len(s[::2]))
+        lut = gelu if variant == "lut" else None
+        xs_, ys_ = k + (idx % 3), out + (idx % 2)     # row strides wider than the rows
+        xp = np.zeros((rows, xs_), np.int8)
+        xp[:, :k] = x
+        y = prog.buffer("int8_t", rows * ys_)
+        lut_c = prog.const(lut) if lut is not None else "0"
+        if variant == "nobias":     # bias == NULL: accumulators start at 0
+            bias[...] = 0
+        bias_c = "0" if variant == "nobias" else prog.const(bias)
+        prog(f"    ev_linear_s8({prog.const(xp)}, {xs_}, {rows}, {k}, {out}, {prog.const(w)}, "
+             f"{bias_c}, {out if per_row else 0}, {prog.const(m)}, {prog.const(s)}, "
+             f"{lut_c}, {y}, {ys_});")
+        prog(f'    emit_hex("lin{idx}", {y}, {rows * ys_});')
+        want = np.zeros((rows, ys_), np.int8)
+        want[:, :out] = im.linear(x, w, bias, m, s, lut)   # padding must stay 0 (.bss)
+        checks.append((f"lin{idx}", want))
+
+    # requant over every shift through a 1-input linear: y = requant(bias + 1)
+    n = 62 * 4 + 2
+    s = np.concatenate([np.repeat(np.arange(1, 63), 4), [1, 40]]).astype(np.int8)
+    m = rng.integers(1 << 30, 1 << 31, n, dtype=np.int64).astype(np.int32)
+    m[-2] = 0
+    bias = rng.integers(-(1 << 31), (1 << 31) - 1, n, dtype=np.int64).astype(np.int32)
+    bias[::2] = rng.integers(-(1 << 18), 1 << 18, (n + 1) // 2)
+    y = prog.buffer("int8_t", n)
+    prog(f"    ev_linear_s8({prog.const(np.ones(1, np.int8))}, 1, 1, 1, {n}, "
+         f"{prog.const(np.ones(n, np.int8))}, {prog.const(bias)}, 0, {prog.const(m)}, "
+         f"{prog.const(s)}, 0, {y}, {n});")
+    prog(f'    emit_hex("requant", {y}, {n});')
+    checks.append(("requant", im.requantize(bias.astype(np.int64) + 1, m, s)))
+
+    # exact rounding ties (acc m = odd multiple of 2^(s-1)), negative ones included, through
+    # path A's requantisation: x rows = w rows = e0, so acc = bias + 1 in every row
+    acc, m, ties_s = requant_ties()
+    n = len(ties_s)
+    e0 = np.zeros((4, 8), np.int8)
+    e0[:, 0] = 1
+    w = np.zeros((n, 8), np.int8)
+    w[:, 0] = 1
+    y = prog.buffer("int8_t", 4 * n)
+    prog(f"    ev_linear_s8({prog.const(e0)}, 8, 4, 8, {n}, {prog.const(w)}, "
+         f"{prog.const((acc - 1).astype(np.int32))}, 0, {prog.const(m.astype(np.int32))}, "
+         f"{prog.const(ties_s.astype(np.int8))}, 0, {y}, {n});")
+    prog(f'    emit_hex("ties", {y}, {4 * n});')
+    checks.append(("ties", np.tile(im.requantize(acc, m, ties_s), (4, 1))))
+
+    for idx, (ntok, heads, dh) in enumerate(ATTN_CASES):
+        e = heads * dh
+        qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)
+        m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
+        elut = im.softmax_lut(0.06)
+        m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(ntok) / 4))
+        q, lt = prog.const(qkv), prog.const(elut)
+        row, o = prog.buffer("int8_t", ntok), prog.buffer("int8_t", ntok * e)
+        prog(f"    for (int h = 0; h < {heads}; h++) for (int i = 0; i < {ntok}; i++) {{\n"
+             f"        ev_attn_scores_row({q} + i * {3 * e} + h * {dh}, {q} + {e} + h * {dh}, "
+             f"{3 * e}, {ntok}, {dh}, {m_qk}, {s_qk}, {row});\n"
+             f"        ev_softmax_s8({row}, {ntok}, {lt}, {row});\n"
+             f"        ev_attn_av_row({row}, {q} + {2 * e} + h * {dh}, {3 * e}, {ntok}, {dh}, "
+             f"{m_av}, {s_av}, {o} + i * {e} + h * {dh});\n    }}")
+        prog(f'    emit_hex("attn{idx}", {o}, {ntok * e});')
+        checks.append((f"attn{idx}", im.attention(qkv, heads, m_qk, s_qk, elut, m_av, s_av)))
+
+    # LayerNorm on the M7 too: 64-bit division and shifts go through libgcc there
+    for idx, (rows, c, eps) in enumerate([(5, 64, None), (3, 96, 0), (2, 24, (1 << 62) - 1)]):
+        x = rng.integers(-128, 128, (rows, c), dtype=np.int8)
+        x[0] = 7
+        g, b = im.layernorm_params(rng.uniform(0.5, 2, c), rng.uniform(-1, 1, c), 0.03)
+        eps = im.layernorm_eps(1e-5, 0.05, c) if eps is None else eps
+        buf = prog.buffer("int8_t", rows * c)
+        prog(f"    for (int i = 0; i < {rows * c}; i++) {buf}[i] = {prog.const(x)}[i];")
+        prog(f"    ev_layernorm_s8({buf}, {c}, {rows}, {c}, {prog.const(g)}, {prog.const(b)}, "
+             f"{eps}LL, {buf}, {c});")
+        prog(f'    emit_hex("ln{idx}", {buf}, {rows * c});')
+        checks.append((f"ln{idx}", im.layernorm(x, g, b, eps)))
+    return prog, checks
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return _cases()
+
+
+# build variants: (portable, extra flags). -O0 with a frame pointer is the tightest register
+# budget for the DSP path's inline asm (and the firmware Makefile lets users pick OPT).
+VARIANTS = {"dsp": (False, ()), "portable": (True, ()),
+            "dsp-O0": (False, ("-O0", "-fno-omit-frame-pointer", "-std=c11"))}
+
+
+@pytest.fixture(scope="module")
+def firmware(cases, tmp_path_factory):
+    """ELF per build variant, built on first use."""
+    prog, _ = cases
+    built = {}
+
+    def get(variant: str):
+        if variant not in built:
+            portable, extra = VARIANTS[variant]
+            built[variant] = harness.build(prog.source(), tmp_path_factory.mktemp(variant),
+                                           portable=portable, extra=extra)
+        return built[variant]
+    return get
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_kernels_on_cortex_m7(cases, firmware, variant):
+    _, checks = cases
+    got = harness.run(firmware(variant))
+    bad = []
+    for label, want in checks:
+        assert label in got, f"{label} missing from the firmware output"
+        have = harness.hex_bytes(got[label])
+        if not np.array_equal(have, want.ravel()):
+            bad.append(f"{label}: {int((have != want.ravel()).sum())} of {want.size} bytes differ")
+    assert not bad, "; ".join(bad)
+
+
+def test_dsp_path_is_compiled_in(firmware):
+    """Guard against the DSP build silently taking the portable path (and vice versa)."""
+    def disasm(elf):
+        return subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                              text=True, check=True).stdout
+    assert "smlad" in disasm(firmware("dsp")) and "sxtb16" in disasm(firmware("dsp"))
+    assert "smlad" not in disasm(firmware("portable"))
