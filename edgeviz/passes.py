@@ -20,7 +20,7 @@ from .ops import OPS
 INPLACE_OPS = {"add", "gelu", "softmax", "layernorm"}
 # A chain advances this many rows at a time: the intermediates are CHAIN_BLOCK rows each, which
 # costs a few hundred bytes and lets the linear kernel reuse each widened weight word across rows.
-CHAIN_BLOCK = 2
+CHAIN_BLOCK = 4
 
 
 @dataclass(frozen=True)
