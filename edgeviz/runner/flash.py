@@ -1,0 +1,82 @@
+"""Put a build's firmware on a board with pyocd, openocd or st-flash (whichever is installed).
+
+For the emulator target, "flashing" means booting QEMU with the ELF and checking that it answers
+INFO with the build's model id.
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import EdgevizError
+from ..targets import load_target
+from .builddir import Build, load_build
+
+FLASH_TIMEOUT_S = 120
+KNOWN_TOOLS = ("pyocd", "openocd", "st-flash")
+
+
+def is_emulated(build: Build) -> bool:
+    return list(load_target(build.target).get("flash_tools", [])) == ["qemu"]
+
+
+def flash_command(tool: str, build: Build) -> list[str]:
+    target = load_target(build.target)
+    elf = build.elf.resolve()
+    if tool == "pyocd":
+        # -W: fail instead of waiting forever for a probe
+        return ["pyocd", "flash", "-W", "-t", str(target.get("pyocd_target", build.target)), str(elf)]
+    if tool == "openocd":
+        cfg = target.get("openocd_cfg", "board/stm32f746g-disco.cfg")
+        return ["openocd", "-f", cfg, "-c", f"program {elf} verify reset exit"]
+    if tool == "st-flash":
+        origin = int(target["flash"]["origin"])
+        return ["st-flash", "--reset", "write", str(elf.with_suffix(".bin")), f"0x{origin:08x}"]
+    raise EdgevizError(f"unknown flashing tool '{tool}'; use one of: auto, {', '.join(KNOWN_TOOLS)}")
+
+
+def flash(build_dir, probe: str = "auto", *, timeout: float = FLASH_TIMEOUT_S) -> dict:
+    """Flash build_dir's firmware. probe: 'auto', 'pyocd', 'openocd', 'st-flash' (or 'qemu')."""
+    build = load_build(build_dir)
+    if is_emulated(build):
+        return _boot_emulator(build)
+    target = load_target(build.target)
+    tools = [t for t in target.get("flash_tools", KNOWN_TOOLS) if t in KNOWN_TOOLS]
+    if probe != "auto":
+        if probe not in tools:
+            raise EdgevizError(f"probe '{probe}' cannot flash target {build.target}; use one of: auto, {', '.join(tools)}")
+        tools = [probe]
+    installed = [t for t in tools if shutil.which(t)]
+    if not installed:
+        cmd = shlex.join(flash_command(tools[0], build))
+        raise EdgevizError(f"no flashing tool found ({', '.join(tools)} not installed); install one, plug in the "
+                           f"board and run: {cmd}")
+    tool = installed[0]
+    cmd = flash_command(tool, build)
+    if tool == "st-flash" and not Path(cmd[3]).is_file():
+        raise EdgevizError(f"{cmd[3]} not found (st-flash needs the raw image); rebuild the model into {build.path}")
+    try:
+        res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise EdgevizError(f"{tool} did not finish within {timeout:g} s (no probe connected?); check the USB "
+                           f"cable, then run: {shlex.join(cmd)}") from None
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in (res.stderr + res.stdout).splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit code {res.returncode}"
+        raise EdgevizError(f"{tool} failed ({why}); check the probe connection, then run: {shlex.join(cmd)}")
+    return {"tool": tool, "command": cmd, "target": build.target, "model_id": f"0x{build.model_id:08x}"}
+
+
+def _boot_emulator(build: Build) -> dict:
+    from .api import check_model
+    from .client import Device, open_port
+    from .qemu import Emulator
+
+    with Emulator(build.elf) as emu:
+        with Device(open_port(emu.url), name="emulator", alive=emu.dead) as dev:
+            info = dev.info()
+            check_model(build, info, "emulator")
+        return {"tool": "qemu", "command": emu.command, "target": build.target,
+                "model_id": f"0x{build.model_id:08x}", "board": info["board"]}
