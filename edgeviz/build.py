@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import re
 import shutil
 import subprocess
@@ -78,14 +77,6 @@ def copy_firmware_tree(dest: Path, boards: list[str]) -> Path:
         shutil.copytree(src / "boards" / board, dest / "boards" / board, dirs_exist_ok=True)
     shutil.copy2(src / "Makefile", dest / "Makefile")
     return dest
-
-
-def build_firmware(project: Path, model_dir: Path, board: str, out: Path, jobs: int | None = None) -> Path:
-    """make the firmware project for one board; returns the ELF."""
-    jobs = jobs or os.cpu_count() or 1
-    _run(["make", "-s", f"-j{jobs}", "-C", str(project), f"BOARD={board}", f"MODEL_DIR={model_dir.resolve()}",
-          f"OUT={out.resolve()}"], f"build the firmware for {board} with arm-none-eabi-gcc")
-    return out / "fw.elf"
 
 
 def elf_symbol_size(elf: Path, symbol: str) -> int | None:

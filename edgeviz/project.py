@@ -10,14 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import staged_dir
-from .build import (HostModel, build_firmware, build_host_library, copy_firmware_tree, elf_sections,
-                    elf_symbol_size, write_model_sources)
+from .build import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
+                    write_model_sources)
 from .compiler import Compiled, compile_graph, graph_flash, graph_macs
 from .errors import EdgevizError
 from .ir import Graph
 from .passes import Switches, schedule
 from .planner import plan, plot_timeline
 from .quantize import quantize, quantize_image, run_int8
+from .runner.firmware import build_firmware
 from .targets import load_target
 
 DEBUG = int(os.environ.get("EDGEVIZ_DEBUG", "0") or 0)
@@ -172,7 +173,7 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
             boards = [tgt["board"]] + ([EMULATOR_BOARD] if tgt["board"] != EMULATOR_BOARD else [])
             fw = copy_firmware_tree(stage / "firmware", boards)
             for board in boards:
-                elf = build_firmware(fw, model_dir, board, fw / f"build-{board}")
+                elf = build_firmware(model_dir, board, fw / f"build-{board}", fw_dir=fw)
                 elf_name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
                 os.replace(elf, fw / elf_name)
                 for ext in (".bin", ".hex", ".map"):      # flashing tools want these beside the ELF

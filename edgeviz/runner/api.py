@@ -17,6 +17,8 @@ from .client import Device, open_port
 from .flash import flash, is_emulated  # noqa: F401  (re-exported: edgeviz.runner.api.flash)
 from .qemu import EMULATOR_PORT, Emulator
 
+EMULATOR_BOARD = "mps2-an500"
+
 __all__ = ["flash", "profile", "validate", "session", "check_model"]
 
 EMULATOR_NOTE = ("instruction counts from QEMU -icount (1 per executed instruction), not Cortex-M7 cycles: "
@@ -45,10 +47,14 @@ def session(build_dir, port: str, *, timeout: float = 1.0, retries: int = 3):
         raise EdgevizError("no port given: pass a serial device (/dev/ttyACM0), socket://HOST:PORT, or 'emulator'")
     with contextlib.ExitStack() as stack:
         if port == EMULATOR_PORT:
+            elf = build.elf
             if not is_emulated(build):
-                raise EdgevizError(f"{build.path} is built for {build.target}, which the emulator cannot run; "
-                                   f"build for mps2-an500 or pass the board's serial port")
-            emu = stack.enter_context(Emulator(build.elf))
+                # `edgeviz build` for a board also links the same model for the emulator
+                elf = build.path / "firmware" / f"fw-{EMULATOR_BOARD}.elf"
+                if not elf.is_file():
+                    raise EdgevizError(f"{build.path} is built for {build.target} and holds no emulator image "
+                                       f"(firmware/fw-{EMULATOR_BOARD}.elf); rebuild it or pass the board's serial port")
+            emu = stack.enter_context(Emulator(elf))
             dev = Device(open_port(emu.url, timeout), name="emulator", timeout=timeout, retries=retries,
                          alive=emu.dead)
         else:

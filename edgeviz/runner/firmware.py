@@ -13,9 +13,10 @@ MAKE_TIMEOUT_S = 600
 
 
 def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = None, jobs: int | None = None,
-                   extra_cflags: str = "", kernels: bool = True) -> Path:
+                   extra_cflags: str = "", kernels: bool = True, fw_dir: Path | None = None) -> Path:
     """make BOARD=board MODEL_DIR=model_dir OUT=out_dir; returns out_dir/fw.elf.
-    kernels=False leaves firmware/kernels out (for hand-written test models that call none)."""
+    kernels=False leaves firmware/kernels out (for hand-written test models that call none);
+    fw_dir: a copied firmware project (a build folder's firmware/) instead of the installed one."""
     for tool in ("make", "arm-none-eabi-gcc"):
         if shutil.which(tool) is None:
             raise EdgevizError(f"{tool} not found; install it (apt-get install make gcc-arm-none-eabi "
@@ -23,7 +24,7 @@ def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = N
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if not (model_dir / "model.h").is_file():
         raise EdgevizError(f"{model_dir} has no model.h; generate the model first")
-    fw = data_dir("firmware")
+    fw = Path(fw_dir).resolve() if fw_dir is not None else data_dir("firmware")
     if not (fw / "boards" / board / "board.c").is_file():
         boards = sorted(p.parent.name for p in (fw / "boards").glob("*/board.c"))
         raise EdgevizError(f"no firmware board '{board}'; choose one of: {', '.join(boards)}")
