@@ -6,7 +6,6 @@ Both go through the same schedule() and plan() calls, so a searched budget is th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

@@ -17,7 +17,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
              n_validate: int = 50, say=print) -> dict:
     from .device_cli import _reference, _validation_inputs, plot_latency
     from .project import build
-    from .quantize import quantize_image, run_float, run_int8
+    from .quantize import reference_outputs
     from .runner.api import profile, validate
     from .search.run import run_search
     out = Path(out)
@@ -33,9 +33,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     say(f"[4/4] validate {n_validate} held-out images on the emulator against the int8 reference")
     g = _reference(out / "build")
     x, y = _validation_inputs(g, None, n_validate)
-    xq = [quantize_image(g, xi) for xi in x]
-    want = [run_int8(g, q).reshape(-1) for q in xq]
-    fl = [run_float(g, xi)[g.outputs[0]].reshape(-1) for xi in x]
+    xq, want, fl = reference_outputs(g, x)
     val = validate(out / "build", "emulator", xq, want, fl)
     val.pop("outputs")
     result = {"budget": budget, "subnet": chosen, "build": {k: b.get(k) for k in (

@@ -86,13 +86,11 @@ def _validation_inputs(g, data: str | None, n: int):
 
 
 def cmd_validate(a) -> int:
-    from .quantize import quantize_image, run_float, run_int8
+    from .quantize import reference_outputs
     from .runner.api import validate
     g = _reference(a.build_dir)
     x, y = _validation_inputs(g, a.data, a.n)
-    xq = np.stack([quantize_image(g, xi) for xi in x])
-    want = np.stack([run_int8(g, q).reshape(-1) for q in xq])
-    fl = np.stack([run_float(g, xi)[g.outputs[0]].reshape(-1) for xi in x])
+    xq, want, fl = reference_outputs(g, x)
     r = validate(a.build_dir, a.port, xq, want, fl)
     got = r.pop("outputs")
     r["labels_top1_device"] = float((got.argmax(1) == y).mean())

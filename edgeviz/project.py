@@ -87,13 +87,13 @@ def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[n
 def accuracy(c: Compiled, host: HostModel, module, test: dict) -> dict:
     """Top-1 of float (PyTorch, else the float IR) and of int8 (the generated C) on held-out data."""
     import torch
-    from .quantize import run_float
+    from .quantize import float_logits
     x, y = test["x"], test["y"]
     if module is not None:
         with torch.no_grad():
             fl = module(torch.as_tensor(x, dtype=torch.float32)).numpy()
     else:
-        fl = np.stack([run_float(c.graph, xi)[c.graph.outputs[0]].reshape(-1) for xi in x.astype(np.float64)])
+        fl = float_logits(c.graph, x)
     q = np.stack([host.run(quantize_image(c.graph, xi)) for xi in x])
     return {"images": int(len(y)), "float_top1": float((fl.argmax(1) == y).mean()),
             "int8_top1": float((q.argmax(1) == y).mean()), "agreement": float((fl.argmax(1) == q.argmax(1)).mean())}

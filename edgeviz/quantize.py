@@ -12,12 +12,15 @@ from .ops.base import quantize_input
 
 
 def run_float(g: Graph, x: np.ndarray, stats: dict | None = None) -> dict[str, np.ndarray]:
-    """Float64 execution of the IR for one input [C, H, W]; records |max| per tensor into stats."""
-    env = {g.inputs[0]: np.asarray(x, dtype=np.float64)}
+    """Float64 execution of the IR for one input [C, H, W] or a batch [B, C, H, W]; records |max| per
+    tensor into stats."""
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[:x.ndim - len(g.tensors[g.inputs[0]].shape)]
+    env = {g.inputs[0]: x}
     for n in g.nodes:
         xs = [env[i] for i in n.inputs]
         op = OPS[n.op]
-        env[n.outputs[0]] = op.run_float(n, xs).reshape(g.tensors[n.outputs[0]].shape)
+        env[n.outputs[0]] = op.run_float(n, xs).reshape(lead + g.tensors[n.outputs[0]].shape)
         if stats is not None:
             op.calibrate(n, xs, stats)
     if stats is not None:
@@ -26,10 +29,11 @@ def run_float(g: Graph, x: np.ndarray, stats: dict | None = None) -> dict[str, n
     return env
 
 
-def calibrate(g: Graph, xs: np.ndarray) -> dict:
+def calibrate(g: Graph, xs: np.ndarray, batch: int = 16) -> dict:
     stats: dict = {}
-    for x in xs:
-        run_float(g, x, stats)
+    xs = np.asarray(xs, dtype=np.float64)
+    for i in range(0, len(xs), batch):
+        run_float(g, xs[i:i + batch], stats)
     return stats
 
 
@@ -72,3 +76,17 @@ def quantize_image(g: Graph, x: np.ndarray) -> np.ndarray:
 
 def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
     return y.astype(np.float64) * g.tensors[g.outputs[0]].scale
+
+
+def float_logits(g: Graph, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Float outputs [B, classes] of the IR for float images [B, C, H, W]."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.concatenate([run_float(g, x[i:i + batch])[g.outputs[0]].reshape(len(x[i:i + batch]), -1)
+                           for i in range(0, len(x), batch)])
+
+
+def reference_outputs(g: Graph, x: np.ndarray):
+    """For float images [B, C, H, W]: (int8 inputs, int8 reference outputs, float outputs)."""
+    xq = np.stack([quantize_image(g, xi) for xi in x])
+    want = np.stack([run_int8(g, q).reshape(-1) for q in xq])
+    return xq, want, float_logits(g, x)

@@ -13,10 +13,11 @@ from .base import Op, requant_params
 
 
 def _split(qkv, heads):
-    n = qkv.shape[0]
-    e = qkv.shape[1] // 3
-    t = qkv.reshape(n, 3, heads, e // heads).transpose(1, 2, 0, 3)
-    return t[0], t[1], t[2]          # each [H, N, dh]
+    """[..., N, 3E] -> q, k, v each [..., H, N, dh]."""
+    *lead, n, three_e = qkv.shape
+    t = qkv.reshape(*lead, n, 3, heads, three_e // 3 // heads)
+    t = np.moveaxis(t, (-4, -3, -2), (-2, -4, -3))      # [..., 3, H, N, dh]
+    return t[..., 0, :, :, :], t[..., 1, :, :, :], t[..., 2, :, :, :]
 
 
 class Attention(Op):
@@ -24,15 +25,15 @@ class Attention(Op):
 
     def _scores(self, node, qkv):
         q, k, _ = _split(qkv, node.attrs["heads"])
-        return q @ k.transpose(0, 2, 1) * node.attrs["scale"]
+        return q @ np.swapaxes(k, -1, -2) * node.attrs["scale"]
 
     def run_float(self, node, xs):
         _, _, v = _split(xs[0], node.attrs["heads"])
         s = self._scores(node, xs[0])
         p = np.exp(s - s.max(axis=-1, keepdims=True))
         p /= p.sum(axis=-1, keepdims=True)
-        o = p @ v
-        return o.transpose(1, 0, 2).reshape(xs[0].shape[0], -1)
+        o = np.swapaxes(p @ v, -3, -2)                  # [..., N, H, dh]
+        return o.reshape(*o.shape[:-2], -1)
 
     def calibrate(self, node, xs, stats):
         key = node.name + ".scores"

@@ -13,10 +13,11 @@ from .base import Op, quantize_weights, requant_params
 
 
 def im2col(img: np.ndarray, p: int) -> np.ndarray:
-    """[C, H, W] -> [num_patches, C*p*p], row-major patches, (c, ky, kx) order inside a row."""
-    c, h, w = img.shape
-    t = img.reshape(c, h // p, p, w // p, p).transpose(1, 3, 0, 2, 4)
-    return t.reshape((h // p) * (w // p), c * p * p)
+    """[..., C, H, W] -> [..., num_patches, C*p*p], row-major patches, (c, ky, kx) order in a row."""
+    *lead, c, h, w = img.shape
+    t = img.reshape(*lead, c, h // p, p, w // p, p)
+    t = np.moveaxis(t, (-5, -4, -3, -2, -1), (-3, -5, -2, -4, -1))
+    return t.reshape(*lead, (h // p) * (w // p), c * p * p)
 
 
 class PatchEmbed(Op):
@@ -25,7 +26,10 @@ class PatchEmbed(Op):
     def run_float(self, node, xs):
         a = node.attrs
         y = im2col(xs[0], a["patch"]) @ a["w"].reshape(a["w"].shape[0], -1).T + a["bias_tokens"]
-        return y if a.get("cls_row") is None else np.concatenate([a["cls_row"][None], y])
+        if a.get("cls_row") is None:
+            return y
+        cls = np.broadcast_to(a["cls_row"], y.shape[:-2] + (1, y.shape[-1]))
+        return np.concatenate([cls, y], axis=-2)
 
     def quantize(self, node, g, stats):
         a = node.attrs

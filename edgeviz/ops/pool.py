@@ -1,8 +1,6 @@
 """Token pooling before the classifier: cls-token selection or the mean over tokens."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import intmath
 from .base import Op, requant_params
 
@@ -13,7 +11,7 @@ class SelectToken(Op):
 
     def run_float(self, node, xs):
         i = node.attrs["index"]
-        return xs[0][i:i + 1]
+        return xs[0][..., i:i + 1, :]
 
     run_int8 = run_float
 
@@ -26,7 +24,7 @@ class MeanTokens(Op):
     name = "mean_tokens"
 
     def run_float(self, node, xs):
-        return xs[0].mean(axis=0, keepdims=True)
+        return xs[0].mean(axis=-2, keepdims=True)
 
     def quantize(self, node, g, stats):
         x = g.tensors[node.inputs[0]]

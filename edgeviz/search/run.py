@@ -1,0 +1,298 @@
+"""The ``train`` and ``search`` jobs as functions (the CLI in ``edgeviz.search.cli`` calls these).
+
+``run_search`` writes into ``out_dir``: subnet.json, model.pt (edgeviz.model.save_model format),
+model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one) and
+search_state.json (the population after each generation). Every file is written atomically; a
+killed search started again with the same arguments resumes (supernet training after the last
+epoch, the search after the last generation).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json as jsonlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from edgeviz.errors import EdgevizError
+from edgeviz.search.atomic import atomic_path, write_json, write_text
+from edgeviz.search.budget import format_size, parse_size
+from edgeviz.search.data import Dataset, load_data
+from edgeviz.search.evolve import (Candidate, Evaluator, Judge, evolutionary_search, evolve_space, gene_summary,
+                                   mcuformer_formula, production_planner, random_search, train_from_scratch,
+                                   uniform_baseline)
+from edgeviz.search.space import SearchSpace, load_space
+from edgeviz.search.supernet import Supernet, export_onnx, export_state_dict
+from edgeviz.search.train import (DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed, load_checkpoint,
+                                  supernet_from_checkpoint, train_supernet)
+
+DEFAULT_POPULATION = 20
+DEFAULT_GENERATIONS = 10
+
+
+class RunLog:
+    """Lines to stderr (unless quiet) and to a log file rewritten atomically after each line."""
+
+    def __init__(self, path: Path | None, quiet: bool = False, echo: Callable[[str], None] | None = None):
+        self.path, self.quiet, self.lines = path, quiet, []
+        self.echo = echo
+        if path is not None and path.exists():
+            self.lines = path.read_text(encoding="utf-8").splitlines()
+            if self.lines:
+                self.lines.append("---- resumed ----")
+
+    def __call__(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        self.lines.append(line)
+        if self.path is not None:
+            write_text(self.path, "\n".join(self.lines) + "\n")
+        if self.echo:
+            self.echo(msg)
+        elif not self.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+
+def _load_space(space) -> SearchSpace:
+    return space if isinstance(space, SearchSpace) else load_space(space)
+
+
+def _load_data(data, space: SearchSpace, seed: int, subset: int = 0) -> Dataset:
+    d = data if isinstance(data, Dataset) else load_data(data, seed=seed, base=max(space.img_size))
+    return d.subset(subset) if subset else d
+
+
+def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
+              batch_size: int = 32, lr: float = 1.5e-3, seed: int = 0, progress: bool = True, subset: int = 0,
+              step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
+    """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
+    if epochs < 1:
+        raise EdgevizError(f"--epochs must be at least 1 (got {epochs})")
+    rank, world = init_distributed()
+    try:
+        sp = _load_space(space)
+        d = _load_data(data, sp, seed, subset)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step_delay=step_delay)
+        t0 = time.perf_counter()
+        net, summary = train_supernet(sp, d, output, settings, log=log, progress=progress)
+        summary["wall_seconds"] = time.perf_counter() - t0
+        summary["world_size"] = world
+        if rank == 0 and summary["history"]:
+            h = summary["history"][-1]
+            (log or (lambda m: print(m, file=sys.stderr)))(
+                f"supernet {output}: {summary['epochs_done']} epochs, {summary['train_seconds']:.1f} s training, "
+                f"val acc largest {h['val_acc_largest']:.3f} smallest {h['val_acc_smallest']:.3f}")
+        return net, summary
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def pareto_front(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates no other beats on both accuracy (higher) and peak SRAM (lower)."""
+    front, best = [], -1.0
+    for c in sorted(cands, key=lambda c: (c.peak_sram, -c.acc)):
+        if c.acc > best:
+            front.append(c)
+            best = c.acc
+    return front
+
+
+def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: int) -> None:
+    front = {id(c) for c in pareto_front([c for c in cands if c.source == "evolution"])}
+    rows = []
+    for c in sorted(cands, key=lambda c: (c.source, c.peak_sram)):
+        r = c.row()
+        r["pareto"] = int(id(c) in front)
+        r["chosen"] = int(c is chosen)
+        rows.append(r)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0].keys()))
+    w.writeheader()
+    w.writerows(rows)
+    write_text(out / "pareto.csv", buf.getvalue())
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    styles = {"evolution": ("tab:blue", "o", "evolution (supernet weights)"),
+              "random": ("tab:gray", "x", "random search (same evaluations)"),
+              "uniform": ("tab:red", "s", "uniform ViT (trained from scratch)")}
+    for src, (col, mk, lab) in styles.items():
+        pts = [c for c in cands if c.source == src]
+        if pts:
+            ax.scatter([c.peak_sram / 1024 for c in pts], [c.acc * 100 for c in pts], c=col, marker=mk, s=22,
+                       alpha=0.7, label=lab)
+    fr = pareto_front([c for c in cands if c.source == "evolution"])
+    if fr:
+        ax.step([c.peak_sram / 1024 for c in fr], [c.acc * 100 for c in fr], where="post", color="tab:blue", lw=1)
+    ax.scatter([chosen.peak_sram / 1024], [chosen.acc * 100], s=160, facecolors="none", edgecolors="k",
+               label="chosen")
+    ax.axvline(budget / 1024, color="tab:orange", ls="--", label=f"budget {format_size(budget)}")
+    ax.set_xlabel("peak SRAM planned by edgeviz (KB)")
+    ax.set_ylabel("top-1 accuracy, validation split (%)")
+    ax.set_title("edgeviz search: accuracy vs peak SRAM")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    with atomic_path(out / "pareto.png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | None = None, data=None,
+               supernet_ckpt: str | Path | None = None, epochs: int | None = None,
+               population: int = DEFAULT_POPULATION, generations: int = DEFAULT_GENERATIONS,
+               out_dir: str | Path = "search-out", json: bool = False, space=None, macs: int | None = None,
+               seed: int = 0, evolve_search_space: bool = False, baselines: bool = False, planner=None,
+               progress: bool | None = None, subset: int = 0, quiet: bool = False) -> dict:
+    """Search the space for the most accurate subnet whose planned peak SRAM fits ``budget``.
+
+    ``planner``: callable cfg -> report (.peak_sram .flash .macs .fits); default
+    ``edgeviz.compiler.plan_config`` for ``target`` -- the only memory judge in production.
+    Returns the subnet.json content; with ``json`` it is also printed on stdout."""
+    t_start = time.perf_counter()
+    budget_b = parse_size(budget, "budget")
+    flash_b = parse_size(flash, "flash limit") if flash is not None else None
+    if population < 2 or generations < 1:
+        raise EdgevizError("--population must be >= 2 and --generations >= 1")
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgevizError(f"cannot create output folder {out}: {e}") from None
+    progress = (not json and not quiet and sys.stderr.isatty()) if progress is None else progress
+    log = RunLog(out / "search.log", quiet=quiet)
+    sp = _load_space(space)
+    d = _load_data(data, sp, seed, subset)
+    sp = sp.with_data(d.in_chans, d.num_classes)
+    plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b)
+    judge = Judge(plan, budget_b, flash_b, macs)
+    log(f"search: budget {format_size(budget_b)} ({budget_b} B), target {target}, flash limit "
+        f"{format_size(flash_b) if flash_b else 'target flash'}, space {sp.name} ({sp.size()} candidates), data "
+        f"{d.name} ({d.info()['sizes']})")
+    # Fail fast, before any training, when not even the smallest candidate fits.
+    if not judge.feasible(sp.smallest()):
+        from edgeviz.search.evolve import smallest_need
+
+        raise EdgevizError(f"no candidate fits the budget of {format_size(budget_b)}: {smallest_need(sp, judge)}")
+
+    # ---- supernet --------------------------------------------------------------------------------
+    ckpt = Path(supernet_ckpt) if supernet_ckpt else out / "supernet.pt"
+    blob = load_checkpoint(ckpt) if ckpt.exists() else None
+    if blob is not None and (epochs is None or epochs <= blob["epochs_done"]):
+        if blob["data_digest"].split(":")[0] != d.digest.split(":")[0]:   # a subset of the same data is fine
+            raise EdgevizError(f"supernet {ckpt} was trained on other data ({blob['data']['name']}); "
+                               "train one for this data or leave out --supernet")
+        net = supernet_from_checkpoint(blob)
+        if net.space.with_data(d.in_chans, d.num_classes).digest() != sp.digest():
+            if supernet_ckpt is not None and space is None:
+                sp = net.space      # a user's checkpoint brings its own space
+            else:
+                raise EdgevizError(f"supernet {ckpt} was trained on another search space")
+        train_info = {"checkpoint": str(ckpt), "epochs_done": blob["epochs_done"],
+                      "train_seconds": blob.get("train_seconds"), "history": blob["history"], "trained_now": False}
+        log(f"supernet: loaded {ckpt} ({blob['epochs_done']} epochs, {blob.get('train_seconds', 0):.0f} s of training)")
+    else:
+        if supernet_ckpt is not None and not ckpt.exists() and epochs is None:
+            raise EdgevizError(f"supernet checkpoint {ckpt} does not exist (train one with `edgeviz train -o {ckpt}`)")
+        n_ep = epochs or DEFAULT_EPOCHS
+        log(f"supernet: training {n_ep} epochs into {ckpt}")
+        net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed), log=log, progress=progress)
+        blob = load_checkpoint(ckpt)
+        train_info = dict(summ, trained_now=True)
+    net.eval()
+    steps_trained = blob["epochs_done"] * max(1, int(d.y["train"].shape[0]) // blob["settings"]["batch_size"])
+
+    # ---- search ----------------------------------------------------------------------------------
+    evaluator = Evaluator(net, d, "val")
+    space_trace = None
+    search_space = sp
+    if evolve_search_space:
+        search_space, space_trace = evolve_space(sp, judge, evaluator, seed=seed, log=log)
+    bar = None
+    if progress:
+        from edgeviz.search.train import _Bar
+
+        bar = _Bar(True, generations, "search")
+    t0 = time.perf_counter()
+    res = evolutionary_search(search_space, judge, evaluator, population=population, generations=generations,
+                              seed=seed, state_path=out / "search_state.json",
+                              signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest},
+                              log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
+    if bar:
+        bar.close()
+    search_seconds = time.perf_counter() - t0
+    best = res.best
+    all_cands = list(res.evaluated)
+    stats = {"evaluations": res.evaluations, "planned": judge.calls, "search_seconds": round(search_seconds, 3),
+             "planner_seconds": round(judge.seconds, 3), "accuracy_seconds": round(evaluator.seconds, 3),
+             "candidates_per_second": round((judge.calls + evaluator.calls) / max(search_seconds, 1e-9), 3),
+             "planned_per_second": round(judge.calls / max(judge.seconds, 1e-9), 3),
+             "evaluated_per_second": round(evaluator.calls / max(evaluator.seconds, 1e-9), 3)}
+    log(f"search done: {res.evaluations} candidates evaluated, {judge.calls} planned in {search_seconds:.1f} s "
+        f"({stats['candidates_per_second']:.2f} candidates/s)")
+
+    # ---- export ----------------------------------------------------------------------------------
+    model = net.extract(best.cfg)
+    test_acc = accuracy(model, d, best.cfg, "test")
+    export_state_dict(model, out / "model.pt")
+    export_onnx(model, out / "model.onnx")
+    r = judge.report(best.cfg)
+    result = {
+        "config": best.cfg.to_dict(), "summary": gene_summary(best.cfg),
+        "target": target, "budget_bytes": budget_b, "flash_limit_bytes": flash_b, "mac_limit": macs,
+        "peak_sram": int(r.peak_sram), "peak_sram_banks": {k: int(v) for k, v in (getattr(r, "banks", {}) or {}).items()},
+        "lower_bound_bytes": int(getattr(r, "lower_bound", 0) or 0), "flash": int(r.flash), "macs": int(r.macs),
+        "mcuformer_formula_peak": mcuformer_formula(best.cfg), "planner": getattr(plan, "__name__", str(plan)),
+        "accuracy": {"val_supernet": best.acc, "test_standalone": test_acc, "split": "val ranks, test reports"},
+        "data": d.info(), "supernet": train_info | {"steps": steps_trained},
+        "search": stats | {"population": population, "generations": generations, "seed": seed,
+                           "history": res.history, "space": search_space.to_dict(), "space_evolution": space_trace},
+        "files": {k: str(out / k) for k in ("model.pt", "model.onnx", "pareto.csv", "pareto.png", "search.log")},
+    }
+    # ---- baselines (optional: they cost as much again) -------------------------------------------
+    if baselines:
+        rs = random_search(sp, judge, evaluator, res.evaluations, seed=seed + 1)
+        all_cands += rs.evaluated
+        ucfg = uniform_baseline(sp, judge)
+        log(f"uniform baseline {gene_summary(ucfg)}: training from scratch for {steps_trained} steps")
+        umodel, useconds = train_from_scratch(ucfg, d, steps_trained, seed=seed)
+        uval, utest = accuracy(umodel, d, ucfg, "val"), accuracy(umodel, d, ucfg, "test")
+        ucand = Candidate.make(ucfg, uval, judge, "uniform")
+        all_cands.append(ucand)
+        result["baselines"] = {
+            "random_search": {"evaluations": rs.evaluations, "best_val": rs.best.acc,
+                              "best_test": accuracy(net.extract(rs.best.cfg), d, rs.best.cfg, "test"),
+                              "best_config": rs.best.cfg.to_dict(), "peak_sram": rs.best.peak_sram},
+            "uniform_vit": {"config": ucfg.to_dict(), "val": uval, "test": utest, "train_seconds": useconds,
+                            "steps": steps_trained, "peak_sram": ucand.peak_sram, "flash": ucand.flash}}
+        log(f"baselines: random search best val {rs.best.acc:.4f}; uniform ViT val {uval:.4f} test {utest:.4f}; "
+            f"evolution val {best.acc:.4f} test {test_acc:.4f}")
+    write_pareto(out, all_cands, best, budget_b)
+    result["total_seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json(out / "subnet.json", result)
+    log(f"chosen: {gene_summary(best.cfg)}; peak SRAM {format_size(result['peak_sram'])} "
+        f"(MCUFormer formula {format_size(result['mcuformer_formula_peak'])}), flash {format_size(result['flash'])}, "
+        f"{result['macs']:,} MACs, val acc {best.acc:.4f}, test acc {test_acc:.4f} -> {out}")
+    if json:
+        print(jsonlib.dumps(result, sort_keys=True))
+    return result
