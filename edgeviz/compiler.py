@@ -93,6 +93,7 @@ class MemoryReport:
 
 
 def graph_macs(g: Graph) -> int:
+    """MACs of a graph; of a schedule's graph, the MACs the device executes (recomputed rows included)."""
     return sum(OPS[n.op].macs(n, g) for n in g.nodes)
 
 
@@ -140,7 +141,7 @@ def plan_config(cfg: ViTConfig, target: str | Target = "stm32f746", switches: Sw
     p = plan(s, t)
     weights = graph_flash(g)
     why = check_fit(p, s, t, weights, sram_budget, flash_budget)
-    return MemoryReport(p.peak, p.banks, weights + t.code_bytes, graph_macs(g), p.lower_bound, not why, why)
+    return MemoryReport(p.peak, p.banks, weights + t.code_bytes, graph_macs(s.graph), p.lower_bound, not why, why)
 
 
 # ------------------------------------------------------------------ whole-model compile
@@ -167,5 +168,5 @@ def compile_graph(g: Graph, calib: np.ndarray, target: str | Target, switches: S
         if why:
             raise EdgevizError(f"model does not fit {t.name}: {why}")
     src, hdr, info = generate(s, p)
-    info.update(macs=graph_macs(g), peak_sram=p.peak, lower_bound=p.lower_bound, banks=p.banks)
+    info.update(macs=graph_macs(s.graph), peak_sram=p.peak, lower_bound=p.lower_bound, banks=p.banks)
     return Compiled(g, s, p, t, src, hdr, info)

@@ -28,6 +28,9 @@ class Switches:
     fuse: bool = True
     patch_decompose: bool = True
     token_overwrite: bool = True
+    # part of operator integration: keep only K and V for all tokens, compute each query row on the
+    # fly (its LayerNorm recomputed per row), so [N, 3E] qkv never exists. Off for the FPGA backend.
+    split_qkv: bool = True
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -99,6 +102,49 @@ def _split_attention(g: Graph) -> None:
         ]
 
 
+def _slice_linear(q: dict, rows: slice) -> dict:
+    return {k: (v[rows] if k in ("w", "bias", "mult", "shift") else v) for k, v in q.items()}
+
+
+def _split_qkv(g: Graph) -> None:
+    """qkv = linear(LN(x)) feeding attention -> kv = linear_kv(LN(x)) for all rows, plus a per-row
+    chain LN(x) -> linear_q -> attention row. Same bytes (per-channel requantisation, one output
+    scale), 3NE instead of 4NE live at the attention; costs one more LayerNorm (and the low-rank V
+    product) per row."""
+    for att in [n for n in g.nodes if n.op == "attention"]:
+        qkv = att.inputs[0]
+        lin = g.producer(qkv)
+        if lin is None or lin.op != "linear" or len(g.consumers(qkv)) != 1 or "lut" in lin.qattrs:
+            continue
+        path = [lin]
+        while path[0].op != "layernorm":
+            p = g.producer(path[0].inputs[0])
+            if p is None or p.op not in ("linear", "layernorm") or len(g.consumers(p.outputs[0])) != 1:
+                break
+            path.insert(0, p)
+        if path[0].op != "layernorm":
+            continue
+        rows, e = g.tensors[qkv].rows, g.tensors[qkv].channels // 3
+        scale = g.tensors[qkv].scale
+        kv = g.add_tensor(att.name + "_kv", (rows, 2 * e))
+        q = g.add_tensor(att.name + "_q", (rows, e))
+        kv.scale = q.scale = scale
+        q_lin = Node("linear", lin.name + ".q", [], [q.name], lin.attrs, _slice_linear(lin.qattrs, slice(0, e)))
+        lin.qattrs = _slice_linear(lin.qattrs, slice(e, 3 * e))
+        lin.outputs = [kv.name]
+        del g.tensors[qkv]
+        copies, prev = [], path[0].inputs[0]
+        for node in path[:-1]:       # same names: their constants are shared, not duplicated in flash
+            t = g.add_tensor(node.outputs[0] + "_q", g.tensors[node.outputs[0]].shape)
+            t.scale = g.tensors[node.outputs[0]].scale
+            copies.append(Node(node.op, node.name, [prev], [t.name], node.attrs, node.qattrs))
+            prev = t.name
+        q_lin.inputs = [prev]
+        split = Node("attention_split", att.name, [q.name, kv.name], list(att.outputs), att.attrs, att.qattrs)
+        i = g.nodes.index(att)
+        g.nodes[i:i + 1] = copies + [q_lin, split]
+
+
 def _materialise_patches(g: Graph) -> None:
     for pe in [n for n in g.nodes if n.op == "patch_embed"]:
         c, h, w = g.tensors[pe.inputs[0]].shape
@@ -163,6 +209,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     g = _clone(qgraph)
     if switches.fuse:
         _fold_gelu(g)
+        if switches.split_qkv:
+            _split_qkv(g)
     else:
         _split_attention(g)
     if not switches.patch_decompose:

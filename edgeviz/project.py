@@ -242,7 +242,7 @@ def analyze(model: str | Path, target: str = "stm32f746", switches: Switches = S
                        "flash": sum(OPS[n.op].flash_bytes(n) for n in st.nodes), "sram_live": live,
                        "output": st.output, "overwrites": st.alias})
     from .compiler import check_fit
-    return {"target": tgt.name, "macs": graph_macs(g), "params": sum(l["params"] for l in layers),
+    return {"target": tgt.name, "macs": graph_macs(s.graph), "params": sum(l["params"] for l in layers),
             "flash": graph_flash(g) + tgt.code_bytes, "weights_bytes": graph_flash(g),
             "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
             "fits": not check_fit(p, s, tgt, graph_flash(g)), "why": check_fit(p, s, tgt, graph_flash(g)),

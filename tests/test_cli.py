@@ -71,7 +71,7 @@ def test_calib_of_the_wrong_shape(model_file, tmp_path, capsys):
 def test_model_that_does_not_fit(tmp_path, capsys):
     torch.manual_seed(0)
     p = tmp_path / "big.pt"
-    save_model(ViT(ViTConfig(img_size=64, patch=2, embed=96, heads=2, depth=1)), p)
+    save_model(ViT(ViTConfig(img_size=64, patch=2, embed=128, heads=2, depth=1)), p)
     line = _fails(capsys, ["build", str(p), "-o", str(tmp_path / "o")], "does not fit stm32f746")
     assert "overflows SRAM2 by" in line and "largest live tensors" in line
     assert not (tmp_path / "o").exists()

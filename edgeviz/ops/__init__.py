@@ -3,7 +3,7 @@ from . import add, attention, gelu, layernorm, linear, patch_embed, pool
 from .base import Op
 
 OPS: dict[str, Op] = {op.name: op for op in (
-    add.OP, attention.OP, attention.SCORES, attention.SOFTMAX, attention.AV, gelu.OP, layernorm.OP,
+    add.OP, attention.OP, attention.SPLIT, attention.SCORES, attention.SOFTMAX, attention.AV, gelu.OP, layernorm.OP,
     linear.OP, patch_embed.OP, patch_embed.IM2COL, pool.SELECT, pool.MEAN,
 )}
 

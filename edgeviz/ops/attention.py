@@ -78,6 +78,35 @@ class Attention(Op):
                 "  }", "}"]
 
 
+class AttentionSplit(Op):
+    """Fused form after the qkv split (passes._split_qkv): query rows arrive one block at a time,
+    K and V for all tokens sit in kv [N, 2E] laid out per token as [2, H, dh]."""
+    name = "attention_split"
+    rowwise_inputs = (0,)
+
+    def scratch_bytes(self, node, g):
+        return g.tensors[node.inputs[1]].rows          # one score row
+
+    def macs(self, node, g):
+        n, two_e = g.tensors[node.inputs[1]].shape
+        return 2 * n * n * (two_e // 2)
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        n, two_e = g.tensors[node.inputs[1]].shape
+        e, h = two_e // 2, node.attrs["heads"]
+        dh = e // h
+        q = node.qattrs
+        lut = c.const(node.name + ".exp_lut", q["exp_lut"])
+        return [f"for (int r = 0; r < {rows}; r++) {{",
+                f"  for (int hd = 0; hd < {h}; hd++) {{",
+                f"    ev_attn_scores_row({ins[0]} + r * {e} + hd * {dh}, {ins[1]} + hd * {dh}, {two_e}, {n}, {dh}, "
+                f"{q['m_qk']}, {q['s_qk']}, {scratch});",
+                f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
+                f"    ev_attn_av_row({scratch}, {ins[1]} + {e} + hd * {dh}, {two_e}, {n}, {dh}, "
+                f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
+                "  }", "}"]
+
+
 class AttnScores(Op):
     """Unfused step 1: scores[h, i, :] for every head and query row."""
     name = "attn_scores"
@@ -116,4 +145,5 @@ class AttnAV(Op):
 
 
 OP = Attention()
+SPLIT = AttentionSplit()
 SCORES, SOFTMAX, AV = AttnScores(), Softmax(), AttnAV()
