@@ -34,7 +34,8 @@ class Linear(Op):
         return intmath.linear(xs[0], q["w"], q["bias"], q["mult"], q["shift"], q.get("lut"))
 
     def macs(self, node, g):
-        return g.tensors[node.inputs[0]].rows * node.attrs["w"].size
+        w = node.qattrs.get("w", node.attrs["w"])     # a schedule may run a slice of the weights
+        return g.tensors[node.inputs[0]].rows * w.size
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
