@@ -418,13 +418,13 @@ def test_generate_over_budget_is_a_user_error(tmp_path):
 def test_generator_banks_and_unsupported_schedules(tmp_path):
     """Planner buffers become ping-pong banks rounded to BRAM18K; unfused schedules are refused."""
     from edgeviz.errors import EdgevizError
-    from edgeviz.hls.generate import assign_banks, generate
+    from edgeviz.hls.generate import assign_banks, fpga_switches, generate
     from edgeviz.model import ViTConfig
     from edgeviz.passes import Switches, schedule
     from edgeviz.planner import plan
 
     g, _ = _quantized_vit(ViTConfig())
-    s = schedule(g)
+    s = schedule(g, fpga_switches())
     p = plan(s)
     banks, where = assign_banks(p)
     tensors = [t for b in p.buffers if not b.name.startswith("scratch@") for t in b.tensors]
@@ -435,6 +435,6 @@ def test_generator_banks_and_unsupported_schedules(tmp_path):
         for a in k.buffers:
             for b in k.buffers:
                 assert a is b or a.last < b.first or b.last < a.first
-    with pytest.raises(EdgevizError, match="no template for op"):
-        s2 = schedule(g, Switches(fuse=False))
+    with pytest.raises(EdgevizError, match="needs operator integration.*--no-fuse"):
+        s2 = schedule(g, fpga_switches(Switches(fuse=False)))
         generate(s2, plan(s2), tmp_path / "prj", "zcu102", reuse=64)

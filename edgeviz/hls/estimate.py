@@ -424,7 +424,8 @@ def config_schedule(cfg, seed: int = 0):
     torch.manual_seed(seed)
     g = graph_from_vit(ViT(cfg).eval())
     quantize(g, None)
-    s = schedule(g)
+    from edgeviz.hls.generate import fpga_switches
+    s = schedule(g, fpga_switches())
     return s, plan(s)
 
 

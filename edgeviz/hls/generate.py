@@ -21,9 +21,16 @@ attention's lanes (so K and V arrive LANES bytes a cycle), and fused element-wis
 one element per cycle (the bank's two ports serve one read and one write). The planner's scratch buffers are not needed: the templates hold their
 own row registers. Fused chains (operator integration) run as one loop over token rows with one-row
 intermediates; attention inside a chain runs per query row (ev_attention_row).
+
+Schedules (edgeviz.passes.Switches): token overwriting on or off (off: every step writes a buffer of its
+own, the ablation baseline), patch-embedding decomposition on or off (off: an im2col gather fills a
+[patches, C*p*p] buffer, then one linear with a per-row bias embeds it). Operator integration (fuse) must
+stay on: there are no templates for the unfused attention steps. The MCU-only qkv split (split_qkv) is
+always off here: fpga_switches() clears it.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -38,7 +45,27 @@ from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir
 
 CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-SUPPORTED_OPS = ("patch_embed", "layernorm", "linear", "gelu", "attention", "add", "select_token", "mean_tokens")
+SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "gelu", "attention", "add", "select_token",
+                 "mean_tokens")
+
+
+def fpga_switches(switches=None):
+    """The schedule switches the FPGA backend builds with: the given ones (default: all techniques on)
+    with the MCU-only qkv split turned off, when the Switches dataclass has that field."""
+    from edgeviz.passes import Switches
+
+    sw = Switches() if switches is None else switches
+    if "split_qkv" in {f.name for f in dataclasses.fields(sw)}:
+        sw = dataclasses.replace(sw, split_qkv=False)
+    return sw
+
+
+def check_switches(switches) -> None:
+    """EdgevizError for the schedule switches the HLS templates cannot build (operator integration off)."""
+    if not switches.fuse:
+        raise EdgevizError("the FPGA backend needs operator integration: it has no HLS templates for unfused "
+                           "attention (attn_scores / softmax / attn_av); drop --no-fuse for FPGA targets "
+                           "(--no-token-overwrite and --no-patch-decompose are supported)")
 
 
 def cname(name: str) -> str:
@@ -139,6 +166,14 @@ def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
     if node.op == "linear":
         o, k = q["w"].shape
         return est.LayerSpec(node.name, "linear", {"rows": rows, "in": k, "out": o, "lut": "lut" in q}, reuse)
+    if node.op == "patch_embed" and len(node.inputs) > 1:
+        # no patch-embedding decomposition: one linear over the im2col buffer, a bias row per patch
+        o, k = q["w"].shape
+        return est.LayerSpec(node.name, "linear", {"rows": g.tensors[node.inputs[1]].rows, "in": k, "out": o,
+                                                   "row_bias": True}, reuse)
+    if node.op == "im2col":
+        # the gather is a one-element-per-cycle copy of the whole patch matrix (the cls copy's cost model)
+        return est.LayerSpec(node.name, "cls", {"c": t_out.nbytes}, reuse)
     if node.op == "patch_embed":
         c, h, w = g.tensors[node.inputs[0]].shape
         return est.LayerSpec(node.name, "patch_embed",
@@ -164,9 +199,16 @@ def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
 def _check_ops(schedule):
     for st in schedule.steps:
         for n in st.nodes:
-            if n.op not in SUPPORTED_OPS:
-                raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}); build with "
-                                   "operator integration and patch-embedding decomposition on (the defaults)")
+            if n.op in SUPPORTED_OPS:
+                continue
+            if n.op in ("attn_scores", "softmax", "attn_av"):
+                why = "operator integration is off (--no-fuse); the FPGA backend needs it on"
+            elif n.op == "attention_split":
+                why = ("the schedule splits qkv (split_qkv, MCU only); schedule with "
+                       "edgeviz.hls.generate.fpga_switches()")
+            else:
+                why = "no template exists for it"
+            raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}): {why}")
 
 
 def reuse_for(schedule, reuse) -> dict[str, int]:
@@ -236,6 +278,7 @@ def bank_partitions(schedule, banks: list[Bank], reuse: dict[str, int]) -> None:
 
 
 def schedule_estimate(schedule, banks: list[Bank], reuse: dict[str, int], board, check: bool) -> est.Estimate:
+    _check_ops(schedule)         # an op without a template has no cost model either: never drop it silently
     g = schedule.graph
     specs = []
     for st in schedule.steps:
@@ -301,6 +344,18 @@ class _Emitter:
         if n.op == "mean_tokens":
             x = g.tensors[n.inputs[0]]
             return [f"ev_mean_tokens<{x.rows}, {x.channels}, {r}>({ins[0]}, {out}, {q['m']}, {q['s']});"]
+        if n.op == "im2col":
+            ch, hh, ww = g.tensors[n.inputs[0]].shape
+            p = n.attrs["patch"]
+            k = ch * p * p
+            gw = ww // p
+            # cols[pt][(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], one image row segment at a time
+            return [f"for (int pt = 0; pt < {(hh // p) * gw}; pt++) {{",
+                    f"    const int py = pt / {gw}, px = pt % {gw};",
+                    f"    for (int ci = 0; ci < {ch}; ci++) for (int ky = 0; ky < {p}; ky++)",
+                    f"        ev_copy_row<{p}>({ins[0]} + (ci * {hh} + py * {p} + ky) * {ww} + px * {p}, "
+                    f"{out} + pt * {k} + (ci * {p} + ky) * {p});",
+                    "}"]
         if n.op == "patch_embed":
             ch, hh, ww = g.tensors[n.inputs[0]].shape
             e = q["w"].shape[0]
@@ -308,6 +363,14 @@ class _Emitter:
             if "cls" in q:
                 lines.append(f"ev_set_row<{e}>({out}, 0, {c.add(n, 'cls', q['cls'], np.int8)});")
                 row0 = 1
+            if len(n.inputs) > 1:
+                # undecomposed: the im2col buffer [patches, C*p*p] is materialised; one linear embeds it
+                patches, k = g.tensors[n.inputs[1]].shape
+                lines.append(f"ev_linear<{patches}, {k}, {e}, {r}, false, true>({ins[1]}, {out} + {row0 * e}, "
+                             f"{c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
+                             f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)}, "
+                             "ev_no_lut);")
+                return lines
             lines.append(f"ev_patch_embed<{ch}, {hh}, {ww}, {n.attrs['patch']}, {e}, {r}, true, {row0}>("
                          f"{ins[0]}, {out}, {c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
                          f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)});")
@@ -367,6 +430,7 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
 
     if isinstance(board, str):
         board = est.load_board(board)
+    check_switches(schedule.switches)
     _check_ops(schedule)
     g = schedule.graph
     banks, where = assign_banks(plan)
@@ -477,6 +541,7 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
                    "bram18k": est.buffer_bram18k(b.size, b.partition),
                    "tensors": [t for buf in b.buffers for t in buf.tensors]} for b in banks],
         "planner_peak_bytes": plan.peak,
+        "switches": dataclasses.asdict(schedule.switches),
         "estimate_note": est.DISCLAIMER,
     }
     (out / "project.json").write_text(json.dumps(meta, indent=1))
@@ -486,17 +551,21 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
 
 
 def generate_from_graph(qgraph, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
-                        **kw) -> HlsProject:
-    """Schedule (default switches) and plan a quantized graph, then write its HLS project."""
+                        switches=None, **kw) -> HlsProject:
+    """Schedule (switches, default all on; see fpga_switches) and plan a quantized graph, then write its
+    HLS project."""
     from edgeviz.passes import schedule as make_schedule
     from edgeviz.planner import plan as make_plan
 
-    s = make_schedule(qgraph)
+    sw = fpga_switches(switches)
+    check_switches(sw)
+    s = make_schedule(qgraph, sw)
     return generate(s, make_plan(s), out_dir, board, reuse, **kw)
 
 
 def generate_from_model(model, out_dir, board: str | est.Board = "zcu102", calib=None,
-                        reuse: int | dict | str = "auto", n_vectors: int = 4, seed: int = 0) -> HlsProject:
+                        reuse: int | dict | str = "auto", n_vectors: int = 4, seed: int = 0,
+                        switches=None) -> HlsProject:
     """`edgeviz build --target <fpga board>`: an edgeviz ViT (module or model file) -> HLS project.
 
     calib: float images [B, C, H, W] for calibration; the first n_vectors of them, quantized, become the
@@ -516,4 +585,4 @@ def generate_from_model(model, out_dir, board: str | est.Board = "zcu102", calib
     g = graph_from_vit(model.eval())
     quantize(g, calib)
     xs = np.stack([quantize_image(g, x) for x in calib[:n_vectors]])
-    return generate_from_graph(g, out_dir, board, reuse, tb_inputs=xs, seed=seed)
+    return generate_from_graph(g, out_dir, board, reuse, switches=switches, tb_inputs=xs, seed=seed)

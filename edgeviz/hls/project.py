@@ -24,10 +24,14 @@ def _reuse(reuse, reuse_file):
     return "auto" if reuse is None else int(reuse)
 
 
-def _check_switches(switches: Switches) -> None:
-    if switches != Switches():
-        raise EdgevizError("the FPGA backend has templates for the default schedule only; drop --no-fuse, "
-                           "--no-patch-decompose and --no-token-overwrite for FPGA targets")
+def _check_switches(switches: Switches) -> Switches:
+    """The switches the FPGA backend schedules with: token overwriting and patch-embedding decomposition
+    may be on or off (ablations); operator integration off is an EdgevizError (no HLS templates for
+    unfused attention); the MCU-only qkv split is turned off."""
+    from .generate import check_switches, fpga_switches
+    sw = fpga_switches(switches)
+    check_switches(sw)
+    return sw
 
 
 def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=None, reuse_file=None,
@@ -35,7 +39,7 @@ def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=No
     from ..project import Phases, calibration_data, load_graph
     from .csim import check_reference
     from .generate import generate
-    _check_switches(switches)
+    switches = _check_switches(switches)
     say = Phases(progress)
     say("importing the model through TVM")
     g, _ = load_graph(model)
@@ -67,7 +71,7 @@ def analyze(model, tgt, switches: Switches = Switches(), reuse=None) -> dict:
     from ..project import load_graph
     from .estimate import load_board
     from .generate import assign_banks, choose_reuse, reuse_for, schedule_estimate
-    _check_switches(switches)
+    switches = _check_switches(switches)
     board = load_board(tgt.name)
     g, _ = load_graph(model)
     quantize(g, None)
