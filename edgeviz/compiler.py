@@ -160,13 +160,16 @@ def compile_graph(g: Graph, calib: np.ndarray, target: str | Target, switches: S
                   check: bool = True) -> Compiled:
     from .codegen_c import generate
     t = load_target(target) if isinstance(target, str) else target
+    if check and t.kind == "mcu":
+        # sizes do not depend on calibration: refuse a model that cannot fit before calibrating it
+        quantize(g, None)
+        s = schedule(g, switches)
+        why = check_fit(plan(s, t), s, t, graph_flash(g))
+        if why:
+            raise EdgevizError(f"model does not fit {t.name}: {why}")
     quantize(g, calib)
     s = schedule(g, switches)
     p = plan(s, t)
-    if check and t.kind == "mcu":
-        why = check_fit(p, s, t, graph_flash(g))
-        if why:
-            raise EdgevizError(f"model does not fit {t.name}: {why}")
     src, hdr, info = generate(s, p)
     info.update(macs=graph_macs(s.graph), peak_sram=p.peak, lower_bound=p.lower_bound, banks=p.banks)
     return Compiled(g, s, p, t, src, hdr, info)
