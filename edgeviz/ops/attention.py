@@ -63,19 +63,26 @@ class Attention(Op):
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         """Fused form: rows query rows starting at row0, score row in scratch."""
         n, three_e = g.tensors[node.inputs[0]].shape
-        e, h = three_e // 3, node.attrs["heads"]
-        dh = e // h
-        q = node.qattrs
-        lut = c.const(node.name + ".exp_lut", q["exp_lut"])
-        return [f"for (int r = 0; r < {rows}; r++) {{",
-                f"  const int8_t *qrow = {ins[0]} + ({row0} + r) * {three_e};",
-                f"  for (int hd = 0; hd < {h}; hd++) {{",
-                f"    ev_attn_scores_row(qrow + hd * {dh}, {ins[0]} + {e} + hd * {dh}, {three_e}, {n}, {dh}, "
-                f"{q['m_qk']}, {q['s_qk']}, {scratch});",
-                f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
-                f"    ev_attn_av_row({scratch}, {ins[0]} + {2 * e} + hd * {dh}, {three_e}, {n}, {dh}, "
-                f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
-                "  }", "}"]
+        e = three_e // 3
+        return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {three_e}", f"{ins[0]} + {e}",
+                          f"{ins[0]} + {2 * e}", three_e, out, rows, scratch)
+
+
+def _emit_rows(node, c, n, e, q_row, k, v, kv_stride, out, rows, scratch) -> list[str]:
+    """Per query row and head: scores against every key, softmax in the score row, then p.v."""
+    h = node.attrs["heads"]
+    dh = e // h
+    q = node.qattrs
+    lut = c.const(node.name + ".exp_lut", q["exp_lut"])
+    return [f"for (int r = 0; r < {rows}; r++) {{",
+            f"  const int8_t *qrow = {q_row};",
+            f"  for (int hd = 0; hd < {h}; hd++) {{",
+            f"    ev_attn_scores_row(qrow + hd * {dh}, {k} + hd * {dh}, {kv_stride}, {n}, {dh}, "
+            f"{q['m_qk']}, {q['s_qk']}, {scratch});",
+            f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
+            f"    ev_attn_av_row({scratch}, {v} + hd * {dh}, {kv_stride}, {n}, {dh}, "
+            f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
+            "  }", "}"]
 
 
 class AttentionSplit(Op):
@@ -93,18 +100,8 @@ class AttentionSplit(Op):
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape
-        e, h = two_e // 2, node.attrs["heads"]
-        dh = e // h
-        q = node.qattrs
-        lut = c.const(node.name + ".exp_lut", q["exp_lut"])
-        return [f"for (int r = 0; r < {rows}; r++) {{",
-                f"  for (int hd = 0; hd < {h}; hd++) {{",
-                f"    ev_attn_scores_row({ins[0]} + r * {e} + hd * {dh}, {ins[1]} + hd * {dh}, {two_e}, {n}, {dh}, "
-                f"{q['m_qk']}, {q['s_qk']}, {scratch});",
-                f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
-                f"    ev_attn_av_row({scratch}, {ins[1]} + {e} + hd * {dh}, {two_e}, {n}, {dh}, "
-                f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
-                "  }", "}"]
+        e = two_e // 2
+        return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", ins[1], f"{ins[1]} + {e}", two_e, out, rows, scratch)
 
 
 class AttnScores(Op):
