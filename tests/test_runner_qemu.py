@@ -150,6 +150,23 @@ def test_dead_port(build):
     assert "cannot open port" in one_line(e)
 
 
+def test_busy_port(build):
+    import os
+
+    import serial
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    held = serial.serial_for_url(name, exclusive=True, timeout=1)
+    try:
+        with pytest.raises(EdgevizError) as e:
+            profile(build, name, n=1)
+        assert "is busy" in one_line(e)
+    finally:
+        held.close()
+        os.close(master)
+        os.close(slave)
+
+
 def _server(behaviour):
     """A TCP 'device' that accepts one client and then stalls or sends garbage."""
     srv = socket.socket()

@@ -22,9 +22,13 @@ def open_port(url: str, timeout: float = 1.0, baudrate: int = DEFAULT_BAUD):
     import serial  # pyserial
 
     try:
-        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=timeout)
+        # exclusive: a port another program holds is refused at once instead of sharing its bytes
+        return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, write_timeout=timeout, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "exclusively lock" in msg:
+            raise EdgevizError(f"port {url!r} is busy: another program holds it (a serial monitor, another "
+                               f"edgeviz); close it and try again") from None
         raise EdgevizError(f"cannot open port {url!r} ({msg}); check the device path or URL, "
                            f"that the board is plugged in / the emulator runs, and that no other program holds it") from None
 
