@@ -35,7 +35,7 @@ def cmd_train(a) -> int:
 
     net, summary = run_train(space=a.space, data=a.data, epochs=a.epochs, output=a.output, batch_size=a.batch_size,
                              seed=a.seed, progress=not a.no_progress, subset=a.subset, step_delay=a.step_delay)
-    if a.json:
+    if a.json and summary.get("rank", 0) == 0:
         print(json.dumps({k: summary[k] for k in ("epochs_done", "train_seconds", "history", "checkpoint",
                                                   "world_size")}))
     return 0

@@ -60,7 +60,8 @@ class Dataset:
 def resize(x: torch.Tensor, res: int) -> torch.Tensor:
     if tuple(x.shape[2:]) == (res, res):
         return x
-    return F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False, antialias=False).contiguous()
+    down = res < x.shape[2] or res < x.shape[3]
+    return F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False, antialias=down).contiguous()
 
 
 def _split(n: int, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:

@@ -10,7 +10,6 @@ uniformly scaled ViT baseline, MCUFormer's search-space evolution and its closed
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
 from edgeviz.search.atomic import write_json
 from edgeviz.search.budget import format_size
-from edgeviz.search.space import GENES, SearchSpace, config_key
+from edgeviz.search.space import SearchSpace, config_key
 
 Planner = Callable[[ViTConfig], Any]   # cfg -> report with .peak_sram .flash .macs .fits (.banks .why)
 
@@ -249,7 +248,9 @@ def evolutionary_search(space: SearchSpace, judge: Judge, evaluate: Callable[[Vi
         rng = random.Random(f"{seed}:init")
         pop = _sample_feasible(space, judge, rng, population, seen, tries=200 * population)
         if not pop:
-            raise _no_fit_error(space, judge)
+            if not judge.feasible(space.smallest()):
+                raise _no_fit_error(space, judge)
+            pop = [space.smallest()]       # a tight budget: grow the population from the smallest subnet
     for gen in range(start_gen, generations):
         ranked = sorted((score(c, gen) for c in pop), key=lambda c: (-c.acc, c.peak_sram))
         parents = [c.cfg for c in ranked[:top_k]]
@@ -328,7 +329,7 @@ def uniform_baseline(space: SearchSpace, judge: Judge) -> ViTConfig:
     raise _no_fit_error(space, judge)
 
 
-def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = 32, lr: float = 1.5e-3,
+def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = 32, lr: float = 5e-4,
                        weight_decay: float = 0.05, seed: int = 0, label_smoothing: float = 0.1):
     """Train ``edgeviz.model.ViT(cfg)`` alone for ``steps`` AdamW steps (same schedule as the supernet)."""
     from edgeviz.model import ViT
@@ -424,4 +425,4 @@ def gene_summary(cfg: ViTConfig) -> str:
 
 __all__ = ["Candidate", "Evaluator", "Judge", "SearchResult", "analytic_macs", "evolutionary_search",
            "evolve_space", "mcuformer_formula", "production_planner", "random_search", "train_from_scratch",
-           "uniform_baseline", "uniform_configs", "GENES", "math"]
+           "uniform_baseline", "uniform_configs"]

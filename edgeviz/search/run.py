@@ -12,13 +12,10 @@ import csv
 import hashlib
 import io
 import json as jsonlib
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Callable
-
-import torch
 
 from edgeviz.errors import EdgevizError
 from edgeviz.search.atomic import atomic_path, write_json, write_text
@@ -68,7 +65,7 @@ def _load_data(data, space: SearchSpace, seed: int, subset: int = 0) -> Dataset:
 
 
 def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
-              batch_size: int = 32, lr: float = 1.5e-3, seed: int = 0, progress: bool = True, subset: int = 0,
+              batch_size: int = 32, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
               step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
     """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
     if epochs < 1:
@@ -77,11 +74,13 @@ def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str |
     try:
         sp = _load_space(space)
         d = _load_data(data, sp, seed, subset)
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, step_delay=step_delay)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed, step_delay=step_delay)
+        if lr is not None:
+            settings.lr = lr
         t0 = time.perf_counter()
         net, summary = train_supernet(sp, d, output, settings, log=log, progress=progress)
         summary["wall_seconds"] = time.perf_counter() - t0
-        summary["world_size"] = world
+        summary["world_size"], summary["rank"] = world, rank
         if rank == 0 and summary["history"]:
             h = summary["history"][-1]
             (log or (lambda m: print(m, file=sys.stderr)))(
@@ -275,7 +274,8 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         all_cands += rs.evaluated
         ucfg = uniform_baseline(sp, judge)
         log(f"uniform baseline {gene_summary(ucfg)}: training from scratch for {steps_trained} steps")
-        umodel, useconds = train_from_scratch(ucfg, d, steps_trained, seed=seed)
+        umodel, useconds = train_from_scratch(ucfg, d, steps_trained, batch_size=blob["settings"]["batch_size"],
+                                              lr=blob["settings"]["lr"], seed=seed)
         uval, utest = accuracy(umodel, d, ucfg, "val"), accuracy(umodel, d, ucfg, "test")
         ucand = Candidate.make(ucfg, uval, judge, "uniform")
         all_cands.append(ucand)

@@ -1,0 +1,181 @@
+"""Supernet training (checkpoint, kill + resume, DDP on gloo) and the search job end to end."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeviz.errors import EdgevizError
+from edgeviz.model import load_model
+from edgeviz.search.data import load_data
+from edgeviz.search.run import run_search
+from edgeviz.search.space import load_space
+from edgeviz.search.supernet import Supernet
+from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
+from test_search_doubles import PlannerTestDouble, write_tiny_space
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _train_cmd(space, ckpt, epochs, *extra):
+    return [sys.executable, "-m", "edgeviz.search.train", "--space", str(space), "--epochs", str(epochs), "-o",
+            str(ckpt), "--subset", "64", "--no-progress", *extra]
+
+
+def test_train_kill_and_resume(tmp_path):
+    space = write_tiny_space(tmp_path)
+    ckpt = tmp_path / "ck.pt"
+    p = subprocess.Popen(_train_cmd(space, ckpt, 4, "--step-delay", "1.0"), env=_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 90
+    while not ckpt.exists() and time.time() < deadline and p.poll() is None:
+        time.sleep(0.1)
+    assert ckpt.exists(), p.communicate()[0].decode()[-2000:]
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    done = load_checkpoint(ckpt)["epochs_done"]
+    assert 1 <= done < 4
+    r = subprocess.run(_train_cmd(space, ckpt, 4), env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert f"after epoch {done}" in r.stderr
+    blob = load_checkpoint(ckpt)
+    assert blob["epochs_done"] == 4 and [h["epoch"] for h in blob["history"]] == [1, 2, 3, 4]
+    assert not list(tmp_path.glob(".ck.pt.*"))          # no temporary files left behind
+
+
+def test_ddp_two_processes_match_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo) gives the same weights as one process on the same batches."""
+    space = write_tiny_space(tmp_path)
+    one, two = tmp_path / "one.pt", tmp_path / "two.pt"
+    r = subprocess.run(_train_cmd(space, one, 1), env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "edgeviz.search.train"] + _train_cmd(space, two, 1)[3:]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = load_checkpoint(one)["supernet"]["state_dict"]
+    b = load_checkpoint(two)["supernet"]["state_dict"]
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), k
+    torch.manual_seed(0)                                    # what training starts from (seed 0)
+    init = Supernet(load_space(space)).state_dict()
+    assert sum(not torch.equal(init[k], a[k]) for k in a) > len(a) // 2   # it did train
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("search")
+    space = write_tiny_space(tmp)
+    out = tmp / "out"
+    r = run_search("2KB", out_dir=out, epochs=1, population=4, generations=2, space=space, subset=64,
+                   planner=PlannerTestDouble(), quiet=True)
+    return out, r, space
+
+
+def test_search_outputs(searched):
+    out, r, _ = searched
+    for f in ("subnet.json", "model.pt", "model.onnx", "pareto.csv", "pareto.png", "search.log", "supernet.pt",
+              "search_state.json"):
+        assert (out / f).is_file(), f
+    j = json.loads((out / "subnet.json").read_text())
+    assert j["peak_sram"] <= 2048 and j["peak_sram_banks"] and j["flash"] > 0 and j["macs"] > 0
+    assert 0 <= j["accuracy"]["val_supernet"] <= 1 and "mcuformer_formula_peak" in j
+    m = load_model(out / "model.pt")
+    assert m.cfg.to_dict() == j["config"]
+    # the exported model is the supernet's subnet: same outputs
+    net = supernet_from_checkpoint(load_checkpoint(out / "supernet.pt")).eval()
+    x = m.example_input(3)
+    with torch.no_grad():
+        assert torch.allclose(net(x, m.cfg), m(x), atol=1e-5)
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(out / "model.onnx")))
+    rows = (out / "pareto.csv").read_text().splitlines()
+    assert rows[0].startswith("source,") and len(rows) - 1 == j["search"]["evaluations"]
+    assert sum(int(line.split(",")[-1]) for line in rows[1:]) == 1       # one chosen
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_search_resumes_and_reuses_supernet(searched):
+    out, first, space = searched
+    r = run_search("2KB", out_dir=out, population=4, generations=3, space=space, subset=64,
+                   planner=PlannerTestDouble(), quiet=True)
+    log = (out / "search.log").read_text()
+    assert "supernet: loaded" in log and "resuming the search" in log and "generation 2/3" in log
+    assert r["accuracy"]["val_supernet"] >= first["accuracy"]["val_supernet"]
+
+
+def test_budget_nothing_fits(searched, tmp_path):
+    _, _, space = searched
+    with pytest.raises(EdgevizError, match="smallest candidate .* needs .* peak SRAM"):
+        run_search("64", out_dir=tmp_path, space=space, subset=64, planner=PlannerTestDouble(), quiet=True)
+    assert not (tmp_path / "supernet.pt").exists()       # failed before training
+
+
+def test_search_with_real_planner_via_cli(searched, tmp_path, capsys):
+    """The production path: edgeviz.cli -> search -> edgeviz.compiler.plan_config, --json on stdout."""
+    pytest.importorskip("edgeviz.compiler")
+    from edgeviz.cli import main
+
+    out, _, space = searched
+    rc = main(["search", "--budget", "8KB", "--space", str(space), "--supernet", str(out / "supernet.pt"),
+               "--population", "3", "--generations", "1", "-o", str(tmp_path / "real"), "--json", "--no-progress"])
+    assert rc == 0
+    j = json.loads(capsys.readouterr().out)
+    from edgeviz.compiler import plan_config
+    from edgeviz.model import ViTConfig
+
+    rep = plan_config(ViTConfig.from_dict(j["config"]), "stm32f746", sram_budget=8192)
+    assert j["peak_sram"] == rep.peak_sram <= 8192 and rep.fits and j["planner"].startswith("plan_config")
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from edgeviz.cli import main
+
+    assert main(["search", "--budget", "lots"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "accepted forms" in err
+    assert main(["search", "--budget", "320KB", "--data", str(tmp_path / "none")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_user_data_npz_through_search(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 3, 12, 12)).astype(np.float32)
+    y = np.arange(60) % 3
+    x[y == 1, 0] += 1.0
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    space = write_tiny_space(tmp_path)
+    r = run_search("4KB", data=tmp_path / "d.npz", out_dir=tmp_path / "o", epochs=1, population=3, generations=1,
+                   space=space, planner=PlannerTestDouble(), quiet=True)
+    assert r["config"]["in_chans"] == 3 and r["config"]["num_classes"] == 3
+    assert load_data(tmp_path / "d.npz").num_classes == 3
+
+
+def test_search_baselines_and_space_evolution(searched, tmp_path):
+    out, _, space = searched
+    r = run_search("2KB", out_dir=tmp_path / "b", supernet_ckpt=out / "supernet.pt", population=4, generations=2,
+                   space=space, subset=64, planner=PlannerTestDouble(), quiet=True, baselines=True,
+                   evolve_search_space=True)
+    rs, un = r["baselines"]["random_search"], r["baselines"]["uniform_vit"]
+    assert rs["evaluations"] >= 1 and rs["peak_sram"] <= 2048
+    assert set(un["config"]["rank_ratios"]) == {1.0} and un["peak_sram"] <= 2048 and un["steps"] >= 1
+    assert r["search"]["space_evolution"]
+    sources = {line.split(",")[0] for line in (tmp_path / "b" / "pareto.csv").read_text().splitlines()[1:]}
+    assert sources == {"evolution", "random", "uniform"}
