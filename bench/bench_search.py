@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgeviz.search.atomic import write_json  # noqa: E402
+from edgeviz.atomic import write_json  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.search.run import run_search, run_train  # noqa: E402
 

@@ -20,7 +20,7 @@ import torch
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
-from edgeviz.search.atomic import write_json
+from edgeviz.atomic import write_json
 from edgeviz.search.budget import format_size
 from edgeviz.search.space import SearchSpace, config_key
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeviz.errors import EdgevizError
-from edgeviz.search.atomic import atomic_path, write_json, write_text
+from edgeviz.atomic import atomic_path, write_json, write_text
 from edgeviz.search.budget import format_size, parse_size
 from edgeviz.search.data import Dataset, load_data
 from edgeviz.search.evolve import (Candidate, Evaluator, Judge, evolutionary_search, evolve_space, gene_summary,

@@ -25,7 +25,7 @@ from torch import nn
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViT, ViTConfig, low_rank, save_model
-from edgeviz.search.atomic import atomic_path
+from edgeviz.atomic import atomic_path
 from edgeviz.search.space import SearchSpace
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
-from edgeviz.search.atomic import torch_save
+from edgeviz.atomic import torch_save
 from edgeviz.search.data import Dataset
 from edgeviz.search.space import SearchSpace
 from edgeviz.search.supernet import Supernet
