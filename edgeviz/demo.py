@@ -15,10 +15,8 @@ from .report import page, table
 def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str = "stm32f746",
              epochs: int | None = None, population: int | None = None, generations: int | None = None,
              n_validate: int = 50, say=print) -> dict:
-    from .device_cli import _reference, _validation_inputs, plot_latency
+    from .device_cli import profile_build, validate_build
     from .project import build
-    from .quantize import reference_outputs
-    from .runner.api import profile, validate
     from .search.run import run_search
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -28,14 +26,9 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     say(f"[2/4] build {target} -> {out / 'build'}")
     b = build(out / "search", target, out / "build")
     say("[3/4] profile on the emulated Cortex-M7 (QEMU mps2-an500)")
-    prof = profile(out / "build", "emulator", n=5)
-    plot_latency(prof, out / "build" / "latency.png")
+    prof = profile_build(out / "build", "emulator", 5)
     say(f"[4/4] validate {n_validate} held-out images on the emulator against the int8 reference")
-    g = _reference(out / "build")
-    x, y = _validation_inputs(g, None, n_validate)
-    xq, want, fl = reference_outputs(g, x)
-    val = validate(out / "build", "emulator", xq, want, fl)
-    val.pop("outputs")
+    val = validate_build(out / "build", "emulator", n_validate)
     result = {"budget": budget, "subnet": chosen, "build": {k: b.get(k) for k in (
         "peak_sram", "peak_sram_banks", "elf_arena_bytes", "elf_flash_bytes", "macs", "accuracy", "build_seconds")},
         "profile": {"unit": prof["unit"], "end_to_end": prof["end_to_end"]}, "validate": val}

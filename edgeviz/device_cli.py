@@ -25,12 +25,19 @@ def cmd_flash(a) -> int:
     return 0
 
 
-def cmd_profile(a) -> int:
+def profile_build(build_dir, port: str, n: int) -> dict:
+    """Profile over serial; the figures also land in the build folder (profile.json, latency.png)."""
     from .runner.api import profile
-    r = profile(a.build_dir, a.port, n=a.n)
-    out = Path(a.build_dir)
+    r = profile(build_dir, port, n=n)
+    out = Path(build_dir)
     plot_latency(r, out / "latency.png")
     (out / "profile.json").write_text(json.dumps(r, indent=1))
+    return r
+
+
+def cmd_profile(a) -> int:
+    r = profile_build(a.build_dir, a.port, a.n)
+    out = Path(a.build_dir)
     if a.json:
         print(json.dumps(r))
         return 0
@@ -85,16 +92,22 @@ def _validation_inputs(g, data: str | None, n: int):
     return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n]
 
 
-def cmd_validate(a) -> int:
+def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dict:
+    """n held-out images on the device against the build's int8 reference (bit-exact) and float."""
     from .quantize import reference_outputs
     from .runner.api import validate
-    g = _reference(a.build_dir)
-    x, y = _validation_inputs(g, a.data, a.n)
+    g = _reference(build_dir)
+    x, y = _validation_inputs(g, data, n)
     xq, want, fl = reference_outputs(g, x)
-    r = validate(a.build_dir, a.port, xq, want, fl)
+    r = validate(build_dir, port, xq, want, fl)
     got = r.pop("outputs")
     r["labels_top1_device"] = float((got.argmax(1) == y).mean())
     r["labels_top1_float"] = float((fl.argmax(1) == y).mean())
+    return r
+
+
+def cmd_validate(a) -> int:
+    r = validate_build(a.build_dir, a.port, a.n, a.data)
     if a.json:
         print(json.dumps(r))
     else:
