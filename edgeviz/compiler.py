@@ -5,7 +5,7 @@ Both go through the same schedule() and plan() calls, so a searched budget is th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -89,7 +89,6 @@ class MemoryReport:
     lower_bound: int
     fits: bool
     why: str = ""
-    per_step: list[dict] = field(default_factory=list)
 
 
 def graph_macs(g: Graph) -> int:

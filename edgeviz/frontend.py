@@ -260,9 +260,8 @@ class _Walker:
     def op_nn_layer_norm(self, b, call, args, out_shape):
         x, gamma, beta = args
         axes = [int(a) for a in call.attrs.axes]
-        if not isinstance(x, Act) or axes not in ([-1], [len(x.shape)], [len(x.shape) - 1 + 1]) and axes != [-1]:
-            if not (isinstance(x, Act) and axes in ([-1], [len(_shape(b.var)) - 1])):
-                return None
+        if not isinstance(x, Act) or axes not in ([-1], [len(_shape(b.var)) - 1]):    # over channels only
+            return None
         return self.node("layernorm", "layernorm", [x.name], self.g.tensors[x.name].shape,
                          gamma=gamma.value.astype(np.float64), beta=beta.value.astype(np.float64),
                          eps=float(call.attrs.epsilon))
@@ -290,9 +289,6 @@ class _Walker:
             return QKV(x.name, x.heads, i)
         if isinstance(x, Act) and axis == len(x.shape) - 1:     # token axis of [1, N, E]
             return self.node("select_token", "select_token", [x.name], (1, x.shape[-1]), index=i)
-        return None
-
-    def op_strided_slice(self, b, call, args, out_shape):
         return None
 
     def op_broadcast_to(self, b, call, args, out_shape):

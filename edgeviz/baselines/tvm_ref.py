@@ -25,7 +25,6 @@ the weights as const arrays (flash on the MCU).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

@@ -3,7 +3,6 @@ then the HLS generator, the estimator and (with --csim) the g++ C simulation."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
