@@ -131,7 +131,8 @@ def plot_timeline(p: Plan, path, title: str = "") -> None:
         ax.add_patch(Rectangle((x0, b.offset / 1024), x1 - x0, b.size / 1024,
                                facecolor=cmap(i % 20), edgecolor="black", linewidth=0.4, alpha=0.85))
         if b.size / max(p.peak, 1) > 0.06:
-            ax.text((x0 + x1) / 2, (b.offset + b.size / 2) / 1024, b.name, ha="center", va="center", fontsize=6)
+            label = b.name + (f" (+{len(b.tensors) - 1} tensors written over it)" if len(b.tensors) > 1 else "")
+            ax.text((x0 + x1) / 2, (b.offset + b.size / 2) / 1024, label, ha="center", va="center", fontsize=6)
     ax.axhline(p.peak / 1024, color="red", linestyle="--", linewidth=1, label=f"planned peak {p.peak:,} B")
     ax.axhline(p.lower_bound / 1024, color="gray", linestyle=":", linewidth=1,
                label=f"live-set lower bound {p.lower_bound:,} B")
