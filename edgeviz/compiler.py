@@ -109,11 +109,11 @@ def check_fit(p: Plan, s: Schedule, t: Target, weights: int, sram_budget: int | 
         live = sorted(p.live_at(k), key=lambda b: -b.size)[:3]
         bank = t.bank_at(cap) if sram_budget is None or cap == t.arena_capacity else "budget"
         what = ", ".join(f"{b.name} {b.size:,} B" for b in live)
-        where = (f"overflows {bank} by {p.peak - cap:,} bytes" if bank != "budget"
+        where = (f"overflows {bank} by {p.peak - cap:,} bytes (RAM for the arena: {cap:,} B after "
+                 f"{t.runtime_ram:,} B of stack and runtime)" if bank != "budget"
                  else f"exceeds the {cap:,}-byte SRAM budget by {p.peak - cap:,} bytes")
-        return (f"arena of {p.peak:,} B {where} (RAM for the arena: {cap:,} B after "
-                f"{t.runtime_ram:,} B of stack and runtime); at step '{p.steps[k] if 0 <= k < len(p.steps) else k}' "
-                f"the largest live tensors are {what}")
+        step = p.steps[k] if 0 <= k < len(p.steps) else "input"
+        return f"arena of {p.peak:,} B {where}; at step '{step}' the largest live tensors are {what}"
     flash_cap = t.flash_bytes if flash_budget is None else min(flash_budget, t.flash_bytes)
     need = weights + t.code_bytes
     if need > flash_cap:
