@@ -415,6 +415,14 @@ def import_torch(module, example=None) -> Graph:
         return _relax_to_graph(mod, type(module).__name__)
 
 
+def _static_shapes(model) -> dict:
+    """Input shapes with every symbolic dimension (a dynamic batch, say) pinned to 1: the firmware
+    runs one image at a time."""
+    inits = {i.name for i in model.graph.initializer}
+    return {i.name: [d.dim_value if d.HasField("dim_value") else 1 for d in i.type.tensor_type.shape.dim]
+            for i in model.graph.input if i.name not in inits}
+
+
 def import_onnx(path: Path) -> Graph:
     import onnx
     from tvm.relax.frontend.onnx import from_onnx
@@ -424,7 +432,7 @@ def import_onnx(path: Path) -> Graph:
         raise EdgevizError(f"cannot read ONNX model {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
     with quiet_native():
         try:
-            mod = from_onnx(model, keep_params_in_input=False)
+            mod = from_onnx(model, shape_dict=_static_shapes(model), keep_params_in_input=False)
         except Exception as e:  # noqa: BLE001
             msg = str(e).strip().splitlines()
             raise EdgevizError(f"TVM could not import ONNX model {path}: {msg[-1] if msg else type(e).__name__}") from None

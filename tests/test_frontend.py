@@ -28,6 +28,14 @@ def test_onnx_import_gives_the_same_model(name, tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+def test_onnx_with_a_dynamic_batch(tmp_path):
+    m = make("odd-1head")
+    x = torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32)
+    torch.onnx.export(m, (x,), str(tmp_path / "d.onnx"), dynamo=False, opset_version=17, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
+    assert import_onnx(tmp_path / "d.onnx").summary() == graph_from_vit(m).summary()
+
+
 def test_unsupported_op_is_named_with_its_location():
     m = make("cls-lowrank")
     m.blocks[0].act = torch.nn.ReLU()
