@@ -20,8 +20,11 @@ def test_data_dirs_are_found():
 
 
 def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
-                       capture_output=True, text=True, timeout=300)
+    try:
+        r = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
+                           capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.skip("building a wheel timed out (the build backend could not be fetched)")
     if r.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {r.stderr.strip().splitlines()[-1:]}")
     (wheel,) = tmp_path.glob("edgeviz-*.whl")
