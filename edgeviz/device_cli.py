@@ -77,18 +77,10 @@ def plot_latency(r: dict, path: Path) -> None:
 
 
 def _validation_inputs(g, data: str | None, n: int):
-    """n float images [n, C, H, W] and labels (None for random data)."""
-    c, h, w = g.tensors[g.inputs[0]].shape
-    if data is None and c == 1 and h == w:
-        from .search.data import load_digits_data
-        d = load_digits_data()
-        return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n]
-    if data is None:
-        raise EdgevizError(f"no built-in data for input shape {[c, h, w]}; pass --data (a folder or .npz)")
-    from .search.data import load_data
-    d = load_data(data)
-    if d.in_chans != c:
-        raise EdgevizError(f"data {data} has {d.in_chans} channels, the model takes {c}")
+    """n held-out float images [n, C, H, W] and their labels."""
+    from .project import dataset_for
+    h = g.tensors[g.inputs[0]].shape[1]
+    d = dataset_for(g, data, "--data (a folder of class subfolders or an .npz with x and y)")
     return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n]
 
 

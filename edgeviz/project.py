@@ -73,14 +73,27 @@ def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[n
                                f"[N, {', '.join(map(str, shape))}]; resize the images or pick another file")
         return x[:max(n, 1)], None
     c, h, w = shape
-    if c != 1 or h != w:
-        raise EdgevizError(f"no built-in data for input shape {list(shape)} (the built-in digits are 1-channel, square); "
-                           f"pass --calib FILE.npz with an array x of shape [N, {c}, {h}, {w}]")
-    from .search.data import load_digits_data
-    data = load_digits_data()
+    data = dataset_for(g, None, f"--calib FILE.npz with an array x of shape [N, {c}, {h}, {w}]")
     x = data.images("train", h).numpy().astype(np.float64)[:n]
     test = {"x": data.images("test", h).numpy(), "y": data.y["test"].numpy()}
     return x, test
+
+
+def dataset_for(g: Graph, data: str | Path | None, what_to_pass: str):
+    """The labelled dataset at the model's input shape: the user's folder / .npz, else the built-in
+    digits (1-channel, square inputs only); otherwise one line saying which flag to pass."""
+    c, h, w = g.tensors[g.inputs[0]].shape
+    if data is None:
+        if c != 1 or h != w:
+            raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
+                               f"square); pass {what_to_pass}")
+        from .search.data import load_digits_data
+        return load_digits_data()
+    from .search.data import load_data
+    d = load_data(data)
+    if d.in_chans != c or h != w:
+        raise EdgevizError(f"data {data} has {d.in_chans}-channel images; the model takes [{c}, {h}, {w}]")
+    return d
 
 
 # ------------------------------------------------------------------ accuracy
