@@ -99,14 +99,18 @@ attn_heads:
     }
 }
 
-// One query row i of every head, reading K and V straight from the qkv buffer (no per-head copy): the
-// form a fused step uses when attention feeds the projection and residual add row by row (operator
-// integration). out_row[HEADS*DH] gets [HEADS][DH]. Same bits as one row of ev_attention. REUSE: the
-// N*DH MACs of q.K and of p.V each take REUSE cycles at LANES = ceil(N*DH / REUSE) per cycle; the qkv
-// buffer must then be partitioned to deliver LANES bytes a cycle (the generator's job).
-template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
-void ev_attention_row(const ev_i8 qkv[N * QS], int i, ev_i8 out_row[HEADS * DH], ev_i32 m_qk, ev_i8 s_qk,
-                      const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
+// One query row of every head against K and V of all tokens, read straight from a token buffer (no
+// per-head copy): the form a fused step uses when attention feeds the projection and residual add row by
+// row (operator integration). q_row[HEADS*DH] holds [HEADS][DH]; kv[N][KS] holds per token K at columns
+// [0, E) and V at [E, 2E) (E = HEADS*DH), each [HEADS][DH]; out_row[HEADS*DH] gets [HEADS][DH]. With the
+// qkv split the schedule keeps only kv [N][2E] for all tokens (KS = 2E) and computes q row by row; the
+// fused qkv tensor [N][3E] is read with kv = qkv + E and KS = 3E (ev_attention_row). Same bits as one
+// row of intmath.attention. REUSE: the N*DH MACs of q.K and of p.V each take REUSE cycles at LANES =
+// ceil(N*DH / REUSE) per cycle; the kv buffer must then be partitioned to deliver LANES bytes a cycle
+// (the generator's job).
+template <int N, int HEADS, int DH, int REUSE, int KS = 2 * HEADS * DH>
+void ev_attention_kv_row(const ev_i8 *q_row, const ev_i8 *kv, ev_i8 *out_row, ev_i32 m_qk, ev_i8 s_qk,
+                         const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
     static const int E = HEADS * DH;
     static const int TOTAL = N * DH;
     static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
@@ -123,7 +127,7 @@ row_heads:
     for (int h = 0; h < HEADS; h++) {
         for (int d = 0; d < DH; d++) {
 #pragma HLS PIPELINE II=1
-            q[d] = qkv[i * QS + h * DH + d];
+            q[d] = q_row[h * DH + d];
         }
         for (int j = 0; j < N; j++) {
 #pragma HLS UNROLL
@@ -138,7 +142,7 @@ row_heads:
                 if (idx < TOTAL) {
                     const int j = idx / DH;
                     const int d = idx - j * DH;
-                    sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(qkv[j * QS + E + h * DH + d])));
+                    sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(kv[j * KS + h * DH + d])));
                 }
             }
         }
@@ -160,13 +164,120 @@ row_heads:
                 if (idx < TOTAL) {
                     const int j = idx / DH;
                     const int d = idx - j * DH;
-                    oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(qkv[j * QS + 2 * E + h * DH + d])));
+                    oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(kv[j * KS + E + h * DH + d])));
                 }
             }
         }
         for (int d = 0; d < DH; d++) {
 #pragma HLS PIPELINE II=1
             out_row[h * DH + d] = ev_requant(oacc[d], m_av, s_av);
+        }
+    }
+}
+
+// One query row i of every head from the fused qkv buffer [N][QS] (per token [3][HEADS][DH]): q from row
+// i, K and V of every token read in place. Same bits as one row of ev_attention.
+template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
+void ev_attention_row(const ev_i8 qkv[N * QS], int i, ev_i8 out_row[HEADS * DH], ev_i32 m_qk, ev_i8 s_qk,
+                      const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
+#pragma HLS INLINE
+    ev_attention_kv_row<N, HEADS, DH, REUSE, QS>(qkv + i * QS, qkv + HEADS * DH, out_row, m_qk, s_qk, exp_lut,
+                                                 m_av, s_av);
+}
+
+// Without operator integration (--no-fuse) attention runs as three steps over materialised tensors, as on
+// the MCU: ev_attn_scores -> ev_softmax (in place when token overwriting is on) -> ev_attn_av. The
+// [HEADS*N][N] score / probability matrix exists whole. Both read q, K and V straight from the qkv buffer
+// [N][QS] (per token [3][HEADS][DH]); REUSE as in ev_attention_kv_row (LANES = ceil(N*DH / REUSE) bytes of
+// K or V a cycle: the generator splits the qkv buffer by LANES).
+
+// scores[h][i][j] = requant(q_i . k_j, m_qk, s_qk) for every head h and query row i.
+template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
+void ev_attn_scores(const ev_i8 qkv[N * QS], ev_i8 scores[HEADS * N * N], ev_i32 m_qk, ev_i8 s_qk) {
+    static const int E = HEADS * DH;
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    ev_i8 q[DH];
+    ev_i32 sacc[N];
+#pragma HLS ARRAY_PARTITION variable=q complete
+#pragma HLS ARRAY_PARTITION variable=sacc complete
+sc_heads:
+    for (int h = 0; h < HEADS; h++) {
+    sc_queries:
+        for (int i = 0; i < N; i++) {
+            for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+                q[d] = qkv[i * QS + h * DH + d];
+            }
+            for (int j = 0; j < N; j++) {
+#pragma HLS UNROLL
+                sacc[j] = 0;
+            }
+        sc_steps:
+            for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+                for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                    const int idx = r * LANES + l;
+                    if (idx < TOTAL) {
+                        const int j = idx / DH;
+                        const int d = idx - j * DH;
+                        sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(qkv[j * QS + E + h * DH + d])));
+                    }
+                }
+            }
+        sc_store:
+            for (int j = 0; j < N; j++) {
+#pragma HLS PIPELINE II=1
+                scores[(h * N + i) * N + j] = ev_requant(sacc[j], m_qk, s_qk);
+            }
+        }
+    }
+}
+
+// out[i][h*DH + d] = requant(sum_j probs[h][i][j] v_j[d], m_av, s_av).
+template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
+void ev_attn_av(const ev_i8 probs[HEADS * N * N], const ev_i8 qkv[N * QS], ev_i8 out[N * HEADS * DH],
+                ev_i32 m_av, ev_i8 s_av) {
+    static const int E = HEADS * DH;
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    ev_i8 prow[N];
+    ev_i32 oacc[DH];
+#pragma HLS ARRAY_PARTITION variable=prow complete
+#pragma HLS ARRAY_PARTITION variable=oacc complete
+av_heads:
+    for (int h = 0; h < HEADS; h++) {
+    av_queries:
+        for (int i = 0; i < N; i++) {
+            for (int j = 0; j < N; j++) {
+#pragma HLS PIPELINE II=1
+                prow[j] = probs[(h * N + i) * N + j];
+            }
+            for (int d = 0; d < DH; d++) {
+#pragma HLS UNROLL
+                oacc[d] = 0;
+            }
+        av_steps:
+            for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+                for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+                    const int idx = r * LANES + l;
+                    if (idx < TOTAL) {
+                        const int j = idx / DH;
+                        const int d = idx - j * DH;
+                        oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(prow[j]) * ev_i16(qkv[j * QS + 2 * E + h * DH + d])));
+                    }
+                }
+            }
+        av_out:
+            for (int d = 0; d < DH; d++) {
+#pragma HLS PIPELINE II=1
+                out[i * E + h * DH + d] = ev_requant(oacc[d], m_av, s_av);
+            }
         }
     }
 }

@@ -47,6 +47,21 @@ def test_small_memories_go_to_lutram():
     assert est.buffer_bram18k(4096) == 2 and est.buffer_bram18k(4096, partitions=4) == 4
 
 
+@pytest.mark.parametrize("nbytes, lanes, reshape, blocks", [
+    (12480, 16, True, 8),      # 16 memories of 780 B (16 blocks) vs one 128-bit x 780 memory (8 blocks)
+    (1088, 16, False, 0),      # 68 B per lane: LUTRAM when partitioned; reshaped it would take 4 blocks
+    (6240, 1, False, 4),       # not split: 2K x 9 blocks
+    (37120, 4, True, 19),      # 4 x 5 blocks partitioned; 32-bit x 9280 reshaped: 19
+])
+def test_split_buffer_layout(nbytes, lanes, reshape, blocks):
+    """A buffer a fused attention reads LANES bytes a cycle from takes the cheaper of cyclic partition and
+    cyclic reshape."""
+    assert est.buffer_layout(nbytes, lanes) == (reshape, blocks)
+    part = est.buffer_bram18k(nbytes, lanes)
+    wide = est.buffer_bram18k(nbytes, lanes, reshape=True) if lanes > 1 else part
+    assert blocks == min(part, wide)
+
+
 @pytest.mark.parametrize("board, per_dsp", [("zcu102", 2), ("pynq-z2", 1)])
 @pytest.mark.parametrize("k, o, reuse", [(64, 192, 1), (64, 192, 64), (33, 17, 7), (10, 3, 1000)])
 def test_linear_dsp_model(board, per_dsp, k, o, reuse):
@@ -130,3 +145,21 @@ def test_auto_reuse_picks_the_smallest_fitting_factor():
 def test_unknown_op_is_an_error():
     with pytest.raises(EdgevizError, match="no model for op 'conv3d'"):
         est.layer_cost(LayerSpec("x", "conv3d", {}), est.load_board("zcu102"))
+
+
+def test_qkv_split_copies_share_constant_roms():
+    """The qkv split recomputes LayerNorm (and a low-rank factor) per query row: the estimate counts that
+    second datapath (DSP, cycles) but its constants once, since both call sites read the same ROM."""
+    e = est.estimate_config(ViTConfig(rank_ratios=(0.5, 0.5)), "zcu102", reuse=64)
+    by_name = {c.name: c for c in e.layers}
+    copies = [n for n in by_name if n.endswith(" (q row)")]
+    assert any(n.startswith("layernorm") for n in copies) and any(n.startswith("linear") for n in copies)
+    for n in copies:
+        orig, copy = by_name[n[:-len(" (q row)")]], by_name[n]
+        assert copy.dsp == orig.dsp and copy.latency_cycles == orig.latency_cycles and copy.dsp > 0
+        assert copy.bram18k == 0 < orig.bram18k
+    spec = LayerSpec("ln", "layernorm", {"rows": 17, "c": 64}, 4)
+    shared = LayerSpec("ln", "layernorm", {"rows": 17, "c": 64, "shared_rom": True}, 4)
+    b = est.load_board("zcu102")
+    assert est.layer_cost(shared, b).bram18k < est.layer_cost(spec, b).bram18k
+    assert est.layer_cost(shared, b).dsp == est.layer_cost(spec, b).dsp

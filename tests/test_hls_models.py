@@ -82,10 +82,16 @@ def test_model_csim_bit_exact(tmp_path, name):
     ("cls-lowrank", dict(token_overwrite=False)),
     ("rgb-deep-mean", dict(patch_decompose=False)),
     ("odd-1head", dict(token_overwrite=False, patch_decompose=False)),
+    ("mean-3heads", dict(split_qkv=False)),
+    ("cls-wide-mlp3", dict(split_qkv=False, token_overwrite=False)),
+    ("cls-lowrank", dict(fuse=False)),
+    ("mean-3heads", dict(fuse=False, token_overwrite=False)),
+    ("rgb-deep-mean", dict(fuse=False, patch_decompose=False)),
 ])
 def test_ablation_schedules_csim_bit_exact(tmp_path, name, switches):
-    """The schedules without token overwriting / patch-embedding decomposition generate projects whose
-    C simulation is bit-exact too; without overwriting no buffer holds two tensors."""
+    """The schedules without token overwriting / patch-embedding decomposition / the qkv split / operator
+    integration generate projects whose C simulation is bit-exact too; without overwriting no buffer
+    holds two tensors."""
     from edgeviz.hls.generate import generate_from_model
     from edgeviz.passes import Switches
 
@@ -100,6 +106,15 @@ def test_ablation_schedules_csim_bit_exact(tmp_path, name, switches):
         assert "token overwriting" not in top
     if not switches.get("patch_decompose", True):
         assert "ev_patch_embed<" not in top and "ev_linear<" in top
+    if not switches.get("fuse", True):        # scores -> softmax -> p.v over materialised [H*N, N] tensors
+        assert "ev_attn_scores<" in top and "ev_softmax<" in top and "ev_attn_av<" in top
+        assert "ev_attention" not in top and "for (int r = 0;" not in top
+        if switches.get("token_overwrite", True):
+            assert "softmax (output over" in top
+    elif switches.get("split_qkv", True):     # K and V for all tokens, each query row inside the chain
+        assert "ev_attention_kv_row<" in top and "ev_attention_row<" not in top
+    else:                                     # the fused [N, 3E] qkv buffer
+        assert "ev_attention_row<" in top and "ev_attention_kv_row<" not in top
     _check_bit_exact(proj, g, _random_images(g, m.cfg, seed=11))
 
 
@@ -128,8 +143,8 @@ def test_token_overwriting_saves_buffer_bram(name):
 
 
 def test_fpga_switch_checks():
-    """build/analyze accept token overwriting and patch decomposition off, refuse operator integration
-    off with a one-line user error, and never schedule the MCU-only qkv split."""
+    """build/analyze accept every switch on or off (the qkv split on by default, as on the MCU); a schedule
+    with an op that has no template is a one-line user error."""
     import dataclasses
 
     from edgeviz.errors import EdgevizError
@@ -137,11 +152,18 @@ def test_fpga_switch_checks():
     from edgeviz.passes import Switches
 
     for kw in ({}, {"token_overwrite": False}, {"patch_decompose": False},
-               {"token_overwrite": False, "patch_decompose": False}):
+               {"token_overwrite": False, "patch_decompose": False}, {"split_qkv": False}, {"fuse": False},
+               {"fuse": False, "token_overwrite": False, "patch_decompose": False}):
         sw = _check_switches(Switches(**kw))
         assert all(getattr(sw, k) == v for k, v in kw.items())
-        assert not getattr(sw, "split_qkv", False)
+        assert sw.split_qkv == kw.get("split_qkv", True)
         assert {f.name for f in dataclasses.fields(sw)} == {f.name for f in dataclasses.fields(Switches())}
-    with pytest.raises(EdgevizError, match="operator integration") as e:
-        _check_switches(Switches(fuse=False))
+    from types import SimpleNamespace
+
+    from edgeviz.hls.generate import _check_ops
+    from edgeviz.ir import Node
+
+    bad = SimpleNamespace(steps=[SimpleNamespace(nodes=[Node("conv3d", "blocks.0.conv", [], [])])])
+    with pytest.raises(EdgevizError, match="no template for op 'conv3d'") as e:
+        _check_ops(bad)
     assert "\n" not in str(e.value)

@@ -19,7 +19,9 @@ The model
   aspect ratio (16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18, 512x36), blocks = ceil(width/w) * ceil(depth/d).
   Arrays of at most 1024 bits or of depth below 16 go to LUTRAM / registers instead (one LUT6 per 64 bits
   of ROM), as HLS does with small memories. Activation buffers (from the planner) are int8, one element
-  per cycle per port: ceil(bytes / 2048) blocks each (2Kx9), times the partition factor when partitioned.
+  per cycle per port: ceil(bytes / 2048) blocks each (2Kx9). A buffer that a fused attention reads LANES
+  bytes a cycle from is either partitioned cyclic (LANES memories of bytes/LANES, each rounded) or
+  reshaped cyclic (one memory of 8*LANES-bit words, depth bytes/LANES), whichever takes fewer blocks.
 - LUT / FF: approximate, per unit: MAC lane 24 LUT / 40 FF; requantiser 150 / 250; 32-bit pipelined
   divider 1100 / 2100; isqrt 250 / 200; element-wise lane 60 / 60; per layer control 300 / 300; plus the
   register rows (8 FF per int8 element, 32 per int32 accumulator) and LUTRAM-mapped memories.
@@ -107,6 +109,9 @@ class LayerSpec:
     layernorm    rows, c
     softmax      rows, len
     attention    tokens, heads, dh, [kv_copy]
+    attn_scores  tokens, heads, dh     (unfused: q k^T for every head and query row)
+    attn_av      tokens, heads, dh     (unfused: p v)
+    any op       [shared_rom]: a second call site of a node already counted (its constant ROMs once)
     add          n, [rows]     n elements per call, rows calls (a fused chain calls once per token row)
     lut          n, [rows]
     mean         tokens, c
@@ -225,13 +230,27 @@ def memory_cost(width_bits: int, depth: int, copies: int = 1) -> tuple[int, int]
     return copies * bram18k_blocks(width_bits, depth), 0
 
 
-def buffer_bram18k(nbytes: int, partitions: int = 1) -> int:
-    """An int8 activation buffer, optionally partitioned cyclic into `partitions` banks."""
+def buffer_bram18k(nbytes: int, partitions: int = 1, reshape: bool = False) -> int:
+    """An int8 activation buffer, optionally split cyclic into `partitions` lanes: partitioned (that many
+    8-bit memories) or reshaped (one memory of 8*partitions-bit words)."""
     if nbytes <= 0:
         return 0
     per = math.ceil(nbytes / partitions)
+    if reshape and partitions > 1:
+        return memory_cost(8 * partitions, per)[0]
     bram, _ = memory_cost(8, per)
     return partitions * bram if bram else 0
+
+
+def buffer_layout(nbytes: int, lanes: int) -> tuple[bool, int]:
+    """How a buffer read `lanes` consecutive (lane-aligned) bytes a cycle is best split: (reshape, BRAM18K).
+    Cyclic partition (lanes 8-bit memories, small ones in LUTRAM) or cyclic reshape (one memory of
+    8*lanes-bit words, the aspect ratio that fits best); the fewer BRAM18K wins, partition on a tie."""
+    part = buffer_bram18k(nbytes, lanes)
+    if lanes <= 1:
+        return False, part
+    wide = buffer_bram18k(nbytes, lanes, reshape=True)
+    return (True, wide) if wide < part else (False, part)
 
 
 # ------------------------------------------------------------------ per layer
@@ -249,8 +268,9 @@ def _tree(lanes: int) -> int:
 class _Acc:
     """Accumulates one layer's resources."""
 
-    def __init__(self, board: Board):
+    def __init__(self, board: Board, shared_rom: bool = False):
         self.board, self.dsp, self.bram, self.lut, self.ff = board, 0, 0, CONTROL[0], CONTROL[1]
+        self.shared_rom = shared_rom
 
     def mac_array(self, lanes: int, in_regs: int, accs: int):
         self.dsp += math.ceil(lanes / self.board.int8_macs_per_dsp)
@@ -267,8 +287,14 @@ class _Acc:
         self.bram += b
         self.lut += l
 
+    def rom(self, width: int, depth: int, copies: int = 1):
+        """A constant array (weights, biases, requantisation parameters, tables); not counted again for
+        a second call site of the same node (the qkv split's per-row copies read the same ROM)."""
+        if not self.shared_rom:
+            self.mem(width, depth, copies)
+
     def weights(self, total: int, lanes: int, steps: int):
-        self.mem(8 * lanes, steps)
+        self.rom(8 * lanes, steps)
 
 
 def _linear_row(a: _Acc, k: int, o: int, reuse: int, bias_rows: int, use_lut: bool) -> tuple[int, int]:
@@ -283,11 +309,11 @@ def _linear_row(a: _Acc, k: int, o: int, reuse: int, bias_rows: int, use_lut: bo
     else:
         a.mac_array(lanes, k, o)
     a.weights(k * o, lanes, steps)
-    a.mem(32, o * bias_rows)        # bias
-    a.mem(32, o)                    # multipliers
-    a.mem(8, o)                     # shifts
+    a.rom(32, o * bias_rows)        # bias
+    a.rom(32, o)                    # multipliers
+    a.rom(8, o)                     # shifts
     if use_lut:
-        a.mem(8, 256)
+        a.rom(8, 256)
     a.unit(REQUANT, dsp=DSP_MUL32)
     return lanes, (k + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + (o + D_REQUANT)
 
@@ -302,7 +328,7 @@ def _softmax_row(a: _Acc, length: int, reuse: int) -> tuple[int, int]:
 
 def layer_cost(spec: LayerSpec, board: Board) -> LayerCost:
     d, op, r = spec.dims, spec.op, max(1, int(spec.reuse))
-    a = _Acc(board)
+    a = _Acc(board, bool(d.get("shared_rom")))
     if op in ("linear", "head"):
         rows = int(d.get("rows", 1))
         k, o = int(d["in"]), int(d["out"])
@@ -329,8 +355,8 @@ def layer_cost(spec: LayerSpec, board: Board) -> LayerCost:
         a.unit(DIVIDER)
         a.unit(ELEM_LANE, n=lanes)
         a.ff += 8 * c
-        a.mem(32, c)        # gamma
-        a.mem(64, c)        # beta
+        a.rom(32, c)        # gamma
+        a.rom(64, c)        # beta
         macs = rows * 3 * c
         cycles = rows * ((c + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + D_ISQRT + D_DIV + (c + D_REQUANT + 3))
     elif op == "softmax":
@@ -350,6 +376,20 @@ def layer_cost(spec: LayerSpec, board: Board) -> LayerCost:
         macs = heads * n * n * dh * 2
         per_query = (dh + D_LOOP) + 2 * (steps + D_LOOP + _tree(lanes)) + (n + D_REQUANT) + sm + (dh + D_REQUANT)
         cycles = heads * ((n * dh + D_LOOP if kv_copy else 0) + n * per_query)
+    elif op in ("attn_scores", "attn_av"):
+        # unfused attention steps (ev_attn_scores / ev_attn_av): one product per head and query row
+        n, heads, dh = int(d["tokens"]), int(d["heads"]), int(d["dh"])
+        lanes, steps = _lanes(n * dh, r)
+        if op == "attn_scores":
+            a.mac_array(lanes, dh, n)
+            load, store = dh, n
+        else:
+            a.mac_array(lanes, 0, dh)
+            a.ff += 8 * n                  # the probability row
+            load, store = n, dh
+        a.unit(REQUANT, dsp=DSP_MUL32)
+        macs = heads * n * n * dh
+        cycles = heads * n * ((load + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + (store + D_REQUANT))
     elif op == "add":
         n, calls = int(d["n"]), int(d.get("rows", 1))
         lanes, steps = _lanes(n, r)
@@ -381,8 +421,9 @@ def layer_cost(spec: LayerSpec, board: Board) -> LayerCost:
 # ------------------------------------------------------------------ totals
 
 def estimate(layers: list[LayerSpec], board: Board | str, buffers=(), check: bool = True) -> Estimate:
-    """Per-layer and total resources and latency. buffers: (name, bytes) or (name, bytes, partitions)
-    for the activation buffers (planner buffers adapted to BRAM). check: raise EdgevizError when a
+    """Per-layer and total resources and latency. buffers: (name, bytes), (name, bytes, lanes) or (name,
+    bytes, lanes, reshape) for the activation buffers (planner buffers adapted to BRAM; see
+    buffer_bram18k). check: raise EdgevizError when a
     resource is exceeded."""
     if isinstance(board, str):
         board = load_board(board)
@@ -391,7 +432,8 @@ def estimate(layers: list[LayerSpec], board: Board | str, buffers=(), check: boo
     for b in buffers:
         name, nbytes = b[0], int(b[1])
         parts = int(b[2]) if len(b) > 2 else 1
-        bufs.append((name, nbytes, buffer_bram18k(nbytes, parts)))
+        reshape = bool(b[3]) if len(b) > 3 else False
+        bufs.append((name, nbytes, buffer_bram18k(nbytes, parts, reshape)))
     lut_bufs = sum(8 * math.ceil(n / 64) for _, n, k in bufs if k == 0)   # small buffers in LUTRAM
     lat = sum(c.latency_cycles for c in costs)
     est = Estimate(

@@ -14,19 +14,28 @@ The project (one folder) holds
 
 Buffers: each planner buffer (tensors that share storage through token overwriting count as one) is
 assigned to an on-chip bank; buffers whose lifetimes do not overlap share a bank, so a chain of layers
-alternates between banks (ping-pong) instead of holding one array per tensor. A bank's size is its
-largest buffer rounded up to whole BRAM18K blocks (2048 int8 entries each in the 2K x 9 shape); banks of
-at most 1024 bits stay in LUTRAM. A bank that feeds a fused attention row is partitioned cyclic by that
-attention's lanes (so K and V arrive LANES bytes a cycle), and fused element-wise ops on a bank row run
-one element per cycle (the bank's two ports serve one read and one write). The planner's scratch buffers are not needed: the templates hold their
-own row registers. Fused chains (operator integration) run as one loop over token rows with one-row
-intermediates; attention inside a chain runs per query row (ev_attention_row).
+alternates between banks (ping-pong) instead of holding one array per tensor. A bank is declared with its
+largest buffer's bytes and counted in whole BRAM18K blocks (2048 int8 entries each in the 2K x 9 shape);
+banks of at most 1024 bits stay in LUTRAM. A bank that an attention streams K and V from is split cyclic
+by that attention's lanes (so K and V arrive LANES bytes a cycle): partitioned (LANES memories) or
+reshaped (one memory of LANES-byte words), whichever takes fewer BRAM18K (estimate.buffer_layout).
+Element-wise ops on a bank row run one element per cycle (the bank's two ports serve one read and one
+write). The planner's scratch buffers are not needed: the templates hold their own row registers. Fused
+chains (operator integration) run as one loop over token rows with one-row intermediates; attention
+inside a chain runs per query row (ev_attention_kv_row).
 
-Schedules (edgeviz.passes.Switches): token overwriting on or off (off: every step writes a buffer of its
-own, the ablation baseline), patch-embedding decomposition on or off (off: an im2col gather fills a
-[patches, C*p*p] buffer, then one linear with a per-row bias embeds it). Operator integration (fuse) must
-stay on: there are no templates for the unfused attention steps. The MCU-only qkv split (split_qkv) is
-always off here: fpga_switches() clears it.
+Schedules (edgeviz.passes.Switches), every combination supported and C-simulated bit-exact:
+- token overwriting on or off (off: every step writes a buffer of its own, the ablation baseline);
+- patch-embedding decomposition on or off (off: an im2col gather fills a [patches, C*p*p] buffer, then one
+  linear with a per-row bias embeds it);
+- the qkv split (on by default, as on the MCU): K and V of all tokens in kv [N, 2E], each query row's
+  LayerNorm and q projection recomputed inside the attention chain, whose output row (projection plus
+  residual) is written over x's row: x + K + V (3NE) live at the attention instead of 4NE with the
+  fused [N, 3E] qkv tensor (split_qkv=False; ev_attention_row). The per-row copies share their node's
+  constant ROMs but are a second datapath (DSPs, cycles) in the estimate;
+- operator integration off (--no-fuse): every op materialises its output; attention runs as
+  ev_attn_scores -> ev_softmax -> ev_attn_av over the [H*N, N] score matrix (softmax in place with token
+  overwriting), GELU as its own table step.
 """
 from __future__ import annotations
 
@@ -40,32 +49,35 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeviz import intmath
 from edgeviz.errors import EdgevizError
 from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir
 
 CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "gelu", "attention", "add", "select_token",
-                 "mean_tokens")
+SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "gelu", "attention", "attention_split", "add",
+                 "select_token", "mean_tokens", "attn_scores", "softmax", "attn_av")
+ATTENTION_OPS = ("attention", "attention_split", "attn_scores", "attn_av")   # stream K / V LANES bytes a cycle
 
 
 def fpga_switches(switches=None):
-    """The schedule switches the FPGA backend builds with: the given ones (default: all techniques on)
-    with the MCU-only qkv split turned off, when the Switches dataclass has that field."""
+    """The schedule switches the FPGA backend builds with: the given ones (default: all techniques on,
+    the qkv split included, as on the MCU). Every combination with operator integration on has
+    templates; split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
     from edgeviz.passes import Switches
 
-    sw = Switches() if switches is None else switches
-    if "split_qkv" in {f.name for f in dataclasses.fields(sw)}:
-        sw = dataclasses.replace(sw, split_qkv=False)
-    return sw
+    return Switches() if switches is None else switches
 
 
 def check_switches(switches) -> None:
-    """EdgevizError for the schedule switches the HLS templates cannot build (operator integration off)."""
-    if not switches.fuse:
-        raise EdgevizError("the FPGA backend needs operator integration: it has no HLS templates for unfused "
-                           "attention (attn_scores / softmax / attn_av); drop --no-fuse for FPGA targets "
-                           "(--no-token-overwrite and --no-patch-decompose are supported)")
+    """EdgevizError for schedule switches the HLS templates cannot build. Every combination of the
+    Switches fields has templates (operator integration off included: ev_attn_scores / ev_softmax /
+    ev_attn_av); kept as the one place to refuse a future switch."""
+    from edgeviz.passes import Switches
+
+    unknown = {f.name for f in dataclasses.fields(switches)} - {f.name for f in dataclasses.fields(Switches)}
+    if unknown:
+        raise EdgevizError(f"the FPGA backend has no templates for the schedule switches {sorted(unknown)}")
 
 
 def cname(name: str) -> str:
@@ -80,23 +92,22 @@ class Bank:
     name: str
     size: int                       # bytes declared (rounded to BRAM18K blocks when in BRAM)
     buffers: list = field(default_factory=list)   # planner Buffers placed here, disjoint lifetimes
-    partition: int = 1              # cyclic partition factor (bytes per cycle a fused attention reads)
+    partition: int = 1              # lanes: bytes per cycle a fused attention reads from it
+    reshape: bool = False           # lanes as one wide word (ARRAY_RESHAPE) rather than separate memories
+
+    @property
+    def bram18k(self) -> int:
+        return est.buffer_bram18k(self.size, self.partition, self.reshape)
 
     @property
     def need(self) -> int:
         return max(b.size for b in self.buffers)
 
 
-def round_bank(nbytes: int) -> int:
-    """Round an int8 buffer to whole BRAM18K blocks (2048 entries, 2K x 9), unless it fits LUTRAM."""
-    if nbytes * 8 <= est.LUTRAM_MAX_BITS:
-        return nbytes
-    return math.ceil(nbytes / 2048) * 2048
-
-
 def assign_banks(plan) -> tuple[list[Bank], dict[str, Bank]]:
     """Greedy interval colouring of the planner's buffers (scratch excluded): a buffer reuses the
-    free bank whose size is closest to its own. Returns the banks and tensor -> bank."""
+    free bank whose size is closest to its own. A bank is declared with its largest buffer's bytes; its
+    BRAM18K count (estimate.buffer_bram18k) rounds to whole blocks. Returns the banks and tensor -> bank."""
     bufs = sorted((b for b in plan.buffers if not b.name.startswith("scratch@")), key=lambda b: (b.first, -b.size))
     banks: list[Bank] = []
     for b in bufs:
@@ -108,7 +119,7 @@ def assign_banks(plan) -> tuple[list[Bank], dict[str, Bank]]:
         else:
             banks.append(Bank(f"bank{len(banks)}", 0, [b]))
     for k in banks:
-        k.size = round_bank(k.need)
+        k.size = k.need
     where = {t: k for k in banks for b in k.buffers for t in b.tensors}
     return banks, where
 
@@ -124,12 +135,20 @@ class Consts:
 
     def __init__(self):
         self.files: dict[str, list[str]] = {}
+        self.arrays: dict[str, np.ndarray] = {}
         self.bytes = 0
 
     def add(self, node, key: str, arr, dtype) -> str:
         a = np.asarray(arr).astype(dtype).reshape(-1)
         ctype, suffix = _CTYPES[np.dtype(dtype)]
         name = f"{cname(node.name)}_{key}"
+        if name in self.arrays:
+            # the qkv split's per-row copies of LayerNorm / low-rank factors keep the node's name and
+            # constants: one ROM, read by both steps
+            if not np.array_equal(self.arrays[name], a):
+                raise AssertionError(f"two different constant arrays named {name}")
+            return name
+        self.arrays[name] = a
         vals = [f"{v}{suffix}" for v in a.tolist()]
         if ctype == "ev_i32":
             vals = [v if v != "-2147483648" else "(-2147483647 - 1)" for v in vals]
@@ -148,9 +167,11 @@ def node_total(node, g, chained: bool = False) -> int:
     q, t_out = node.qattrs, g.tensors[node.outputs[0]]
     if node.op in ("linear", "patch_embed"):
         return int(q["w"].size)
-    if node.op == "attention":
-        n, three_e = g.tensors[node.inputs[0]].shape
-        return n * (three_e // 3) // node.attrs["heads"]
+    if node.op in ATTENTION_OPS:
+        n, dh = _attn_dims(node, g)
+        return n * dh
+    if node.op == "softmax":
+        return t_out.channels
     if node.op in ("add", "gelu"):
         return t_out.channels if chained else t_out.nbytes
     if node.op == "layernorm":
@@ -180,11 +201,15 @@ def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
                              dict(c=c, h=h, w=w, p=node.attrs["patch"], out=q["w"].shape[0], row_bias=True), reuse)
     if node.op == "layernorm":
         return est.LayerSpec(node.name, "layernorm", {"rows": rows, "c": t_out.channels}, reuse)
-    if node.op == "attention":
-        n, three_e = g.tensors[node.inputs[0]].shape
-        h = node.attrs["heads"]
-        return est.LayerSpec(node.name, "attention", dict(tokens=n, heads=h, dh=three_e // 3 // h,
+    if node.op in ("attention", "attention_split"):
+        n, dh = _attn_dims(node, g)
+        return est.LayerSpec(node.name, "attention", dict(tokens=n, heads=node.attrs["heads"], dh=dh,
                                                          kv_copy=not chained), reuse)
+    if node.op in ("attn_scores", "attn_av"):
+        n, dh = _attn_dims(node, g)
+        return est.LayerSpec(node.name, node.op, dict(tokens=n, heads=node.attrs["heads"], dh=dh), reuse)
+    if node.op == "softmax":
+        return est.LayerSpec(node.name, "softmax", {"rows": rows, "len": t_out.channels}, reuse)
     if node.op in ("add", "gelu"):
         dims = {"n": t_out.channels, "rows": rows} if chained else {"n": t_out.nbytes}
         return est.LayerSpec(node.name, "add" if node.op == "add" else "lut", dims, reuse)
@@ -201,13 +226,7 @@ def _check_ops(schedule):
         for n in st.nodes:
             if n.op in SUPPORTED_OPS:
                 continue
-            if n.op in ("attn_scores", "softmax", "attn_av"):
-                why = "operator integration is off (--no-fuse); the FPGA backend needs it on"
-            elif n.op == "attention_split":
-                why = ("the schedule splits qkv (split_qkv, MCU only); schedule with "
-                       "edgeviz.hls.generate.fpga_switches()")
-            else:
-                why = "no template exists for it"
+            why = "no template exists for it"
             raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}): {why}")
 
 
@@ -228,17 +247,29 @@ def reuse_for(schedule, reuse) -> dict[str, int]:
 
 
 def _attn_dims(n, g) -> tuple[int, int]:
+    """(tokens, head dim) of an attention node: from qkv [N, 3E], or after the qkv split from kv [N, 2E]."""
+    if n.op == "attention_split":
+        ntok, two_e = g.tensors[n.inputs[1]].shape
+        return ntok, two_e // 2 // n.attrs["heads"]
+    if n.op in ("attn_scores", "attn_av"):
+        return n.attrs["tokens"], n.attrs["embed"] // n.attrs["heads"]
     ntok, three_e = g.tensors[n.inputs[0]].shape
     return ntok, three_e // 3 // n.attrs["heads"]
 
 
+def _kv_input(n) -> str:
+    """The token buffer a fused attention row streams K and V from."""
+    return n.inputs[1] if n.op in ("attention_split", "attn_av") else n.inputs[0]
+
+
 def _port_limited(n, g, chained: bool, r: int) -> int:
-    """Reuse adjusted so that a fused node streaming a token buffer (an on-chip bank) never needs more
-    bytes per cycle than that bank delivers:
-    - add / LUT inside a chain read and write the same bank row: one element per cycle (dual port);
-    - attention inside a chain reads K and V from the qkv bank: LANES is cut to a power of two that
-      divides dh, and the bank is partitioned cyclic by LANES (see bank_partitions), so the LANES bytes of
-      one cycle (one key row, consecutive channels) always sit in distinct partitions."""
+    """Reuse adjusted so that a node streaming a token buffer (an on-chip bank) never needs more bytes
+    per cycle than that bank delivers:
+    - add / LUT read and write bank rows: one element per cycle (dual port);
+    - attention rows (fused, after the qkv split, or the unfused scores / p.v steps) read K and V from
+      the qkv (or kv) bank: LANES is cut to a power of two that divides dh, and the bank is split cyclic
+      by LANES (see bank_partitions), so the LANES bytes of one cycle (one key row, consecutive channels)
+      always sit in distinct partitions, or in one word of a reshaped bank."""
     if n.op in ("linear", "patch_embed"):
         o, k = n.qattrs["w"].shape
         lanes = math.ceil(o * k / r)
@@ -247,11 +278,10 @@ def _port_limited(n, g, chained: bool, r: int) -> int:
             lanes = max(d for d in range(1, lanes + 1) if k % d == 0)
             return o * k // lanes
         return r
-    if not chained:
-        return r
     if n.op in ("add", "gelu"):
-        return node_total(n, g, True)
-    if n.op == "attention":
+        # one element a cycle: a bank's two ports serve one read and one write (unfused too)
+        return node_total(n, g, chained)
+    if n.op in ATTENTION_OPS and (chained or n.op != "attention"):
         ntok, dh = _attn_dims(n, g)
         total = ntok * dh
         want = math.ceil(total / r)
@@ -266,28 +296,36 @@ def bank_partitions(schedule, banks: list[Bank], reuse: dict[str, int]) -> None:
     """Set each bank's cyclic partition factor: the lanes of the fused attention rows that read it."""
     where = {t: k for k in banks for b in k.buffers for t in b.tensors}
     for k in banks:
-        k.partition = 1
+        k.partition, k.reshape = 1, False
     g = schedule.graph
     for st in schedule.steps:
         for n in st.nodes:
-            if st.chained and n.op == "attention":
+            if n.op in ATTENTION_OPS and (st.chained or n.op != "attention"):
                 ntok, dh = _attn_dims(n, g)
                 lanes = math.ceil(ntok * dh / reuse[n.name])
-                bank = where[n.inputs[0]]
+                bank = where[_kv_input(n)]
                 bank.partition = max(bank.partition, lanes)
+    for k in banks:
+        k.reshape, _ = est.buffer_layout(k.size, k.partition)
 
 
 def schedule_estimate(schedule, banks: list[Bank], reuse: dict[str, int], board, check: bool) -> est.Estimate:
     _check_ops(schedule)         # an op without a template has no cost model either: never drop it silently
     g = schedule.graph
-    specs = []
+    specs, seen = [], set()
     for st in schedule.steps:
         for n in st.nodes:
             s = node_spec(n, g, reuse[n.name], st.chained)
             if s is not None:
+                if n.name in seen:
+                    # the qkv split recomputes LayerNorm (and a low-rank factor) per query row: its own
+                    # datapath and cycles, the same constant ROMs
+                    s.name += " (q row)"
+                    s.dims["shared_rom"] = True
                 specs.append(s)
+            seen.add(n.name)
     bank_partitions(schedule, banks, reuse)
-    return est.estimate(specs, board, [(k.name, k.size, k.partition) for k in banks], check=check)
+    return est.estimate(specs, board, [(k.name, k.size, k.partition, k.reshape) for k in banks], check=check)
 
 
 def choose_reuse(schedule, banks, board) -> tuple[int, dict[str, int], est.Estimate]:
@@ -338,6 +376,23 @@ class _Emitter:
             if chained:
                 return [f"ev_attention_row<{ntok}, {h}, {dh}, {r}>({ins[0]}, r, {out}, {args});"]
             return [f"ev_attention<{ntok}, {h}, {dh}, {r}>({ins[0]}, {out}, {args});"]
+        if n.op == "attn_scores":
+            ntok, dh = _attn_dims(n, g)
+            return [f"ev_attn_scores<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {out}, {n.attrs['m_qk']}, "
+                    f"{n.attrs['s_qk']});"]
+        if n.op == "softmax":
+            lut = c.add(n, "exp_lut", n.attrs["exp_lut"], np.uint16)
+            return [f"ev_softmax<{rows}, {t_out.channels}, {r}>({ins[0]}, {out}, {lut});"]
+        if n.op == "attn_av":
+            ntok, dh = _attn_dims(n, g)
+            return [f"ev_attn_av<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {ins[1]}, {out}, "
+                    f"{n.attrs['m_av']}, {n.attrs['s_av']});"]
+        if n.op == "attention_split":
+            # qkv split: the query row comes from the chain, K and V of every token from the kv buffer
+            ntok, dh = _attn_dims(n, g)
+            lut = c.add(n, "exp_lut", q["exp_lut"], np.uint16)
+            return [f"ev_attention_kv_row<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {ins[1]}, {out}, "
+                    f"{q['m_qk']}, {q['s_qk']}, {lut}, {q['m_av']}, {q['s_av']});"]
         if n.op == "select_token":
             ch = t_out.channels
             return [f"ev_copy_row<{ch}>({ins[0]} + {n.attrs['index'] * ch}, {out});"]
@@ -420,12 +475,48 @@ class HlsProject:
     vectors: int
 
 
+def _unfused_attention(n, xs) -> np.ndarray:
+    """intmath.attention's first (q k^T) or last (p v) product, for the unfused steps."""
+    a = n.attrs
+    h, e = a["heads"], a["embed"]
+    qkv = xs[-1].reshape(a["tokens"], 3, h, e // h).astype(np.int32)
+    if n.op == "attn_scores":
+        q, k = qkv[:, 0].transpose(1, 0, 2), qkv[:, 1].transpose(1, 0, 2)
+        return intmath.requantize(q @ k.transpose(0, 2, 1), a["m_qk"], a["s_qk"]).reshape(h * a["tokens"], -1)
+    v = qkv[:, 2].transpose(1, 0, 2)
+    probs = xs[0].reshape(h, a["tokens"], a["tokens"]).astype(np.int32)
+    out = intmath.requantize(probs @ v, a["m_av"], a["s_av"])
+    return out.transpose(1, 0, 2).reshape(a["tokens"], e)
+
+
+def _run_int8_scheduled(g, x) -> np.ndarray:
+    """run_int8 over a scheduled graph, whose qkv split has an attention_split node: its int8 result is
+    intmath.attention over [q | kv] (per token [3][H][dh], the fused qkv layout)."""
+    from edgeviz.ops import OPS
+
+    env = {g.inputs[0]: np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape)}
+    for n in g.nodes:
+        xs = [env[i] for i in n.inputs]
+        if n.op == "attention_split":
+            y = OPS["attention"].run_int8(n, [np.concatenate(xs, axis=1)])
+        elif n.op in ("attn_scores", "attn_av"):
+            y = _unfused_attention(n, xs)
+        elif n.op == "softmax":
+            y = intmath.softmax(xs[0], n.attrs["exp_lut"])
+        else:
+            y = OPS[n.op].run_int8(n, xs)
+        env[n.outputs[0]] = np.asarray(y, dtype=np.int8).reshape(g.tensors[n.outputs[0]].shape)
+    return env[g.outputs[0]]
+
+
 def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
-             tb_inputs=None, n_vectors: int = 4, check: bool = True, seed: int = 0) -> HlsProject:
+             tb_inputs=None, n_vectors: int = 4, check: bool = True, seed: int = 0, ref_graph=None) -> HlsProject:
     """Write the HLS project for a scheduled (edgeviz.passes.schedule) and planned (edgeviz.planner.plan)
     quantized graph. reuse: "auto" (smallest uniform factor that fits the board), an int, or
     {node name or op: factor}. tb_inputs: int8 images [B, C, H, W] for the testbench (default: n_vectors
-    random images). check: EdgevizError when the estimate exceeds the board."""
+    random images). check: EdgevizError when the estimate exceeds the board. ref_graph: the quantized graph
+    before scheduling, whose edgeviz.quantize.run_int8 gives the testbench reference (default: the
+    scheduled graph, evaluated op by op)."""
     from edgeviz.quantize import run_int8
 
     if isinstance(board, str):
@@ -464,10 +555,10 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
            '#pragma HLS INTERFACE mode=s_axilite port=return']
     for b in banks:
         tensors = ", ".join(t for buf in b.buffers for t in buf.tensors)
-        blocks = est.buffer_bram18k(b.size, b.partition)
-        top.append(f"    static ev_i8 {b.name}[{b.size}];   // {blocks} BRAM18K; holds {tensors}")
+        top.append(f"    static ev_i8 {b.name}[{b.size}];   // {b.bram18k} BRAM18K; holds {tensors}")
         if b.partition > 1:
-            top.append(f"#pragma HLS ARRAY_PARTITION variable={b.name} cyclic factor={b.partition}")
+            kind = "ARRAY_RESHAPE" if b.reshape else "ARRAY_PARTITION"
+            top.append(f"#pragma HLS {kind} variable={b.name} cyclic factor={b.partition}")
     top += ["    " + d for d in decls]
     top += ["", f"    ev_copy_row<EV_INPUT_BYTES>(in, {where[x_name].name});"]
     top += ["    " + ln for ln in body]
@@ -509,7 +600,10 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
         raise EdgevizError(f"testbench inputs must be int8 images of shape {list(g.tensors[x_name].shape)} "
                            "(edgeviz.quantize.quantize_image gives them)")
     xs = xs.astype(np.int8).reshape(-1, *g.tensors[x_name].shape)
-    refs = np.stack([np.asarray(run_int8(g, x)).reshape(-1) for x in xs]).astype(np.int8)
+    if ref_graph is not None:
+        refs = np.stack([np.asarray(run_int8(ref_graph, x)).reshape(-1) for x in xs]).astype(np.int8)
+    else:
+        refs = np.stack([np.asarray(_run_int8_scheduled(g, x)).reshape(-1) for x in xs]).astype(np.int8)
     (out / "tb_data").mkdir(exist_ok=True)
     xs.reshape(len(xs), -1).tofile(out / "tb_data" / "input.bin")
     refs.tofile(out / "tb_data" / "reference.bin")
@@ -537,8 +631,9 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
         "input_scale": g.tensors[x_name].scale, "output_scale": g.tensors[y_name].scale,
         "board": board.name, "part": board.part, "clock_hz": board.clock_hz,
         "reuse": rf, "weights_bytes": consts.bytes, "vectors": int(len(xs)),
-        "banks": [{"name": b.name, "bytes": b.size, "partition": b.partition,
-                   "bram18k": est.buffer_bram18k(b.size, b.partition),
+        "banks": [{"name": b.name, "bytes": b.size, "lanes": b.partition,
+                   "layout": ("reshape" if b.reshape else "partition") if b.partition > 1 else "plain",
+                   "bram18k": b.bram18k,
                    "tensors": [t for buf in b.buffers for t in buf.tensors]} for b in banks],
         "planner_peak_bytes": plan.peak,
         "switches": dataclasses.asdict(schedule.switches),
@@ -560,7 +655,7 @@ def generate_from_graph(qgraph, out_dir, board: str | est.Board = "zcu102", reus
     sw = fpga_switches(switches)
     check_switches(sw)
     s = make_schedule(qgraph, sw)
-    return generate(s, make_plan(s), out_dir, board, reuse, **kw)
+    return generate(s, make_plan(s), out_dir, board, reuse, ref_graph=qgraph, **kw)
 
 
 def generate_from_model(model, out_dir, board: str | est.Board = "zcu102", calib=None,

@@ -24,9 +24,8 @@ def _reuse(reuse, reuse_file):
 
 
 def _check_switches(switches: Switches) -> Switches:
-    """The switches the FPGA backend schedules with: token overwriting and patch-embedding decomposition
-    may be on or off (ablations); operator integration off is an EdgevizError (no HLS templates for
-    unfused attention); the MCU-only qkv split is turned off."""
+    """The switches the FPGA backend schedules with: every combination has HLS templates (operator
+    integration, patch-embedding decomposition, token overwriting and the qkv split on or off)."""
     from .generate import check_switches, fpga_switches
     sw = fpga_switches(switches)
     check_switches(sw)
@@ -51,7 +50,7 @@ def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=No
     with staged_dir(out) as stage:
         say("generating the HLS project")
         xs = np.stack([quantize_image(g, x) for x in x_cal[:4]])
-        proj = generate(s, p, stage, tgt.name, _reuse(reuse, reuse_file), tb_inputs=xs)
+        proj = generate(s, p, stage, tgt.name, _reuse(reuse, reuse_file), tb_inputs=xs, ref_graph=g)
         summary = {"model": str(model), "target": tgt.name, "kind": "fpga", "estimate": proj.estimate.to_dict(),
                    "reuse": proj.reuse, "buffers_bytes": p.peak, "project": str(out.resolve())}
         if csim:
