@@ -108,6 +108,26 @@ def _cases():
     prog(f'    emit_hex("ties", {y}, {4 * n});')
     checks.append(("ties", np.tile(im.requantize(acc, m, ties_s), (4, 1))))
 
+    # path A's row-quad tile requantises with SMMLA (r + hi(acc m) in one instruction) in
+    # assembly: every shift 33..62 with the extreme multipliers and accumulators near both
+    # int32 ends (the bias takes them there; the 8-input products stay far from wrapping)
+    s = np.repeat(np.arange(33, 63), 4).astype(np.int8)
+    n = len(s)                                          # even: channel pairs only
+    m = rng.integers(1 << 30, 1 << 31, n, dtype=np.int64)
+    m[0::4], m[1::4] = 1 << 30, (1 << 31) - 1
+    big = (1 << 31) - 8 * 128 * 128 - 1
+    bias = rng.integers(-big, big + 1, n, dtype=np.int64)
+    bias[0::3], bias[1::3] = -big, big
+    x = rng.integers(-128, 128, (8, 8), dtype=np.int8)
+    x[0], x[1] = -128, 127
+    w = rng.integers(-128, 128, (n, 8), dtype=np.int8)
+    y = prog.buffer("int8_t", 8 * n)
+    prog(f"    ev_linear_s8({prog.const(x)}, 8, 8, 8, {n}, {prog.const(w)}, "
+         f"{prog.const(bias.astype(np.int32))}, 0, {prog.const(m.astype(np.int32))}, "
+         f"{prog.const(s)}, 0, {y}, {n});")
+    prog(f'    emit_hex("quad_requant", {y}, {8 * n});')
+    checks.append(("quad_requant", im.linear(x, w, bias.astype(np.int32), m.astype(np.int32), s)))
+
     for idx, (ntok, heads, dh) in enumerate(ATTN_CASES):
         e = heads * dh
         qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)

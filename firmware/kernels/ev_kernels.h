@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
- * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.5 KiB with its
+ * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.6 KiB with its
  * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
  * DSP path takes 0.7 KiB. Override with -DEV_LINEAR_BUF=N (see ev_linear.c). Portable kernels
  * take under 150 bytes. */

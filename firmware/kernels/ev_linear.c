@@ -120,22 +120,26 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
  * must be reused. Three ways, picked by size (all give the same sums, so the same bits):
  *  A. rows >= 4 and in <= 259: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
- *     same buffer and reused by every pair of x rows. The 2 rows x 2 channels inner loop is then
- *     4 LDRD + 8 SMLAD per 16 MACs, with no widening left in it.
+ *     same buffer and reused by every row of the block. Rows go four at a time through a 4 rows x
+ *     2 channels tile in assembly (ev__t42: 3 LDRD + 8 SMLAD per 16 MACs, no widening left in
+ *     it), the block's last 1..3 rows through the 2 x 2 and 1 x 2 tiles, whose first pass
+ *     widens the weight pair as it goes.
  *  B. 1..3 rows, or rows too wide for A: x rows are widened once (reused by every channel), the
  *     weights on the fly (each widened weight word serves both rows of a pair).
  *  C. rows too wide for B: both widened on the fly, one output at a time.
  * A widened group of 4 inputs is a pair of words (bytes 0/2, bytes 1/3); two rows (or two
  * channels) are interleaved half by half, (a lo, b lo, a hi, b hi), so one LDRD fetches the same
- * half of both and one pointer walks both. In path A the first row pair of a block widens the
- * weight pair as it goes and stores it for the others. An odd channel count pairs the last
+ * half of both and one pointer walks both; a row quad is interleaved the same way, (x0 lo, x1 lo,
+ * x2 lo, x3 lo, x0 hi, ..). An odd channel count pairs the last
  * channel with itself (the duplicate output is dropped); inputs whose length is not a multiple of
  * 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip all this.
  *
- * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2): the path A inner loop runs
- * at 1.23 MACs per instruction; with widening, requantisation and loop overheads whole calls run
- * at 0.83 (17x64->192, A), 0.87 (17x192->576, A), 0.82 (17x768->192, B) and 0.46 (1x128->64, B)
- * MACs per instruction, against 0.18-0.20 for the portable path. */
+ * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2): a row quad with its
+ * requantisation (ev__t42r) runs at 1.20 MACs per instruction at in = 64 (1.33 at in = 192);
+ * with the weight and x widening, the remainder rows and the per-channel work whole calls run at
+ * 0.96 (17x64->192, A), 0.92 (17x192->576, A: blocks of 6 rows, so each weight pair is widened
+ * three times), 0.82 (17x768->192, B) and 0.46 (1x128->64, B) MACs per instruction, against
+ * 0.18-0.20 for the portable path. */
 
 /* Stack buffer of ev_linear_s8's DSP path, in 8-byte units (default 3 KiB of the 6 KiB stack the
  * targets reserve). A widened row of `in` values takes in/4 units. Path A needs 2 units per group
@@ -204,8 +208,22 @@ static inline void ev__widen2(const int8_t *a, const int8_t *b, int kq, uint32_t
     }
 }
 
+/* Requantisation for s > 32 (r = 2^(t-1), t = s - 32 >= 1). SMMLA gives the top word of
+ * (r << 32) + acc * m, which is r + floor(acc * m / 2^32) exactly (|acc * m| < 2^62 and
+ * r <= 2^29, so the 64-bit sum cannot overflow and the top word is hi + r with |hi| <= 2^30):
+ * ev_requant's hi + 2^(t-1) in one instruction instead of SMULL + ADD. Then ASR t and SSAT 8:
+ * 3 instructions per output before the store. tests/test_kernels_mcu.py
+ * checks it against intmath over every shift 33..62, extreme multipliers and accumulators, and
+ * exact rounding ties. */
+static inline __attribute__((always_inline)) int32_t ev__smmla(int32_t a, int32_t b, int32_t c)
+{
+    int32_t r;
+    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+    return r;
+}
+
 /* Requantisation with the per-channel work done once per channel: for s > 32 (the usual case)
- * ev_requant's fast form is SMULL + ADD + ASR + SSAT; smaller shifts take ev_requant itself. */
+ * ev_requant's fast form is SMMLA + ASR + SSAT (above); smaller shifts take ev_requant itself. */
 struct ev__q {
     int32_t m, s, r, t;
 };
@@ -222,8 +240,7 @@ static inline int8_t ev__rq(const struct ev__q *q, uint32_t acc, const int8_t *l
 {
     int32_t v;
     if (q->t) {
-        v = (int32_t)(((int64_t)(int32_t)acc * q->m) >> 32);
-        v = __ssat((v + q->r) >> q->t, 8);
+        v = __ssat(ev__smmla((int32_t)acc, q->m, q->r) >> q->t, 8);
     } else {
         v = ev_requant((int32_t)acc, q->m, q->s);
     }
@@ -463,104 +480,297 @@ ev__acc_init(const int32_t *b, int bs, int o, int o2, int two, uint32_t acc[4])
 static inline __attribute__((always_inline)) int8_t
 ev__rqf(uint32_t acc, int32_t m, int32_t r, int32_t t, const int8_t *lut)
 {
-    int32_t v = (int32_t)(((int64_t)(int32_t)acc * m) >> 32);
-    v = __ssat((v + r) >> t, 8);
+    int32_t v = __ssat(ev__smmla((int32_t)acc, m, r) >> t, 8);
     return lut ? lut[v + 128] : (int8_t)v;
 }
 
-/* Path A's common case, kept apart so that GCC has registers to spare: all row pairs of a block
- * against one pair of real channels (o, o + 1) with a bias, no in % 4 tail and shifts > 32. */
-static inline __attribute__((always_inline)) void
-ev__pairs_fast(const uint32_t *xp, uint32_t *wb, const int8_t *w0, const int8_t *w1, int kq,
-               int np, const int32_t *bp, int bs, int8_t *yp, int ys, const struct ev__q *q0,
-               const struct ev__q *q1, const int8_t *lut)
+/* 4 widened rows x 2 widened channels, in assembly. xq per group: (x0 lo, x1 lo, x2 lo, x3 lo,
+ * x0 hi, x1 hi, x2 hi, x3 hi); wb per group: (w0 lo, w1 lo, w0 hi, w1 hi). acc[2r + c] =
+ * init[2r + c] + row r . channel c over kq >= 1 groups.
+ *
+ * Per half group: LDRD x0,x1 + LDRD w0,w1 + 4 SMLAD + LDRD x2,x3 + 4 SMLAD, i.e. 3 loads and
+ * 8 SMLAD per 16 MACs (1.45 MACs/instruction) against 4 + 8 for the 2 x 2 tile (1.33): each
+ * widened weight pair feeds four rows. That needs 8 accumulators, 4 data registers and 2
+ * pointers, all 14 allocatable registers, which C with inline asm cannot get from GCC (and at
+ * -O0 with a frame pointer has 13): hence a whole assembly routine. The end pointer lives on
+ * the stack and is reloaded into a free data register once per two groups (3 instructions per
+ * 64 MACs). Called through the AAPCS: r0 xq, r1 wb, r2 kq, r3 init, [sp] acc. */
+void ev__t42(const uint32_t *xq, const uint32_t *wb, int kq, const uint32_t *init,
+             uint32_t *acc);
+#define EV__T42_HALF                                                                           \
+    "ldrd r2, r3, [r0], #8\n\t"                                                                \
+    "ldrd r12, lr, [r1], #8\n\t"                                                               \
+    "smlad r4, r2, r12, r4\n\t"                                                                \
+    "smlad r5, r2, lr, r5\n\t"                                                                 \
+    "smlad r6, r3, r12, r6\n\t"                                                                \
+    "smlad r7, r3, lr, r7\n\t"                                                                 \
+    "ldrd r2, r3, [r0], #8\n\t"                                                                \
+    "smlad r8, r2, r12, r8\n\t"                                                                \
+    "smlad r9, r2, lr, r9\n\t"                                                                 \
+    "smlad r10, r3, r12, r10\n\t"                                                              \
+    "smlad r11, r3, lr, r11\n\t"
+/* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
+ * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
+ * no register is free to hold the end) costs 3 instructions per 128 MACs. */
+#define EV__T42_GROUP EV__T42_HALF EV__T42_HALF
+#define EV__T42_LOOP                                                                           \
+    "lsls r2, r2, #31\n\t"            /* Z: kq even; C: bit 1 of kq */                         \
+    "beq 1f\n\t"                                                                               \
+    EV__T42_GROUP                                                                              \
+    "1:\n\t"                                                                                   \
+    "bcc 2f\n\t"                                                                               \
+    EV__T42_GROUP EV__T42_GROUP                                                                \
+    "2:\n\t"                                                                                   \
+    "ldr r2, [sp, #4]\n\t"                                                                     \
+    "cmp r1, r2\n\t"                                                                           \
+    "beq 4f\n"                                                                                 \
+    "3:\n\t"                                                                                   \
+    EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP                                    \
+    "ldr r2, [sp, #4]\n\t"                                                                     \
+    "cmp r1, r2\n\t"                                                                           \
+    "bne 3b\n"                                                                                 \
+    "4:\n\t"
+__asm__(".pushsection .text.ev__t42,\"ax\",%progbits\n\t"
+        ".balign 4\n\t"
+        ".global ev__t42\n\t"
+        ".hidden ev__t42\n\t"
+        ".thumb\n\t"
+        ".thumb_func\n\t"
+        ".type ev__t42, %function\n"
+        "ev__t42:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "ldm r3, {r4-r11}\n\t"
+        "add r12, r1, r2, lsl #4\n\t"    /* wb end: 16 bytes per group */
+        "push {r3, r12}\n\t"             /* wb end at [sp, #4]; acc now at [sp, #44] */
+        EV__T42_LOOP
+        "ldr r3, [sp, #44]\n\t"
+        "stm r3, {r4-r11}\n\t"
+        "add sp, sp, #8\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size ev__t42, .-ev__t42\n\t"
+        ".popsection");
+/* ev__t42 followed by the requantisation of its 8 sums and their stores, for path A's common
+ * case (two real channels, shifts > 32, no in % 4 tail). ev__t42's loop, then per output SMMLA +
+ * ASR + SSAT (+ LDRSB from lut + 128 when there is a table) + STRB, so the sums never go
+ * through memory and the caller's loop stays small enough for GCC to keep in registers.
+ * r3 points at a struct ev__t42q: */
+struct ev__t42q {
+    const uint32_t *init;   /* 0: 8 start values, ev__t42's order */
+    int8_t *y;              /* 4: row 0, channel 0; rows at y + r * ys, channel 1 at + 1 */
+    int32_t ys;             /* 8 */
+    const int8_t *lut;      /* 12: NULL or the table */
+    int32_t m0, r0, t0;     /* 16: channel 0's requantisation (ev__q m, r, t) */
+    int32_t m1, r1, t1;     /* 28: channel 1's */
+};
+void ev__t42r(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
+void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
+/* one output: acc register R requantised with r1 = m, r2 = round, r3 = shift */
+#define EV__RQ(R) "smmla " R ", " R ", r1, r2\n\t" "asr " R ", " R ", r3\n\t" "ssat " R ", #8, " R "\n\t"
+#define EV__LUT(R) "ldrsb " R ", [lr, " R "]\n\t"
+/* channel c's four sums a, b, c, d (rows 0..3) to r0, r0 + ys, r0 + 2 ys, r0 + 3 ys (ys in r12) */
+#define EV__T42R_BODY(NAME, LUT)                                                               \
+    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
+    ".balign 4\n\t"                                                                            \
+    ".global " NAME "\n\t"                                                                     \
+    ".hidden " NAME "\n\t"                                                                     \
+    ".thumb\n\t"                                                                               \
+    ".thumb_func\n\t"                                                                          \
+    ".type " NAME ", %function\n"                                                              \
+    NAME ":\n\t"                                                                               \
+    "push {r4-r11, lr}\n\t"                                                                    \
+    "ldr r12, [r3]\n\t"                                                                        \
+    "ldm r12, {r4-r11}\n\t"                                                                    \
+    "add r12, r1, r2, lsl #4\n\t"                                                              \
+    "push {r3, r12}\n\t"              /* [sp] a, [sp, #4] wb end */                            \
+    EV__T42_LOOP                                                                               \
+    "pop {r3, r12}\n\t"                                                                        \
+    "ldrd r0, r12, [r3, #4]\n\t"      /* y, ys */                                              \
+    "ldr lr, [r3, #12]\n\t"                                                                    \
+    "add lr, lr, #128\n\t"            /* lut + 128: index by the signed value */               \
+    "push {r3}\n\t"                                                                            \
+    "add r3, r3, #16\n\t"                                                                      \
+    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
+    EV__RQ("r4") EV__RQ("r6") EV__RQ("r8") EV__RQ("r10")                                       \
+    LUT("r4") LUT("r6") LUT("r8") LUT("r10")                                                   \
+    "add r2, r0, r12\n\t"                                                                      \
+    "strb r4, [r0]\n\t"                                                                        \
+    "strb r6, [r2]\n\t"                                                                        \
+    "strb r8, [r0, r12, lsl #1]\n\t"                                                           \
+    "strb r10, [r2, r12, lsl #1]\n\t"                                                          \
+    "pop {r3}\n\t"                                                                             \
+    "add r0, r0, #1\n\t"                                                                       \
+    "add r3, r3, #28\n\t"                                                                      \
+    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
+    EV__RQ("r5") EV__RQ("r7") EV__RQ("r9") EV__RQ("r11")                                       \
+    LUT("r5") LUT("r7") LUT("r9") LUT("r11")                                                   \
+    "add r2, r0, r12\n\t"                                                                      \
+    "strb r5, [r0]\n\t"                                                                        \
+    "strb r7, [r2]\n\t"                                                                        \
+    "strb r9, [r0, r12, lsl #1]\n\t"                                                           \
+    "strb r11, [r2, r12, lsl #1]\n\t"                                                          \
+    "pop {r4-r11, pc}\n\t"                                                                     \
+    ".size " NAME ", .-" NAME "\n\t"                                                           \
+    ".popsection"
+#define EV__NOLUT(R)
+__asm__(EV__T42R_BODY("ev__t42r", EV__NOLUT));
+__asm__(EV__T42R_BODY("ev__t42r_lut", EV__LUT));
+#undef EV__T42R_BODY
+#undef EV__RQ
+#undef EV__LUT
+#undef EV__NOLUT
+#undef EV__T42_LOOP
+#undef EV__T42_GROUP
+#undef EV__T42_HALF
+
+/* Widen four rows group by group in ev__t42's order. */
+static inline void ev__widen4(const int8_t *a, int xs, int kq, uint32_t *dst)
 {
-    const int32_t m0 = q0->m, r0 = q0->r, t0 = q0->t, m1 = q1->m, r1 = q1->r, t1 = q1->t;
-    int i;
-    for (i = 0; i < np; i++) {
-        uint32_t acc[4];
-        acc[0] = (uint32_t)bp[0];
-        acc[1] = (uint32_t)bp[1];
-        acc[2] = (uint32_t)bp[bs];
-        acc[3] = (uint32_t)bp[bs + 1];
-        if (i == 0)
-            ev__t22_w(xp, w0, w1, kq, wb, acc);   /* also fills wb */
-        else
-            ev__t22_ab(xp, wb, kq, acc);
-        yp[0] = ev__rqf(acc[0], m0, r0, t0, lut);
-        yp[1] = ev__rqf(acc[1], m1, r1, t1, lut);
-        yp[ys] = ev__rqf(acc[2], m0, r0, t0, lut);
-        yp[ys + 1] = ev__rqf(acc[3], m1, r1, t1, lut);
-        xp += 4 * kq;
-        yp += 2 * ys;
-        bp += 2 * bs;
+    const int8_t *b = a + xs, *c = b + xs, *d = c + xs;
+    const uint32_t *end = dst + 8 * kq;
+    while (dst != end) {
+        uint32_t u = ev__ld32(a), v = ev__ld32(b), t = ev__ld32(c), z = ev__ld32(d);
+        a += 4;
+        b += 4;
+        c += 4;
+        d += 4;
+        EV__STRD(EV__LO(u), EV__LO(v), dst);
+        EV__STRD(EV__LO(t), EV__LO(z), dst);
+        EV__STRD(EV__HI(u), EV__HI(v), dst);
+        EV__STRD(EV__HI(t), EV__HI(z), dst);
     }
 }
 
-/* Path A on rows [n0, n0 + nb): the block's x rows in xb (4 kq words per row pair, then 2 kq for
- * an odd last row), the current weight pair in wb (4 kq words). */
+/* Accumulator start values of a row quad (rows b, b + bs, ..) for channels o, o2. */
+static inline void ev__init4(const int32_t *b, int bs, int o, int o2, uint32_t init[8])
+{
+    int r;
+    for (r = 0; r < 4; r++) {
+        init[2 * r] = b ? (uint32_t)b[r * bs + o] : 0u;
+        init[2 * r + 1] = b ? (uint32_t)b[r * bs + o2] : 0u;
+    }
+}
+
+/* ev__t12_ab for a block without a remainder pair: the weight pair is widened on the fly and
+ * stored into wb for the row quads (13 instructions per group instead of 12 for a separate
+ * widening pass plus 7 for ev__t12_ab). */
+static inline void ev__t12_w(const uint32_t *xb, const int8_t *w0, const int8_t *w1, int kq,
+                             uint32_t *wb, uint32_t acc[2])
+{
+    uint32_t a0 = acc[0], a1 = acc[1];
+    const uint32_t *end = xb + 2 * kq;
+    while (xb != end) {
+        uint32_t u0 = ev__ld32(w0), u1 = ev__ld32(w1), l0, l1, xl, xh;
+        w0 += 4;
+        w1 += 4;
+        l0 = EV__LO(u0);
+        l1 = EV__LO(u1);
+        EV__STRD(l0, l1, wb);
+        EV__LDRD(xl, xh, xb);
+        a0 = EV__MAC(xl, l0, a0);
+        a1 = EV__MAC(xl, l1, a1);
+        l0 = EV__HI(u0);
+        l1 = EV__HI(u1);
+        EV__STRD(l0, l1, wb);
+        a0 = EV__MAC(xh, l0, a0);
+        a1 = EV__MAC(xh, l1, a1);
+    }
+    acc[0] = a0; acc[1] = a1;
+}
+
+/* Path A on rows [n0, n0 + nb). xb holds the block's x rows, widened once: nb / 4 quads (8 kq
+ * words each, ev__t42's order), then a pair if nb % 4 >= 2 (4 kq words, ev__t22_ab's order),
+ * then a single row if nb is odd (2 kq words). wb holds the current weight pair (4 kq words),
+ * widened once per block and channel pair: by the remainder pair's tile as it goes (ev__t22_w)
+ * when there is one, else by a separate pass. Row quads run ev__t42, the pair ev__t22_*, the
+ * single row ev__t12_ab. */
 static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32_t *xb,
                          uint32_t *wb)
 {
     EV__LOCALS(p);
-    const int np = nb >> 1;
+    const int nq = nb >> 2, pair = nb & 2, odd = nb & 1;
     const int8_t *const x = p->x + (long)n0 * xs;
     const int32_t *const bias = p->bias ? p->bias + (long)n0 * bs : 0;
     int8_t *const y = p->y + (long)n0 * ys;
-    uint32_t *const xodd = xb + (long)np * 4 * kq;
+    uint32_t *const xpair = xb + (long)nq * 8 * kq;
+    uint32_t *const xodd = xpair + (pair ? 4L * kq : 0L);
+    const int8_t *const xr_pair = x + (long)nq * 4 * xs;            /* the pair's int8 rows */
+    const int8_t *const xr_odd = xr_pair + (pair ? 2L * xs : 0L);   /* the single row's */
     int i, o;
 
-    for (i = 0; i < np; i++)
-        ev__widen2(x + (long)2 * i * xs, x + (long)(2 * i + 1) * xs, kq, xb + (long)i * 4 * kq);
-    if (nb & 1)
-        ev__widen1(x + (long)(nb - 1) * xs, kq, xodd);
+    for (i = 0; i < nq; i++)
+        ev__widen4(x + (long)4 * i * xs, xs, kq, xb + (long)i * 8 * kq);
+    if (pair)
+        ev__widen2(xr_pair, xr_pair + xs, kq, xpair);
+    if (odd)
+        ev__widen1(xr_odd, kq, xodd);
 
     for (o = 0; o < out; o += 2) {
         EV__CHANNELS(o, out);
-        const uint32_t *xp = xb;
-        const int8_t *xr = x;
-        const int32_t *bp = bias;
-        int8_t *yp = y + o;
-        if (np == 0)
-            ev__widen2(w0, w1, kq, wb);   /* otherwise the first row pair widens them */
-        if (bp && !kt && !last && q0.t && q1.t) {
-            /* the common case; lut == 0 compiles to its own copy without the table lookup */
-            if (lut)
-                ev__pairs_fast(xb, wb, w0, w1, kq, np, bp + o, bs, yp, ys, &q0, &q1, lut);
-            else
-                ev__pairs_fast(xb, wb, w0, w1, kq, np, bp + o, bs, yp, ys, &q0, &q1, 0);
-            i = np;
-            xp += (long)np * 4 * kq;
-            xr += (long)np * 2 * xs;
-            yp += (long)np * 2 * ys;
-            bp += (long)np * 2 * bs;
-        } else {
-            i = 0;
-        }
-        for (; i < np; i++) {
-            uint32_t acc[4];
+        uint32_t init[8], acc[8];
+        struct ev__t42q a;
+
+        /* The weight pair is widened into wb by the first remainder tile as it goes (the pair's
+         * when there is one, else the single row's), or by a separate pass. */
+        if (pair) {
+            const int32_t *bp = bias ? bias + (long)nq * 4 * bs : 0;
             ev__acc_init(bp, bs, o, o2, 1, acc);
-            if (i == 0)
-                ev__t22_w(xp, w0, w1, kq, wb, acc);   /* also fills wb */
-            else
-                ev__t22_ab(xp, wb, kq, acc);
+            ev__t22_w(xpair, w0, w1, kq, wb, acc);
             if (kt)
-                ev__tails(xr + k4, xr + xs + k4, w0 + k4, w1 + k4, kt, 1, acc);
-            ev__put(yp, acc[0], acc[1], &q0, &q1, last, lut);
-            ev__put(yp + ys, acc[2], acc[3], &q0, &q1, last, lut);
-            xp += 4 * kq;
-            xr += 2 * xs;
-            yp += 2 * ys;
-            if (bp)
-                bp += 2 * bs;
+                ev__tails(xr_pair + k4, xr_pair + xs + k4, w0 + k4, w1 + k4, kt, 1, acc);
+            ev__put(y + (long)nq * 4 * ys + o, acc[0], acc[1], &q0, &q1, last, lut);
+            ev__put(y + ((long)nq * 4 + 1) * ys + o, acc[2], acc[3], &q0, &q1, last, lut);
         }
-        if (nb & 1) {
-            uint32_t acc[4];
+        if (odd) {
+            const int32_t *bp = bias ? bias + (long)(nb - 1) * bs : 0;
             ev__acc_init(bp, bs, o, o2, 0, acc);
-            ev__t12_ab(xodd, wb, kq, acc);
+            if (pair)
+                ev__t12_ab(xodd, wb, kq, acc);
+            else
+                ev__t12_w(xodd, w0, w1, kq, wb, acc);
             if (kt)
-                ev__tails(xr + k4, xr, w0 + k4, w1 + k4, kt, 0, acc);
-            ev__put(yp, acc[0], acc[1], &q0, &q1, last, lut);
+                ev__tails(xr_odd + k4, xr_odd, w0 + k4, w1 + k4, kt, 0, acc);
+            ev__put(y + (long)(nb - 1) * ys + o, acc[0], acc[1], &q0, &q1, last, lut);
+        }
+        if (!nq)
+            continue;
+        if (!pair && !odd)
+            ev__widen2(w0, w1, kq, wb);
+
+        /* one bias per channel: the quads share their start values */
+        if (!bs)
+            ev__init4(bias, 0, o, o2, init);
+        if (!kt && !last && q0.t && q1.t) {
+            /* the common case: sums, requantisation and stores in ev__t42r */
+            a.init = init; a.ys = ys; a.lut = lut;
+            a.m0 = q0.m; a.r0 = q0.r; a.t0 = q0.t;
+            a.m1 = q1.m; a.r1 = q1.r; a.t1 = q1.t;
+            for (i = 0; i < nq; i++) {
+                if (bs)
+                    ev__init4(bias + (long)4 * i * bs, bs, o, o2, init);
+                a.y = y + (long)4 * i * ys + o;
+                if (lut)
+                    ev__t42r_lut(xb + (long)i * 8 * kq, wb, kq, &a);
+                else
+                    ev__t42r(xb + (long)i * 8 * kq, wb, kq, &a);
+            }
+        } else {
+            for (i = 0; i < nq; i++) {
+                const int8_t *xr = x + (long)4 * i * xs;
+                int8_t *yp = y + (long)4 * i * ys + o;
+                int r;
+                if (bs)
+                    ev__init4(bias + (long)4 * i * bs, bs, o, o2, init);
+                ev__t42(xb + (long)i * 8 * kq, wb, kq, init, acc);
+                for (r = 0; r < 4; r++) {
+                    if (kt) {
+                        acc[2 * r] = ev__dot_tail(xr + k4, w0 + k4, kt, acc[2 * r]);
+                        acc[2 * r + 1] = ev__dot_tail(xr + k4, w1 + k4, kt, acc[2 * r + 1]);
+                    }
+                    ev__put(yp, acc[2 * r], acc[2 * r + 1], &q0, &q1, last, lut);
+                    xr += xs;
+                    yp += ys;
+                }
+            }
         }
     }
 }
