@@ -3,12 +3,14 @@
     .venv/bin/python bench/bench_hls.py                 # all three parts; writes results/hls.json
     .venv/bin/python bench/bench_hls.py --skip-hls4ml   # parts (a) and (b) only
 
-(a) BRAM with and without token overwriting, per model and board, for the FPGA default schedule (qkv split)
-    and for the fused [N, 3E] qkv schedule. Both sides use the same fusion, the same per-layer reuse
-    factors (the smallest uniform factor that fits the board with overwriting, as `edgeviz build` picks it)
-    and the same bank assignment rule, so only the planner buffers differ. Extra column, not the goal's
-    baseline: one memory per tensor (hls4ml-style, no sharing) for the schedule without overwriting.
-(b) Latency, DSP, BRAM, LUT, FF against the reuse factor for two models on the ZCU102.
+(a) BRAM with and without token overwriting, per model and board, for the FPGA default schedule (the qkv
+    split off: the fused [N, 3E] qkv tensor) and, as a second set of rows, with the qkv split on
+    (`--qkv-split`). Both sides use the same fusion, the same per-layer reuse factors (the smallest
+    uniform factor that fits the board with overwriting, as `edgeviz build` picks it) and the same bank
+    assignment rule, so only the planner buffers differ. Extra column, not the goal's baseline: one
+    memory per tensor (hls4ml-style, no sharing) for the schedule without overwriting. The summary also
+    sets the split against the default per model and board (buffer and total BRAM, DSP, latency).
+(b) Latency, DSP, BRAM, LUT, FF against the reuse factor for two models on the ZCU102 (default schedule).
     (a) and (b) are edgeviz's own estimates (edgeviz.hls.estimate), not vendor tool figures: no Vitis HLS
     or Vivado runs here.
 (c) edgeviz against hls4ml 1.3.0 on one model both tools take: a digits MLP (sklearn's 8x8 digits,
@@ -87,12 +89,14 @@ def _config_graph(cfg, seed: int = 0):
     return g
 
 
-def _scheduled(g, token_overwrite: bool = True, split_qkv: bool = True):
+def _scheduled(g, token_overwrite: bool = True, split_qkv: bool | None = None):
+    """The FPGA default schedule (fpga_switches), with token overwriting / the qkv split as given."""
     from edgeviz.hls.generate import assign_banks, fpga_switches
-    from edgeviz.passes import Switches, schedule
+    from edgeviz.passes import schedule
     from edgeviz.planner import plan
 
-    s = schedule(g, fpga_switches(Switches(token_overwrite=token_overwrite, split_qkv=split_qkv)))
+    sw = fpga_switches(token_overwrite=token_overwrite)
+    s = schedule(g, sw if split_qkv is None else fpga_switches(sw, split_qkv=split_qkv))
     p = plan(s)
     banks, _ = assign_banks(p)
     return s, p, banks
@@ -118,10 +122,12 @@ def _one_memory_per_tensor(plan, banks) -> int:
 def token_overwrite_table(configs) -> list[dict]:
     from edgeviz.errors import EdgevizError
     from edgeviz.hls import estimate as est
-    from edgeviz.hls.generate import CANDIDATE_REUSE, choose_reuse, reuse_for, schedule_estimate
+    from edgeviz.hls.generate import CANDIDATE_REUSE, choose_reuse, fpga_switches, reuse_for, schedule_estimate
 
+    default_split = fpga_switches().split_qkv
     rows = []
-    for (name, cfg), split in ((nc, sp) for nc in configs.items() for sp in (True, False)):
+    # the default schedule's rows first, then the other qkv schedule's (the split on: --qkv-split)
+    for split, (name, cfg) in ((sp, nc) for sp in (default_split, not default_split) for nc in configs.items()):
         g = _config_graph(cfg)
         s_on, p_on, b_on = _scheduled(g, True, split)
         s_off, p_off, b_off = _scheduled(g, False, split)
@@ -137,16 +143,36 @@ def token_overwrite_table(configs) -> list[dict]:
             buf_on = sum(k for _, _, k in e_on.buffers)
             buf_off = sum(k for _, _, k in e_off.buffers)
             rows.append({
-                "model": name, "board": board_name, "qkv": "split" if split else "fused [N,3E]", "reuse": r,
+                "model": name, "board": board_name, "qkv": "split" if split else "fused [N,3E]",
+                "schedule": "default" if split == default_split else "qkv split on", "reuse": r,
                 "planner bytes with": p_on.peak, "planner bytes without": p_off.peak,
                 "buffer BRAM18K with": buf_on, "buffer BRAM18K without": buf_off,
                 "buffer ratio": buf_on / buf_off if buf_off else None,
                 "total BRAM18K with": e_on.bram18k, "total BRAM18K without": e_off.bram18k,
                 "total ratio": e_on.bram18k / e_off.bram18k if e_off.bram18k else None,
                 "fits with": e_on.fits, "fits without": e_off.fits,
-                "latency cycles with": e_on.latency_cycles, "DSP with": e_on.dsp,
+                "latency cycles with": e_on.latency_cycles, "DSP with": e_on.dsp, "LUT with": e_on.lut,
                 "buffer BRAM18K one memory per tensor (without)": _one_memory_per_tensor(p_off, b_off),
             })
+    return rows
+
+
+def qkv_split_comparison(tok: list[dict]) -> list[dict]:
+    """Per model and board, the split-on rows of the token-overwriting table against the default ones
+    (both with token overwriting, each at its own smallest fitting uniform reuse factor)."""
+    default = {(r["model"], r["board"]): r for r in tok if r["schedule"] == "default"}
+    rows = []
+    for r in tok:
+        d = default.get((r["model"], r["board"]))
+        if r["schedule"] == "default" or d is None:
+            continue
+        row = {"model": r["model"], "board": r["board"]}
+        for col, src in (("reuse", "reuse"), ("buffer BRAM18K", "buffer BRAM18K with"),
+                         ("total BRAM18K", "total BRAM18K with"), ("DSP", "DSP with"),
+                         ("latency cycles", "latency cycles with"), ("fits", "fits with")):
+            row[f"{col} default"], row[f"{col} split"] = d[src], r[src]
+        row["latency ratio split/default"] = r["latency cycles with"] / d["latency cycles with"]
+        rows.append(row)
     return rows
 
 
@@ -340,35 +366,50 @@ def main(argv=None):
 
     t0 = time.perf_counter()
     tok = token_overwrite_table(BENCH_CONFIGS)
-    print(_table(f"(a) BRAM18K with and without token overwriting ({LABEL})", tok,
-                 ["model", "board", "qkv", "reuse", "planner bytes with", "planner bytes without",
-                  "buffer BRAM18K with", "buffer BRAM18K without", "buffer ratio", "total BRAM18K with",
-                  "total BRAM18K without", "total ratio", "fits with", "fits without", "latency cycles with",
-                  "DSP with", "buffer BRAM18K one memory per tensor (without)"]))
-    fitting = [r for r in tok if r["fits with"] and r["buffer ratio"] is not None and r["qkv"] == "split"]
+    cols = ["model", "board", "qkv", "reuse", "planner bytes with", "planner bytes without",
+            "buffer BRAM18K with", "buffer BRAM18K without", "buffer ratio", "total BRAM18K with",
+            "total BRAM18K without", "total ratio", "fits with", "fits without", "latency cycles with",
+            "DSP with", "buffer BRAM18K one memory per tensor (without)"]
+    for sched, title in (("default", "FPGA default schedule, qkv split off"), ("qkv split on", "qkv split on")):
+        print(_table(f"(a) BRAM18K with and without token overwriting, {title} ({LABEL})",
+                     [r for r in tok if r["schedule"] == sched], cols))
+        print()
     summary = {}
-    if fitting:
-        summary = {"buffer_ratio_min": min(r["buffer ratio"] for r in fitting),
-                   "buffer_ratio_max": max(r["buffer ratio"] for r in fitting),
-                   "total_ratio_min": min(r["total ratio"] for r in fitting),
-                   "total_ratio_max": max(r["total ratio"] for r in fitting),
-                   "planner_ratio_min": min(r["planner bytes with"] / r["planner bytes without"] for r in fitting),
-                   "planner_ratio_max": max(r["planner bytes with"] / r["planner bytes without"] for r in fitting),
-                   "goal_buffer_ratio_le_0.6_met_by": sum(r["buffer ratio"] <= 0.6 for r in fitting),
-                   "goal_total_ratio_le_0.6_met_by": sum(r["total ratio"] <= 0.6 for r in fitting),
-                   "rows_fitting": len(fitting), "schedule": "qkv split (the FPGA default)"}
-        print(f"\nbuffer BRAM ratio with/without: {summary['buffer_ratio_min']:.3f} .. "
-              f"{summary['buffer_ratio_max']:.3f}; total BRAM ratio {summary['total_ratio_min']:.3f} .. "
-              f"{summary['total_ratio_max']:.3f}; planner bytes ratio {summary['planner_ratio_min']:.3f} .. "
-              f"{summary['planner_ratio_max']:.3f}; goal <= 0.6 met by {summary['goal_buffer_ratio_le_0.6_met_by']} "
-              f"of {len(fitting)} fitting rows for buffer BRAM, {summary['goal_total_ratio_le_0.6_met_by']} for "
-              f"total BRAM (qkv split schedule; {LABEL})\n")
+    for sched, key in (("default", "token_overwrite_summary"), ("qkv split on", "token_overwrite_summary_split")):
+        fitting = [r for r in tok if r["fits with"] and r["buffer ratio"] is not None and r["schedule"] == sched]
+        if not fitting:
+            continue
+        label = "fused [N, 3E] qkv, the FPGA default" if sched == "default" else "qkv split on (--qkv-split)"
+        sm = {"buffer_ratio_min": min(r["buffer ratio"] for r in fitting),
+              "buffer_ratio_max": max(r["buffer ratio"] for r in fitting),
+              "total_ratio_min": min(r["total ratio"] for r in fitting),
+              "total_ratio_max": max(r["total ratio"] for r in fitting),
+              "planner_ratio_min": min(r["planner bytes with"] / r["planner bytes without"] for r in fitting),
+              "planner_ratio_max": max(r["planner bytes with"] / r["planner bytes without"] for r in fitting),
+              "goal_buffer_ratio_le_0.6_met_by": sum(r["buffer ratio"] <= 0.6 for r in fitting),
+              "goal_total_ratio_le_0.6_met_by": sum(r["total ratio"] <= 0.6 for r in fitting),
+              "rows_fitting": len(fitting), "schedule": label}
+        summary[key] = sm
+        print(f"{label}: buffer BRAM ratio with/without: {sm['buffer_ratio_min']:.3f} .. "
+              f"{sm['buffer_ratio_max']:.3f}; total BRAM ratio {sm['total_ratio_min']:.3f} .. "
+              f"{sm['total_ratio_max']:.3f}; planner bytes ratio {sm['planner_ratio_min']:.3f} .. "
+              f"{sm['planner_ratio_max']:.3f}; goal <= 0.6 met by {sm['goal_buffer_ratio_le_0.6_met_by']} "
+              f"of {len(fitting)} fitting rows for buffer BRAM, {sm['goal_total_ratio_le_0.6_met_by']} for "
+              f"total BRAM ({LABEL})")
+    split_vs = qkv_split_comparison(tok)
+    print()
+    print(_table(f"qkv split on against the FPGA default (split off), both with token overwriting ({LABEL})",
+                 split_vs, ["model", "board", "reuse default", "reuse split", "buffer BRAM18K default",
+                            "buffer BRAM18K split", "total BRAM18K default", "total BRAM18K split",
+                            "DSP default", "DSP split", "latency ratio split/default", "fits default",
+                            "fits split"]))
+    print()
     sweep = reuse_sweep(BENCH_CONFIGS)
     print(_table(f"(b) reuse factor sweep on zcu102 ({LABEL})", sweep,
                  ["model", "reuse", "latency cycles", "latency ms", "DSP", "BRAM18K", "LUT", "FF", "fits"]))
     result = {"note": DISCLAIMER + " Part (c) is measured (C simulation on this machine); its edgeviz "
               "resource figures are estimates.",
-              "token_overwrite": tok, "token_overwrite_summary": summary, "reuse_sweep": sweep}
+              "token_overwrite": tok, **summary, "qkv_split_vs_default": split_vs, "reuse_sweep": sweep}
     if not a.skip_hls4ml:
         with tempfile.TemporaryDirectory(prefix="ev_bench_hls_") as tmp:
             cmp_rows = hls4ml_comparison(Path(tmp))

@@ -97,3 +97,74 @@ def test_no_traceback_from_the_real_command(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("edgeviz: error:")
+
+
+def _json(capsys, argv) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_qkv_split_flag_in_help(capsys):
+    for cmd in ("build", "analyze"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--qkv-split, --no-qkv-split" in text
+        assert "on for MCU targets" in text and "off for FPGA targets" in text
+
+
+def test_qkv_split_flag_mcu_analyze(model_file, capsys):
+    """MCU default: the split on (it saves arena); --no-qkv-split reaches the plan (a larger peak)."""
+    base = ["analyze", str(model_file), "--json"]
+    default = _json(capsys, base)
+    on = _json(capsys, base + ["--qkv-split"])
+    off = _json(capsys, base + ["--no-qkv-split"])
+    assert default["switches"]["split_qkv"] is True and off["switches"]["split_qkv"] is False
+    assert default["peak_sram"] == on["peak_sram"] < off["peak_sram"]
+    assert any(l["output"].endswith("_kv") for l in on["layers"])
+    assert not any(l["output"].endswith("_kv") for l in off["layers"])
+    # the qkv split is part of operator integration: off with --no-fuse, an error if asked for there
+    assert _json(capsys, base + ["--no-fuse"])["switches"]["split_qkv"] is False
+    _fails(capsys, base + ["--no-fuse", "--qkv-split"], "cannot be combined with --no-fuse")
+    assert main(["analyze", str(model_file), "--no-qkv-split"]) == 0
+    assert "qkv-split off" in capsys.readouterr().out
+
+
+def test_qkv_split_flag_fpga_analyze(model_file, capsys):
+    """FPGA default: the split off (the fused [N, 3E] qkv); --qkv-split adds the per-row LayerNorm / q copies."""
+    base = ["analyze", str(model_file), "--target", "zcu102", "--json", "--reuse", "16"]
+    default = _json(capsys, base)
+    on = _json(capsys, base + ["--qkv-split"])
+    assert default["switches"] == {"fuse": True, "patch_decompose": True, "token_overwrite": True,
+                                   "split_qkv": False}
+    assert on["switches"]["split_qkv"] is True
+    rows = lambda r: [l["name"] for l in r["estimate"]["layers"] if l["name"].endswith(" (q row)")]  # noqa: E731
+    assert rows(on) and not rows(default)
+    assert on["estimate"]["totals"]["dsp"] > default["estimate"]["totals"]["dsp"]
+    assert default == _json(capsys, base + ["--no-qkv-split"])
+
+
+def test_qkv_split_flag_fpga_build(model_file, tmp_path, capsys):
+    """The switch reaches the generated HLS code and build.json / --json record it."""
+    for flag, split, template in (([], False, "ev_attention_row<"), (["--qkv-split"], True, "ev_attention_kv_row<")):
+        out = tmp_path / f"h{int(split)}"
+        s = _json(capsys, ["build", str(model_file), "--target", "zcu102", "-o", str(out), "--json", *flag])
+        assert s["switches"]["split_qkv"] is split
+        assert json.loads((out / "build.json").read_text())["switches"] == s["switches"]
+        assert json.loads((out / "project.json").read_text())["switches"]["split_qkv"] is split
+        top = (out / "ev_top.cpp").read_text()
+        assert template in top
+        assert ("ev_attention_row<" in top) is not split
+
+
+def test_qkv_split_flag_mcu_build(model_file, tmp_path, capsys):
+    need("arm-none-eabi-gcc")
+    out = tmp_path / "b"
+    s = _json(capsys, ["build", str(model_file), "-o", str(out), "--json", "--no-qkv-split"])
+    meta = json.loads((out / "build.json").read_text())
+    assert s["switches"]["split_qkv"] is False and meta["switches"] == s["switches"]
+    plan = json.loads((out / "plan.json").read_text())
+    assert not any(t.endswith("_kv") for b in plan["buffers"] for t in b["tensors"])
+    off = _json(capsys, ["analyze", str(model_file), "--json", "--no-qkv-split"])
+    on = _json(capsys, ["analyze", str(model_file), "--json"])
+    assert meta["elf_arena_bytes"] == s["peak_sram"] == off["peak_sram"] > on["peak_sram"]

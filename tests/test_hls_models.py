@@ -79,7 +79,7 @@ def test_model_csim_bit_exact(tmp_path, name):
 
 @needs_gxx
 @pytest.mark.parametrize("name, switches", [
-    ("cls-lowrank", dict(token_overwrite=False)),
+    ("cls-lowrank", dict(token_overwrite=False, split_qkv=True)),     # the split on: not the FPGA default
     ("rgb-deep-mean", dict(patch_decompose=False)),
     ("odd-1head", dict(token_overwrite=False, patch_decompose=False)),
     ("mean-3heads", dict(split_qkv=False)),
@@ -89,9 +89,10 @@ def test_model_csim_bit_exact(tmp_path, name):
     ("rgb-deep-mean", dict(fuse=False, patch_decompose=False)),
 ])
 def test_ablation_schedules_csim_bit_exact(tmp_path, name, switches):
-    """The schedules without token overwriting / patch-embedding decomposition / the qkv split / operator
-    integration generate projects whose C simulation is bit-exact too; without overwriting no buffer
-    holds two tensors."""
+    """The schedules without token overwriting / patch-embedding decomposition / operator integration,
+    with or without the qkv split (Switches(...) keeps it on unless told; the FPGA default has it off)
+    generate projects whose C simulation is bit-exact too; without overwriting no buffer holds two
+    tensors."""
     from edgeviz.hls.generate import generate_from_model
     from edgeviz.passes import Switches
 
@@ -124,7 +125,7 @@ def test_token_overwriting_saves_buffer_bram(name):
     fewer BRAM18K than without (edgeviz estimate), and never more in total."""
     from edgeviz.hls import estimate as est
     from edgeviz.hls.generate import assign_banks, fpga_switches, reuse_for, schedule_estimate
-    from edgeviz.passes import Switches, schedule
+    from edgeviz.passes import schedule
     from edgeviz.planner import plan
 
     _, g, _ = _compiled(name)
@@ -132,7 +133,7 @@ def test_token_overwriting_saves_buffer_bram(name):
     s_on = schedule(g, fpga_switches())
     rf = reuse_for(s_on, 16)
     figures = {}
-    for label, sw in (("on", fpga_switches()), ("off", fpga_switches(Switches(token_overwrite=False)))):
+    for label, sw in (("on", fpga_switches()), ("off", fpga_switches(token_overwrite=False))):
         s = schedule(g, sw)
         assert any(st.alias for st in s.steps) == (label == "on")
         banks, _ = assign_banks(plan(s))
@@ -143,8 +144,8 @@ def test_token_overwriting_saves_buffer_bram(name):
 
 
 def test_fpga_switch_checks():
-    """build/analyze accept every switch on or off (the qkv split on by default, as on the MCU); a schedule
-    with an op that has no template is a one-line user error."""
+    """build/analyze accept every switch on or off (the qkv split off by default on the FPGA, on by default
+    on the MCU); a schedule with an op that has no template is a one-line user error."""
     import dataclasses
 
     from edgeviz.errors import EdgevizError
@@ -158,6 +159,12 @@ def test_fpga_switch_checks():
         assert all(getattr(sw, k) == v for k, v in kw.items())
         assert sw.split_qkv == kw.get("split_qkv", True)
         assert {f.name for f in dataclasses.fields(sw)} == {f.name for f in dataclasses.fields(Switches())}
+    assert _check_switches(None) == Switches(split_qkv=False)      # the FPGA default
+    from edgeviz.hls.generate import fpga_switches
+    from edgeviz.project import default_switches
+    assert default_switches("zcu102") == fpga_switches() == Switches(split_qkv=False)
+    assert default_switches("stm32f746") == Switches()                # the MCU default keeps the split
+    assert fpga_switches(token_overwrite=False) == Switches(token_overwrite=False, split_qkv=False)
     from types import SimpleNamespace
 
     from edgeviz.hls.generate import _check_ops

@@ -452,9 +452,10 @@ def estimate(layers: list[LayerSpec], board: Board | str, buffers=(), check: boo
 
 # ------------------------------------------------------------------ from a model config
 
-def config_schedule(cfg, seed: int = 0):
+def config_schedule(cfg, seed: int = 0, switches=None):
     """The schedule and plan edgeviz builds for a ViTConfig, as edgeviz.compiler.plan_config does:
-    random weights and unit ranges (resources depend on shapes, not on weight values)."""
+    random weights and unit ranges (resources depend on shapes, not on weight values). switches: None
+    for the FPGA default (edgeviz.hls.generate.fpga_switches: the qkv split off)."""
     import torch
 
     from edgeviz.compiler import graph_from_vit
@@ -467,30 +468,32 @@ def config_schedule(cfg, seed: int = 0):
     g = graph_from_vit(ViT(cfg).eval())
     quantize(g, None)
     from edgeviz.hls.generate import fpga_switches
-    s = schedule(g, fpga_switches())
+    s = schedule(g, fpga_switches(switches))
     return s, plan(s)
 
 
-def estimate_config(cfg, board: Board | str, reuse: int | dict = 1, check: bool = True) -> Estimate:
+def estimate_config(cfg, board: Board | str, reuse: int | dict = 1, check: bool = True,
+                    switches=None) -> Estimate:
     """Estimate of the HLS project edgeviz.hls.generate would write for this config (same schedule,
-    same buffers). reuse: one factor for every node, or {node name or op: factor}."""
+    same buffers). reuse: one factor for every node, or {node name or op: factor}; switches: None for
+    the FPGA default."""
     from edgeviz.hls.generate import assign_banks, reuse_for, schedule_estimate
 
     if isinstance(board, str):
         board = load_board(board)
-    s, p = config_schedule(cfg)
+    s, p = config_schedule(cfg, switches=switches)
     banks, _ = assign_banks(p)
     return schedule_estimate(s, banks, reuse_for(s, reuse), board, check)
 
 
-def auto_reuse(cfg, board: Board | str) -> tuple[int, Estimate]:
+def auto_reuse(cfg, board: Board | str, switches=None) -> tuple[int, Estimate]:
     """The smallest uniform reuse factor (fastest design) whose estimate fits the board; EdgevizError
-    naming the exceeded resources when none does."""
+    naming the exceeded resources when none does. switches: None for the FPGA default."""
     from edgeviz.hls.generate import assign_banks, choose_reuse
 
     if isinstance(board, str):
         board = load_board(board)
-    s, p = config_schedule(cfg)
+    s, p = config_schedule(cfg, switches=switches)
     banks, _ = assign_banks(p)
     r, _, e = choose_reuse(s, banks, board)
     return r, e

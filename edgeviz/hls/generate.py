@@ -28,11 +28,12 @@ Schedules (edgeviz.passes.Switches), every combination supported and C-simulated
 - token overwriting on or off (off: every step writes a buffer of its own, the ablation baseline);
 - patch-embedding decomposition on or off (off: an im2col gather fills a [patches, C*p*p] buffer, then one
   linear with a per-row bias embeds it);
-- the qkv split (on by default, as on the MCU): K and V of all tokens in kv [N, 2E], each query row's
-  LayerNorm and q projection recomputed inside the attention chain, whose output row (projection plus
-  residual) is written over x's row: x + K + V (3NE) live at the attention instead of 4NE with the
-  fused [N, 3E] qkv tensor (split_qkv=False; ev_attention_row). The per-row copies share their node's
-  constant ROMs but are a second datapath (DSPs, cycles) in the estimate;
+- the qkv split (off by default here, on by default on the MCU; see fpga_switches): K and V of all
+  tokens in kv [N, 2E], each query row's LayerNorm and q projection recomputed inside the attention
+  chain, whose output row (projection plus residual) is written over x's row: x + K + V (3NE) live at
+  the attention instead of 4NE with the fused [N, 3E] qkv tensor (split_qkv=False; ev_attention_row).
+  The per-row copies share their node's constant ROMs but are a second datapath (DSPs, cycles) in the
+  estimate;
 - operator integration off (--no-fuse): every op materialises its output; attention runs as
   ev_attn_scores -> ev_softmax -> ev_attn_av over the [H*N, N] score matrix (softmax in place with token
   overwriting), GELU as its own table step.
@@ -60,13 +61,18 @@ SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "gelu", "attent
 ATTENTION_OPS = ("attention", "attention_split", "attn_scores", "attn_av")   # stream K / V LANES bytes a cycle
 
 
-def fpga_switches(switches=None):
-    """The schedule switches the FPGA backend builds with: the given ones (default: all techniques on,
-    the qkv split included, as on the MCU). Every combination with operator integration on has
-    templates; split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
+def fpga_switches(switches=None, **changes):
+    """The schedule switches the FPGA backend builds with: the given ones, else the FPGA default (every
+    technique on except the qkv split), with `changes` (Switches fields) applied on top.
+
+    The qkv split is off by default here, unlike on the MCU: it saves activation BRAM (x + K + V instead
+    of x + [N, 3E] qkv) but adds a second LayerNorm / q datapath per block, so total BRAM is no lower and
+    latency is 1.1-3.4x (bench/bench_hls.py; edgeviz's own estimates). Every combination has templates;
+    split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
     from edgeviz.passes import Switches
 
-    return Switches() if switches is None else switches
+    base = Switches(split_qkv=False) if switches is None else switches
+    return dataclasses.replace(base, **changes) if changes else base
 
 
 def check_switches(switches) -> None:
@@ -647,8 +653,8 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
 
 def generate_from_graph(qgraph, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
                         switches=None, **kw) -> HlsProject:
-    """Schedule (switches, default all on; see fpga_switches) and plan a quantized graph, then write its
-    HLS project."""
+    """Schedule (switches, default the FPGA default: see fpga_switches) and plan a quantized graph, then
+    write its HLS project."""
     from edgeviz.passes import schedule as make_schedule
     from edgeviz.planner import plan as make_plan
 

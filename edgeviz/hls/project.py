@@ -2,6 +2,7 @@
 then the HLS generator, the estimator and (with --csim) the g++ C simulation."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,16 +24,17 @@ def _reuse(reuse, reuse_file):
     return "auto" if reuse is None else int(reuse)
 
 
-def _check_switches(switches: Switches) -> Switches:
-    """The switches the FPGA backend schedules with: every combination has HLS templates (operator
-    integration, patch-embedding decomposition, token overwriting and the qkv split on or off)."""
+def _check_switches(switches: Switches | None) -> Switches:
+    """The switches the FPGA backend schedules with (None: the FPGA default, the qkv split off; see
+    generate.fpga_switches): every combination has HLS templates (operator integration, patch-embedding
+    decomposition, token overwriting and the qkv split on or off)."""
     from .generate import check_switches, fpga_switches
     sw = fpga_switches(switches)
     check_switches(sw)
     return sw
 
 
-def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=None, reuse_file=None,
+def build(model, tgt, out, calib=None, switches: Switches | None = None, reuse=None, reuse_file=None,
           csim: bool = False, progress=None) -> dict:
     from ..project import Phases, calibration_data, load_graph
     from .csim import check_reference
@@ -52,7 +54,8 @@ def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=No
         xs = np.stack([quantize_image(g, x) for x in x_cal[:4]])
         proj = generate(s, p, stage, tgt.name, _reuse(reuse, reuse_file), tb_inputs=xs, ref_graph=g)
         summary = {"model": str(model), "target": tgt.name, "kind": "fpga", "estimate": proj.estimate.to_dict(),
-                   "reuse": proj.reuse, "buffers_bytes": p.peak, "project": str(out.resolve())}
+                   "reuse": proj.reuse, "buffers_bytes": p.peak, "switches": dataclasses.asdict(switches),
+                   "project": str(out.resolve())}
         if csim:
             say("C simulation with g++")
             vectors, bad = check_reference(stage)
@@ -65,7 +68,7 @@ def build(model, tgt, out, calib=None, switches: Switches = Switches(), reuse=No
     return summary
 
 
-def analyze(model, tgt, switches: Switches = Switches(), reuse=None) -> dict:
+def analyze(model, tgt, switches: Switches | None = None, reuse=None) -> dict:
     from ..project import load_graph
     from .estimate import load_board
     from .generate import assign_banks, choose_reuse, reuse_for, schedule_estimate
@@ -79,4 +82,5 @@ def analyze(model, tgt, switches: Switches = Switches(), reuse=None) -> dict:
         _, _, e = choose_reuse(s, banks, board)
     else:
         e = schedule_estimate(s, banks, reuse_for(s, int(reuse)), board, check=False)
-    return {"target": tgt.name, "kind": "fpga", "estimate": e.to_dict(), "report": e.report()}
+    return {"target": tgt.name, "kind": "fpga", "switches": dataclasses.asdict(switches), "estimate": e.to_dict(),
+            "report": e.report()}
