@@ -49,6 +49,10 @@ void board_init(void)
     SYST_RVR = TICKS_PER_WRAP - 1u;
     SYST_CVR = 0;
     SYST_CSR = 0x7u;                        /* processor clock, interrupt on wrap, enable */
+    /* CVR = 0 is read as a full count until the first tick loads RVR (no wrap is counted), so
+     * wait for that load: otherwise the counter steps back once, ~40 instructions from now. */
+    while (SYST_CVR == 0u) {
+    }
 }
 
 static uint64_t ticks(void)
