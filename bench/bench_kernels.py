@@ -1,5 +1,5 @@
-"""MACs per executed instruction of ev_linear_s8 (and the attention row kernels) on the emulated
-Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run.
+"""MACs per executed instruction of ev_linear_s8 and the attention kernels (one query row, and
+ATTN_ROWS query rows per pass over K/V as the fused chains call them) on the emulated Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run.
 
 The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
 takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
@@ -31,6 +31,7 @@ from edgeviz import intmath as im  # noqa: E402
 LINEAR_SHAPES = [(17, 64, 192), (17, 64, 128), (1, 128, 64), (17, 192, 576), (17, 768, 192),
                  (5, 7, 5)]
 ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
+ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
 TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
 SPIN = (20_000, 220_000)                        # calibration loop lengths (2 instructions each)
 
@@ -47,8 +48,15 @@ __attribute__((noinline)) static void row_empty(const int8_t *a, const int8_t *b
         int e, int32_t f, int32_t g, int8_t *h)
 { __asm__ volatile("" :: "r"(a), "r"(h) : "memory"); (void)b; (void)c; (void)d; (void)e;
   (void)f; (void)g; }
+typedef void (*rows_fn)(const int8_t *, int, int, const int8_t *, int, int, int, int32_t, int32_t,
+                        int8_t *, int);
+__attribute__((noinline)) static void rows_empty(const int8_t *a, int b, int c, const int8_t *d,
+        int e, int f, int g, int32_t h, int32_t i, int8_t *j, int k)
+{ __asm__ volatile("" :: "r"(a), "r"(j) : "memory"); (void)b; (void)c; (void)d; (void)e;
+  (void)f; (void)g; (void)h; (void)i; (void)k; }
 static lin_fn volatile lin_fns[2] = {lin_empty, ev_linear_s8};
 static row_fn volatile row_fns[3] = {row_empty, ev_attn_scores_row, ev_attn_av_row};
+static rows_fn volatile rows_fns[3] = {rows_empty, ev_attn_scores_rows, ev_attn_av_rows};
 __attribute__((noinline)) static void spin(uint32_t n)
 { __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n)); }
 """
@@ -104,6 +112,35 @@ def make_program(rng):
                                              1300000000, 45)
         expect[f"av{idx}_y"] = im.requantize(p.astype(np.int32) @ kv[:, :dh].astype(np.int32),
                                              1300000000, 40)
+        # ATTN_ROWS query rows per call: q rows inside a wider row (as in the chains), scores and
+        # probabilities [rows][n], outputs into rows of a wider tensor
+        nr = ATTN_ROWS
+        qm = rng.integers(-128, 128, (nr, 2 * dh), dtype=np.int8)
+        pm = rng.integers(0, 20, (nr, n), dtype=np.int8)
+        reps = max(1, TARGET_INSNS // (nr * n * dh * 2))
+        qmc, pmc = prog.const(qm), prog.const(pm)
+        scm, avm = prog.buffer("int8_t", nr * n), prog.buffer("int8_t", nr * 2 * dh)
+        calls = {"scm": (1, f"{qmc}, {2 * dh}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 45, "
+                            f"{scm}, {n}"),
+                 "avm": (2, f"{pmc}, {n}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 40, "
+                            f"{avm}, {2 * dh}")}
+        for key, (fi, args) in calls.items():
+            for f in (0, fi):
+                prog(f"    {{ rows_fn fn = rows_fns[{f}]; uint32_t t0 = systick_now();\n"
+                     f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
+                     f'      uint32_t t1 = systick_now(); emit_u32("{key}{idx}_{min(f, 1)}", '
+                     f"systick_elapsed(t0, t1)); }}")
+            expect[f"{key}{idx}"] = (nr * n * dh, reps,
+                                     f"attn {'q.k' if key == 'scm' else 'p.v'} {nr} rows "
+                                     f"{n} keys x {dh}")
+        prog(f'    emit_hex("scm{idx}_y", {scm}, {nr * n});')
+        prog(f'    emit_hex("avm{idx}_y", {avm}, {nr * 2 * dh});')
+        expect[f"scm{idx}_y"] = im.requantize(qm[:, :dh].astype(np.int32)
+                                              @ kv[:, :dh].astype(np.int32).T, 1300000000, 45)
+        avw = np.zeros((nr, 2 * dh), np.int8)
+        avw[:, :dh] = im.requantize(pm.astype(np.int32) @ kv[:, :dh].astype(np.int32),
+                                    1300000000, 40)
+        expect[f"avm{idx}_y"] = avw
     return prog, expect
 
 

@@ -38,6 +38,8 @@ SIGNATURES = {
     "ev_lut_s8": [P, I, P, P],
     "ev_attn_scores_row": [P, P, I, I, I, I32, I32, P],
     "ev_attn_av_row": [P, P, I, I, I, I32, I32, P],
+    "ev_attn_scores_rows": [P, I, I, P, I, I, I, I32, I32, P, I],
+    "ev_attn_av_rows": [P, I, I, P, I, I, I, I32, I32, P, I],
     "ev_mean_tokens_s8": [P, I, I, I32, I32, P],
     "ev_patch_gather": [P, I, I, I, I, I, P],
 }
@@ -299,6 +301,65 @@ def test_attention(lib, n, heads, dh):
     want = im.attention(qkv, heads, m_qk, s_qk, lut, m_av, s_av)
     got = attention_from_rows(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av)
     np.testing.assert_array_equal(got, want)
+
+
+def attention_from_blocks(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av, block=4):
+    """intmath.attention from the multi-row kernels, `block` query rows per pass (model.c)."""
+    n, three_e = qkv.shape
+    e = three_e // 3
+    dh = e // heads
+    out = np.full((n, e), 99, np.int8)
+    sc = np.zeros((block, n), np.int8)
+    for r in range(0, n, block):
+        nr = min(block, n - r)
+        for h in range(heads):
+            lib.ev_attn_scores_rows(ptr(qkv, r * three_e + h * dh), three_e, nr,
+                                    ptr(qkv, e + h * dh), three_e, n, dh, m_qk, s_qk, ptr(sc), n)
+            for i in range(nr):
+                lib.ev_softmax_s8(ptr(sc, i * n), n, ptr(lut), ptr(sc, i * n))
+            lib.ev_attn_av_rows(ptr(sc), n, nr, ptr(qkv, 2 * e + h * dh), three_e, n, dh,
+                                m_av, s_av, ptr(out, r * e + h * dh), e)
+    return out
+
+
+@pytest.mark.parametrize("n,heads,dh,block", [(17, 2, 32, 4), (5, 3, 7, 4), (65, 1, 32, 4),
+                                              (10, 2, 12, 3), (9, 1, 8, 8), (1, 1, 8, 4)])
+def test_attention_blocks(lib, n, heads, dh, block):
+    rng = rng_for(n, heads, dh, block)
+    e = heads * dh
+    qkv = i8(rng, n, 3 * e)
+    m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
+    lut = im.softmax_lut(0.06)
+    m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(n) / 4))
+    want = im.attention(qkv, heads, m_qk, s_qk, lut, m_av, s_av)
+    got = attention_from_blocks(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av, block)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("rows,n,dh", [(4, 17, 32), (7, 65, 32), (4, 5, 12), (5, 9, 8), (3, 6, 16)])
+def test_attn_rows_edges(lib, rows, n, dh):
+    """Multi-row q.k and p.v on extreme values (-128 everywhere, p = 127), strided rows, and
+    that nothing outside the rows' outputs is written."""
+    rng = rng_for(rows, n, dh, 11)
+    m, s = im.quantize_multiplier(1.0 / (128 * 128 * dh) * 100)
+    for fill in ("min", "rand"):
+        q = np.full((rows, dh + 3), -128, np.int8) if fill == "min" else i8(rng, rows, dh + 3)
+        kv = np.full((n, 2 * dh + 1), -128, np.int8) if fill == "min" else i8(rng, n, 2 * dh + 1)
+        p = (np.full((rows, n + 2), 127, np.int8) if fill == "min"
+             else rng.integers(0, 128, (rows, n + 2), dtype=np.int8))
+        sc = np.full((rows, n + 1), 77, np.int8)
+        lib.ev_attn_scores_rows(ptr(q), dh + 3, rows, ptr(kv, 1), 2 * dh + 1, n, dh, m, s, ptr(sc),
+                                n + 1)
+        want = im.requantize(q[:, :dh].astype(np.int32) @ kv[:, 1:dh + 1].astype(np.int32).T, m, s)
+        np.testing.assert_array_equal(sc[:, :n], want)
+        assert (sc[:, n] == 77).all()
+        m2, s2 = im.quantize_multiplier(1.0 / (127 * 128 * n) * 100)
+        out = np.full((rows, dh + 2), 77, np.int8)
+        lib.ev_attn_av_rows(ptr(p), n + 2, rows, ptr(kv, dh + 1), 2 * dh + 1, n, dh, m2, s2,
+                            ptr(out), dh + 2)
+        want = im.requantize(p[:, :n].astype(np.int32) @ kv[:, dh + 1:].astype(np.int32), m2, s2)
+        np.testing.assert_array_equal(out[:, :dh], want)
+        assert (out[:, dh:] == 77).all()
 
 
 # ------------------------------------------------------------------------------------ pooling, patches

@@ -40,6 +40,14 @@ LINEAR_CASES = [
     (3, 12, 3, "nobias"), (18, 192, 10, "plain"), (13, 192, 5, "row_bias"),
 ]
 ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
+# multi-row attention (ev_attn_scores_rows / ev_attn_av_rows), (tokens, heads, dh, rows per call):
+# quads with odd key counts and keys % 4 = 1..3 (p.v padding), remainder rows, dh % 4 != 0 and
+# dh > 128 (single-row fallbacks), more than 4 rows per call
+ATTN_BLOCK_CASES = [(17, 2, 32, 4), (65, 1, 32, 4), (5, 3, 7, 4), (10, 2, 12, 3), (9, 1, 8, 8),
+                    (6, 2, 16, 4), (4, 1, 260, 4), (66, 1, 64, 4), (7, 1, 24, 7)]
+# direct multi-row calls: (rows, keys, dh, fill, s_qk); strided rows, outputs with a pad column
+ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "rand", 30),
+                  (5, 7, 16, "rand", 20), (4, 4, 8, "min", 33), (4, 129, 8, "rand", 40)]
 
 
 def _quant(rng, acc_std, n, target=40.0):
@@ -144,6 +152,50 @@ def _cases():
              f"{m_av}, {s_av}, {o} + i * {e} + h * {dh});\n    }}")
         prog(f'    emit_hex("attn{idx}", {o}, {ntok * e});')
         checks.append((f"attn{idx}", im.attention(qkv, heads, m_qk, s_qk, elut, m_av, s_av)))
+
+    for idx, (ntok, heads, dh, blk) in enumerate(ATTN_BLOCK_CASES):
+        e = heads * dh
+        qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)
+        m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
+        elut = im.softmax_lut(0.06)
+        m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(ntok) / 4))
+        q, lt = prog.const(qkv), prog.const(elut)
+        sc, o = prog.buffer("int8_t", blk * ntok), prog.buffer("int8_t", ntok * e)
+        prog(f"    for (int i = 0; i < {ntok}; i += {blk}) for (int h = 0; h < {heads}; h++) {{\n"
+             f"        const int nr = {ntok} - i < {blk} ? {ntok} - i : {blk};\n"
+             f"        ev_attn_scores_rows({q} + i * {3 * e} + h * {dh}, {3 * e}, nr, "
+             f"{q} + {e} + h * {dh}, {3 * e}, {ntok}, {dh}, {m_qk}, {s_qk}, {sc}, {ntok});\n"
+             f"        for (int r = 0; r < nr; r++) ev_softmax_s8({sc} + r * {ntok}, {ntok}, {lt}, "
+             f"{sc} + r * {ntok});\n"
+             f"        ev_attn_av_rows({sc}, {ntok}, nr, {q} + {2 * e} + h * {dh}, {3 * e}, "
+             f"{ntok}, {dh}, {m_av}, {s_av}, {o} + i * {e} + h * {dh}, {e});\n    }}")
+        prog(f'    emit_hex("attnb{idx}", {o}, {ntok * e});')
+        checks.append((f"attnb{idx}", im.attention(qkv, heads, m_qk, s_qk, elut, m_av, s_av)))
+
+    for idx, (rows, n, dh, fill, s_qk) in enumerate(ATTN_ROWS_EDGE):
+        val = {"min": -128, "max": 127}.get(fill)
+        q = (np.full((rows, dh + 5), val, np.int8) if val is not None
+             else rng.integers(-128, 128, (rows, dh + 5), dtype=np.int8))
+        kv = (np.full((n, 2 * dh + 3), val, np.int8) if val is not None
+              else rng.integers(-128, 128, (n, 2 * dh + 3), dtype=np.int8))
+        p = (np.full((rows, n + 1), 127, np.int8) if val is not None
+             else rng.integers(0, 128, (rows, n + 1), dtype=np.int8))
+        m_qk = int(rng.integers(1 << 30, 1 << 31))
+        sc, o = prog.buffer("int8_t", rows * (n + 2)), prog.buffer("int8_t", rows * (dh + 1))
+        prog(f"    ev_attn_scores_rows({prog.const(q)}, {dh + 5}, {rows}, {prog.const(kv)} + 3, "
+             f"{2 * dh + 3}, {n}, {dh}, {m_qk}, {s_qk}, {sc}, {n + 2});")
+        prog(f"    ev_attn_av_rows({prog.const(p)}, {n + 1}, {rows}, {prog.const(kv)} + {dh + 3}, "
+             f"{2 * dh + 3}, {n}, {dh}, {m_qk}, {s_qk + 8}, {o}, {dh + 1});")
+        prog(f'    emit_hex("attnr{idx}s", {sc}, {rows * (n + 2)});')
+        prog(f'    emit_hex("attnr{idx}v", {o}, {rows * (dh + 1)});')
+        want = np.zeros((rows, n + 2), np.int8)   # pad columns must stay 0 (.bss)
+        want[:, :n] = im.requantize(q[:, :dh].astype(np.int32)
+                                    @ kv[:, 3:dh + 3].astype(np.int32).T, m_qk, s_qk)
+        checks.append((f"attnr{idx}s", want))
+        want = np.zeros((rows, dh + 1), np.int8)
+        want[:, :dh] = im.requantize(p[:, :n].astype(np.int32)
+                                     @ kv[:, dh + 3:].astype(np.int32), m_qk, s_qk + 8)
+        checks.append((f"attnr{idx}v", want))
 
     # LayerNorm on the M7 too: 64-bit division and shifts go through libgcc there
     for idx, (rows, c, eps) in enumerate([(5, 64, None), (3, 96, 0), (2, 24, (1 << 62) - 1)]):

@@ -1,7 +1,7 @@
 """Multi-head attention core: softmax(q k^T * scale) v per head, from the fused qkv tensor.
 
-Operator integration computes it one query row at a time with an N-byte score row, so the H x N x N
-score matrix never exists. Without integration the schedule splits it into attn_scores -> softmax ->
+Operator integration computes it a few query rows at a time (up to QUERY_BLOCK, the chain's row
+block) with a QUERY_BLOCK x N score block, so the H x N x N score matrix never exists. Without integration the schedule splits it into attn_scores -> softmax ->
 attn_av over materialised [H, N, N] tensors. Both give the same bits as intmath.attention.
 """
 from __future__ import annotations
@@ -10,6 +10,14 @@ import numpy as np
 
 from .. import intmath
 from .base import Op, requant_params
+
+# Query rows per pass over K and V (ev_attn_scores_rows / ev_attn_av_rows reuse each widened K/V
+# word for four rows); the score scratch is QUERY_BLOCK x N bytes. Equal to passes.CHAIN_BLOCK.
+QUERY_BLOCK = 4
+
+
+def _score_scratch(rows: int, n: int) -> int:
+    return min(QUERY_BLOCK, rows) * n
 
 
 def _split(qkv, heads):
@@ -58,30 +66,35 @@ class Attention(Op):
         return 2 * n * n * (three_e // 3)
 
     def scratch_bytes(self, node, g):
-        return g.tensors[node.inputs[0]].shape[0]      # one score row
+        n = g.tensors[node.inputs[0]].shape[0]
+        return _score_scratch(n, n)                    # a block of score rows
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         """Fused form: rows query rows starting at row0, score row in scratch."""
         n, three_e = g.tensors[node.inputs[0]].shape
         e = three_e // 3
-        return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {three_e}", f"{ins[0]} + {e}",
-                          f"{ins[0]} + {2 * e}", three_e, out, rows, scratch)
+        return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {three_e}", three_e,
+                          f"{ins[0]} + {e}", f"{ins[0]} + {2 * e}", three_e, out, rows, scratch)
 
 
-def _emit_rows(node, c, n, e, q_row, k, v, kv_stride, out, rows, scratch) -> list[str]:
-    """Per query row and head: scores against every key, softmax in the score row, then p.v."""
+def _emit_rows(node, c, n, e, q_row, q_stride, k, v, kv_stride, out, rows, scratch) -> list[str]:
+    """Per block of up to QUERY_BLOCK query rows and per head: the block's scores against every
+    key ([nr][n] in scratch), softmax of each score row in place, then p.v for the block."""
     h = node.attrs["heads"]
     dh = e // h
     q = node.qattrs
     lut = c.const(node.name + ".exp_lut", q["exp_lut"])
-    return [f"for (int r = 0; r < {rows}; r++) {{",
+    b = QUERY_BLOCK
+    return [f"for (int r = 0; r < {rows}; r += {b}) {{",
+            f"  const int nr = {rows} - r < {b} ? {rows} - r : {b};",
             f"  const int8_t *qrow = {q_row};",
             f"  for (int hd = 0; hd < {h}; hd++) {{",
-            f"    ev_attn_scores_row(qrow + hd * {dh}, {k} + hd * {dh}, {kv_stride}, {n}, {dh}, "
-            f"{q['m_qk']}, {q['s_qk']}, {scratch});",
-            f"    ev_softmax_s8({scratch}, {n}, {lut}, {scratch});",
-            f"    ev_attn_av_row({scratch}, {v} + hd * {dh}, {kv_stride}, {n}, {dh}, "
-            f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh});",
+            f"    ev_attn_scores_rows(qrow + hd * {dh}, {q_stride}, nr, {k} + hd * {dh}, {kv_stride}, "
+            f"{n}, {dh}, {q['m_qk']}, {q['s_qk']}, {scratch}, {n});",
+            f"    for (int i = 0; i < nr; i++) ev_softmax_s8({scratch} + i * {n}, {n}, {lut}, "
+            f"{scratch} + i * {n});",
+            f"    ev_attn_av_rows({scratch}, {n}, nr, {v} + hd * {dh}, {kv_stride}, {n}, {dh}, "
+            f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh}, {e});",
             "  }", "}"]
 
 
@@ -92,7 +105,7 @@ class AttentionSplit(Op):
     rowwise_inputs = (0,)
 
     def scratch_bytes(self, node, g):
-        return g.tensors[node.inputs[1]].rows          # one score row
+        return _score_scratch(g.tensors[node.inputs[0]].rows, g.tensors[node.inputs[1]].rows)
 
     def macs(self, node, g):
         n, two_e = g.tensors[node.inputs[1]].shape
@@ -101,7 +114,8 @@ class AttentionSplit(Op):
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape
         e = two_e // 2
-        return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", ins[1], f"{ins[1]} + {e}", two_e, out, rows, scratch)
+        return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", e, ins[1], f"{ins[1]} + {e}", two_e, out, rows,
+                          scratch)
 
 
 class AttnScores(Op):
@@ -112,9 +126,11 @@ class AttnScores(Op):
         a = node.attrs
         n, e, h = a["tokens"], a["embed"], a["heads"]
         dh = e // h
-        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i++)",
-                f"  ev_attn_scores_row({ins[0]} + i * {3 * e} + hd * {dh}, {ins[0]} + {e} + hd * {dh}, {3 * e}, "
-                f"{n}, {dh}, {a['m_qk']}, {a['s_qk']}, {out} + (hd * {n} + i) * {n});"]
+        b = QUERY_BLOCK
+        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i += {b})",
+                f"  ev_attn_scores_rows({ins[0]} + i * {3 * e} + hd * {dh}, {3 * e}, {n} - i < {b} ? {n} - i : {b}, "
+                f"{ins[0]} + {e} + hd * {dh}, {3 * e}, {n}, {dh}, {a['m_qk']}, {a['s_qk']}, "
+                f"{out} + (hd * {n} + i) * {n}, {n});"]
 
 
 class Softmax(Op):
@@ -136,9 +152,11 @@ class AttnAV(Op):
         a = node.attrs
         n, e, h = a["tokens"], a["embed"], a["heads"]
         dh = e // h
-        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i++)",
-                f"  ev_attn_av_row({ins[0]} + (hd * {n} + i) * {n}, {ins[1]} + {2 * e} + hd * {dh}, {3 * e}, {n}, "
-                f"{dh}, {a['m_av']}, {a['s_av']}, {out} + i * {e} + hd * {dh});"]
+        b = QUERY_BLOCK
+        return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i += {b})",
+                f"  ev_attn_av_rows({ins[0]} + (hd * {n} + i) * {n}, {n}, {n} - i < {b} ? {n} - i : {b}, "
+                f"{ins[1]} + {2 * e} + hd * {dh}, {3 * e}, {n}, {dh}, {a['m_av']}, {a['s_av']}, "
+                f"{out} + i * {e} + hd * {dh}, {e});"]
 
 
 OP = Attention()

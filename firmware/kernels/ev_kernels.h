@@ -32,8 +32,10 @@ extern "C" {
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
  * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.6 KiB with its
  * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
- * DSP path takes 0.7 KiB. Override with -DEV_LINEAR_BUF=N (see ev_linear.c). Portable kernels
- * take under 150 bytes. */
+ * DSP path takes 0.7 KiB, ev_attn_scores_rows' 1.9 KiB and ev_attn_av_rows' 2.4 KiB with
+ * frames (up to 128 dims / 128 keys per pass; larger sizes take the single-row kernels); they are
+ * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
+ * ev_linear.c). Portable kernels take under 150 bytes. */
 
 /* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, m in [2^30, 2^31) or 0.
  *
@@ -89,6 +91,17 @@ void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_ke
 /* out[d] = requant(sum_j p[j] v_j[d], m, s), v_j = v + j * v_stride. */
 void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
                     int32_t m, int32_t s, int8_t *out);
+
+/* Several query rows per pass over K (or V): row r of q at q + r * q_stride, its scores at
+ * scores + r * s_stride (r < rows); the same sums as ev_attn_scores_row row by row. The DSP
+ * path reuses each widened key word for four query rows. */
+void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
+                         int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride);
+
+/* out[r][d] = requant(sum_j p[r][j] v_j[d], m, s) for rows r < rows: p row r at p + r * p_stride,
+ * out row r at out + r * out_stride; the same sums as ev_attn_av_row row by row. */
+void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
+                     int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride);
 
 /* y[c] = requant(sum_n x[n][c], m, s) for contiguous x [rows][c] (intmath.mean_tokens). */
 void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y);

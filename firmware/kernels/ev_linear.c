@@ -107,6 +107,24 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
     }
 }
 
+void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
+                         int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
+{
+    int r;
+    for (r = 0; r < rows; r++)
+        ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
+                           scores + (long)r * s_stride);
+}
+
+void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
+                     int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
+{
+    int r;
+    for (r = 0; r < rows; r++)
+        ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
+                       out + (long)r * out_stride);
+}
+
 #else /* EV_KERNELS_DSP */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -966,6 +984,194 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
             a = __smlabb(*vj, p[j], a);
         out[d] = ev__rq(&rq, (uint32_t)a, 0);
     }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Several query rows per pass over K or V (the fused attention runs a chain's row block, up to 4
+ * rows, at a time). Both products become ev__t42's 4 rows x 2 channels tile, so each widened K/V
+ * word is reused by the four query rows instead of one:
+ *  q.k: x = the 4 query rows, widened once per call (ev__widen4); channels = keys, two at a time,
+ *       each pair widened into wb once (ev__widen2) and used by all four rows.
+ *  p.v: x = the 4 probability rows, widened once per call with keys as the inputs (zero-padded to
+ *       a multiple of 4 keys); channels = head dims. The reduction runs over keys while v_j[d]..
+ *       sit side by side, so 4 key rows x 4 dims are transposed with PKHBT/PKHTB + SXTB16 into
+ *       two channel pairs (dims d, d+1 and d+2, d+3) in ev__t42's weight order, zero rows for the
+ *       padding keys. Padding adds 0 * 0 products: the sums, hence the bits, are unchanged.
+ * Rows beyond the last quad, odd last keys, dh not a multiple of 4 and sizes beyond the stack
+ * buffers go through the single-row kernels (same sums). */
+#define EV__ATT_KQ 32   /* at most 128 dims (q.k) or 128 keys (p.v) per quad: 1 KiB + 0.5/1 KiB */
+
+/* 4 rows x 2 channels through ev__t42, requantised with one (m, s) in C (shifts <= 32, or only
+ * one real channel), stored at y + r * ys and, when two, y + r * ys + 1. */
+static void ev__quad_out(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__q *q,
+                         int8_t *y, int ys, int two)
+{
+    static const uint32_t zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    uint32_t acc[8];
+    int r;
+    ev__t42(xq, wb, kq, zero, acc);
+    for (r = 0; r < 4; r++) {
+        y[(long)r * ys] = ev__rq(q, acc[2 * r], 0);
+        if (two)
+            y[(long)r * ys + 1] = ev__rq(q, acc[2 * r + 1], 0);
+    }
+}
+
+/* ev__t42r's operands for two channels that share (m, s); a->y is set per call. */
+static inline void ev__quad_args(struct ev__t42q *a, const struct ev__q *q, int ys)
+{
+    static const uint32_t zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    a->init = zero; a->y = 0; a->ys = ys; a->lut = 0;
+    a->m0 = a->m1 = q->m; a->r0 = a->r1 = q->r; a->t0 = a->t1 = q->t;
+}
+
+static __attribute__((noinline)) void
+ev__scores_quad(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
+                const struct ev__q *rq, int8_t *scores, int s_stride)
+{
+    uint32_t xq[8 * EV__ATT_KQ] __attribute__((aligned(8)));
+    uint32_t wb[4 * EV__ATT_KQ] __attribute__((aligned(8)));
+    const int kq = dh >> 2, pairs = n_keys >> 1;
+    struct ev__t42q a;
+    int j;
+    ev__quad_args(&a, rq, s_stride);
+    ev__widen4(q, q_stride, kq, xq);
+    for (j = 0; j < 2 * pairs; j += 2) {
+        const int8_t *k0 = k + (long)j * k_stride;
+        ev__widen2(k0, k0 + k_stride, kq, wb);
+        if (rq->t) {
+            a.y = scores + j;
+            ev__t42r(xq, wb, kq, &a);
+        } else {
+            ev__quad_out(xq, wb, kq, rq, scores + j, s_stride, 1);
+        }
+    }
+    if (n_keys & 1) {   /* the odd last key, paired with itself; the duplicate is dropped */
+        const int8_t *k0 = k + (long)j * k_stride;
+        ev__widen2(k0, k0, kq, wb);
+        ev__quad_out(xq, wb, kq, rq, scores + j, s_stride, 0);
+    }
+}
+
+void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
+                         int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
+{
+    int r = 0;
+    if (dh >= 8 && (dh & 3) == 0 && dh <= 4 * EV__ATT_KQ && n_keys > 0) {
+        struct ev__q rq;
+        ev__qinit(&rq, m, s);
+        for (; r + 4 <= rows; r += 4)
+            ev__scores_quad(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, &rq,
+                            scores + (long)r * s_stride, s_stride);
+    }
+    for (; r < rows; r++)
+        ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
+                           scores + (long)r * s_stride);
+}
+
+/* PKHBT / PKHTB: GCC 12 does not form them from the C expressions (5-6 instructions instead). */
+static inline uint32_t ev__pkhbt16(uint32_t a, uint32_t b)   /* low half of a, low half of b */
+{
+    uint32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+static inline uint32_t ev__pkhtb16(uint32_t a, uint32_t b)   /* high half of a, high half of b */
+{
+    uint32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* Widen 4 rows of n values (n <= 4 kq) in ev__t42's x order, zero past n. */
+static inline void ev__widen4_pad(const int8_t *a, int xs, int n, uint32_t *dst)
+{
+    const int full = n >> 2, rest = n & 3;
+    ev__widen4(a, xs, full, dst);
+    if (rest) {
+        uint32_t u[4] = {0, 0, 0, 0};
+        int r;
+        dst += 8 * full;
+        for (r = 0; r < 4; r++)
+            memcpy(&u[r], a + (long)r * xs + 4 * full, (size_t)rest);
+        dst[0] = EV__LO(u[0]); dst[1] = EV__LO(u[1]); dst[2] = EV__LO(u[2]); dst[3] = EV__LO(u[3]);
+        dst[4] = EV__HI(u[0]); dst[5] = EV__HI(u[1]); dst[6] = EV__HI(u[2]); dst[7] = EV__HI(u[3]);
+    }
+}
+
+/* One group of 4 key rows (words ua, ub, uc, ue: dims d..d+3 of keys 4g..4g+3) into wa, wb. */
+#define EV__VT_GROUP(ua, ub, uc, ue, wa, wb)                                                   \
+    do {                                                                                       \
+        uint32_t t_ = ev__pkhbt16(ua, uc), t2_ = ev__pkhbt16(ub, ue);   /* a0 a1 c0 c1 .. */   \
+        EV__STRD(EV__LO(t_), EV__HI(t_), wa);                                                  \
+        EV__STRD(EV__LO(t2_), EV__HI(t2_), wa);                                                \
+        t_ = ev__pkhtb16(ua, uc);                                       /* a2 a3 c2 c3 */      \
+        t2_ = ev__pkhtb16(ub, ue);                                                             \
+        EV__STRD(EV__LO(t_), EV__HI(t_), wb);                                                  \
+        EV__STRD(EV__LO(t2_), EV__HI(t2_), wb);                                                \
+    } while (0)
+
+/* Dims d..d+3 of the n key rows at v (stride vs), transposed into two channel pairs in ev__t42's
+ * weight order: wa (dims d, d+1), wb (dims d+2, d+3); groups of 4 keys, keys >= n zero. Per
+ * group 4 LDR + 4 PKH + 8 SXTB16 + 4 STRD. */
+static inline void ev__vt4(const int8_t *v, int vs, int n, uint32_t *wa, uint32_t *wb)
+{
+    const uint32_t *const end = wa + 4 * (n >> 2);
+    const int rest = n & 3;
+    while (wa != end) {
+        uint32_t ua = ev__ld32(v), ub = ev__ld32(v + vs), uc = ev__ld32(v + 2L * vs);
+        uint32_t ue = ev__ld32(v + 3L * vs);
+        v += 4L * vs;
+        EV__VT_GROUP(ua, ub, uc, ue, wa, wb);
+    }
+    if (rest) {   /* the last, partial group */
+        uint32_t ua = ev__ld32(v), ub = rest > 1 ? ev__ld32(v + vs) : 0u;
+        uint32_t uc = rest > 2 ? ev__ld32(v + 2L * vs) : 0u, ue = 0u;
+        EV__VT_GROUP(ua, ub, uc, ue, wa, wb);
+    }
+}
+
+static __attribute__((noinline)) void
+ev__av_quad(const int8_t *p, int p_stride, const int8_t *v, int v_stride, int n_keys, int dh,
+            const struct ev__q *rq, int8_t *out, int out_stride)
+{
+    uint32_t xq[8 * EV__ATT_KQ] __attribute__((aligned(8)));
+    uint32_t wa[4 * EV__ATT_KQ] __attribute__((aligned(8)));
+    uint32_t wb[4 * EV__ATT_KQ] __attribute__((aligned(8)));
+    const int kq = (n_keys + 3) >> 2;
+    int d;
+    ev__widen4_pad(p, p_stride, n_keys, xq);
+    struct ev__t42q a;
+    ev__quad_args(&a, rq, out_stride);
+    for (d = 0; d < dh; d += 4) {
+        ev__vt4(v + d, v_stride, n_keys, wa, wb);
+        if (rq->t) {
+            a.y = out + d;
+            ev__t42r(xq, wa, kq, &a);
+            a.y = out + d + 2;
+            ev__t42r(xq, wb, kq, &a);
+        } else {
+            ev__quad_out(xq, wa, kq, rq, out + d, out_stride, 1);
+            ev__quad_out(xq, wb, kq, rq, out + d + 2, out_stride, 1);
+        }
+    }
+}
+
+void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
+                     int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
+{
+    int r = 0;
+    if (dh >= 4 && (dh & 3) == 0 && n_keys >= 4 && n_keys <= 4 * EV__ATT_KQ) {
+        struct ev__q rq;
+        ev__qinit(&rq, m, s);
+        for (; r + 4 <= rows; r += 4)
+            ev__av_quad(p + (long)r * p_stride, p_stride, v, v_stride, n_keys, dh, &rq,
+                        out + (long)r * out_stride, out_stride);
+    }
+    for (; r < rows; r++)
+        ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
+                       out + (long)r * out_stride);
 }
 
 #endif /* EV_KERNELS_DSP */
