@@ -1,7 +1,8 @@
 """Memory passes: they turn the quantized graph into a schedule of steps without changing a bit.
 
 - operator integration (fuse): GELU becomes the linear layer's table epilogue; chains of row-wise
-  ops run one row at a time so their intermediates are single rows; attention runs per query row.
+  ops run a block of rows at a time so their intermediates are row blocks; attention takes the block's
+  query rows together (one pass over K and V), so no [N, N] score matrix exists.
   Off: every op materialises its whole output, attention included ([H*N, N] scores and probs).
 - patch-embedding decomposition: the image is embedded patch by patch. Off: an im2col matrix
   [patches, C*p*p] is materialised first.

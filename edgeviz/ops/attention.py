@@ -70,7 +70,7 @@ class Attention(Op):
         return _score_scratch(n, n)                    # a block of score rows
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
-        """Fused form: rows query rows starting at row0, score row in scratch."""
+        """Fused form: rows query rows starting at row0, their block of score rows in scratch."""
         n, three_e = g.tensors[node.inputs[0]].shape
         e = three_e // 3
         return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {three_e}", three_e,
