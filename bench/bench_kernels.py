@@ -28,8 +28,9 @@ for p in (ROOT, ROOT / "tests" / "fixtures" / "kernel_qemu"):
 import kernel_qemu as harness  # noqa: E402
 from edgeviz import intmath as im  # noqa: E402
 
+# 17 rows: a whole token sequence; 4 rows: the row blocks the fused chains pass (CHAIN_BLOCK)
 LINEAR_SHAPES = [(17, 64, 192), (17, 64, 128), (1, 128, 64), (17, 192, 576), (17, 768, 192),
-                 (5, 7, 5)]
+                 (4, 64, 192), (4, 192, 576), (5, 7, 5)]
 ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
 ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
 TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
@@ -168,6 +169,8 @@ def linear_path(rows: int, k: int, buf: int = 384) -> str:
     kq = k // 4
     if kq < 2:
         return "scalar"
+    if rows >= 4 and k % 16 == 0 and 5 * kq <= buf:   # with a bias (every shape here has one)
+        return "S" if rows not in (6, 7, 11) else "S+A/B"
     if rows >= 4 and buf // kq >= 6:
         return "A"
     return "B" if 2 * kq <= buf else "C"

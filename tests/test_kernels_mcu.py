@@ -3,9 +3,10 @@
 One generated bare-metal program per build holds every case with its random data baked in; it
 prints each output over semihosting. It is built with the SMLAD/SXTB16 path (at -O2 and at -O0)
 and with -DEV_PORTABLE, and every build must equal intmath byte for byte. The linear shapes reach
-every code path of the DSP ev_linear_s8 (x block + weight pair buffered, x pairs only, nothing
-buffered, scalar for in < 8; odd rows, odd channels, in % 4 tails, several row blocks, a block
-of one row, no bias, shifts <= 32, exact rounding ties).
+every code path of the DSP ev_linear_s8 (x blocks with streamed weights, x block + weight pair
+buffered, x pairs only, nothing buffered, scalar for in < 8; odd rows, odd channels, in % 4
+tails, several row blocks, a block of one row, no bias, shifts <= 32, exact rounding ties,
+accumulators at the int32 ends).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.skipif(harness.missing_tools() is not None,
                                 reason=str(harness.missing_tools()))
 
 # (rows, in, out, variant); paths with the default EV_LINEAR_BUF (384):
-#   A: rows >= 4 and in <= 259 (row blocks of at most 22 rows at in = 64, 6 at in = 192;
+#   S: rows >= 4, in % 16 == 0, in <= 304, with a bias (then the 0..3 rows it leaves: A/B),
+#   A: otherwise rows >= 4 and in <= 259 (row blocks of at most 22 rows at in = 64, 6 at in = 192;
 #      13 rows at in = 192 give blocks 6, 6, 1), B: otherwise in <= 771, C: wider
 LINEAR_CASES = [
     (17, 64, 192, "plain"), (17, 64, 128, "lut"), (17, 7, 5, "row_bias"), (5, 13, 9, "plain"),
@@ -38,6 +40,14 @@ LINEAR_CASES = [
     (2, 29, 7, "plain"), (9, 400, 6, "plain"), (8, 900, 3, "lut"), (1, 801, 2, "plain"),
     (45, 64, 5, "lut"), (23, 64, 6, "plain"), (17, 64, 24, "mixshift"), (6, 32, 4, "nobias"),
     (3, 12, 3, "nobias"), (18, 192, 10, "plain"), (13, 192, 5, "row_bias"),
+    # path S (rows >= 4, in % 16 == 0, a bias: blocks of 5 and 4 rows, weights streamed): every
+    # row count 1..9 and 11 (6, 7, 11 leave 2..3 rows to A/B), odd and single channels,
+    # per-row biases, LUT, shifts <= 32 on the first and last channel (the routine stops there
+    # and C finishes the channel), extreme values, the largest in the buffer allows (5 kq <= 384)
+    (1, 64, 3, "min"), (2, 64, 5, "plain"), (3, 64, 3, "lut"), (4, 64, 7, "max"),
+    (5, 32, 3, "lut"), (6, 16, 5, "row_bias"), (7, 48, 9, "mixshift"), (8, 64, 1, "min"),
+    (9, 32, 11, "row_bias"), (11, 16, 4, "lut"), (17, 64, 7, "mixshift"), (5, 64, 6, "max"),
+    (4, 304, 5, "plain"), (9, 320, 3, "plain"), (4, 20, 3, "plain"),
 ]
 ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
 # multi-row attention (ev_attn_scores_rows / ev_attn_av_rows), (tokens, heads, dh, rows per call):
@@ -68,6 +78,11 @@ def _cases():
         per_row = variant == "row_bias"
         bias = rng.integers(-30000, 30000, (rows, out) if per_row else (out,), dtype=np.int32)
         m, s = _quant(rng, 74 * 74 * np.sqrt(k), out)
+        if variant in ("min", "max"):   # accumulators reach INT32_MAX ("min": all products
+            x[...] = -128                 # +2^14) or -2^31 + 128 k + 1 ("max": -16256 each)
+            w[...] = -128 if variant == "min" else 127
+            big = (1 << 31) - k * (1 << 14) - 1
+            bias[...] = big if variant == "min" else -big
         if variant == "mixshift":   # every other channel with s <= 32: the 64-bit requant branch
             s[::2] = rng.integers(1, 33, len(s[::2]))
         lut = gelu if variant == "lut" else None

@@ -135,8 +135,12 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
  * and 3); pairing widened x and w words the same way,
  *   smlad(lo(x), lo(w)) + smlad(hi(x), hi(w)) = x0 w0 + x1 w1 + x2 w2 + x3 w3.
  * Widening costs one instruction per two values, as much as the SMLAD it feeds, so widened words
- * must be reused. Three ways, picked by size (all give the same sums, so the same bits):
- *  A. rows >= 4 and in <= 259: a block of x rows is widened once into a stack buffer and
+ * must be reused. Four ways, picked by size (all give the same sums, so the same bits):
+ *  S. rows >= 4, in % 16 == 0, in <= 304 and a bias: blocks of 4 and 5 x rows widened once,
+ *     each channel's weights widened in registers as they stream through an assembly routine
+ *     that loops over all channels (ev__rs4 / ev__rs5, below). 1..3 rows it cannot place in
+ *     blocks (6, 7 and 11 rows) continue with A/B.
+ *  A. rows >= 4 and in <= 259 otherwise: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
  *     same buffer and reused by every row of the block. Rows go four at a time through a 4 rows x
  *     2 channels tile in assembly (ev__t42: 3 LDRD + 8 SMLAD per 16 MACs, no widening left in
@@ -152,12 +156,12 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
  * channel with itself (the duplicate output is dropped); inputs whose length is not a multiple of
  * 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip all this.
  *
- * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2): a row quad with its
- * requantisation (ev__t42r) runs at 1.20 MACs per instruction at in = 64 (1.33 at in = 192);
- * with the weight and x widening, the remainder rows and the per-channel work whole calls run at
- * 0.96 (17x64->192, A), 0.92 (17x192->576, A: blocks of 6 rows, so each weight pair is widened
- * three times), 0.82 (17x768->192, B) and 0.46 (1x128->64, B) MACs per instruction, against
- * 0.18-0.20 for the portable path. */
+ * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.008
+ * (17x64->192, S), 1.002 (4x64->192, S), 1.122 (17x192->576, S), 1.119 (4x192->576, S) MACs
+ * per instruction; 0.82 (17x768->192, B: no 4-row block fits the buffer) and 0.46 (1x128->64,
+ * B), against 0.18-0.20 for the portable path. Path A alone (a row quad with its requantisation,
+ * ev__t42r: 1.20 at in = 64, 1.33 at in = 192) reached 0.96 / 0.92 on the 17-row calls and
+ * 0.64 / 0.83 on the 4-row ones, which widen each weight pair for four rows only. */
 
 /* Stack buffer of ev_linear_s8's DSP path, in 8-byte units (default 3 KiB of the 6 KiB stack the
  * targets reserve). A widened row of `in` values takes in/4 units. Path A needs 2 units per group
@@ -793,6 +797,248 @@ static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32
     }
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Path S (streamed weights): rows >= 4, in % 16 == 0, with a bias. A block of R = 4 or 5 rows is
+ * widened once (ev__widen_r: per group the low halves of the R rows, then the high halves) and
+ * every output channel then runs through one assembly routine, ev__rs4 / ev__rs5, which loops
+ * over the channels itself: per channel R accumulators start at the bias, the channel's weights
+ * are widened in registers as they stream past (LDR + 2 SXTB16 per group, shared by the R rows)
+ * and the x block is fetched with LDM, four words per instruction:
+ *   R = 4: LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs,
+ *   R = 5: LDR + 2 SXTB16 + 2 LDM + LDRD + 10 SMLAD = 16 per 20,
+ * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 36 instructions
+ * per channel. Nothing is written back to the stack buffer, so no weight widening pass, no
+ * remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
+ * the 1..3 rows that cannot be (6, 7, 11 rows) go through paths A/B. A channel with shift <= 32
+ * stops the routine, which returns -(channels left); C finishes that channel with
+ * ev__gemm_scalar and restarts the routine after it.
+ *
+ * The routine gets a struct ev__rsa; every per-channel pointer is end-relative (base + out) and
+ * indexed by a negative channel index in lr, so that the channel loop ends on ADDS + BNE. The
+ * struct is copied into the routine's stack frame (sp-relative loads need no register). */
+struct ev__rsa {
+    const int32_t *b[5];   /*  0: bias of row r, + out */
+    int8_t *y[5];          /* 20: output row r, + out */
+    const int32_t *m;      /* 40: mult + out */
+    const int8_t *s;       /* 44: shift + out */
+    const int8_t *lut;     /* 48: lut + 128, or NULL */
+    const uint32_t *xq;    /* 52: the widened block */
+    const uint32_t *xe;    /* 56: its end */
+    const int8_t *w;       /* 60: the first channel's weights; the others follow (stride = in) */
+    int32_t n;             /* 64: channels, >= 1; the first is out - n */
+};
+int ev__rs4(const struct ev__rsa *a);
+int ev__rs5(const struct ev__rsa *a);
+
+#define EV__RS_HEAD(NAME)                                                                      \
+    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
+    ".balign 4\n\t"                                                                            \
+    ".global " NAME "\n\t"                                                                     \
+    ".hidden " NAME "\n\t"                                                                     \
+    ".thumb\n\t"                                                                               \
+    ".thumb_func\n\t"                                                                          \
+    ".type " NAME ", %function\n"                                                              \
+    NAME ":\n\t"                                                                               \
+    "push {r4-r11, lr}\n\t"                                                                    \
+    "sub sp, sp, #72\n\t"                                                                      \
+    "ldm r0!, {r1-r12}\n\t"                                                                    \
+    "stm sp, {r1-r12}\n\t"                                                                     \
+    "ldm r0, {r1-r5}\n\t"                                                                      \
+    "add r6, sp, #48\n\t"                                                                      \
+    "stm r6, {r1-r5}\n\t"                                                                      \
+    "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
+    "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
+    "rsb lr, r5, #0\n"                /* channel index -n .. -1 */
+#define EV__RS_TAIL(NAME)                                                                      \
+    "mov r0, lr\n\t"                  /* 0, or -(channels left) at a shift <= 32 */            \
+    "add sp, sp, #72\n\t"                                                                      \
+    "pop {r4-r11, pc}\n\t"                                                                     \
+    ".size " NAME ", .-" NAME "\n\t"                                                           \
+    ".popsection"
+/* requantise accumulator R: m in M, round in r3, shift in T */
+#define EV__RSQ(R, M, T) "smmla " R ", " R ", " M ", r3\n\t" "asr " R ", " R ", " T "\n\t"     \
+                         "ssat " R ", #8, " R "\n\t"
+#define EV__RSL(R) "ldrsb " R ", [r3, " R "]\n\t"
+
+/* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr */
+#define EV__RS4_GROUP                                                                          \
+    "ldr r12, [r1], #4\n\t"                                                                    \
+    "sxtb16 r3, r12\n\t"                                                                       \
+    "sxtb16 r12, r12, ror #8\n\t"                                                              \
+    "ldm r0!, {r8-r11}\n\t"                                                                    \
+    "smlad r4, r8, r3, r4\n\t"                                                                 \
+    "smlad r5, r9, r3, r5\n\t"                                                                 \
+    "smlad r6, r10, r3, r6\n\t"                                                                \
+    "smlad r7, r11, r3, r7\n\t"                                                                \
+    "ldm r0!, {r8-r11}\n\t"                                                                    \
+    "smlad r4, r8, r12, r4\n\t"                                                                \
+    "smlad r5, r9, r12, r5\n\t"                                                                \
+    "smlad r6, r10, r12, r6\n\t"                                                               \
+    "smlad r7, r11, r12, r7\n\t"
+__asm__(EV__RS_HEAD("ev__rs4")
+        "1:\n\t"
+        "ldr r0, [sp, #52]\n\t"
+        "ldm sp, {r3, r9-r11}\n\t"
+        "ldr r4, [r3, lr, lsl #2]\n\t"
+        "ldr r5, [r9, lr, lsl #2]\n\t"
+        "ldr r6, [r10, lr, lsl #2]\n\t"
+        "ldr r7, [r11, lr, lsl #2]\n"
+        "2:\n\t"
+        EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP
+        "cmp r0, r2\n\t"
+        "bne 2b\n\t"
+        "ldrd r8, r9, [sp, #40]\n\t"
+        "ldr r8, [r8, lr, lsl #2]\n\t"    /* m */
+        "ldrsb r9, [r9, lr]\n\t"          /* s */
+        "subs r10, r9, #32\n\t"           /* t = s - 32 */
+        "ble 8f\n\t"
+        "rsb r9, r9, #64\n\t"
+        "mov r3, #0x80000000\n\t"
+        "lsr r3, r3, r9\n\t"              /* 2^(t-1) */
+        EV__RSQ("r4", "r8", "r10") EV__RSQ("r5", "r8", "r10")
+        EV__RSQ("r6", "r8", "r10") EV__RSQ("r7", "r8", "r10")
+        "ldr r3, [sp, #48]\n\t"
+        "cbz r3, 3f\n\t"
+        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7")
+        "3:\n\t"
+        "add r3, sp, #20\n\t"
+        "ldm r3, {r8-r11}\n\t"
+        "strb r4, [r8, lr]\n\t"
+        "strb r5, [r9, lr]\n\t"
+        "strb r6, [r10, lr]\n\t"
+        "strb r7, [r11, lr]\n\t"
+        "adds lr, lr, #1\n\t"
+        "bne 1b\n"
+        "8:\n\t"
+        EV__RS_TAIL("ev__rs4"));
+
+/* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
+ * reloaded from the frame once per four groups. Group layout x0l..x4l, x0h..x4h. */
+#define EV__RS5_GROUP                                                                          \
+    "ldr r3, [r1], #4\n\t"                                                                     \
+    "sxtb16 r2, r3\n\t"                                                                        \
+    "sxtb16 r3, r3, ror #8\n\t"                                                                \
+    "ldm r0!, {r9-r12}\n\t"                                                                    \
+    "smlad r4, r9, r2, r4\n\t"                                                                 \
+    "smlad r5, r10, r2, r5\n\t"                                                                \
+    "smlad r6, r11, r2, r6\n\t"                                                                \
+    "smlad r7, r12, r2, r7\n\t"                                                                \
+    "ldm r0!, {r9-r12}\n\t"                                                                    \
+    "smlad r8, r9, r2, r8\n\t"                                                                 \
+    "smlad r4, r10, r3, r4\n\t"                                                                \
+    "smlad r5, r11, r3, r5\n\t"                                                                \
+    "smlad r6, r12, r3, r6\n\t"                                                                \
+    "ldrd r9, r10, [r0], #8\n\t"                                                               \
+    "smlad r7, r9, r3, r7\n\t"                                                                 \
+    "smlad r8, r10, r3, r8\n\t"
+__asm__(EV__RS_HEAD("ev__rs5")
+        "1:\n\t"
+        "ldr r0, [sp, #52]\n\t"
+        "ldm sp, {r3, r9-r12}\n\t"
+        "ldr r4, [r3, lr, lsl #2]\n\t"
+        "ldr r5, [r9, lr, lsl #2]\n\t"
+        "ldr r6, [r10, lr, lsl #2]\n\t"
+        "ldr r7, [r11, lr, lsl #2]\n\t"
+        "ldr r8, [r12, lr, lsl #2]\n"
+        "2:\n\t"
+        EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP
+        "ldr r2, [sp, #56]\n\t"
+        "cmp r0, r2\n\t"
+        "bne 2b\n\t"
+        "ldrd r9, r10, [sp, #40]\n\t"
+        "ldr r9, [r9, lr, lsl #2]\n\t"    /* m */
+        "ldrsb r10, [r10, lr]\n\t"        /* s */
+        "subs r11, r10, #32\n\t"          /* t = s - 32 */
+        "ble 8f\n\t"
+        "rsb r10, r10, #64\n\t"
+        "mov r3, #0x80000000\n\t"
+        "lsr r3, r3, r10\n\t"             /* 2^(t-1) */
+        EV__RSQ("r4", "r9", "r11") EV__RSQ("r5", "r9", "r11") EV__RSQ("r6", "r9", "r11")
+        EV__RSQ("r7", "r9", "r11") EV__RSQ("r8", "r9", "r11")
+        "ldr r3, [sp, #48]\n\t"
+        "cbz r3, 3f\n\t"
+        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7") EV__RSL("r8")
+        "3:\n\t"
+        "add r3, sp, #20\n\t"
+        "ldm r3, {r0, r9-r12}\n\t"
+        "strb r4, [r0, lr]\n\t"
+        "strb r5, [r9, lr]\n\t"
+        "strb r6, [r10, lr]\n\t"
+        "strb r7, [r11, lr]\n\t"
+        "strb r8, [r12, lr]\n\t"
+        "adds lr, lr, #1\n\t"
+        "bne 1b\n"
+        "8:\n\t"
+        EV__RS_TAIL("ev__rs5"));
+#undef EV__RS_HEAD
+#undef EV__RS_TAIL
+#undef EV__RSQ
+#undef EV__RSL
+#undef EV__RS4_GROUP
+#undef EV__RS5_GROUP
+
+/* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
+ * then their high halves. */
+static void ev__widen_r(const int8_t *x, int xs, int r, int kq, uint32_t *dst)
+{
+    int g, i;
+    for (g = 0; g < kq; g++, dst += 2 * r) {
+        for (i = 0; i < r; i++) {
+            uint32_t u = ev__ld32(x + (long)i * xs + 4 * g);
+            dst[i] = EV__LO(u);
+            dst[r + i] = EV__HI(u);
+        }
+    }
+}
+
+/* Path S on the first rows of the call: blocks of 5 rows, then of 4, as many rows as they can
+ * take; returns how many rows it did (the caller does the other 0..3). Needs a bias, in % 16 == 0,
+ * w_stride == in, per-channel mult/shift and 10 kq words of buf. */
+static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
+{
+    const int kq = p->kq, xs = p->x_stride, bs = p->bs, ys = p->ys;
+    int n5 = rows & 3, nb, n = 0;
+    while (5 * n5 > rows)
+        n5--;
+    nb = n5 + (rows - 5 * n5) / 4;
+    while (nb--) {
+        const int r = n5-- > 0 ? 5 : 4;
+        const int8_t *const x = p->x + (long)n * xs;
+        struct ev__rsa a;
+        int i, o = 0;
+        if (r == 4)
+            ev__widen4(x, xs, kq, xb);
+        else
+            ev__widen_r(x, xs, 5, kq, xb);
+        for (i = 0; i < 5; i++) {
+            const int ri = i < r ? i : r - 1;
+            a.b[i] = p->bias + (long)(n + ri) * bs + out;
+            a.y[i] = p->y + (long)(n + ri) * ys + out;
+        }
+        a.m = p->mult + out;
+        a.s = p->shift + out;
+        a.lut = p->lut ? p->lut + 128 : 0;
+        a.xq = xb;
+        a.xe = xb + 2L * r * kq;
+        for (;;) {
+            int left;
+            a.w = p->w + (long)o * p->w_stride;
+            a.n = out - o;
+            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            if (!left)
+                break;
+            o = out + left;   /* channel o has shift <= 32: in C, then on after it */
+            ev__gemm_scalar(x, xs, r, p->k4, 1, p->w + (long)o * p->w_stride, p->w_stride,
+                            p->bias + (long)n * bs + o, bs, p->mult + o, p->shift + o, 1,
+                            p->lut, p->y + (long)n * ys + o, ys);
+            if (++o == out)
+                break;
+        }
+        n += r;
+    }
+    return n;
+}
+
 /* Path B: rows in pairs, each pair widened once into xb (4 kq words), weights on the fly. */
 static void ev__rows_a(const struct ev__mm *p, int rows, int out, uint32_t *xb)
 {
@@ -846,6 +1092,17 @@ static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     p.x_stride = x_stride; p.w_stride = w_stride; p.bs = bias_row_stride; p.ys = y_stride;
     p.qstep = qstep; p.k4 = in & ~3; p.kt = in & 3; p.kq = kq;
 
+    if (rows >= 4 && bias && qstep == 1 && w_stride == in && (in & 15) == 0
+        && 5 * kq <= EV_LINEAR_BUF) {
+        /* path S, then the 0..3 rows it leaves through A/B */
+        n = ev__stream(&p, rows, out, buf);
+        if (n == rows)
+            return;
+        rows -= n;
+        p.x = x += (long)n * x_stride;
+        p.bias = bias += (long)n * bias_row_stride;
+        p.y = y += (long)n * y_stride;
+    }
     if (rows >= 4 && kq > 0 && EV_LINEAR_BUF / kq >= 6) {
         /* path A: in 8-byte units the weight pair takes 2 kq, each x row kq */
         int rb = (int)((EV_LINEAR_BUF - 2L * kq) / kq);
