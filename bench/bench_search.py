@@ -30,6 +30,48 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def landscape(ckpt: Path, space_path) -> dict:
+    """Supernet validation accuracy along the two genes that set peak SRAM (tokens, embed), the other
+    genes fixed (depth 2, MLP ratio 2, heads 4, full rank), with the planner's peak: does accuracy grow
+    with memory on this data?"""
+    from edgeviz.compiler import plan_config
+    from edgeviz.search.data import load_data
+    from edgeviz.search.evolve import Evaluator
+    from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
+
+    net = supernet_from_checkpoint(load_checkpoint(ckpt))
+    sp = net.space
+    data = load_data(None)
+    ev = Evaluator(net, data, "val")
+    mid_e = sorted(sp.embed)[len(sp.embed) // 2]
+    rows = []
+
+    def point(sweep, r, p, e):
+        d = max(sp.depth)
+        cfg = sp.config(img_size=r, patch=p, embed=e, depth=d, heads=max(h for h in sp.heads if e % h == 0),
+                        mlp_ratio=min(sp.mlp_ratio), rank_ratios=(1.0,) * d)
+        rows.append({"sweep": sweep, "img_size": r, "patch": p, "tokens": cfg.num_tokens, "embed": e,
+                     "peak_sram": plan_config(cfg).peak_sram, "val_acc": ev(cfg)})
+
+    for r, p in sorted(sp.res_patch_pairs(), key=lambda rp: ((rp[0] // rp[1]) ** 2, rp[0])):
+        point("tokens", r, p, mid_e)
+    r0, p0 = sorted(sp.res_patch_pairs(), key=lambda rp: (rp[0] // rp[1]) ** 2)[len(sp.res_patch_pairs()) // 2]
+    for e in sp.embed:
+        point("embed", r0, p0, e)
+    print(f"landscape (depth {max(sp.depth)}, MLP ratio {min(sp.mlp_ratio)}, full rank; supernet val accuracy):")
+    for row in rows:
+        print(f"  {row['sweep']:6s} {row['img_size']:3d}px/{row['patch']} {row['tokens']:4d} tokens x {row['embed']:3d}: "
+              f"peak {format_size(row['peak_sram']):>9s}  val {row['val_acc']:.4f}")
+    import numpy as np
+
+    peak = np.array([r["peak_sram"] for r in rows], float)
+    acc = np.array([r["val_acc"] for r in rows], float)
+    rank = lambda v: np.argsort(np.argsort(v))  # noqa: E731
+    rho = float(np.corrcoef(rank(peak), rank(acc))[0, 1]) if len(rows) > 2 else float("nan")
+    print(f"  Spearman rank correlation of accuracy with peak SRAM over these points: {rho:+.2f}")
+    return {"rows": rows, "spearman_peak_acc": rho}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budgets", default="320KB,128KB")
@@ -40,6 +82,7 @@ def main(argv=None) -> int:
     ap.add_argument("--space", default=None)
     ap.add_argument("-o", "--out", default="bench-search-out")
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-landscape", action="store_true", help="skip the accuracy-vs-size sweep")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +105,8 @@ def main(argv=None) -> int:
                                                "planned_per_second", "evaluated_per_second")},
                "baselines": r.get("baselines")}
         report["budgets"][b] = rec
+    if not a.no_landscape:
+        report["landscape"] = landscape(ckpt, a.space)
     report["loadavg_end"] = os.getloadavg()
     write_json(out / "bench_search.json", report)
 
@@ -80,12 +125,14 @@ def main(argv=None) -> int:
         print(f"  evolution: val {acc['val_supernet']:.4f} test {acc['test_standalone']:.4f}")
         bl = rec["baselines"]
         if bl:
-            rs, un = bl["random_search"], bl["uniform_vit"]
+            rs = bl["random_search"]
             print(f"  random search ({rs['evaluations']} evals): val {rs['best_val']:.4f} test {rs['best_test']:.4f} "
                   f"-> evolution/random test = {acc['test_standalone'] / max(1e-9, rs['best_test']):.3f}x")
-            print(f"  uniform ViT {format_size(un['peak_sram'])} from scratch ({un['steps']} steps, "
-                  f"{un['train_seconds']:.0f} s): val {un['val']:.4f} test {un['test']:.4f} "
-                  f"-> evolution/uniform test = {acc['test_standalone'] / max(1e-9, un['test']):.3f}x")
+            for key, what in (("uniform_vit", "largest uniform ViT"), ("uniform_best", "best uniform ViT")):
+                un = bl[key]
+                print(f"  {what} {un['summary']} {format_size(un['peak_sram'])}, from scratch ({un['steps']} steps, "
+                      f"{un['train_seconds']:.0f} s): val {un['val']:.4f} test {un['test']:.4f} "
+                      f"-> evolution - uniform = {100 * (acc['test_standalone'] - un['test']):+.1f} points")
     return 0
 
 

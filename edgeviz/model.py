@@ -133,6 +133,13 @@ class Block(nn.Module):
         return x + self.fc2(self.act(self.fc1(self.norm2(x))))
 
 
+# Position embeddings start at the scale of the patch embeddings rather than ViT's usual 0.02: on small
+# data with many tokens (e.g. 64 pixel tokens of an 8x8 digit), 0.02 leaves the tokens almost
+# indistinguishable by position and a one-block ViT stays near chance for hundreds of steps
+# (measured: 0.36 vs 0.91 val accuracy after 800 steps at 64 tokens).
+POS_INIT_STD = 1.0
+
+
 class ViT(nn.Module):
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -140,7 +147,7 @@ class ViT(nn.Module):
         e = cfg.embed
         self.patch_embed = nn.Conv2d(cfg.in_chans, e, kernel_size=cfg.patch, stride=cfg.patch)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, e)) if cfg.pool == "cls" else None
-        self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_tokens, e) * 0.02)
+        self.pos_embed = nn.Parameter(torch.randn(1, cfg.num_tokens, e) * POS_INIT_STD)
         self.blocks = nn.ModuleList(Block(e, cfg.heads, cfg.hidden, r) for r in cfg.rank_ratios)
         self.norm = nn.LayerNorm(e)
         self.head = nn.Linear(e, cfg.num_classes)

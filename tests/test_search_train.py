@@ -176,6 +176,8 @@ def test_search_baselines_and_space_evolution(searched, tmp_path):
     rs, un = r["baselines"]["random_search"], r["baselines"]["uniform_vit"]
     assert rs["evaluations"] >= 1 and rs["peak_sram"] <= 2048
     assert set(un["config"]["rank_ratios"]) == {1.0} and un["peak_sram"] <= 2048 and un["steps"] >= 1
+    ub = r["baselines"]["uniform_best"]      # the search confined to uniform full-rank ViTs
+    assert set(ub["config"]["rank_ratios"]) == {1.0} and ub["peak_sram"] <= 2048 and ub["evaluations"] >= 1
     assert r["search"]["space_evolution"]
     sources = {line.split(",")[0] for line in (tmp_path / "b" / "pareto.csv").read_text().splitlines()[1:]}
     assert sources == {"evolution", "random", "uniform"}

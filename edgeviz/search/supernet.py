@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeviz.errors import EdgevizError
-from edgeviz.model import ViT, ViTConfig, low_rank, save_model
+from edgeviz.model import POS_INIT_STD, ViT, ViTConfig, low_rank, save_model
 from edgeviz.atomic import atomic_path
 from edgeviz.search.space import SearchSpace
 
@@ -149,8 +149,9 @@ class Supernet(nn.Module):
         self.blocks = nn.ModuleList(SuperBlock(e_max, dims["hidden"]) for _ in range(dims["depth"]))
         self.norm = SuperLayerNorm(e_max)
         self.head = nn.Linear(e_max, space.num_classes)
-        for t in (self.cls_token, self.cls_pos, self.pos_embed):
+        for t in (self.cls_token, self.cls_pos):
             nn.init.trunc_normal_(t, std=0.02)
+        nn.init.normal_(self.pos_embed, std=POS_INIT_STD)
         nn.init.trunc_normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
         self.active: ViTConfig = space.largest()
