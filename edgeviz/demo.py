@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from .atomic import write_text
 from .report import page, table
 
 
@@ -32,7 +33,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     result = {"budget": budget, "subnet": chosen, "build": {k: b.get(k) for k in (
         "peak_sram", "peak_sram_banks", "elf_arena_bytes", "elf_flash_bytes", "macs", "accuracy", "build_seconds")},
         "profile": {"unit": prof["unit"], "end_to_end": prof["end_to_end"]}, "validate": val}
-    (out / "demo.json").write_text(json.dumps(result, indent=1, default=str))
+    write_text(out / "demo.json", json.dumps(result, indent=1, default=str))
     _report(out, result, prof)
     return result
 
@@ -60,7 +61,7 @@ def _report(out: Path, r: dict, prof: dict) -> None:
                                  ("Pareto front (accuracy vs planned peak SRAM)", "<img src='pareto.png'>"),
                                  ("Memory timeline of the built subnet", "<img src='memory.png'>"),
                                  ("Per-layer latency on the emulator", "<img src='latency.png'>" + table(layers))])
-    (out / "report.html").write_text(html)
+    write_text(out / "report.html", html)
 
 
 def cmd_demo(a) -> int:

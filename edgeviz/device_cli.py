@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_path, write_text
 from .errors import EdgevizError
 
 
@@ -31,7 +32,7 @@ def profile_build(build_dir, port: str, n: int) -> dict:
     r = profile(build_dir, port, n=n)
     out = Path(build_dir)
     plot_latency(r, out / "latency.png")
-    (out / "profile.json").write_text(json.dumps(r, indent=1))
+    write_text(out / "profile.json", json.dumps(r, indent=1))
     return r
 
 
@@ -72,7 +73,8 @@ def plot_latency(r: dict, path: Path) -> None:
     ax.set_title(f"per-layer latency on {r['board']} (end to end {r['end_to_end']['median']:,.0f} {r['unit']})",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
