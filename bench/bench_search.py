@@ -6,7 +6,7 @@ from scratch for as many steps as the supernet. Memory is always edgeviz.compile
 MCUFormer's closed-form formula is printed beside it. Prints ratios against the baselines and writes
 bench_search.json in the output folder.
 
-    python bench/bench_search.py                       # default space, 10 epochs, budgets 320KB and 128KB
+    python bench/bench_search.py                       # default space and epochs, budgets 320KB and 128KB
     python bench/bench_search.py --supernet ckpt.pt    # reuse a trained supernet
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edgeviz.atomic import write_json  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.search.run import run_search, run_train  # noqa: E402
+from edgeviz.search.train import DEFAULT_EPOCHS  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -75,7 +76,7 @@ def landscape(ckpt: Path, space_path) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budgets", default="320KB,128KB")
-    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="supernet epochs (default: the search's)")
     ap.add_argument("--supernet", default=None, help="reuse this checkpoint (trained if missing)")
     ap.add_argument("--population", type=int, default=20)
     ap.add_argument("--generations", type=int, default=10)

@@ -57,7 +57,7 @@ def cmd_search(a) -> int:
 
 
 def add_cli(subparsers) -> None:
-    from edgeviz.search.train import DEFAULT_EPOCHS
+    from edgeviz.search.train import DEFAULT_BATCH, DEFAULT_EPOCHS
     from edgeviz.search.run import DEFAULT_GENERATIONS, DEFAULT_POPULATION
 
     t = subparsers.add_parser("train", help="train the weight-sharing supernet of the search space")
@@ -67,7 +67,7 @@ def add_cli(subparsers) -> None:
     t.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help=f"default {DEFAULT_EPOCHS}")
     t.add_argument("-o", "--output", metavar="CKPT", default="supernet.pt",
                    help="checkpoint, written every epoch; resumed if it exists (default supernet.pt)")
-    t.add_argument("--batch-size", type=_positive_int, default=32, help=argparse.SUPPRESS)
+    t.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     t.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print a machine-readable summary")

@@ -329,7 +329,7 @@ def uniform_baseline(space: SearchSpace, judge: Judge) -> ViTConfig:
     raise _no_fit_error(space, judge)
 
 
-def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = 32, lr: float = 5e-4,
+def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = 16, lr: float = 1e-3,
                        weight_decay: float = 0.05, seed: int = 0, label_smoothing: float = 0.1):
     """Train ``edgeviz.model.ViT(cfg)`` alone for ``steps`` AdamW steps (same schedule as the supernet)."""
     from edgeviz.model import ViT

@@ -27,8 +27,8 @@ from edgeviz.search.evolve import (Candidate, Evaluator, Judge, evolutionary_sea
                                    uniform_baseline)
 from edgeviz.search.space import SearchSpace, load_space
 from edgeviz.search.supernet import Supernet, export_onnx, export_state_dict
-from edgeviz.search.train import (DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed, load_checkpoint,
-                                  supernet_from_checkpoint, train_supernet)
+from edgeviz.search.train import (DEFAULT_BATCH, DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed,
+                                  load_checkpoint, supernet_from_checkpoint, train_supernet)
 
 DEFAULT_POPULATION = 20
 DEFAULT_GENERATIONS = 10
@@ -66,7 +66,7 @@ def _load_data(data, space: SearchSpace, seed: int, subset: int = 0) -> Dataset:
 
 
 def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
-              batch_size: int = 32, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
+              batch_size: int = DEFAULT_BATCH, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
               step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
     """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
     if epochs < 1:
