@@ -289,18 +289,21 @@ def attention_from_rows(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av):
     return out
 
 
-@pytest.mark.parametrize("n,heads,dh", [(17, 2, 32), (5, 3, 7), (1, 1, 8), (17, 3, 12),
-                                        (10, 2, 13), (65, 4, 16)])
-def test_attention(lib, n, heads, dh):
-    rng = rng_for(n, heads, dh)
-    e = heads * dh
-    qkv = i8(rng, n, 3 * e)
+def attention_case(rng, n, heads, dh):
+    """A random qkv tensor, realistic requantisation parameters and intmath's attention of it."""
+    qkv = i8(rng, n, 3 * heads * dh)
     m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
     lut = im.softmax_lut(0.06)
     m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(n) / 4))
-    want = im.attention(qkv, heads, m_qk, s_qk, lut, m_av, s_av)
-    got = attention_from_rows(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av)
-    np.testing.assert_array_equal(got, want)
+    params = (heads, m_qk, s_qk, lut, m_av, s_av)
+    return qkv, params, im.attention(qkv, *params)
+
+
+@pytest.mark.parametrize("n,heads,dh", [(17, 2, 32), (5, 3, 7), (1, 1, 8), (17, 3, 12),
+                                        (10, 2, 13), (65, 4, 16)])
+def test_attention(lib, n, heads, dh):
+    qkv, params, want = attention_case(rng_for(n, heads, dh), n, heads, dh)
+    np.testing.assert_array_equal(attention_from_rows(lib, qkv, *params), want)
 
 
 def attention_from_blocks(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av, block=4):
@@ -325,15 +328,8 @@ def attention_from_blocks(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av, block=4)
 @pytest.mark.parametrize("n,heads,dh,block", [(17, 2, 32, 4), (5, 3, 7, 4), (65, 1, 32, 4),
                                               (10, 2, 12, 3), (9, 1, 8, 8), (1, 1, 8, 4)])
 def test_attention_blocks(lib, n, heads, dh, block):
-    rng = rng_for(n, heads, dh, block)
-    e = heads * dh
-    qkv = i8(rng, n, 3 * e)
-    m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
-    lut = im.softmax_lut(0.06)
-    m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(n) / 4))
-    want = im.attention(qkv, heads, m_qk, s_qk, lut, m_av, s_av)
-    got = attention_from_blocks(lib, qkv, heads, m_qk, s_qk, lut, m_av, s_av, block)
-    np.testing.assert_array_equal(got, want)
+    qkv, params, want = attention_case(rng_for(n, heads, dh, block), n, heads, dh)
+    np.testing.assert_array_equal(attention_from_blocks(lib, qkv, *params, block), want)
 
 
 @pytest.mark.parametrize("rows,n,dh", [(4, 17, 32), (7, 65, 32), (4, 5, 12), (5, 9, 8), (3, 6, 16)])
