@@ -22,6 +22,7 @@ from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.compiler import compile_graph, graph_from_vit  # noqa: E402
 from edgeviz.model import ViT  # noqa: E402
 from edgeviz.ops import OPS  # noqa: E402
+from edgeviz.passes import Switches  # noqa: E402
 from edgeviz.project import write_project  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
 
@@ -35,9 +36,7 @@ def measure(name: str) -> dict:
     model = ViT(cfg).eval()
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
     c = compile_graph(graph_from_vit(model), x, "mps2-an500")
-    with tempfile.TemporaryDirectory() as d:
-        write_project(c, Path(d) / "b", name, x)
-        prof = api.profile(Path(d) / "b", "emulator", n=2)
+    prof = run_on_emulator(c, name, x)
     total = prof["end_to_end"]["median"]
     g = c.schedule.graph
     lin_macs = lin_instr = 0
@@ -52,7 +51,17 @@ def measure(name: str) -> dict:
     base = tvm_fp32_instructions(name, cfg)
     r["tvm_fp32_instructions"] = base
     r["fewer_instructions_than_tvm_fp32"] = base / total
+    # the qkv split's price, same run: the fused [N, 3E] qkv schedule
+    fused = compile_graph(graph_from_vit(model), x, "mps2-an500", Switches(split_qkv=False))
+    r["arena_split"], r["arena_no_split"] = c.plan.peak, fused.plan.peak
+    r["instructions_no_split"] = run_on_emulator(fused, name, x)["end_to_end"]["median"]
     return r
+
+
+def run_on_emulator(c, name: str, x) -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        write_project(c, Path(d) / "b", name, x)
+        return api.profile(Path(d) / "b", "emulator", n=2)
 
 
 def main(names):

@@ -105,8 +105,8 @@ def _add_switches(p) -> None:
     p.add_argument("--no-token-overwrite", action="store_true", help="never write outputs over dying inputs (ablation)")
     p.add_argument("--qkv-split", action=argparse.BooleanOptionalAction, default=None,
                    help="keep only K and V for all tokens and compute each query row inside the attention, so "
-                        "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (20%% less arena for "
-                        "+7%% instructions), off for FPGA targets (less activation BRAM, but a second "
+                        "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20%% less arena for "
+                        "5-12%% more instructions), off for FPGA targets (less activation BRAM, but a second "
                         "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)")
 
 

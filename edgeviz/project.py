@@ -135,7 +135,7 @@ class Phases:
 
 def default_switches(target: str = "stm32f746") -> Switches:
     """The schedule switches a target builds with unless told otherwise: every memory technique on, the
-    qkv split included, on an MCU (20% less arena for +7% instructions); on an FPGA the qkv split is off
+    qkv split included, on an MCU (up to 20% less arena for 5-12% more instructions); on an FPGA the qkv split is off
     (edgeviz.hls.generate.fpga_switches: less activation BRAM, but a second LayerNorm / q datapath per
     block, so no lower total BRAM and 1.1-3.4x the latency)."""
     tgt = load_target(target)
