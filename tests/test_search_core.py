@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -124,6 +125,30 @@ def test_extract_matches_supernet_default_space(default_net):
             want = net(x)
             got = net.extract(cfg)(x)
         assert torch.allclose(want, got, atol=1e-5), cfg
+
+
+def test_full_rank_subnets_share_the_factors_after_the_dense_phase(tmp_path):
+    from test_search_doubles import TINY_SPACE
+
+    s = load_space(write_tiny_space(tmp_path, TINY_SPACE))
+    torch.manual_seed(0)
+    net = Supernet(s).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if hasattr(m, "u"):            # factors no longer the SVD of the dense weight
+                m.weight.add_(torch.randn_like(m.weight) * 0.05)
+    net.refresh_low_rank()
+    full = replace(s.largest(), rank_ratios=(1.0,) * s.largest().depth)
+    x = torch.randn(2, 1, full.img_size, full.img_size)
+    with torch.no_grad():
+        before = net(x, full)
+        for m in net.modules():
+            if hasattr(m, "u"):
+                m.weight.zero_()           # once factored, the dense weight must not matter
+        want = net(x, full)
+        got = net.extract(full)(x)
+    assert torch.allclose(before, want, atol=1e-5)
+    assert torch.allclose(want, got, atol=1e-4)
 
 
 def test_extract_matches_supernet_mean_pool_low_rank(tmp_path):

@@ -35,7 +35,7 @@ from edgeviz.search.data import Dataset
 from edgeviz.search.space import SearchSpace
 from edgeviz.search.supernet import Supernet
 
-CKPT_FORMAT = "edgeviz-supernet-train/1"
+CKPT_FORMAT = "edgeviz-supernet-train/2"
 DEFAULT_EPOCHS = 7        # 70-120 s each on 2 quiet cores: the default search finishes in ~13 min
 # Measured on a small digits space (6 epochs): batch 16 at 1e-3 gives the smallest subnet 0.93 val
 # accuracy against 0.78 at batch 32 / 5e-4 (twice the steps for the same images, each larger).
@@ -199,7 +199,7 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
     xres: dict[int, torch.Tensor] = {}
     for epoch in range(start_epoch, s.epochs):
         t0 = time.time()
-        if epoch == s.dense() and s.dense() > 0:
+        if epoch == s.dense():
             say(f"epoch {epoch}: low-rank factors <- truncated SVD of the trained dense weights")
             net.refresh_low_rank()
             if world > 1:
