@@ -91,7 +91,11 @@ class SuperLinear(nn.Module):
         rows, r = self._rows(out_f), self._rank(in_f, out_f, ratio)
         if r is None:
             return F.linear(x, self.weight[rows, :in_f], self.bias[rows])
-        return F.linear(F.linear(x, self.v[:r, :in_f]), self.u[rows, :r], self.bias[rows])
+        u, v = self.u[rows, :r], self.v[:r, :in_f]
+        tokens = x.numel() // in_f
+        if tokens * r * (in_f + out_f) > out_f * in_f * (r + tokens):   # multiplying U V out first is cheaper
+            return F.linear(x, u @ v, self.bias[rows])
+        return F.linear(F.linear(x, v), u, self.bias[rows])
 
     def copy_into(self, module: nn.Module, in_f: int, out_f: int, ratio: float) -> None:
         """Into the standalone layer: nn.Linear for full rank (U V multiplied out once factored),
