@@ -14,13 +14,66 @@
 #include "ev_types.h"
 #include "ev_softmax.h"
 
+// The two products every attention form shares, for one query row of one head. LANES = ceil(N*DH /
+// REUSE) MACs a cycle over REUSE cycles; the buffer behind k / v must deliver LANES bytes a cycle.
+// sacc[j] = sum_d q[d] * k[j * S + d] for the N keys (row j of K starts at k + j * S).
+template <int N, int DH, int REUSE, int S>
+void ev_qk_row(const ev_i8 q[DH], const ev_i8 *k, ev_i32 sacc[N]) {
+#pragma HLS INLINE
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    for (int j = 0; j < N; j++) {
+#pragma HLS UNROLL
+        sacc[j] = 0;
+    }
+qk_steps:
+    for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+        for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+            const int idx = r * LANES + l;   // idx = j * DH + d
+            if (idx < TOTAL) {
+                const int j = idx / DH;
+                const int d = idx - j * DH;
+                sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(k[j * S + d])));
+            }
+        }
+    }
+}
+
+// oacc[d] = sum_j p[j] * v[j * S + d] over the N keys (row j of V starts at v + j * S).
+template <int N, int DH, int REUSE, int S>
+void ev_pv_row(const ev_i8 p[N], const ev_i8 *v, ev_i32 oacc[DH]) {
+#pragma HLS INLINE
+    static const int TOTAL = N * DH;
+    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
+    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
+    for (int d = 0; d < DH; d++) {
+#pragma HLS UNROLL
+        oacc[d] = 0;
+    }
+pv_steps:
+    for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+        for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+            const int idx = r * LANES + l;   // idx = j * DH + d
+            if (idx < TOTAL) {
+                const int j = idx / DH;
+                const int d = idx - j * DH;
+                oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(p[j]) * ev_i16(v[j * S + d])));
+            }
+        }
+    }
+}
+
 template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH, int OS = HEADS * DH>
 void ev_attention(const ev_i8 qkv[N * QS], ev_i8 out[N * OS], ev_i32 m_qk, ev_i8 s_qk,
                   const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
     static const int E = HEADS * DH;
     static const int TOTAL = N * DH;
     static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
-    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
     ev_i8 kh[N * DH];   // [j][d]
     ev_i8 vh[N * DH];   // [j][d]
     ev_i8 q[DH];
@@ -50,46 +103,14 @@ attn_heads:
 #pragma HLS PIPELINE II=1
                 q[d] = qkv[i * QS + h * DH + d];
             }
-            for (int j = 0; j < N; j++) {
-#pragma HLS UNROLL
-                sacc[j] = 0;
-            }
-        qk_steps:
-            for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-                for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                    const int idx = r * LANES + l;   // idx = j * DH + d
-                    if (idx < TOTAL) {
-                        const int j = idx / DH;
-                        const int d = idx - j * DH;
-                        sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(kh[idx])));
-                    }
-                }
-            }
+            ev_qk_row<N, DH, REUSE, DH>(q, kh, sacc);
         qk_requant:
             for (int j = 0; j < N; j++) {
 #pragma HLS PIPELINE II=1
                 srow[j] = ev_requant(sacc[j], m_qk, s_qk);
             }
             ev_softmax_row<N, REUSE>(srow, exp_lut);
-            for (int d = 0; d < DH; d++) {
-#pragma HLS UNROLL
-                oacc[d] = 0;
-            }
-        av_steps:
-            for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-                for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                    const int idx = r * LANES + l;   // idx = j * DH + d
-                    if (idx < TOTAL) {
-                        const int j = idx / DH;
-                        const int d = idx - j * DH;
-                        oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(vh[idx])));
-                    }
-                }
-            }
+            ev_pv_row<N, DH, REUSE, DH>(srow, vh, oacc);
         av_store:
             for (int d = 0; d < DH; d++) {
 #pragma HLS PIPELINE II=1
@@ -112,9 +133,6 @@ template <int N, int HEADS, int DH, int REUSE, int KS = 2 * HEADS * DH>
 void ev_attention_kv_row(const ev_i8 *q_row, const ev_i8 *kv, ev_i8 *out_row, ev_i32 m_qk, ev_i8 s_qk,
                          const ev_u16 exp_lut[256], ev_i32 m_av, ev_i8 s_av) {
     static const int E = HEADS * DH;
-    static const int TOTAL = N * DH;
-    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
-    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
     ev_i8 q[DH];
     ev_i32 sacc[N];
     ev_i8 srow[N];
@@ -129,45 +147,13 @@ row_heads:
 #pragma HLS PIPELINE II=1
             q[d] = q_row[h * DH + d];
         }
-        for (int j = 0; j < N; j++) {
-#pragma HLS UNROLL
-            sacc[j] = 0;
-        }
-    row_qk:
-        for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-            for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                const int idx = r * LANES + l;
-                if (idx < TOTAL) {
-                    const int j = idx / DH;
-                    const int d = idx - j * DH;
-                    sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(kv[j * KS + h * DH + d])));
-                }
-            }
-        }
+        ev_qk_row<N, DH, REUSE, KS>(q, kv + h * DH, sacc);
         for (int j = 0; j < N; j++) {
 #pragma HLS PIPELINE II=1
             srow[j] = ev_requant(sacc[j], m_qk, s_qk);
         }
         ev_softmax_row<N, REUSE>(srow, exp_lut);
-        for (int d = 0; d < DH; d++) {
-#pragma HLS UNROLL
-            oacc[d] = 0;
-        }
-    row_av:
-        for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-            for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                const int idx = r * LANES + l;
-                if (idx < TOTAL) {
-                    const int j = idx / DH;
-                    const int d = idx - j * DH;
-                    oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(srow[j]) * ev_i16(kv[j * KS + E + h * DH + d])));
-                }
-            }
-        }
+        ev_pv_row<N, DH, REUSE, KS>(srow, kv + E + h * DH, oacc);
         for (int d = 0; d < DH; d++) {
 #pragma HLS PIPELINE II=1
             out_row[h * DH + d] = ev_requant(oacc[d], m_av, s_av);
@@ -195,9 +181,6 @@ void ev_attention_row(const ev_i8 qkv[N * QS], int i, ev_i8 out_row[HEADS * DH],
 template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
 void ev_attn_scores(const ev_i8 qkv[N * QS], ev_i8 scores[HEADS * N * N], ev_i32 m_qk, ev_i8 s_qk) {
     static const int E = HEADS * DH;
-    static const int TOTAL = N * DH;
-    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
-    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
     ev_i8 q[DH];
     ev_i32 sacc[N];
 #pragma HLS ARRAY_PARTITION variable=q complete
@@ -210,23 +193,7 @@ sc_heads:
 #pragma HLS PIPELINE II=1
                 q[d] = qkv[i * QS + h * DH + d];
             }
-            for (int j = 0; j < N; j++) {
-#pragma HLS UNROLL
-                sacc[j] = 0;
-            }
-        sc_steps:
-            for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-                for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                    const int idx = r * LANES + l;
-                    if (idx < TOTAL) {
-                        const int j = idx / DH;
-                        const int d = idx - j * DH;
-                        sacc[j] = ev_i32(sacc[j] + ev_i32(ev_i16(q[d]) * ev_i16(qkv[j * QS + E + h * DH + d])));
-                    }
-                }
-            }
+            ev_qk_row<N, DH, REUSE, QS>(q, qkv + E + h * DH, sacc);
         sc_store:
             for (int j = 0; j < N; j++) {
 #pragma HLS PIPELINE II=1
@@ -241,9 +208,6 @@ template <int N, int HEADS, int DH, int REUSE, int QS = 3 * HEADS * DH>
 void ev_attn_av(const ev_i8 probs[HEADS * N * N], const ev_i8 qkv[N * QS], ev_i8 out[N * HEADS * DH],
                 ev_i32 m_av, ev_i8 s_av) {
     static const int E = HEADS * DH;
-    static const int TOTAL = N * DH;
-    static const int LANES = ev_ceil_div<TOTAL, REUSE>::value;
-    static const int STEPS = ev_ceil_div<TOTAL, LANES>::value;
     ev_i8 prow[N];
     ev_i32 oacc[DH];
 #pragma HLS ARRAY_PARTITION variable=prow complete
@@ -256,23 +220,7 @@ av_heads:
 #pragma HLS PIPELINE II=1
                 prow[j] = probs[(h * N + i) * N + j];
             }
-            for (int d = 0; d < DH; d++) {
-#pragma HLS UNROLL
-                oacc[d] = 0;
-            }
-        av_steps:
-            for (int r = 0; r < STEPS; r++) {
-#pragma HLS PIPELINE II=1
-                for (int l = 0; l < LANES; l++) {
-#pragma HLS UNROLL
-                    const int idx = r * LANES + l;
-                    if (idx < TOTAL) {
-                        const int j = idx / DH;
-                        const int d = idx - j * DH;
-                        oacc[d] = ev_i32(oacc[d] + ev_i32(ev_i16(prow[j]) * ev_i16(qkv[j * QS + 2 * E + h * DH + d])));
-                    }
-                }
-            }
+            ev_pv_row<N, DH, REUSE, QS>(prow, qkv + 2 * E + h * DH, oacc);
         av_out:
             for (int d = 0; d < DH; d++) {
 #pragma HLS PIPELINE II=1
