@@ -63,6 +63,16 @@ __attribute__((noinline)) static void spin(uint32_t n)
 """
 
 
+def timed_calls(prog, fn_type: str, table: str, index: int, name: str, reps: int, args: str) -> None:
+    """Time reps calls of table[index] and reps calls of the empty function table[0] with the same
+    arguments; emitted as name_1 and name_0."""
+    for f in (0, index):
+        prog(f"    {{ {fn_type} fn = {table}[{f}]; uint32_t t0 = systick_now();\n"
+             f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
+             f'      uint32_t t1 = systick_now(); emit_u32("{name}_{min(f, 1)}", '
+             f"systick_elapsed(t0, t1)); }}")
+
+
 def make_program(rng):
     prog = harness.CProgram()
     expect = {}
@@ -82,11 +92,7 @@ def make_program(rng):
         y = prog.buffer("int8_t", rows * out)
         args = (f"{prog.const(x)}, {k}, {rows}, {k}, {out}, {prog.const(w)}, {prog.const(bias)}, 0, "
                 f"{prog.const(m)}, {prog.const(s)}, 0, {y}, {out}")
-        for f in (0, 1):
-            prog(f"    {{ lin_fn fn = lin_fns[{f}]; uint32_t t0 = systick_now();\n"
-                 f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
-                 f'      uint32_t t1 = systick_now(); emit_u32("lin{idx}_{f}", '
-                 f"systick_elapsed(t0, t1)); }}")
+        timed_calls(prog, "lin_fn", "lin_fns", 1, f"lin{idx}", reps, args)
         prog(f'    emit_hex("lin{idx}_y", {y}, {rows * out});')
         expect[f"lin{idx}_y"] = im.linear(x, w, bias, m, s)
         expect[f"lin{idx}"] = (rows * k * out, reps, f"linear {rows}x{k}->{out}")
@@ -100,11 +106,7 @@ def make_program(rng):
         calls = {"sc": (1, f"{qc}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 45, {sc}"),
                  "av": (2, f"{pc}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 40, {av}")}
         for key, (fi, args) in calls.items():
-            for f in (0, fi):
-                prog(f"    {{ row_fn fn = row_fns[{f}]; uint32_t t0 = systick_now();\n"
-                     f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
-                     f'      uint32_t t1 = systick_now(); emit_u32("{key}{idx}_{min(f, 1)}", '
-                     f"systick_elapsed(t0, t1)); }}")
+            timed_calls(prog, "row_fn", "row_fns", fi, f"{key}{idx}", reps, args)
             expect[f"{key}{idx}"] = (n * dh, reps, f"attn {'q.k' if key == 'sc' else 'p.v'} row "
                                                    f"{n} keys x {dh}")
         prog(f'    emit_hex("sc{idx}_y", {sc}, {n});')
@@ -126,11 +128,7 @@ def make_program(rng):
                  "avm": (2, f"{pmc}, {n}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 40, "
                             f"{avm}, {2 * dh}")}
         for key, (fi, args) in calls.items():
-            for f in (0, fi):
-                prog(f"    {{ rows_fn fn = rows_fns[{f}]; uint32_t t0 = systick_now();\n"
-                     f"      for (int r = 0; r < {reps}; r++) fn({args});\n"
-                     f'      uint32_t t1 = systick_now(); emit_u32("{key}{idx}_{min(f, 1)}", '
-                     f"systick_elapsed(t0, t1)); }}")
+            timed_calls(prog, "rows_fn", "rows_fns", fi, f"{key}{idx}", reps, args)
             expect[f"{key}{idx}"] = (nr * n * dh, reps,
                                      f"attn {'q.k' if key == 'scm' else 'p.v'} {nr} rows "
                                      f"{n} keys x {dh}")
