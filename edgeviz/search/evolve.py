@@ -23,6 +23,7 @@ from edgeviz.model import ViTConfig
 from edgeviz.atomic import write_json
 from edgeviz.search.budget import format_size
 from edgeviz.search.space import SearchSpace, config_key
+from edgeviz.search.train import DEFAULT_BATCH, DEFAULT_LR
 
 Planner = Callable[[ViTConfig], Any]   # cfg -> report with .peak_sram .flash .macs .fits (.banks .why)
 
@@ -329,7 +330,7 @@ def uniform_baseline(space: SearchSpace, judge: Judge) -> ViTConfig:
     raise _no_fit_error(space, judge)
 
 
-def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = 16, lr: float = 1e-3,
+def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = DEFAULT_BATCH, lr: float = DEFAULT_LR,
                        weight_decay: float = 0.05, seed: int = 0, label_smoothing: float = 0.1):
     """Train ``edgeviz.model.ViT(cfg)`` alone for ``steps`` AdamW steps (same schedule as the supernet)."""
     from edgeviz.model import ViT
