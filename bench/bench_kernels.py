@@ -63,6 +63,9 @@ __attribute__((noinline)) static void spin(uint32_t n)
 """
 
 
+M32 = 1300000000 >> 12     # a multiplier at shift 32, as quantize.py gives attention (real ~3e-4)
+
+
 def timed_calls(prog, fn_type: str, table: str, index: int, name: str, reps: int, args: str) -> None:
     """Time reps calls of table[index] and reps calls of the empty function table[0] with the same
     arguments; emitted as name_1 and name_0."""
@@ -121,25 +124,29 @@ def make_program(rng):
         qm = rng.integers(-128, 128, (nr, 2 * dh), dtype=np.int8)
         pm = rng.integers(0, 20, (nr, n), dtype=np.int8)
         reps = max(1, TARGET_INSNS // (nr * n * dh * 2))
-        qmc, pmc = prog.const(qm), prog.const(pm)
-        scm, avm = prog.buffer("int8_t", nr * n), prog.buffer("int8_t", nr * 2 * dh)
-        calls = {"scm": (1, f"{qmc}, {2 * dh}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 45, "
-                            f"{scm}, {n}"),
-                 "avm": (2, f"{pmc}, {n}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, 1300000000, 40, "
-                            f"{avm}, {2 * dh}")}
-        for key, (fi, args) in calls.items():
+        # models quantise both attention products at shift 32 (ev__rk4); "avt" is p.v over the
+        # qkv split's V^T ([dh][n], the layout the split writes), "avm" p.v over V's rows (the
+        # --no-qkv-split / --no-fuse layout)
+        qmc, pmc, vtc = prog.const(qm), prog.const(pm), prog.const(np.ascontiguousarray(kv[:, :dh].T))
+        scm, avm, avt = (prog.buffer("int8_t", nr * n), prog.buffer("int8_t", nr * 2 * dh),
+                         prog.buffer("int8_t", nr * 2 * dh))
+        calls = {"scm": (1, f"{qmc}, {2 * dh}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, {M32}, 32, {scm}, {n}",
+                         "q.k"),
+                 "avt": (1, f"{pmc}, {n}, {nr}, {vtc}, {n}, {dh}, {n}, {M32}, 32, {avt}, {2 * dh}",
+                         "p.v (V^T)"),
+                 "avm": (2, f"{pmc}, {n}, {nr}, {kvc}, {3 * dh}, {n}, {dh}, {M32}, 32, {avm}, {2 * dh}",
+                         "p.v (V rows)")}
+        for key, (fi, args, what) in calls.items():
             timed_calls(prog, "rows_fn", "rows_fns", fi, f"{key}{idx}", reps, args)
-            expect[f"{key}{idx}"] = (nr * n * dh, reps,
-                                     f"attn {'q.k' if key == 'scm' else 'p.v'} {nr} rows "
-                                     f"{n} keys x {dh}")
+            expect[f"{key}{idx}"] = (nr * n * dh, reps, f"attn {what} {nr} rows {n} keys x {dh}")
         prog(f'    emit_hex("scm{idx}_y", {scm}, {nr * n});')
         prog(f'    emit_hex("avm{idx}_y", {avm}, {nr * 2 * dh});')
+        prog(f'    emit_hex("avt{idx}_y", {avt}, {nr * 2 * dh});')
         expect[f"scm{idx}_y"] = im.requantize(qm[:, :dh].astype(np.int32)
-                                              @ kv[:, :dh].astype(np.int32).T, 1300000000, 45)
+                                              @ kv[:, :dh].astype(np.int32).T, M32, 32)
         avw = np.zeros((nr, 2 * dh), np.int8)
-        avw[:, :dh] = im.requantize(pm.astype(np.int32) @ kv[:, :dh].astype(np.int32),
-                                    1300000000, 40)
-        expect[f"avm{idx}_y"] = avw
+        avw[:, :dh] = im.requantize(pm.astype(np.int32) @ kv[:, :dh].astype(np.int32), M32, 32)
+        expect[f"avm{idx}_y"] = expect[f"avt{idx}_y"] = avw
     return prog, expect
 
 

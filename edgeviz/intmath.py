@@ -46,6 +46,16 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return m, s
 
 
+def quantize_multiplier_s32(real: float) -> tuple[int, int]:
+    """real ~= m * 2^-32 with 2^16 <= m < 2^31, else quantize_multiplier(real).
+
+    Shift 32 makes the requantisation (acc m + 2^31) >> 32, one SMMULR on a Cortex-M, which the
+    attention kernels use (ev__rk4); requantize() is the same formula with other numbers. 16 bits
+    of multiplier are far more than an int8 output needs."""
+    m = int(round(real * 2.0 ** 32))
+    return (m, 32) if (1 << 16) <= m < (1 << 31) else quantize_multiplier(real)
+
+
 def requantize(acc, m, s):
     """clamp(round_half_up(acc * m / 2^s)) to int8. acc int32, m/s scalars or per-channel arrays."""
     acc = np.asarray(acc, dtype=np.int64)

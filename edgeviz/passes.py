@@ -146,6 +146,27 @@ def _split_qkv(g: Graph) -> None:
         g.nodes[i:i + 1] = copies + [q_lin, split]
 
 
+ATTENTION_READERS = ("attention", "attention_split", "attn_scores", "attn_av")
+
+
+def _transpose_v(g: Graph) -> None:
+    """The linear that writes attention's qkv (or the split's kv) puts V transposed after the other
+    rows: [N, C - E] rows, then V^T [E, N]. p.v then reads each head dim's values over all keys as one
+    contiguous row, the same streaming kernel as q.k (ev__rk4). Same bytes, same bits; a layout of the
+    C backend (the HLS templates keep their own row layout and ignore the mark)."""
+    for att in [n for n in g.nodes if n.op in ("attention", "attention_split", "attn_av")]:
+        t = att.inputs[-1]                         # qkv, or the split's kv: V is its last E columns
+        lin = g.producer(t)
+        if (lin is None or lin.op != "linear" or "lut" in lin.qattrs or "v_t" in lin.attrs
+                or any(c.op not in ATTENTION_READERS for c in g.consumers(t))):
+            continue
+        n_tok, c = g.tensors[t].shape
+        e = c // 2 if att.op == "attention_split" else c // 3
+        lin.attrs = {**lin.attrs, "v_t": e}       # a new dict: the split's q linear shares the old one
+        for reader in g.consumers(t):
+            reader.attrs = {**reader.attrs, "v_t": e}
+
+
 def _materialise_patches(g: Graph) -> None:
     for pe in [n for n in g.nodes if n.op == "patch_embed"]:
         c, h, w = g.tensors[pe.inputs[0]].shape
@@ -199,6 +220,8 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             readers = [n for n in s.nodes if t in n.inputs]
             row_only = all(t in [n.inputs[j] for j in OPS[n.op].rowwise_inputs] for n in readers)
             final = s.nodes[-1]
+            if "v_t" in final.attrs:    # V^T columns land all over the tensor, not row by row
+                break
             # the last op may read the row it overwrites only if its kernel works in place
             safe_final = t not in final.inputs or final.op in INPLACE_OPS
             if row_only and safe_final and (s.chained or final.op in INPLACE_OPS):
@@ -214,6 +237,7 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
             _split_qkv(g)
     else:
         _split_attention(g)
+    _transpose_v(g)
     if not switches.patch_decompose:
         _materialise_patches(g)
     steps = _chains(g, switches.fuse)

@@ -59,6 +59,13 @@ ATTN_BLOCK_CASES = [(17, 2, 32, 4), (65, 1, 32, 4), (5, 3, 7, 4), (10, 2, 12, 3)
 ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "rand", 30),
                   (5, 7, 16, "rand", 20), (4, 4, 8, "min", 33), (4, 129, 8, "rand", 40)]
 
+# shift 32 (ev__rk4: SMMULR + SSAT; quantize.py's choice for attention): (rows, keys, dh, fill, m).
+# q.k and, with keys and dims swapped, p.v over V^T: reduction lengths % 4 = 0..3, one group (dh 4:
+# no chain), the whole chain (256 = 64 groups), remainder rows, extreme multipliers.
+ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30), (8, 65, 32, "rand", 0),
+                  (5, 7, 16, "rand", 0), (4, 4, 4, "rand", 0), (4, 9, 256, "rand", 0),
+                  (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
+
 
 def _quant(rng, acc_std, n, target=40.0):
     ms = [im.quantize_multiplier(target / acc_std * rng.uniform(0.3, 3.0)) for _ in range(n)]
@@ -211,6 +218,30 @@ def _cases():
         want[:, :dh] = im.requantize(p[:, :n].astype(np.int32)
                                      @ kv[:, dh + 3:].astype(np.int32), m_qk, s_qk + 8)
         checks.append((f"attnr{idx}v", want))
+
+    for idx, (rows, n, dh, fill, m) in enumerate(ATTN_RK4_CASES):
+        val = {"min": -128, "max": 127}.get(fill)
+        q = (np.full((rows, dh + 5), val, np.int8) if val is not None
+             else rng.integers(-128, 128, (rows, dh + 5), dtype=np.int8))
+        kv = (np.full((n, 2 * dh + 3), val, np.int8) if val is not None
+              else rng.integers(-128, 128, (n, 2 * dh + 3), dtype=np.int8))
+        p = (np.full((rows, n + 1), 127, np.int8) if val is not None
+             else rng.integers(0, 128, (rows, n + 1), dtype=np.int8))
+        vt = np.ascontiguousarray(kv[:, dh + 3:].T)          # [dh][n]: the split's V^T for one head
+        m = m or int(rng.integers(1 << 16, 1 << 31))
+        sc, o = prog.buffer("int8_t", rows * (n + 2)), prog.buffer("int8_t", rows * (dh + 1))
+        prog(f"    ev_attn_scores_rows({prog.const(q)}, {dh + 5}, {rows}, {prog.const(kv)} + 3, "
+             f"{2 * dh + 3}, {n}, {dh}, {m}, 32, {sc}, {n + 2});")
+        prog(f"    ev_attn_scores_rows({prog.const(p)}, {n + 1}, {rows}, {prog.const(vt)}, {n}, {dh}, {n}, "
+             f"{m}, 32, {o}, {dh + 1});")
+        prog(f'    emit_hex("rk4_{idx}s", {sc}, {rows * (n + 2)});')
+        prog(f'    emit_hex("rk4_{idx}v", {o}, {rows * (dh + 1)});')
+        want = np.zeros((rows, n + 2), np.int8)
+        want[:, :n] = im.requantize(q[:, :dh].astype(np.int32) @ kv[:, 3:dh + 3].astype(np.int32).T, m, 32)
+        checks.append((f"rk4_{idx}s", want))
+        want = np.zeros((rows, dh + 1), np.int8)
+        want[:, :dh] = im.requantize(p[:, :n].astype(np.int32) @ vt.astype(np.int32).T, m, 32)
+        checks.append((f"rk4_{idx}v", want))
 
     # LayerNorm on the M7 too: 64-bit division and shifts go through libgcc there
     for idx, (rows, c, eps) in enumerate([(5, 64, None), (3, 96, 0), (2, 24, (1 << 62) - 1)]):

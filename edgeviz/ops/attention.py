@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
-from .base import Op, requant_params
+from .base import Op
 
 # Query rows per pass over K and V (ev_attn_scores_rows / ev_attn_av_rows reuse each widened K/V
 # word for four rows); the score scratch is QUERY_BLOCK x N bytes. Equal to passes.CHAIN_BLOCK.
@@ -51,10 +51,11 @@ class Attention(Op):
         s_qkv = g.tensors[node.inputs[0]].scale
         s_out = g.tensors[node.outputs[0]].scale
         s_scores = max(stats[node.name + ".scores"], 1e-6) / 127.0
-        m_qk, s_qk = requant_params(s_qkv * s_qkv * node.attrs["scale"] / s_scores)
-        m_av, s_av = requant_params(s_qkv / intmath.SOFTMAX_OUT_MAX / s_out)
-        node.qattrs = {"m_qk": int(m_qk[0]), "s_qk": int(s_qk[0]), "exp_lut": intmath.softmax_lut(s_scores),
-                       "m_av": int(m_av[0]), "s_av": int(s_av[0])}
+        # shift 32 where it fits: the Cortex-M kernels requantise it with one SMMULR
+        m_qk, s_qk = intmath.quantize_multiplier_s32(s_qkv * s_qkv * node.attrs["scale"] / s_scores)
+        m_av, s_av = intmath.quantize_multiplier_s32(s_qkv / intmath.SOFTMAX_OUT_MAX / s_out)
+        node.qattrs = {"m_qk": m_qk, "s_qk": s_qk, "exp_lut": intmath.softmax_lut(s_scores), "m_av": m_av,
+                       "s_av": s_av}
 
     def run_int8(self, node, xs):
         q = node.qattrs
@@ -73,11 +74,33 @@ class Attention(Op):
         """Fused form: rows query rows starting at row0, their block of score rows in scratch."""
         n, three_e = g.tensors[node.inputs[0]].shape
         e = three_e // 3
-        return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {three_e}", three_e,
-                          f"{ins[0]} + {e}", f"{ins[0]} + {2 * e}", three_e, out, rows, scratch)
+        qk = 2 * e if node.attrs.get("v_t") else three_e      # row stride of q and k
+        return _emit_rows(node, c, n, e, f"{ins[0]} + ({row0} + r) * {qk}", qk, f"{ins[0]} + {e}", qk,
+                          _v_source(node, ins[0], n, e, qk), out, rows, scratch)
 
 
-def _emit_rows(node, c, n, e, q_row, q_stride, k, v, kv_stride, out, rows, scratch) -> list[str]:
+def _v_source(node, t: str, n: int, e: int, row_stride: int) -> tuple[str, bool]:
+    """Where V starts in tensor t and whether it is transposed (passes._transpose_v: V^T [E, N]
+    after the [N, row_stride] rows) or the last E columns of each row."""
+    if node.attrs.get("v_t"):
+        return f"{t} + {n * row_stride}", True
+    return f"{t} + {row_stride - e}", False
+
+
+def _av_call(node, p: str, p_stride: int, rows: str, v: tuple[str, bool], v_stride: int, n: int, dh: int,
+             out: str, out_stride: int) -> str:
+    """p.v for rows probability rows and head hd: over V^T it is q.k's kernel with keys and dims
+    swapped (head hd's dims are rows hd*dh.. of V^T, each n keys long)."""
+    a = node.qattrs if "m_av" in node.qattrs else node.attrs
+    base, transposed = v
+    if transposed:
+        return (f"ev_attn_scores_rows({p}, {p_stride}, {rows}, {base} + hd * {dh * n}, {n}, {dh}, {n}, "
+                f"{a['m_av']}, {a['s_av']}, {out}, {out_stride});")
+    return (f"ev_attn_av_rows({p}, {p_stride}, {rows}, {base} + hd * {dh}, {v_stride}, {n}, {dh}, "
+            f"{a['m_av']}, {a['s_av']}, {out}, {out_stride});")
+
+
+def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratch) -> list[str]:
     """Per block of up to QUERY_BLOCK query rows and per head: the block's scores against every
     key ([nr][n] in scratch), softmax of each score row in place, then p.v for the block."""
     h = node.attrs["heads"]
@@ -89,12 +112,11 @@ def _emit_rows(node, c, n, e, q_row, q_stride, k, v, kv_stride, out, rows, scrat
             f"  const int nr = {rows} - r < {b} ? {rows} - r : {b};",
             f"  const int8_t *qrow = {q_row};",
             f"  for (int hd = 0; hd < {h}; hd++) {{",
-            f"    ev_attn_scores_rows(qrow + hd * {dh}, {q_stride}, nr, {k} + hd * {dh}, {kv_stride}, "
+            f"    ev_attn_scores_rows(qrow + hd * {dh}, {q_stride}, nr, {k} + hd * {dh}, {k_stride}, "
             f"{n}, {dh}, {q['m_qk']}, {q['s_qk']}, {scratch}, {n});",
             f"    for (int i = 0; i < nr; i++) ev_softmax_s8({scratch} + i * {n}, {n}, {lut}, "
             f"{scratch} + i * {n});",
-            f"    ev_attn_av_rows({scratch}, {n}, nr, {v} + hd * {dh}, {kv_stride}, {n}, {dh}, "
-            f"{q['m_av']}, {q['s_av']}, {out} + r * {e} + hd * {dh}, {e});",
+            "    " + _av_call(node, scratch, n, "nr", v, k_stride, n, dh, f"{out} + r * {e} + hd * {dh}", e),
             "  }", "}"]
 
 
@@ -114,8 +136,9 @@ class AttentionSplit(Op):
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape
         e = two_e // 2
-        return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", e, ins[1], f"{ins[1]} + {e}", two_e, out, rows,
-                          scratch)
+        kv = e if node.attrs.get("v_t") else two_e           # row stride of k
+        return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", e, ins[1], kv, _v_source(node, ins[1], n, e, kv),
+                          out, rows, scratch)
 
 
 class AttnScores(Op):
@@ -127,9 +150,10 @@ class AttnScores(Op):
         n, e, h = a["tokens"], a["embed"], a["heads"]
         dh = e // h
         b = QUERY_BLOCK
+        qk = 2 * e if a.get("v_t") else 3 * e               # row stride of q and k
         return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i += {b})",
-                f"  ev_attn_scores_rows({ins[0]} + i * {3 * e} + hd * {dh}, {3 * e}, {n} - i < {b} ? {n} - i : {b}, "
-                f"{ins[0]} + {e} + hd * {dh}, {3 * e}, {n}, {dh}, {a['m_qk']}, {a['s_qk']}, "
+                f"  ev_attn_scores_rows({ins[0]} + i * {qk} + hd * {dh}, {qk}, {n} - i < {b} ? {n} - i : {b}, "
+                f"{ins[0]} + {e} + hd * {dh}, {qk}, {n}, {dh}, {a['m_qk']}, {a['s_qk']}, "
                 f"{out} + (hd * {n} + i) * {n}, {n});"]
 
 
@@ -153,10 +177,10 @@ class AttnAV(Op):
         n, e, h = a["tokens"], a["embed"], a["heads"]
         dh = e // h
         b = QUERY_BLOCK
+        qk = 2 * e if a.get("v_t") else 3 * e
         return [f"for (int hd = 0; hd < {h}; hd++) for (int i = 0; i < {n}; i += {b})",
-                f"  ev_attn_av_rows({ins[0]} + (hd * {n} + i) * {n}, {n}, {n} - i < {b} ? {n} - i : {b}, "
-                f"{ins[1]} + {2 * e} + hd * {dh}, {3 * e}, {n}, {dh}, {a['m_av']}, {a['s_av']}, "
-                f"{out} + i * {e} + hd * {dh}, {e});"]
+                "  " + _av_call(node, f"{ins[0]} + (hd * {n} + i) * {n}", n, f"{n} - i < {b} ? {n} - i : {b}",
+                                _v_source(node, ins[1], n, e, qk), 3 * e, n, dh, f"{out} + i * {e} + hd * {dh}", e)]
 
 
 OP = Attention()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
+from .attention import QUERY_BLOCK
 from .base import Op, quantize_weights, requant_params
 
 
@@ -37,13 +38,34 @@ class Linear(Op):
         w = node.qattrs.get("w", node.attrs["w"])     # a schedule may run a slice of the weights
         return g.tensors[node.inputs[0]].rows * w.size
 
+    def scratch_bytes(self, node, g):
+        # with V transposed (passes._transpose_v): a block of V rows before they become columns
+        e = node.attrs.get("v_t", 0)
+        return min(QUERY_BLOCK, g.tensors[node.outputs[0]].rows) * e
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
         o, k = q["w"].shape
         lut = c.const(f"{node.name}.lut", q["lut"]) if "lut" in q else "NULL"
-        return [f"ev_linear_s8({ins[0]}, {k}, {rows}, {k}, {o}, {c.const(node.name + '.w', q['w'])}, "
-                f"{c.const(node.name + '.bias', q['bias'])}, 0, {c.const(node.name + '.mult', q['mult'])}, "
-                f"{c.const(node.name + '.shift', q['shift'])}, {lut}, {out}, {o});"]
+        w, bias = c.const(node.name + ".w", q["w"]), c.const(node.name + ".bias", q["bias"])
+        mult, shift = c.const(node.name + ".mult", q["mult"]), c.const(node.name + ".shift", q["shift"])
+        e = node.attrs.get("v_t")
+        if not e:
+            return [f"ev_linear_s8({ins[0]}, {k}, {rows}, {k}, {o}, {w}, {bias}, 0, {mult}, {shift}, {lut}, "
+                    f"{out}, {o});"]
+        # The output is [N, o - e] rows, then V^T [e, N] (passes._transpose_v). `out` points at row
+        # row0 of an [N, o] tensor, so the tensor starts at out - row0 * o. V goes through scratch a
+        # block of rows at a time and is written as columns.
+        n_tok, head, b = g.tensors[node.outputs[0]].rows, o - e, QUERY_BLOCK
+        base = f"({out} - ({row0}) * {o})"
+        return [f"for (int vb = 0; vb < {rows}; vb += {b}) {{",
+                f"  const int vn = {rows} - vb < {b} ? {rows} - vb : {b};",
+                f"  ev_linear_s8({ins[0]} + vb * {k}, {k}, vn, {k}, {head}, {w}, {bias}, 0, {mult}, {shift}, "
+                f"{lut}, {base} + ({row0} + vb) * {head}, {head});",
+                f"  ev_linear_s8({ins[0]} + vb * {k}, {k}, vn, {k}, {e}, {w} + {head * k}, {bias} + {head}, 0, "
+                f"{mult} + {head}, {shift} + {head}, {lut}, {scratch}, {e});",
+                f"  ev_transpose_s8({scratch}, vn, {e}, {base} + {n_tok * head} + {row0} + vb, {n_tok});",
+                "}"]
 
 
 OP = Linear()

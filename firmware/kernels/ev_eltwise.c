@@ -1,4 +1,4 @@
-/* Element-wise and data-movement kernels: residual add, LUT, token mean, patch gather. */
+/* Element-wise and data-movement kernels: residual add, LUT, token mean, patch gather, transpose. */
 #include "ev_kernels.h"
 
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
@@ -49,4 +49,12 @@ void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, i
                 *row++ = src[kx];
         }
     }
+}
+
+void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
+{
+    int r, c;
+    for (c = 0; c < cols; c++, y += y_stride)
+        for (r = 0; r < rows; r++)
+            y[r] = x[(long)r * cols + c];
 }

@@ -32,12 +32,14 @@ extern "C" {
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
  * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.6 KiB with its
  * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
- * DSP path takes 0.7 KiB, ev_attn_scores_rows' 1.9 KiB and ev_attn_av_rows' 2.4 KiB with
- * frames (up to 128 dims / 128 keys per pass; larger sizes take the single-row kernels); they are
+ * DSP path takes 0.7 KiB, ev_attn_scores_rows' 1.9 KiB (a 2 KiB buffer plus frames at s == 32) and ev_attn_av_rows'
+ * 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 256 at s == 32; larger sizes take the
+ * single-row kernels); they are
  * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
  * ev_linear.c). Portable kernels take under 150 bytes. */
 
-/* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, m in [2^30, 2^31) or 0.
+/* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, 0 <= m < 2^31 (normalised to
+ * [2^30, 2^31) except at s == 32, see intmath.quantize_multiplier_s32).
  *
  * For s > 32 (the usual case: activation scales make s about 35..45) the 64-bit sum is not
  * needed: with acc*m = hi*2^32 + lo (0 <= lo < 2^32) and t = s - 32,
@@ -94,7 +96,10 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
 
 /* Several query rows per pass over K (or V): row r of q at q + r * q_stride, its scores at
  * scores + r * s_stride (r < rows); the same sums as ev_attn_scores_row row by row. The DSP
- * path reuses each widened key word for four query rows. */
+ * path reuses each widened key word for four query rows; at s == 32 (what quantize.py gives
+ * attention) it streams the keys through one assembly routine (up to 256 dims) and may read up
+ * to 3 bytes past each key's dh (multiplied by zero). Over V^T ([dh][n_keys], passes._transpose_v)
+ * it is p.v too: q = probability rows, k = V^T, k_stride = n_keys, n_keys = dh, dh = n_keys. */
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride);
 
@@ -109,6 +114,10 @@ void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, i
 /* One p x p patch of a CHW image as a row of c*p*p values:
  * row[(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], patch = py*(w/p) + px. */
 void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, int8_t *row);
+
+/* y[c * y_stride + r] = x[r][c] for contiguous x [rows][cols]: a block of rows written as columns
+ * (the V^T layout of passes._transpose_v, which p.v reads through ev_attn_scores_rows). */
+void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);
 
 #ifdef __cplusplus
 }

@@ -263,6 +263,9 @@ static inline int8_t ev__rq(const struct ev__q *q, uint32_t acc, const int8_t *l
     int32_t v;
     if (q->t) {
         v = __ssat(ev__smmla((int32_t)acc, q->m, q->r) >> q->t, 8);
+    } else if (q->s == 32) {   /* attention's shift: (acc m + 2^31) >> 32 is SMMULR */
+        __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"((int32_t)acc), "r"(q->m));
+        v = __ssat(v, 8);
     } else {
         v = ev_requant((int32_t)acc, q->m, q->s);
     }
@@ -970,6 +973,96 @@ __asm__(EV__RS_HEAD("ev__rs5")
         "bne 1b\n"
         "8:\n\t"
         EV__RS_TAIL("ev__rs5"));
+/* ev__rk4: the attention products (q.k, and p.v over the qkv split's V^T) as 4 rows x n channels
+ * with one multiplier at shift 32 for every output, which is SMMULR ((acc m + 2^31) >> 32, the
+ * same formula as ev_requant) + SSAT: quantize.py gives attention s = 32 for this. The 4 rows are
+ * widened once (ev__widen_r order: per group the 4 low halves, then the 4 high halves, LDM four
+ * words at a time); channel c's kq weight words start at w + c * (4 kq + w_adv) and are widened
+ * in registers as they stream (LDR + 2 SXTB16, shared by the 4 rows): 13 instructions per 16
+ * MACs. The first group of a channel uses SMUAD (no accumulator reset); the other kq - 1 groups
+ * are the last kq - 1 of an unrolled chain of EV__RK_MAXQ - 1, entered by a jump computed once
+ * per call, so there is no loop counter in the MAC loop. Per channel after the MACs: SMMULR +
+ * SSAT + STRB per row, one add for the next channel's weights, one for y: 18 instructions. */
+#define EV__RK_MAXQ 64
+struct ev__rka {
+    const uint32_t *xq;       /*  0: the widened rows */
+    int32_t m;                /*  4: multiplier, shift 32 */
+    int32_t w_adv;            /*  8: weight stride - 4 kq */
+    int32_t ys, ys2, ys3;     /* 12..20: output row stride x 1, 2, 3 */
+    const int8_t *w;          /* 24: channel 0's weights */
+    int8_t *y;                /* 28: row 0, channel 0 */
+    int32_t n;                /* 32: channels >= 1 */
+    int32_t kq;               /* 36: groups of 4 inputs, 1..EV__RK_MAXQ */
+};
+void ev__rk4(const struct ev__rka *a);
+
+/* xq r0, w r1, y r2, wl r3, wh r12, acc r4-r7, x r8-r11, y end lr. 13 32-bit instructions, 52
+ * bytes (the entry computation below counts on it). */
+#define EV__RK4_GROUP(OP, A4, A5, A6, A7)                                                      \
+    "ldr.w r12, [r1], #4\n\t"                                                                  \
+    "sxtb16 r3, r12\n\t"                                                                       \
+    "sxtb16 r12, r12, ror #8\n\t"                                                              \
+    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
+    OP " r4, r8, r3" A4 "\n\t"                                                                 \
+    OP " r5, r9, r3" A5 "\n\t"                                                                 \
+    OP " r6, r10, r3" A6 "\n\t"                                                                \
+    OP " r7, r11, r3" A7 "\n\t"                                                                \
+    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
+    "smlad r4, r8, r12, r4\n\t"                                                                \
+    "smlad r5, r9, r12, r5\n\t"                                                                \
+    "smlad r6, r10, r12, r6\n\t"                                                               \
+    "smlad r7, r11, r12, r7\n\t"
+__asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
+        ".balign 4\n\t"
+        ".global ev__rk4\n\t"
+        ".hidden ev__rk4\n\t"
+        ".thumb\n\t"
+        ".thumb_func\n\t"
+        ".type ev__rk4, %function\n"
+        "ev__rk4:\n\t"
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #32\n\t"
+        "ldm r0!, {r1-r6}\n\t"
+        "stm sp, {r1-r6}\n\t"             /* xq, m, w_adv, ys, ys2, ys3; [sp, #24]: the entry */
+        "ldm r0, {r1, r2, r4, r5}\n\t"    /* w, y, n, kq */
+        "add lr, r2, r4\n\t"
+        "adr.w r3, 9f\n\t"
+        "sub r5, r5, #1\n\t"
+        "mov r12, #52\n\t"
+        "mls r3, r12, r5, r3\n\t"         /* skip the chain's first EV__RK_MAXQ - kq groups */
+        "orr r3, r3, #1\n\t"
+        "str r3, [sp, #24]\n\t"
+        "ldr r0, [sp]\n"
+        "1:\n\t"
+        EV__RK4_GROUP("smuad", "", "", "", "")
+        "ldr pc, [sp, #24]\n\t"
+        ".rept 63\n\t"                    /* EV__RK_MAXQ - 1 */
+        EV__RK4_GROUP("smlad", ", r4", ", r5", ", r6", ", r7")
+        ".endr\n"
+        "9:\n\t"
+        "ldm sp, {r0, r3, r8-r11}\n\t"    /* xq, m, w_adv, ys, ys2, ys3 */
+        "add r1, r1, r8\n\t"
+        "smmulr r4, r4, r3\n\t"
+        "ssat r4, #8, r4\n\t"
+        "smmulr r5, r5, r3\n\t"
+        "ssat r5, #8, r5\n\t"
+        "smmulr r6, r6, r3\n\t"
+        "ssat r6, #8, r6\n\t"
+        "smmulr r7, r7, r3\n\t"
+        "ssat r7, #8, r7\n\t"
+        "strb r4, [r2]\n\t"
+        "strb r5, [r2, r9]\n\t"
+        "strb r6, [r2, r10]\n\t"
+        "strb r7, [r2, r11]\n\t"
+        "add r2, r2, #1\n\t"
+        "cmp r2, lr\n\t"
+        "bne 1b\n\t"
+        "add sp, sp, #32\n\t"
+        "pop {r4-r11, pc}\n\t"
+        ".size ev__rk4, .-ev__rk4\n\t"
+        ".popsection");
+#undef EV__RK4_GROUP
+
 #undef EV__RS_HEAD
 #undef EV__RS_TAIL
 #undef EV__RSQ
@@ -1310,11 +1403,18 @@ ev__scores_quad(const int8_t *q, int q_stride, const int8_t *k, int k_stride, in
     }
 }
 
+static void ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
+                           int dh, int32_t m, int8_t *scores, int s_stride);
+
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
 {
     int r = 0;
-    if (dh >= 8 && (dh & 3) == 0 && dh <= 4 * EV__ATT_KQ && n_keys > 0) {
+    if (s == 32 && dh >= 4 && dh <= 4 * EV__RK_MAXQ && n_keys > 0) {
+        for (; r + 4 <= rows; r += 4)
+            ev__scores_rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m,
+                           scores + (long)r * s_stride, s_stride);
+    } else if (dh >= 8 && (dh & 3) == 0 && dh <= 4 * EV__ATT_KQ && n_keys > 0) {
         struct ev__q rq;
         ev__qinit(&rq, m, s);
         for (; r + 4 <= rows; r += 4)
@@ -1355,6 +1455,31 @@ static inline void ev__widen4_pad(const int8_t *a, int xs, int n, uint32_t *dst)
         dst[0] = EV__LO(u[0]); dst[1] = EV__LO(u[1]); dst[2] = EV__LO(u[2]); dst[3] = EV__LO(u[3]);
         dst[4] = EV__HI(u[0]); dst[5] = EV__HI(u[1]); dst[6] = EV__HI(u[2]); dst[7] = EV__HI(u[3]);
     }
+}
+
+/* 4 query rows through ev__rk4 (s == 32): the rows widened once, zero past dh; each key is read
+ * as ceil(dh / 4) words, so up to 3 bytes past a key's dh are read and multiplied by those
+ * zeros (the next key's or head's bytes: the sums, hence the bits, do not change). Also p.v over
+ * the qkv split's V^T, with keys and dims swapped. Out of line: its 2 KiB buffer is never on the
+ * stack together with ev_linear_s8's. */
+static __attribute__((noinline)) void
+ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
+               int32_t m, int8_t *scores, int s_stride)
+{
+    uint32_t xq[8 * EV__RK_MAXQ] __attribute__((aligned(8)));
+    struct ev__rka a;
+    a.kq = (dh + 3) >> 2;
+    ev__widen4_pad(q, q_stride, dh, xq);
+    a.xq = xq;
+    a.m = m;
+    a.w_adv = k_stride - 4 * a.kq;
+    a.ys = s_stride;
+    a.ys2 = 2 * s_stride;
+    a.ys3 = 3 * s_stride;
+    a.w = k;
+    a.y = scores;
+    a.n = n_keys;
+    ev__rk4(&a);
 }
 
 /* One group of 4 key rows (words ua, ub, uc, ue: dims d..d+3 of keys 4g..4g+3) into wa, wb. */
