@@ -174,8 +174,9 @@ def linear_path(rows: int, k: int, buf: int = 384) -> str:
     kq = k // 4
     if kq < 2:
         return "scalar"
-    if rows >= 4 and k % 16 == 0 and 5 * kq <= buf:   # with a bias (every shape here has one)
-        return "S" if rows not in (6, 7, 11) else "S+A/B"
+    if rows >= 4 and k % 16 == 0:   # with a bias (every shape here has one); "Sc": over input chunks
+        s = "S" if 5 * kq <= buf else "Sc"
+        return s if rows not in (6, 7, 11) else s + "+A/B"
     if rows >= 4 and buf // kq >= 6:
         return "A"
     return "B" if 2 * kq <= buf else "C"

@@ -48,6 +48,11 @@ LINEAR_CASES = [
     (5, 32, 3, "lut"), (6, 16, 5, "row_bias"), (7, 48, 9, "mixshift"), (8, 64, 1, "min"),
     (9, 32, 11, "row_bias"), (11, 16, 4, "lut"), (17, 64, 7, "mixshift"), (5, 64, 6, "max"),
     (4, 304, 5, "plain"), (9, 320, 3, "plain"), (4, 20, 3, "plain"),
+    # path S over input chunks (5 kq > 384: int32 partial sums, 208-input chunks, 48-channel
+    # blocks): a last chunk shorter than the others, one channel block and several with a short
+    # last one, 4-5-row blocks plus rows left to A/B, per-row biases, LUT, shifts <= 32, extremes
+    (17, 768, 50, "plain"), (4, 416, 97, "lut"), (5, 320, 49, "row_bias"), (7, 1024, 3, "mixshift"),
+    (9, 784, 48, "max"), (4, 640, 5, "min"),
 ]
 ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
 # multi-row attention (ev_attn_scores_rows / ev_attn_av_rows), (tokens, heads, dh, rows per call):

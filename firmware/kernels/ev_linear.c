@@ -829,9 +829,15 @@ struct ev__rsa {
     const uint32_t *xe;    /* 56: its end */
     const int8_t *w;       /* 60: the first channel's weights; the others follow (stride = in) */
     int32_t n;             /* 64: channels, >= 1; the first is out - n */
+    int32_t w_adv;         /* 68: ev__rs4p / ev__rs5p only: weight stride - the block's inputs */
 };
 int ev__rs4(const struct ev__rsa *a);
 int ev__rs5(const struct ev__rsa *a);
+/* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
+ * on one chunk of the inputs, the accumulators start at b[r][c] and are stored back there instead
+ * of being requantised; channel c's chunk starts at w + c * (chunk + w_adv). */
+void ev__rs4p(const struct ev__rsa *a);
+void ev__rs5p(const struct ev__rsa *a);
 
 #define EV__RS_HEAD(NAME)                                                                      \
     ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
@@ -1063,6 +1069,77 @@ __asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
         ".popsection");
 #undef EV__RK4_GROUP
 
+/* The partial-sum variants: the frame also holds w_adv (word 17). */
+#define EV__RSP_HEAD(NAME)                                                                     \
+    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
+    ".balign 4\n\t"                                                                            \
+    ".global " NAME "\n\t"                                                                     \
+    ".hidden " NAME "\n\t"                                                                     \
+    ".thumb\n\t"                                                                               \
+    ".thumb_func\n\t"                                                                          \
+    ".type " NAME ", %function\n"                                                              \
+    NAME ":\n\t"                                                                               \
+    "push {r4-r11, lr}\n\t"                                                                    \
+    "sub sp, sp, #76\n\t"                                                                      \
+    "ldm r0!, {r1-r12}\n\t"                                                                    \
+    "stm sp, {r1-r12}\n\t"                                                                     \
+    "ldm r0, {r1-r6}\n\t"                                                                      \
+    "add r7, sp, #48\n\t"                                                                      \
+    "stm r7, {r1-r6}\n\t"                                                                      \
+    "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
+    "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
+    "rsb lr, r5, #0\n"                 /* channel index -n .. -1 */
+#define EV__RSP_TAIL(NAME)                                                                     \
+    "ldr r3, [sp, #68]\n\t"                                                                    \
+    "add r1, r1, r3\n\t"              /* the next channel's chunk */                           \
+    "adds lr, lr, #1\n\t"                                                                      \
+    "bne 1b\n\t"                                                                               \
+    "add sp, sp, #76\n\t"                                                                      \
+    "pop {r4-r11, pc}\n\t"                                                                     \
+    ".size " NAME ", .-" NAME "\n\t"                                                           \
+    ".popsection"
+__asm__(EV__RSP_HEAD("ev__rs4p")
+        "1:\n\t"
+        "ldr r0, [sp, #52]\n\t"
+        "ldm sp, {r3, r9-r11}\n\t"
+        "ldr r4, [r3, lr, lsl #2]\n\t"
+        "ldr r5, [r9, lr, lsl #2]\n\t"
+        "ldr r6, [r10, lr, lsl #2]\n\t"
+        "ldr r7, [r11, lr, lsl #2]\n"
+        "2:\n\t"
+        EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP
+        "cmp r0, r2\n\t"
+        "bne 2b\n\t"
+        "ldm sp, {r8-r11}\n\t"
+        "str r4, [r8, lr, lsl #2]\n\t"
+        "str r5, [r9, lr, lsl #2]\n\t"
+        "str r6, [r10, lr, lsl #2]\n\t"
+        "str r7, [r11, lr, lsl #2]\n\t"
+        EV__RSP_TAIL("ev__rs4p"));
+__asm__(EV__RSP_HEAD("ev__rs5p")
+        "1:\n\t"
+        "ldr r0, [sp, #52]\n\t"
+        "ldm sp, {r3, r9-r12}\n\t"
+        "ldr r4, [r3, lr, lsl #2]\n\t"
+        "ldr r5, [r9, lr, lsl #2]\n\t"
+        "ldr r6, [r10, lr, lsl #2]\n\t"
+        "ldr r7, [r11, lr, lsl #2]\n\t"
+        "ldr r8, [r12, lr, lsl #2]\n"
+        "2:\n\t"
+        EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP
+        "ldr r2, [sp, #56]\n\t"
+        "cmp r0, r2\n\t"
+        "bne 2b\n\t"
+        "ldm sp, {r3, r9-r12}\n\t"
+        "str r4, [r3, lr, lsl #2]\n\t"
+        "str r5, [r9, lr, lsl #2]\n\t"
+        "str r6, [r10, lr, lsl #2]\n\t"
+        "str r7, [r11, lr, lsl #2]\n\t"
+        "str r8, [r12, lr, lsl #2]\n\t"
+        EV__RSP_TAIL("ev__rs5p"));
+#undef EV__RSP_HEAD
+#undef EV__RSP_TAIL
+
 #undef EV__RS_HEAD
 #undef EV__RS_TAIL
 #undef EV__RSQ
@@ -1132,6 +1209,66 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
     return n;
 }
 
+/* Path S for inputs too wide for a widened 5-row block in buf (in > 304 at the default
+ * EV_LINEAR_BUF): per block of 4-5 rows and per EV__CH_BLOCK channels, int32 partial sums in the
+ * first part of buf start at the bias, each chunk of the inputs is widened into the rest and
+ * added in by ev__rs4p / ev__rs5p (the same MAC loop as path S), then every sum is requantised
+ * once in C, which is negligible next to its `in` MACs. The rows are widened once per channel
+ * block (about 2% more instructions at 768 inputs and 192 channels). Returns the rows it did. */
+#define EV__CH_BLOCK 48
+/* groups of 4 inputs per chunk: what is left of buf after the sums, for 5 rows, a multiple of 4
+ * (chunks stay multiples of 16 inputs, as the MAC loop takes 16 per iteration) */
+#define EV__CHUNK_Q (((2 * EV_LINEAR_BUF - 5 * EV__CH_BLOCK) / 10) & ~3)
+static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_t *buf, int kqc)
+{
+    const int kq = p->kq, xs = p->x_stride, bs = p->bs, ys = p->ys, in = 4 * kq;
+    int32_t *const acc = (int32_t *)buf;
+    uint32_t *const xb = buf + 5 * EV__CH_BLOCK;
+    int n5 = rows & 3, nb, n = 0;
+    while (5 * n5 > rows)
+        n5--;
+    nb = n5 + (rows - 5 * n5) / 4;
+    while (nb--) {
+        const int r = n5-- > 0 ? 5 : 4;
+        const int8_t *const x = p->x + (long)n * xs;
+        int o0, c0, i, j;
+        for (o0 = 0; o0 < out; o0 += EV__CH_BLOCK) {
+            const int ob = out - o0 < EV__CH_BLOCK ? out - o0 : EV__CH_BLOCK;
+            struct ev__rsa a;
+            memset(&a, 0, sizeof a);   /* y, m, s, lut: unused by the partial-sum routines */
+            for (i = 0; i < 5; i++) {
+                const int ri = i < r ? i : r - 1;   /* rs4p never touches row 4 */
+                a.b[i] = acc + ri * EV__CH_BLOCK + ob;
+            }
+            for (i = 0; i < r; i++)
+                for (j = 0; j < ob; j++)
+                    acc[i * EV__CH_BLOCK + j] = p->bias[(long)(n + i) * bs + o0 + j];
+            a.xq = xb;
+            a.n = ob;
+            for (c0 = 0; c0 < kq; c0 += kqc) {
+                const int cq = kq - c0 < kqc ? kq - c0 : kqc;
+                if (r == 4)
+                    ev__widen4(x + 4 * c0, xs, cq, xb);
+                else
+                    ev__widen_r(x + 4 * c0, xs, 5, cq, xb);
+                a.xe = xb + 2L * r * cq;
+                a.w = p->w + (long)o0 * in + 4 * c0;
+                a.w_adv = in - 4 * cq;
+                if (r == 4)
+                    ev__rs4p(&a);
+                else
+                    ev__rs5p(&a);
+            }
+            for (i = 0; i < r; i++)
+                for (j = 0; j < ob; j++)
+                    p->y[(long)(n + i) * ys + o0 + j] = ev__finish(acc[i * EV__CH_BLOCK + j], p->mult[o0 + j],
+                                                                   p->shift[o0 + j], p->lut);
+        }
+        n += r;
+    }
+    return n;
+}
+
 /* Path B: rows in pairs, each pair widened once into xb (4 kq words), weights on the fly. */
 static void ev__rows_a(const struct ev__mm *p, int rows, int out, uint32_t *xb)
 {
@@ -1186,9 +1323,11 @@ static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     p.qstep = qstep; p.k4 = in & ~3; p.kt = in & 3; p.kq = kq;
 
     if (rows >= 4 && bias && qstep == 1 && w_stride == in && (in & 15) == 0
-        && 5 * kq <= EV_LINEAR_BUF) {
-        /* path S, then the 0..3 rows it leaves through A/B */
-        n = ev__stream(&p, rows, out, buf);
+        && (5 * kq <= EV_LINEAR_BUF || EV__CHUNK_Q >= 4)) {
+        /* path S (over input chunks when the rows are too wide), then the 0..3 rows it leaves
+         * through A/B */
+        n = 5 * kq <= EV_LINEAR_BUF ? ev__stream(&p, rows, out, buf)
+                                    : ev__stream_chunked(&p, rows, out, buf, EV__CHUNK_Q);
         if (n == rows)
             return;
         rows -= n;
