@@ -72,6 +72,17 @@ ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30)
                   (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
 
 
+def _attn_operands(rng, rows, n, dh, fill):
+    """q rows [rows][dh + 5], kv [n][2 dh + 3] (keys at +3, values at dh + 3), probabilities
+    [rows][n + 1]: random, or every value at an int8 end ("min" / "max")."""
+    val = {"min": -128, "max": 127}.get(fill)
+
+    def arr(shape, lo=-128):
+        return np.full(shape, val if lo < 0 else 127, np.int8) if val is not None else \
+            rng.integers(lo, 128, shape, dtype=np.int8)
+    return arr((rows, dh + 5)), arr((n, 2 * dh + 3)), arr((rows, n + 1), lo=0)
+
+
 def _quant(rng, acc_std, n, target=40.0):
     ms = [im.quantize_multiplier(target / acc_std * rng.uniform(0.3, 3.0)) for _ in range(n)]
     return np.array([m for m, _ in ms], np.int32), np.array([s for _, s in ms], np.int8)
@@ -200,13 +211,7 @@ def _cases():
         checks.append((f"attnb{idx}", im.attention(qkv, heads, m_qk, s_qk, elut, m_av, s_av)))
 
     for idx, (rows, n, dh, fill, s_qk) in enumerate(ATTN_ROWS_EDGE):
-        val = {"min": -128, "max": 127}.get(fill)
-        q = (np.full((rows, dh + 5), val, np.int8) if val is not None
-             else rng.integers(-128, 128, (rows, dh + 5), dtype=np.int8))
-        kv = (np.full((n, 2 * dh + 3), val, np.int8) if val is not None
-              else rng.integers(-128, 128, (n, 2 * dh + 3), dtype=np.int8))
-        p = (np.full((rows, n + 1), 127, np.int8) if val is not None
-             else rng.integers(0, 128, (rows, n + 1), dtype=np.int8))
+        q, kv, p = _attn_operands(rng, rows, n, dh, fill)
         m_qk = int(rng.integers(1 << 30, 1 << 31))
         sc, o = prog.buffer("int8_t", rows * (n + 2)), prog.buffer("int8_t", rows * (dh + 1))
         prog(f"    ev_attn_scores_rows({prog.const(q)}, {dh + 5}, {rows}, {prog.const(kv)} + 3, "
@@ -225,13 +230,7 @@ def _cases():
         checks.append((f"attnr{idx}v", want))
 
     for idx, (rows, n, dh, fill, m) in enumerate(ATTN_RK4_CASES):
-        val = {"min": -128, "max": 127}.get(fill)
-        q = (np.full((rows, dh + 5), val, np.int8) if val is not None
-             else rng.integers(-128, 128, (rows, dh + 5), dtype=np.int8))
-        kv = (np.full((n, 2 * dh + 3), val, np.int8) if val is not None
-              else rng.integers(-128, 128, (n, 2 * dh + 3), dtype=np.int8))
-        p = (np.full((rows, n + 1), 127, np.int8) if val is not None
-             else rng.integers(0, 128, (rows, n + 1), dtype=np.int8))
+        q, kv, p = _attn_operands(rng, rows, n, dh, fill)
         vt = np.ascontiguousarray(kv[:, dh + 3:].T)          # [dh][n]: the split's V^T for one head
         m = m or int(rng.integers(1 << 16, 1 << 31))
         sc, o = prog.buffer("int8_t", rows * (n + 2)), prog.buffer("int8_t", rows * (dh + 1))

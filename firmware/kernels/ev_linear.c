@@ -849,18 +849,18 @@ void ev__rs5p(const struct ev__rsa *a);
     ".type " NAME ", %function\n"                                                              \
     NAME ":\n\t"                                                                               \
     "push {r4-r11, lr}\n\t"                                                                    \
-    "sub sp, sp, #72\n\t"                                                                      \
+    "sub sp, sp, #76\n\t"                                                                      \
     "ldm r0!, {r1-r12}\n\t"                                                                    \
     "stm sp, {r1-r12}\n\t"                                                                     \
-    "ldm r0, {r1-r5}\n\t"                                                                      \
-    "add r6, sp, #48\n\t"                                                                      \
-    "stm r6, {r1-r5}\n\t"                                                                      \
+    "ldm r0, {r1-r6}\n\t"                                                                      \
+    "add r7, sp, #48\n\t"                                                                      \
+    "stm r7, {r1-r6}\n\t"                                                                      \
     "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
     "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
-    "rsb lr, r5, #0\n"                /* channel index -n .. -1 */
+    "rsb lr, r5, #0\n"                 /* channel index -n .. -1 */
 #define EV__RS_TAIL(NAME)                                                                      \
     "mov r0, lr\n\t"                  /* 0, or -(channels left) at a shift <= 32 */            \
-    "add sp, sp, #72\n\t"                                                                      \
+    "add sp, sp, #76\n\t"                                                                      \
     "pop {r4-r11, pc}\n\t"                                                                     \
     ".size " NAME ", .-" NAME "\n\t"                                                           \
     ".popsection"
@@ -884,18 +884,21 @@ void ev__rs5p(const struct ev__rsa *a);
     "smlad r5, r9, r12, r5\n\t"                                                                \
     "smlad r6, r10, r12, r6\n\t"                                                               \
     "smlad r7, r11, r12, r7\n\t"
+/* One channel's accumulators from b[r], then all its groups, 16 inputs an iteration. */
+#define EV__RS4_MACS                                                                           \
+    "1:\n\t"                                                                                   \
+    "ldr r0, [sp, #52]\n\t"                                                                    \
+    "ldm sp, {r3, r9-r11}\n\t"                                                                 \
+    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
+    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
+    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
+    "ldr r7, [r11, lr, lsl #2]\n"                                                               \
+    "2:\n\t"                                                                                   \
+    EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP                                    \
+    "cmp r0, r2\n\t"                                                                           \
+    "bne 2b\n\t"
 __asm__(EV__RS_HEAD("ev__rs4")
-        "1:\n\t"
-        "ldr r0, [sp, #52]\n\t"
-        "ldm sp, {r3, r9-r11}\n\t"
-        "ldr r4, [r3, lr, lsl #2]\n\t"
-        "ldr r5, [r9, lr, lsl #2]\n\t"
-        "ldr r6, [r10, lr, lsl #2]\n\t"
-        "ldr r7, [r11, lr, lsl #2]\n"
-        "2:\n\t"
-        EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP
-        "cmp r0, r2\n\t"
-        "bne 2b\n\t"
+        EV__RS4_MACS
         "ldrd r8, r9, [sp, #40]\n\t"
         "ldr r8, [r8, lr, lsl #2]\n\t"    /* m */
         "ldrsb r9, [r9, lr]\n\t"          /* s */
@@ -940,20 +943,22 @@ __asm__(EV__RS_HEAD("ev__rs4")
     "ldrd r9, r10, [r0], #8\n\t"                                                               \
     "smlad r7, r9, r3, r7\n\t"                                                                 \
     "smlad r8, r10, r3, r8\n\t"
+#define EV__RS5_MACS                                                                           \
+    "1:\n\t"                                                                                   \
+    "ldr r0, [sp, #52]\n\t"                                                                    \
+    "ldm sp, {r3, r9-r12}\n\t"                                                                 \
+    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
+    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
+    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
+    "ldr r7, [r11, lr, lsl #2]\n\t"                                                            \
+    "ldr r8, [r12, lr, lsl #2]\n"                                                               \
+    "2:\n\t"                                                                                   \
+    EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP                                    \
+    "ldr r2, [sp, #56]\n\t"                                                                    \
+    "cmp r0, r2\n\t"                                                                           \
+    "bne 2b\n\t"
 __asm__(EV__RS_HEAD("ev__rs5")
-        "1:\n\t"
-        "ldr r0, [sp, #52]\n\t"
-        "ldm sp, {r3, r9-r12}\n\t"
-        "ldr r4, [r3, lr, lsl #2]\n\t"
-        "ldr r5, [r9, lr, lsl #2]\n\t"
-        "ldr r6, [r10, lr, lsl #2]\n\t"
-        "ldr r7, [r11, lr, lsl #2]\n\t"
-        "ldr r8, [r12, lr, lsl #2]\n"
-        "2:\n\t"
-        EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP
-        "ldr r2, [sp, #56]\n\t"
-        "cmp r0, r2\n\t"
-        "bne 2b\n\t"
+        EV__RS5_MACS
         "ldrd r9, r10, [sp, #40]\n\t"
         "ldr r9, [r9, lr, lsl #2]\n\t"    /* m */
         "ldrsb r10, [r10, lr]\n\t"        /* s */
@@ -1069,26 +1074,7 @@ __asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
         ".popsection");
 #undef EV__RK4_GROUP
 
-/* The partial-sum variants: the frame also holds w_adv (word 17). */
-#define EV__RSP_HEAD(NAME)                                                                     \
-    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
-    ".balign 4\n\t"                                                                            \
-    ".global " NAME "\n\t"                                                                     \
-    ".hidden " NAME "\n\t"                                                                     \
-    ".thumb\n\t"                                                                               \
-    ".thumb_func\n\t"                                                                          \
-    ".type " NAME ", %function\n"                                                              \
-    NAME ":\n\t"                                                                               \
-    "push {r4-r11, lr}\n\t"                                                                    \
-    "sub sp, sp, #76\n\t"                                                                      \
-    "ldm r0!, {r1-r12}\n\t"                                                                    \
-    "stm sp, {r1-r12}\n\t"                                                                     \
-    "ldm r0, {r1-r6}\n\t"                                                                      \
-    "add r7, sp, #48\n\t"                                                                      \
-    "stm r7, {r1-r6}\n\t"                                                                      \
-    "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
-    "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
-    "rsb lr, r5, #0\n"                 /* channel index -n .. -1 */
+/* The partial-sum variants: store the accumulators back into b[r], on to the next chunk. */
 #define EV__RSP_TAIL(NAME)                                                                     \
     "ldr r3, [sp, #68]\n\t"                                                                    \
     "add r1, r1, r3\n\t"              /* the next channel's chunk */                           \
@@ -1098,38 +1084,16 @@ __asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
     "pop {r4-r11, pc}\n\t"                                                                     \
     ".size " NAME ", .-" NAME "\n\t"                                                           \
     ".popsection"
-__asm__(EV__RSP_HEAD("ev__rs4p")
-        "1:\n\t"
-        "ldr r0, [sp, #52]\n\t"
-        "ldm sp, {r3, r9-r11}\n\t"
-        "ldr r4, [r3, lr, lsl #2]\n\t"
-        "ldr r5, [r9, lr, lsl #2]\n\t"
-        "ldr r6, [r10, lr, lsl #2]\n\t"
-        "ldr r7, [r11, lr, lsl #2]\n"
-        "2:\n\t"
-        EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP
-        "cmp r0, r2\n\t"
-        "bne 2b\n\t"
+__asm__(EV__RS_HEAD("ev__rs4p")
+        EV__RS4_MACS
         "ldm sp, {r8-r11}\n\t"
         "str r4, [r8, lr, lsl #2]\n\t"
         "str r5, [r9, lr, lsl #2]\n\t"
         "str r6, [r10, lr, lsl #2]\n\t"
         "str r7, [r11, lr, lsl #2]\n\t"
         EV__RSP_TAIL("ev__rs4p"));
-__asm__(EV__RSP_HEAD("ev__rs5p")
-        "1:\n\t"
-        "ldr r0, [sp, #52]\n\t"
-        "ldm sp, {r3, r9-r12}\n\t"
-        "ldr r4, [r3, lr, lsl #2]\n\t"
-        "ldr r5, [r9, lr, lsl #2]\n\t"
-        "ldr r6, [r10, lr, lsl #2]\n\t"
-        "ldr r7, [r11, lr, lsl #2]\n\t"
-        "ldr r8, [r12, lr, lsl #2]\n"
-        "2:\n\t"
-        EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP
-        "ldr r2, [sp, #56]\n\t"
-        "cmp r0, r2\n\t"
-        "bne 2b\n\t"
+__asm__(EV__RS_HEAD("ev__rs5p")
+        EV__RS5_MACS
         "ldm sp, {r3, r9-r12}\n\t"
         "str r4, [r3, lr, lsl #2]\n\t"
         "str r5, [r9, lr, lsl #2]\n\t"
@@ -1137,7 +1101,6 @@ __asm__(EV__RSP_HEAD("ev__rs5p")
         "str r7, [r11, lr, lsl #2]\n\t"
         "str r8, [r12, lr, lsl #2]\n\t"
         EV__RSP_TAIL("ev__rs5p"));
-#undef EV__RSP_HEAD
 #undef EV__RSP_TAIL
 
 #undef EV__RS_HEAD
@@ -1145,6 +1108,8 @@ __asm__(EV__RSP_HEAD("ev__rs5p")
 #undef EV__RSQ
 #undef EV__RSL
 #undef EV__RS4_GROUP
+#undef EV__RS4_MACS
+#undef EV__RS5_MACS
 #undef EV__RS5_GROUP
 
 /* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
@@ -1161,16 +1126,24 @@ static void ev__widen_r(const int8_t *x, int xs, int r, int kq, uint32_t *dst)
     }
 }
 
+/* How many blocks of 4 and 5 rows path S splits rows into (as many rows as they can take:
+ * 17 = 5 + 4 + 4 + 4), *n5 of them of 5 rows, which go first. */
+static int ev__row_blocks(int rows, int *n5)
+{
+    int f = rows & 3;
+    while (5 * f > rows)
+        f--;
+    *n5 = f;
+    return f + (rows - 5 * f) / 4;
+}
+
 /* Path S on the first rows of the call: blocks of 5 rows, then of 4, as many rows as they can
  * take; returns how many rows it did (the caller does the other 0..3). Needs a bias, in % 16 == 0,
  * w_stride == in, per-channel mult/shift and 10 kq words of buf. */
 static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
 {
     const int kq = p->kq, xs = p->x_stride, bs = p->bs, ys = p->ys;
-    int n5 = rows & 3, nb, n = 0;
-    while (5 * n5 > rows)
-        n5--;
-    nb = n5 + (rows - 5 * n5) / 4;
+    int n5, nb = ev__row_blocks(rows, &n5), n = 0;
     while (nb--) {
         const int r = n5-- > 0 ? 5 : 4;
         const int8_t *const x = p->x + (long)n * xs;
@@ -1190,6 +1163,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         a.lut = p->lut ? p->lut + 128 : 0;
         a.xq = xb;
         a.xe = xb + 2L * r * kq;
+        a.w_adv = 0;   /* unused here; the routines' frame copies it */
         for (;;) {
             int left;
             a.w = p->w + (long)o * p->w_stride;
@@ -1224,10 +1198,7 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
     const int kq = p->kq, xs = p->x_stride, bs = p->bs, ys = p->ys, in = 4 * kq;
     int32_t *const acc = (int32_t *)buf;
     uint32_t *const xb = buf + 5 * EV__CH_BLOCK;
-    int n5 = rows & 3, nb, n = 0;
-    while (5 * n5 > rows)
-        n5--;
-    nb = n5 + (rows - 5 * n5) / 4;
+    int n5, nb = ev__row_blocks(rows, &n5), n = 0;
     while (nb--) {
         const int r = n5-- > 0 ? 5 : 4;
         const int8_t *const x = p->x + (long)n * xs;
