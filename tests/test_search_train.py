@@ -82,7 +82,7 @@ def searched(tmp_path_factory):
     space = write_tiny_space(tmp)
     out = tmp / "out"
     r = run_search("2KB", out_dir=out, epochs=1, population=4, generations=2, space=space, subset=64,
-                   planner=PlannerTestDouble(), quiet=True)
+                   planner=PlannerTestDouble(), quiet=True, finalists=0)       # the one-stage search
     return out, r, space
 
 
@@ -94,6 +94,10 @@ def test_search_outputs(searched):
     j = json.loads((out / "subnet.json").read_text())
     assert j["peak_sram"] <= 2048 and j["peak_sram_banks"] and j["flash"] > 0 and j["macs"] > 0
     assert 0 <= j["accuracy"]["val_supernet"] <= 1 and "mcuformer_formula_peak" in j
+    # --finalists 0: no fine-tuning stage, the evolution's choice is exported with the supernet's weights
+    assert j["finalists"] == [] and j["accuracy"]["val_finetuned"] is None
+    assert j["evolution_choice"]["config"] == j["config"]
+    assert j["accuracy"]["test_standalone"] == j["accuracy"]["test_supernet"]
     m = load_model(out / "model.pt")
     assert m.cfg.to_dict() == j["config"]
     # the exported model is the supernet's subnet: same outputs
@@ -113,7 +117,7 @@ def test_search_outputs(searched):
 def test_search_resumes_and_reuses_supernet(searched):
     out, first, space = searched
     r = run_search("2KB", out_dir=out, population=4, generations=3, space=space, subset=64,
-                   planner=PlannerTestDouble(), quiet=True)
+                   planner=PlannerTestDouble(), quiet=True, finalists=0)
     log = (out / "search.log").read_text()
     assert "supernet: loaded" in log and "resuming the search" in log and "generation 2/3" in log
     assert r["accuracy"]["val_supernet"] >= first["accuracy"]["val_supernet"]
@@ -133,7 +137,8 @@ def test_search_with_real_planner_via_cli(searched, tmp_path, capsys):
 
     out, _, space = searched
     rc = main(["search", "--budget", "8KB", "--space", str(space), "--supernet", str(out / "supernet.pt"),
-               "--population", "3", "--generations", "1", "-o", str(tmp_path / "real"), "--json", "--no-progress"])
+               "--population", "3", "--generations", "1", "-o", str(tmp_path / "real"), "--json", "--no-progress",
+               "--finalists", "2", "--finetune-steps", "2"])
     assert rc == 0
     j = json.loads(capsys.readouterr().out)
     from edgeviz.compiler import plan_config
@@ -163,7 +168,7 @@ def test_user_data_npz_through_search(tmp_path):
     np.savez(tmp_path / "d.npz", x=x, y=y)
     space = write_tiny_space(tmp_path)
     r = run_search("4KB", data=tmp_path / "d.npz", out_dir=tmp_path / "o", epochs=1, population=3, generations=1,
-                   space=space, planner=PlannerTestDouble(), quiet=True)
+                   space=space, planner=PlannerTestDouble(), quiet=True, finalists=2, finetune_steps=2)
     assert r["config"]["in_chans"] == 3 and r["config"]["num_classes"] == 3
     assert load_data(tmp_path / "d.npz").num_classes == 3
 
@@ -172,10 +177,16 @@ def test_search_baselines_and_space_evolution(searched, tmp_path):
     out, _, space = searched
     r = run_search("2KB", out_dir=tmp_path / "b", supernet_ckpt=out / "supernet.pt", population=4, generations=2,
                    space=space, subset=64, planner=PlannerTestDouble(), quiet=True, baselines=True,
-                   evolve_search_space=True)
+                   evolve_search_space=True, finalists=2, finetune_steps=3)
     rs, un = r["baselines"]["random_search"], r["baselines"]["uniform_vit"]
     assert rs["evaluations"] >= 1 and rs["peak_sram"] <= 2048
-    assert set(un["config"]["rank_ratios"]) == {1.0} and un["peak_sram"] <= 2048 and un["steps"] >= 1
+    # from scratch with the searched subnet's total steps: the supernet's and the fine-tuning ones
+    assert un["steps"] == r["supernet"]["steps"] + 3 == r["baselines"]["uniform_best"]["steps"]
+    assert set(un["config"]["rank_ratios"]) == {1.0} and un["peak_sram"] <= 2048
+    u2 = r["baselines"]["uniform_two_stage"]           # the same two stages, confined to uniform ViTs
+    assert set(u2["config"]["rank_ratios"]) == {1.0} and 1 <= len(u2["finalists"]) <= 2 and 0 <= u2["test"] <= 1
+    assert all(set(f["config"]["rank_ratios"]) == {1.0} for f in u2["finalists"])
+    assert 1 <= len(r["baselines"]["random_two_stage"]["finalists"]) <= 2
     ub = r["baselines"]["uniform_best"]      # the search confined to uniform full-rank ViTs
     assert set(ub["config"]["rank_ratios"]) == {1.0} and ub["peak_sram"] <= 2048 and ub["evaluations"] >= 1
     assert r["search"]["space_evolution"]

@@ -47,18 +47,21 @@ def cmd_search(a) -> int:
     r = run_search(budget=a.budget, target=a.target, flash=a.flash, data=a.data, supernet_ckpt=a.supernet,
                    epochs=a.epochs, population=a.population, generations=a.generations, out_dir=a.out,
                    json=a.json, space=a.space, macs=a.macs, seed=a.seed, evolve_search_space=a.evolve_space,
-                   baselines=a.baselines, progress=False if a.no_progress else None, quiet=a.json)
+                   baselines=a.baselines, progress=False if a.no_progress else None, quiet=a.json,
+                   finalists=a.finalists, finetune_steps=a.finetune_steps)
     if not a.json:
+        acc = r["accuracy"]
+        val = (f"val acc {acc['val_finetuned']:.3f} fine-tuned" if acc["val_finetuned"] is not None
+               else f"val acc {acc['val_supernet']:.3f}")
         print(f"searched {a.out}: {r['summary']}; peak SRAM {r['peak_sram']:,} B "
               f"({', '.join(f'{b} {n:,}' for b, n in r['peak_sram_banks'].items() if n)}), flash {r['flash']:,} B, "
-              f"{r['macs']:,} MACs, val acc {r['accuracy']['val_supernet']:.3f}, "
-              f"test acc {r['accuracy']['test_standalone']:.3f}")
+              f"{r['macs']:,} MACs, {val}, test acc {acc['test_standalone']:.3f}")
     return 0
 
 
 def add_cli(subparsers) -> None:
     from edgeviz.search.train import DEFAULT_BATCH, DEFAULT_EPOCHS
-    from edgeviz.search.run import DEFAULT_GENERATIONS, DEFAULT_POPULATION
+    from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, DEFAULT_GENERATIONS, DEFAULT_POPULATION
 
     t = subparsers.add_parser("train", help="train the weight-sharing supernet of the search space")
     t.add_argument("--space", metavar="FILE", help="search space TOML (default: the shipped digits space)")
@@ -95,7 +98,14 @@ def add_cli(subparsers) -> None:
     s.add_argument("--evolve-space", action="store_true",
                    help="first shift the rank-ratio and patch ranges by fit rate and error (MCUFormer)")
     s.add_argument("--baselines", action="store_true",
-                   help="also run random search (same evaluations) and train the best uniform ViT from scratch")
+                   help="also run random search (same evaluations) and uniform ViTs (from scratch with as many "
+                        "training steps, and through the same search + fine-tuning)")
+    # No argparse type: run_search checks these, so a bad value is one EdgevizError line.
+    s.add_argument("--finalists", metavar="K", default=DEFAULT_FINALISTS,
+                   help=f"after the search, fine-tune K candidates spread over peak SRAM from the supernet and "
+                        f"export the best on val; 0: export the search's choice as is (default {DEFAULT_FINALISTS})")
+    s.add_argument("--finetune-steps", metavar="S", default=DEFAULT_FINETUNE_STEPS,
+                   help=f"fine-tuning steps per finalist (default {DEFAULT_FINETUNE_STEPS})")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
 
