@@ -160,7 +160,7 @@ def _transpose_v(g: Graph) -> None:
         if (lin is None or lin.op != "linear" or "lut" in lin.qattrs or "v_t" in lin.attrs
                 or any(c.op not in ATTENTION_READERS for c in g.consumers(t))):
             continue
-        n_tok, c = g.tensors[t].shape
+        c = g.tensors[t].channels
         e = c // 2 if att.op == "attention_split" else c // 3
         lin.attrs = {**lin.attrs, "v_t": e}       # a new dict: the split's q linear shares the old one
         for reader in g.consumers(t):
@@ -220,7 +220,7 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             readers = [n for n in s.nodes if t in n.inputs]
             row_only = all(t in [n.inputs[j] for j in OPS[n.op].rowwise_inputs] for n in readers)
             final = s.nodes[-1]
-            if "v_t" in final.attrs:    # V^T columns land all over the tensor, not row by row
+            if final.op == "linear" and "v_t" in final.attrs:   # V^T columns land all over the tensor
                 break
             # the last op may read the row it overwrites only if its kernel works in place
             safe_final = t not in final.inputs or final.op in INPLACE_OPS
