@@ -72,6 +72,14 @@ ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30)
                   (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
 
 
+def _attn_head_case(rng, ntok, e, dh):
+    """A random qkv [ntok][3e] and the requantisation of a typical layer: (m, s) for q.k, the exp
+    LUT, (m, s) for p.v."""
+    qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)
+    return (qkv, im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh))), im.softmax_lut(0.06),
+            im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(ntok) / 4)))
+
+
 def _attn_operands(rng, rows, n, dh, fill):
     """q rows [rows][dh + 5], kv [n][2 dh + 3] (keys at +3, values at dh + 3), probabilities
     [rows][n + 1]: random, or every value at an int8 end ("min" / "max")."""
@@ -176,10 +184,7 @@ def _cases():
 
     for idx, (ntok, heads, dh) in enumerate(ATTN_CASES):
         e = heads * dh
-        qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)
-        m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
-        elut = im.softmax_lut(0.06)
-        m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(ntok) / 4))
+        qkv, (m_qk, s_qk), elut, (m_av, s_av) = _attn_head_case(rng, ntok, e, dh)
         q, lt = prog.const(qkv), prog.const(elut)
         row, o = prog.buffer("int8_t", ntok), prog.buffer("int8_t", ntok * e)
         prog(f"    for (int h = 0; h < {heads}; h++) for (int i = 0; i < {ntok}; i++) {{\n"
@@ -193,10 +198,7 @@ def _cases():
 
     for idx, (ntok, heads, dh, blk) in enumerate(ATTN_BLOCK_CASES):
         e = heads * dh
-        qkv = rng.integers(-128, 128, (ntok, 3 * e), dtype=np.int8)
-        m_qk, s_qk = im.quantize_multiplier(8.0 / (74 * 74 * np.sqrt(dh)))
-        elut = im.softmax_lut(0.06)
-        m_av, s_av = im.quantize_multiplier(40.0 / (74 * 127 * np.sqrt(ntok) / 4))
+        qkv, (m_qk, s_qk), elut, (m_av, s_av) = _attn_head_case(rng, ntok, e, dh)
         q, lt = prog.const(qkv), prog.const(elut)
         sc, o = prog.buffer("int8_t", blk * ntok), prog.buffer("int8_t", ntok * e)
         prog(f"    for (int i = 0; i < {ntok}; i += {blk}) for (int h = 0; h < {heads}; h++) {{\n"

@@ -534,6 +534,21 @@ void ev__t42(const uint32_t *xq, const uint32_t *wb, int kq, const uint32_t *ini
     "smlad r9, r2, lr, r9\n\t"                                                                 \
     "smlad r10, r3, r12, r10\n\t"                                                              \
     "smlad r11, r3, lr, r11\n\t"
+/* Every assembly routine here: a hidden global Thumb function in a section of its own (so the
+ * linker drops the unused ones). */
+#define EV__FN_BEGIN(NAME)                                                                     \
+    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
+    ".balign 4\n\t"                                                                            \
+    ".global " NAME "\n\t"                                                                     \
+    ".hidden " NAME "\n\t"                                                                     \
+    ".thumb\n\t"                                                                               \
+    ".thumb_func\n\t"                                                                          \
+    ".type " NAME ", %function\n"                                                              \
+    NAME ":\n\t"
+#define EV__FN_END(NAME)                                                                       \
+    ".size " NAME ", .-" NAME "\n\t"                                                           \
+    ".popsection"
+
 /* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
  * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
  * no register is free to hold the end) costs 3 instructions per 128 MACs. */
@@ -555,14 +570,7 @@ void ev__t42(const uint32_t *xq, const uint32_t *wb, int kq, const uint32_t *ini
     "cmp r1, r2\n\t"                                                                           \
     "bne 3b\n"                                                                                 \
     "4:\n\t"
-__asm__(".pushsection .text.ev__t42,\"ax\",%progbits\n\t"
-        ".balign 4\n\t"
-        ".global ev__t42\n\t"
-        ".hidden ev__t42\n\t"
-        ".thumb\n\t"
-        ".thumb_func\n\t"
-        ".type ev__t42, %function\n"
-        "ev__t42:\n\t"
+__asm__(EV__FN_BEGIN("ev__t42")
         "push {r4-r11, lr}\n\t"
         "ldm r3, {r4-r11}\n\t"
         "add r12, r1, r2, lsl #4\n\t"    /* wb end: 16 bytes per group */
@@ -572,8 +580,7 @@ __asm__(".pushsection .text.ev__t42,\"ax\",%progbits\n\t"
         "stm r3, {r4-r11}\n\t"
         "add sp, sp, #8\n\t"
         "pop {r4-r11, pc}\n\t"
-        ".size ev__t42, .-ev__t42\n\t"
-        ".popsection");
+        EV__FN_END("ev__t42"));
 /* ev__t42 followed by the requantisation of its 8 sums and their stores, for path A's common
  * case (two real channels, shifts > 32, no in % 4 tail). ev__t42's loop, then per output SMMLA +
  * ASR + SSAT (+ LDRSB from lut + 128 when there is a table) + STRB, so the sums never go
@@ -594,14 +601,7 @@ void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq, const struct e
 #define EV__LUT(R) "ldrsb " R ", [lr, " R "]\n\t"
 /* channel c's four sums a, b, c, d (rows 0..3) to r0, r0 + ys, r0 + 2 ys, r0 + 3 ys (ys in r12) */
 #define EV__T42R_BODY(NAME, LUT)                                                               \
-    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
-    ".balign 4\n\t"                                                                            \
-    ".global " NAME "\n\t"                                                                     \
-    ".hidden " NAME "\n\t"                                                                     \
-    ".thumb\n\t"                                                                               \
-    ".thumb_func\n\t"                                                                          \
-    ".type " NAME ", %function\n"                                                              \
-    NAME ":\n\t"                                                                               \
+    EV__FN_BEGIN(NAME)                                                                         \
     "push {r4-r11, lr}\n\t"                                                                    \
     "ldr r12, [r3]\n\t"                                                                        \
     "ldm r12, {r4-r11}\n\t"                                                                    \
@@ -634,8 +634,7 @@ void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq, const struct e
     "strb r9, [r0, r12, lsl #1]\n\t"                                                           \
     "strb r11, [r2, r12, lsl #1]\n\t"                                                          \
     "pop {r4-r11, pc}\n\t"                                                                     \
-    ".size " NAME ", .-" NAME "\n\t"                                                           \
-    ".popsection"
+    EV__FN_END(NAME)
 #define EV__NOLUT(R)
 __asm__(EV__T42R_BODY("ev__t42r", EV__NOLUT));
 __asm__(EV__T42R_BODY("ev__t42r_lut", EV__LUT));
@@ -840,14 +839,7 @@ void ev__rs4p(const struct ev__rsa *a);
 void ev__rs5p(const struct ev__rsa *a);
 
 #define EV__RS_HEAD(NAME)                                                                      \
-    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
-    ".balign 4\n\t"                                                                            \
-    ".global " NAME "\n\t"                                                                     \
-    ".hidden " NAME "\n\t"                                                                     \
-    ".thumb\n\t"                                                                               \
-    ".thumb_func\n\t"                                                                          \
-    ".type " NAME ", %function\n"                                                              \
-    NAME ":\n\t"                                                                               \
+    EV__FN_BEGIN(NAME)                                                                         \
     "push {r4-r11, lr}\n\t"                                                                    \
     "sub sp, sp, #76\n\t"                                                                      \
     "ldm r0!, {r1-r12}\n\t"                                                                    \
@@ -862,8 +854,7 @@ void ev__rs5p(const struct ev__rsa *a);
     "mov r0, lr\n\t"                  /* 0, or -(channels left) at a shift <= 32 */            \
     "add sp, sp, #76\n\t"                                                                      \
     "pop {r4-r11, pc}\n\t"                                                                     \
-    ".size " NAME ", .-" NAME "\n\t"                                                           \
-    ".popsection"
+    EV__FN_END(NAME)
 /* requantise accumulator R: m in M, round in r3, shift in T */
 #define EV__RSQ(R, M, T) "smmla " R ", " R ", " M ", r3\n\t" "asr " R ", " R ", " T "\n\t"     \
                          "ssat " R ", #8, " R "\n\t"
@@ -1023,14 +1014,7 @@ void ev__rk4(const struct ev__rka *a);
     "smlad r5, r9, r12, r5\n\t"                                                                \
     "smlad r6, r10, r12, r6\n\t"                                                               \
     "smlad r7, r11, r12, r7\n\t"
-__asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
-        ".balign 4\n\t"
-        ".global ev__rk4\n\t"
-        ".hidden ev__rk4\n\t"
-        ".thumb\n\t"
-        ".thumb_func\n\t"
-        ".type ev__rk4, %function\n"
-        "ev__rk4:\n\t"
+__asm__(EV__FN_BEGIN("ev__rk4")
         "push {r4-r11, lr}\n\t"
         "sub sp, sp, #32\n\t"
         "ldm r0!, {r1-r6}\n\t"
@@ -1070,8 +1054,7 @@ __asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
         "bne 1b\n\t"
         "add sp, sp, #32\n\t"
         "pop {r4-r11, pc}\n\t"
-        ".size ev__rk4, .-ev__rk4\n\t"
-        ".popsection");
+        EV__FN_END("ev__rk4"));
 #undef EV__RK4_GROUP
 
 /* The partial-sum variants: store the accumulators back into b[r], on to the next chunk. */
@@ -1082,8 +1065,7 @@ __asm__(".pushsection .text.ev__rk4,\"ax\",%progbits\n\t"
     "bne 1b\n\t"                                                                               \
     "add sp, sp, #76\n\t"                                                                      \
     "pop {r4-r11, pc}\n\t"                                                                     \
-    ".size " NAME ", .-" NAME "\n\t"                                                           \
-    ".popsection"
+    EV__FN_END(NAME)
 __asm__(EV__RS_HEAD("ev__rs4p")
         EV__RS4_MACS
         "ldm sp, {r8-r11}\n\t"
@@ -1102,6 +1084,8 @@ __asm__(EV__RS_HEAD("ev__rs5p")
         "str r8, [r12, lr, lsl #2]\n\t"
         EV__RSP_TAIL("ev__rs5p"));
 #undef EV__RSP_TAIL
+#undef EV__FN_BEGIN
+#undef EV__FN_END
 
 #undef EV__RS_HEAD
 #undef EV__RS_TAIL
