@@ -1,4 +1,4 @@
-"""Models the benchmarks measure: the five test configurations plus MCU-sized ViTs."""
+"""Models the benchmarks measure: the test configurations plus MCU-sized ViTs."""
 import sys
 from pathlib import Path
 

@@ -14,6 +14,8 @@ CONFIGS = {
                                rank_ratios=(1.0, 1.0, 0.4)),
     "odd-1head": ViTConfig(img_size=28, patch=7, in_chans=2, embed=24, heads=1, depth=1, mlp_ratio=4.0,
                            num_classes=7),
+    # the shape digits searches pick: 4 patches + cls, too few keys for the V^T layout
+    "five-tokens": ViTConfig(img_size=16, patch=8, embed=32, heads=4, depth=1, rank_ratios=(0.4,)),
 }
 
 

@@ -7,7 +7,7 @@ from models import CONFIGS, inputs, make
 from edgeviz.build import HostModel, build_host_library, write_model_sources
 from edgeviz.compiler import compile_graph, graph_from_vit, plan_config
 from edgeviz.frontend import import_torch
-from edgeviz.passes import Switches, schedule
+from edgeviz.passes import V_T_MIN_TOKENS, Switches, schedule
 from edgeviz.planner import plan
 from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
 from edgeviz.targets import load_target
@@ -89,6 +89,20 @@ def test_every_schedule_gives_the_same_bits(sw, tmp_path):
     for xi in x:
         xq = quantize_image(c.graph, xi)
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+@pytest.mark.parametrize("name,transposed", [("five-tokens", False), ("cls-lowrank", True), ("mean-3heads", True)])
+def test_v_transposed_only_where_it_pays(name, transposed):
+    """The C layout V^T (one row per head dim over all keys) costs scattered writes that only enough keys
+    repay (passes.V_T_MIN_TOKENS); its readers must carry the mark exactly when its writer does."""
+    m = make(name)
+    c = compile_graph(graph_from_vit(m), inputs(m.cfg, 2), "stm32f746")
+    g = c.schedule.graph
+    writers = [n for n in g.nodes if n.op == "linear" and "v_t" in n.attrs]
+    assert bool(writers) == transposed
+    for n in writers:
+        assert g.tensors[n.outputs[0]].shape[0] >= V_T_MIN_TOKENS
+        assert all(r.attrs.get("v_t") == n.attrs["v_t"] for r in g.consumers(n.outputs[0]))
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
