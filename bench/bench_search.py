@@ -1,7 +1,7 @@
 """Benchmark of edgeviz search (MCUFormer's one-shot NAS) on the built-in digits, baselines in the same run.
 
 Trains (or reuses) one supernet, then for each budget runs the two-stage search (evolution on the supernet's
-estimates, then K finalists fine-tuned S steps from the supernet, best on val) and the baselines: random
+estimates, then K finalists fine-tuned from the supernet by successive halving) and the baselines: random
 search with the same number of accuracy evaluations (also through the same fine-tuning stage), the
 largest uniformly scaled full-rank ViT that fits and the best uniform ViT the search finds, both trained
 from scratch for as many steps as the searched subnet got in all (supernet + fine-tuning), and the best
@@ -136,9 +136,11 @@ def main(argv=None) -> int:
               f"{ev['val_supernet']:.4f} test {ev['test_supernet']:.4f}")
         for f in rec["finalists"]:
             print(f"  {'*' if f['chosen'] else ' '} finalist {f['summary']} {format_size(f['peak_sram'])}: val "
-                  f"{f['val_supernet']:.4f} in the supernet -> {f['val_finetuned']:.4f} fine-tuned")
+                  f"{f['val_supernet']:.4f} in the supernet -> "
+                  + ", ".join(f"{r['val']:.4f} after {r['steps']}" for r in f["rungs"]) + " fine-tuning steps")
         if rec["finalists"]:
-            print(f"  fine-tuning stage: {ft['finalists']} finalists x {ft['steps']} steps, "
+            rungs = " -> ".join(f"{r['finalists']} x {r['steps']}" for r in ft["rungs"])
+            print(f"  fine-tuning stage (successive halving, finalists x steps): {rungs}, "
                   f"{ft['wall_seconds']:.0f} s wall, {ft['cpu_seconds']:.0f} CPU s; chosen: val "
                   f"{acc['val_finetuned']:.4f} "
                   f"test {acc['test_standalone']:.4f}")

@@ -1,4 +1,4 @@
-"""The search's second stage: K finalists spread over peak SRAM, fine-tuned from the supernet, best by val."""
+"""The search's second stage: K finalists spread over peak SRAM, fine-tuned from the supernet by successive halving."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import torch
 import edgeviz.search.evolve as evolve
 from edgeviz.model import ViTConfig, load_model
 from edgeviz.search.data import load_data
-from edgeviz.search.evolve import Candidate, pick_finalists
+from edgeviz.search.evolve import Candidate, halving_rungs, pick_finalists
 from edgeviz.search.run import run_search, run_train
 from edgeviz.search.train import accuracy
 from test_search_doubles import PlannerTestDouble, write_tiny_space
@@ -51,14 +51,27 @@ def test_pick_finalists_spreads_over_memory():
     assert len(pick_finalists(cands[:2], 5)) == 2
 
 
-def test_two_stage_exports_the_best_finetuned_finalist(ckpt, tmp_path):
+def test_halving_rungs():
+    assert halving_rungs(9, 300) == [(9, 33), (3, 100), (1, 300)]
+    assert halving_rungs(8, 300) == [(8, 33), (3, 100), (1, 300)]
+    assert halving_rungs(4, 10) == [(4, 1), (2, 3), (1, 10)]
+    assert halving_rungs(1, 50) == [(1, 50)]
+
+
+def test_two_stage_halves_the_finalists_and_exports_the_winner(ckpt, tmp_path):
     sn, space = ckpt
-    r = run_search("2KB", out_dir=tmp_path, supernet_ckpt=sn, space=space, finalists=3, finetune_steps=4, **KW)
+    r = run_search("2KB", out_dir=tmp_path, supernet_ckpt=sn, space=space, finalists=3, finetune_steps=9, **KW)
     fins = r["finalists"]
-    assert 1 <= len(fins) <= 3 and len({json.dumps(f["config"], sort_keys=True) for f in fins}) == len(fins)
+    assert len(fins) == 3 and len({json.dumps(f["config"], sort_keys=True) for f in fins}) == 3
+    assert r["finetune"]["rungs"] == [{"finalists": 3, "steps": 3}, {"finalists": 1, "steps": 9}]
+    # every finalist ran the short rung; the one best on val there (ties: the smaller) ran the long one
+    assert all(f["rungs"][0]["steps"] == 3 for f in fins)
+    first = max(fins, key=lambda f: (f["rungs"][0]["val"], -f["peak_sram"]))
     chosen = [f for f in fins if f["chosen"]]
-    assert len(chosen) == 1 and chosen[0]["val_finetuned"] == max(f["val_finetuned"] for f in fins)
-    assert chosen[0]["config"] == r["config"] and r["accuracy"]["val_finetuned"] == chosen[0]["val_finetuned"]
+    assert chosen == [first] and [x["steps"] for x in first["rungs"]] == [3, 9]
+    assert all(len(f["rungs"]) == 1 for f in fins if f is not first)
+    assert first["val_finetuned"] == first["rungs"][-1]["val"] and first["steps"] == 9
+    assert first["config"] == r["config"] and r["accuracy"]["val_finetuned"] == first["val_finetuned"]
     # the evolution's choice and its estimate are kept, and it is among the finalists (best in its bucket)
     assert r["evolution_choice"]["val_supernet"] == r["accuracy"]["val_supernet"]
     assert r["evolution_choice"]["config"] in [f["config"] for f in fins]
@@ -68,35 +81,36 @@ def test_two_stage_exports_the_best_finetuned_finalist(ckpt, tmp_path):
     assert m.cfg.to_dict() == r["config"]
     assert accuracy(m, d, m.cfg, "test") == r["accuracy"]["test_standalone"]
     assert accuracy(m, d, m.cfg, "val") == r["accuracy"]["val_finetuned"]
-    assert r["finetune"]["steps"] == 4 and r["finetune"]["wall_seconds"] > 0
+    assert r["finetune"]["steps"] == 9 and r["finetune"]["wall_seconds"] > 0
     log = (tmp_path / "search.log").read_text()
-    assert "finalist 1/" in log and "after 4 fine-tuning steps" in log
+    assert "rung 1/2, finalist 3/3" in log and "rung 2/2, finalist 1/1" in log and "after 9 fine-tuning steps" in log
 
 
-def test_killed_stage_keeps_finished_finalists(ckpt, tmp_path, monkeypatch):
+def test_killed_stage_keeps_finished_runs(ckpt, tmp_path, monkeypatch):
     sn, space = ckpt
-    ref = run_search("2KB", out_dir=tmp_path / "ref", supernet_ckpt=sn, space=space, finalists=3, finetune_steps=4,
-                     **KW)
-    assert len(ref["finalists"]) >= 2
+    kw = dict(supernet_ckpt=sn, space=space, finalists=3, finetune_steps=9, **KW)
+    ref = run_search("2KB", out_dir=tmp_path / "ref", **kw)
+    n = len(ref["finalists"])
+    assert n >= 2
     train, calls = evolve.train_standalone, []
 
-    def dies_on_second(*a, **k):
+    def dies_in_the_last_rung(*a, **k):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == n + 1:
             raise KeyboardInterrupt("killed")
         return train(*a, **k)
 
-    monkeypatch.setattr(evolve, "train_standalone", dies_on_second)
+    monkeypatch.setattr(evolve, "train_standalone", dies_in_the_last_rung)
     with pytest.raises(KeyboardInterrupt):
-        run_search("2KB", out_dir=tmp_path / "o", supernet_ckpt=sn, space=space, finalists=3, finetune_steps=4, **KW)
+        run_search("2KB", out_dir=tmp_path / "o", **kw)
     monkeypatch.setattr(evolve, "train_standalone", train)
-    r = run_search("2KB", out_dir=tmp_path / "o", supernet_ckpt=sn, space=space, finalists=3, finetune_steps=4, **KW)
+    r = run_search("2KB", out_dir=tmp_path / "o", **kw)
     log = (tmp_path / "o" / "search.log").read_text().split("---- resumed ----")[-1]
-    assert log.count("finished before the restart") == 1
-    assert [f["val_finetuned"] for f in r["finalists"]] == [f["val_finetuned"] for f in ref["finalists"]]
+    assert log.count("finished before the restart") == n          # the whole first rung
+    assert [f["rungs"] for f in r["finalists"]] == [f["rungs"] for f in ref["finalists"]]
     assert r["config"] == ref["config"] and r["accuracy"]["test_standalone"] == ref["accuracy"]["test_standalone"]
-    # other fine-tuning settings do not reuse the finished finalists
-    run_search("2KB", out_dir=tmp_path / "o", supernet_ckpt=sn, space=space, finalists=3, finetune_steps=5, **KW)
+    # other fine-tuning settings do not reuse the finished runs
+    run_search("2KB", out_dir=tmp_path / "o", **(kw | {"finetune_steps": 6}))
     assert "finished before" not in (tmp_path / "o" / "search.log").read_text().split("---- resumed ----")[-1]
 
 

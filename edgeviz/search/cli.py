@@ -102,10 +102,11 @@ def add_cli(subparsers) -> None:
                         "training steps, and through the same search + fine-tuning)")
     # No argparse type: run_search checks these, so a bad value is one EdgevizError line.
     s.add_argument("--finalists", metavar="K", default=DEFAULT_FINALISTS,
-                   help=f"after the search, fine-tune K candidates spread over peak SRAM from the supernet and "
-                        f"export the best on val; 0: export the search's choice as is (default {DEFAULT_FINALISTS})")
+                   help=f"after the search, fine-tune K candidates spread over peak SRAM from the supernet by "
+                        f"successive halving (all for S/9 steps, the best third for S/3, the best one for S) and "
+                        f"export the winner; 0: export the search's choice as is (default {DEFAULT_FINALISTS})")
     s.add_argument("--finetune-steps", metavar="S", default=DEFAULT_FINETUNE_STEPS,
-                   help=f"fine-tuning steps per finalist (default {DEFAULT_FINETUNE_STEPS})")
+                   help=f"fine-tuning steps of the winner, the last rung (default {DEFAULT_FINETUNE_STEPS})")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_search)
 

@@ -3,7 +3,7 @@
 ``run_search`` writes into ``out_dir``: subnet.json, model.pt (edgeviz.model.save_model format),
 model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
 search_state.json (the population after each generation, then the fine-tuned finalists' val
-accuracies) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
+accuracies per rung) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
 search started again with the same arguments resumes (supernet training after the last epoch, the
 search after the last generation, the fine-tuning stage after the last finished finalist).
 """
@@ -23,9 +23,10 @@ from edgeviz.errors import EdgevizError
 from edgeviz.atomic import atomic_path, write_json, write_text
 from edgeviz.search.budget import format_size, parse_size
 from edgeviz.search.data import Dataset, load_data
-from edgeviz.search.evolve import (Candidate, Evaluator, Finalist, Judge, evolutionary_search, evolve_space,
-                                   finetune_finalists, gene_summary, mcuformer_formula, pick_finalists,
-                                   production_planner, random_search, train_from_scratch, uniform_baseline)
+from edgeviz.search.evolve import (HALVING_ETA, Candidate, Evaluator, Finalist, Judge, evolutionary_search,
+                                   evolve_space, finetune_finalists, gene_summary, halving_rungs, mcuformer_formula,
+                                   pick_finalists, production_planner, random_search, train_from_scratch,
+                                   uniform_baseline)
 from edgeviz.search.space import SearchSpace, load_space
 from edgeviz.search.supernet import Supernet, export_onnx, export_state_dict
 from edgeviz.search.train import (DEFAULT_BATCH, DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed,
@@ -36,10 +37,11 @@ DEFAULT_GENERATIONS = 10
 # The second stage (see run_search). Measured on digits with the default 7-epoch supernet, over 11
 # finalists of the 320KB and 128KB searches: the Spearman correlation of val accuracy with that of the
 # same subnet trained alone (546 steps) is 0.00 for the supernet's estimate and 0.57 / 0.71 / 0.65 /
-# 0.75 after 50 / 100 / 200 / 400 fine-tuning steps; lr 1e-3 beat 5e-4 and 2e-3 (at 200 steps). 6
-# finalists x 300 steps take 105 s wall (206 CPU s) on 2 cores at 320KB, 70 s at 128KB, most of it
-# for the finalist near the budget; 10 finalists chose the same subnet at 320KB and one as good at 128KB.
-DEFAULT_FINALISTS = 6
+# 0.75 after 50 / 100 / 200 / 400 fine-tuning steps; lr 1e-3 beat 5e-4 and 2e-3 (at 200 steps). So the
+# stage is successive halving: 9 finalists x 33 steps, the best 3 x 100, the best one x 300: 27 s wall
+# on 2 cores at 320KB (6 finalists x 300 steps each took 98 s, 60 of them for the 400-token one, and
+# chose the same subnet); at 128KB it chose a subnet 0.4 points better on test in 22 s.
+DEFAULT_FINALISTS = 9
 DEFAULT_FINETUNE_STEPS = 300
 FINETUNE_LR = 1e-3
 
@@ -189,8 +191,8 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     """Search the space for the most accurate subnet whose planned peak SRAM fits ``budget``.
 
     Two stages: evolution on the supernet's estimates, then ``finalists`` candidates spread over peak
-    SRAM fine-tuned ``finetune_steps`` steps each from the supernet; the best on val is exported
-    (``finalists=0``: the evolution's choice with the supernet's weights, no fine-tuning).
+    SRAM fine-tuned from the supernet by successive halving; the winner, fine-tuned ``finetune_steps``
+    steps, is exported (``finalists=0``: the evolution's choice with the supernet's weights).
 
     ``planner``: callable cfg -> report (.peak_sram .flash .macs .fits); default
     ``edgeviz.compiler.plan_config`` for ``target`` -- the only memory judge in production.
@@ -282,15 +284,15 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     # ---- second stage: fine-tune a short list, choose by val ------------------------------------
     # The supernet's estimates rank subnets badly (they favour its smallest subnets: on digits 0.84 for
     # a 2 KB subnet, 0.43-0.63 for mid-size ones that reach 0.97-0.99 trained alone), so evolution only
-    # proposes: K finalists spread over peak SRAM are fine-tuned S steps each from their inherited
-    # weights and the best on val is exported (MCUFormer also retrains its searched subnet).
+    # proposes: K finalists spread over peak SRAM are fine-tuned from their inherited weights, short
+    # runs first, the best on val for longer (successive halving), and the winner is exported
+    # (MCUFormer also retrains its searched subnet).
     tune = {"batch_size": blob["settings"]["batch_size"], "lr": FINETUNE_LR, "seed": seed}
 
     def two_stage(cands: list[Candidate], what: str, state_path: Path | None = None) -> tuple[Finalist, dict]:
         t, c = time.perf_counter(), time.process_time()
-        fins = finetune_finalists(net, pick_finalists(cands, finalists), d, finetune_steps, **tune,
-                                  state_path=state_path, log=lambda m: log(f"{what}: {m}"))
-        pick = max(fins, key=lambda f: (f.val, -f.cand.peak_sram))
+        fins, pick = finetune_finalists(net, pick_finalists(cands, finalists), d, finetune_steps, **tune,
+                                        state_path=state_path, log=lambda m: log(f"{what}: {m}"))
         return pick, {"summary": gene_summary(pick.cand.cfg), "config": pick.cand.cfg.to_dict(),
                       "peak_sram": pick.cand.peak_sram, "val_supernet": pick.cand.acc, "val": pick.val,
                       "test": accuracy(pick.model, d, pick.cand.cfg, "test"),
@@ -303,8 +305,9 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     if finalists:
         pick, stage = two_stage(res.evaluated, "fine-tune", out / "search_state.json")
         chosen, model, test_acc = pick.cand, pick.model, stage["test"]
-        log(f"fine-tune: {len(stage['finalists'])} finalists x {finetune_steps} steps in {stage['wall_seconds']:.1f} s "
-            f"({stage['cpu_seconds']:.0f} CPU s); best on val: {stage['summary']} ({pick.val:.4f})")
+        log(f"fine-tune: {len(stage['finalists'])} finalists, successive halving up to {finetune_steps} steps in "
+            f"{stage['wall_seconds']:.1f} s ({stage['cpu_seconds']:.0f} CPU s); winner: {stage['summary']} "
+            f"(val {pick.val:.4f})")
     else:
         chosen, model, test_acc = best, net.extract(best.cfg), evo_test
 
@@ -326,7 +329,9 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         "evolution_choice": {"summary": gene_summary(best.cfg), "config": best.cfg.to_dict(),
                              "peak_sram": best.peak_sram, "val_supernet": best.acc, "test_supernet": evo_test},
         "finalists": stage["finalists"] if stage else [],
-        "finetune": {"finalists": finalists, "steps": finetune_steps, **tune,
+        "finetune": {"finalists": finalists, "steps": finetune_steps, **tune, "eta": HALVING_ETA,
+                     "rungs": [{"finalists": n, "steps": st} for n, st in halving_rungs(finalists, finetune_steps)]
+                     if finalists else [],
                      "wall_seconds": stage["wall_seconds"] if stage else 0.0,
                      "cpu_seconds": stage["cpu_seconds"] if stage else 0.0},
         "data": d.info(), "supernet": train_info | {"steps": steps_trained},
@@ -340,7 +345,7 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         # schedule and seed) as the exported subnet got in all: the supernet's steps (each trains 4
         # subnets on one batch, the sandwich rule) plus the S fine-tuning steps. The architecture-only
         # comparison is "uniform_two_stage": the same two stages (evolution on the same supernet, K
-        # finalists fine-tuned S steps) confined to uniform, full-rank ViTs.
+        # finalists through the same halving) confined to uniform, full-rank ViTs.
         total_steps = steps_trained + (finetune_steps if finalists else 0)
         rs = random_search(sp, judge, evaluator, res.evaluations, seed=seed + 1)
         all_cands += rs.evaluated
