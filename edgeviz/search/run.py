@@ -2,10 +2,10 @@
 
 ``run_search`` writes into ``out_dir``: subnet.json, model.pt (edgeviz.model.save_model format),
 model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
-search_state.json (the population after each generation, then the fine-tuned finalists' val
-accuracies per rung) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
+search_state.json (the population after each generation, then the finalists' val accuracies per
+fine-tuning run) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
 search started again with the same arguments resumes (supernet training after the last epoch, the
-search after the last generation, the fine-tuning stage after the last finished finalist).
+search after the last generation, the fine-tuning stage after the last finished run).
 """
 from __future__ import annotations
 
