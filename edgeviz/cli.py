@@ -20,10 +20,11 @@ def _switches(a) -> Switches:
     from .project import default_switches
     if a.no_fuse and a.qkv_split:
         raise EdgevizError("--qkv-split is part of operator integration; it cannot be combined with --no-fuse")
-    split = default_switches(a.target).split_qkv if a.qkv_split is None else a.qkv_split
+    default = default_switches(a.target)
+    split = default.split_qkv if a.qkv_split is None else a.qkv_split
     split = split and not a.no_fuse
     return Switches(fuse=not a.no_fuse, patch_decompose=not a.no_patch_decompose,
-                    token_overwrite=not a.no_token_overwrite, split_qkv=split)
+                    token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank)
 
 
 def _switch_line(sw: dict) -> str:

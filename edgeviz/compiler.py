@@ -96,8 +96,9 @@ def graph_macs(g: Graph) -> int:
     return sum(OPS[n.op].macs(n, g) for n in g.nodes)
 
 
-def graph_flash(g: Graph) -> int:
-    return sum(OPS[n.op].flash_bytes(n) for n in g.nodes)
+def graph_flash(g: Graph, s: Schedule | None = None) -> int:
+    """Constant bytes of a graph; with its schedule, plus the zero weights the schedule padded in."""
+    return sum(OPS[n.op].flash_bytes(n) for n in g.nodes) + (s.pad_bytes if s is not None else 0)
 
 
 def check_fit(p: Plan, s: Schedule, t: Target, weights: int, sram_budget: int | None = None,
@@ -138,7 +139,7 @@ def plan_config(cfg: ViTConfig, target: str | Target = "stm32f746", switches: Sw
     quantize(g, None)
     s = schedule(g, switches)
     p = plan(s, t)
-    weights = graph_flash(g)
+    weights = graph_flash(g, s)
     why = check_fit(p, s, t, weights, sram_budget, flash_budget)
     return MemoryReport(p.peak, p.banks, weights + t.code_bytes, graph_macs(s.graph), p.lower_bound, not why, why)
 
@@ -163,7 +164,7 @@ def compile_graph(g: Graph, calib: np.ndarray, target: str | Target, switches: S
         # sizes do not depend on calibration: refuse a model that cannot fit before calibrating it
         quantize(g, None)
         s = schedule(g, switches)
-        why = check_fit(plan(s, t), s, t, graph_flash(g))
+        why = check_fit(plan(s, t), s, t, graph_flash(g, s))
         if why:
             raise EdgevizError(f"model does not fit {t.name}: {why}")
     quantize(g, calib)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .ir import Graph, Node
 from .ops import OPS
 
@@ -32,6 +34,9 @@ class Switches:
     # part of operator integration: keep only K and V for all tokens, compute each query row on the
     # fly (its LayerNorm recomputed per row), so [N, 3E] qkv never exists. Off for the FPGA backend.
     split_qkv: bool = True
+    # round low-rank ranks up to the MCU linear kernel's stride with zero weights (_pad_rank). Off
+    # for the FPGA backend, whose templates take any width.
+    pad_rank: bool = True
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -62,6 +67,7 @@ class Schedule:
     graph: Graph
     steps: list[Step]
     switches: Switches
+    pad_bytes: int = 0                   # constant bytes _pad_rank added (zero weights, their requant)
 
 
 def _clone(g: Graph) -> Graph:
@@ -144,6 +150,38 @@ def _split_qkv(g: Graph) -> None:
         split = Node("attention_split", att.name, [q.name, kv.name], list(att.outputs), att.attrs, att.qattrs)
         i = g.nodes.index(att)
         g.nodes[i:i + 1] = copies + [q_lin, split]
+
+
+# The MCU linear kernel's fast path (ev_linear.c, path S) streams inputs 16 at a time. A low-rank
+# layer's second factor reads the rank r, which rarely is a multiple of 16 and then falls to the
+# slower paths: measured on the emulator, 5 x 25 -> 192 ran at 0.29 MACs/instruction.
+RANK_ALIGN = 16
+
+
+def _pad_rank(g: Graph) -> int:
+    """Round up the width r of a tensor that a linear writes and only linears read (a low-rank pair's
+    rank) to a multiple of RANK_ALIGN: the writer gets zero weight rows and zero bias, each reader zero
+    weight columns. The added channels are exactly 0 (symmetric int8: a zero sum requantises to 0) and
+    add 0 to every reader's sum: same bits, more (but faster) MACs. Returns the constant bytes added."""
+    added = 0
+    for first in [n for n in g.nodes if n.op == "linear"]:
+        t = g.tensors[first.outputs[0]]
+        readers = g.consumers(t.name)
+        pad = -t.channels % RANK_ALIGN
+        if (not pad or t.rows < 4 or "lut" in first.qattrs or t.name in g.outputs or not readers
+                or any(r.op != "linear" for r in readers)):
+            continue
+        q = first.qattrs
+        before = sum(v.nbytes for v in q.values() if isinstance(v, np.ndarray))
+        first.qattrs = {**q, "w": np.pad(q["w"], ((0, pad), (0, 0))), "bias": np.pad(q["bias"], (0, pad)),
+                        "mult": np.pad(q["mult"], (0, pad), mode="edge"),
+                        "shift": np.pad(q["shift"], (0, pad), mode="edge")}
+        added += sum(v.nbytes for v in first.qattrs.values() if isinstance(v, np.ndarray)) - before
+        for r in readers:
+            added += r.qattrs["w"].shape[0] * pad
+            r.qattrs = {**r.qattrs, "w": np.pad(r.qattrs["w"], ((0, 0), (0, pad)))}
+        t.shape = t.shape[:-1] + (t.channels + pad,)
+    return added
 
 
 ATTENTION_READERS = ("attention", "attention_split", "attn_scores", "attn_av")
@@ -238,8 +276,12 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
 
 def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     g = _clone(qgraph)
+    pad_bytes = 0
     if switches.fuse:
         _fold_gelu(g)
+    if switches.pad_rank:
+        pad_bytes = _pad_rank(g)
+    if switches.fuse:
         if switches.split_qkv:
             _split_qkv(g)
     else:
@@ -250,4 +292,4 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     steps = _chains(g, switches.fuse)
     if switches.token_overwrite:
         _overwrite_tokens(g, steps)
-    return Schedule(g, steps, switches)
+    return Schedule(g, steps, switches, pad_bytes)

@@ -271,7 +271,7 @@ def analyze(model: str | Path, target: str = "stm32f746", switches: Switches | N
                        "output": st.output, "overwrites": st.alias})
     from .compiler import check_fit
     return {"target": tgt.name, "macs": graph_macs(s.graph), "params": sum(l["params"] for l in layers),
-            "flash": graph_flash(g) + tgt.code_bytes, "weights_bytes": graph_flash(g),
+            "flash": graph_flash(g, s) + tgt.code_bytes, "weights_bytes": graph_flash(g, s),
             "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
-            "fits": not check_fit(p, s, tgt, graph_flash(g)), "why": check_fit(p, s, tgt, graph_flash(g)),
+            "fits": not check_fit(p, s, tgt, graph_flash(g, s)), "why": check_fit(p, s, tgt, graph_flash(g, s)),
             "switches": dict(switches.__dict__), "layers": layers}

@@ -19,9 +19,9 @@ CONFIGS = {
 }
 
 
-def make(name: str, seed: int = 0) -> ViT:
+def make(name: str | ViTConfig, seed: int = 0) -> ViT:
     torch.manual_seed(seed)
-    m = ViT(CONFIGS[name]).eval()
+    m = ViT(CONFIGS[name] if isinstance(name, str) else name).eval()
     # pull the position embedding and cls token out of their tiny init so they matter
     with torch.no_grad():
         m.pos_embed.normal_(0, 0.3)

@@ -7,7 +7,8 @@ from models import CONFIGS, inputs, make
 from edgeviz.build import HostModel, build_host_library, write_model_sources
 from edgeviz.compiler import compile_graph, graph_from_vit, plan_config
 from edgeviz.frontend import import_torch
-from edgeviz.passes import V_T_MIN_TOKENS, Switches, schedule
+from edgeviz.model import ViTConfig
+from edgeviz.passes import RANK_ALIGN, V_T_MIN_TOKENS, Switches, schedule
 from edgeviz.planner import plan
 from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
 from edgeviz.targets import load_target
@@ -87,6 +88,34 @@ def test_every_schedule_gives_the_same_bits(sw, tmp_path):
     c = compile_graph(graph_from_vit(m), x, "stm32f746", sw)
     host = _host(c, tmp_path)
     for xi in x:
+        xq = quantize_image(c.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+# Ranks that are no multiple of the kernel's stride: 64 x 0.4 -> 26; 40 x 0.7 -> 28, 40 x 0.9 -> 36.
+ODD_RANKS = [ViTConfig(img_size=16, patch=8, embed=64, heads=4, depth=1, rank_ratios=(0.4,)),
+             ViTConfig(img_size=24, patch=4, embed=40, heads=2, depth=2, mlp_ratio=3.0, rank_ratios=(0.7, 0.9))]
+
+
+@pytest.mark.parametrize("sw", [Switches(), Switches(pad_rank=False), Switches(False, False, False),
+                                Switches(split_qkv=False)], ids=lambda s: s.label())
+@pytest.mark.parametrize("k", range(len(ODD_RANKS)))
+def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
+    """passes._pad_rank widens every low-rank pair's rank to RANK_ALIGN with zero weights: the C gives
+    the reference's bits, and the planner's flash counts the padded constants the C holds."""
+    need("gcc")
+    cfg = ODD_RANKS[k]
+    m = make(cfg, seed=k)
+    x = inputs(cfg, 8, seed=k)
+    c = compile_graph(graph_from_vit(m), x[:4], "stm32f746", sw)
+    g = c.schedule.graph
+    ranks = [g.tensors[n.outputs[0]].channels for n in g.nodes
+             if n.op == "linear" and "lut" not in n.qattrs and g.consumers(n.outputs[0])
+             and all(r.op == "linear" for r in g.consumers(n.outputs[0]))]
+    assert ranks and all((r % RANK_ALIGN == 0) == sw.pad_rank for r in ranks), ranks
+    assert plan_config(cfg, "stm32f746", sw).flash == c.info["weights_bytes"] + c.target.code_bytes
+    host = _host(c, tmp_path)
+    for xi in np.concatenate([x, 3 * x[:2]]):
         xq = quantize_image(c.graph, xi)
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
 

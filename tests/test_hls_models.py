@@ -144,8 +144,8 @@ def test_token_overwriting_saves_buffer_bram(name):
 
 
 def test_fpga_switch_checks():
-    """build/analyze accept every switch on or off (the qkv split off by default on the FPGA, on by default
-    on the MCU); a schedule with an op that has no template is a one-line user error."""
+    """build/analyze accept every switch on or off (the qkv split and rank padding off by default on the
+    FPGA, on by default on the MCU); a schedule with an op that has no template is a one-line user error."""
     import dataclasses
 
     from edgeviz.errors import EdgevizError
@@ -159,12 +159,12 @@ def test_fpga_switch_checks():
         assert all(getattr(sw, k) == v for k, v in kw.items())
         assert sw.split_qkv == kw.get("split_qkv", True)
         assert {f.name for f in dataclasses.fields(sw)} == {f.name for f in dataclasses.fields(Switches())}
-    assert _check_switches(None) == Switches(split_qkv=False)      # the FPGA default
+    assert _check_switches(None) == Switches(split_qkv=False, pad_rank=False)      # the FPGA default
     from edgeviz.hls.generate import fpga_switches
     from edgeviz.project import default_switches
-    assert default_switches("zcu102") == fpga_switches() == Switches(split_qkv=False)
-    assert default_switches("stm32f746") == Switches()                # the MCU default keeps the split
-    assert fpga_switches(token_overwrite=False) == Switches(token_overwrite=False, split_qkv=False)
+    assert default_switches("zcu102") == fpga_switches() == Switches(split_qkv=False, pad_rank=False)
+    assert default_switches("stm32f746") == Switches()      # the MCU default keeps the split and pads ranks
+    assert fpga_switches(token_overwrite=False) == Switches(token_overwrite=False, split_qkv=False, pad_rank=False)
     from types import SimpleNamespace
 
     from edgeviz.hls.generate import _check_ops

@@ -63,7 +63,8 @@ ATTENTION_OPS = ("attention", "attention_split", "attn_scores", "attn_av")   # s
 
 def fpga_switches(switches=None, **changes):
     """The schedule switches the FPGA backend builds with: the given ones, else the FPGA default (every
-    technique on except the qkv split), with `changes` (Switches fields) applied on top.
+    technique on except the qkv split and the MCU kernel's rank padding), with `changes` (Switches
+    fields) applied on top.
 
     The qkv split is off by default here, unlike on the MCU: it saves activation BRAM (x + K + V instead
     of x + [N, 3E] qkv) but adds a second LayerNorm / q datapath per block, so total BRAM is no lower and
@@ -71,7 +72,7 @@ def fpga_switches(switches=None, **changes):
     split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
     from edgeviz.passes import Switches
 
-    base = Switches(split_qkv=False) if switches is None else switches
+    base = Switches(split_qkv=False, pad_rank=False) if switches is None else switches
     return dataclasses.replace(base, **changes) if changes else base
 
 
