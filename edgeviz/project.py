@@ -12,11 +12,11 @@ import numpy as np
 from .atomic import staged_dir
 from .build import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
                     write_model_sources)
-from .compiler import Compiled, compile_graph, graph_flash, graph_macs
+from .compiler import Compiled, compile_graph, graph_flash, graph_macs, schedule_plan
 from .errors import EdgevizError
 from .ir import Graph
-from .passes import Switches, schedule
-from .planner import plan, plot_timeline
+from .passes import Switches
+from .planner import plot_timeline
 from .quantize import quantize, quantize_image, run_int8
 from .runner.firmware import build_firmware
 from .targets import load_target
@@ -259,8 +259,8 @@ def analyze(model: str | Path, target: str = "stm32f746", switches: Switches | N
     switches = Switches() if switches is None else switches
     g, _ = load_graph(model)
     quantize(g, None)          # sizes only: ranges do not change any byte count
-    s = schedule(g, switches)
-    p = plan(s, tgt)
+    s, p = schedule_plan(g, switches, tgt)
+    switches = s.switches
     from .ops import OPS
     layers = []
     for k, st in enumerate(s.steps):

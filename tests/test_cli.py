@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import need
-from models import CONFIGS, make
+from models import make
 
 from edgeviz.cli import main
 from edgeviz.model import ViT, ViTConfig, save_model

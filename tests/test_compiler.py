@@ -107,7 +107,8 @@ def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
     cfg = ODD_RANKS[k]
     m = make(cfg, seed=k)
     x = inputs(cfg, 8, seed=k)
-    c = compile_graph(graph_from_vit(m), x[:4], "stm32f746", sw)
+    c = compile_graph(graph_from_vit(m), x[:4], "stm32f746", sw, exact_switches=True)
+    assert c.schedule.switches == sw
     g = c.schedule.graph
     ranks = [g.tensors[n.outputs[0]].channels for n in g.nodes
              if n.op == "linear" and "lut" not in n.qattrs and g.consumers(n.outputs[0])
@@ -118,6 +119,23 @@ def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
     for xi in np.concatenate([x, 3 * x[:2]]):
         xq = quantize_image(c.graph, xi)
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+@pytest.mark.parametrize("name,fused", [("five-tokens", False), ("cls-lowrank", True), ("odd-1head", True)])
+def test_fusion_only_where_it_lowers_the_peak(name, fused):
+    """Few tokens: the chains' row blocks hold more than whole tensors, so the build runs unfused; the
+    search's oracle (plan_config) judges the same schedule."""
+    m = make(name)
+    x = inputs(m.cfg, 2)
+    t = load_target("stm32f746")
+    c = compile_graph(graph_from_vit(m), x, t)
+    g = c.graph
+    peaks = {sw.fuse: plan(schedule(g, sw), t).peak for sw in (Switches(), Switches(fuse=False, split_qkv=False))}
+    assert c.schedule.switches.fuse is fused and c.schedule.switches.split_qkv is fused
+    assert c.plan.peak == min(peaks.values()) == plan_config(m.cfg).peak_sram
+    assert (peaks[False] < peaks[True]) is not fused
+    forced = compile_graph(graph_from_vit(m), x, t, exact_switches=True)
+    assert forced.schedule.switches == Switches() and forced.plan.peak == peaks[True]
 
 
 @pytest.mark.parametrize("name,transposed", [("five-tokens", False), ("cls-lowrank", True), ("mean-3heads", True)])

@@ -12,15 +12,21 @@ from edgeviz.project import write_project
 from edgeviz.quantize import quantize_image, run_int8
 
 
+# every model as built, and five-tokens also with the fused schedule its build skips (few tokens plan
+# smaller unfused) but a larger MLP would take
+CASES = [(name, False) for name in sorted(CONFIGS)] + [("five-tokens", True)]
+
+
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
+@pytest.mark.parametrize("name,fused", CASES, ids=lambda v: v if isinstance(v, str) else ("forced-fused" if v else "as-built"))
+def test_firmware_on_qemu_is_bit_exact(name, fused, tmp_path):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
     from edgeviz.runner import api
     m = make(name, seed=5)
     x = inputs(m.cfg, 10, seed=7)
-    c = compile_graph(graph_from_vit(m), x[:6], "mps2-an500")
+    c = compile_graph(graph_from_vit(m), x[:6], "mps2-an500", exact_switches=fused)
+    assert c.schedule.switches.fuse or not fused
     out = tmp_path / "build"
     write_project(c, out, name, x)
     meta = json.loads((out / "build.json").read_text())
