@@ -1,7 +1,7 @@
 """The compiler pipeline as a Python API: model -> IR -> int8 -> schedule -> plan -> C.
 
-`plan_config` is the memory oracle the search uses; `compile_model` is what `edgeviz build` runs.
-Both go through the same schedule() and plan() calls, so a searched budget is the linked arena.
+`plan_config` is the memory oracle the search uses; `compile_graph` is what `edgeviz build` runs.
+Both go through the same schedule_plan() call, so a searched budget is the linked arena.
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def check_fit(p: Plan, s: Schedule, t: Target, weights: int, sram_budget: int | 
 def schedule_plan(g: Graph, switches: Switches, t: Target, exact: bool = False) -> tuple[Schedule, Plan]:
     """The schedule an MCU build runs, and its plan. Operator integration stays on only where it lowers
     the peak: with a handful of tokens its row blocks, and the qkv split's per-row recomputation, hold
-    more than whole tensors do (the 5-token digits subnet: 2,264 B fused against 1,704 B unfused, and
+    more than whole tensors do (a 5-token digits subnet: 2,264 B fused against 1,704 B unfused, and
     25% more instructions), so a fused request runs unfused when that plans smaller (``exact``: never).
     The schedule records the switches that ran."""
     s = schedule(g, switches)

@@ -8,6 +8,8 @@
   [patches, C*p*p] is materialised first.
 - token overwriting: a step writes its output rows over an input that dies at that step, when each
   output row is written only after the rows it overwrites were read.
+Two C-layout passes change no byte of any value either: rank padding (zero weights up to the MCU
+kernel's stride) and V^T (attention's V stored transposed).
 """
 from __future__ import annotations
 
@@ -279,6 +281,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     pad_bytes = 0
     if switches.fuse:
         _fold_gelu(g)
+    # after the GELU fold (a table-epilogue writer is never padded), before the qkv split copies the
+    # low-rank V factor
     if switches.pad_rank:
         pad_bytes = _pad_rank(g)
     if switches.fuse:

@@ -1,0 +1,110 @@
+"""Does the built-in data reward memory? Uniform, full-rank ViTs of the default search space trained
+alone, from scratch, for as many steps as the search's baselines get (546 supernet + 300 fine-tuning =
+846), across the space's token grids (embed fixed) and embed dims (token grid fixed), with the
+planner's peak SRAM for each. A memory budget can only change the chosen subnet if accuracy still
+grows where the budget cuts; this measures where it stops growing on digits.
+
+    .venv/bin/python bench/bench_capacity.py [--steps 846] [--seeds 0,1] [--max-tokens N] [--sweeps tokens,embed]
+
+Writes results/capacity.json after every configuration; a rerun with the same steps and seeds reuses
+the configurations it holds (the 257- and 401-token ones take 10-25 minutes each on one core).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.compiler import plan_config  # noqa: E402
+from edgeviz.search.budget import format_size  # noqa: E402
+from edgeviz.search.data import load_data  # noqa: E402
+from edgeviz.search.evolve import train_from_scratch  # noqa: E402
+from edgeviz.search.space import load_space  # noqa: E402
+from edgeviz.search.train import accuracy  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def sweep(space, embed: int, grid: tuple[int, int]) -> list:
+    """(sweep name, config): every token grid at ``embed``, every embed at token grid ``grid``."""
+    depth, mlp = max(space.depth), min(space.mlp_ratio)
+
+    def cfg(r, p, e):
+        h = max(h for h in space.heads if e % h == 0)
+        return space.config(img_size=r, patch=p, embed=e, depth=depth, heads=h, mlp_ratio=mlp,
+                            rank_ratios=(1.0,) * depth)
+
+    pairs = sorted(space.res_patch_pairs(), key=lambda rp: ((rp[0] // rp[1]) ** 2, rp[0]))
+    seen, out = set(), []
+    for r, p in pairs:
+        if (r // p) not in seen:                   # one resolution per token grid: the smallest
+            seen.add(r // p)
+            out.append(("tokens", cfg(r, p, embed)))
+    out += [("embed", cfg(*grid, e)) for e in space.embed if e != embed]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=846)
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--embed", type=int, default=128, help="embed dim of the token-grid sweep")
+    ap.add_argument("--grid", default="16,4", help="resolution,patch of the embed sweep (17 tokens)")
+    ap.add_argument("--max-tokens", type=int, default=0, help="skip token grids above this (0: none)")
+    ap.add_argument("--sweeps", default="tokens,embed")
+    a = ap.parse_args(argv)
+    space = load_space(None)
+    data = load_data(None, base=max(space.img_size))
+    space = space.with_data(data.in_chans, data.num_classes)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    old = json.loads((RESULTS / "capacity.json").read_text()) if (RESULTS / "capacity.json").exists() else {}
+    done = {(r["sweep"], r["img_size"], r["patch"], r["embed"]): r for r in old.get("rows", [])
+            if old.get("steps") == a.steps and old.get("seeds") == seeds}
+    rows = []
+
+    def save(rows):
+        write_text(RESULTS / "capacity.json", json.dumps({"steps": a.steps, "seeds": seeds, "rows": rows,
+                                                           "when": time.strftime("%Y-%m-%d")}, indent=1))
+
+    for what, cfg in sweep(space, a.embed, tuple(int(v) for v in a.grid.split(","))):
+        if what not in a.sweeps.split(",") or (a.max_tokens and cfg.num_tokens > a.max_tokens):
+            continue
+        key = (what, cfg.img_size, cfg.patch, cfg.embed)
+        if key in done:
+            rows.append(done[key] | {"peak_sram": plan_config(cfg).peak_sram})    # today's planner
+            print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d}: peak "
+                  f"{format_size(rows[-1]['peak_sram']):>9s}  val {done[key]['val']:.3f}  test "
+                  f"{done[key]['test']:.3f} (measured before)", flush=True)
+            continue
+        peak = plan_config(cfg).peak_sram
+        vals, tests, secs = [], [], 0.0
+        for seed in seeds:
+            model, s = train_from_scratch(cfg, data, a.steps, seed=seed)
+            vals.append(accuracy(model, data, cfg, "val"))
+            tests.append(accuracy(model, data, cfg, "test"))
+            secs += s
+        rows.append({"sweep": what, "img_size": cfg.img_size, "patch": cfg.patch, "tokens": cfg.num_tokens,
+                     "embed": cfg.embed, "depth": cfg.depth, "peak_sram": peak, "val": float(np.mean(vals)),
+                     "test": float(np.mean(tests)), "test_per_seed": tests, "train_seconds": secs})
+        print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d}: peak "
+              f"{format_size(peak):>9s}  val {rows[-1]['val']:.3f}  test {rows[-1]['test']:.3f} "
+              f"({' '.join(f'{t:.3f}' for t in tests)})  {secs:.0f} s", flush=True)
+        save(rows)
+    save(rows)
+    best = max(rows, key=lambda r: r["test"])
+    print(f"best: {best['tokens']} tokens x {best['embed']} ({format_size(best['peak_sram'])}), test {best['test']:.3f}; "
+          f"best above 32 KB: {max((r['test'] for r in rows if r['peak_sram'] > 32 * 1024), default=float('nan')):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    sys.exit(main())
