@@ -27,10 +27,12 @@ def _switches(a) -> Switches:
                     token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank)
 
 
-def _switch_line(sw: dict) -> str:
+def _switch_line(r: dict) -> str:
+    """The switches a build or analysis ran with, and why they differ from the flags if they do."""
     names = {"split_qkv": "qkv-split"}
-    return "switches: " + ", ".join(f"{names.get(k, k.replace('_', '-'))} {'on' if v else 'off'}"
-                                    for k, v in sw.items())
+    line = "switches: " + ", ".join(f"{names.get(k, k.replace('_', '-'))} {'on' if v else 'off'}"
+                                    for k, v in r["switches"].items())
+    return line + (f" ({r['schedule_note']})" if r.get("schedule_note") else "")
 
 
 @contextlib.contextmanager
@@ -63,7 +65,7 @@ def cmd_build(a) -> int:
     if a.json:
         print(json.dumps({k: s.get(k) for k in ("target", "model_id", "peak_sram", "peak_sram_banks", "lower_bound_bytes",
                                                 "flash_estimate", "elf_flash_bytes", "macs", "accuracy", "elf",
-                                                "switches", "build_seconds")}
+                                                "switches", "schedule_note", "build_seconds")}
                          | {"plan": os.path.join(a.out, "plan.json")}))
     else:
         acc = s.get("accuracy")
@@ -72,6 +74,7 @@ def cmd_build(a) -> int:
               f"flash {s.get('elf_flash_bytes', s['flash_estimate']):,} B, {s['macs']:,} MACs"
               + (f", top-1 float {acc['float_top1']:.3f} / int8 {acc['int8_top1']:.3f}" if acc else "")
               + f", {s['build_seconds']} s")
+        print(_switch_line(s))
     return 0
 
 
@@ -83,7 +86,7 @@ def cmd_analyze(a) -> int:
         return 0
     if r.get("kind") == "fpga":
         print(r["report"])
-        print(_switch_line(r["switches"]))
+        print(_switch_line(r))
         return 0
     from rich.console import Console
     from rich.table import Table
@@ -96,7 +99,7 @@ def cmd_analyze(a) -> int:
     Console().print(tab)
     print(f"total: {r['macs']:,} MACs, {r['params']:,} params, flash {r['flash']:,} B, peak SRAM {r['peak_sram']:,} B "
           f"(lower bound {r['lower_bound_bytes']:,} B) -> {'fits' if r['fits'] else 'does NOT fit: ' + r['why']}")
-    print(_switch_line(r["switches"]))
+    print(_switch_line(r))
     return 0
 
 

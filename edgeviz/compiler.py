@@ -137,6 +137,7 @@ def schedule_plan(g: Graph, switches: Switches, t: Target, exact: bool = False) 
         s_off = schedule(g, replace(switches, fuse=False, split_qkv=False))
         p_off = plan(s_off, t)
         if p_off.peak < p.peak:
+            s_off.note = f"operator integration off: {p_off.peak:,} B unfused against {p.peak:,} B fused"
             return s_off, p_off
     return s, p
 

@@ -70,6 +70,7 @@ class Schedule:
     steps: list[Step]
     switches: Switches
     pad_bytes: int = 0                   # constant bytes _pad_rank added (zero weights, their requant)
+    note: str = ""                       # why the switches differ from the ones asked for
 
 
 def _clone(g: Graph) -> Graph:

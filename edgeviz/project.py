@@ -226,7 +226,8 @@ def _summary(c: Compiled, tgt, model: str, acc, switches: Switches) -> dict:
         "arena_bytes": c.plan.peak, "peak_sram": c.plan.peak, "peak_sram_banks": c.plan.banks,
         "lower_bound_bytes": c.plan.lower_bound, "weights_bytes": c.info["weights_bytes"],
         "flash_estimate": c.info["weights_bytes"] + tgt.code_bytes, "macs": c.info["macs"],
-        "layers": list(c.plan.steps), "switches": dict(switches.__dict__), "accuracy": acc,
+        "layers": list(c.plan.steps), "switches": dict(switches.__dict__), "schedule_note": c.schedule.note,
+        "accuracy": acc,
         "plan": "plan.json", "memory_png": "memory.png",
     }
 
@@ -274,4 +275,4 @@ def analyze(model: str | Path, target: str = "stm32f746", switches: Switches | N
             "flash": graph_flash(g, s) + tgt.code_bytes, "weights_bytes": graph_flash(g, s),
             "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
             "fits": not check_fit(p, s, tgt, graph_flash(g, s)), "why": check_fit(p, s, tgt, graph_flash(g, s)),
-            "switches": dict(switches.__dict__), "layers": layers}
+            "switches": dict(switches.__dict__), "schedule_note": s.note, "layers": layers}

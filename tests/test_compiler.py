@@ -134,6 +134,7 @@ def test_fusion_only_where_it_lowers_the_peak(name, fused):
     assert c.schedule.switches.fuse is fused and c.schedule.switches.split_qkv is fused
     assert c.plan.peak == min(peaks.values()) == plan_config(m.cfg).peak_sram
     assert (peaks[False] < peaks[True]) is not fused
+    assert bool(c.schedule.note) is not fused and (fused or f"{peaks[True]:,} B fused" in c.schedule.note)
     forced = compile_graph(graph_from_vit(m), x, t, exact_switches=True)
     assert forced.schedule.switches == Switches() and forced.plan.peak == peaks[True]
 
