@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -112,10 +113,14 @@ class Attention(nn.Module):
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = (q @ k.transpose(-2, -1)) * self.scale
-        attn = attn.softmax(dim=-1)
-        x = (attn @ v).transpose(1, 2).reshape(b, n, c)
-        return self.proj(x)
+        if self.training:
+            # training only (the search's fine-tuning and baselines): 1.9x faster forward + backward on
+            # CPU at 401 tokens. Evaluation and export keep the written-out form: it is the graph
+            # torch.export hands to TVM and edgeviz's frontend reads (matmul, softmax, matmul).
+            x = F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        else:
+            x = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1) @ v
+        return self.proj(x.transpose(1, 2).reshape(b, n, c))
 
 
 class Block(nn.Module):
