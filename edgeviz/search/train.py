@@ -36,7 +36,7 @@ from edgeviz.search.space import SearchSpace
 from edgeviz.search.supernet import Supernet
 
 CKPT_FORMAT = "edgeviz-supernet-train/2"
-DEFAULT_EPOCHS = 7        # 60-85 s each on 2 quiet cores: the default search finishes in ~11 min
+DEFAULT_EPOCHS = 7        # 60-85 s each on 2 quiet cores: the default search finishes in ~10 min
 # Measured on a small digits space (6 epochs): batch 16 at 1e-3 gives the smallest subnet 0.93 val
 # accuracy against 0.78 at batch 32 / 5e-4 (twice the steps for the same images, each larger).
 DEFAULT_LR = 1e-3
