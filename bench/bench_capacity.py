@@ -52,6 +52,19 @@ def sweep(space, embed: int, grid: tuple[int, int]) -> list:
     return out
 
 
+def train_row(what: str, cfg, data, steps: int, seeds: list[int]) -> dict:
+    """Train ``cfg`` from scratch once per seed; mean val / test accuracy."""
+    vals, tests, secs = [], [], 0.0
+    for seed in seeds:
+        model, s = train_from_scratch(cfg, data, steps, seed=seed)
+        vals.append(accuracy(model, data, cfg, "val"))
+        tests.append(accuracy(model, data, cfg, "test"))
+        secs += s
+    return {"sweep": what, "img_size": cfg.img_size, "patch": cfg.patch, "tokens": cfg.num_tokens,
+            "embed": cfg.embed, "depth": cfg.depth, "val": float(np.mean(vals)), "test": float(np.mean(tests)),
+            "test_per_seed": tests, "train_seconds": secs}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=846)
@@ -68,37 +81,22 @@ def main(argv=None) -> int:
     old = json.loads((RESULTS / "capacity.json").read_text()) if (RESULTS / "capacity.json").exists() else {}
     done = {(r["sweep"], r["img_size"], r["patch"], r["embed"]): r for r in old.get("rows", [])
             if old.get("steps") == a.steps and old.get("seeds") == seeds}
+    kept = dict(done)           # the file keeps rows this run's --sweeps / --max-tokens leave out
     rows = []
-
-    def save(rows):
-        write_text(RESULTS / "capacity.json", json.dumps({"steps": a.steps, "seeds": seeds, "rows": rows,
-                                                           "when": time.strftime("%Y-%m-%d")}, indent=1))
-
     for what, cfg in sweep(space, a.embed, tuple(int(v) for v in a.grid.split(","))):
         if what not in a.sweeps.split(",") or (a.max_tokens and cfg.num_tokens > a.max_tokens):
             continue
         key = (what, cfg.img_size, cfg.patch, cfg.embed)
-        if key in done:
-            rows.append(done[key] | {"peak_sram": plan_config(cfg).peak_sram})    # today's planner
-            print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d}: peak "
-                  f"{format_size(rows[-1]['peak_sram']):>9s}  val {done[key]['val']:.3f}  test "
-                  f"{done[key]['test']:.3f} (measured before)", flush=True)
-            continue
-        peak = plan_config(cfg).peak_sram
-        vals, tests, secs = [], [], 0.0
-        for seed in seeds:
-            model, s = train_from_scratch(cfg, data, a.steps, seed=seed)
-            vals.append(accuracy(model, data, cfg, "val"))
-            tests.append(accuracy(model, data, cfg, "test"))
-            secs += s
-        rows.append({"sweep": what, "img_size": cfg.img_size, "patch": cfg.patch, "tokens": cfg.num_tokens,
-                     "embed": cfg.embed, "depth": cfg.depth, "peak_sram": peak, "val": float(np.mean(vals)),
-                     "test": float(np.mean(tests)), "test_per_seed": tests, "train_seconds": secs})
+        row = done.get(key) or train_row(what, cfg, data, a.steps, seeds)
+        row = row | {"peak_sram": plan_config(cfg).peak_sram}          # today's planner, also for old rows
+        rows.append(row)
+        kept[key] = row
         print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d}: peak "
-              f"{format_size(peak):>9s}  val {rows[-1]['val']:.3f}  test {rows[-1]['test']:.3f} "
-              f"({' '.join(f'{t:.3f}' for t in tests)})  {secs:.0f} s", flush=True)
-        save(rows)
-    save(rows)
+              f"{format_size(row['peak_sram']):>9s}  val {row['val']:.3f}  test {row['test']:.3f} "
+              f"({' '.join(f'{t:.3f}' for t in row['test_per_seed'])})  "
+              + ("measured before" if key in done else f"{row['train_seconds']:.0f} s"), flush=True)
+        write_text(RESULTS / "capacity.json", json.dumps({"steps": a.steps, "seeds": seeds, "rows": list(kept.values()),
+                                                           "when": time.strftime("%Y-%m-%d")}, indent=1))
     best = max(rows, key=lambda r: r["test"])
     print(f"best: {best['tokens']} tokens x {best['embed']} ({format_size(best['peak_sram'])}), test {best['test']:.3f}; "
           f"best above 32 KB: {max((r['test'] for r in rows if r['peak_sram'] > 32 * 1024), default=float('nan')):.3f}")
