@@ -334,14 +334,18 @@ def pick_finalists(cands: list[Candidate], k: int) -> list[Candidate]:
 @dataclass
 class Finalist:
     cand: Candidate             # config, planner figures and the supernet's estimate (cand.acc)
-    val: float                  # validation accuracy after its last rung's fine-tuning
-    seconds: float              # fine-tuning time over all its rungs
+    seconds: float = 0.0        # fine-tuning time over all its rungs
     model: Any = None           # the fine-tuned standalone edgeviz.model.ViT (its last rung)
     rungs: list = field(default_factory=list)   # [{"steps", "val"}] per rung it reached
 
     @property
     def steps(self) -> int:
         return self.rungs[-1]["steps"] if self.rungs else 0
+
+    @property
+    def val(self) -> float:
+        """Validation accuracy after its last rung's fine-tuning."""
+        return self.rungs[-1]["val"] if self.rungs else 0.0
 
     def row(self) -> dict:
         return {"summary": gene_summary(self.cand.cfg), "config": self.cand.cfg.to_dict(),
@@ -386,7 +390,7 @@ def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_
     done = (state or {}).get("finetune", {})
     done = done.get("done", {}) if done.get("settings") == settings else {}
     rungs = halving_rungs(len(finalists), steps)
-    fins = [Finalist(c, 0.0, 0.0) for c in finalists]
+    fins = [Finalist(c) for c in finalists]
     alive = fins
     for r, (_, rung_steps) in enumerate(rungs):
         for i, f in enumerate(alive):
@@ -406,7 +410,7 @@ def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_
                     done[key] = {"val": val, "seconds": secs}
                     state["finetune"] = {"settings": settings, "done": done}
                     write_json(state_path, state)
-            f.val, f.model, f.seconds = val, model, f.seconds + secs
+            f.model, f.seconds = model, f.seconds + secs
             f.rungs.append({"steps": rung_steps, "val": val})
             log(f"rung {r + 1}/{len(rungs)}, finalist {i + 1}/{len(alive)}: {gene_summary(f.cand.cfg)}, peak "
                 f"{format_size(f.cand.peak_sram)}: val {f.cand.acc:.4f} in the supernet -> {val:.4f} after "
