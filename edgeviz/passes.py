@@ -174,15 +174,14 @@ def _pad_rank(g: Graph) -> int:
         if (not pad or t.rows < 4 or "lut" in first.qattrs or t.name in g.outputs or not readers
                 or any(r.op != "linear" for r in readers)):
             continue
-        q = first.qattrs
-        before = sum(v.nbytes for v in q.values() if isinstance(v, np.ndarray))
+        flash = lambda: sum(OPS["linear"].flash_bytes(n) for n in [first, *readers])  # noqa: E731
+        before, q = flash(), first.qattrs
         first.qattrs = {**q, "w": np.pad(q["w"], ((0, pad), (0, 0))), "bias": np.pad(q["bias"], (0, pad)),
                         "mult": np.pad(q["mult"], (0, pad), mode="edge"),
                         "shift": np.pad(q["shift"], (0, pad), mode="edge")}
-        added += sum(v.nbytes for v in first.qattrs.values() if isinstance(v, np.ndarray)) - before
         for r in readers:
-            added += r.qattrs["w"].shape[0] * pad
             r.qattrs = {**r.qattrs, "w": np.pad(r.qattrs["w"], ((0, 0), (0, pad)))}
+        added += flash() - before
         t.shape = t.shape[:-1] + (t.channels + pad,)
     return added
 
