@@ -47,11 +47,16 @@ def _status(enabled: bool = True):
         yield lambda msg: st.update(f"edgeviz: {msg}")
 
 
+def _model(a):
+    from .project import ModelFile
+    return ModelFile(a.model, a.trust_pickle)
+
+
 def cmd_build(a) -> int:
     from .project import build
     fpga = {k: getattr(a, k) for k in ("reuse", "reuse_file", "csim") if getattr(a, k)}
     with _status(not a.json) as say:
-        s = build(a.model, a.target, a.out, a.calib, _switches(a), progress=say, **fpga)
+        s = build(_model(a), a.target, a.out, a.calib, _switches(a), progress=say, **fpga)
     if s.get("kind") == "fpga":
         e = s["estimate"]
         if a.json:
@@ -80,7 +85,7 @@ def cmd_build(a) -> int:
 
 def cmd_analyze(a) -> int:
     from .project import analyze
-    r = analyze(a.model, a.target, _switches(a), a.reuse)
+    r = analyze(_model(a), a.target, _switches(a), a.reuse)
     if a.json:
         print(json.dumps({k: v for k, v in r.items() if k != "report"}))
         return 0
@@ -104,6 +109,9 @@ def cmd_analyze(a) -> int:
 
 
 def _add_switches(p) -> None:
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="read a pickled nn.Module (.pt saved with torch.save(model)); loading it runs code from the "
+                        "file, so only for files you trust. Prefer torch.export.save (.pt2) or ONNX")
     p.add_argument("--no-fuse", action="store_true", help="switch off operator integration (ablation)")
     p.add_argument("--no-patch-decompose", action="store_true", help="materialise the im2col patch matrix (ablation)")
     p.add_argument("--no-token-overwrite", action="store_true", help="never write outputs over dying inputs (ablation)")
@@ -120,7 +128,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="compile a model to an int8 firmware project (or an HLS project for an FPGA)")
-    b.add_argument("model", help="search output folder, edgeviz model file (.pt) or .onnx file")
+    b.add_argument("model", help="search output folder, edgeviz model file (.pt), torch.export file (.pt2) or .onnx file")
     b.add_argument("--target", default="stm32f746", help="board (targets/*.toml), default stm32f746")
     b.add_argument("-o", "--out", default="build", help="output folder (replaced atomically), default ./build")
     b.add_argument("--calib", help=".npz with an array x of calibration inputs (default: built-in digits)")

@@ -13,6 +13,7 @@ from .errors import EdgevizError
 from .ir import Graph
 from .model import LowRankLinear, ViT, ViTConfig
 from .ops import OPS
+from .ops.activation import GELU
 from .passes import Schedule, Switches, schedule
 from .planner import Plan, peak_step, plan
 from .quantize import quantize
@@ -46,13 +47,13 @@ def graph_from_vit(model: ViT) -> Graph:
     g.inputs = [g.add_tensor("input", (cfg.in_chans, cfg.img_size, cfg.img_size)).name]
     pos = sd["pos_embed"][0]
     bias = np.tile(sd["patch_embed.bias"], (cfg.num_patches, 1))
-    cls_row = None
+    prefix = None
     if cfg.pool == "cls":
-        cls_row = sd["cls_token"].reshape(-1) + pos[0]
+        prefix = sd["cls_token"].reshape(1, -1) + pos[:1]
         pos = pos[1:]
     n, e = cfg.num_tokens, cfg.embed
     x = node("patch_embed", [g.inputs[0]], (n, e), w=sd["patch_embed.weight"], patch=cfg.patch,
-             bias_tokens=bias + pos, cls_row=cls_row, pos_added=True)
+             bias_tokens=bias + pos, prefix=prefix)
     for blk in model.blocks:
         h = node("layernorm", [x], (n, e), gamma=sd_get(blk.norm1.weight), beta=sd_get(blk.norm1.bias), eps=blk.norm1.eps)
         h = linear(h, blk.attn.qkv, n)
@@ -61,7 +62,7 @@ def graph_from_vit(model: ViT) -> Graph:
         x = node("add", [x, h], (n, e))
         h = node("layernorm", [x], (n, e), gamma=sd_get(blk.norm2.weight), beta=sd_get(blk.norm2.bias), eps=blk.norm2.eps)
         h = linear(h, blk.fc1, n)
-        h = node("gelu", [h], (n, cfg.hidden))
+        h = node("activation", [h], (n, cfg.hidden), fn=GELU, kind="gelu")
         h = linear(h, blk.fc2, n)
         x = node("add", [x, h], (n, e))
     norm = dict(gamma=sd_get(model.norm.weight), beta=sd_get(model.norm.bias), eps=model.norm.eps)

@@ -1,10 +1,23 @@
-"""Model import: PyTorch (torch.export) or ONNX -> TVM Relax -> edgeviz IR.
+"""Model import: PyTorch (torch.export) or ONNX -> TVM Relax -> edgeviz IR, by what the graph computes.
 
 TVM parses the model and runs its graph passes (constant folding, binding canonicalisation, dead
-code elimination). The Relax dataflow block is then walked binding by binding. Layout-only ops
-(reshape, permute, take over the qkv axis, broadcast) are tracked as views, so the ViT structure
-is recovered as edgeviz ops: patch_embed, layernorm, linear, gelu, attention, add, pooling.
-Anything else is an error that names the op and where it sits.
+code elimination). The Relax dataflow block is then interpreted over symbolic values instead of
+being matched against one exporter's arrangement:
+
+- A tensor the model computes is a `View`: for every element of the Relax tensor, which row and
+  which channel of an edgeviz tensor (2-D [rows, channels]) it is. Layout ops (reshape, permute,
+  transpose, split, unbind, take, slices, squeeze, broadcast; batch- or sequence-first) only move
+  these index grids, so any arrangement of heads, tokens and channels is read the same way.
+- Constants folded into their producer where that is exact: biases, LayerScale, the position
+  embedding, prefix tokens (cls, distillation, register tokens), scales on the logits.
+- Element-wise math on one tensor is kept as an expression (`View.fn`) and becomes one lookup
+  table: GELU in erf or tanh form whatever the operand order, ReLU, SiLU, x * sigmoid(1.702 x).
+- q k^T becomes `Scores`; softmax(Scores) v becomes one attention op. q, k and v may come packed
+  from one Linear or from three, in any channel order: their Linear layers are merged into the qkv
+  Linear the attention op reads, rows reordered to its layout. The scale may sit on q, on k or on
+  the scores, as a multiply or a divide.
+
+Anything else is an error that names the op, where it sits and what is supported.
 """
 from __future__ import annotations
 
@@ -12,345 +25,698 @@ import contextlib
 import os
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import EdgevizError
 from .ir import Graph
+from .ops.activation import FUNCTIONS, X, evaluate, kind_of, scale_of
+
+SUPPORTED = ("edgeviz reads ViTs made of a conv patch embedding (kernel = stride), prefix tokens, LayerNorm, "
+             "Linear, softmax attention, residual adds, element-wise activations and cls / token / mean pooling")
 
 
 # ------------------------------------------------------------------ symbolic values
-@dataclass
-class Act:                    # an IR tensor; `shape` is the Relax shape without the batch dim
-    name: str
-    shape: tuple
-
-
 @dataclass
 class Const:
     value: np.ndarray
 
 
 @dataclass
-class ConvOut:                # conv2d output, not yet flattened into tokens
-    x: str
-    w: np.ndarray
-    b: np.ndarray | None
-    patch: int
-    stage: str                # "nchw" -> "flat" -> tokens
+class Image:                  # the model input [1, C, H, W]
+    name: str
 
 
 @dataclass
-class QKV:                    # qkv tensor seen as [3, H, N, dh]; slot picks q, k or v
-    name: str
-    heads: int
-    slot: int | None = None
-    transposed: bool = False
-    scale: float = 1.0
+class View:
+    """A Relax tensor seen through an edgeviz tensor: element i is base[rows[i], chs[i]], then fn."""
+    base: str
+    rows: np.ndarray          # int grids with the Relax tensor's shape (batch included)
+    chs: np.ndarray
+    fn: tuple | None = None   # pending element-wise function (ops.activation expression), None = identity
+    owner: bool = False       # the only handle on its base, fresh from the producer: constants may fold in
+
+    @property
+    def shape(self) -> tuple:
+        return self.rows.shape
+
+    def moved(self, f) -> View:
+        """The same elements rearranged by a numpy layout function."""
+        return replace(self, rows=np.asarray(f(self.rows)), chs=np.asarray(f(self.chs)))
 
 
 @dataclass
-class Scores:                 # q k^T * scale, then optionally softmax-ed
-    name: str
-    heads: int
+class Scores:                 # q k^T (times scale), heads flattened: grids [B, M, K] for q, [B, N, K] for k
+    q: View
+    k: View
     scale: float
     softmaxed: bool = False
 
 
 @dataclass
-class HeadsOut:               # softmax(...) v as [H, N, dh], waiting to be put back to [N, E]
-    name: str
-    heads: int
-    scale: float
-    merged: bool = False
-
-
-@dataclass
-class GeluPart:              # ONNX spells GELU as x * 0.5 * (1 + erf(x / sqrt 2)); stage says how far we are
-    x: str
-    stage: str
+class Guard:                  # a mask computed from the scores (exporters guard fully masked rows); never true here
+    pass
 
 
 def _shape(expr) -> tuple:
     return tuple(int(s) for s in expr.ty.shape)
 
 
-def _drop_batch(shape: tuple) -> tuple:
-    return shape[1:] if len(shape) > 1 and shape[0] == 1 else shape
+def _ints(v) -> list[int]:
+    if isinstance(v, list):
+        return [int(np.asarray(x.value).reshape(())) for x in v]
+    return [int(i) for i in np.asarray(v.value).reshape(-1)]
 
 
-def _is_scalar(c: Const, value: float) -> bool:
-    return c.value.size == 1 and abs(float(c.value.reshape(())) - value) < 1e-6 * max(1.0, abs(value))
+def _is_zero(c: Const) -> bool:
+    return bool(np.all(np.asarray(c.value) == 0))
+
+
+def _scalar(c: Const) -> float | None:
+    v = np.asarray(c.value, dtype=np.float64).reshape(-1)
+    return float(v[0]) if v.size and np.all(v == v[0]) else None
+
+
+# element-wise ops: Relax name -> expression name
+_BINARY = {"add": "add", "subtract": "sub", "multiply": "mul", "divide": "div", "power": "pow",
+           "maximum": "max", "minimum": "min"}
+_UNARY = {"erf": "erf", "tanh": "tanh", "sigmoid": "sigmoid", "exp": "exp", "sqrt": "sqrt", "rsqrt": "rsqrt",
+          "negative": "neg", "abs": "abs", "nn.relu": "relu", "nn.gelu": "gelu", "nn.gelu_tanh": "gelu_tanh",
+          "nn.silu": "silu"}
+_COMPARE = {"equal": np.equal, "not_equal": np.not_equal, "greater": np.greater, "greater_equal": np.greater_equal,
+            "less": np.less, "less_equal": np.less_equal, "logical_and": np.logical_and, "logical_or": np.logical_or}
+
+
+def _subst(e: tuple, inner: tuple) -> tuple:
+    if e == X:
+        return inner
+    if e[0] == "c":
+        return e
+    return (e[0],) + tuple(_subst(a, inner) for a in e[1:])
 
 
 class _Walker:
     def __init__(self, func, source: str):
         self.g = Graph()
         self.env: dict = {}
+        self.uses: dict = {}
         self.source = source
         self.func = func
-        self.counter: dict[str, int] = {}
+        self.where = "the model input"
+        self.selected: dict[tuple[str, int], str] = {}
 
     # ---- helpers
-    def fail(self, binding, why: str):
-        raise EdgevizError(f"unsupported model ({self.source}): {why} at '{binding.var.name} = "
-                           f"{binding.value.op.name}(...)'; edgeviz supports ViTs built from conv patch "
-                           f"embedding, LayerNorm, Linear, GELU, softmax attention, residual add and cls/mean pooling")
+    def fail(self, why: str):
+        raise EdgevizError(f"unsupported model ({self.source}): {why} at '{self.where}'; {SUPPORTED}")
 
-    def fresh(self, kind: str) -> str:
-        i = self.counter.get(kind, 0)
-        self.counter[kind] = i + 1
-        return f"{kind}{i}"
+    def node(self, op: str, inputs: list[str], shape, at: int | None = None, **attrs) -> str:
+        name = self.g.add_node(op, op, inputs, shape, attrs).name
+        if at is not None:
+            self.g.nodes.insert(at, self.g.nodes.pop())
+        return name
+
+    def _count_uses(self, expr) -> None:
+        from tvm import relax
+        if isinstance(expr, relax.Var):
+            self.uses[expr] = self.uses.get(expr, 0) + 1
+        elif isinstance(expr, relax.Tuple):
+            for f in expr.fields:
+                self._count_uses(f)
+        elif isinstance(expr, relax.Call):
+            for a in expr.args:
+                self._count_uses(a)
+        elif isinstance(expr, relax.TupleGetItem):
+            self._count_uses(expr.tuple_value)
 
     def val(self, expr):
         from tvm import relax
-        if type(expr).__name__ in ("GenericConst", "Constant"):
+        kind = type(expr).__name__
+        if kind in ("GenericConst", "Constant"):
             return Const(expr.value.numpy())
+        if kind in ("IntImm", "FloatImm", "PrimValue"):          # prim values: axes, bounds, arange's ends
+            v = expr.value
+            return Const(np.asarray(getattr(v, "value", v)))
+        if isinstance(expr, relax.ShapeExpr):
+            return Const(np.asarray([int(v) for v in expr.values], dtype=np.int64))
+        if kind in ("StringImm", "String", "DataTypeImm"):
+            return None
         if isinstance(expr, relax.Tuple):
             return [self.val(f) for f in expr.fields]
-        return self.env[expr]
-
-    def node(self, op, kind, inputs, out_shape, **attrs) -> Act:
-        name = self.fresh(kind)
-        t = self.g.add_node(op, name, inputs, out_shape, attrs)
-        return Act(t.name, tuple(out_shape))
+        v = self.env[expr]
+        if isinstance(v, View) and v.owner and self.uses.get(expr, 0) > 1:
+            v = replace(v, owner=False)          # shared from here on: nothing may fold into its producer
+        return v
 
     # ---- the walk
     def run(self) -> Graph:
         from tvm import relax
-        (param,) = self.func.params
-        in_shape = _drop_batch(_shape(param))
-        if len(in_shape) != 3:
-            raise EdgevizError(f"unsupported model ({self.source}): input must be one image [1, C, H, W], "
-                               f"got {list(_shape(param))}")
-        x = self.g.add_tensor("input", in_shape)
+        params = list(self.func.params)
+        full = _shape(params[0]) if len(params) == 1 else ()
+        if len(full) != 4 or full[0] != 1:
+            raise EdgevizError(f"unsupported model ({self.source}): the model must take one image [1, C, H, W], "
+                               f"got inputs {[list(_shape(p)) for p in params]}")
+        x = self.g.add_tensor("input", full[1:])
         self.g.inputs = [x.name]
-        self.env[param] = Act(x.name, in_shape)
+        self.env[params[0]] = Image(x.name)
         body = self.func.body
         for block in body.blocks:
             for b in block.bindings:
-                if isinstance(b.value, relax.Tuple):
-                    self.env[b.var] = [self.val(f) for f in b.value.fields]
-                    continue
-                if not isinstance(b.value, relax.Call):
-                    self.fail(b, f"binding of kind {type(b.value).__name__}")
-                self.env[b.var] = self.visit(b)
-        out = self.val(body.body)
-        if isinstance(out, list):
-            if len(out) != 1:
-                raise EdgevizError(f"unsupported model ({self.source}): {len(out)} outputs, edgeviz takes one")
-            out = out[0]
-        if not isinstance(out, Act):
-            raise EdgevizError(f"unsupported model ({self.source}): the output is not a tensor of logits")
-        self.g.outputs = [out.name]
-        self.g.tensors[out.name].shape = (1, int(np.prod(out.shape)))
+                self._count_uses(b.value)
+        self._count_uses(body.body)
+        for block in body.blocks:
+            for b in block.bindings:
+                v = b.value
+                op = v.op.name if isinstance(v, relax.Call) else type(v).__name__
+                self.where = f"{b.var.name} = {op}(...)"
+                if isinstance(v, relax.Call):
+                    self.env[b.var] = self.visit(b)
+                elif isinstance(v, relax.TupleGetItem):
+                    part = self.val(v.tuple_value)[int(v.index)]
+                    self.env[b.var] = replace(part, owner=False) if isinstance(part, View) else part
+                elif isinstance(v, (relax.Tuple, relax.Var)) or type(v).__name__ in ("GenericConst", "Constant"):
+                    self.env[b.var] = self.val(v)
+                else:
+                    self.fail(f"a binding of kind {type(v).__name__}")
+        self.where = "the model output"
+        self._output(self.val(body.body))
         return self.g
 
     def visit(self, b):
         call = b.value
         op = call.op.name.removeprefix("relax.")
-        args = [self.val(a) if type(a).__name__ != "ShapeExpr" else None for a in call.args]
-        out_shape = _drop_batch(_shape(b.var))
+        args = [self.val(a) for a in call.args]
+        out_shape = _shape(b.var) if hasattr(b.var.ty, "shape") and b.var.ty.shape is not None else None
+        if op in _BINARY:
+            return self._binary(_BINARY[op], args[0], args[1])
+        if op in _UNARY:
+            return self._unary(_UNARY[op], args[0])
+        if op in _COMPARE:
+            a, c = args
+            if isinstance(a, Const) and isinstance(c, Const):
+                return Const(_COMPARE[op](a.value, c.value))
+            return Guard() if any(isinstance(v, (Scores, Guard)) for v in args) else self.fail(
+                f"op '{op}' on computed values")
         handler = getattr(self, "op_" + op.replace(".", "_"), None)
         if handler is None:
-            self.fail(b, f"op '{op}' has no edgeviz kernel")
-        res = handler(b, call, args, out_shape)
+            self.fail(f"op '{op}' has no edgeviz kernel")
+        res = handler(call, args, out_shape)
         if res is None:
-            self.fail(b, f"op '{op}' in an arrangement edgeviz does not recognise")
+            kinds = ", ".join(type(a).__name__ if not isinstance(a, list) else "tuple" for a in args)
+            self.fail(f"op '{op}' on ({kinds}) is not something edgeviz can map onto its ops")
         return res
 
-    # ---- ops
-    def op_nn_conv2d(self, b, call, args, out_shape):
+    # ---- layout: move index grids (and constants) alike
+    def _layout(self, x, f):
+        if isinstance(x, Const):
+            return Const(np.asarray(f(np.asarray(x.value))))
+        if isinstance(x, View):
+            return x.moved(f)
+        if isinstance(x, Guard):
+            return x
+        return None
+
+    def op_reshape(self, call, args, out_shape):
+        x = args[0]
+        if isinstance(x, Scores):     # folding the batch into heads and back: keys stay last
+            return x if out_shape[-2:] == x.q.rows.shape[-2:][:1] + x.k.rows.shape[-2:][:1] else None
+        return self._layout(x, lambda a: a.reshape(out_shape))
+
+    op_expand_dims = op_squeeze = op_flatten = op_reshape
+
+    def op_permute_dims(self, call, args, out_shape):
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
+        return self._layout(args[0], lambda a: np.transpose(a, axes))
+
+    def op_broadcast_to(self, call, args, out_shape):
+        if isinstance(args[0], Scores):
+            return args[0]
+        return self._layout(args[0], lambda a: np.broadcast_to(a, out_shape))
+
+    def op_astype(self, call, args, out_shape):
+        x = args[0]
+        if isinstance(x, Const):
+            return Const(np.asarray(x.value).astype(str(call.attrs.dtype)))
+        return x if isinstance(x, (View, Guard, Scores)) else None
+
+    def op_take(self, call, args, out_shape):
+        x, idx = args
+        if not isinstance(idx, Const):
+            return None
+        axis = int(call.attrs.axis) if call.attrs.axis is not None else None
+        i = np.asarray(idx.value).astype(np.int64)
+        return self._layout(x, lambda a: np.take(a, i, axis=axis))
+
+    def op_strided_slice(self, call, args, out_shape):
+        x, axes, begin, end = args[:4]
+        strides = _ints(args[4]) if len(args) > 4 and args[4] is not None else [1] * len(_ints(axes))
+
+        def f(a):
+            sl = [slice(None)] * a.ndim
+            for ax, b0, e0, s0 in zip(_ints(axes), _ints(begin), _ints(end), strides):
+                sl[ax] = slice(b0, e0, s0)
+            return a[tuple(sl)]
+        return self._layout(x, f)
+
+    def op_split(self, call, args, out_shape):
+        x = args[0]
+        ind = call.attrs.indices_or_sections
+        ind = int(ind) if isinstance(ind, int) or not hasattr(ind, "__len__") else [int(i) for i in ind]
+        axis = int(call.attrs.axis)
+        if isinstance(x, Const):
+            return [Const(p) for p in np.split(np.asarray(x.value), ind, axis=axis)]
+        if isinstance(x, View):
+            rows, chs = np.split(x.rows, ind, axis=axis), np.split(x.chs, ind, axis=axis)
+            return [replace(x, rows=r, chs=c, owner=False) for r, c in zip(rows, chs)]
+        return None
+
+    def op_concat(self, call, args, out_shape):
+        (parts,) = args
+        axis = int(call.attrs.axis) % len(out_shape)
+        if all(isinstance(p, Const) for p in parts):
+            return Const(np.concatenate([np.asarray(p.value) for p in parts], axis=axis))
+        views = [p for p in parts if isinstance(p, View)]
+        if len(views) == len(parts) and len({(v.base, v.fn) for v in views}) == 1:
+            return replace(views[0], rows=np.concatenate([v.rows for v in views], axis),
+                           chs=np.concatenate([v.chs for v in views], axis), owner=False)
+        if len(views) == 1 and parts[-1] is views[0] and all(isinstance(p, Const) for p in parts[:-1]):
+            return self._prefix_tokens(views[0], [p.value for p in parts[:-1]], axis)
+        return None
+
+    def _prefix_tokens(self, v: View, consts: list, axis: int) -> View | None:
+        """concat(constant rows, patch tokens): cls / distillation / register tokens become the patch
+        embedding's constant first rows."""
+        node = self.g.producer(v.base)
+        if node is None or node.op != "patch_embed" or not v.owner or v.fn is not None:
+            self.fail("tokens are put in front of a tensor that is not the fresh patch embedding")
+        line = np.take(v.chs, [0], axis=axis)
+        if not (v.chs == line).all():
+            self.fail("constant rows are concatenated along a channel axis")
+        k = sum(np.asarray(c).shape[axis] for c in consts)
+        cshape = list(v.shape)
+        cshape[axis] = k
+        values = np.concatenate([np.broadcast_to(np.asarray(c, dtype=np.float64),
+                                                 cshape[:axis] + [np.asarray(c).shape[axis]] + cshape[axis + 1:])
+                                 for c in consts], axis=axis)
+        c_rows = np.broadcast_to(np.arange(k).reshape([-1 if i == axis else 1 for i in range(len(cshape))]), cshape)
+        c_chs = np.broadcast_to(line, cshape)
+        t = self.g.tensors[v.base]
+        rows = np.full((k, t.channels), np.nan)
+        rows[c_rows, c_chs] = values
+        if np.isnan(rows).any():
+            self.fail("prefix tokens that do not cover every channel")
+        a = node.attrs
+        a["prefix"] = rows if a.get("prefix") is None else np.concatenate([rows, a["prefix"]])
+        t.shape = (t.shape[0] + k, t.shape[1])
+        return replace(v, rows=np.concatenate([c_rows, v.rows + k], axis), chs=np.concatenate([c_chs, v.chs], axis))
+
+    # ---- constants only
+    def op_arange(self, call, args, out_shape):
+        start, end, step = (float(np.asarray(a.value)) for a in args)
+        return Const(np.arange(start, end, step).astype(str(call.attrs.dtype)))
+
+    def op_full(self, call, args, out_shape):
+        return Const(np.full(out_shape, np.asarray(args[1].value)))
+
+    def op_zeros(self, call, args, out_shape):
+        return Const(np.zeros(out_shape))
+
+    def op_ones(self, call, args, out_shape):
+        return Const(np.ones(out_shape))
+
+    def op_logical_not(self, call, args, out_shape):
+        x = args[0]
+        return Const(np.logical_not(x.value)) if isinstance(x, Const) else x if isinstance(x, Guard) else None
+
+    def op_isnan(self, call, args, out_shape):
+        x = args[0]
+        if isinstance(x, Const):
+            return Const(np.isnan(np.asarray(x.value, dtype=np.float64)))
+        return Guard() if isinstance(x, (Scores, Guard)) else None      # exporters' NaN guard on softmax
+
+    op_isinf = op_isnan
+
+    def op_where(self, call, args, out_shape):
+        cond, a, b = args
+        if all(isinstance(v, Const) for v in args):
+            return Const(np.where(cond.value, a.value, b.value))
+        if isinstance(cond, Guard) and isinstance(b, Scores):
+            return b            # the guard for rows with every key masked: there are no masks here
+        if isinstance(cond, Const) and isinstance(a, (View, Scores)) and np.all(cond.value):
+            return a
+        return None
+
+    def op_max(self, call, args, out_shape):
+        x = args[0]
+        if isinstance(x, Guard):
+            return x
+        if isinstance(x, Const):
+            axis = None if call.attrs.axis is None else tuple(int(a) for a in call.attrs.axis)
+            return Const(np.max(x.value, axis=axis, keepdims=bool(call.attrs.keepdims)))
+        return None
+
+    # ---- element-wise math
+    def _unary(self, name: str, x):
+        if isinstance(x, Const):
+            return Const(evaluate((name, X), np.asarray(x.value, dtype=np.float64)))
+        if isinstance(x, View):
+            return replace(x, fn=_subst((name, X), x.fn or X), owner=False)
+        self.fail(f"'{name}' on {type(x).__name__}")
+
+    def op_clip(self, call, args, out_shape):
+        x, lo, hi = args
+        fn = ("min", ("max", X, ("c", float(np.asarray(lo.value)))), ("c", float(np.asarray(hi.value))))
+        if isinstance(x, View):
+            return replace(x, fn=_subst(fn, x.fn or X), owner=False)
+        return Const(evaluate(fn, np.asarray(x.value, dtype=np.float64))) if isinstance(x, Const) else None
+
+    def _binary(self, name: str, a, b):
+        if isinstance(a, Const) and isinstance(b, Const):
+            with np.errstate(all="ignore"):
+                return Const(FUNCTIONS[name](np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)))
+        if isinstance(a, Scores) or isinstance(b, Scores):
+            return self._scores_math(name, a, b)
+        if isinstance(a, View) and isinstance(b, View):
+            return self._views_math(name, a, b)
+        view, c, const_first = (a, b, False) if isinstance(a, View) else (b, a, True)
+        if not isinstance(view, View) or not isinstance(c, Const):
+            return None
+        if not const_first and name in ("add", "sub", "mul", "div") or const_first and name in ("add", "mul"):
+            value = np.asarray(c.value, dtype=np.float64)
+            value = -value if name == "sub" else 1.0 / value if name == "div" else value
+            folded = self._fold_const(view, value, "add" if name in ("add", "sub") else "mul")
+            if folded is not None:
+                return folded
+        s = _scalar(c)
+        if s is None:
+            self.fail(f"'{name}' with a constant that is not one number, on a tensor that is not a fresh "
+                      f"Linear or patch embedding output")
+        outer = (name, ("c", s), X) if const_first else (name, X, ("c", s))
+        return replace(view, fn=_subst(outer, view.fn or X), owner=False)
+
+    def _scores_math(self, name: str, a, b):
+        s, c = (a, b) if isinstance(a, Scores) else (b, a)
+        if not isinstance(c, Const) or s.softmaxed:
+            return None
+        if name in ("add", "sub") and _is_zero(c):
+            return s                                     # an all-zero attention mask
+        k = _scalar(c)
+        if k is None or name not in ("mul", "div") or (name == "div" and c is a):
+            self.fail("attention with a mask or a bias on the scores (edgeviz takes plain softmax attention)")
+        return replace(s, scale=s.scale * (k if name == "mul" else 1.0 / k))
+
+    def _views_math(self, name: str, a: View, b: View) -> View:
+        shape = np.broadcast_shapes(a.shape, b.shape)
+        ar, ac = np.broadcast_to(a.rows, shape), np.broadcast_to(a.chs, shape)
+        br, bc = np.broadcast_to(b.rows, shape), np.broadcast_to(b.chs, shape)
+        same = np.array_equal(ar, br) and np.array_equal(ac, bc)
+        if a.base == b.base and same:                     # f(x) op g(x): one element-wise function of x
+            return View(a.base, ar.copy(), ac.copy(), (name, a.fn or X, b.fn or X))
+        if name != "add":
+            self.fail(f"'{name}' of two different tensors (edgeviz adds tensors; it does not multiply them)")
+        a, b = self._materialize(a), self._materialize(b)
+        if not same or self.g.tensors[a.base].shape != self.g.tensors[b.base].shape:
+            self.fail("a residual add of tensors laid out differently")
+        out = self.node("add", [a.base, b.base], self.g.tensors[a.base].shape)
+        return View(out, ar.copy(), ac.copy(), owner=True)
+
+    def _scatter(self, v: View, value: np.ndarray) -> np.ndarray | None:
+        """The constant laid over v's base tensor [rows, channels], or None if it does not cover it
+        exactly once."""
+        t = self.g.tensors[v.base]
+        try:
+            vals = np.broadcast_to(value, v.shape)
+        except ValueError:
+            return None
+        m = np.full((t.rows, t.channels), np.nan)
+        m[v.rows, v.chs] = vals
+        if np.isnan(m).any() or not np.array_equal(m[v.rows, v.chs], vals):
+            return None
+        return m
+
+    def _fold_const(self, v: View, value: np.ndarray, how: str) -> View | None:
+        """Fold `v + value` or `v * value` into v's producer (bias, LayerScale, position embedding)."""
+        node = self.g.producer(v.base)
+        if not v.owner or v.fn is not None or node is None or node.op not in ("linear", "patch_embed"):
+            return None
+        m = self._scatter(v, value)
+        if m is None:
+            return None
+        a = node.attrs
+        k = 0 if a.get("prefix") is None else a["prefix"].shape[0]
+        per_channel = bool((m == m[:1]).all())
+        if how == "add":
+            if node.op == "linear":
+                if not per_channel:
+                    return None
+                a["b"] = m[0] if a.get("b") is None else a["b"] + m[0]
+            else:
+                a["bias_tokens"] = a["bias_tokens"] + m[k:]
+                if k:
+                    a["prefix"] = a["prefix"] + m[:k]
+            return v
+        if not per_channel:
+            return None
+        s = m[0]
+        a["w"] = a["w"] * s.reshape((-1,) + (1,) * (a["w"].ndim - 1))
+        if node.op == "linear":
+            a["b"] = None if a.get("b") is None else a["b"] * s
+        else:
+            a["bias_tokens"] = a["bias_tokens"] * s
+            if k:
+                a["prefix"] = a["prefix"] * s
+        return v
+
+    def _materialize(self, v: View) -> View:
+        """A pending element-wise function becomes one lookup-table op over the whole base tensor."""
+        if v.fn is None:
+            return v
+        t = self.g.tensors[v.base]
+        out = self.node("activation", [v.base], t.shape, fn=v.fn, kind=kind_of(v.fn))
+        return replace(v, base=out, fn=None, owner=True)
+
+    # ---- row-wise ops
+    def _select(self, base: str, row: int) -> str:
+        key = (base, row)
+        if key not in self.selected:
+            self.selected[key] = self.node("select_token", [base], (1, self.g.tensors[base].channels), index=row)
+        return self.selected[key]
+
+    def _rows_of(self, v: View) -> tuple[str, np.ndarray, np.ndarray]:
+        """For an op that maps each token row on its own: (input tensor, row grid of the leading dims,
+        base channel of each position along the last axis). One token taken alone is selected first."""
+        rows, chs = v.rows, v.chs
+        r = rows[..., 0]
+        cidx = chs.reshape(-1, chs.shape[-1])[0]
+        if not (rows == r[..., None]).all() or not (chs.reshape(-1, chs.shape[-1]) == cidx).all():
+            self.fail("an op over the last axis whose elements are not the channels of one token")
+        if len(np.unique(cidx)) != len(cidx):
+            self.fail("a channel read twice along one axis")
+        t = self.g.tensors[v.base]
+        flat = r.reshape(-1)
+        if t.rows > 1 and flat.size and (flat == flat[0]).all():
+            return self._select(v.base, int(flat[0])), np.zeros_like(r), cidx
+        return v.base, r, cidx
+
+    def op_matmul(self, call, args, out_shape):
+        a, b = args
+        if isinstance(a, View) and isinstance(b, Const):
+            return self._linear(a, np.asarray(b.value, dtype=np.float64))
+        if isinstance(a, View) and isinstance(b, View):
+            return self._scores(a, b)
+        if isinstance(a, Scores) and a.softmaxed and isinstance(b, View):
+            return self._attention(a, b, out_shape)
+        return None
+
+    def _linear(self, v: View, w: np.ndarray) -> View:
+        s = scale_of(v.fn)
+        if s is None:
+            v, s = self._materialize(v), 1.0
+        if w.ndim > 2 and all(d == 1 for d in w.shape[:-2]):
+            w = w.reshape(w.shape[-2:])
+        if w.ndim != 2:
+            self.fail(f"a matmul with a {w.ndim}-D constant")
+        src, r, cidx = self._rows_of(v)
+        t = self.g.tensors[src]
+        full = np.zeros((w.shape[1], t.channels))
+        full[:, cidx] = w.T * s                       # channels the model does not read get zero weights
+        out = self.node("linear", [src], (t.rows, w.shape[1]), w=full, b=None)
+        shape = r.shape + (w.shape[1],)
+        return View(out, np.broadcast_to(r[..., None], shape).copy(),
+                    np.broadcast_to(np.arange(w.shape[1]), shape).copy(), owner=True)
+
+    def op_nn_linear(self, call, args, out_shape):
+        x, w = args[:2]
+        if not isinstance(x, View) or not isinstance(w, Const):
+            return None
+        y = self._linear(x, np.asarray(w.value, dtype=np.float64).T)
+        return self._binary("add", y, args[2]) if len(args) > 2 and isinstance(args[2], Const) else y
+
+    def op_nn_layer_norm(self, call, args, out_shape):
+        x, gamma, beta = args
+        axes = [int(a) % len(out_shape) for a in call.attrs.axes]
+        if not isinstance(x, View) or axes != [len(out_shape) - 1]:
+            return None
+        x = self._materialize(x)
+        src, r, cidx = self._rows_of(x)
+        t = self.g.tensors[src]
+        if sorted(cidx) != list(range(t.channels)):
+            self.fail("a LayerNorm over part of a token's channels")
+        g_full, b_full = np.zeros(t.channels), np.zeros(t.channels)
+        g_full[cidx] = np.broadcast_to(np.asarray(gamma.value, dtype=np.float64), cidx.shape)
+        b_full[cidx] = np.broadcast_to(np.asarray(beta.value, dtype=np.float64), cidx.shape)
+        out = self.node("layernorm", [src], t.shape, gamma=g_full, beta=b_full, eps=float(call.attrs.epsilon))
+        return View(out, np.broadcast_to(r[..., None], x.shape).copy(), x.chs.copy(), owner=True)
+
+    def op_mean(self, call, args, out_shape):
+        x = args[0]
+        if not isinstance(x, View) or call.attrs.axis is None or len(call.attrs.axis) != 1:
+            return None
+        x = self._materialize(x)
+        ax = int(call.attrs.axis[0]) % len(x.shape)
+        rows, chs = np.moveaxis(x.rows, ax, -1), np.moveaxis(x.chs, ax, -1)
+        t = self.g.tensors[x.base]
+        if not (chs == chs[..., :1]).all() or not all(
+                np.array_equal(np.sort(line), np.arange(t.rows)) for line in rows.reshape(-1, rows.shape[-1])):
+            self.fail("a mean over an axis that is not all tokens")
+        out = self.node("mean_tokens", [x.base], (1, t.channels))
+        keep = chs[..., 0]
+        keep = np.expand_dims(keep, ax) if call.attrs.keepdims else keep
+        return View(out, np.zeros(keep.shape, dtype=np.int64), keep.copy(), owner=True)
+
+    def op_nn_conv2d(self, call, args, out_shape):
         x, w = args
         a = call.attrs
-        k = w.value.shape[-1]
+        if not isinstance(x, Image) or not isinstance(w, Const):
+            self.fail("a convolution after the patch embedding (edgeviz takes ViTs, not conv stems)")
+        e, c, kh, kw = w.value.shape
         strides, pad = [int(s) for s in a.strides], [int(p) for p in a.padding]
-        if (not isinstance(x, Act) or x.name != self.g.inputs[0] or w.value.shape[-2] != k
-                or strides != [k, k] or any(pad) or int(a.groups) != 1 or str(a.data_layout) != "NCHW"):
-            self.fail(b, "only a patch-embedding conv (kernel = stride, no padding, NCHW, on the input) is supported")
-        return ConvOut(x.name, w.value.astype(np.float64), None, k, "nchw")
+        _, h, wd = self.g.tensors[x.name].shape
+        if (kh != kw or strides != [kh, kw] or any(pad) or int(a.groups) != 1 or str(a.data_layout) != "NCHW"
+                or any(int(d) != 1 for d in a.dilation) or h % kh or wd % kw):
+            self.fail(f"a {kh}x{kw} convolution with stride {strides}, padding {pad}, groups {int(a.groups)} on a "
+                      f"{h}x{wd} image; the patch embedding must have kernel = stride, no padding, and divide the image")
+        gh, gw = h // kh, wd // kw
+        out = self.node("patch_embed", [x.name], (gh * gw, e), w=np.asarray(w.value, dtype=np.float64), patch=kh,
+                        bias_tokens=np.zeros((gh * gw, e)), prefix=None)
+        rows = np.broadcast_to(np.arange(gh * gw).reshape(1, 1, gh, gw), (1, e, gh, gw)).copy()
+        chs = np.broadcast_to(np.arange(e).reshape(1, e, 1, 1), (1, e, gh, gw)).copy()
+        return View(out, rows, chs, owner=True)
 
-    def op_add(self, b, call, args, out_shape):
-        lhs, rhs = args
-        if isinstance(lhs, Const):
-            lhs, rhs = rhs, lhs
-        if isinstance(lhs, GeluPart) and lhs.stage == "erf" and isinstance(rhs, Const) and _is_scalar(rhs, 1.0):
-            return GeluPart(lhs.x, "erf+1")
-        if isinstance(lhs, ConvOut) and isinstance(rhs, Const) and lhs.b is None:
-            e = lhs.w.shape[0]
-            return ConvOut(lhs.x, lhs.w, rhs.value.reshape(e).astype(np.float64), lhs.patch, lhs.stage)
-        if isinstance(lhs, Act) and isinstance(rhs, Const):
-            prod = self.g.producer(lhs.name)
-            c = rhs.value.astype(np.float64)
-            ch = lhs.shape[-1]
-            if prod is not None and prod.op == "linear" and prod.attrs.get("b") is None and c.size == ch:
-                prod.attrs["b"] = c.reshape(ch)
-                return lhs
-            if prod is not None and prod.op == "patch_embed" and not prod.attrs.get("pos_added") \
-                    and c.size == int(np.prod(lhs.shape)):
-                c = c.reshape(-1, ch)          # position embedding: fold into the per-token bias
-                a = prod.attrs
-                if a.get("cls_row") is not None:
-                    a["cls_row"] = a["cls_row"] + c[0]
-                    c = c[1:]
-                a["bias_tokens"] = a["bias_tokens"] + c
-                a["pos_added"] = True
-                return lhs
+    # ---- attention
+    def _scores(self, a: View, b: View) -> Scores:
+        sa, sb = scale_of(a.fn), scale_of(b.fn)
+        if sa is None or sb is None:
+            self.fail("a matmul of two computed tensors that is not q k^T (element-wise math on q or k)")
+        lead = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+
+        def flat(v, tail):
+            shape = lead + tail
+            return replace(v, rows=np.broadcast_to(v.rows, shape).reshape((-1,) + tail),
+                           chs=np.broadcast_to(v.chs, shape).reshape((-1,) + tail), fn=None, owner=False)
+        q = flat(a, a.shape[-2:])
+        k = flat(b, b.shape[-2:]).moved(lambda t: np.swapaxes(t, -1, -2))
+        return Scores(q, k, sa * sb)
+
+    def op_nn_softmax(self, call, args, out_shape):
+        x = args[0]
+        if isinstance(x, Scores) and not x.softmaxed and int(call.attrs.axis) % len(out_shape) == len(out_shape) - 1:
+            return replace(x, softmaxed=True)
+        if isinstance(x, Scores):
             return None
-        if isinstance(lhs, Act) and isinstance(rhs, Act) and lhs.shape == rhs.shape:
-            return self.node("add", "add", [lhs.name, rhs.name], self.g.tensors[lhs.name].shape)
-        return None
+        self.fail("a softmax that is not over attention scores")
 
-    def op_reshape(self, b, call, args, out_shape):
-        x = args[0]
-        if isinstance(x, ConvOut) and x.stage == "nchw" and len(out_shape) == 2:
-            return ConvOut(x.x, x.w, x.b, x.patch, "flat")
-        if isinstance(x, Act):
-            if len(out_shape) == 4 and out_shape[-3] == 3 and out_shape[-1] * out_shape[-2] * 3 == x.shape[-1]:
-                return QKV(x.name, heads=out_shape[-2])      # [N, 3, H, dh] view of the qkv tensor
-            if int(np.prod(out_shape)) == int(np.prod(x.shape)) and out_shape[-1:] == x.shape[-1:]:
-                return Act(x.name, out_shape)
-            if len(out_shape) == 2 and out_shape[-1] == x.shape[-1] * (x.shape[-2] if len(x.shape) > 1 else 1):
-                return Act(x.name, out_shape)                # merge [N, H, dh] -> [N, E] after attention
-            if int(np.prod(out_shape)) == int(np.prod(x.shape)) and len(out_shape) == 2 and out_shape[0] == 1:
-                return Act(x.name, out_shape)                # pooled [1, E]
-            return None
-        if isinstance(x, (QKV, Scores)):
-            return x                                         # batch folding of views
-        if isinstance(x, HeadsOut):
-            if x.merged and len(out_shape) <= 2:
-                return Act(x.name, (out_shape[-2] if len(out_shape) > 1 else 1, out_shape[-1]))
-            return x
-        return None
+    def _heads(self, v: View, what: str) -> tuple[str, np.ndarray]:
+        """(base tensor, base channel [head, dim]) of q, k or v laid out as [heads, tokens, dim]."""
+        t = self.g.tensors[v.base]
+        tokens = np.arange(t.rows)
+        if v.rows.shape[1] != t.rows or not (v.rows == tokens[None, :, None]).all():
+            self.fail(f"attention whose {what} rows are not every token in order")
+        c = v.chs[:, 0, :]
+        if not (v.chs == c[:, None, :]).all():
+            self.fail(f"attention whose {what} channels differ between tokens")
+        return v.base, c
 
-    def op_permute_dims(self, b, call, args, out_shape):
-        x = args[0]
-        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else None
-        if isinstance(x, ConvOut) and x.stage == "flat" and axes == [0, 2, 1]:
-            return self._patch_embed(x)
-        if isinstance(x, QKV) and x.slot is None and axes == [2, 0, 3, 1, 4]:
-            return x
-        if isinstance(x, QKV) and x.slot is not None and axes is not None and axes[-2:] == [len(axes) - 1, len(axes) - 2]:
-            return QKV(x.name, x.heads, x.slot, not x.transposed, x.scale)
-        if isinstance(x, HeadsOut) and axes == [0, 2, 1, 3]:
-            return self._attention(x)
-        return None
+    def _attention(self, p: Scores, v: View, out_shape) -> View:
+        if scale_of(v.fn) != 1.0:
+            self.fail("element-wise math on the attention's values")
+        heads, m, dh = p.q.rows.shape
+        lead = tuple(out_shape[:-2])
+        vv = replace(v, rows=np.broadcast_to(v.rows, lead + v.shape[-2:]).reshape((heads,) + v.shape[-2:]),
+                     chs=np.broadcast_to(v.chs, lead + v.shape[-2:]).reshape((heads,) + v.shape[-2:]))
+        if vv.shape[-1] != dh:
+            self.fail(f"attention with a value width {vv.shape[-1]} other than the key width {dh}")
+        parts = [self._heads(p.q, "query"), self._heads(p.k, "key"), self._heads(vv, "value")]
+        prods = [self.g.producer(base) for base, _ in parts]
+        if any(n is None or n.op != "linear" for n in prods) or len({n.inputs[0] for n in prods}) != 1:
+            self.fail("attention whose q, k and v are not Linear layers of one input")
+        idx = [c.reshape(-1) for _, c in parts]
+        e = heads * dh
+        if prods[0] is prods[1] is prods[2] and np.array_equal(np.concatenate(idx), np.arange(3 * e)) \
+                and prods[0].attrs["w"].shape[0] == 3 * e:
+            qkv = prods[0].outputs[0]                    # already the packed layout the attention op reads
+        else:
+            w = np.concatenate([n.attrs["w"][i] for n, i in zip(prods, idx)])
+            b = None
+            if any(n.attrs.get("b") is not None for n in prods):
+                b = np.concatenate([(n.attrs["b"] if n.attrs.get("b") is not None else np.zeros(n.attrs["w"].shape[0]))[i]
+                                    for n, i in zip(prods, idx)])
+            at = max(self.g.nodes.index(n) for n in prods) + 1
+            qkv = self.node("linear", [prods[0].inputs[0]], (m, 3 * e), at=at, w=w, b=b)
+        out = self.node("attention", [qkv], (m, e), heads=heads, scale=float(p.scale))
+        rows = np.broadcast_to(np.arange(m)[None, :, None], (heads, m, dh))
+        chs = np.arange(heads)[:, None, None] * dh + np.arange(dh)[None, None, :] + np.zeros((1, m, 1), dtype=np.int64)
+        return View(out, rows.reshape(out_shape).copy(), chs.reshape(out_shape).copy(), owner=True)
 
-    def op_concat(self, b, call, args, out_shape):
-        (parts,) = args
-        if len(parts) == 2 and isinstance(parts[0], Const) and isinstance(parts[1], Act):
-            prod = self.g.producer(parts[1].name)
-            if prod is not None and prod.op == "patch_embed" and prod.attrs.get("cls_row") is None:
-                prod.attrs["cls_row"] = parts[0].value.reshape(-1).astype(np.float64)
-                t = self.g.tensors[parts[1].name]
-                t.shape = (t.shape[0] + 1, t.shape[1])
-                return Act(t.name, out_shape)
-        return None
-
-    def _patch_embed(self, x: ConvOut) -> Act:
-        e = x.w.shape[0]
-        c, h, w = self.g.tensors[x.x].shape
-        npatch = (h // x.patch) * (w // x.patch)
-        bias = np.zeros(e) if x.b is None else x.b
-        return self.node("patch_embed", "patch_embed", [x.x], (npatch, e), w=x.w, patch=x.patch,
-                         bias_tokens=np.tile(bias, (npatch, 1)), cls_row=None)
-
-    def op_nn_layer_norm(self, b, call, args, out_shape):
-        x, gamma, beta = args
-        axes = [int(a) for a in call.attrs.axes]
-        if not isinstance(x, Act) or axes not in ([-1], [len(_shape(b.var)) - 1]):    # over channels only
-            return None
-        return self.node("layernorm", "layernorm", [x.name], self.g.tensors[x.name].shape,
-                         gamma=gamma.value.astype(np.float64), beta=beta.value.astype(np.float64),
-                         eps=float(call.attrs.epsilon))
-
-    def op_matmul(self, b, call, args, out_shape):
-        x, w = args
-        if isinstance(x, Act) and isinstance(w, Const) and w.value.ndim == 2:
-            rows = self.g.tensors[x.name].rows
-            return self.node("linear", "linear", [x.name], (rows, w.value.shape[1]),
-                             w=np.ascontiguousarray(w.value.T.astype(np.float64)), b=None)
-        if isinstance(x, QKV) and isinstance(w, QKV) and x.name == w.name and x.slot == 0 and w.slot == 1 \
-                and w.transposed and not x.transposed:
-            return Scores(x.name, x.heads, x.scale * w.scale)
-        if isinstance(x, Scores) and x.softmaxed and isinstance(w, QKV) and w.slot == 2 and w.name == x.name:
-            return HeadsOut(x.name, x.heads, x.scale * w.scale)
-        return None
-
-    def op_take(self, b, call, args, out_shape):
-        x, idx = args
-        axis = int(call.attrs.axis)
-        if not isinstance(idx, Const) or idx.value.size != 1:
-            return None
-        i = int(idx.value.reshape(()))
-        if isinstance(x, QKV) and x.slot is None and axis == 0:
-            return QKV(x.name, x.heads, i)
-        if isinstance(x, Act) and axis == len(x.shape) - 1:     # token axis of [1, N, E]
-            return self.node("select_token", "select_token", [x.name], (1, x.shape[-1]), index=i)
-        return None
-
-    def op_broadcast_to(self, b, call, args, out_shape):
-        x = args[0]
-        return x if isinstance(x, (QKV, Scores, HeadsOut)) else None
-
-    def op_multiply(self, b, call, args, out_shape):
-        x, c = args
-        if isinstance(x, Const) or isinstance(c, GeluPart):
-            x, c = c, x
-        if isinstance(x, GeluPart) and x.stage == "erf+1" and isinstance(c, Act) and c.name == x.x:
-            return GeluPart(x.x, "x*(erf+1)")
-        if isinstance(x, GeluPart) and x.stage == "x*(erf+1)" and isinstance(c, Const) and _is_scalar(c, 0.5):
-            return self.op_nn_gelu(b, call, [Act(x.x, self.g.tensors[x.x].shape)], out_shape)
-        return self._scale(x, c, lambda v: v)
-
-    def op_divide(self, b, call, args, out_shape):
-        x, c = args
-        if isinstance(x, Act) and isinstance(c, Const) and _is_scalar(c, 2 ** 0.5):
-            return GeluPart(x.name, "x/sqrt2")
-        return self._scale(x, c, lambda v: 1.0 / v)
-
-    def op_erf(self, b, call, args, out_shape):
-        x = args[0]
-        return GeluPart(x.x, "erf") if isinstance(x, GeluPart) and x.stage == "x/sqrt2" else None
-
-    def _scale(self, x, c, f):
-        if not isinstance(c, Const) or c.value.size != 1:
-            return None
-        s = f(float(c.value.reshape(())))
-        if isinstance(x, Scores) and not x.softmaxed:
-            return Scores(x.name, x.heads, x.scale * s)
-        if isinstance(x, QKV) and x.slot in (0, 1):
-            return QKV(x.name, x.heads, x.slot, x.transposed, x.scale * s)
-        return None
-
-    def op_nn_softmax(self, b, call, args, out_shape):
-        x = args[0]
-        if isinstance(x, Scores) and int(call.attrs.axis) in (-1, len(_shape(b.var)) - 1):
-            return Scores(x.name, x.heads, x.scale, softmaxed=True)
-        return None
-
-    def _attention(self, x: HeadsOut) -> HeadsOut:
-        n, three_e = self.g.tensors[x.name].shape
-        out = self.node("attention", "attention", [x.name], (n, three_e // 3), heads=x.heads, scale=x.scale)
-        return HeadsOut(out.name, x.heads, 1.0, merged=True)
-
-    def op_nn_gelu(self, b, call, args, out_shape):
-        x = args[0]
-        if not isinstance(x, Act):
-            return None
-        return self.node("gelu", "gelu", [x.name], self.g.tensors[x.name].shape)
-
-    def op_mean(self, b, call, args, out_shape):
-        x = args[0]
-        axes = [int(a) for a in call.attrs.axis]
-        if isinstance(x, Act) and len(x.shape) == 2 and axes in ([1], [-2]):
-            return self.node("mean_tokens", "mean_tokens", [x.name], (1, x.shape[-1]))
-        return None
+    # ---- the end
+    def _output(self, out) -> None:
+        if isinstance(out, list):
+            if len(out) != 1:
+                self.fail(f"{len(out)} outputs (edgeviz takes models with one output, the logits)")
+            out = out[0]
+        if not isinstance(out, View):
+            self.fail("an output that is not computed from the image")
+        out = self._materialize(out)
+        src, _, cidx = self._rows_of(out)
+        t = self.g.tensors[src]
+        if t.rows != 1 or not np.array_equal(cidx, np.arange(t.channels)):
+            self.fail(f"an output of shape {list(out.shape)} that is not one row of logits")
+        self.g.outputs = [src]
 
 
 # ------------------------------------------------------------------ clean-up
+def _dead_code(g: Graph) -> None:
+    while True:
+        used = set(g.outputs) | {i for n in g.nodes for i in n.inputs}
+        dead = [n for n in g.nodes if n.outputs[0] not in used]
+        if not dead:
+            return
+        for n in dead:
+            g.nodes.remove(n)
+            del g.tensors[n.outputs[0]]
+
+
+def _renumber(g: Graph) -> None:
+    """Names in execution order, op by op (linear0, linear1, ...), as graph_from_vit gives them."""
+    counters: dict[str, int] = {}
+    rename = {name: name for name in g.inputs}
+    for n in g.nodes:
+        i = counters.get(n.op, 0)
+        counters[n.op] = i + 1
+        n.name = f"{n.op}{i}"
+        rename[n.outputs[0]] = n.name
+    tensors = {}
+    for old in list(g.inputs) + [n.outputs[0] for n in g.nodes]:
+        t = g.tensors[old]
+        t.name = rename[old]
+        tensors[t.name] = t
+    for n in g.nodes:
+        n.inputs = [rename[i] for i in n.inputs]
+        n.outputs = [rename[o] for o in n.outputs]
+    g.outputs = [rename[o] for o in g.outputs]
+    g.tensors = tensors
+
 def _sink_select(g: Graph) -> None:
     """select_token(layernorm(x)) == layernorm(select_token(x)) row for row: normalise one token only."""
     for sel in [n for n in g.nodes if n.op == "select_token"]:
@@ -375,7 +741,9 @@ def _relax_to_graph(mod, source: str) -> Graph:
     for p in seq:
         mod = p(mod)
     g = _Walker(mod["main"], source).run()
+    _dead_code(g)
     _sink_select(g)
+    _renumber(g)
     if g.outputs[0] in g.inputs:
         raise EdgevizError(f"unsupported model ({source}): the output is the input")
     return g
@@ -413,6 +781,25 @@ def import_torch(module, example=None) -> Graph:
     with torch.no_grad(), quiet_native():
         mod = relax_from_torch(module, example)
         return _relax_to_graph(mod, type(module).__name__)
+
+
+def import_exported(path: Path) -> Graph:
+    """A torch.export.save file (.pt2) -> IR."""
+    import torch
+    from tvm.relax.frontend.torch import from_exported_program
+    try:
+        with quiet_native():
+            ep = torch.export.load(str(path))
+    except Exception as e:  # noqa: BLE001 - any failure to read means the same to the user
+        first = str(e).strip().splitlines()
+        raise EdgevizError(f"cannot read torch.export file {path}: {first[0] if first else type(e).__name__}") from None
+    with torch.no_grad(), quiet_native():
+        try:
+            mod = from_exported_program(ep, keep_params_as_input=False)
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).strip().splitlines()
+            raise EdgevizError(f"TVM could not import {path}: {msg[-1] if msg else type(e).__name__}") from None
+        return _relax_to_graph(mod, Path(path).name)
 
 
 def _static_shapes(model) -> dict:

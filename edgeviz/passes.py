@@ -22,7 +22,7 @@ from .ir import Graph, Node
 from .ops import OPS
 
 # Ops whose C kernel may write its output over its (row-wise) input.
-INPLACE_OPS = {"add", "gelu", "softmax", "layernorm"}
+INPLACE_OPS = {"add", "activation", "softmax", "layernorm"}
 # A chain advances this many rows at a time: the intermediates are CHAIN_BLOCK rows each, which
 # costs a few hundred bytes and lets the linear kernel reuse each widened weight word across rows.
 CHAIN_BLOCK = 4
@@ -80,15 +80,15 @@ def _clone(g: Graph) -> Graph:
     return h
 
 
-def _fold_gelu(g: Graph) -> None:
-    for gelu in [n for n in g.nodes if n.op == "gelu"]:
-        lin = g.producer(gelu.inputs[0])
+def _fold_activation(g: Graph) -> None:
+    for act in [n for n in g.nodes if n.op == "activation"]:
+        lin = g.producer(act.inputs[0])
         if lin is None or lin.op != "linear" or len(g.consumers(lin.outputs[0])) != 1 or "lut" in lin.qattrs:
             continue
-        lin.qattrs["lut"] = gelu.qattrs["lut"]
+        lin.qattrs["lut"] = act.qattrs["lut"]
         dead = lin.outputs[0]
-        lin.outputs = list(gelu.outputs)
-        g.nodes.remove(gelu)
+        lin.outputs = list(act.outputs)
+        g.nodes.remove(act)
         del g.tensors[dead]
 
 
@@ -280,7 +280,7 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     g = _clone(qgraph)
     pad_bytes = 0
     if switches.fuse:
-        _fold_gelu(g)
+        _fold_activation(g)
     # after the GELU fold (a table-epilogue writer is never padded), before the qkv split copies the
     # low-rank V factor
     if switches.pad_rank:

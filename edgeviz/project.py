@@ -4,7 +4,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +28,86 @@ EMULATOR_BOARD = "mps2-an500"
 
 
 # ------------------------------------------------------------------ loading
-def load_graph(path: str | Path) -> tuple[Graph, object | None]:
-    """IR (float) from a search output folder, an edgeviz model file (.pt) or an ONNX file.
+@dataclass(frozen=True)
+class ModelFile:
+    """A model path and how far to trust it: a pickled module runs code from the file when loaded,
+    so it is read only with trust_pickle (the CLI's --trust-pickle)."""
+    path: str
+    trust_pickle: bool = False
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _first_line(e: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()      # torch puts terminal colours in its messages
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def example_input(module):
+    """A [1, C, H, W] zero image for a module that does not say its input: channels from its first
+    convolution, size from the attribute the library keeps it in (timm img_size, torchvision
+    image_size, Hugging Face config.image_size)."""
+    import torch
+    if hasattr(module, "example_input"):
+        return module.example_input()
+    conv = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    size = None
+    for m in module.modules():
+        for v in (getattr(m, "image_size", None), getattr(m, "img_size", None),
+                  getattr(getattr(m, "config", None), "image_size", None)):
+            if v is not None:
+                size = v
+                break
+        if size is not None:
+            break
+    if conv is None or size is None:
+        raise EdgevizError(f"cannot tell the input size of {type(module).__name__}; save it with torch.export.save "
+                           f"as a .pt2 file (or export it to ONNX) so the file says its input")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
+    return torch.zeros(1, conv.in_channels, int(h), int(w))
+
+
+def _load_torch_file(p: Path, shown, trust_pickle: bool):
+    """(graph, module) from a .pt: edgeviz's own format, else a pickled nn.Module when trusted."""
+    import torch
+    from .frontend import import_torch
+    from .model import load_model
+    try:
+        module = load_model(p)
+    except ValueError:
+        raise EdgevizError(f"{shown} is a PyTorch file but not a model edgeviz can read (a state dict holds no "
+                           f"architecture); export the model with torch.export.save (.pt2) or to ONNX") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        if "weights only load failed" not in str(e).lower():
+            raise EdgevizError(f"cannot read model {shown}: {_first_line(e)}; give a .pt2 (torch.export.save), "
+                               f".onnx, or an edgeviz model (.pt from edgeviz search)") from None
+        if not trust_pickle:
+            raise EdgevizError(f"{shown} is a pickled PyTorch module, and loading one runs code from the file; "
+                               f"save it with torch.export.save (.pt2) or export it to ONNX, or pass --trust-pickle "
+                               f"if you trust where it came from") from None
+        try:
+            module = torch.load(p, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            raise EdgevizError(f"cannot read model {shown}: {_first_line(e2)}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise EdgevizError(f"{shown} holds a {type(module).__name__}, not a torch.nn.Module") from None
+        module.eval()
+        return import_torch(module, example_input(module)), None
+    return import_torch(module), module
+
+
+def load_graph(path: str | Path | ModelFile) -> tuple[Graph, object | None]:
+    """IR (float) from a search output folder, an edgeviz model file (.pt), a torch.export file (.pt2),
+    an ONNX file, or (with ModelFile(trust_pickle=True)) a pickled nn.Module.
 
     Returns the graph and the PyTorch module when there is one (for float accuracy).
     """
-    from .frontend import import_onnx, import_torch
-    from .model import load_model
+    from .frontend import import_exported, import_onnx
+    trust = getattr(path, "trust_pickle", False)
     p = Path(path)
     if p.is_dir():
         for name in ("model.pt", "subnet.pt"):
@@ -48,13 +123,9 @@ def load_graph(path: str | Path) -> tuple[Graph, object | None]:
         raise EdgevizError(f"model file {path} does not exist")
     if p.suffix.lower() == ".onnx":
         return import_onnx(p), None
-    try:
-        module = load_model(p)
-    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EdgevizError(f"cannot read model {path}: {first}; give an edgeviz model (.pt from edgeviz search) "
-                           f"or an .onnx file") from None
-    return import_torch(module), module
+    if p.suffix.lower() == ".pt2":
+        return import_exported(p), None
+    return _load_torch_file(p, path, trust)
 
 
 def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[np.ndarray, dict | None]:

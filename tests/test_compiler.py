@@ -20,12 +20,12 @@ ALL_SWITCHES = [Switches(), Switches(False, False, False), Switches(True, False,
 def _same_graph(a, b):
     assert a.summary() == b.summary()
     for na, nb in zip(a.nodes, b.nodes):
-        assert set(na.attrs) <= set(nb.attrs) | {"pos_added"}
+        assert set(na.attrs) <= set(nb.attrs)
         for k, va in na.attrs.items():
             vb = nb.attrs.get(k)
             if isinstance(va, np.ndarray):
                 np.testing.assert_array_equal(va, vb, err_msg=f"{na.name}.{k}")
-            elif k != "pos_added":
+            else:
                 assert va == vb, (na.name, k)
 
 

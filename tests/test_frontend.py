@@ -36,11 +36,30 @@ def test_onnx_with_a_dynamic_batch(tmp_path):
     assert import_onnx(tmp_path / "d.onnx").summary() == graph_from_vit(m).summary()
 
 
+class _Cumsum(torch.nn.Module):
+    def forward(self, x):
+        return x.cumsum(-1)
+
+
 def test_unsupported_op_is_named_with_its_location():
     m = make("cls-lowrank")
-    m.blocks[0].act = torch.nn.ReLU()
-    with pytest.raises(EdgevizError, match=r"op 'nn.relu' has no edgeviz kernel at 'lv\d+ = relax.nn.relu"):
+    m.blocks[0].act = _Cumsum()
+    with pytest.raises(EdgevizError, match=r"op 'cumsum' has no edgeviz kernel at 'lv\d+ = relax.cumsum"):
         import_torch(m)
+
+
+@pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.SiLU(), torch.nn.GELU(approximate="tanh"), torch.nn.Hardtanh()])
+def test_any_elementwise_activation_is_one_table(act):
+    m = make("cls-lowrank")
+    for blk in m.blocks:
+        blk.act = act
+    g = import_torch(m)
+    assert [n.op for n in g.nodes].count("activation") == len(m.blocks)
+    x = inputs(m.cfg, 2)
+    with torch.no_grad():
+        ref = m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    got = np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x])
+    np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
 def test_unreadable_onnx(tmp_path):

@@ -56,7 +56,7 @@ from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir
 
 CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "gelu", "attention", "attention_split", "add",
+SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "activation", "attention", "attention_split", "add",
                  "select_token", "mean_tokens", "attn_scores", "softmax", "attn_av")
 ATTENTION_OPS = ("attention", "attention_split", "attn_scores", "attn_av")   # stream K / V LANES bytes a cycle
 
@@ -179,7 +179,7 @@ def node_total(node, g, chained: bool = False) -> int:
         return n * dh
     if node.op == "softmax":
         return t_out.channels
-    if node.op in ("add", "gelu"):
+    if node.op in ("add", "activation"):
         return t_out.channels if chained else t_out.nbytes
     if node.op == "layernorm":
         return t_out.channels
@@ -217,7 +217,7 @@ def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
         return est.LayerSpec(node.name, node.op, dict(tokens=n, heads=node.attrs["heads"], dh=dh), reuse)
     if node.op == "softmax":
         return est.LayerSpec(node.name, "softmax", {"rows": rows, "len": t_out.channels}, reuse)
-    if node.op in ("add", "gelu"):
+    if node.op in ("add", "activation"):
         dims = {"n": t_out.channels, "rows": rows} if chained else {"n": t_out.nbytes}
         return est.LayerSpec(node.name, "add" if node.op == "add" else "lut", dims, reuse)
     if node.op == "select_token":
@@ -285,7 +285,7 @@ def _port_limited(n, g, chained: bool, r: int) -> int:
             lanes = max(d for d in range(1, lanes + 1) if k % d == 0)
             return o * k // lanes
         return r
-    if n.op in ("add", "gelu"):
+    if n.op in ("add", "activation"):
         # one element a cycle: a bank's two ports serve one read and one write (unfused too)
         return node_total(n, g, chained)
     if n.op in ATTENTION_OPS and (chained or n.op != "attention"):
@@ -369,7 +369,7 @@ class _Emitter:
             ch = t_out.channels
             return [f"ev_layernorm<{rows}, {ch}, {r}>({ins[0]}, {out}, {c.add(n, 'g', q['g'], np.int32)}, "
                     f"{c.add(n, 'b', q['b'], np.int64)}, {int(q['eps'])}LL);"]
-        if n.op == "gelu":
+        if n.op == "activation":
             return [f"ev_lut<{rows * t_out.channels}, {r}>({ins[0]}, {out}, {c.add(n, 'lut', q['lut'], np.int8)});"]
         if n.op == "add":
             return [f"ev_add<{rows * t_out.channels}, {r}>({ins[0]}, {ins[1]}, {out}, {q['ma']}, {q['mb']}, "
@@ -422,9 +422,10 @@ class _Emitter:
             ch, hh, ww = g.tensors[n.inputs[0]].shape
             e = q["w"].shape[0]
             lines, row0 = [], 0
-            if "cls" in q:
-                lines.append(f"ev_set_row<{e}>({out}, 0, {c.add(n, 'cls', q['cls'], np.int8)});")
-                row0 = 1
+            if "prefix" in q:         # cls / distillation / register tokens: constant rows
+                prefix = c.add(n, 'prefix', q['prefix'], np.int8)
+                row0 = q["prefix"].shape[0]
+                lines += [f"ev_set_row<{e}>({out}, {i}, {prefix} + {i * e});" for i in range(row0)]
             if len(n.inputs) > 1:
                 # undecomposed: the im2col buffer [patches, C*p*p] is materialised; one linear embeds it
                 patches, k = g.tensors[n.inputs[1]].shape

@@ -1,8 +1,9 @@
-"""Patch embedding: conv with kernel = stride = patch, the cls token and position embedding folded in.
+"""Patch embedding: conv with kernel = stride = patch, the prefix tokens and position embedding folded in.
 
-The frontend folds `concat(cls) + pos` into this op in float (exact), so its int8 output is the
-token matrix [N, E]: row 0 is the constant cls + pos[0] when the model has a cls token, and every
-patch row carries its own bias (conv bias + position embedding).
+The frontend folds `concat(prefix) + pos` into this op in float (exact), so its int8 output is the
+token matrix [N, E]: the first k rows are constants (cls, distillation or register tokens, plus their
+position embedding; `prefix` [k, E]), and every patch row carries its own bias (conv bias + position
+embedding).
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ class PatchEmbed(Op):
     def run_float(self, node, xs):
         a = node.attrs
         y = im2col(xs[0], a["patch"]) @ a["w"].reshape(a["w"].shape[0], -1).T + a["bias_tokens"]
-        if a.get("cls_row") is None:
+        if a.get("prefix") is None:
             return y
-        cls = np.broadcast_to(a["cls_row"], y.shape[:-2] + (1, y.shape[-1]))
-        return np.concatenate([cls, y], axis=-2)
+        prefix = np.broadcast_to(a["prefix"], y.shape[:-2] + a["prefix"].shape)
+        return np.concatenate([prefix, y], axis=-2)
 
     def quantize(self, node, g, stats):
         a = node.attrs
@@ -41,13 +42,13 @@ class PatchEmbed(Op):
             "bias": np.round(a["bias_tokens"] / (s_x * s_w)[None, :]).astype(np.int32),
             **dict(zip(("mult", "shift"), requant_params(s_x * s_w / s_y))),
         }
-        if a.get("cls_row") is not None:
-            node.qattrs["cls"] = np.clip(np.round(a["cls_row"] / s_y), -128, 127).astype(np.int8)
+        if a.get("prefix") is not None:
+            node.qattrs["prefix"] = np.clip(np.round(a["prefix"] / s_y), -128, 127).astype(np.int8)
 
     def run_int8(self, node, xs):
         q = node.qattrs
         y = intmath.linear(im2col(xs[0], node.attrs["patch"]), q["w"], q["bias"], q["mult"], q["shift"])
-        return y if "cls" not in q else np.concatenate([q["cls"][None], y])
+        return y if "prefix" not in q else np.concatenate([q["prefix"], y])
 
     def macs(self, node, g):
         return node.attrs["bias_tokens"].shape[0] * node.attrs["w"].size
@@ -65,9 +66,9 @@ class PatchEmbed(Op):
         npatch = q["bias"].shape[0]
         lines = []
         first = 0
-        if "cls" in q:
-            lines.append(f"memcpy({out}, {c.const(node.name + '.cls', q['cls'])}, {e});")
-            first = e
+        if "prefix" in q:
+            lines.append(f"memcpy({out}, {c.const(node.name + '.prefix', q['prefix'])}, {q['prefix'].size});")
+            first = q["prefix"].size
         wv, bv = c.const(node.name + ".w", q["w"]), c.const(node.name + ".bias", q["bias"])
         mv, sv = c.const(node.name + ".mult", q["mult"]), c.const(node.name + ".shift", q["shift"])
         if a.get("decompose", True):

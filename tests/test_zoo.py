@@ -1,0 +1,118 @@
+"""Models users bring: small random-init ViTs from torchvision, timm and Hugging Face (tests/zoo.py),
+through every way they hand them over (torch.export .pt2 and three ONNX exports), imported by what
+they compute; built, their host C and firmware on QEMU equal the int8 reference byte for byte, the
+HLS C simulation too, and int8 keeps the float model's answers."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import need
+from zoo import EXPORTS, ZOO, export, make_zoo, zoo_inputs
+
+from edgeviz.compiler import compile_graph
+from edgeviz.frontend import import_exported, import_onnx, import_torch
+from edgeviz.quantize import float_logits, quantize_image, run_float, run_int8
+
+pytest.importorskip("timm")
+pytest.importorskip("transformers")
+
+
+def _reference(m, x):
+    with torch.no_grad():
+        return m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+
+@pytest.mark.parametrize("how", EXPORTS)
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_every_export_path_imports_the_same_model(name, how, tmp_path):
+    m = make_zoo(name)
+    f = export(m, ZOO[name][1], how, tmp_path / "model")
+    g = import_exported(f) if how == "pt2" else import_onnx(f)
+    x = zoo_inputs(name, 2)
+    got = np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x])
+    ref = _reference(m, x)
+    np.testing.assert_allclose(got, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))
+    assert {n.op for n in g.nodes} <= {"patch_embed", "layernorm", "linear", "attention", "activation", "add",
+                                       "select_token", "mean_tokens"}
+
+
+def _compiled(name, target="stm32f746"):
+    m = make_zoo(name)
+    g = import_torch(m, torch.zeros((1,) + ZOO[name][1]))
+    return m, compile_graph(g, zoo_inputs(name, 32, seed=1), target)
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_host_c_is_bit_exact_and_int8_keeps_the_answers(name, tmp_path):
+    need("gcc")
+    from edgeviz.build import HostModel, build_host_library, write_model_sources
+    m, c = _compiled(name)
+    write_model_sources(c.model_c, c.model_h, tmp_path / "model")
+    host = HostModel(build_host_library(tmp_path / "model", tmp_path / "model.so"), c.model_h)
+    x = zoo_inputs(name, 48, seed=2)
+    for xi in np.concatenate([x[:8], 3 * x[8:12]]):      # also inputs beyond the calibrated range
+        xq = quantize_image(c.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+    fl = _reference(m, x)
+    np.testing.assert_allclose(float_logits(c.graph, x), fl, atol=1e-4 * np.abs(fl).max())
+    q = np.stack([run_int8(c.graph, quantize_image(c.graph, xi)).reshape(-1) for xi in x]) \
+        * c.graph.tensors[c.graph.outputs[0]].scale
+    cosine = np.sum(q * fl, 1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(fl, axis=1))
+    assert np.mean(q.argmax(1) == fl.argmax(1)) >= 0.95
+    assert cosine.mean() >= 0.99
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["torchvision-vit", "timm-deit-distilled", "hf-vit-gelu-tanh", "timm-relu-nobias"])
+def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.project import write_project
+    from edgeviz.runner import api
+    _, c = _compiled(name, "mps2-an500")
+    out = tmp_path / "build"
+    write_project(c, out, name, zoo_inputs(name, 4))
+    assert json.loads((out / "build.json").read_text())["elf_arena_bytes"] == c.plan.peak
+    x = zoo_inputs(name, 6, seed=3)
+    xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])
+    want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
+    r = api.validate(out, "emulator", xq, want)
+    assert r["bit_exact"] == len(xq), r["mismatched"]
+
+
+@pytest.mark.parametrize("name", ["timm-avg-layerscale", "timm-deit-distilled", "hf-vit"])
+def test_hls_csim_is_bit_exact(name, tmp_path):
+    need("g++")
+    from edgeviz.project import build
+    m = make_zoo(name)
+    f = export(m, ZOO[name][1], "pt2", tmp_path / "model")
+    np.savez(tmp_path / "calib.npz", x=zoo_inputs(name, 8, seed=1))
+    s = build(f, "zcu102", tmp_path / "hls", tmp_path / "calib.npz", csim=True)
+    assert s["csim"]["vectors"] > 0 and s["csim"]["mismatching_bytes"] == 0
+
+
+def test_cli_builds_a_pt2_and_validates_it_without_labels(tmp_path, capsys):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.cli import main
+    m = make_zoo("hf-vit")
+    f = export(m, ZOO["hf-vit"][1], "pt2", tmp_path / "model")
+    np.savez(tmp_path / "calib.npz", x=zoo_inputs("hf-vit", 16, seed=1))
+    assert main(["build", f, "--target", "mps2-an500", "--calib", str(tmp_path / "calib.npz"),
+                 "-o", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path / "b"), "--port", "emulator", "-n", "4", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact"] == 4 and "random inputs" in r["inputs"] and "labels_top1_device" not in r
+
+
+def test_a_pickled_module_needs_trust_pickle(tmp_path, capsys):
+    from edgeviz.cli import main
+    from edgeviz.model import ViT, ViTConfig
+    torch.save(ViT(ViTConfig(img_size=16, patch=8, embed=16, heads=1, depth=1)).eval(), tmp_path / "whole.pt")
+    assert main(["analyze", str(tmp_path / "whole.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--trust-pickle" in err and "\x1b" not in err
+    assert main(["analyze", str(tmp_path / "whole.pt"), "--trust-pickle", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] > 0

@@ -1,0 +1,136 @@
+"""ViTs from the libraries users bring (torchvision, timm, Hugging Face), small and random-init, and
+the ways users hand them over: torch.export (.pt2) and three ONNX exports. Nothing is downloaded."""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import sys
+
+import numpy as np
+import torch
+
+
+def _torchvision():
+    # torchvision's wheel is built against a CUDA torch; next to the CPU wheel its compiled ops do not
+    # load. The ViT code is pure Python: declaring the two ops it registers lets it import.
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        try:
+            torch.ops.load_library(glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))[0])
+            torch.ops.torchvision.nms          # raises when the library loaded but registered nothing
+        except (OSError, IndexError, RuntimeError, AttributeError):
+            lib = torch.library.Library("torchvision", "DEF")
+            lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            _torchvision.lib = lib
+    import torchvision
+    return torchvision
+
+
+if importlib.util.find_spec("torchvision") is not None:
+    _torchvision()           # before anything imports it: timm and transformers do
+
+
+class Logits(torch.nn.Module):
+    """Hugging Face models return an output object; the exporters want a tensor."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
+
+    def forward(self, x):
+        y = self.m(x)
+        return y.logits if hasattr(y, "logits") else y
+
+
+class HeadOnViTModel(torch.nn.Module):
+    """A user's own Linear head on a Hugging Face ViTModel's cls output."""
+
+    def __init__(self, vit, classes=10):
+        super().__init__()
+        self.vit, self.head = vit, torch.nn.Linear(vit.config.hidden_size, classes)
+
+    def forward(self, x):
+        return self.head(self.vit(x).last_hidden_state[:, 0])
+
+
+def _timm(**kw):
+    _torchvision()
+    import timm
+    base = dict(pretrained=False, img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, num_classes=10)
+    base.update(kw)
+    return timm.create_model(base.pop("name", "vit_tiny_patch16_224"), **base)
+
+
+def _hf(head=False, **kw):
+    _torchvision()            # transformers imports torchvision when it is installed
+    from transformers import ViTConfig, ViTForImageClassification, ViTModel
+    cfg = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+               intermediate_size=128, num_labels=10)
+    cfg.update(kw)
+    c = ViTConfig(**cfg)
+    return HeadOnViTModel(ViTModel(c, add_pooling_layer=False)) if head else Logits(ViTForImageClassification(c))
+
+
+def _torchvision_vit(**kw):
+    vision_transformer = _torchvision().models.vision_transformer
+    cfg = dict(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=64, mlp_dim=128, num_classes=10)
+    cfg.update(kw)
+    return vision_transformer.VisionTransformer(**cfg)
+
+
+# name -> (builder, input shape [C, H, W])
+ZOO = {
+    "torchvision-vit": (lambda: _torchvision_vit(), (3, 32, 32)),
+    "timm-cls": (lambda: _timm(in_chans=1), (1, 32, 32)),
+    "timm-avg-layerscale": (lambda: _timm(global_pool="avg", class_token=False, qkv_bias=False, init_values=0.1,
+                                          fc_norm=True, patch_size=4, embed_dim=48, num_heads=3), (3, 32, 32)),
+    "timm-reg-noembedclass": (lambda: _timm(reg_tokens=2, no_embed_class=True), (3, 32, 32)),
+    "timm-deit-distilled": (lambda: _timm(name="deit_tiny_distilled_patch16_224"), (3, 32, 32)),
+    "timm-relu-nobias": (lambda: _timm(act_layer="relu", qkv_bias=False, img_size=24, patch_size=6), (3, 24, 24)),
+    "timm-silu-tokenpool": (lambda: _timm(act_layer="silu", global_pool="token", depth=1), (3, 32, 32)),
+    "hf-vit": (lambda: _hf(), (3, 32, 32)),
+    "hf-vit-gelu-tanh": (lambda: _hf(hidden_act="gelu_pytorch_tanh", num_attention_heads=4), (3, 32, 32)),
+    "hf-vitmodel-own-head": (lambda: _hf(head=True, num_channels=1), (1, 32, 32)),
+}
+
+
+def make_zoo(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    m = ZOO[name][0]().eval()
+    with torch.no_grad():        # random init leaves cls / position embeddings near zero: make them matter
+        for n, p in m.named_parameters():
+            if any(k in n for k in ("cls_token", "dist_token", "reg_token", "pos_embed", "position_embeddings",
+                                    "class_token", "pos_embedding")):
+                p.normal_(0, 0.3)
+        for mod in m.modules():      # classifier heads start at zero (torchvision) or near it: logits would tie
+            if isinstance(mod, torch.nn.Linear) and mod.out_features == 10:
+                mod.weight.normal_(0, mod.in_features ** -0.5)
+    return m
+
+
+def zoo_inputs(name: str, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n,) + ZOO[name][1])
+
+
+EXPORTS = ("pt2", "onnx-torchscript-17", "onnx-export-17", "onnx-export-20")
+
+
+def export(m: torch.nn.Module, shape, how: str, path) -> str:
+    """Write m the way a user would; returns the file to give edgeviz."""
+    import warnings
+    x = torch.zeros((1,) + tuple(shape))
+    path = str(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if how == "pt2":
+            torch.export.save(torch.export.export(m, (x,)), path + ".pt2")
+            return path + ".pt2"
+        kw = {"onnx-torchscript-17": dict(dynamo=False, opset_version=17),
+              "onnx-export-17": dict(dynamo=True, opset_version=17), "onnx-export-20": {}}[how]
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            torch.onnx.export(m, (x,), path + ".onnx", **kw)
+        return path + ".onnx"
