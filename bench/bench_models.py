@@ -18,3 +18,14 @@ BENCH_CONFIGS = {
     "digits-48px-e128": ViTConfig(img_size=48, patch=4, embed=128, heads=4, depth=3, mlp_ratio=2.0,
                                   rank_ratios=(0.5, 0.5, 0.5)),
 }
+
+
+def print_markdown_table(rows: list[dict], skip: tuple = ()) -> None:
+    """The rows as a README table: small floats to 3 places, counts with thousands separators."""
+    cols = [c for c in dict.fromkeys(k for r in rows for k in r) if c not in skip]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{v:,.3f}" if isinstance(v, float) and v < 100 else
+                                 f"{v:,.0f}" if isinstance(v, (int, float)) else str(v) for v in
+                                 (r.get(c) for c in cols)) + " |")

@@ -16,7 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_models import BENCH_CONFIGS  # noqa: E402
+from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.compiler import compile_graph, graph_from_vit  # noqa: E402
@@ -66,13 +66,7 @@ def run_on_emulator(c, name: str, x) -> dict:
 
 def main(names):
     rows = [measure(n) for n in names]
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    print("| " + " | ".join(cols) + " |")
-    print("|" + "---|" * len(cols))
-    for r in rows:
-        print("| " + " | ".join(f"{v:,.3f}" if isinstance(v, float) and v < 100 else
-                                 f"{v:,.0f}" if isinstance(v, (int, float)) else str(v) for v in
-                                 (r.get(c) for c in cols)) + " |")
+    print_markdown_table(rows)
     write_text(RESULTS / "speed.json", json.dumps({"rows": rows}, indent=1))
 
 
