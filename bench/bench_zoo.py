@@ -83,13 +83,16 @@ def measure(name: str, d: Path) -> dict:
 
 
 def main(names):
-    rows = []
+    """Measures the models named (default: all) and keeps the other rows already in zoo.json."""
+    path = RESULTS / "zoo.json"
+    kept = {r["model"]: r for r in json.loads(path.read_text())["rows"]} if path.is_file() else {}
     for n in names:
         with tempfile.TemporaryDirectory() as d:
-            rows.append(measure(n, Path(d)))
-        print(rows[-1], flush=True)
+            kept[n] = measure(n, Path(d))
+        print(kept[n], flush=True)
+    rows = [kept[n] for n in ZOO if n in kept]
     print_markdown_table(rows, skip=("import_paths",))
-    write_text(RESULTS / "zoo.json", json.dumps({"rows": rows}, indent=1))
+    write_text(path, json.dumps({"rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

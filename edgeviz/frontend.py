@@ -577,10 +577,12 @@ class _Walker:
         ax = int(call.attrs.axis[0]) % len(x.shape)
         rows, chs = np.moveaxis(x.rows, ax, -1), np.moveaxis(x.chs, ax, -1)
         t = self.g.tensors[x.base]
-        if not (chs == chs[..., :1]).all() or not all(
-                np.array_equal(np.sort(line), np.arange(t.rows)) for line in rows.reshape(-1, rows.shape[-1])):
-            self.fail("a mean over an axis that is not all tokens")
-        out = self.node("mean_tokens", [x.base], (1, t.channels))
+        lines = rows.reshape(-1, rows.shape[-1])
+        first = t.rows - lines.shape[1]           # all tokens, or all but the prefix tokens (timm's avg pool)
+        if not (chs == chs[..., :1]).all() or first < 0 or not all(
+                np.array_equal(np.sort(line), np.arange(first, t.rows)) for line in lines):
+            self.fail("a mean over an axis that is not all tokens, or all tokens after the first few")
+        out = self.node("mean_tokens", [x.base], (1, t.channels), first=first)
         keep = chs[..., 0]
         keep = np.expand_dims(keep, ax) if call.attrs.keepdims else keep
         return View(out, np.zeros(keep.shape, dtype=np.int64), keep.copy(), owner=True)

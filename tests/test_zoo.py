@@ -81,7 +81,7 @@ def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
     assert r["bit_exact"] == len(xq), r["mismatched"]
 
 
-@pytest.mark.parametrize("name", ["timm-avg-layerscale", "timm-deit-distilled", "hf-vit"])
+@pytest.mark.parametrize("name", ["timm-avg-layerscale", "timm-cls-avgpool", "timm-deit-distilled", "hf-vit"])
 def test_hls_csim_is_bit_exact(name, tmp_path):
     need("g++")
     from edgeviz.project import build

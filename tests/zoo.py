@@ -87,6 +87,7 @@ ZOO = {
     "timm-avg-layerscale": (lambda: _timm(global_pool="avg", class_token=False, qkv_bias=False, init_values=0.1,
                                           fc_norm=True, patch_size=4, embed_dim=48, num_heads=3), (3, 32, 32)),
     "timm-reg-noembedclass": (lambda: _timm(reg_tokens=2, no_embed_class=True), (3, 32, 32)),
+    "timm-cls-avgpool": (lambda: _timm(global_pool="avg", reg_tokens=1, in_chans=2), (2, 32, 32)),
     "timm-deit-distilled": (lambda: _timm(name="deit_tiny_distilled_patch16_224"), (3, 32, 32)),
     "timm-relu-nobias": (lambda: _timm(act_layer="relu", qkv_bias=False, img_size=24, patch_size=6), (3, 24, 24)),
     "timm-silu-tokenpool": (lambda: _timm(act_layer="silu", global_pool="token", depth=1), (3, 32, 32)),

@@ -224,7 +224,7 @@ def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
         return est.LayerSpec(node.name, "cls", {"c": t_out.channels}, reuse)
     if node.op == "mean_tokens":
         x = g.tensors[node.inputs[0]]
-        return est.LayerSpec(node.name, "mean", {"tokens": x.rows, "c": x.channels}, reuse)
+        return est.LayerSpec(node.name, "mean", {"tokens": x.rows - node.attrs.get("first", 0), "c": x.channels}, reuse)
     return None
 
 
@@ -405,7 +405,8 @@ class _Emitter:
             return [f"ev_copy_row<{ch}>({ins[0]} + {n.attrs['index'] * ch}, {out});"]
         if n.op == "mean_tokens":
             x = g.tensors[n.inputs[0]]
-            return [f"ev_mean_tokens<{x.rows}, {x.channels}, {r}>({ins[0]}, {out}, {q['m']}, {q['s']});"]
+            first = n.attrs.get("first", 0)     # prefix tokens left out of the pool
+            return [f"ev_mean_tokens<{x.rows - first}, {x.channels}, {r}>({ins[0]} + {first * x.channels}, {out}, {q['m']}, {q['s']});"]
         if n.op == "im2col":
             ch, hh, ww = g.tensors[n.inputs[0]].shape
             p = n.attrs["patch"]

@@ -21,26 +21,33 @@ class SelectToken(Op):
 
 
 class MeanTokens(Op):
+    """Mean over the token rows from `first` on (timm's avg pooling leaves out its prefix tokens)."""
     name = "mean_tokens"
 
+    def _pooled(self, node, g):
+        x = g.tensors[node.inputs[0]]
+        first = node.attrs.get("first", 0)
+        return first, x.rows - first, x.channels
+
     def run_float(self, node, xs):
-        return xs[0].mean(axis=-2, keepdims=True)
+        return xs[0][..., node.attrs.get("first", 0):, :].mean(axis=-2, keepdims=True)
 
     def quantize(self, node, g, stats):
-        x = g.tensors[node.inputs[0]]
-        m, s = requant_params(x.scale / (x.rows * g.tensors[node.outputs[0]].scale))
+        _, rows, _ = self._pooled(node, g)
+        m, s = requant_params(g.tensors[node.inputs[0]].scale / (rows * g.tensors[node.outputs[0]].scale))
         node.qattrs = {"m": int(m[0]), "s": int(s[0])}
 
     def run_int8(self, node, xs):
-        return intmath.mean_tokens(xs[0], node.qattrs["m"], node.qattrs["s"])
+        return intmath.mean_tokens(xs[0][node.attrs.get("first", 0):], node.qattrs["m"], node.qattrs["s"])
 
     def macs(self, node, g):
-        return g.tensors[node.inputs[0]].nbytes
+        _, rows, ch = self._pooled(node, g)
+        return rows * ch
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
-        x = g.tensors[node.inputs[0]]
+        first, n, ch = self._pooled(node, g)
         q = node.qattrs
-        return [f"ev_mean_tokens_s8({ins[0]}, {x.rows}, {x.channels}, {q['m']}, {q['s']}, {out});"]
+        return [f"ev_mean_tokens_s8({ins[0]} + {first * ch}, {n}, {ch}, {q['m']}, {q['s']}, {out});"]
 
 
 SELECT = SelectToken()
