@@ -76,6 +76,15 @@ class Scores:                 # q k^T (times scale), heads flattened: grids [B, 
 
 
 @dataclass
+class RowStat:
+    """A LayerNorm written out op by op (ONNX below opset 17, converters): statistics over each token's
+    channels of `x`, at `stage` mean -> centered (x - mean) -> squared -> var -> var+eps -> std or rstd."""
+    x: View
+    stage: str
+    eps: float = 0.0
+
+
+@dataclass
 class Guard:                  # a mask computed from the scores (exporters guard fully masked rows); never true here
     pass
 
@@ -239,8 +248,10 @@ class _Walker:
 
     def op_reshape(self, call, args, out_shape):
         x = args[0]
-        if isinstance(x, Scores):     # folding the batch into heads and back: keys stay last
-            return x if out_shape[-2:] == x.q.rows.shape[-2:][:1] + x.k.rows.shape[-2:][:1] else None
+        if isinstance(x, Scores):     # folding heads and query rows together and back: keys stay last
+            b, m, _ = x.q.rows.shape
+            n = x.k.rows.shape[1]
+            return x if out_shape[-1] == n and int(np.prod(out_shape)) == b * m * n else None
         return self._layout(x, lambda a: a.reshape(out_shape))
 
     op_expand_dims = op_squeeze = op_flatten = op_reshape
@@ -378,6 +389,10 @@ class _Walker:
 
     # ---- element-wise math
     def _unary(self, name: str, x):
+        if isinstance(x, RowStat):
+            if x.stage == "var+eps" and name in ("sqrt", "rsqrt"):
+                return replace(x, stage="std" if name == "sqrt" else "rstd")
+            self.fail(f"'{name}' inside a written-out LayerNorm")
         if isinstance(x, Const):
             return Const(evaluate((name, X), np.asarray(x.value, dtype=np.float64)))
         if isinstance(x, View):
@@ -397,6 +412,8 @@ class _Walker:
                 return Const(FUNCTIONS[name](np.asarray(a.value, dtype=np.float64), np.asarray(b.value, dtype=np.float64)))
         if isinstance(a, Scores) or isinstance(b, Scores):
             return self._scores_math(name, a, b)
+        if isinstance(a, RowStat) or isinstance(b, RowStat):
+            return self._layernorm_math(name, a, b)
         if isinstance(a, View) and isinstance(b, View):
             return self._views_math(name, a, b)
         view, c, const_first = (a, b, False) if isinstance(a, View) else (b, a, True)
@@ -425,6 +442,24 @@ class _Walker:
         if k is None or name not in ("mul", "div") or (name == "div" and c is a):
             self.fail("attention with a mask or a bias on the scores (edgeviz takes plain softmax attention)")
         return replace(s, scale=s.scale * (k if name == "mul" else 1.0 / k))
+
+    def _layernorm_math(self, name: str, a, b):
+        same = lambda v, st: isinstance(v, View) and v.fn is None and v.base == st.x.base and \
+            np.array_equal(v.rows, st.x.rows) and np.array_equal(v.chs, st.x.chs)   # noqa: E731
+        if name == "sub" and isinstance(b, RowStat) and b.stage == "mean" and same(a, b):
+            return replace(b, stage="centered")
+        if isinstance(a, RowStat) and a.stage == "centered":
+            if (name == "pow" and isinstance(b, Const) and _scalar(b) == 2.0) or (name == "mul" and b == a):
+                return replace(a, stage="squared")
+            if (name == "div" and isinstance(b, RowStat) and b.stage == "std") or \
+                    (name == "mul" and isinstance(b, RowStat) and b.stage == "rstd"):
+                return self._layernorm(a.x, b.eps, np.ones(a.x.shape[-1]), np.zeros(a.x.shape[-1]))
+        if name == "mul" and isinstance(a, RowStat) and a.stage == "rstd" and isinstance(b, RowStat):
+            return self._layernorm_math(name, b, a)
+        if name == "add" and isinstance(a, RowStat) and a.stage == "var" and isinstance(b, Const) \
+                and _scalar(b) is not None:
+            return replace(a, stage="var+eps", eps=_scalar(b))
+        self.fail(f"'{name}' inside a written-out LayerNorm in an order edgeviz does not read")
 
     def _views_math(self, name: str, a: View, b: View) -> View:
         shape = np.broadcast_shapes(a.shape, b.shape)
@@ -458,12 +493,20 @@ class _Walker:
     def _fold_const(self, v: View, value: np.ndarray, how: str) -> View | None:
         """Fold `v + value` or `v * value` into v's producer (bias, LayerScale, position embedding)."""
         node = self.g.producer(v.base)
-        if not v.owner or v.fn is not None or node is None or node.op not in ("linear", "patch_embed"):
+        if not v.owner or v.fn is not None or node is None or node.op not in ("linear", "patch_embed", "layernorm"):
             return None
         m = self._scatter(v, value)
         if m is None:
             return None
         a = node.attrs
+        if node.op == "layernorm":        # a written-out LayerNorm's gamma and beta
+            if not (m == m[:1]).all():
+                return None
+            if how == "mul":
+                a["gamma"], a["beta"] = a["gamma"] * m[0], a["beta"] * m[0]
+            else:
+                a["beta"] = a["beta"] + m[0]
+            return v
         k = 0 if a.get("prefix") is None else a["prefix"].shape[0]
         per_channel = bool((m == m[:1]).all())
         if how == "add":
@@ -558,20 +601,32 @@ class _Walker:
         axes = [int(a) % len(out_shape) for a in call.attrs.axes]
         if not isinstance(x, View) or axes != [len(out_shape) - 1]:
             return None
+        return self._layernorm(x, float(call.attrs.epsilon), np.asarray(gamma.value, dtype=np.float64),
+                               np.asarray(beta.value, dtype=np.float64))
+
+    def _layernorm(self, x: View, eps: float, gamma: np.ndarray, beta: np.ndarray) -> View:
         x = self._materialize(x)
         src, r, cidx = self._rows_of(x)
         t = self.g.tensors[src]
         if sorted(cidx) != list(range(t.channels)):
             self.fail("a LayerNorm over part of a token's channels")
         g_full, b_full = np.zeros(t.channels), np.zeros(t.channels)
-        g_full[cidx] = np.broadcast_to(np.asarray(gamma.value, dtype=np.float64), cidx.shape)
-        b_full[cidx] = np.broadcast_to(np.asarray(beta.value, dtype=np.float64), cidx.shape)
-        out = self.node("layernorm", [src], t.shape, gamma=g_full, beta=b_full, eps=float(call.attrs.epsilon))
+        g_full[cidx] = np.broadcast_to(gamma, cidx.shape)
+        b_full[cidx] = np.broadcast_to(beta, cidx.shape)
+        out = self.node("layernorm", [src], t.shape, gamma=g_full, beta=b_full, eps=eps)
         return View(out, np.broadcast_to(r[..., None], x.shape).copy(), x.chs.copy(), owner=True)
 
     def op_mean(self, call, args, out_shape):
         x = args[0]
-        if not isinstance(x, View) or call.attrs.axis is None or len(call.attrs.axis) != 1:
+        if call.attrs.axis is None or len(call.attrs.axis) != 1:
+            return None
+        nd = len(x.x.shape) if isinstance(x, RowStat) else len(getattr(x, "shape", ()))
+        last = nd > 0 and int(call.attrs.axis[0]) % nd == nd - 1
+        if isinstance(x, RowStat) and x.stage == "squared" and last:
+            return replace(x, stage="var")
+        if isinstance(x, View) and last and x.fn is None and (x.rows == x.rows[..., :1]).all():
+            return RowStat(x, "mean")            # over each token's channels: a LayerNorm written out
+        if not isinstance(x, View):
             return None
         x = self._materialize(x)
         ax = int(call.attrs.axis[0]) % len(x.shape)
@@ -582,7 +637,7 @@ class _Walker:
         if not (chs == chs[..., :1]).all() or first < 0 or not all(
                 np.array_equal(np.sort(line), np.arange(first, t.rows)) for line in lines):
             self.fail("a mean over an axis that is not all tokens, or all tokens after the first few")
-        out = self.node("mean_tokens", [x.base], (1, t.channels), first=first)
+        out = self.node("mean_tokens", [x.base], (1, t.channels), **({"first": first} if first else {}))
         keep = chs[..., 0]
         keep = np.expand_dims(keep, ax) if call.attrs.keepdims else keep
         return View(out, np.zeros(keep.shape, dtype=np.int64), keep.copy(), owner=True)

@@ -28,6 +28,21 @@ def test_onnx_import_gives_the_same_model(name, tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("opset", [11, 13, 14, 16])
+def test_layernorm_written_out_op_by_op_below_opset_17(opset, tmp_path):
+    """Below opset 17 LayerNorm is ReduceMean, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add: read
+    back as one LayerNorm."""
+    m = make("rgb-deep-mean")
+    x = torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32)
+    torch.onnx.export(m, (x,), str(tmp_path / "m.onnx"), dynamo=False, opset_version=opset)
+    g = import_onnx(tmp_path / "m.onnx")
+    assert g.summary() == graph_from_vit(m).summary()
+    xs = inputs(m.cfg, 2)
+    with torch.no_grad():
+        ref = m(torch.as_tensor(xs, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in xs]), ref, atol=1e-4)
+
+
 def test_onnx_with_a_dynamic_batch(tmp_path):
     m = make("odd-1head")
     x = torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32)
