@@ -5,9 +5,11 @@ flash, instructions per inference, bit-exactness with the int8 reference, and in
 
     .venv/bin/python bench/bench_zoo.py [model ...]      # writes results/zoo.json
 
-int8 vs float is measured twice: with the zoo's initialisation (prefix tokens and position
+int8 vs float is measured three times: with the zoo's initialisation (prefix tokens and position
 embeddings drawn at std 0.3, as the tests use) and with each library's own (timm and torchvision
-start them near zero, which leaves the cls row a few int8 levels in the token matrix's scale).
+start them near zero, which leaves the cls row a few int8 levels in the token matrix's scale), both
+on random inputs, and after 300 training steps from the library's init on the built-in digits (on
+the 270 test digits).
 """
 import json
 import sys
@@ -31,15 +33,17 @@ from edgeviz.frontend import import_exported, import_onnx, import_torch  # noqa:
 from edgeviz.project import ModelFile, build  # noqa: E402
 from edgeviz.quantize import float_logits, quantize, quantize_image, run_int8  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
+from edgeviz.search.data import load_digits_data  # noqa: E402
 
 RESULTS = ROOT / "results"
+STEPS = 300
 
 
-def agreement(m, name) -> tuple[float, float]:
-    """(top-1 agreement, mean output cosine) of int8 against float on 100 random inputs."""
+def agreement(m, name, calib=None, x=None) -> tuple[float, float]:
+    """(top-1 agreement, mean output cosine) of int8 against float, by default on 100 random inputs."""
     g = import_torch(m, torch.zeros((1,) + ZOO[name][1]))
-    quantize(g, zoo_inputs(name, 64, seed=1))
-    x = zoo_inputs(name, 100, seed=2)
+    quantize(g, zoo_inputs(name, 64, seed=1) if calib is None else calib)
+    x = zoo_inputs(name, 100, seed=2) if x is None else x
     fl = float_logits(g, x)
     q = np.stack([run_int8(g, quantize_image(g, xi)).reshape(-1) for xi in x]) * g.tensors[g.outputs[0]].scale
     cos = np.sum(q * fl, 1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(fl, axis=1) + 1e-30)
@@ -54,6 +58,28 @@ def library_init(name):
             if isinstance(mod, torch.nn.Linear) and mod.out_features == 10:
                 mod.weight.normal_(0, mod.in_features ** -0.5)
     return m
+
+
+def digits_at(name, split):
+    """The built-in digits at the model's input size, the grey channel repeated to its channels."""
+    c, h, _ = ZOO[name][1]
+    d = load_digits_data()
+    return d.images(split, h).repeat(1, c, 1, 1), d.y[split]
+
+
+def trained(name, steps=STEPS):
+    """The library-initialised model after `steps` Adam steps (batch 32) on the built-in digits."""
+    m = library_init(name).train()
+    x, y = digits_at(name, "train")
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        i = torch.randint(0, len(x), (32,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(m(x[i]), y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return m.eval()
 
 
 def measure(name: str, d: Path) -> dict:
@@ -75,11 +101,15 @@ def measure(name: str, d: Path) -> dict:
     v = validate_build(d / "b", "emulator", 10)
     top1, cos = agreement(m, name)
     top1_lib, cos_lib = agreement(library_init(name), name)
+    xt, _ = digits_at(name, "test")
+    top1_tr, cos_tr = agreement(trained(name), name, digits_at(name, "train")[0][:64].double().numpy(),
+                                xt.double().numpy())
     return {"model": name, "imports": len(paths), "import_paths": paths, "build_seconds": round(seconds, 1),
             "peak_sram": s["peak_sram"], "flash": s.get("elf_flash_bytes", s["flash_estimate"]), "macs": s["macs"],
             "instructions": prof["end_to_end"]["median"], "macs_per_instr": s["macs"] / prof["end_to_end"]["median"],
             "bit_exact": f"{v['bit_exact']}/{v['n']}", "top1_int8_vs_float": top1, "cosine": cos,
-            "top1_library_init": top1_lib, "cosine_library_init": cos_lib}
+            "top1_library_init": top1_lib, "cosine_library_init": cos_lib,
+            f"top1_trained_{STEPS}": top1_tr, f"cosine_trained_{STEPS}": cos_tr}
 
 
 def main(names):

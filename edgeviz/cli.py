@@ -8,6 +8,7 @@ import os
 import sys
 
 from .errors import EdgevizError
+from .inputs import parse_floats
 from .passes import Switches
 
 __version__ = "0.1.0"
@@ -56,7 +57,8 @@ def cmd_build(a) -> int:
     from .project import build
     fpga = {k: getattr(a, k) for k in ("reuse", "reuse_file", "csim") if getattr(a, k)}
     with _status(not a.json) as say:
-        s = build(_model(a), a.target, a.out, a.calib, _switches(a), progress=say, **fpga)
+        s = build(_model(a), a.target, a.out, a.calib, _switches(a), progress=say, mean=parse_floats(a.mean),
+                  std=parse_floats(a.std), **fpga)
     if s.get("kind") == "fpga":
         e = s["estimate"]
         if a.json:
@@ -131,7 +133,11 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("model", help="search output folder, edgeviz model file (.pt), torch.export file (.pt2) or .onnx file")
     b.add_argument("--target", default="stm32f746", help="board (targets/*.toml), default stm32f746")
     b.add_argument("-o", "--out", default="build", help="output folder (replaced atomically), default ./build")
-    b.add_argument("--calib", help=".npz with an array x of calibration inputs (default: built-in digits)")
+    b.add_argument("--calib", help=".npz with an array x of model inputs (used as given), or a folder of images "
+                                   "(read with --mean/--std); default: built-in digits")
+    b.add_argument("--mean", help="per-channel mean subtracted from image pixels in [0, 1], e.g. 0.485,0.456,0.406; "
+                                  "recorded in the build for --calib, validate and profile image folders")
+    b.add_argument("--std", help="per-channel std the pixels are divided by after --mean, e.g. 0.229,0.224,0.225")
     b.add_argument("--json", action="store_true", help="print a machine-readable summary")
     b.add_argument("--csim", action="store_true", help="FPGA: compile and run the C simulation with g++")
     reuse = b.add_mutually_exclusive_group()

@@ -79,37 +79,25 @@ def plot_latency(r: dict, path: Path) -> None:
 
 
 def _validation_inputs(g, data: str | None, n: int):
-    """n float images [n, C, H, W], their labels or None, and a note on where they came from.
+    """n model inputs [n, C, H, W], their labels or None, and a note on where they came from.
 
-    Checking the device against the reference needs no labels: an .npz holding only x is used as
-    given (as --calib is), and with no data and no built-in data for the model's input, random
-    inputs over the calibrated input range (fixed seed) are used and the result says so."""
+    Checking the device against the reference needs no labels. --data is read as everywhere
+    (edgeviz.inputs: an .npz x as given, image files through the build's recorded preprocessing);
+    with no data, the built-in digits' test split where the model takes them, else random inputs over
+    the calibrated input range (fixed seed), and the result says so."""
+    from .inputs import read_inputs
     from .project import dataset_for
     shape = tuple(g.tensors[g.inputs[0]].shape)
     c, h, w = shape
-    builtin = c == 1 and h == w
-    if data is None and not builtin:
-        rng = np.random.default_rng(0)
-        span = 127 * g.tensors[g.inputs[0]].scale
-        return rng.uniform(-span, span, (n,) + shape), None, f"random inputs (seed 0) over the calibrated input range +-{span:.3g}"
-    if data is not None and str(data).lower().endswith(".npz"):
-        try:
-            with np.load(data) as z:
-                names = set(z.files)
-                x = np.asarray(z["x"], dtype=np.float64) if "x" in names else None
-        except Exception as e:  # noqa: BLE001
-            raise EdgevizError(f"cannot read {data}: {e}") from None
-        if x is None:
-            raise EdgevizError(f"{data} holds no array 'x' (inputs [N, {c}, {h}, {w}]); it has {sorted(names)}")
-        if "y" not in names:
-            if x.ndim == len(shape):
-                x = x[None]
-            if tuple(x.shape[1:]) != shape:
-                raise EdgevizError(f"{data}: x has shape {list(x.shape)} but the model takes [N, {c}, {h}, {w}]")
-            return x[:n], None, f"inputs from {data} as given (no labels)"
-    d = dataset_for(g, data, "--data (a folder of class subfolders, an .npz with x and optionally y) or nothing "
-                             "for random inputs")
-    return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n], None
+    if data is not None:
+        x, y, note = read_inputs(data, shape, getattr(g, "preprocess", None), "validation")
+        return x[:n], (None if y is None else y[:n]), note
+    if c == 1 and h == w:
+        d = dataset_for(g, None, "--data")
+        return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n], None
+    rng = np.random.default_rng(0)
+    span = 127 * g.tensors[g.inputs[0]].scale
+    return rng.uniform(-span, span, (n,) + shape), None, f"random inputs (seed 0) over the calibrated input range +-{span:.3g}"
 
 
 def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dict:
@@ -158,7 +146,8 @@ def add_cli(sub) -> None:
     v.add_argument("build_dir")
     v.add_argument("--port", required=True)
     v.add_argument("-n", type=int, default=20, help="inputs to run (default 20)")
-    v.add_argument("--data", help="folder of class subfolders, or .npz with x (as given) and optionally y; default: "
+    v.add_argument("--data", help=".npz with x (model inputs, as given) and optionally y (labels), or a folder of "
+                                  "images (labelled in class subfolders) read with the build's --mean/--std; default: "
                                   "built-in digits where the model takes them, else random inputs")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_validate)

@@ -46,6 +46,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # how image files become the input (edgeviz.inputs.preprocessing); set by the build
+    preprocess: dict | None = None
 
     def add_tensor(self, name: str, shape) -> Tensor:
         base, i = name, 1

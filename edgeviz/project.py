@@ -16,6 +16,7 @@ from .build import (HostModel, build_host_library, copy_firmware_tree, elf_secti
                     write_model_sources)
 from .compiler import Compiled, compile_graph, graph_flash, graph_macs, schedule_plan
 from .errors import EdgevizError
+from .inputs import preprocessing, read_inputs
 from .ir import Graph
 from .passes import Switches
 from .planner import plot_timeline
@@ -82,7 +83,7 @@ def _load_torch_file(p: Path, shown, trust_pickle: bool):
         raise EdgevizError(f"{shown} is a PyTorch file but not a model edgeviz can read (a state dict holds no "
                            f"architecture); export the model with torch.export.save (.pt2) or to ONNX") from None
     except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
-        if "weights only load failed" not in str(e).lower():
+        if "unsupported global" not in str(e).lower():     # not a pickled object: a damaged or foreign file
             raise EdgevizError(f"cannot read model {shown}: {_first_line(e)}; give a .pt2 (torch.export.save), "
                                f".onnx, or an edgeviz model (.pt from edgeviz search)") from None
         if not trust_pickle:
@@ -128,23 +129,43 @@ def load_graph(path: str | Path | ModelFile) -> tuple[Graph, object | None]:
     return _load_torch_file(p, path, trust)
 
 
+def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
+    """How image files become this model's inputs, recorded on the graph (and so in model.evq and
+    build.json): --mean/--std if given, else the data an edgeviz search trained on, else the built-in
+    digits' statistics when they calibrate it, else none ((pixel - 0) / 1)."""
+    c = g.tensors[g.inputs[0]].shape[0]
+    if mean is not None or std is not None:
+        pre = preprocessing(mean, std, c, "--mean/--std")
+    else:
+        found = None
+        folder = Path(model) if Path(model).is_dir() else Path(model).parent
+        sub = folder / "subnet.json"
+        if sub.is_file():
+            try:
+                found = json.loads(sub.read_text()).get("data")
+            except (OSError, ValueError):
+                found = None
+        if found and "mean" in found and len(found["mean"]) == c:
+            pre = preprocessing(found["mean"], found["std"], c, f"the search's data ({found.get('name', '?')})")
+        elif calib is None and c == 1:
+            from .search.data import load_digits_data
+            d = load_digits_data()
+            pre = preprocessing(d.mean, d.std, c, "built-in digits")
+        else:
+            pre = preprocessing(None, None, c, "none given (pass --mean/--std for image files)")
+    g.preprocess = pre
+    return pre
+
+
 def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[np.ndarray, dict | None]:
-    """Calibration images [n, C, H, W]; with the built-in data also the held-out test split."""
+    """Calibration inputs [n, C, H, W] (an .npz x as given, image files through g.preprocess); with
+    the built-in data also the held-out test split."""
     shape = g.tensors[g.inputs[0]].shape
     if calib is not None:
-        try:
-            with np.load(calib) as z:
-                x = np.asarray(z["x"], dtype=np.float64)
-        except Exception as e:  # noqa: BLE001
-            raise EdgevizError(f"cannot read calibration file {calib}: it must be an .npz with an array 'x' ({e})") from None
-        if x.ndim == len(shape):
-            x = x[None]
-        if tuple(x.shape[1:]) != tuple(shape):
-            raise EdgevizError(f"calibration array x has shape {list(x.shape)} but the model takes "
-                               f"[N, {', '.join(map(str, shape))}]; resize the images or pick another file")
+        x, _, _ = read_inputs(calib, tuple(shape), getattr(g, "preprocess", None), "calibration")
         return x[:max(n, 1)], None
     c, h, w = shape
-    data = dataset_for(g, None, f"--calib FILE.npz with an array x of shape [N, {c}, {h}, {w}]")
+    data = dataset_for(g, None, f"--calib (an .npz with an array x of shape [N, {c}, {h}, {w}], or a folder of images)")
     x = data.images("train", h).numpy().astype(np.float64)[:n]
     test = {"x": data.images("test", h).numpy(), "y": data.y["test"].numpy()}
     return x, test
@@ -218,16 +239,18 @@ def default_switches(target: str = "stm32f746") -> Switches:
 
 def build(model: str | Path, target: str = "stm32f746", out: str | Path | None = None,
           calib: str | Path | None = None, switches: Switches | None = None, firmware: bool = True,
-          progress=None, **fpga) -> dict:
-    """switches: None for the target's default (default_switches). fpga: reuse, reuse_file, csim for
-    FPGA targets (edgeviz.hls.project.build)."""
+          progress=None, mean=None, std=None, **fpga) -> dict:
+    """switches: None for the target's default (default_switches). mean / std: per-channel
+    preprocessing of image files (record_preprocessing). fpga: reuse, reuse_file, csim for FPGA
+    targets (edgeviz.hls.project.build)."""
     tgt = load_target(target)
     if tgt.kind != "mcu":
         from .hls import project as hls_project   # the FPGA backend
-        return hls_project.build(model, tgt, out, calib, switches, progress=progress, **fpga)
+        return hls_project.build(model, tgt, out, calib, switches, progress=progress, mean=mean, std=std, **fpga)
     say = Phases(progress)
     say("importing the model through TVM")
     g, module = load_graph(model)
+    record_preprocessing(g, model, calib, mean, std)
     x_cal, test = calibration_data(g, calib)
     say("quantizing and planning")
     c = compile_graph(g, x_cal, tgt, Switches() if switches is None else switches)
@@ -298,7 +321,7 @@ def _summary(c: Compiled, tgt, model: str, acc, switches: Switches) -> dict:
         "lower_bound_bytes": c.plan.lower_bound, "weights_bytes": c.info["weights_bytes"],
         "flash_estimate": c.info["weights_bytes"] + tgt.code_bytes, "macs": c.info["macs"],
         "layers": list(c.plan.steps), "switches": dict(switches.__dict__), "schedule_note": c.schedule.note,
-        "accuracy": acc,
+        "accuracy": acc, "preprocess": getattr(g, "preprocess", None),
         "plan": "plan.json", "memory_png": "memory.png",
     }
 

@@ -92,7 +92,7 @@ def test_hls_csim_is_bit_exact(name, tmp_path):
     assert s["csim"]["vectors"] > 0 and s["csim"]["mismatching_bytes"] == 0
 
 
-def test_cli_builds_a_pt2_and_validates_it_without_labels(tmp_path, capsys):
+def test_cli_builds_a_pt2_and_validates_it_on_inputs_without_labels(tmp_path, capsys):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
     from edgeviz.cli import main
@@ -100,11 +100,21 @@ def test_cli_builds_a_pt2_and_validates_it_without_labels(tmp_path, capsys):
     f = export(m, ZOO["hf-vit"][1], "pt2", tmp_path / "model")
     np.savez(tmp_path / "calib.npz", x=zoo_inputs("hf-vit", 16, seed=1))
     assert main(["build", f, "--target", "mps2-an500", "--calib", str(tmp_path / "calib.npz"),
-                 "-o", str(tmp_path / "b")]) == 0
+                 "--mean", "0.5", "--std", "0.25,0.5,1", "-o", str(tmp_path / "b")]) == 0
+    pre = json.loads((tmp_path / "b" / "build.json").read_text())["preprocess"]
+    assert pre["mean"] == [0.5] * 3 and pre["std"] == [0.25, 0.5, 1.0]
     capsys.readouterr()
     assert main(["validate", str(tmp_path / "b"), "--port", "emulator", "-n", "4", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["bit_exact"] == 4 and "random inputs" in r["inputs"] and "labels_top1_device" not in r
+    from PIL import Image                    # the user's own unlabelled photos, through the recorded --mean/--std
+    (tmp_path / "photos").mkdir()
+    for i, a in enumerate(np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)):
+        Image.fromarray(a).save(tmp_path / "photos" / f"{i}.jpg")
+    assert main(["validate", str(tmp_path / "b"), "--port", "emulator", "--data", str(tmp_path / "photos"),
+                 "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact"] == 3 and "3 images" in r["inputs"]
 
 
 def test_a_pickled_module_needs_trust_pickle(tmp_path, capsys):

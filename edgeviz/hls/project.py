@@ -35,14 +35,15 @@ def _check_switches(switches: Switches | None) -> Switches:
 
 
 def build(model, tgt, out, calib=None, switches: Switches | None = None, reuse=None, reuse_file=None,
-          csim: bool = False, progress=None) -> dict:
-    from ..project import Phases, calibration_data, load_graph
+          csim: bool = False, progress=None, mean=None, std=None) -> dict:
+    from ..project import Phases, calibration_data, load_graph, record_preprocessing
     from .csim import check_reference
     from .generate import generate
     switches = _check_switches(switches)
     say = Phases(progress)
     say("importing the model through TVM")
     g, _ = load_graph(model)
+    record_preprocessing(g, model, calib, mean, std)
     x_cal, _ = calibration_data(g, calib)
     say("quantizing and planning")
     quantize(g, x_cal)
@@ -55,7 +56,7 @@ def build(model, tgt, out, calib=None, switches: Switches | None = None, reuse=N
         proj = generate(s, p, stage, tgt.name, _reuse(reuse, reuse_file), tb_inputs=xs, ref_graph=g)
         summary = {"model": str(model), "target": tgt.name, "kind": "fpga", "estimate": proj.estimate.to_dict(),
                    "reuse": proj.reuse, "buffers_bytes": p.peak, "switches": dataclasses.asdict(switches),
-                   "project": str(out.resolve())}
+                   "project": str(out.resolve()), "preprocess": g.preprocess}
         if csim:
             say("C simulation with g++")
             vectors, bad = check_reference(stage)

@@ -1,0 +1,122 @@
+"""The inputs a user gives edgeviz, read one way everywhere (build --calib, validate --data):
+
+- an .npz array `x` holds model inputs [N, C, H, W] as they are (channels-last [N, H, W, C] and
+  [N, H, W] for one channel are accepted); `y`, if there, holds labels, which only add top-1 figures;
+- a folder of image files (labelled when they sit in one subfolder per class) goes through the
+  build's preprocessing: pixels to [0, 1], resized to the model's input, then (x - mean) / std per
+  channel. The build records that preprocessing in build.json and in its reference graph, so
+  calibration, validation and profiling feed the firmware the same numbers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EdgevizError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".npy")
+
+
+def preprocessing(mean=None, std=None, channels: int = 1, source: str = "--mean/--std") -> dict:
+    """The record of how image files become model inputs: (pixel in [0, 1] - mean) / std."""
+    def per_channel(v, default, what):
+        v = [default] * channels if v is None else [float(a) for a in (v if hasattr(v, "__len__") else [v])]
+        if len(v) == 1:
+            v = v * channels
+        if len(v) != channels:
+            raise EdgevizError(f"{what} has {len(v)} values; the model takes {channels} channels")
+        return v
+    std_v = per_channel(std, 1.0, "--std")
+    if any(s <= 0 for s in std_v):
+        raise EdgevizError(f"--std must be positive, got {std_v}")
+    return {"pixels": "[0, 1]", "mean": per_channel(mean, 0.0, "--mean"), "std": std_v, "source": source}
+
+
+def parse_floats(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise EdgevizError(f"'{text}' is not a comma-separated list of numbers (e.g. 0.485,0.456,0.406)") from None
+
+
+def _fit_array(x: np.ndarray, shape: tuple, where: str, role: str) -> np.ndarray:
+    c, h, w = shape
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == len(shape):
+        x = x[None]
+    if x.ndim == 3 and c == 1:
+        x = x[:, None]
+    if x.ndim == 4 and x.shape[1:] != (c, h, w) and x.shape[1:] == (h, w, c):
+        x = x.transpose(0, 3, 1, 2)              # channels-last
+    if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
+        raise EdgevizError(f"{role} array x has shape {list(x.shape)} ({where}) but the model takes [N, {c}, {h}, {w}]; "
+                           f"resize the images or pick another file")
+    if not np.isfinite(x).all():
+        raise EdgevizError(f"{role} array x in {where} holds NaN or infinite values; give finite model inputs")
+    return x
+
+
+def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+    from .search.data import _read_image
+    c, h, w = shape
+    out = []
+    for f in files:
+        try:
+            a = _read_image(f)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is the user's file
+            raise EdgevizError(f"cannot read image {f}: {e}") from None
+        a = a[:, :, :3] if a.ndim == 3 and a.shape[2] == 4 else a
+        a = a[:, :, None] if a.ndim == 2 else a
+        if a.ndim != 3 or a.shape[2] not in (1, 3):
+            raise EdgevizError(f"image {f} has shape {list(a.shape)}; expected H x W grey or H x W x 3 colour")
+        if a.shape[2] != c:                      # grey to colour by repetition, colour to grey by the mean
+            a = np.repeat(a, c, axis=2) if a.shape[2] == 1 else a.mean(axis=2, keepdims=True).repeat(c, axis=2)
+        t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).permute(2, 0, 1)[None]
+        out.append(F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)[0].numpy())
+    x = np.stack(out).astype(np.float64)
+    mean = np.asarray(pre["mean"], dtype=np.float64)[None, :, None, None]
+    std = np.asarray(pre["std"], dtype=np.float64)[None, :, None, None]
+    return (x - mean) / std
+
+
+def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input") -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(model inputs [N, C, H, W], labels or None, where they came from) from an .npz or an image folder."""
+    p = Path(spec)
+    if not p.exists():
+        raise EdgevizError(f"{spec} does not exist (give an .npz with an array x, or a folder of images)")
+    if p.is_dir():
+        pre = pre or preprocessing(channels=shape[0], source="none recorded")
+        top = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        classes = sorted(d.name for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if top or not classes:
+            if not top:
+                raise EdgevizError(f"folder {spec} holds no images ({', '.join(IMAGE_EXTS)})")
+            return _images(top, shape, pre), None, f"{len(top)} images from {spec}"
+        files, labels = [], []
+        for i, cls in enumerate(classes):
+            found = sorted(f for f in (p / cls).iterdir() if f.suffix.lower() in IMAGE_EXTS)
+            files += found
+            labels += [i] * len(found)
+        if not files:
+            raise EdgevizError(f"folder {spec} holds no images in its subfolders ({', '.join(IMAGE_EXTS)})")
+        return _images(files, shape, pre), np.asarray(labels), f"{len(files)} labelled images from {spec}"
+    if p.suffix.lower() != ".npz":
+        raise EdgevizError(f"{spec} is neither an .npz file nor a folder of images")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            names = list(z.files)
+            x = z["x"] if "x" in names else None
+            y = np.asarray(z["y"]).reshape(-1) if "y" in names else None
+    except Exception as e:  # noqa: BLE001 - zip / pickle / format errors
+        raise EdgevizError(f"cannot read {spec} as .npz: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if x is None:
+        raise EdgevizError(f"{spec} holds no array 'x' (model inputs [N, {', '.join(map(str, shape))}]); it has {names}")
+    x = _fit_array(x, shape, str(spec), role)
+    if y is not None and len(y) != len(x):
+        raise EdgevizError(f"{spec}: {len(x)} inputs but {len(y)} labels in y")
+    return x, y, f"inputs from {spec} as given" + ("" if y is not None else " (no labels)")
