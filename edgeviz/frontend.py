@@ -570,6 +570,9 @@ class _Walker:
             return self._scores(a, b)
         if isinstance(a, Scores) and a.softmaxed and isinstance(b, View):
             return self._attention(a, b, out_shape)
+        if isinstance(a, Const) and isinstance(b, View):
+            self.fail("a constant times a computed tensor (attention pooling with a learned query, such as "
+                      "timm's global_pool='map', is not supported; use 'token' or 'avg' pooling)")
         return None
 
     def _linear(self, v: View, w: np.ndarray) -> View:
@@ -821,11 +824,25 @@ def quiet_native():
             os.close(saved)
 
 
+def _first(e: Exception) -> str:
+    lines = [l for l in str(e).strip().splitlines() if l.strip()]
+    return lines[0][:300] if lines else type(e).__name__
+
+
 def relax_from_torch(module, example):
+    """torch.export, then TVM's PyTorch frontend; either one's refusal becomes one user-error line."""
     import torch
     from tvm.relax.frontend.torch import from_exported_program
-    ep = torch.export.export(module.eval(), (example,))
-    return from_exported_program(ep, keep_params_as_input=False)
+    name = type(module).__name__
+    try:
+        ep = torch.export.export(module.eval(), (example,))
+    except Exception as e:  # noqa: BLE001 - torch's tracer raises many types
+        raise EdgevizError(f"torch.export could not trace {name} on an input of shape {list(example.shape)}: "
+                           f"{_first(e)}") from None
+    try:
+        return from_exported_program(ep, keep_params_as_input=False)
+    except Exception as e:  # noqa: BLE001 - TVM's frontend asserts on ops it lacks
+        raise EdgevizError(f"TVM's PyTorch frontend could not import {name}: {_first(e)}") from None
 
 
 def import_torch(module, example=None) -> Graph:
@@ -853,9 +870,8 @@ def import_exported(path: Path) -> Graph:
     with torch.no_grad(), quiet_native():
         try:
             mod = from_exported_program(ep, keep_params_as_input=False)
-        except Exception as e:  # noqa: BLE001
-            msg = str(e).strip().splitlines()
-            raise EdgevizError(f"TVM could not import {path}: {msg[-1] if msg else type(e).__name__}") from None
+        except Exception as e:  # noqa: BLE001 - TVM's frontend asserts on ops it lacks
+            raise EdgevizError(f"TVM's PyTorch frontend could not import {path}: {_first(e)}") from None
         return _relax_to_graph(mod, Path(path).name)
 
 

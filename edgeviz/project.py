@@ -126,6 +126,9 @@ def load_graph(path: str | Path | ModelFile) -> tuple[Graph, object | None]:
         return import_onnx(p), None
     if p.suffix.lower() == ".pt2":
         return import_exported(p), None
+    if p.suffix.lower() == ".tflite":
+        raise EdgevizError(f"{path}: int8 .tflite models are not read yet; export the float model with "
+                           f"torch.export.save (.pt2) or to ONNX and let edgeviz quantize it")
     return _load_torch_file(p, path, trust)
 
 

@@ -117,6 +117,22 @@ def test_cli_builds_a_pt2_and_validates_it_on_inputs_without_labels(tmp_path, ca
     assert r["bit_exact"] == 3 and "3 images" in r["inputs"]
 
 
+@pytest.mark.parametrize("what,build,says", [
+    ("attention pooling", lambda: make_zoo.__globals__["_timm"](global_pool="map", class_token=False),
+     "global_pool='map'"),
+    ("normalised q and k", lambda: make_zoo.__globals__["_timm"](qk_norm=True), "layer_norm"),
+    ("a conv stem", lambda: __import__("timm").create_model("mobilevit_xxs", pretrained=False, num_classes=10),
+     "convolution with stride [2, 2]"),
+    ("an image size torch.export cannot trace", lambda: make_zoo.__globals__["_timm"](img_size=48),
+     "torch.export could not trace"),
+])
+def test_what_edgeviz_cannot_read_is_refused_in_one_line(what, build, says):
+    from edgeviz.errors import EdgevizError
+    with pytest.raises(EdgevizError) as e:
+        import_torch(build().eval(), torch.zeros(1, 3, 32, 32))
+    assert says in str(e.value) and "\n" not in str(e.value), what
+
+
 def test_a_pickled_module_needs_trust_pickle(tmp_path, capsys):
     from edgeviz.cli import main
     from edgeviz.model import ViT, ViTConfig

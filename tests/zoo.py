@@ -90,6 +90,8 @@ ZOO = {
     "timm-cls-avgpool": (lambda: _timm(global_pool="avg", reg_tokens=1, in_chans=2), (2, 32, 32)),
     "timm-deit-distilled": (lambda: _timm(name="deit_tiny_distilled_patch16_224"), (3, 32, 32)),
     "timm-relu-nobias": (lambda: _timm(act_layer="relu", qkv_bias=False, img_size=24, patch_size=6), (3, 24, 24)),
+    "timm-prenorm-noposembed": (lambda: _timm(pre_norm=True, pos_embed="none", final_norm=False, mlp_ratio=3.0,
+                                              proj_bias=False), (3, 32, 32)),
     "timm-silu-tokenpool": (lambda: _timm(act_layer="silu", global_pool="token", depth=1), (3, 32, 32)),
     "hf-vit": (lambda: _hf(), (3, 32, 32)),
     "hf-vit-gelu-tanh": (lambda: _hf(hidden_act="gelu_pytorch_tanh", num_attention_heads=4), (3, 32, 32)),
