@@ -1,11 +1,13 @@
 """The `edgeviz` command. Every user error is one line on stderr and exit code 2."""
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import sys
+from types import SimpleNamespace
+
+import click
 
 from .errors import EdgevizError
 from .inputs import parse_floats
@@ -110,72 +112,91 @@ def cmd_analyze(a) -> int:
     return 0
 
 
-def _add_switches(p) -> None:
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="read a pickled nn.Module (.pt saved with torch.save(model)); loading it runs code from the "
-                        "file, so only for files you trust. Prefer torch.export.save (.pt2) or ONNX")
-    p.add_argument("--no-fuse", action="store_true", help="switch off operator integration (ablation)")
-    p.add_argument("--no-patch-decompose", action="store_true", help="materialise the im2col patch matrix (ablation)")
-    p.add_argument("--no-token-overwrite", action="store_true", help="never write outputs over dying inputs (ablation)")
-    p.add_argument("--qkv-split", action=argparse.BooleanOptionalAction, default=None,
-                   help="keep only K and V for all tokens and compute each query row inside the attention, so "
-                        "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20%% less arena for "
-                        "5-12%% more instructions), off for FPGA targets (less activation BRAM, but a second "
-                        "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)")
+def handler(func):
+    """A click callback that hands its options to func as one namespace, the way every command
+    handler (cmd_*) takes them."""
+    def callback(**kw):
+        return func(SimpleNamespace(**kw))
+    callback.__name__ = func.__name__
+    callback.__doc__ = func.__doc__
+    return callback
 
 
-def make_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="edgeviz", description="Vision transformers on microcontrollers and FPGAs.")
-    ap.add_argument("--version", action="version", version=f"edgeviz {__version__}")
-    sub = ap.add_subparsers(dest="command", required=True)
-
-    b = sub.add_parser("build", help="compile a model to an int8 firmware project (or an HLS project for an FPGA)")
-    b.add_argument("model", help="search output folder, edgeviz model file (.pt), torch.export file (.pt2) or .onnx file")
-    b.add_argument("--target", default="stm32f746", help="board (targets/*.toml), default stm32f746")
-    b.add_argument("-o", "--out", default="build", help="output folder (replaced atomically), default ./build")
-    b.add_argument("--calib", help=".npz with an array x of model inputs (used as given), or a folder of images "
-                                   "(read with --mean/--std); default: built-in digits")
-    b.add_argument("--mean", help="per-channel mean subtracted from image pixels in [0, 1], e.g. 0.485,0.456,0.406; "
-                                  "recorded in the build for --calib, validate and profile image folders")
-    b.add_argument("--std", help="per-channel std the pixels are divided by after --mean, e.g. 0.229,0.224,0.225")
-    b.add_argument("--json", action="store_true", help="print a machine-readable summary")
-    b.add_argument("--csim", action="store_true", help="FPGA: compile and run the C simulation with g++")
-    reuse = b.add_mutually_exclusive_group()
-    reuse.add_argument("--reuse", type=int, help="FPGA: one reuse factor for every layer (default: smallest that fits)")
-    reuse.add_argument("--reuse-file", help="FPGA: JSON {layer or op: reuse factor}")
-    _add_switches(b)
-    b.set_defaults(func=cmd_build)
-
-    z = sub.add_parser("analyze", help="MACs, params, flash and peak SRAM per layer, without building")
-    z.add_argument("model")
-    z.add_argument("--target", default="stm32f746")
-    z.add_argument("--json", action="store_true")
-    z.add_argument("--reuse", type=int, help="FPGA: reuse factor to estimate (default: smallest that fits)")
-    _add_switches(z)
-    z.set_defaults(func=cmd_analyze)
-
-    for register in _plugins():
-        register(sub)
-    return ap
+def switch_options(f):
+    """The schedule switches (and --trust-pickle) that build and analyze share."""
+    for opt in reversed([
+        click.option("--trust-pickle", is_flag=True,
+                     help="read a pickled nn.Module (.pt saved with torch.save(model)); loading it runs code from "
+                          "the file, so only for files you trust. Prefer torch.export.save (.pt2) or ONNX"),
+        click.option("--no-fuse", is_flag=True, help="switch off operator integration (ablation)"),
+        click.option("--no-patch-decompose", is_flag=True, help="materialise the im2col patch matrix (ablation)"),
+        click.option("--no-token-overwrite", is_flag=True, help="never write outputs over dying inputs (ablation)"),
+        click.option("--qkv-split/--no-qkv-split", default=None,
+                     help="keep only K and V for all tokens and compute each query row inside the attention, so "
+                          "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20% less arena "
+                          "for 5-12% more instructions), off for FPGA targets (less activation BRAM, but a second "
+                          "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)"),
+    ]):
+        f = opt(f)
+    return f
 
 
-def _plugins():
-    """Subcommands that live with their part: search/train, flash/profile/validate, demo."""
-    out = []
-    for mod in ("edgeviz.search.cli", "edgeviz.device_cli", "edgeviz.demo"):
-        try:
-            m = __import__(mod, fromlist=["add_cli"])
-        except ImportError:
-            continue
-        out.append(m.add_cli)
-    return out
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgeviz", message="%(prog)s %(version)s")
+def cli():
+    """Vision transformers on microcontrollers and FPGAs."""
+
+
+@cli.command("build", help="compile a model to an int8 firmware project (or an HLS project for an FPGA)")
+@click.argument("model")
+@click.option("--target", default="stm32f746", show_default=True, help="board (targets/*.toml)")
+@click.option("-o", "--out", default="build", show_default=True, help="output folder (replaced atomically)")
+@click.option("--calib", help=".npz with an array x of model inputs (used as given), or a folder of images "
+                              "(read with --mean/--std); default: built-in digits")
+@click.option("--mean", help="per-channel mean subtracted from image pixels in [0, 1], e.g. 0.485,0.456,0.406; "
+                             "recorded in the build for --calib, validate and profile image folders")
+@click.option("--std", help="per-channel std the pixels are divided by after --mean, e.g. 0.229,0.224,0.225")
+@click.option("--json", is_flag=True, help="print a machine-readable summary")
+@click.option("--csim", is_flag=True, help="FPGA: compile and run the C simulation with g++")
+@click.option("--reuse", type=int, help="FPGA: one reuse factor for every layer (default: smallest that fits)")
+@click.option("--reuse-file", help="FPGA: JSON {layer or op: reuse factor}")
+@switch_options
+def build_command(**kw):
+    if kw["reuse"] is not None and kw["reuse_file"]:
+        raise click.UsageError("--reuse and --reuse-file exclude each other")
+    return handler(cmd_build)(**kw)
+
+
+@cli.command("analyze", help="MACs, params, flash and peak SRAM per layer, without building")
+@click.argument("model")
+@click.option("--target", default="stm32f746", show_default=True)
+@click.option("--json", is_flag=True)
+@click.option("--reuse", type=int, help="FPGA: reuse factor to estimate (default: smallest that fits)")
+@switch_options
+def analyze_command(**kw):
+    return handler(cmd_analyze)(**kw)
+
+
+for _module in ("edgeviz.search.cli", "edgeviz.device_cli", "edgeviz.demo"):
+    # subcommands that live with their part: search/train, flash/profile/validate, demo
+    __import__(_module, fromlist=["add_cli"]).add_cli(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = make_parser()
-    a = ap.parse_args(argv)
     try:
-        return a.func(a) or 0
+        rv = cli.main(args=argv, prog_name="edgeviz", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.UsageError as e:            # a wrong flag or value: one line, like every user error
+        print(f"edgeviz: error: {e.format_message()}" + (f" (see edgeviz {e.ctx.info_name} --help)"
+                                                        if e.ctx is not None and e.ctx.parent is not None else ""),
+              file=sys.stderr)
+        return 2
+    except click.ClickException as e:
+        print(f"edgeviz: error: {e.format_message()}", file=sys.stderr)
+        return 2
+    except click.Abort:
+        print("edgeviz: interrupted", file=sys.stderr)
+        return 130
     except EdgevizError as e:
         print(f"edgeviz: error: {e}", file=sys.stderr)
         return 2

@@ -73,11 +73,16 @@ def cmd_demo(a) -> int:
     return 0 if v["bit_exact"] == v["n"] else 1
 
 
-def add_cli(sub) -> None:
-    d = sub.add_parser("demo", help="search -> build -> profile and validate on the emulator, on the built-in data")
-    d.add_argument("-o", "--out", default="runs/demo")
-    d.add_argument("--budget", default="320KB", help="SRAM budget (1 KB = 1024 B), default 320KB")
-    d.add_argument("--epochs", type=int, help="supernet epochs (default: the search's default)")
-    d.add_argument("--population", type=int)
-    d.add_argument("--generations", type=int)
-    d.set_defaults(func=cmd_demo)
+def add_cli(group) -> None:
+    import click
+
+    from .cli import handler
+
+    @group.command("demo", help="search -> build -> profile and validate on the emulator, on the built-in data")
+    @click.option("-o", "--out", default="runs/demo")
+    @click.option("--budget", default="320KB", help="SRAM budget (1 KB = 1024 B), default 320KB")
+    @click.option("--epochs", type=int, help="supernet epochs (default: the search's default)")
+    @click.option("--population", type=int)
+    @click.option("--generations", type=int)
+    def demo_command(**kw):
+        return handler(cmd_demo)(**kw)

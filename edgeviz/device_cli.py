@@ -129,25 +129,34 @@ def cmd_validate(a) -> int:
     return 0 if r["bit_exact"] == r["n"] else 1
 
 
-def add_cli(sub) -> None:
-    f = sub.add_parser("flash", help="put a build's firmware on the board (or boot it in QEMU)")
-    f.add_argument("build_dir")
-    f.add_argument("--probe", default="auto", choices=["auto", "pyocd", "openocd", "st-flash"], help="flashing tool (default: whichever is installed)")
-    f.set_defaults(func=cmd_flash)
+def add_cli(group) -> None:
+    import click
 
-    p = sub.add_parser("profile", help="end-to-end and per-layer latency over serial")
-    p.add_argument("build_dir")
-    p.add_argument("--port", required=True, help="/dev/ttyACM0, a pyserial URL (socket://host:port), or 'emulator'")
-    p.add_argument("-n", type=int, default=10, help="inferences to time (default 10)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_profile)
+    from .cli import handler
 
-    v = sub.add_parser("validate", help="device outputs vs the host int8 reference (bit-exact) and float")
-    v.add_argument("build_dir")
-    v.add_argument("--port", required=True)
-    v.add_argument("-n", type=int, default=20, help="inputs to run (default 20)")
-    v.add_argument("--data", help=".npz with x (model inputs, as given) and optionally y (labels), or a folder of "
-                                  "images (labelled in class subfolders) read with the build's --mean/--std; default: "
-                                  "built-in digits where the model takes them, else random inputs")
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=cmd_validate)
+    @group.command("flash", help="put a build's firmware on the board (or boot it in QEMU)")
+    @click.argument("build_dir")
+    @click.option("--probe", default="auto", type=click.Choice(["auto", "pyocd", "openocd", "st-flash"]),
+                  help="flashing tool (default: whichever is installed)")
+    @click.option("--json", is_flag=True)
+    def flash_command(**kw):
+        return handler(cmd_flash)(**kw)
+
+    @group.command("profile", help="end-to-end and per-layer latency over serial")
+    @click.argument("build_dir")
+    @click.option("--port", required=True, help="/dev/ttyACM0, a pyserial URL (socket://host:port), or 'emulator'")
+    @click.option("-n", type=int, default=10, help="inferences to time (default 10)")
+    @click.option("--json", is_flag=True)
+    def profile_command(**kw):
+        return handler(cmd_profile)(**kw)
+
+    @group.command("validate", help="device outputs vs the host int8 reference (bit-exact) and float")
+    @click.argument("build_dir")
+    @click.option("--port", required=True)
+    @click.option("-n", type=int, default=20, help="inputs to run (default 20)")
+    @click.option("--data", help=".npz with x (model inputs, as given) and optionally y (labels), or a folder of "
+                                 "images (labelled in class subfolders) read with the build's --mean/--std; default: "
+                                 "built-in digits where the model takes them, else random inputs")
+    @click.option("--json", is_flag=True)
+    def validate_command(**kw):
+        return handler(cmd_validate)(**kw)

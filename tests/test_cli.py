@@ -1,5 +1,6 @@
 """`edgeviz build` / `analyze` end to end, and one clear line for every kind of bad input."""
 import json
+import os
 import subprocess
 import sys
 
@@ -106,10 +107,9 @@ def _json(capsys, argv) -> dict:
 
 def test_qkv_split_flag_in_help(capsys):
     for cmd in ("build", "analyze"):
-        with pytest.raises(SystemExit):
-            main([cmd, "--help"])
+        assert main([cmd, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
-        assert "--qkv-split, --no-qkv-split" in text
+        assert "--qkv-split / --no-qkv-split" in text
         assert "on for MCU targets" in text and "off for FPGA targets" in text
 
 
@@ -168,3 +168,13 @@ def test_qkv_split_flag_mcu_build(model_file, tmp_path, capsys):
     off = _json(capsys, ["analyze", str(model_file), "--json", "--no-qkv-split"])
     on = _json(capsys, ["analyze", str(model_file), "--json"])
     assert meta["elf_arena_bytes"] == s["peak_sram"] == off["peak_sram"] > on["peak_sram"]
+
+
+def test_click_cli_version_typos_and_shell_completion(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == "edgeviz 0.1.0"
+    _fails(capsys, ["buidl", "x"], "No such command 'buidl'. Did you mean 'build'?")
+    _fails(capsys, ["profile", "b", "--port", "emulator", "-n", "many"], "'many' is not a valid integer")
+    r = subprocess.run([sys.executable, "-c", "import sys; from edgeviz.cli import main; sys.exit(main())"],
+                       env={**os.environ, "_EDGEVIZ_COMPLETE": "bash_source"}, capture_output=True, text=True)
+    assert r.returncode == 0 and "_edgeviz_completion" in r.stdout
