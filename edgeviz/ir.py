@@ -16,6 +16,15 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     scale: float | None = None          # int8 symmetric scale, set by quantization
+    # The first prefix_rows rows (cls / distillation / register tokens on the residual stream) at a
+    # scale of their own: libraries start those tokens near zero, and in the patch rows' scale they
+    # would hold a few int8 levels that every LayerNorm of them amplifies. None: one scale.
+    prefix_rows: int = 0
+    prefix_scale: float | None = None
+
+    def row_scales(self) -> tuple[float, float]:
+        """(scale of the prefix rows, scale of the other rows)."""
+        return (self.prefix_scale if self.prefix_scale is not None else self.scale), self.scale
 
     @property
     def nbytes(self) -> int:            # int8 everywhere

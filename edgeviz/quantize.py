@@ -11,9 +11,40 @@ from .ops import OPS
 from .ops.base import quantize_input
 
 
+def prefix_rows(g: Graph) -> int:
+    """The constant token rows the patch embedding puts first (cls, distillation, register tokens)."""
+    for n in g.nodes:
+        if n.op == "patch_embed" and n.attrs.get("prefix") is not None:
+            return int(n.attrs["prefix"].shape[0])
+    return 0
+
+
+# ops that read a tensor whose prefix rows have their own scale, row group by row group
+PREFIX_READERS = {"add", "layernorm", "select_token"}
+
+
+def prefix_scaled(g: Graph) -> list[str]:
+    """The residual-stream tensors whose prefix rows get a scale of their own: written by the patch
+    embedding, a residual add or a LayerNorm (a pre-norm), read only by ops that take the two row
+    groups apart (add, LayerNorm, token selection, a mean that leaves the prefix out)."""
+    k = prefix_rows(g)
+    if not k:
+        return []
+    out = []
+    for n in g.nodes:
+        t = n.outputs[0]
+        if n.op not in ("patch_embed", "add", "layernorm") or g.tensors[t].rows <= k or t in g.outputs:
+            continue
+        readers = g.consumers(t)
+        if readers and all(r.op in PREFIX_READERS or (r.op == "mean_tokens" and r.attrs.get("first", 0) >= k)
+                           for r in readers):
+            out.append(t)
+    return out
+
+
 def run_float(g: Graph, x: np.ndarray, stats: dict | None = None) -> dict[str, np.ndarray]:
     """Float64 execution of the IR for one input [C, H, W] or a batch [B, C, H, W]; records |max| per
-    tensor into stats."""
+    tensor into stats (and per row group: name#prefix, name#rest)."""
     x = np.asarray(x, dtype=np.float64)
     lead = x.shape[:x.ndim - len(g.tensors[g.inputs[0]].shape)]
     env = {g.inputs[0]: x}
@@ -24,8 +55,12 @@ def run_float(g: Graph, x: np.ndarray, stats: dict | None = None) -> dict[str, n
         if stats is not None:
             op.calibrate(n, xs, stats)
     if stats is not None:
-        for k, v in env.items():
-            stats[k] = max(stats.get(k, 0.0), float(np.abs(v).max()))
+        k = prefix_rows(g)
+        for name, v in env.items():
+            stats[name] = max(stats.get(name, 0.0), float(np.abs(v).max()))
+            if k and name != g.inputs[0] and v.shape[-2] > k:
+                for key, part in ((name + "#prefix", v[..., :k, :]), (name + "#rest", v[..., k:, :])):
+                    stats[key] = max(stats.get(key, 0.0), float(np.abs(part).max()))
     return env
 
 
@@ -44,8 +79,10 @@ class _UnitRanges(dict):
         return 1.0
 
 
-def quantize(g: Graph, calib: np.ndarray | None) -> Graph:
+def quantize(g: Graph, calib: np.ndarray | None, prefix_scales: bool = True) -> Graph:
     """Assign per-tensor scales from calibration data and integer parameters to every node.
+
+    prefix_scales: the residual stream's prefix-token rows get a scale of their own (prefix_scaled).
 
     calib=None gives unit ranges: the integer parameters then have the right sizes but no meaning,
     which is all the memory planner needs.
@@ -53,9 +90,26 @@ def quantize(g: Graph, calib: np.ndarray | None) -> Graph:
     stats = calibrate(g, calib) if calib is not None else _UnitRanges()
     for name, t in g.tensors.items():
         t.scale = max(stats.get(name, 0.0) if calib is not None else 1.0, 1e-6) / 127.0
-    for n in g.nodes:                       # selection does not requantise
+        t.prefix_rows, t.prefix_scale = 0, None
+    k = prefix_rows(g)
+    for name in prefix_scaled(g) if prefix_scales else []:
+        t = g.tensors[name]
+        t.prefix_rows = k
+        if calib is not None:
+            t.prefix_scale = max(stats[name + "#prefix"], 1e-6) / 127.0
+            t.scale = max(stats[name + "#rest"], 1e-6) / 127.0
+        else:
+            t.prefix_scale = t.scale
+    for n in g.nodes:
+        if n.op == "layernorm":             # Q16 gamma must fit int32: a floor under the output scale
+            t = g.tensors[n.outputs[0]]
+            floor = float(np.abs(n.attrs["gamma"]).max(initial=0.0)) * 2.0 ** -15 * 1.001
+            t.scale = max(t.scale, floor)
+            t.prefix_scale = None if t.prefix_scale is None else max(t.prefix_scale, floor)
+    for n in g.nodes:                       # selection does not requantise: the selected row's scale
         if OPS[n.op].keeps_scale:
-            g.tensors[n.outputs[0]].scale = g.tensors[n.inputs[0]].scale
+            x = g.tensors[n.inputs[0]]
+            g.tensors[n.outputs[0]].scale = x.row_scales()[0 if n.attrs.get("index", 0) < x.prefix_rows else 1]
     for n in g.nodes:
         OPS[n.op].quantize(n, g, stats)
     return g

@@ -63,6 +63,22 @@ def test_host_c_is_bit_exact_and_int8_keeps_the_answers(name, tmp_path):
     assert cosine.mean() >= 0.99
 
 
+@pytest.mark.parametrize("name", ["timm-cls", "timm-reg-noembedclass", "timm-deit-distilled"])
+def test_prefix_tokens_keep_their_precision_at_the_library_init(name):
+    """timm starts cls / register / distillation tokens near zero: in the patch rows' int8 scale they
+    would hold 0-7 levels (output cosine 0.44-0.95); at a scale of their own they keep the answer."""
+    from edgeviz.quantize import prefix_scaled, quantize
+    torch.manual_seed(0)
+    m = ZOO[name][0]().eval()
+    g = import_torch(m, torch.zeros((1,) + ZOO[name][1]))
+    quantize(g, zoo_inputs(name, 64, seed=1))
+    assert prefix_scaled(g) and all(g.tensors[t].prefix_scale < g.tensors[t].scale for t in prefix_scaled(g)[:1])
+    x = zoo_inputs(name, 48, seed=2)
+    fl = float_logits(g, x)
+    q = np.stack([run_int8(g, quantize_image(g, xi)).reshape(-1) for xi in x]) * g.tensors[g.outputs[0]].scale
+    assert np.mean(np.sum(q * fl, 1) / (np.linalg.norm(q, axis=1) * np.linalg.norm(fl, axis=1))) >= 0.99
+
+
 @pytest.mark.qemu
 @pytest.mark.parametrize("name", ["torchvision-vit", "timm-deit-distilled", "hf-vit-gelu-tanh", "timm-relu-nobias"])
 def test_firmware_on_qemu_is_bit_exact(name, tmp_path):

@@ -367,13 +367,25 @@ class _Emitter:
                     f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)}, {lut});"]
         if n.op == "layernorm":
             ch = t_out.channels
-            return [f"ev_layernorm<{rows}, {ch}, {r}>({ins[0]}, {out}, {c.add(n, 'g', q['g'], np.int32)}, "
-                    f"{c.add(n, 'b', q['b'], np.int64)}, {int(q['eps'])}LL);"]
+            arrays = {k: c.add(n, k, q[k], np.int32 if k.startswith("g") else np.int64)
+                      for k in ("g", "b", "g_prefix", "b_prefix") if k in q}
+
+            def call(prefix, nrows, skip):
+                gk, bk = ("g_prefix", "b_prefix") if prefix and "g_prefix" in q else ("g", "b")
+                eps = q["eps_prefix"] if prefix else q["eps"]
+                return (f"ev_layernorm<{nrows}, {ch}, {r}>({_rows_at(ins[0], skip, ch)}, {_rows_at(out, skip, ch)}, "
+                        f"{arrays[gk]}, {arrays[bk]}, {int(eps)}LL);")
+            return _prefix_split(q.get("prefix_rows", 0), rows, chained, call)
         if n.op == "activation":
             return [f"ev_lut<{rows * t_out.channels}, {r}>({ins[0]}, {out}, {c.add(n, 'lut', q['lut'], np.int8)});"]
         if n.op == "add":
-            return [f"ev_add<{rows * t_out.channels}, {r}>({ins[0]}, {ins[1]}, {out}, {q['ma']}, {q['mb']}, "
-                    f"{q['shift']});"]
+            ch = t_out.channels
+
+            def call(prefix, nrows, skip):
+                ma, mb, sh = q["prefix"][1:] if prefix else (q["ma"], q["mb"], q["shift"])
+                a, b, y = (_rows_at(p, skip, ch) for p in (ins[0], ins[1], out))
+                return f"ev_add<{nrows * ch}, {r}>({a}, {b}, {y}, {ma}, {mb}, {sh});"
+            return _prefix_split(q["prefix"][0] if "prefix" in q else 0, rows, chained, call)
         if n.op == "attention":
             ntok, three_e = g.tensors[n.inputs[0]].shape
             h = n.attrs["heads"]
@@ -468,6 +480,21 @@ class _Emitter:
             out = f"row_{cname(t)}" if t in inner else f"{self.base(t)} + r * {g.tensors[t].channels}"
             body += self.node(n, ins, out, 1, True)
         return head + [f"for (int r = 0; r < {rows}; r++) {{"] + ["    " + b for b in body] + ["}"], decls
+
+
+def _rows_at(ptr: str, skip: int, channels: int) -> str:
+    return ptr if not skip else f"{ptr} + {skip * channels}"
+
+
+def _prefix_split(k: int, rows: int, chained: bool, call) -> list[str]:
+    """Statements for an op whose first k token rows (prefix tokens at scales of their own) take other
+    parameters: per row in a chain (row index r), else two calls over the two row ranges."""
+    if not k:
+        return [call(False, rows, 0)]
+    if chained:
+        return [f"if (r < {k}) {call(True, rows, 0)}", f"else {call(False, rows, 0)}"]
+    pre = min(k, rows)
+    return [call(True, pre, 0)] + ([call(False, rows - pre, pre)] if rows > pre else [])
 
 
 # ------------------------------------------------------------------ project

@@ -1,8 +1,11 @@
-"""Residual add of two int8 tensors at different scales, integer multipliers only."""
+"""Residual add of two int8 tensors at different scales, integer multipliers only.
+
+On the residual stream the prefix-token rows have scales of their own (quantize.prefix_scaled):
+those rows take a second set of multipliers."""
 from __future__ import annotations
 
 from .. import intmath
-from .base import Op
+from .base import Op, prefix_split_c, row_offset
 
 
 class Add(Op):
@@ -13,18 +16,31 @@ class Add(Op):
         return xs[0] + xs[1]
 
     def quantize(self, node, g, stats):
-        sa, sb = (g.tensors[t].scale for t in node.inputs)
-        ma, mb, sh = intmath.add_params(sa, sb, g.tensors[node.outputs[0]].scale)
+        ta, tb, ty = (g.tensors[t] for t in (*node.inputs, node.outputs[0]))
+        ma, mb, sh = intmath.add_params(ta.scale, tb.scale, ty.scale)
         node.qattrs = {"ma": ma, "mb": mb, "shift": sh}
+        k = max(ta.prefix_rows, tb.prefix_rows, ty.prefix_rows)
+        if k:
+            node.qattrs["prefix"] = (k, *intmath.add_params(ta.row_scales()[0], tb.row_scales()[0],
+                                                            ty.row_scales()[0]))
 
     def run_int8(self, node, xs):
         q = node.qattrs
-        return intmath.add(xs[0], xs[1], q["ma"], q["mb"], q["shift"])
+        y = intmath.add(xs[0], xs[1], q["ma"], q["mb"], q["shift"])
+        if "prefix" in q:
+            k, ma, mb, sh = q["prefix"]
+            y[..., :k, :] = intmath.add(xs[0][..., :k, :], xs[1][..., :k, :], ma, mb, sh)
+        return y
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
         n = g.tensors[node.outputs[0]].channels
-        return [f"ev_add_s8({ins[0]}, {ins[1]}, {n} * {rows}, {q['ma']}, {q['mb']}, {q['shift']}, {out});"]
+
+        def call(prefix, r, skip):
+            ma, mb, sh = q["prefix"][1:] if prefix else (q["ma"], q["mb"], q["shift"])
+            a, b, y = (row_offset(p, skip, n) for p in (ins[0], ins[1], out))
+            return f"ev_add_s8({a}, {b}, {n} * ({r}), {ma}, {mb}, {sh}, {y});"
+        return prefix_split_c(q["prefix"][0], rows, row0, call) if "prefix" in q else [call(False, rows, "0")]
 
 
 OP = Add()

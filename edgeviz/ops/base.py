@@ -53,6 +53,25 @@ class Op:
         raise NotImplementedError
 
 
+def prefix_split_c(k: int, rows, row0, call) -> list[str]:
+    """C for an op whose first k token rows (the prefix tokens, at a scale of their own) take other
+    parameters. call(prefix, n_rows, skip) gives the kernel call for n_rows rows starting skip rows
+    after row0; rows and row0 are ints or C expressions (a fused chain's row block)."""
+    if isinstance(rows, int) and str(row0) == "0":          # a whole tensor: split at compile time
+        pre = min(k, rows)
+        return ([call(True, str(pre), "0")] if pre else []) + ([call(False, str(rows - pre), str(pre))]
+                                                               if rows > pre else [])
+    return ["{",
+            f"  const int ev_pre = ({row0}) < {k} ? ({k} - ({row0}) < ({rows}) ? {k} - ({row0}) : ({rows})) : 0;",
+            "  if (ev_pre > 0) " + call(True, "ev_pre", "0"),
+            f"  if (({rows}) - ev_pre > 0) " + call(False, f"({rows}) - ev_pre", "ev_pre"),
+            "}"]
+
+
+def row_offset(ptr: str, skip: str, channels: int) -> str:
+    return ptr if skip == "0" else f"{ptr} + ({skip}) * {channels}"
+
+
 def quantize_weights(w: np.ndarray):
     """Per-output-channel symmetric int8: returns (int8 weights, float scales)."""
     w2 = w.reshape(w.shape[0], -1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
-from .base import Op
+from .base import Op, prefix_split_c, row_offset
 
 
 class LayerNorm(Op):
@@ -18,21 +18,38 @@ class LayerNorm(Op):
         return (x - mu) / np.sqrt(var + node.attrs["eps"]) * node.attrs["gamma"] + node.attrs["beta"]
 
     def quantize(self, node, g, stats):
-        s_x = g.tensors[node.inputs[0]].scale
-        s_y = g.tensors[node.outputs[0]].scale
-        gq, bq = intmath.layernorm_params(node.attrs["gamma"], node.attrs["beta"], s_y)
-        c = g.tensors[node.inputs[0]].channels
-        node.qattrs = {"g": gq, "b": bq, "eps": intmath.layernorm_eps(node.attrs["eps"], s_x, c)}
+        x, y = g.tensors[node.inputs[0]], g.tensors[node.outputs[0]]
+        gq, bq = intmath.layernorm_params(node.attrs["gamma"], node.attrs["beta"], y.scale)
+        node.qattrs = {"g": gq, "b": bq, "eps": intmath.layernorm_eps(node.attrs["eps"], x.scale, x.channels)}
+        k = max(x.prefix_rows, y.prefix_rows)
+        if k:   # prefix-token rows at scales of their own: eps is in input units, gamma / beta in output units
+            node.qattrs["prefix_rows"] = k
+            node.qattrs["eps_prefix"] = intmath.layernorm_eps(node.attrs["eps"], x.row_scales()[0], x.channels)
+            if y.prefix_rows:
+                node.qattrs["g_prefix"], node.qattrs["b_prefix"] = intmath.layernorm_params(
+                    node.attrs["gamma"], node.attrs["beta"], y.row_scales()[0])
 
     def run_int8(self, node, xs):
         q = node.qattrs
-        return intmath.layernorm(xs[0], q["g"], q["b"], q["eps"])
+        y = intmath.layernorm(xs[0], q["g"], q["b"], q["eps"])
+        if "prefix_rows" in q:
+            k = q["prefix_rows"]
+            y[..., :k, :] = intmath.layernorm(xs[0][..., :k, :], q.get("g_prefix", q["g"]), q.get("b_prefix", q["b"]),
+                                              q["eps_prefix"])
+        return y
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
         ch = q["g"].shape[0]
-        return [f"ev_layernorm_s8({ins[0]}, {ch}, {rows}, {ch}, {c.const(node.name + '.g', q['g'])}, "
-                f"{c.const(node.name + '.b', q['b'])}, {q['eps']}LL, {out}, {ch});"]
+        consts = {k: c.const(f"{node.name}.{k}", q[k]) for k in ("g", "b", "g_prefix", "b_prefix") if k in q}
+
+        def call(prefix, r, skip):
+            eps = q["eps_prefix"] if prefix else q["eps"]
+            gv = consts["g_prefix" if prefix and "g_prefix" in q else "g"]
+            bv = consts["b_prefix" if prefix and "b_prefix" in q else "b"]
+            return (f"ev_layernorm_s8({row_offset(ins[0], skip, ch)}, {ch}, {r}, {ch}, {gv}, {bv}, {eps}LL, "
+                    f"{row_offset(out, skip, ch)}, {ch});")
+        return prefix_split_c(q["prefix_rows"], rows, row0, call) if "prefix_rows" in q else [call(False, rows, "0")]
 
 
 OP = LayerNorm()

@@ -43,7 +43,8 @@ class PatchEmbed(Op):
             **dict(zip(("mult", "shift"), requant_params(s_x * s_w / s_y))),
         }
         if a.get("prefix") is not None:
-            node.qattrs["prefix"] = np.clip(np.round(a["prefix"] / s_y), -128, 127).astype(np.int8)
+            s_pre = g.tensors[node.outputs[0]].row_scales()[0]      # the prefix rows' own scale
+            node.qattrs["prefix"] = np.clip(np.round(a["prefix"] / s_pre), -128, 127).astype(np.int8)
 
     def run_int8(self, node, xs):
         q = node.qattrs
