@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import need
-from zoo import EXPORTS, ZOO, export, make_zoo, zoo_inputs
+from zoo import EXPORTS, TIMM_FAMILY, ZOO, export, make_timm_family, make_zoo, zoo_inputs
 
 from edgeviz.compiler import compile_graph
 from edgeviz.frontend import import_exported, import_onnx, import_torch
@@ -147,6 +147,24 @@ def test_what_edgeviz_cannot_read_is_refused_in_one_line(what, build, says):
     with pytest.raises(EdgevizError) as e:
         import_torch(build().eval(), torch.zeros(1, 3, 32, 32))
     assert says in str(e.value) and "\n" not in str(e.value), what
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_FAMILY))
+def test_timm_vit_family_imports_or_is_refused_in_one_line(name):
+    from edgeviz.errors import EdgevizError
+    cfg, reads = TIMM_FAMILY[name]
+    m = make_timm_family(name)
+    size = cfg.get("img_size", 32)
+    try:
+        g = import_torch(m, torch.zeros(1, 3, size, size))
+    except EdgevizError as e:
+        assert not reads and "\n" not in str(e), str(e)
+        return
+    assert reads, f"{name} imports now: move it to the models that read"
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size))
+    ref = _reference(m, x)
+    np.testing.assert_allclose(np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x]), ref,
+                               atol=1e-4 * max(1.0, np.abs(ref).max()))
 
 
 def test_a_pickled_module_needs_trust_pickle(tmp_path, capsys):

@@ -99,6 +99,33 @@ ZOO = {
 }
 
 
+# timm's ViT family at toy sizes: each either imports with the float outputs of PyTorch or is refused
+# in one line (relative position bias, class attention, parallel blocks, conv stems, windows)
+_SMALL = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2, num_classes=10)
+TIMM_FAMILY = {
+    "deit_tiny_patch16_224": (_SMALL, True), "deit3_small_patch16_224": (_SMALL, True),
+    "beit_base_patch16_224": (_SMALL, True), "vit_medium_patch16_gap_256": (_SMALL, True),
+    "vit_base_patch16_clip_224": (_SMALL, True), "flexivit_small": (_SMALL, True),
+    "vit_betwixt_patch16_reg4_gap_256": (_SMALL, True),
+    "vit_relpos_small_patch16_224": (_SMALL, False),
+    "cait_xxs24_224": (dict(_SMALL, depth_token_only=1), False),
+    "eva02_tiny_patch14_224": (dict(_SMALL, img_size=28, patch_size=14), False),
+    "vit_small_patch16_18x2_224": (_SMALL, False),
+    "vit_tiny_r_s16_p8_224": (dict(img_size=32, num_classes=10), False),
+    "pit_ti_224": (dict(img_size=32, num_classes=10), False),
+    "xcit_nano_12_p16_224": (dict(img_size=32, num_classes=10), False),
+    "swin_tiny_patch4_window7_224": (dict(img_size=28, num_classes=10, embed_dim=32, depths=(1, 1),
+                                          num_heads=(1, 2)), False),
+}
+
+
+def make_timm_family(name: str) -> torch.nn.Module:
+    _torchvision()
+    import timm
+    torch.manual_seed(0)
+    return timm.create_model(name, pretrained=False, **TIMM_FAMILY[name][0]).eval()
+
+
 def make_zoo(name: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     m = ZOO[name][0]().eval()
