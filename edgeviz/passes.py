@@ -20,12 +20,12 @@ import numpy as np
 
 from .ir import Graph, Node
 from .ops import OPS
+from .ops.attention import QUERY_BLOCK
 
-# Ops whose C kernel may write its output over its (row-wise) input.
-INPLACE_OPS = {"add", "activation", "softmax", "layernorm"}
 # A chain advances this many rows at a time: the intermediates are CHAIN_BLOCK rows each, which
 # costs a few hundred bytes and lets the linear kernel reuse each widened weight word across rows.
-CHAIN_BLOCK = 4
+# It is the attention op's query block: attention inside a chain takes the chain's rows.
+CHAIN_BLOCK = QUERY_BLOCK
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,6 @@ def _pad_rank(g: Graph) -> int:
     return added
 
 
-ATTENTION_READERS = ("attention", "attention_split", "attn_scores", "attn_av")
-
-
 # V^T pays for its scattered writes once there are enough keys to stream: measured on the emulator
 # (whole models, -icount), 5 tokens +0.4..+0.7% instructions with V^T, 10 tokens -0.2%, 17-65 tokens
 # -0.7..-2.1%.
@@ -205,7 +202,7 @@ def _transpose_v(g: Graph) -> None:
         lin = g.producer(t)
         if (lin is None or lin.op != "linear" or "lut" in lin.qattrs or "v_t" in lin.attrs
                 or g.tensors[t].shape[0] < V_T_MIN_TOKENS
-                or any(c.op not in ATTENTION_READERS for c in g.consumers(t))):
+                or any(not OPS[c.op].reads_kv for c in g.consumers(t))):
             continue
         c = g.tensors[t].channels
         e = c // 2 if att.op == "attention_split" else c // 3
@@ -270,8 +267,8 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             if final.op == "linear" and "v_t" in final.attrs:   # V^T columns land all over the tensor
                 break
             # the last op may read the row it overwrites only if its kernel works in place
-            safe_final = t not in final.inputs or final.op in INPLACE_OPS
-            if row_only and safe_final and (s.chained or final.op in INPLACE_OPS):
+            safe_final = t not in final.inputs or OPS[final.op].inplace
+            if row_only and safe_final and (s.chained or OPS[final.op].inplace):
                 s.alias = t
                 break
 

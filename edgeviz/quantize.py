@@ -13,19 +13,12 @@ from .ops.base import quantize_input
 
 def prefix_rows(g: Graph) -> int:
     """The constant token rows the patch embedding puts first (cls, distillation, register tokens)."""
-    for n in g.nodes:
-        if n.op == "patch_embed" and n.attrs.get("prefix") is not None:
-            return int(n.attrs["prefix"].shape[0])
-    return 0
-
-
-# ops that read a tensor whose prefix rows have their own scale, row group by row group
-PREFIX_READERS = {"add", "layernorm", "select_token"}
+    return max((OPS[n.op].prefix_rows(n) for n in g.nodes), default=0)
 
 
 def prefix_scaled(g: Graph) -> list[str]:
-    """The residual-stream tensors whose prefix rows get a scale of their own: written by the patch
-    embedding, a residual add or a LayerNorm (a pre-norm), read only by ops that take the two row
+    """The residual-stream tensors whose prefix rows get a scale of their own: written by an op that
+    may (patch embedding, residual add, a pre-norm LayerNorm), read only by ops that take the two row
     groups apart (add, LayerNorm, token selection, a mean that leaves the prefix out)."""
     k = prefix_rows(g)
     if not k:
@@ -33,11 +26,10 @@ def prefix_scaled(g: Graph) -> list[str]:
     out = []
     for n in g.nodes:
         t = n.outputs[0]
-        if n.op not in ("patch_embed", "add", "layernorm") or g.tensors[t].rows <= k or t in g.outputs:
+        if not OPS[n.op].writes_prefix_scaled or g.tensors[t].rows <= k or t in g.outputs:
             continue
         readers = g.consumers(t)
-        if readers and all(r.op in PREFIX_READERS or (r.op == "mean_tokens" and r.attrs.get("first", 0) >= k)
-                           for r in readers):
+        if readers and all(OPS[r.op].reads_prefix_scaled(r, k) for r in readers):
             out.append(t)
     return out
 
@@ -100,10 +92,10 @@ def quantize(g: Graph, calib: np.ndarray | None, prefix_scales: bool = True) -> 
             t.scale = max(stats[name + "#rest"], 1e-6) / 127.0
         else:
             t.prefix_scale = t.scale
-    for n in g.nodes:
-        if n.op == "layernorm":             # Q16 gamma must fit int32: a floor under the output scale
+    for n in g.nodes:                       # what the op's integer parameters can express
+        floor = OPS[n.op].min_output_scale(n)
+        if floor:
             t = g.tensors[n.outputs[0]]
-            floor = float(np.abs(n.attrs["gamma"]).max(initial=0.0)) * 2.0 ** -15 * 1.001
             t.scale = max(t.scale, floor)
             t.prefix_scale = None if t.prefix_scale is None else max(t.prefix_scale, floor)
     for n in g.nodes:                       # selection does not requantise: the selected row's scale

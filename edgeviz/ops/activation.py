@@ -82,6 +82,7 @@ def kind_of(fn: tuple) -> str:
 class Activation(Op):
     name = "activation"
     rowwise_inputs = (0,)
+    inplace = True
 
     def run_float(self, node, xs):
         return evaluate(node.attrs.get("fn", GELU), xs[0])

@@ -11,6 +11,11 @@ from .base import Op, prefix_split_c, row_offset
 class Add(Op):
     name = "add"
     rowwise_inputs = (0, 1)
+    inplace = True
+    writes_prefix_scaled = True
+
+    def reads_prefix_scaled(self, node, prefix_rows):
+        return True
 
     def run_float(self, node, xs):
         return xs[0] + xs[1]

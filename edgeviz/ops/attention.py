@@ -12,7 +12,7 @@ from .. import intmath
 from .base import Op
 
 # Query rows per pass over K and V (ev_attn_scores_rows / ev_attn_av_rows reuse each widened K/V
-# word for four rows); the score scratch is QUERY_BLOCK x N bytes. Equal to passes.CHAIN_BLOCK.
+# word for four rows); the score scratch is QUERY_BLOCK x N bytes. passes.CHAIN_BLOCK is this block.
 QUERY_BLOCK = 4
 
 
@@ -30,6 +30,7 @@ def _split(qkv, heads):
 
 class Attention(Op):
     name = "attention"
+    reads_kv = True
 
     def _scores(self, node, qkv):
         q, k, _ = _split(qkv, node.attrs["heads"])
@@ -124,6 +125,7 @@ class AttentionSplit(Op):
     """Fused form after the qkv split (passes._split_qkv): query rows arrive one block at a time,
     K and V for all tokens sit in kv [N, 2E] laid out per token as [2, H, dh]."""
     name = "attention_split"
+    reads_kv = True
     rowwise_inputs = (0,)
 
     def scratch_bytes(self, node, g):
@@ -144,6 +146,7 @@ class AttentionSplit(Op):
 class AttnScores(Op):
     """Unfused step 1: scores[h, i, :] for every head and query row."""
     name = "attn_scores"
+    reads_kv = True
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs
@@ -160,6 +163,7 @@ class AttnScores(Op):
 class Softmax(Op):
     """Unfused step 2: row softmax over the materialised scores."""
     name = "softmax"
+    inplace = True
     rowwise_inputs = (0,)
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
@@ -171,6 +175,7 @@ class Softmax(Op):
 class AttnAV(Op):
     """Unfused step 3: out[i, h*dh:(h+1)*dh] = probs[h, i, :] v_h."""
     name = "attn_av"
+    reads_kv = True
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs

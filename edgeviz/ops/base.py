@@ -15,6 +15,25 @@ class Op:
     rowwise_inputs: tuple[int, ...] = ()
     # The output keeps the input's scale (no requantisation): selection, concatenation.
     keeps_scale = False
+    # Element-wise over rows whose output may be written over its input as it goes (token overwriting
+    # of an unchained step).
+    inplace = False
+    # Streams K and V from the qkv (or kv) tensor: such readers may take V transposed (passes._transpose_v).
+    reads_kv = False
+    # Can write a residual-stream tensor whose prefix-token rows have a scale of their own
+    # (quantize.prefix_scaled); reads_prefix_scaled says whether a node takes such a tensor apart.
+    writes_prefix_scaled = False
+
+    def reads_prefix_scaled(self, node: Node, prefix_rows: int) -> bool:
+        return False
+
+    def prefix_rows(self, node: Node) -> int:
+        """Constant token rows this node puts first (the patch embedding's cls / register tokens)."""
+        return 0
+
+    def min_output_scale(self, node: Node) -> float:
+        """The smallest output scale the op's integer parameters can express."""
+        return 0.0
 
     # ------------------------------------------------------------ float reference
     def run_float(self, node: Node, xs: list[np.ndarray]) -> np.ndarray:

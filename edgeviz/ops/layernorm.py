@@ -10,6 +10,15 @@ from .base import Op, prefix_split_c, row_offset
 class LayerNorm(Op):
     name = "layernorm"
     rowwise_inputs = (0,)
+    inplace = True
+    writes_prefix_scaled = True        # a pre-norm on the residual stream
+
+    def reads_prefix_scaled(self, node, prefix_rows):
+        return True
+
+    def min_output_scale(self, node):
+        # Q16 gamma must fit int32 (intmath.layernorm_params)
+        return float(np.abs(node.attrs["gamma"]).max(initial=0.0)) * 2.0 ** -15 * 1.001
 
     def run_float(self, node, xs):
         x = xs[0]

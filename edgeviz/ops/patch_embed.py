@@ -23,6 +23,10 @@ def im2col(img: np.ndarray, p: int) -> np.ndarray:
 
 class PatchEmbed(Op):
     name = "patch_embed"
+    writes_prefix_scaled = True
+
+    def prefix_rows(self, node):
+        return 0 if node.attrs.get("prefix") is None else int(node.attrs["prefix"].shape[0])
 
     def run_float(self, node, xs):
         a = node.attrs

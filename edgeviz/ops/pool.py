@@ -9,6 +9,9 @@ class SelectToken(Op):
     name = "select_token"
     keeps_scale = True
 
+    def reads_prefix_scaled(self, node, prefix_rows):
+        return True
+
     def run_float(self, node, xs):
         i = node.attrs["index"]
         return xs[0][..., i:i + 1, :]
@@ -23,6 +26,9 @@ class SelectToken(Op):
 class MeanTokens(Op):
     """Mean over the token rows from `first` on (timm's avg pooling leaves out its prefix tokens)."""
     name = "mean_tokens"
+
+    def reads_prefix_scaled(self, node, prefix_rows):
+        return node.attrs.get("first", 0) >= prefix_rows     # the prefix rows left out of the pool
 
     def _pooled(self, node, g):
         x = g.tensors[node.inputs[0]]
