@@ -85,6 +85,13 @@ class RowStat:
 
 
 @dataclass
+class Joined:
+    """Tensors concatenated along their channels (DINOv2's [cls, mean of patches] feature): a Linear
+    over it is the sum of one Linear per part."""
+    parts: list
+
+
+@dataclass
 class Guard:                  # a mask computed from the scores (exporters guard fully masked rows); never true here
     pass
 
@@ -313,6 +320,8 @@ class _Walker:
                            chs=np.concatenate([v.chs for v in views], axis), owner=False)
         if len(views) == 1 and parts[-1] is views[0] and all(isinstance(p, Const) for p in parts[:-1]):
             return self._prefix_tokens(views[0], [p.value for p in parts[:-1]], axis)
+        if len(views) == len(parts) and axis == len(out_shape) - 1:
+            return Joined(views)
         return None
 
     def _prefix_tokens(self, v: View, consts: list, axis: int) -> View | None:
@@ -566,6 +575,8 @@ class _Walker:
         a, b = args
         if isinstance(a, View) and isinstance(b, Const):
             return self._linear(a, np.asarray(b.value, dtype=np.float64))
+        if isinstance(a, Joined) and isinstance(b, Const):
+            return self._joined_linear(a, np.asarray(b.value, dtype=np.float64))
         if isinstance(a, View) and isinstance(b, View):
             return self._scores(a, b)
         if isinstance(a, Scores) and a.softmaxed and isinstance(b, View):
@@ -591,6 +602,19 @@ class _Walker:
         shape = r.shape + (w.shape[1],)
         return View(out, np.broadcast_to(r[..., None], shape).copy(),
                     np.broadcast_to(np.arange(w.shape[1]), shape).copy(), owner=True)
+
+    def _joined_linear(self, a: Joined, w: np.ndarray) -> View:
+        """[x1 | x2 | ...] W = x1 W1 + x2 W2 + ...: one Linear per part, summed by residual adds."""
+        w = w.reshape(w.shape[-2:])
+        out, first = None, 0
+        for part in a.parts:
+            k = part.shape[-1]
+            y = self._linear(part, w[first:first + k])
+            first += k
+            out = y if out is None else self._views_math("add", out, y)
+        if first != w.shape[0]:
+            self.fail(f"a Linear of {w.shape[0]} inputs over {first} concatenated channels")
+        return out
 
     def op_nn_linear(self, call, args, out_shape):
         x, w = args[:2]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import need
-from zoo import EXPORTS, TIMM_FAMILY, ZOO, export, make_timm_family, make_zoo, zoo_inputs
+from zoo import (EXPORTS, HF_FAMILY, TIMM_FAMILY, ZOO, export, make_hf_family, make_timm_family, make_zoo,
+                 zoo_inputs)
 
 from edgeviz.compiler import compile_graph
 from edgeviz.frontend import import_exported, import_onnx, import_torch
@@ -149,12 +150,15 @@ def test_what_edgeviz_cannot_read_is_refused_in_one_line(what, build, says):
     assert says in str(e.value) and "\n" not in str(e.value), what
 
 
-@pytest.mark.parametrize("name", sorted(TIMM_FAMILY))
-def test_timm_vit_family_imports_or_is_refused_in_one_line(name):
+@pytest.mark.parametrize("name", [f"timm:{n}" for n in sorted(TIMM_FAMILY)] + [f"hf:{n}" for n in sorted(HF_FAMILY)])
+def test_vit_families_import_or_are_refused_in_one_line(name):
     from edgeviz.errors import EdgevizError
-    cfg, reads = TIMM_FAMILY[name]
-    m = make_timm_family(name)
-    size = cfg.get("img_size", 32)
+    lib, name = name.split(":")
+    if lib == "timm":
+        cfg, reads = TIMM_FAMILY[name]
+        m, size = make_timm_family(name), cfg.get("img_size", 32)
+    else:
+        m, size, reads = make_hf_family(name), 32, HF_FAMILY[name][2]
     try:
         g = import_torch(m, torch.zeros(1, 3, size, size))
     except EdgevizError as e:

@@ -119,6 +119,31 @@ TIMM_FAMILY = {
 }
 
 
+# Hugging Face's ViT family at toy sizes: class name -> (config class name, config changes, reads)
+HF_FAMILY = {
+    "DeiTForImageClassification": ("DeiTConfig", {}, True),
+    "DeiTForImageClassificationWithTeacher": ("DeiTConfig", {}, True),
+    "ViTMSNForImageClassification": ("ViTMSNConfig", {}, True),
+    "Dinov2ForImageClassification": ("Dinov2Config", {}, True),         # LayerScale, [cls | mean] head
+    "BeitForImageClassification": ("BeitConfig", {"use_relative_position_bias": False, "use_mean_pooling": True}, True),
+    "Data2VecVisionForImageClassification": ("Data2VecVisionConfig", {}, True),
+    "SwinForImageClassification": ("SwinConfig", {"patch_size": 4, "embed_dim": 16, "depths": [1, 1],
+                                                  "num_heads": [1, 2], "window_size": 4}, False),
+}
+
+
+def make_hf_family(name: str) -> torch.nn.Module:
+    _torchvision()
+    import transformers
+    cfg_name, changes, _ = HF_FAMILY[name]
+    cfg = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+               intermediate_size=128, num_labels=10)
+    if name.startswith("Swin"):
+        cfg = dict(image_size=32, num_channels=3, num_labels=10)
+    torch.manual_seed(0)
+    return Logits(getattr(transformers, name)(getattr(transformers, cfg_name)(**cfg, **changes))).eval()
+
+
 def make_timm_family(name: str) -> torch.nn.Module:
     _torchvision()
     import timm
