@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import warnings
 from dataclasses import dataclass, replace
@@ -134,8 +135,10 @@ def _subst(e: tuple, inner: tuple) -> tuple:
 
 
 class _Walker:
-    def __init__(self, func, source: str):
+    def __init__(self, func, source: str, locate=None):
         self.g = Graph()
+        self.locate = locate          # (relax op, output shape) -> where the model's source says it, or None
+        self.current: tuple | None = None
         self.env: dict = {}
         self.uses: dict = {}
         self.source = source
@@ -145,7 +148,11 @@ class _Walker:
 
     # ---- helpers
     def fail(self, why: str):
-        raise EdgevizError(f"unsupported model ({self.source}): {why} at '{self.where}'; {SUPPORTED}")
+        where = self.where
+        if self.locate is not None and self.current is not None:
+            found = self.locate(*self.current)
+            where += f"', {found}, '" if found else ""
+        raise EdgevizError(f"unsupported model ({self.source}): {why} at '{where}'; {SUPPORTED}".replace(", ''", ""))
 
     def node(self, op: str, inputs: list[str], shape, at: int | None = None, **attrs) -> str:
         name = self.g.add_node(op, op, inputs, shape, attrs).name
@@ -206,6 +213,8 @@ class _Walker:
                 v = b.value
                 op = v.op.name if isinstance(v, relax.Call) else type(v).__name__
                 self.where = f"{b.var.name} = {op}(...)"
+                shape = getattr(b.var.ty, "shape", None)
+                self.current = (op.removeprefix("relax."), tuple(int(d) for d in shape) if shape is not None else None)
                 if isinstance(v, relax.Call):
                     self.env[b.var] = self.visit(b)
                 elif isinstance(v, relax.TupleGetItem):
@@ -215,7 +224,7 @@ class _Walker:
                     self.env[b.var] = self.val(v)
                 else:
                     self.fail(f"a binding of kind {type(v).__name__}")
-        self.where = "the model output"
+        self.where, self.current = "the model output", None
         self._output(self.val(body.body))
         return self.g
 
@@ -818,13 +827,69 @@ def _sink_select(g: Graph) -> None:
         g.nodes[i], g.nodes[j] = g.nodes[j], g.nodes[i]
 
 
-def _relax_to_graph(mod, source: str) -> Graph:
+# Relax op -> the names the same op has in torch's ATen and in ONNX, for pointing at the model's source
+_ALIASES = {"multiply": ("mul", "Mul"), "subtract": ("sub", "rsub", "Sub"), "divide": ("div", "Div"),
+            "add": ("add", "Add"), "concat": ("cat", "concat", "Concat"), "nn.conv2d": ("convolution", "conv2d", "Conv"),
+            "permute_dims": ("permute", "transpose", "t", "Transpose"), "matmul": ("matmul", "mm", "bmm", "linear",
+                                                                                   "addmm", "MatMul", "Gemm"),
+            "strided_slice": ("slice", "narrow", "split", "chunk", "unbind", "Slice", "Split"),
+            "take": ("select", "index", "Gather"), "nn.softmax": ("softmax", "_softmax", "Softmax"),
+            "nn.layer_norm": ("layer_norm", "LayerNormalization"), "mean": ("mean", "ReduceMean"),
+            "nn.pad": ("pad", "constant_pad_nd", "Pad"), "reshape": ("view", "reshape", "flatten", "Reshape"),
+            "cumsum": ("cumsum", "CumSum")}
+
+
+def _names(op: str) -> set[str]:
+    return {n.lower() for n in _ALIASES.get(op, ())} | {op.split(".")[-1].lower()}
+
+
+def _user_frame(stack: str | None) -> str | None:
+    """'dir/file.py:line `code`' of the innermost frame outside torch itself."""
+    frames = re.findall(r'File "([^"]+)", line (\d+), in [^\n]*\n\s*([^\n]*)', stack or "")
+    frames = [f for f in frames if "/torch/" not in f[0].replace("\\", "/")]
+    if not frames:
+        return None
+    path, line, code = frames[-1]
+    return f"{'/'.join(Path(path).parts[-2:])}:{line} `{code.strip()}`"
+
+
+def _torch_locator(ep):
+    nodes = [(str(getattr(n.target, "__name__", n.target)).split(".")[0].lower(), tuple(n.meta["val"].shape),
+              n.meta.get("stack_trace")) for n in ep.graph.nodes
+             if n.op == "call_function" and hasattr(n.meta.get("val"), "shape")]
+
+    def locate(op, shape):
+        hits = {_user_frame(st) for name, shp, st in nodes if name in _names(op) and (shape is None or shp == shape)}
+        hits.discard(None)
+        return f"from {hits.pop()}" if len(hits) == 1 else None
+    return locate
+
+
+def _onnx_locator(model):
+    import onnx
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001 - no shapes: match on the op type alone
+        inferred = model
+    shapes = {}
+    for v in list(inferred.graph.value_info) + list(inferred.graph.output):
+        dims = v.type.tensor_type.shape.dim
+        shapes[v.name] = tuple(d.dim_value if d.HasField("dim_value") else 1 for d in dims)
+
+    def locate(op, shape):
+        hits = [n for n in model.graph.node if n.op_type.lower() in _names(op)
+                and (shape is None or n.output[0] not in shapes or shapes[n.output[0]] == shape)]
+        return f"ONNX node '{hits[0].name}' ({hits[0].op_type})" if len(hits) == 1 and hits[0].name else None
+    return locate
+
+
+def _relax_to_graph(mod, source: str, locate=None) -> Graph:
     from tvm import relax
     seq = [relax.transform.FoldConstant(), relax.transform.CanonicalizeBindings(),
            relax.transform.DeadCodeElimination(["main"])]
     for p in seq:
         mod = p(mod)
-    g = _Walker(mod["main"], source).run()
+    g = _Walker(mod["main"], source, locate).run()
     _dead_code(g)
     _sink_select(g)
     _renumber(g)
@@ -855,14 +920,20 @@ def _first(e: Exception) -> str:
 
 def relax_from_torch(module, example):
     """torch.export, then TVM's PyTorch frontend; either one's refusal becomes one user-error line."""
+    return relax_from_exported(export_module(module, example), type(module).__name__)
+
+
+def export_module(module, example):
     import torch
-    from tvm.relax.frontend.torch import from_exported_program
-    name = type(module).__name__
     try:
-        ep = torch.export.export(module.eval(), (example,))
+        return torch.export.export(module.eval(), (example,))
     except Exception as e:  # noqa: BLE001 - torch's tracer raises many types
-        raise EdgevizError(f"torch.export could not trace {name} on an input of shape {list(example.shape)}: "
-                           f"{_first(e)}") from None
+        raise EdgevizError(f"torch.export could not trace {type(module).__name__} on an input of shape "
+                           f"{list(example.shape)}: {_first(e)}") from None
+
+
+def relax_from_exported(ep, name: str):
+    from tvm.relax.frontend.torch import from_exported_program
     try:
         return from_exported_program(ep, keep_params_as_input=False)
     except Exception as e:  # noqa: BLE001 - TVM's frontend asserts on ops it lacks
@@ -877,14 +948,14 @@ def import_torch(module, example=None) -> Graph:
     if example is None:
         raise EdgevizError("give an example input to import a PyTorch module")
     with torch.no_grad(), quiet_native():
-        mod = relax_from_torch(module, example)
-        return _relax_to_graph(mod, type(module).__name__)
+        ep = export_module(module, example)
+        mod = relax_from_exported(ep, type(module).__name__)
+        return _relax_to_graph(mod, type(module).__name__, _torch_locator(ep))
 
 
 def import_exported(path: Path) -> Graph:
     """A torch.export.save file (.pt2) -> IR."""
     import torch
-    from tvm.relax.frontend.torch import from_exported_program
     try:
         with quiet_native():
             ep = torch.export.load(str(path))
@@ -892,11 +963,8 @@ def import_exported(path: Path) -> Graph:
         first = str(e).strip().splitlines()
         raise EdgevizError(f"cannot read torch.export file {path}: {first[0] if first else type(e).__name__}") from None
     with torch.no_grad(), quiet_native():
-        try:
-            mod = from_exported_program(ep, keep_params_as_input=False)
-        except Exception as e:  # noqa: BLE001 - TVM's frontend asserts on ops it lacks
-            raise EdgevizError(f"TVM's PyTorch frontend could not import {path}: {_first(e)}") from None
-        return _relax_to_graph(mod, Path(path).name)
+        mod = relax_from_exported(ep, Path(path).name)
+        return _relax_to_graph(mod, Path(path).name, _torch_locator(ep))
 
 
 def _static_shapes(model) -> dict:
@@ -920,4 +988,4 @@ def import_onnx(path: Path) -> Graph:
         except Exception as e:  # noqa: BLE001
             msg = str(e).strip().splitlines()
             raise EdgevizError(f"TVM could not import ONNX model {path}: {msg[-1] if msg else type(e).__name__}") from None
-        return _relax_to_graph(mod, Path(path).name)
+        return _relax_to_graph(mod, Path(path).name, _onnx_locator(model))

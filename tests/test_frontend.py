@@ -59,8 +59,18 @@ class _Cumsum(torch.nn.Module):
 def test_unsupported_op_is_named_with_its_location():
     m = make("cls-lowrank")
     m.blocks[0].act = _Cumsum()
-    with pytest.raises(EdgevizError, match=r"op 'cumsum' has no edgeviz kernel at 'lv\d+ = relax.cumsum"):
+    with pytest.raises(EdgevizError, match=r"op 'cumsum' has no edgeviz kernel at 'lv\d+ = relax.cumsum\(...\)', "
+                                           r"from tests/test_frontend.py:\d+ `return x.cumsum\(-1\)`"):
         import_torch(m)
+
+
+def test_an_onnx_refusal_names_the_node(tmp_path):
+    m = make("cls-lowrank")
+    m.blocks[0].act = _Cumsum()
+    torch.onnx.export(m, (torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32),), str(tmp_path / "m.onnx"),
+                      dynamo=False, opset_version=17)
+    with pytest.raises(EdgevizError, match=r"ONNX node '/blocks.0/act/CumSum' \(CumSum\)"):
+        import_onnx(tmp_path / "m.onnx")
 
 
 @pytest.mark.parametrize("act", [torch.nn.ReLU(), torch.nn.SiLU(), torch.nn.GELU(approximate="tanh"), torch.nn.Hardtanh()])
