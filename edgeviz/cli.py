@@ -200,6 +200,15 @@ def main(argv: list[str] | None = None) -> int:
     except EdgevizError as e:
         print(f"edgeviz: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:                     # the machine, not edgeviz: a full disk, a path that cannot be
+        import errno                         # a folder, no permission
+        hint = {errno.ENOSPC: "free some space or write the output elsewhere (-o)",
+                errno.EACCES: "pick a folder you may write to (-o)", errno.EROFS: "pick a writable folder (-o)",
+                errno.EEXIST: "a file is in the way of a folder; pick another path (-o)",
+                errno.ENOTDIR: "a file is in the way of a folder; pick another path (-o)"}.get(e.errno, "check the path")
+        where = f" {e.filename}" if e.filename else ""
+        print(f"edgeviz: error: {e.strerror or type(e).__name__}:{where}; {hint}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("edgeviz: interrupted", file=sys.stderr)
         return 130

@@ -178,3 +178,22 @@ def test_click_cli_version_typos_and_shell_completion(capsys):
     r = subprocess.run([sys.executable, "-c", "import sys; from edgeviz.cli import main; sys.exit(main())"],
                        env={**os.environ, "_EDGEVIZ_COMPLETE": "bash_source"}, capture_output=True, text=True)
     assert r.returncode == 0 and "_edgeviz_completion" in r.stdout
+
+
+def test_an_output_path_that_cannot_be_a_folder(model_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("in the way")
+    line = _fails(capsys, ["build", str(model_file), "-o", str(tmp_path / "file" / "out")], str(tmp_path / "file"))
+    assert "pick another path (-o)" in line
+
+
+def test_a_full_disk_is_one_line(model_file, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import edgeviz.project
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "model.c"))
+    monkeypatch.setattr(edgeviz.project, "write_model_sources", full)
+    line = _fails(capsys, ["build", str(model_file), "-o", str(tmp_path / "o")], "No space left on device")
+    assert "model.c" in line and "free some space" in line
+    assert not (tmp_path / "o").exists()
