@@ -188,3 +188,16 @@ def test_plan_config_reports_misfit_with_bank_and_tensor():
     r = plan_config(ViTConfig(img_size=64, patch=2, embed=128, heads=2, depth=1))
     assert not r.fits
     assert "overflows" in r.why and "largest live tensors" in r.why
+
+
+@pytest.mark.parametrize("name", ["cls-lowrank", "five-tokens"])
+def test_macs_are_equal_across_schedules(name):
+    """Every schedule runs the model's MACs (the qkv split adds its recomputed rows, rank padding its
+    zero columns); the unfused attention steps count theirs too."""
+    from edgeviz.compiler import graph_macs
+    g = graph_from_vit(make(name))
+    quantize(g, None)
+    base = graph_macs(g)
+    for sw in ALL_SWITCHES:
+        sw = Switches(sw.fuse, sw.patch_decompose, sw.token_overwrite, split_qkv=False, pad_rank=False)
+        assert graph_macs(schedule(g, sw).graph) == base, sw

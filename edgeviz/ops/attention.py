@@ -148,6 +148,10 @@ class AttnScores(Op):
     name = "attn_scores"
     reads_kv = True
 
+    def macs(self, node, g):            # q.k: half of the attention op's 2 N^2 E
+        a = node.attrs
+        return a["tokens"] * a["tokens"] * a["embed"]
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs
         n, e, h = a["tokens"], a["embed"], a["heads"]
@@ -176,6 +180,10 @@ class AttnAV(Op):
     """Unfused step 3: out[i, h*dh:(h+1)*dh] = probs[h, i, :] v_h."""
     name = "attn_av"
     reads_kv = True
+
+    def macs(self, node, g):            # p.v: the other half
+        a = node.attrs
+        return a["tokens"] * a["tokens"] * a["embed"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs
