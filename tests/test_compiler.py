@@ -201,3 +201,22 @@ def test_macs_are_equal_across_schedules(name):
     for sw in ALL_SWITCHES:
         sw = Switches(sw.fuse, sw.patch_decompose, sw.token_overwrite, split_qkv=False, pad_rank=False)
         assert graph_macs(schedule(g, sw).graph) == base, sw
+
+
+@pytest.mark.parametrize("name", ["cls-lowrank", "mean-3heads", "five-tokens"])
+def test_every_scheduled_op_has_its_own_int8_reference(name):
+    """Running the scheduled graph op by op (qkv split, unfused attention steps, folded tables, padded
+    ranks) gives the model's int8 reference bits: each scheduled op kind carries its own run_int8."""
+    from edgeviz.ops import OPS
+    m = make(name)
+    g = graph_from_vit(m)
+    x = inputs(m.cfg, 3, seed=4)
+    quantize(g, x)
+    for sw in ALL_SWITCHES:
+        sg = schedule(g, sw).graph
+        for xi in x:
+            env = {sg.inputs[0]: quantize_image(g, xi)}
+            for n in sg.nodes:
+                y = OPS[n.op].run_int8(n, [env[i] for i in n.inputs])
+                env[n.outputs[0]] = np.asarray(y, dtype=np.int8).reshape(sg.tensors[n.outputs[0]].shape)
+            np.testing.assert_array_equal(env[sg.outputs[0]].reshape(-1), run_int8(g, quantize_image(g, xi)).reshape(-1))

@@ -511,36 +511,14 @@ class HlsProject:
     vectors: int
 
 
-def _unfused_attention(n, xs) -> np.ndarray:
-    """intmath.attention's first (q k^T) or last (p v) product, for the unfused steps."""
-    a = n.attrs
-    h, e = a["heads"], a["embed"]
-    qkv = xs[-1].reshape(a["tokens"], 3, h, e // h).astype(np.int32)
-    if n.op == "attn_scores":
-        q, k = qkv[:, 0].transpose(1, 0, 2), qkv[:, 1].transpose(1, 0, 2)
-        return intmath.requantize(q @ k.transpose(0, 2, 1), a["m_qk"], a["s_qk"]).reshape(h * a["tokens"], -1)
-    v = qkv[:, 2].transpose(1, 0, 2)
-    probs = xs[0].reshape(h, a["tokens"], a["tokens"]).astype(np.int32)
-    out = intmath.requantize(probs @ v, a["m_av"], a["s_av"])
-    return out.transpose(1, 0, 2).reshape(a["tokens"], e)
-
-
 def _run_int8_scheduled(g, x) -> np.ndarray:
-    """run_int8 over a scheduled graph, whose qkv split has an attention_split node: its int8 result is
-    intmath.attention over [q | kv] (per token [3][H][dh], the fused qkv layout)."""
+    """run_int8 over a scheduled graph (qkv split, unfused attention steps): every op kind has its own
+    int8 reference."""
     from edgeviz.ops import OPS
 
     env = {g.inputs[0]: np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape)}
     for n in g.nodes:
-        xs = [env[i] for i in n.inputs]
-        if n.op == "attention_split":
-            y = OPS["attention"].run_int8(n, [np.concatenate(xs, axis=1)])
-        elif n.op in ("attn_scores", "attn_av"):
-            y = _unfused_attention(n, xs)
-        elif n.op == "softmax":
-            y = intmath.softmax(xs[0], n.attrs["exp_lut"])
-        else:
-            y = OPS[n.op].run_int8(n, xs)
+        y = OPS[n.op].run_int8(n, [env[i] for i in n.inputs])
         env[n.outputs[0]] = np.asarray(y, dtype=np.int8).reshape(g.tensors[n.outputs[0]].shape)
     return env[g.outputs[0]]
 

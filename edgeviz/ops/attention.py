@@ -131,6 +131,10 @@ class AttentionSplit(Op):
     def scratch_bytes(self, node, g):
         return _score_scratch(g.tensors[node.inputs[0]].rows, g.tensors[node.inputs[1]].rows)
 
+    def run_int8(self, node, xs):
+        # the attention op over [q | kv]: per token [3][H][dh], the fused qkv layout
+        return OP.run_int8(node, [np.concatenate(xs, axis=-1)])
+
     def macs(self, node, g):
         n, two_e = g.tensors[node.inputs[1]].shape
         return 2 * n * n * (two_e // 2)
@@ -152,6 +156,12 @@ class AttnScores(Op):
         a = node.attrs
         return a["tokens"] * a["tokens"] * a["embed"]
 
+    def run_int8(self, node, xs):       # intmath.attention's first product, every head's [N, N] scores
+        a = node.attrs
+        q, k, _ = (t.astype(np.int32) for t in _split(xs[0], a["heads"]))
+        scores = intmath.requantize(q @ np.swapaxes(k, -1, -2), a["m_qk"], a["s_qk"])
+        return scores.reshape(a["heads"] * a["tokens"], a["tokens"])
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs
         n, e, h = a["tokens"], a["embed"], a["heads"]
@@ -170,6 +180,9 @@ class Softmax(Op):
     inplace = True
     rowwise_inputs = (0,)
 
+    def run_int8(self, node, xs):
+        return intmath.softmax(xs[0], node.attrs["exp_lut"])
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n = g.tensors[node.inputs[0]].channels
         lut = c.const(node.attrs["lut_name"], node.attrs["exp_lut"])
@@ -184,6 +197,13 @@ class AttnAV(Op):
     def macs(self, node, g):            # p.v: the other half
         a = node.attrs
         return a["tokens"] * a["tokens"] * a["embed"]
+
+    def run_int8(self, node, xs):       # intmath.attention's last product, heads put back side by side
+        a = node.attrs
+        _, _, v = _split(xs[1], a["heads"])
+        probs = xs[0].reshape(a["heads"], a["tokens"], a["tokens"]).astype(np.int32)
+        out = intmath.requantize(probs @ v.astype(np.int32), a["m_av"], a["s_av"])
+        return np.swapaxes(out, 0, 1).reshape(a["tokens"], a["embed"])
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a = node.attrs
