@@ -54,11 +54,9 @@ from edgeviz import intmath
 from edgeviz.errors import EdgevizError
 from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir
+from edgeviz.ops import OPS
 
 CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-SUPPORTED_OPS = ("patch_embed", "im2col", "layernorm", "linear", "activation", "attention", "attention_split", "add",
-                 "select_token", "mean_tokens", "attn_scores", "softmax", "attn_av")
-ATTENTION_OPS = ("attention", "attention_split", "attn_scores", "attn_av")   # stream K / V LANES bytes a cycle
 
 
 def fpga_switches(switches=None, **changes):
@@ -170,76 +168,27 @@ class Consts:
 # ------------------------------------------------------------------ per node
 
 def node_total(node, g, chained: bool = False) -> int:
-    """Operations per row (or per call) that the reuse factor divides."""
-    q, t_out = node.qattrs, g.tensors[node.outputs[0]]
-    if node.op in ("linear", "patch_embed"):
-        return int(q["w"].size)
-    if node.op in ATTENTION_OPS:
-        n, dh = _attn_dims(node, g)
-        return n * dh
-    if node.op == "softmax":
-        return t_out.channels
-    if node.op in ("add", "activation"):
-        return t_out.channels if chained else t_out.nbytes
-    if node.op == "layernorm":
-        return t_out.channels
-    if node.op == "mean_tokens":
-        return t_out.channels
-    return 1
+    """Operations per row (or per call) that the reuse factor divides (the op's hls_ops)."""
+    return OPS[node.op].hls_ops(node, g, chained)
 
 
 def node_spec(node, g, reuse: int, chained: bool) -> est.LayerSpec | None:
-    q, t_out = node.qattrs, g.tensors[node.outputs[0]]
-    rows = t_out.rows
-    if node.op == "linear":
-        o, k = q["w"].shape
-        return est.LayerSpec(node.name, "linear", {"rows": rows, "in": k, "out": o, "lut": "lut" in q}, reuse)
-    if node.op == "patch_embed" and len(node.inputs) > 1:
-        # no patch-embedding decomposition: one linear over the im2col buffer, a bias row per patch
-        o, k = q["w"].shape
-        return est.LayerSpec(node.name, "linear", {"rows": g.tensors[node.inputs[1]].rows, "in": k, "out": o,
-                                                   "row_bias": True}, reuse)
-    if node.op == "im2col":
-        # the gather is a one-element-per-cycle copy of the whole patch matrix (the cls copy's cost model)
-        return est.LayerSpec(node.name, "cls", {"c": t_out.nbytes}, reuse)
-    if node.op == "patch_embed":
-        c, h, w = g.tensors[node.inputs[0]].shape
-        return est.LayerSpec(node.name, "patch_embed",
-                             dict(c=c, h=h, w=w, p=node.attrs["patch"], out=q["w"].shape[0], row_bias=True), reuse)
-    if node.op == "layernorm":
-        return est.LayerSpec(node.name, "layernorm", {"rows": rows, "c": t_out.channels}, reuse)
-    if node.op in ("attention", "attention_split"):
-        n, dh = _attn_dims(node, g)
-        return est.LayerSpec(node.name, "attention", dict(tokens=n, heads=node.attrs["heads"], dh=dh,
-                                                         kv_copy=not chained), reuse)
-    if node.op in ("attn_scores", "attn_av"):
-        n, dh = _attn_dims(node, g)
-        return est.LayerSpec(node.name, node.op, dict(tokens=n, heads=node.attrs["heads"], dh=dh), reuse)
-    if node.op == "softmax":
-        return est.LayerSpec(node.name, "softmax", {"rows": rows, "len": t_out.channels}, reuse)
-    if node.op in ("add", "activation"):
-        dims = {"n": t_out.channels, "rows": rows} if chained else {"n": t_out.nbytes}
-        return est.LayerSpec(node.name, "add" if node.op == "add" else "lut", dims, reuse)
-    if node.op == "select_token":
-        return est.LayerSpec(node.name, "cls", {"c": t_out.channels}, reuse)
-    if node.op == "mean_tokens":
-        x = g.tensors[node.inputs[0]]
-        return est.LayerSpec(node.name, "mean", {"tokens": x.rows - node.attrs.get("first", 0), "c": x.channels}, reuse)
-    return None
+    spec = OPS[node.op].hls_spec(node, g, chained)
+    return None if spec is None else est.LayerSpec(node.name, spec[0], spec[1], reuse)
 
 
 def _check_ops(schedule):
     for st in schedule.steps:
         for n in st.nodes:
-            if n.op in SUPPORTED_OPS:
-                continue
-            why = "no template exists for it"
-            raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}): {why}")
+            if n.op not in OPS or not OPS[n.op].hls_template:
+                raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name}): no template "
+                                   f"exists for it")
 
 
 def reuse_for(schedule, reuse) -> dict[str, int]:
     """Per-node reuse factors from an int (every node) or a dict {node name or op: factor}, clipped
-    to each node's operation count."""
+    to each node's operation count and to what its buffers deliver per cycle (the op's hls_reuse:
+    add / LUT one element a cycle, linear LANES | IN, attention rows LANES | dh)."""
     g = schedule.graph
     out = {}
     for st in schedule.steps:
@@ -249,54 +198,8 @@ def reuse_for(schedule, reuse) -> dict[str, int]:
             else:
                 r = reuse
             r = max(1, min(int(r), node_total(n, g, st.chained)))
-            out[n.name] = _port_limited(n, g, st.chained, r)
+            out[n.name] = OPS[n.op].hls_reuse(n, g, st.chained, r)
     return out
-
-
-def _attn_dims(n, g) -> tuple[int, int]:
-    """(tokens, head dim) of an attention node: from qkv [N, 3E], or after the qkv split from kv [N, 2E]."""
-    if n.op == "attention_split":
-        ntok, two_e = g.tensors[n.inputs[1]].shape
-        return ntok, two_e // 2 // n.attrs["heads"]
-    if n.op in ("attn_scores", "attn_av"):
-        return n.attrs["tokens"], n.attrs["embed"] // n.attrs["heads"]
-    ntok, three_e = g.tensors[n.inputs[0]].shape
-    return ntok, three_e // 3 // n.attrs["heads"]
-
-
-def _kv_input(n) -> str:
-    """The token buffer a fused attention row streams K and V from."""
-    return n.inputs[1] if n.op in ("attention_split", "attn_av") else n.inputs[0]
-
-
-def _port_limited(n, g, chained: bool, r: int) -> int:
-    """Reuse adjusted so that a node streaming a token buffer (an on-chip bank) never needs more bytes
-    per cycle than that bank delivers:
-    - add / LUT read and write bank rows: one element per cycle (dual port);
-    - attention rows (fused, after the qkv split, or the unfused scores / p.v steps) read K and V from
-      the qkv (or kv) bank: LANES is cut to a power of two that divides dh, and the bank is split cyclic
-      by LANES (see bank_partitions), so the LANES bytes of one cycle (one key row, consecutive channels)
-      always sit in distinct partitions, or in one word of a reshaped bank."""
-    if n.op in ("linear", "patch_embed"):
-        o, k = n.qattrs["w"].shape
-        lanes = math.ceil(o * k / r)
-        if lanes < k and k % lanes:
-            # the row-serial MAC schedule needs LANES | IN: take the largest divisor below
-            lanes = max(d for d in range(1, lanes + 1) if k % d == 0)
-            return o * k // lanes
-        return r
-    if n.op in ("add", "activation"):
-        # one element a cycle: a bank's two ports serve one read and one write (unfused too)
-        return node_total(n, g, chained)
-    if n.op in ATTENTION_OPS and (chained or n.op != "attention"):
-        ntok, dh = _attn_dims(n, g)
-        total = ntok * dh
-        want = math.ceil(total / r)
-        lanes = 1
-        while lanes * 2 <= want and dh % (lanes * 2) == 0:
-            lanes *= 2
-        return total // lanes
-    return r
 
 
 def bank_partitions(schedule, banks: list[Bank], reuse: dict[str, int]) -> None:
@@ -307,10 +210,10 @@ def bank_partitions(schedule, banks: list[Bank], reuse: dict[str, int]) -> None:
     g = schedule.graph
     for st in schedule.steps:
         for n in st.nodes:
-            if n.op in ATTENTION_OPS and (st.chained or n.op != "attention"):
-                ntok, dh = _attn_dims(n, g)
-                lanes = math.ceil(ntok * dh / reuse[n.name])
-                bank = where[_kv_input(n)]
+            kv = OPS[n.op].hls_kv_buffer(n, st.chained)
+            if kv is not None:
+                lanes = math.ceil(node_total(n, g, st.chained) / reuse[n.name])
+                bank = where[kv]
                 bank.partition = max(bank.partition, lanes)
     for k in banks:
         k.reshape, _ = est.buffer_layout(k.size, k.partition)
@@ -357,106 +260,11 @@ class _Emitter:
         return self.where[t].name
 
     def node(self, n, ins: list[str], out: str, rows: int, chained: bool) -> list[str]:
-        g, q, c, r = self.g, n.qattrs, self.c, self.reuse[n.name]
-        t_out = g.tensors[n.outputs[0]]
-        if n.op == "linear":
-            o, k = q["w"].shape
-            lut = c.add(n, "lut", q["lut"], np.int8) if "lut" in q else "ev_no_lut"
-            return [f"ev_linear<{rows}, {k}, {o}, {r}, {'true' if 'lut' in q else 'false'}, false>("
-                    f"{ins[0]}, {out}, {c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
-                    f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)}, {lut});"]
-        if n.op == "layernorm":
-            ch = t_out.channels
-            arrays = {k: c.add(n, k, q[k], np.int32 if k.startswith("g") else np.int64)
-                      for k in ("g", "b", "g_prefix", "b_prefix") if k in q}
-
-            def call(prefix, nrows, skip):
-                gk, bk = ("g_prefix", "b_prefix") if prefix and "g_prefix" in q else ("g", "b")
-                eps = q["eps_prefix"] if prefix else q["eps"]
-                return (f"ev_layernorm<{nrows}, {ch}, {r}>({_rows_at(ins[0], skip, ch)}, {_rows_at(out, skip, ch)}, "
-                        f"{arrays[gk]}, {arrays[bk]}, {int(eps)}LL);")
-            return _prefix_split(q.get("prefix_rows", 0), rows, chained, call)
-        if n.op == "activation":
-            return [f"ev_lut<{rows * t_out.channels}, {r}>({ins[0]}, {out}, {c.add(n, 'lut', q['lut'], np.int8)});"]
-        if n.op == "add":
-            ch = t_out.channels
-
-            def call(prefix, nrows, skip):
-                ma, mb, sh = q["prefix"][1:] if prefix else (q["ma"], q["mb"], q["shift"])
-                a, b, y = (_rows_at(p, skip, ch) for p in (ins[0], ins[1], out))
-                return f"ev_add<{nrows * ch}, {r}>({a}, {b}, {y}, {ma}, {mb}, {sh});"
-            return _prefix_split(q["prefix"][0] if "prefix" in q else 0, rows, chained, call)
-        if n.op == "attention":
-            ntok, three_e = g.tensors[n.inputs[0]].shape
-            h = n.attrs["heads"]
-            dh = three_e // 3 // h
-            lut = c.add(n, "exp_lut", q["exp_lut"], np.uint16)
-            args = f"{q['m_qk']}, {q['s_qk']}, {lut}, {q['m_av']}, {q['s_av']}"
-            if chained:
-                return [f"ev_attention_row<{ntok}, {h}, {dh}, {r}>({ins[0]}, r, {out}, {args});"]
-            return [f"ev_attention<{ntok}, {h}, {dh}, {r}>({ins[0]}, {out}, {args});"]
-        if n.op == "attn_scores":
-            ntok, dh = _attn_dims(n, g)
-            return [f"ev_attn_scores<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {out}, {n.attrs['m_qk']}, "
-                    f"{n.attrs['s_qk']});"]
-        if n.op == "softmax":
-            lut = c.add(n, "exp_lut", n.attrs["exp_lut"], np.uint16)
-            return [f"ev_softmax<{rows}, {t_out.channels}, {r}>({ins[0]}, {out}, {lut});"]
-        if n.op == "attn_av":
-            ntok, dh = _attn_dims(n, g)
-            return [f"ev_attn_av<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {ins[1]}, {out}, "
-                    f"{n.attrs['m_av']}, {n.attrs['s_av']});"]
-        if n.op == "attention_split":
-            # qkv split: the query row comes from the chain, K and V of every token from the kv buffer
-            ntok, dh = _attn_dims(n, g)
-            lut = c.add(n, "exp_lut", q["exp_lut"], np.uint16)
-            return [f"ev_attention_kv_row<{ntok}, {n.attrs['heads']}, {dh}, {r}>({ins[0]}, {ins[1]}, {out}, "
-                    f"{q['m_qk']}, {q['s_qk']}, {lut}, {q['m_av']}, {q['s_av']});"]
-        if n.op == "select_token":
-            ch = t_out.channels
-            return [f"ev_copy_row<{ch}>({ins[0]} + {n.attrs['index'] * ch}, {out});"]
-        if n.op == "mean_tokens":
-            x = g.tensors[n.inputs[0]]
-            first = n.attrs.get("first", 0)     # prefix tokens left out of the pool
-            return [f"ev_mean_tokens<{x.rows - first}, {x.channels}, {r}>({ins[0]} + {first * x.channels}, {out}, {q['m']}, {q['s']});"]
-        if n.op == "im2col":
-            ch, hh, ww = g.tensors[n.inputs[0]].shape
-            p = n.attrs["patch"]
-            k = ch * p * p
-            gw = ww // p
-            # cols[pt][(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], one image row segment at a time
-            return [f"for (int pt = 0; pt < {(hh // p) * gw}; pt++) {{",
-                    f"    const int py = pt / {gw}, px = pt % {gw};",
-                    f"    for (int ci = 0; ci < {ch}; ci++) for (int ky = 0; ky < {p}; ky++)",
-                    f"        ev_copy_row<{p}>({ins[0]} + (ci * {hh} + py * {p} + ky) * {ww} + px * {p}, "
-                    f"{out} + pt * {k} + (ci * {p} + ky) * {p});",
-                    "}"]
-        if n.op == "patch_embed":
-            ch, hh, ww = g.tensors[n.inputs[0]].shape
-            e = q["w"].shape[0]
-            lines, row0 = [], 0
-            if "prefix" in q:         # cls / distillation / register tokens: constant rows
-                prefix = c.add(n, 'prefix', q['prefix'], np.int8)
-                row0 = q["prefix"].shape[0]
-                lines += [f"ev_set_row<{e}>({out}, {i}, {prefix} + {i * e});" for i in range(row0)]
-            if len(n.inputs) > 1:
-                # undecomposed: the im2col buffer [patches, C*p*p] is materialised; one linear embeds it
-                patches, k = g.tensors[n.inputs[1]].shape
-                lines.append(f"ev_linear<{patches}, {k}, {e}, {r}, false, true>({ins[1]}, {out} + {row0 * e}, "
-                             f"{c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
-                             f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)}, "
-                             "ev_no_lut);")
-                return lines
-            lines.append(f"ev_patch_embed<{ch}, {hh}, {ww}, {n.attrs['patch']}, {e}, {r}, true, {row0}>("
-                         f"{ins[0]}, {out}, {c.add(n, 'w', q['w'], np.int8)}, {c.add(n, 'bias', q['bias'], np.int32)}, "
-                         f"{c.add(n, 'mult', q['mult'], np.int32)}, {c.add(n, 'shift', q['shift'], np.int8)});")
-            return lines
-        raise EdgevizError(f"the HLS backend has no template for op '{n.op}' ({n.name})")
+        """The op module's HLS statements (Op.emit_hls); this emitter gives it g, c (ROMs) and reuse."""
+        return OPS[n.op].emit_hls(n, self, ins, out, rows, chained)
 
     def step(self, k: int, st) -> tuple[list[str], list[str]]:
         """(statements, row-scratch declarations) for one schedule step."""
-        from edgeviz.ops import OPS
-
         g = self.g
         head = [f"// step {k}: {st.name}" + (f" (output over {st.alias}: token overwriting)" if st.alias else "")]
         if not st.chained:
@@ -482,21 +290,6 @@ class _Emitter:
         return head + [f"for (int r = 0; r < {rows}; r++) {{"] + ["    " + b for b in body] + ["}"], decls
 
 
-def _rows_at(ptr: str, skip: int, channels: int) -> str:
-    return ptr if not skip else f"{ptr} + {skip * channels}"
-
-
-def _prefix_split(k: int, rows: int, chained: bool, call) -> list[str]:
-    """Statements for an op whose first k token rows (prefix tokens at scales of their own) take other
-    parameters: per row in a chain (row index r), else two calls over the two row ranges."""
-    if not k:
-        return [call(False, rows, 0)]
-    if chained:
-        return [f"if (r < {k}) {call(True, rows, 0)}", f"else {call(False, rows, 0)}"]
-    pre = min(k, rows)
-    return [call(True, pre, 0)] + ([call(False, rows - pre, pre)] if rows > pre else [])
-
-
 # ------------------------------------------------------------------ project
 
 @dataclass
@@ -514,8 +307,6 @@ class HlsProject:
 def _run_int8_scheduled(g, x) -> np.ndarray:
     """run_int8 over a scheduled graph (qkv split, unfused attention steps): every op kind has its own
     int8 reference."""
-    from edgeviz.ops import OPS
-
     env = {g.inputs[0]: np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape)}
     for n in g.nodes:
         y = OPS[n.op].run_int8(n, [env[i] for i in n.inputs])

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import erf
 
 from .. import intmath
-from .base import Op
+from .base import Elementwise
 
 
 def _sigmoid(x):
@@ -79,7 +79,7 @@ def kind_of(fn: tuple) -> str:
     return "elementwise"
 
 
-class Activation(Op):
+class Activation(Elementwise):
     name = "activation"
     rowwise_inputs = (0,)
     inplace = True
@@ -95,6 +95,12 @@ class Activation(Op):
 
     def run_int8(self, node, xs):
         return intmath.apply_lut(xs[0], node.qattrs["lut"])
+
+    hls_kind = "lut"
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        n = rows * e.g.tensors[node.outputs[0]].channels
+        return [f"ev_lut<{n}, {e.reuse[node.name]}>({ins[0]}, {out}, {e.c.add(node, 'lut', node.qattrs['lut'], np.int8)});"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n = g.tensors[node.inputs[0]].channels

@@ -5,10 +5,10 @@ those rows take a second set of multipliers."""
 from __future__ import annotations
 
 from .. import intmath
-from .base import Op, prefix_split_c, row_offset
+from .base import Elementwise, hls_prefix_split, hls_rows_at, prefix_split_c, row_offset
 
 
-class Add(Op):
+class Add(Elementwise):
     name = "add"
     rowwise_inputs = (0, 1)
     inplace = True
@@ -36,6 +36,18 @@ class Add(Op):
             k, ma, mb, sh = q["prefix"]
             y[..., :k, :] = intmath.add(xs[0][..., :k, :], xs[1][..., :k, :], ma, mb, sh)
         return y
+
+    hls_kind = "add"
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        q, r = node.qattrs, e.reuse[node.name]
+        ch = e.g.tensors[node.outputs[0]].channels
+
+        def call(prefix, nrows, skip):
+            ma, mb, sh = q["prefix"][1:] if prefix else (q["ma"], q["mb"], q["shift"])
+            a, b, y = (hls_rows_at(p, skip, ch) for p in (ins[0], ins[1], out))
+            return f"ev_add<{nrows * ch}, {r}>({a}, {b}, {y}, {ma}, {mb}, {sh});"
+        return hls_prefix_split(q["prefix"][0] if "prefix" in q else 0, rows, chained, call)
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs

@@ -6,6 +6,8 @@ attn_av over materialised [H, N, N] tensors. Both give the same bits as intmath.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import intmath
@@ -28,9 +30,56 @@ def _split(qkv, heads):
     return t[..., 0, :, :, :], t[..., 1, :, :, :], t[..., 2, :, :, :]
 
 
-class Attention(Op):
-    name = "attention"
+class _StreamsKV(Op):
+    """The HLS side shared by the ops that read K and V over all tokens for each query row."""
     reads_kv = True
+    hls_template = True
+
+    def dims(self, node, g) -> tuple[int, int]:
+        """(tokens, head dim)."""
+        ntok, three_e = g.tensors[node.inputs[0]].shape
+        return ntok, three_e // 3 // node.attrs["heads"]
+
+    def hls_ops(self, node, g, chained):
+        n, dh = self.dims(node, g)
+        return n * dh
+
+    def hls_spec(self, node, g, chained):
+        n, dh = self.dims(node, g)
+        return "attention", dict(tokens=n, heads=node.attrs["heads"], dh=dh, kv_copy=not chained)
+
+    def hls_reuse(self, node, g, chained, r):
+        """The K / V bank is split cyclic by LANES (bank_partitions): LANES is cut to a power of two that
+        divides dh, so the LANES bytes of one cycle (one key row, consecutive channels) always sit in
+        distinct partitions, or in one word of a reshaped bank."""
+        if self.hls_kv_buffer(node, chained) is None:
+            return r
+        ntok, dh = self.dims(node, g)
+        total = ntok * dh
+        want = math.ceil(total / r)
+        lanes = 1
+        while lanes * 2 <= want and dh % (lanes * 2) == 0:
+            lanes *= 2
+        return total // lanes
+
+    def _hls_args(self, node, e):
+        a = {**node.attrs, **node.qattrs}
+        lut = e.c.add(node, "exp_lut", a["exp_lut"], np.uint16)
+        return f"{a['m_qk']}, {a['s_qk']}, {lut}, {a['m_av']}, {a['s_av']}"
+
+
+class Attention(_StreamsKV):
+    name = "attention"
+
+    def hls_kv_buffer(self, node, chained):
+        return node.inputs[0] if chained else None     # unchained: ev_attention copies K and V itself
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        n, dh = self.dims(node, e.g)
+        h, r = node.attrs["heads"], e.reuse[node.name]
+        if chained:
+            return [f"ev_attention_row<{n}, {h}, {dh}, {r}>({ins[0]}, r, {out}, {self._hls_args(node, e)});"]
+        return [f"ev_attention<{n}, {h}, {dh}, {r}>({ins[0]}, {out}, {self._hls_args(node, e)});"]
 
     def _scores(self, node, qkv):
         q, k, _ = _split(qkv, node.attrs["heads"])
@@ -121,12 +170,24 @@ def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratc
             "  }", "}"]
 
 
-class AttentionSplit(Op):
+class AttentionSplit(_StreamsKV):
     """Fused form after the qkv split (passes._split_qkv): query rows arrive one block at a time,
     K and V for all tokens sit in kv [N, 2E] laid out per token as [2, H, dh]."""
     name = "attention_split"
-    reads_kv = True
     rowwise_inputs = (0,)
+
+    def dims(self, node, g):
+        ntok, two_e = g.tensors[node.inputs[1]].shape
+        return ntok, two_e // 2 // node.attrs["heads"]
+
+    def hls_kv_buffer(self, node, chained):
+        return node.inputs[1]
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        # the query row comes from the chain, K and V of every token from the kv buffer
+        n, dh = self.dims(node, e.g)
+        return [f"ev_attention_kv_row<{n}, {node.attrs['heads']}, {dh}, {e.reuse[node.name]}>({ins[0]}, {ins[1]}, "
+                f"{out}, {self._hls_args(node, e)});"]
 
     def scratch_bytes(self, node, g):
         return _score_scratch(g.tensors[node.inputs[0]].rows, g.tensors[node.inputs[1]].rows)
@@ -147,10 +208,25 @@ class AttentionSplit(Op):
                           out, rows, scratch)
 
 
-class AttnScores(Op):
+class AttnScores(_StreamsKV):
     """Unfused step 1: scores[h, i, :] for every head and query row."""
     name = "attn_scores"
-    reads_kv = True
+
+    def dims(self, node, g):
+        return node.attrs["tokens"], node.attrs["embed"] // node.attrs["heads"]
+
+    def hls_spec(self, node, g, chained):
+        n, dh = self.dims(node, g)
+        return node.op, dict(tokens=n, heads=node.attrs["heads"], dh=dh)
+
+    def hls_kv_buffer(self, node, chained):
+        return node.inputs[0]
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        n, dh = self.dims(node, e.g)
+        a = node.attrs
+        return [f"ev_attn_scores<{n}, {a['heads']}, {dh}, {e.reuse[node.name]}>({ins[0]}, {out}, {a['m_qk']}, "
+                f"{a['s_qk']});"]
 
     def macs(self, node, g):            # q.k: half of the attention op's 2 N^2 E
         a = node.attrs
@@ -183,16 +259,38 @@ class Softmax(Op):
     def run_int8(self, node, xs):
         return intmath.softmax(xs[0], node.attrs["exp_lut"])
 
+    hls_template = True
+
+    def hls_ops(self, node, g, chained):
+        return g.tensors[node.outputs[0]].channels
+
+    def hls_spec(self, node, g, chained):
+        t = g.tensors[node.outputs[0]]
+        return "softmax", {"rows": t.rows, "len": t.channels}
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        lut = e.c.add(node, "exp_lut", node.attrs["exp_lut"], np.uint16)
+        return [f"ev_softmax<{rows}, {e.g.tensors[node.outputs[0]].channels}, {e.reuse[node.name]}>({ins[0]}, {out}, "
+                f"{lut});"]
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n = g.tensors[node.inputs[0]].channels
         lut = c.const(node.attrs["lut_name"], node.attrs["exp_lut"])
         return [f"for (int i = 0; i < {rows}; i++) ev_softmax_s8({ins[0]} + i * {n}, {n}, {lut}, {out} + i * {n});"]
 
 
-class AttnAV(Op):
+class AttnAV(AttnScores):
     """Unfused step 3: out[i, h*dh:(h+1)*dh] = probs[h, i, :] v_h."""
     name = "attn_av"
-    reads_kv = True
+
+    def hls_kv_buffer(self, node, chained):
+        return node.inputs[1]
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        n, dh = self.dims(node, e.g)
+        a = node.attrs
+        return [f"ev_attn_av<{n}, {a['heads']}, {dh}, {e.reuse[node.name]}>({ins[0]}, {ins[1]}, {out}, {a['m_av']}, "
+                f"{a['s_av']});"]
 
     def macs(self, node, g):            # p.v: the other half
         a = node.attrs

@@ -1,6 +1,8 @@
 """What every op module provides. Adding an op means one new module that subclasses Op."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import intmath
@@ -61,6 +63,30 @@ class Op:
         return 0
 
     # ------------------------------------------------------------ C
+    # ------------------------------------------------------------ HLS (edgeviz/hls/generate.py)
+    # `e` is the HLS emitter: e.g (graph), e.c.add(node, key, array, dtype) -> ROM name, e.reuse[name].
+    hls_template = False
+
+    def hls_ops(self, node: Node, g: Graph, chained: bool) -> int:
+        """Operations per row (or per call) that the reuse factor divides."""
+        return 1
+
+    def hls_spec(self, node: Node, g: Graph, chained: bool) -> tuple[str, dict] | None:
+        """(estimate layer kind, its dimensions) for edgeviz.hls.estimate."""
+        return None
+
+    def hls_reuse(self, node: Node, g: Graph, chained: bool, r: int) -> int:
+        """The reuse factor adjusted to what the op's buffers can deliver per cycle."""
+        return r
+
+    def hls_kv_buffer(self, node: Node, chained: bool) -> str | None:
+        """The token buffer this node streams K and V from, LANES bytes a cycle (it is split cyclic)."""
+        return None
+
+    def emit_hls(self, node: Node, e, ins: list[str], out: str, rows: int, chained: bool) -> list[str]:
+        from ..errors import EdgevizError
+        raise EdgevizError(f"the HLS backend has no template for op '{node.op}' ({node.name})")
+
     def emit_c(self, node: Node, g: Graph, c, ins: list[str], out: str, rows: int, row0: str,
                scratch: str) -> list[str]:
         """C statements computing `rows` output rows (an int or a C expression) from row index `row0`.
@@ -70,6 +96,24 @@ class Op:
         turns constants into flash arrays.
         """
         raise NotImplementedError
+
+
+class Elementwise(Op):
+    """An op over a bank's elements, one a cycle on an FPGA: the bank's two ports serve one read and
+    one write. hls_kind names its estimate layer."""
+    hls_template = True
+    hls_kind = ""
+
+    def hls_ops(self, node, g, chained):
+        t = g.tensors[node.outputs[0]]
+        return t.channels if chained else t.nbytes
+
+    def hls_spec(self, node, g, chained):
+        t = g.tensors[node.outputs[0]]
+        return self.hls_kind, ({"n": t.channels, "rows": t.rows} if chained else {"n": t.nbytes})
+
+    def hls_reuse(self, node, g, chained, r):
+        return self.hls_ops(node, g, chained)
 
 
 def prefix_split_c(k: int, rows, row0, call) -> list[str]:
@@ -89,6 +133,32 @@ def prefix_split_c(k: int, rows, row0, call) -> list[str]:
 
 def row_offset(ptr: str, skip: str, channels: int) -> str:
     return ptr if skip == "0" else f"{ptr} + ({skip}) * {channels}"
+
+
+def hls_rows_at(ptr: str, skip: int, channels: int) -> str:
+    return ptr if not skip else f"{ptr} + {skip * channels}"
+
+
+def hls_prefix_split(k: int, rows: int, chained: bool, call) -> list[str]:
+    """HLS statements for an op whose first k token rows (prefix tokens at scales of their own) take
+    other parameters: per row in a chain (row index r), else two calls over the two row ranges."""
+    if not k:
+        return [call(False, rows, 0)]
+    if chained:
+        return [f"if (r < {k}) {call(True, rows, 0)}", f"else {call(False, rows, 0)}"]
+    pre = min(k, rows)
+    return [call(True, pre, 0)] + ([call(False, rows - pre, pre)] if rows > pre else [])
+
+
+def hls_mac_reuse(node: Node, r: int) -> int:
+    """The row-serial MAC schedule of ev_linear / ev_patch_embed needs LANES | IN: the largest divisor
+    of the input width below the lanes the reuse factor asks for."""
+    o, k = node.qattrs["w"].shape
+    lanes = math.ceil(o * k / r)
+    if lanes < k and k % lanes:
+        lanes = max(d for d in range(1, lanes + 1) if k % d == 0)
+        return o * k // lanes
+    return r
 
 
 def quantize_weights(w: np.ndarray):

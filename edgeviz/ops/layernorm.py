@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
-from .base import Op, prefix_split_c, row_offset
+from .base import Op, hls_prefix_split, hls_rows_at, prefix_split_c, row_offset
 
 
 class LayerNorm(Op):
@@ -46,6 +46,28 @@ class LayerNorm(Op):
             y[..., :k, :] = intmath.layernorm(xs[0][..., :k, :], q.get("g_prefix", q["g"]), q.get("b_prefix", q["b"]),
                                               q["eps_prefix"])
         return y
+
+    hls_template = True
+
+    def hls_ops(self, node, g, chained):
+        return g.tensors[node.outputs[0]].channels
+
+    def hls_spec(self, node, g, chained):
+        t = g.tensors[node.outputs[0]]
+        return "layernorm", {"rows": t.rows, "c": t.channels}
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        q, r = node.qattrs, e.reuse[node.name]
+        ch = e.g.tensors[node.outputs[0]].channels
+        roms = {k: e.c.add(node, k, q[k], np.int32 if k.startswith("g") else np.int64)
+                for k in ("g", "b", "g_prefix", "b_prefix") if k in q}
+
+        def call(prefix, nrows, skip):
+            gk, bk = ("g_prefix", "b_prefix") if prefix and "g_prefix" in q else ("g", "b")
+            eps = q["eps_prefix"] if prefix else q["eps"]
+            return (f"ev_layernorm<{nrows}, {ch}, {r}>({hls_rows_at(ins[0], skip, ch)}, {hls_rows_at(out, skip, ch)}, "
+                    f"{roms[gk]}, {roms[bk]}, {int(eps)}LL);")
+        return hls_prefix_split(q.get("prefix_rows", 0), rows, chained, call)
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import intmath
 from .attention import QUERY_BLOCK
-from .base import Op, quantize_weights, requant_params
+from .base import Op, hls_mac_reuse, quantize_weights, requant_params
 
 
 class Linear(Op):
@@ -42,6 +42,26 @@ class Linear(Op):
         # with V transposed (passes._transpose_v): a block of V rows before they become columns
         e = node.attrs.get("v_t", 0)
         return min(QUERY_BLOCK, g.tensors[node.outputs[0]].rows) * e
+
+    hls_template = True
+
+    def hls_ops(self, node, g, chained):
+        return int(node.qattrs["w"].size)
+
+    def hls_spec(self, node, g, chained):
+        o, k = node.qattrs["w"].shape
+        return "linear", {"rows": g.tensors[node.outputs[0]].rows, "in": k, "out": o, "lut": "lut" in node.qattrs}
+
+    def hls_reuse(self, node, g, chained, r):
+        return hls_mac_reuse(node, r)
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        q, c, r = node.qattrs, e.c, e.reuse[node.name]
+        o, k = q["w"].shape
+        lut = c.add(node, "lut", q["lut"], np.int8) if "lut" in q else "ev_no_lut"
+        return [f"ev_linear<{rows}, {k}, {o}, {r}, {'true' if 'lut' in q else 'false'}, false>("
+                f"{ins[0]}, {out}, {c.add(node, 'w', q['w'], np.int8)}, {c.add(node, 'bias', q['bias'], np.int32)}, "
+                f"{c.add(node, 'mult', q['mult'], np.int32)}, {c.add(node, 'shift', q['shift'], np.int8)}, {lut});"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
-from .base import Op, quantize_weights, requant_params
+from .base import Op, hls_mac_reuse, quantize_weights, requant_params
 
 
 def im2col(img: np.ndarray, p: int) -> np.ndarray:
@@ -63,6 +63,41 @@ class PatchEmbed(Op):
         w = node.attrs["w"]
         return int(np.prod(w.shape[1:])) if node.attrs.get("decompose", True) else 0
 
+    hls_template = True
+
+    def hls_ops(self, node, g, chained):
+        return int(node.qattrs["w"].size)
+
+    def hls_spec(self, node, g, chained):
+        o, k = node.qattrs["w"].shape
+        if len(node.inputs) > 1:
+            # no patch-embedding decomposition: one linear over the im2col buffer, a bias row per patch
+            return "linear", {"rows": g.tensors[node.inputs[1]].rows, "in": k, "out": o, "row_bias": True}
+        c, h, w = g.tensors[node.inputs[0]].shape
+        return "patch_embed", dict(c=c, h=h, w=w, p=node.attrs["patch"], out=o, row_bias=True)
+
+    def hls_reuse(self, node, g, chained, r):
+        return hls_mac_reuse(node, r)
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        q, c, r = node.qattrs, e.c, e.reuse[node.name]
+        ch, hh, ww = e.g.tensors[node.inputs[0]].shape
+        emb = q["w"].shape[0]
+        lines, row0 = [], 0
+        if "prefix" in q:         # cls / distillation / register tokens: constant rows
+            prefix = c.add(node, "prefix", q["prefix"], np.int8)
+            row0 = q["prefix"].shape[0]
+            lines += [f"ev_set_row<{emb}>({out}, {i}, {prefix} + {i * emb});" for i in range(row0)]
+        roms = (f"{c.add(node, 'w', q['w'], np.int8)}, {c.add(node, 'bias', q['bias'], np.int32)}, "
+                f"{c.add(node, 'mult', q['mult'], np.int32)}, {c.add(node, 'shift', q['shift'], np.int8)}")
+        if len(node.inputs) > 1:
+            # undecomposed: the im2col buffer [patches, C*p*p] is materialised; one linear embeds it
+            patches, k = e.g.tensors[node.inputs[1]].shape
+            return lines + [f"ev_linear<{patches}, {k}, {emb}, {r}, false, true>({ins[1]}, {out} + {row0 * emb}, "
+                            f"{roms}, ev_no_lut);"]
+        return lines + [f"ev_patch_embed<{ch}, {hh}, {ww}, {node.attrs['patch']}, {emb}, {r}, true, {row0}>("
+                        f"{ins[0]}, {out}, {roms});"]
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         a, q = node.attrs, node.qattrs
         ch, h, w = g.tensors[node.inputs[0]].shape
@@ -98,6 +133,23 @@ class Im2col(Op):
         return im2col(xs[0], node.attrs["patch"])
 
     run_int8 = run_float
+    hls_template = True
+
+    def hls_spec(self, node, g, chained):
+        # the gather is a one-element-per-cycle copy of the whole patch matrix (the cls copy's cost model)
+        return "cls", {"c": g.tensors[node.outputs[0]].nbytes}
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        ch, hh, ww = e.g.tensors[node.inputs[0]].shape
+        p = node.attrs["patch"]
+        k, gw = ch * p * p, ww // p
+        # cols[pt][(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], one image row segment at a time
+        return [f"for (int pt = 0; pt < {(hh // p) * gw}; pt++) {{",
+                f"    const int py = pt / {gw}, px = pt % {gw};",
+                f"    for (int ci = 0; ci < {ch}; ci++) for (int ky = 0; ky < {p}; ky++)",
+                f"        ev_copy_row<{p}>({ins[0]} + (ci * {hh} + py * {p} + ky) * {ww} + px * {p}, "
+                f"{out} + pt * {k} + (ci * {p} + ky) * {p});",
+                "}"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         ch, h, w = g.tensors[node.inputs[0]].shape

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from .. import intmath
+import numpy as np
+
 from .base import Op, requant_params
 
 
@@ -17,6 +19,15 @@ class SelectToken(Op):
         return xs[0][..., i:i + 1, :]
 
     run_int8 = run_float
+
+    hls_template = True
+
+    def hls_spec(self, node, g, chained):
+        return "cls", {"c": g.tensors[node.outputs[0]].channels}
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        ch = e.g.tensors[node.outputs[0]].channels
+        return [f"ev_copy_row<{ch}>({ins[0]} + {node.attrs['index'] * ch}, {out});"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         ch = g.tensors[node.inputs[0]].channels
@@ -49,6 +60,20 @@ class MeanTokens(Op):
     def macs(self, node, g):
         _, rows, ch = self._pooled(node, g)
         return rows * ch
+
+    hls_template = True
+
+    def hls_ops(self, node, g, chained):
+        return g.tensors[node.outputs[0]].channels
+
+    def hls_spec(self, node, g, chained):
+        _, rows, ch = self._pooled(node, g)
+        return "mean", {"tokens": rows, "c": ch}
+
+    def emit_hls(self, node, e, ins, out, rows, chained):
+        first, n, ch = self._pooled(node, e.g)       # prefix tokens left out of the pool
+        q = node.qattrs
+        return [f"ev_mean_tokens<{n}, {ch}, {e.reuse[node.name]}>({ins[0]} + {first * ch}, {out}, {q['m']}, {q['s']});"]
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         first, n, ch = self._pooled(node, g)
