@@ -62,7 +62,6 @@ class Op:
         """Bytes of per-call scratch the C kernel needs (lives only during this op)."""
         return 0
 
-    # ------------------------------------------------------------ C
     # ------------------------------------------------------------ HLS (edgeviz/hls/generate.py)
     # `e` is the HLS emitter: e.g (graph), e.c.add(node, key, array, dtype) -> ROM name, e.reuse[name].
     hls_template = False
@@ -87,6 +86,7 @@ class Op:
         from ..errors import EdgevizError
         raise EdgevizError(f"the HLS backend has no template for op '{node.op}' ({node.name})")
 
+    # ------------------------------------------------------------ C
     def emit_c(self, node: Node, g: Graph, c, ins: list[str], out: str, rows: int, row0: str,
                scratch: str) -> list[str]:
         """C statements computing `rows` output rows (an int or a C expression) from row index `row0`.
