@@ -43,6 +43,16 @@ def test_layernorm_written_out_op_by_op_below_opset_17(opset, tmp_path):
     np.testing.assert_allclose(np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in xs]), ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("opset", [18, 21])
+def test_the_torch_export_onnx_exporter_at_recent_opsets(opset, tmp_path):
+    import contextlib
+    import io
+    m = make("cls-lowrank")
+    with contextlib.redirect_stdout(io.StringIO()):
+        torch.onnx.export(m, (torch.zeros(1, 1, 16, 16),), str(tmp_path / "m.onnx"), dynamo=True, opset_version=opset)
+    assert import_onnx(tmp_path / "m.onnx").summary() == graph_from_vit(m).summary()
+
+
 def test_onnx_with_a_dynamic_batch(tmp_path):
     m = make("odd-1head")
     x = torch.as_tensor(inputs(m.cfg, 1), dtype=torch.float32)
