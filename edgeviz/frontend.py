@@ -33,6 +33,7 @@ import numpy as np
 
 from .errors import EdgevizError
 from .ir import Graph
+from .ops import OPS
 from .ops.activation import FUNCTIONS, X, evaluate, kind_of, scale_of
 
 SUPPORTED = ("edgeviz reads ViTs made of a conv patch embedding (kernel = stride), prefix tokens, LayerNorm, "
@@ -509,45 +510,16 @@ class _Walker:
         return m
 
     def _fold_const(self, v: View, value: np.ndarray, how: str) -> View | None:
-        """Fold `v + value` or `v * value` into v's producer (bias, LayerScale, position embedding)."""
+        """Fold `v + value` or `v * value` into v's producer where the op can take it exactly (bias,
+        LayerScale, position embedding: Op.fold_add / Op.fold_mul)."""
         node = self.g.producer(v.base)
-        if not v.owner or v.fn is not None or node is None or node.op not in ("linear", "patch_embed", "layernorm"):
+        if not v.owner or v.fn is not None or node is None:
             return None
         m = self._scatter(v, value)
         if m is None:
             return None
-        a = node.attrs
-        if node.op == "layernorm":        # a written-out LayerNorm's gamma and beta
-            if not (m == m[:1]).all():
-                return None
-            if how == "mul":
-                a["gamma"], a["beta"] = a["gamma"] * m[0], a["beta"] * m[0]
-            else:
-                a["beta"] = a["beta"] + m[0]
-            return v
-        k = 0 if a.get("prefix") is None else a["prefix"].shape[0]
-        per_channel = bool((m == m[:1]).all())
-        if how == "add":
-            if node.op == "linear":
-                if not per_channel:
-                    return None
-                a["b"] = m[0] if a.get("b") is None else a["b"] + m[0]
-            else:
-                a["bias_tokens"] = a["bias_tokens"] + m[k:]
-                if k:
-                    a["prefix"] = a["prefix"] + m[:k]
-            return v
-        if not per_channel:
-            return None
-        s = m[0]
-        a["w"] = a["w"] * s.reshape((-1,) + (1,) * (a["w"].ndim - 1))
-        if node.op == "linear":
-            a["b"] = None if a.get("b") is None else a["b"] * s
-        else:
-            a["bias_tokens"] = a["bias_tokens"] * s
-            if k:
-                a["prefix"] = a["prefix"] * s
-        return v
+        op = OPS[node.op]
+        return v if (op.fold_add(node, m) if how == "add" else op.fold_mul(node, m)) else None
 
     def _materialize(self, v: View) -> View:
         """A pending element-wise function becomes one lookup-table op over the whole base tensor."""

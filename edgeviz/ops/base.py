@@ -37,6 +37,14 @@ class Op:
         """The smallest output scale the op's integer parameters can express."""
         return 0.0
 
+    # The frontend folds a constant added to or multiplied into a fresh output into its producer
+    # (m: the constant laid over the output, [rows, channels]); False when the op cannot take it.
+    def fold_add(self, node: Node, m: np.ndarray) -> bool:
+        return False
+
+    def fold_mul(self, node: Node, m: np.ndarray) -> bool:
+        return False
+
     # ------------------------------------------------------------ float reference
     def run_float(self, node: Node, xs: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError

@@ -16,6 +16,18 @@ class LayerNorm(Op):
     def reads_prefix_scaled(self, node, prefix_rows):
         return True
 
+    def fold_add(self, node, m):         # a written-out LayerNorm's beta
+        if not (m == m[:1]).all():
+            return False
+        node.attrs["beta"] = node.attrs["beta"] + m[0]
+        return True
+
+    def fold_mul(self, node, m):         # ... and gamma
+        if not (m == m[:1]).all():
+            return False
+        node.attrs["gamma"], node.attrs["beta"] = node.attrs["gamma"] * m[0], node.attrs["beta"] * m[0]
+        return True
+
     def min_output_scale(self, node):
         # Q16 gamma must fit int32 (intmath.layernorm_params)
         return float(np.abs(node.attrs["gamma"]).max(initial=0.0)) * 2.0 ** -15 * 1.001

@@ -12,6 +12,20 @@ class Linear(Op):
     name = "linear"
     rowwise_inputs = (0,)
 
+    def fold_add(self, node, m):         # a bias: the same for every row
+        if not (m == m[:1]).all():
+            return False
+        node.attrs["b"] = m[0] if node.attrs.get("b") is None else node.attrs["b"] + m[0]
+        return True
+
+    def fold_mul(self, node, m):         # LayerScale: a per-channel factor
+        if not (m == m[:1]).all():
+            return False
+        a = node.attrs
+        a["w"] = a["w"] * m[0][:, None]
+        a["b"] = None if a.get("b") is None else a["b"] * m[0]
+        return True
+
     def run_float(self, node, xs):
         y = xs[0] @ node.attrs["w"].T
         return y + node.attrs["b"] if node.attrs.get("b") is not None else y

@@ -28,6 +28,23 @@ class PatchEmbed(Op):
     def prefix_rows(self, node):
         return 0 if node.attrs.get("prefix") is None else int(node.attrs["prefix"].shape[0])
 
+    def fold_add(self, node, m):         # conv bias, position embedding: a bias per token
+        a, k = node.attrs, self.prefix_rows(node)
+        a["bias_tokens"] = a["bias_tokens"] + m[k:]
+        if k:
+            a["prefix"] = a["prefix"] + m[:k]
+        return True
+
+    def fold_mul(self, node, m):
+        if not (m == m[:1]).all():
+            return False
+        a, k, s = node.attrs, self.prefix_rows(node), m[0]
+        a["w"] = a["w"] * s[:, None, None, None]
+        a["bias_tokens"] = a["bias_tokens"] * s
+        if k:
+            a["prefix"] = a["prefix"] * s
+        return True
+
     def run_float(self, node, xs):
         a = node.attrs
         y = im2col(xs[0], a["patch"]) @ a["w"].reshape(a["w"].shape[0], -1).T + a["bias_tokens"]
