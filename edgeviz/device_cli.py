@@ -86,14 +86,14 @@ def _validation_inputs(g, data: str | None, n: int):
     with no data, the built-in digits' test split where the model takes them, else random inputs over
     the calibrated input range (fixed seed), and the result says so."""
     from .inputs import read_inputs
-    from .project import dataset_for
+    from .project import builtin_data
     shape = tuple(g.tensors[g.inputs[0]].shape)
     c, h, w = shape
     if data is not None:
         x, y, note = read_inputs(data, shape, getattr(g, "preprocess", None), "validation")
         return x[:n], (None if y is None else y[:n]), note
     if c == 1 and h == w:
-        d = dataset_for(g, None, "--data")
+        d = builtin_data(g, "--data")
         return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n], None
     rng = np.random.default_rng(0)
     span = 127 * g.tensors[g.inputs[0]].scale

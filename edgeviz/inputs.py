@@ -15,7 +15,6 @@ import numpy as np
 
 from .errors import EdgevizError
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".npy")
 
 
 def preprocessing(mean=None, std=None, channels: int = 1, source: str = "--mean/--std") -> dict:
@@ -62,7 +61,8 @@ def _fit_array(x: np.ndarray, shape: tuple, where: str, role: str) -> np.ndarray
 def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
     import torch
     import torch.nn.functional as F
-    from .search.data import _read_image
+
+    from .search.data import _read_image          # torch-backed: imported when images are read, not at start-up
     c, h, w = shape
     out = []
     for f in files:
@@ -86,6 +86,7 @@ def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
 
 def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input") -> tuple[np.ndarray, np.ndarray | None, str]:
     """(model inputs [N, C, H, W], labels or None, where they came from) from an .npz or an image folder."""
+    from .search.data import IMAGE_EXTS
     p = Path(spec)
     if not p.exists():
         raise EdgevizError(f"{spec} does not exist (give an .npz with an array x, or a folder of images)")

@@ -168,27 +168,21 @@ def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[n
         x, _, _ = read_inputs(calib, tuple(shape), getattr(g, "preprocess", None), "calibration")
         return x[:max(n, 1)], None
     c, h, w = shape
-    data = dataset_for(g, None, f"--calib (an .npz with an array x of shape [N, {c}, {h}, {w}], or a folder of images)")
+    data = builtin_data(g, f"--calib (an .npz with an array x of shape [N, {c}, {h}, {w}], or a folder of images)")
     x = data.images("train", h).numpy().astype(np.float64)[:n]
     test = {"x": data.images("test", h).numpy(), "y": data.y["test"].numpy()}
     return x, test
 
 
-def dataset_for(g: Graph, data: str | Path | None, what_to_pass: str):
-    """The labelled dataset at the model's input shape: the user's folder / .npz, else the built-in
-    digits (1-channel, square inputs only); otherwise one line saying which flag to pass."""
+def builtin_data(g: Graph, what_to_pass: str):
+    """The built-in digits at the model's input shape (1-channel, square inputs only); otherwise one
+    line saying which flag to pass. A user's own data goes through edgeviz.inputs."""
     c, h, w = g.tensors[g.inputs[0]].shape
-    if data is None:
-        if c != 1 or h != w:
-            raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
-                               f"square); pass {what_to_pass}")
-        from .search.data import load_digits_data
-        return load_digits_data()
-    from .search.data import load_data
-    d = load_data(data)
-    if d.in_chans != c or h != w:
-        raise EdgevizError(f"data {data} has {d.in_chans}-channel images; the model takes [{c}, {h}, {w}]")
-    return d
+    if c != 1 or h != w:
+        raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
+                           f"square); pass {what_to_pass}")
+    from .search.data import load_digits_data
+    return load_digits_data()
 
 
 # ------------------------------------------------------------------ accuracy
