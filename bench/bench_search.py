@@ -39,7 +39,7 @@ def landscape(ckpt: Path, space_path) -> dict:
     genes fixed (depth 2, MLP ratio 2, heads 4, full rank), with the planner's peak: does accuracy grow
     with memory on this data?"""
     from edgeviz.compiler import plan_config
-    from edgeviz.search.data import load_data
+    from edgeviz.data import load_data
     from edgeviz.search.evolve import Evaluator
     from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
 

@@ -33,7 +33,7 @@ from edgeviz.frontend import import_exported, import_onnx, import_torch  # noqa:
 from edgeviz.project import ModelFile, build  # noqa: E402
 from edgeviz.quantize import float_logits, quantize, quantize_image, run_int8  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
-from edgeviz.search.data import load_digits_data  # noqa: E402
+from edgeviz.data import load_digits_data  # noqa: E402
 
 RESULTS = ROOT / "results"
 STEPS = 300

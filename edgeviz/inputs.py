@@ -62,7 +62,7 @@ def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
-    from .search.data import _read_image          # torch-backed: imported when images are read, not at start-up
+    from .data import _read_image          # torch-backed: imported when images are read, not at start-up
     c, h, w = shape
     out = []
     for f in files:
@@ -86,7 +86,7 @@ def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
 
 def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input") -> tuple[np.ndarray, np.ndarray | None, str]:
     """(model inputs [N, C, H, W], labels or None, where they came from) from an .npz or an image folder."""
-    from .search.data import IMAGE_EXTS
+    from .data import IMAGE_EXTS
     p = Path(spec)
     if not p.exists():
         raise EdgevizError(f"{spec} does not exist (give an .npz with an array x, or a folder of images)")

@@ -151,7 +151,7 @@ def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
         if found and "mean" in found and len(found["mean"]) == c:
             pre = preprocessing(found["mean"], found["std"], c, f"the search's data ({found.get('name', '?')})")
         elif calib is None and c == 1:
-            from .search.data import load_digits_data
+            from .data import load_digits_data
             d = load_digits_data()
             pre = preprocessing(d.mean, d.std, c, "built-in digits")
         else:
@@ -181,7 +181,7 @@ def builtin_data(g: Graph, what_to_pass: str):
     if c != 1 or h != w:
         raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
                            f"square); pass {what_to_pass}")
-    from .search.data import load_digits_data
+    from .data import load_digits_data
     return load_digits_data()
 
 

@@ -10,7 +10,7 @@ import torch
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig, load_model
-from edgeviz.search.data import load_data
+from edgeviz.data import load_data
 from edgeviz.search.evolve import (Evaluator, Judge, evolutionary_search, evolve_space, mcuformer_formula,
                                    random_search, uniform_baseline, uniform_configs)
 from edgeviz.search.space import DEFAULT_SPACE, config_key, load_space

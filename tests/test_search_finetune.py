@@ -8,7 +8,7 @@ import torch
 
 import edgeviz.search.evolve as evolve
 from edgeviz.model import ViTConfig, load_model
-from edgeviz.search.data import load_data
+from edgeviz.data import load_data
 from edgeviz.search.evolve import Candidate, halving_rungs, pick_finalists
 from edgeviz.search.run import run_search, run_train
 from edgeviz.search.train import accuracy

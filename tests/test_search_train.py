@@ -14,7 +14,7 @@ import torch
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import load_model
-from edgeviz.search.data import load_data
+from edgeviz.data import load_data
 from edgeviz.search.run import run_search
 from edgeviz.search.space import load_space
 from edgeviz.search.supernet import Supernet

@@ -22,7 +22,7 @@ from typing import Callable
 from edgeviz.errors import EdgevizError
 from edgeviz.atomic import atomic_path, write_json, write_text
 from edgeviz.search.budget import format_size, parse_size
-from edgeviz.search.data import Dataset, load_data
+from edgeviz.data import Dataset, load_data
 from edgeviz.search.evolve import (HALVING_ETA, Candidate, Evaluator, Finalist, Judge, evolutionary_search,
                                    evolve_space, finetune_finalists, gene_summary, halving_rungs, mcuformer_formula,
                                    pick_finalists, production_planner, random_search, train_from_scratch,

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
 from edgeviz.atomic import torch_save
-from edgeviz.search.data import Dataset
+from edgeviz.data import Dataset
 from edgeviz.search.space import SearchSpace
 from edgeviz.search.supernet import Supernet
 
