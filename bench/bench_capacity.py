@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeviz.atomic import write_text  # noqa: E402
-from edgeviz.compiler import plan_config  # noqa: E402
+from edgeviz.lower import plan_config  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.data import load_data  # noqa: E402
 from edgeviz.search.evolve import train_from_scratch  # noqa: E402

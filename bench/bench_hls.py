@@ -79,7 +79,7 @@ def _config_graph(cfg, seed: int = 0):
     """A quantized graph of a config with random weights and unit ranges (resources depend on shapes)."""
     import torch
 
-    from edgeviz.compiler import graph_from_vit
+    from edgeviz.frontend import graph_from_vit
     from edgeviz.model import ViT
     from edgeviz.quantize import quantize
 
@@ -91,7 +91,8 @@ def _config_graph(cfg, seed: int = 0):
 
 def _scheduled(g, token_overwrite: bool = True, split_qkv: bool | None = None):
     """The FPGA default schedule (fpga_switches), with token overwriting / the qkv split as given."""
-    from edgeviz.hls.generate import assign_banks, fpga_switches
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.hls.generate import assign_banks
     from edgeviz.passes import schedule
     from edgeviz.planner import plan
 
@@ -122,7 +123,8 @@ def _one_memory_per_tensor(plan, banks) -> int:
 def token_overwrite_table(configs) -> list[dict]:
     from edgeviz.errors import EdgevizError
     from edgeviz.hls import estimate as est
-    from edgeviz.hls.generate import CANDIDATE_REUSE, choose_reuse, fpga_switches, reuse_for, schedule_estimate
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.hls.generate import CANDIDATE_REUSE, choose_reuse, reuse_for, schedule_estimate
 
     default_split = fpga_switches().split_qkv
     rows = []
@@ -132,7 +134,7 @@ def token_overwrite_table(configs) -> list[dict]:
         s_on, p_on, b_on = _scheduled(g, True, split)
         s_off, p_off, b_off = _scheduled(g, False, split)
         for board_name in BOARDS:
-            board = est.load_board(board_name)
+            board = load_fpga_target(board_name)
             try:
                 r, rf, e_on = choose_reuse(s_on, b_on, board)
             except EdgevizError:       # fits at no uniform factor: report the largest one
@@ -182,7 +184,7 @@ def reuse_sweep(configs, board_name: str = "zcu102") -> list[dict]:
     from edgeviz.hls import estimate as est
     from edgeviz.hls.generate import CANDIDATE_REUSE, node_total, reuse_for, schedule_estimate
 
-    board = est.load_board(board_name)
+    board = load_fpga_target(board_name)
     rows = []
     for name in SWEEP_MODELS:
         g = _config_graph(configs[name])
@@ -249,7 +251,8 @@ def edgeviz_mlp(m, x_tr, x_te, y_te, f_te, work: Path) -> dict:
     import numpy as np
 
     from edgeviz.hls import csim
-    from edgeviz.hls.generate import fpga_switches, generate
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.hls.generate import generate
     from edgeviz.passes import schedule
     from edgeviz.planner import plan
     from edgeviz.quantize import dequantize_output, quantize, quantize_image, run_int8

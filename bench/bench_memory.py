@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import BENCH_CONFIGS  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
-from edgeviz.compiler import plan_config  # noqa: E402
+from edgeviz.lower import plan_config  # noqa: E402
 from edgeviz.passes import Switches  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

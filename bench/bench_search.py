@@ -38,7 +38,7 @@ def landscape(ckpt: Path, space_path) -> dict:
     """Supernet validation accuracy along the two genes that set peak SRAM (tokens, embed), the other
     genes fixed (depth 2, MLP ratio 2, heads 4, full rank), with the planner's peak: does accuracy grow
     with memory on this data?"""
-    from edgeviz.compiler import plan_config
+    from edgeviz.lower import plan_config
     from edgeviz.data import load_data
     from edgeviz.search.evolve import Evaluator
     from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint

@@ -19,11 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
-from edgeviz.compiler import compile_graph, graph_from_vit  # noqa: E402
+from edgeviz.frontend import graph_from_vit
+from edgeviz.project import compile_graph  # noqa: E402
 from edgeviz.model import ViT  # noqa: E402
 from edgeviz.ops import OPS  # noqa: E402
 from edgeviz.passes import Switches  # noqa: E402
-from edgeviz.project import write_project  # noqa: E402
+from edgeviz.backends.mcu import write_project  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.baselines import tvm_ref  # noqa: E402
-from edgeviz.compiler import plan_config  # noqa: E402
+from edgeviz.lower import plan_config  # noqa: E402
 from edgeviz.model import ViT, ViTConfig  # noqa: E402
 
 RESULTS = HERE / "results"

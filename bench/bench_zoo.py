@@ -30,7 +30,8 @@ from zoo import EXPORTS, ZOO, export, make_zoo, zoo_inputs  # noqa: E402
 from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.device_cli import validate_build  # noqa: E402
 from edgeviz.frontend import import_exported, import_onnx, import_torch  # noqa: E402
-from edgeviz.project import ModelFile, build  # noqa: E402
+from edgeviz.frontend import ModelFile
+from edgeviz.project import build  # noqa: E402
 from edgeviz.quantize import float_logits, quantize, quantize_image, run_int8  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
 from edgeviz.data import load_digits_data  # noqa: E402

@@ -350,7 +350,7 @@ def tflm_int8_outputs(tfl: bytes, arena: int, x_nhwc: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ edgeviz side
 _EDGEVIZ_CODE = """import json, sys
 from tests.models import CONFIGS
-from edgeviz.compiler import plan_config
+from edgeviz.lower import plan_config
 out = {}
 for n in sys.argv[1:]:
     r = plan_config(CONFIGS[n])

@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
-from types import SimpleNamespace
 
 import click
+from rich.console import Console
+from rich.table import Table
 
+from . import demo, device_cli
+from .clikit import handler
 from .errors import EdgevizError
+from .frontend import ModelFile
 from .inputs import parse_floats
 from .passes import Switches
+from .project import analyze, build, default_switches
+from .search import cli as search_cli
 
 __version__ = "0.1.0"
 
@@ -20,7 +27,6 @@ def _switches(a) -> Switches:
     """The flags over the target's default switches (the qkv split: on for an MCU, off for an FPGA). The
     qkv split is part of operator integration: with --no-fuse it is off (and asking for it is an error),
     so build.json records the schedule that ran."""
-    from .project import default_switches
     if a.no_fuse and a.qkv_split:
         raise EdgevizError("--qkv-split is part of operator integration; it cannot be combined with --no-fuse")
     default = default_switches(a.target)
@@ -41,7 +47,6 @@ def _switch_line(r: dict) -> str:
 @contextlib.contextmanager
 def _status(enabled: bool = True):
     """A transient spinner on a terminal (nothing when piped): yields a callback taking the stage."""
-    from rich.console import Console
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         yield lambda msg: None
@@ -51,12 +56,10 @@ def _status(enabled: bool = True):
 
 
 def _model(a):
-    from .project import ModelFile
     return ModelFile(a.model, a.trust_pickle)
 
 
 def cmd_build(a) -> int:
-    from .project import build
     fpga = {k: getattr(a, k) for k in ("reuse", "reuse_file", "csim") if getattr(a, k)}
     with _status(not a.json) as say:
         s = build(_model(a), a.target, a.out, a.calib, _switches(a), progress=say, mean=parse_floats(a.mean),
@@ -88,7 +91,6 @@ def cmd_build(a) -> int:
 
 
 def cmd_analyze(a) -> int:
-    from .project import analyze
     r = analyze(_model(a), a.target, _switches(a), a.reuse)
     if a.json:
         print(json.dumps({k: v for k, v in r.items() if k != "report"}))
@@ -97,8 +99,6 @@ def cmd_analyze(a) -> int:
         print(r["report"])
         print(_switch_line(r))
         return 0
-    from rich.console import Console
-    from rich.table import Table
     tab = Table(title=f"edgeviz analyze ({r['target']})")
     for col in ("layer", "MACs", "params", "flash B", "live SRAM B", "overwrites"):
         tab.add_column(col, justify="left" if col in ("layer", "overwrites") else "right")
@@ -110,16 +110,6 @@ def cmd_analyze(a) -> int:
           f"(lower bound {r['lower_bound_bytes']:,} B) -> {'fits' if r['fits'] else 'does NOT fit: ' + r['why']}")
     print(_switch_line(r))
     return 0
-
-
-def handler(func):
-    """A click callback that hands its options to func as one namespace, the way every command
-    handler (cmd_*) takes them."""
-    def callback(**kw):
-        return func(SimpleNamespace(**kw))
-    callback.__name__ = func.__name__
-    callback.__doc__ = func.__doc__
-    return callback
 
 
 def switch_options(f):
@@ -177,9 +167,9 @@ def analyze_command(**kw):
     return handler(cmd_analyze)(**kw)
 
 
-for _module in ("edgeviz.search.cli", "edgeviz.device_cli", "edgeviz.demo"):
+for _part in (search_cli, device_cli, demo):
     # subcommands that live with their part: search/train, flash/profile/validate, demo
-    __import__(_module, fromlist=["add_cli"]).add_cli(cli)
+    _part.add_cli(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,7 +191,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edgeviz: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:                     # the machine, not edgeviz: a full disk, a path that cannot be
-        import errno                         # a folder, no permission
         hint = {errno.ENOSPC: "free some space or write the output elsewhere (-o)",
                 errno.EACCES: "pick a folder you may write to (-o)", errno.EROFS: "pick a writable folder (-o)",
                 errno.EEXIST: "a file is in the way of a folder; pick another path (-o)",

@@ -115,7 +115,7 @@ def _load_digits(seed: int) -> Dataset:
     return _finish("digits", x, d.target.astype(np.int64), [str(c) for c in d.target_names], seed, None)
 
 
-def _read_image(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     """(H, W) or (H, W, C) float in [0, 1]."""
     if path.suffix.lower() == ".npy":
         a = np.load(path, allow_pickle=False)
@@ -150,7 +150,7 @@ def load_folder(root: Path, seed: int = 0, base: int = 32) -> Dataset:
             raise EdgevizError(f"data folder {root / c} holds no images ({', '.join(IMAGE_EXTS)})")
         for f in files:
             try:
-                a = _read_image(f)
+                a = read_image(f)
             except Exception as e:  # noqa: BLE001 - any decoder failure is the user's file
                 raise EdgevizError(f"cannot read image {f}: {e}") from None
             if a.ndim == 3 and a.shape[2] == 4:

@@ -9,16 +9,19 @@ import json
 import shutil
 from pathlib import Path
 
+import click
+
 from .atomic import write_text
+from .clikit import handler
+from .device_cli import profile_build, validate_build
+from .project import build
 from .report import page, table
+from .search.run import run_search
 
 
 def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str = "stm32f746",
              epochs: int | None = None, population: int | None = None, generations: int | None = None,
              n_validate: int = 50, say=print) -> dict:
-    from .device_cli import profile_build, validate_build
-    from .project import build
-    from .search.run import run_search
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     kw = {k: v for k, v in (("epochs", epochs), ("population", population), ("generations", generations)) if v}
@@ -74,10 +77,6 @@ def cmd_demo(a) -> int:
 
 
 def add_cli(group) -> None:
-    import click
-
-    from .cli import handler
-
     @group.command("demo", help="search -> build -> profile and validate on the emulator, on the built-in data")
     @click.option("-o", "--out", default="runs/demo")
     @click.option("--budget", default="320KB", help="SRAM budget (1 KB = 1024 B), default 320KB")

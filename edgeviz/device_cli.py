@@ -5,10 +5,15 @@ import json
 import pickle
 from pathlib import Path
 
+import click
 import numpy as np
 
 from .atomic import atomic_path, write_text
+from .clikit import handler
 from .errors import EdgevizError
+from .inputs import builtin_data, read_inputs
+from .quantize import reference_outputs
+from .runner.api import flash, profile, validate
 
 
 def _reference(build_dir: Path):
@@ -20,7 +25,6 @@ def _reference(build_dir: Path):
 
 
 def cmd_flash(a) -> int:
-    from .runner.api import flash
     r = flash(a.build_dir, a.probe)
     print(json.dumps(r) if getattr(a, "json", False) else f"flashed {a.build_dir}: {r}")
     return 0
@@ -28,7 +32,6 @@ def cmd_flash(a) -> int:
 
 def profile_build(build_dir, port: str, n: int) -> dict:
     """Profile over serial; the figures also land in the build folder (profile.json, latency.png)."""
-    from .runner.api import profile
     r = profile(build_dir, port, n=n)
     out = Path(build_dir)
     plot_latency(r, out / "latency.png")
@@ -85,8 +88,6 @@ def _validation_inputs(g, data: str | None, n: int):
     (edgeviz.inputs: an .npz x as given, image files through the build's recorded preprocessing);
     with no data, the built-in digits' test split where the model takes them, else random inputs over
     the calibrated input range (fixed seed), and the result says so."""
-    from .inputs import read_inputs
-    from .project import builtin_data
     shape = tuple(g.tensors[g.inputs[0]].shape)
     c, h, w = shape
     if data is not None:
@@ -102,8 +103,6 @@ def _validation_inputs(g, data: str | None, n: int):
 
 def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dict:
     """n held-out images on the device against the build's int8 reference (bit-exact) and float."""
-    from .quantize import reference_outputs
-    from .runner.api import validate
     g = _reference(build_dir)
     x, y, note = _validation_inputs(g, data, n)
     xq, want, fl = reference_outputs(g, x)
@@ -130,10 +129,6 @@ def cmd_validate(a) -> int:
 
 
 def add_cli(group) -> None:
-    import click
-
-    from .cli import handler
-
     @group.command("flash", help="put a build's firmware on the board (or boot it in QEMU)")
     @click.argument("build_dir")
     @click.option("--probe", default="auto", type=click.Choice(["auto", "pyocd", "openocd", "st-flash"]),

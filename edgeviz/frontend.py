@@ -18,6 +18,10 @@ being matched against one exporter's arrangement:
   the scores, as a multiply or a divide.
 
 Anything else is an error that names the op, where it sits and what is supported.
+
+Also here, as every way into the IR belongs to the frontend: `graph_from_vit` (an edgeviz ViT read
+straight from its modules, the search's fast path) and `load_graph` (a model file or search folder,
+whatever its format).
 """
 from __future__ import annotations
 
@@ -30,11 +34,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .errors import EdgevizError
 from .ir import Graph
+from .model import LowRankLinear, ViT, load_model
 from .ops import OPS
-from .ops.activation import FUNCTIONS, X, evaluate, kind_of, scale_of
+from .ops.activation import FUNCTIONS, GELU, X, evaluate, kind_of, scale_of
 
 SUPPORTED = ("edgeviz reads ViTs made of a conv patch embedding (kernel = stride), prefix tokens, LayerNorm, "
              "Linear, softmax attention, residual adds, element-wise activations and cls / token / mean pooling")
@@ -338,7 +344,7 @@ class _Walker:
         """concat(constant rows, patch tokens): cls / distillation / register tokens become the patch
         embedding's constant first rows."""
         node = self.g.producer(v.base)
-        if node is None or node.op != "patch_embed" or not v.owner or v.fn is not None:
+        if node is None or not OPS[node.op].takes_prefix_tokens or not v.owner or v.fn is not None:
             self.fail("tokens are put in front of a tensor that is not the fresh patch embedding")
         line = np.take(v.chs, [0], axis=axis)
         if not (v.chs == line).all():
@@ -714,7 +720,7 @@ class _Walker:
             self.fail(f"attention with a value width {vv.shape[-1]} other than the key width {dh}")
         parts = [self._heads(p.q, "query"), self._heads(p.k, "key"), self._heads(vv, "value")]
         prods = [self.g.producer(base) for base, _ in parts]
-        if any(n is None or n.op != "linear" for n in prods) or len({n.inputs[0] for n in prods}) != 1:
+        if any(n is None or not OPS[n.op].rows_per_channel for n in prods) or len({n.inputs[0] for n in prods}) != 1:
             self.fail("attention whose q, k and v are not Linear layers of one input")
         idx = [c.reshape(-1) for _, c in parts]
         e = heads * dh
@@ -782,21 +788,11 @@ def _renumber(g: Graph) -> None:
     g.outputs = [rename[o] for o in g.outputs]
     g.tensors = tensors
 
-def _sink_select(g: Graph) -> None:
-    """select_token(layernorm(x)) == layernorm(select_token(x)) row for row: normalise one token only."""
-    for sel in [n for n in g.nodes if n.op == "select_token"]:
-        ln = g.producer(sel.inputs[0])
-        if ln is None or ln.op != "layernorm" or len(g.consumers(ln.outputs[0])) != 1:
-            continue
-        x, ln_out, sel_out = ln.inputs[0], ln.outputs[0], sel.outputs[0]
-        for c in g.consumers(sel_out):
-            c.inputs = [ln_out if i == sel_out else i for i in c.inputs]
-        if sel_out in g.outputs:
-            g.outputs = [ln_out if o == sel_out else o for o in g.outputs]
-        sel.inputs, ln.inputs = [x], [sel_out]
-        g.tensors[ln_out].shape = g.tensors[sel_out].shape
-        i, j = g.nodes.index(ln), g.nodes.index(sel)
-        g.nodes[i], g.nodes[j] = g.nodes[j], g.nodes[i]
+def _simplify(g: Graph) -> None:
+    """The ops' exact rewrites of an imported graph (Op.simplify), e.g. a row selection moved in front
+    of the LayerNorm it follows."""
+    for n in list(g.nodes):
+        OPS[n.op].simplify(n, g)
 
 
 # Relax op -> the names the same op has in torch's ATen and in ONNX, for pointing at the model's source
@@ -863,7 +859,7 @@ def _relax_to_graph(mod, source: str, locate=None) -> Graph:
         mod = p(mod)
     g = _Walker(mod["main"], source, locate).run()
     _dead_code(g)
-    _sink_select(g)
+    _simplify(g)
     _renumber(g)
     if g.outputs[0] in g.inputs:
         raise EdgevizError(f"unsupported model ({source}): the output is the input")
@@ -896,7 +892,6 @@ def relax_from_torch(module, example):
 
 
 def export_module(module, example):
-    import torch
     try:
         return torch.export.export(module.eval(), (example,))
     except Exception as e:  # noqa: BLE001 - torch's tracer raises many types
@@ -914,7 +909,6 @@ def relax_from_exported(ep, name: str):
 
 def import_torch(module, example=None) -> Graph:
     """torch.nn.Module (batch 1 image in, logits out) -> IR, through torch.export and Relax."""
-    import torch
     if example is None:
         example = module.example_input() if hasattr(module, "example_input") else None
     if example is None:
@@ -927,7 +921,6 @@ def import_torch(module, example=None) -> Graph:
 
 def import_exported(path: Path) -> Graph:
     """A torch.export.save file (.pt2) -> IR."""
-    import torch
     try:
         with quiet_native():
             ep = torch.export.load(str(path))
@@ -961,3 +954,162 @@ def import_onnx(path: Path) -> Graph:
             msg = str(e).strip().splitlines()
             raise EdgevizError(f"TVM could not import ONNX model {path}: {msg[-1] if msg else type(e).__name__}") from None
         return _relax_to_graph(mod, Path(path).name, _onnx_locator(model))
+
+
+# ------------------------------------------------------------------ an edgeviz ViT, read directly
+def graph_from_vit(model: ViT) -> Graph:
+    """The IR that the TVM frontend produces for an edgeviz ViT, built directly from its modules.
+
+    The search judges thousands of candidates, and torch.export + Relax costs about a second each;
+    tests/test_frontend.py checks that both paths give identical graphs (ops, shapes, weights).
+    """
+    cfg = model.cfg
+    sd = {k: v.detach().double().numpy() for k, v in model.state_dict().items()}
+    g = Graph()
+    counters: dict[str, int] = {}
+
+    def node(op, inputs, shape, **attrs) -> str:
+        i = counters.get(op, 0)
+        counters[op] = i + 1
+        return g.add_node(op, f"{op}{i}", inputs, shape, attrs).name
+
+    def linear(x, mod, rows) -> str:
+        if isinstance(mod, LowRankLinear):
+            x = node("linear", [x], (rows, mod.v.out_features), w=mod.v.weight.detach().double().numpy(), b=None)
+            mod = mod.u
+        return node("linear", [x], (rows, mod.out_features), w=mod.weight.detach().double().numpy(),
+                    b=mod.bias.detach().double().numpy())
+
+    g.inputs = [g.add_tensor("input", (cfg.in_chans, cfg.img_size, cfg.img_size)).name]
+    pos = sd["pos_embed"][0]
+    bias = np.tile(sd["patch_embed.bias"], (cfg.num_patches, 1))
+    prefix = None
+    if cfg.pool == "cls":
+        prefix = sd["cls_token"].reshape(1, -1) + pos[:1]
+        pos = pos[1:]
+    n, e = cfg.num_tokens, cfg.embed
+    x = node("patch_embed", [g.inputs[0]], (n, e), w=sd["patch_embed.weight"], patch=cfg.patch,
+             bias_tokens=bias + pos, prefix=prefix)
+    for blk in model.blocks:
+        h = node("layernorm", [x], (n, e), gamma=sd_get(blk.norm1.weight), beta=sd_get(blk.norm1.bias), eps=blk.norm1.eps)
+        h = linear(h, blk.attn.qkv, n)
+        h = node("attention", [h], (n, e), heads=blk.attn.heads, scale=float(np.float32(blk.attn.scale)))
+        h = linear(h, blk.attn.proj, n)
+        x = node("add", [x, h], (n, e))
+        h = node("layernorm", [x], (n, e), gamma=sd_get(blk.norm2.weight), beta=sd_get(blk.norm2.bias), eps=blk.norm2.eps)
+        h = linear(h, blk.fc1, n)
+        h = node("activation", [h], (n, cfg.hidden), fn=GELU, kind="gelu")
+        h = linear(h, blk.fc2, n)
+        x = node("add", [x, h], (n, e))
+    norm = dict(gamma=sd_get(model.norm.weight), beta=sd_get(model.norm.bias), eps=model.norm.eps)
+    if cfg.pool == "cls":
+        x = node("select_token", [x], (1, e), index=0)
+        x = node("layernorm", [x], (1, e), **norm)
+    else:
+        x = node("layernorm", [x], (n, e), **norm)
+        x = node("mean_tokens", [x], (1, e))
+    g.outputs = [linear(x, model.head, 1)]
+    return g
+
+
+def sd_get(p) -> np.ndarray:
+    return p.detach().double().numpy()
+
+
+# ------------------------------------------------------------------ model files
+@dataclass(frozen=True)
+class ModelFile:
+    """A model path and how far to trust it: a pickled module runs code from the file when loaded,
+    so it is read only with trust_pickle (the CLI's --trust-pickle)."""
+    path: str
+    trust_pickle: bool = False
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def _first_line(e: Exception) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()      # torch puts terminal colours in its messages
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def example_input(module):
+    """A [1, C, H, W] zero image for a module that does not say its input: channels from its first
+    convolution, size from the attribute the library keeps it in (timm img_size, torchvision
+    image_size, Hugging Face config.image_size)."""
+    if hasattr(module, "example_input"):
+        return module.example_input()
+    conv = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+    size = None
+    for m in module.modules():
+        for v in (getattr(m, "image_size", None), getattr(m, "img_size", None),
+                  getattr(getattr(m, "config", None), "image_size", None)):
+            if v is not None:
+                size = v
+                break
+        if size is not None:
+            break
+    if conv is None or size is None:
+        raise EdgevizError(f"cannot tell the input size of {type(module).__name__}; save it with torch.export.save "
+                           f"as a .pt2 file (or export it to ONNX) so the file says its input")
+    h, w = (size, size) if isinstance(size, int) else tuple(size)[-2:]
+    return torch.zeros(1, conv.in_channels, int(h), int(w))
+
+
+def _load_torch_file(p: Path, shown, trust_pickle: bool):
+    """(graph, module) from a .pt: edgeviz's own format, else a pickled nn.Module when trusted."""
+    try:
+        module = load_model(p)
+    except ValueError:
+        raise EdgevizError(f"{shown} is a PyTorch file but not a model edgeviz can read (a state dict holds no "
+                           f"architecture); export the model with torch.export.save (.pt2) or to ONNX") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+        if "unsupported global" not in str(e).lower():     # not a pickled object: a damaged or foreign file
+            raise EdgevizError(f"cannot read model {shown}: {_first_line(e)}; give a .pt2 (torch.export.save), "
+                               f".onnx, or an edgeviz model (.pt from edgeviz search)") from None
+        if not trust_pickle:
+            raise EdgevizError(f"{shown} is a pickled PyTorch module, and loading one runs code from the file; "
+                               f"save it with torch.export.save (.pt2) or export it to ONNX, or pass --trust-pickle "
+                               f"if you trust where it came from") from None
+        try:
+            module = torch.load(p, map_location="cpu", weights_only=False)
+        except Exception as e2:  # noqa: BLE001
+            raise EdgevizError(f"cannot read model {shown}: {_first_line(e2)}") from None
+        if not isinstance(module, torch.nn.Module):
+            raise EdgevizError(f"{shown} holds a {type(module).__name__}, not a torch.nn.Module") from None
+        module.eval()
+        return import_torch(module, example_input(module)), None
+    return import_torch(module), module
+
+
+def load_graph(path: str | Path | ModelFile) -> tuple[Graph, object | None]:
+    """IR (float) from a search output folder, an edgeviz model file (.pt), a torch.export file (.pt2),
+    an ONNX file, or (with ModelFile(trust_pickle=True)) a pickled nn.Module.
+
+    Returns the graph and the PyTorch module when there is one (for float accuracy).
+    """
+    trust = getattr(path, "trust_pickle", False)
+    p = Path(path)
+    if p.is_dir():
+        for name in ("model.pt", "subnet.pt"):
+            if (p / name).is_file():
+                p = p / name
+                break
+        else:
+            if (p / "model.onnx").is_file():
+                p = p / "model.onnx"
+            else:
+                raise EdgevizError(f"{path} holds no model (expected model.pt or model.onnx from edgeviz search)")
+    if not p.is_file():
+        raise EdgevizError(f"model file {path} does not exist")
+    if p.suffix.lower() == ".onnx":
+        return import_onnx(p), None
+    if p.suffix.lower() == ".pt2":
+        return import_exported(p), None
+    if p.suffix.lower() == ".tflite":
+        raise EdgevizError(f"{path}: int8 .tflite models are not read yet; export the float model with "
+                           f"torch.export.save (.pt2) or to ONNX and let edgeviz quantize it")
+    return _load_torch_file(p, path, trust)

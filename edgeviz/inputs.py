@@ -9,12 +9,16 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
+from .data import IMAGE_EXTS, load_digits_data, read_image
 from .errors import EdgevizError
-
+from .ir import Graph
 
 
 def preprocessing(mean=None, std=None, channels: int = 1, source: str = "--mean/--std") -> dict:
@@ -59,15 +63,11 @@ def _fit_array(x: np.ndarray, shape: tuple, where: str, role: str) -> np.ndarray
 
 
 def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    from .data import _read_image          # torch-backed: imported when images are read, not at start-up
     c, h, w = shape
     out = []
     for f in files:
         try:
-            a = _read_image(f)
+            a = read_image(f)
         except Exception as e:  # noqa: BLE001 - any decoder failure is the user's file
             raise EdgevizError(f"cannot read image {f}: {e}") from None
         a = a[:, :, :3] if a.ndim == 3 and a.shape[2] == 4 else a
@@ -86,7 +86,6 @@ def _images(files: list[Path], shape: tuple, pre: dict) -> np.ndarray:
 
 def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input") -> tuple[np.ndarray, np.ndarray | None, str]:
     """(model inputs [N, C, H, W], labels or None, where they came from) from an .npz or an image folder."""
-    from .data import IMAGE_EXTS
     p = Path(spec)
     if not p.exists():
         raise EdgevizError(f"{spec} does not exist (give an .npz with an array x, or a folder of images)")
@@ -121,3 +120,54 @@ def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input"
     if y is not None and len(y) != len(x):
         raise EdgevizError(f"{spec}: {len(x)} inputs but {len(y)} labels in y")
     return x, y, f"inputs from {spec} as given" + ("" if y is not None else " (no labels)")
+
+
+def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
+    """How image files become this model's inputs, recorded on the graph (and so in model.evq and
+    build.json): --mean/--std if given, else the data an edgeviz search trained on, else the built-in
+    digits' statistics when they calibrate it, else none ((pixel - 0) / 1)."""
+    c = g.tensors[g.inputs[0]].shape[0]
+    if mean is not None or std is not None:
+        pre = preprocessing(mean, std, c, "--mean/--std")
+    else:
+        found = None
+        folder = Path(model) if Path(model).is_dir() else Path(model).parent
+        sub = folder / "subnet.json"
+        if sub.is_file():
+            try:
+                found = json.loads(sub.read_text()).get("data")
+            except (OSError, ValueError):
+                found = None
+        if found and "mean" in found and len(found["mean"]) == c:
+            pre = preprocessing(found["mean"], found["std"], c, f"the search's data ({found.get('name', '?')})")
+        elif calib is None and c == 1:
+            d = load_digits_data()
+            pre = preprocessing(d.mean, d.std, c, "built-in digits")
+        else:
+            pre = preprocessing(None, None, c, "none given (pass --mean/--std for image files)")
+    g.preprocess = pre
+    return pre
+
+
+def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[np.ndarray, dict | None]:
+    """Calibration inputs [n, C, H, W] (an .npz x as given, image files through g.preprocess); with
+    the built-in data also the held-out test split."""
+    shape = g.tensors[g.inputs[0]].shape
+    if calib is not None:
+        x, _, _ = read_inputs(calib, tuple(shape), getattr(g, "preprocess", None), "calibration")
+        return x[:max(n, 1)], None
+    c, h, w = shape
+    data = builtin_data(g, f"--calib (an .npz with an array x of shape [N, {c}, {h}, {w}], or a folder of images)")
+    x = data.images("train", h).numpy().astype(np.float64)[:n]
+    test = {"x": data.images("test", h).numpy(), "y": data.y["test"].numpy()}
+    return x, test
+
+
+def builtin_data(g: Graph, what_to_pass: str):
+    """The built-in digits at the model's input shape (1-channel, square inputs only); otherwise one
+    line saying which flag to pass. A user's own data goes through edgeviz.inputs."""
+    c, h, w = g.tensors[g.inputs[0]].shape
+    if c != 1 or h != w:
+        raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
+                           f"square); pass {what_to_pass}")
+    return load_digits_data()

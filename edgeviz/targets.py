@@ -1,6 +1,12 @@
-"""Board descriptions, read from targets/<name>.toml."""
+"""Board descriptions, read from targets/<name>.toml: one Target type for every kind of target.
+
+A target is read once (load_target) and the object travels through the pipeline: the planner takes
+its RAM banks, the MCU backend its flags, board layer and runtime sizes, the FPGA backend its part and
+resources. Fields a kind does not use are absent from its file, and reading one says so.
+"""
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass, field
 
@@ -18,7 +24,7 @@ class Bank:
 @dataclass
 class Target:
     name: str
-    kind: str                     # "mcu" or "fpga"
+    kind: str                     # "mcu" or "fpga": picks the backend (edgeviz.backends)
     description: str
     raw: dict = field(repr=False)
     ram: list[Bank] = field(default_factory=list)
@@ -45,8 +51,45 @@ class Target:
         """RAM left for the arena once the stack and runtime data are placed after it."""
         return self.ram_bytes - self.runtime_ram
 
+    # FPGA resources (targets of kind "fpga"): what edgeviz.hls.estimate compares its estimate with
+    def _need(self, key: str):
+        if key not in self.raw:
+            raise EdgevizError(f"targets/{self.name}.toml lacks the field {key!r} (a {self.kind} target)")
+        return self.raw[key]
+
+    @property
+    def part(self) -> str:
+        return str(self._need("part"))
+
+    @property
+    def clock_hz(self) -> int:
+        return int(self._need("clock_hz"))
+
+    @property
+    def bram18k(self) -> int:
+        return int(self._need("bram18k"))
+
+    @property
+    def dsp(self) -> int:
+        return int(self._need("dsp"))
+
+    @property
+    def lut(self) -> int:
+        return int(self._need("lut"))
+
+    @property
+    def ff(self) -> int:
+        return int(self._need("ff"))
+
+    @property
+    def int8_macs_per_dsp(self) -> int:
+        """Two on UltraScale+ (a DSP48E2 packs two int8 products that share an operand), else one."""
+        return int(self.raw.get("int8_macs_per_dsp", 2 if self.part.startswith("xczu") else 1))
+
     def bank_usage(self, start: int, length: int) -> dict[str, int]:
         """Bytes of [start, start+length) (offsets from the first bank) that fall in each bank."""
+        if not self.ram:
+            return {}
         base = self.ram[0].origin
         out = {}
         for b in self.ram:
@@ -72,10 +115,29 @@ def available_targets() -> list[str]:
     return sorted(p.stem for p in data_dir("targets").glob("*.toml"))
 
 
-def load_target(name: str) -> Target:
+def load_target(name: str | Target) -> Target:
+    """The target named `name` (a Target is returned as it is). Read once per name and shared: a
+    Target is not to be changed."""
+    return name if isinstance(name, Target) else _read_target(name)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_target(name: str) -> Target:
     path = data_dir("targets") / f"{name}.toml"
     if not path.is_file():
         raise EdgevizError(f"unknown target '{name}'; choose one of: {', '.join(available_targets())}")
-    raw = tomllib.loads(path.read_text())
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise EdgevizError(f"targets/{name}.toml is not valid TOML: {e}") from None
     ram = [Bank(r["name"], int(r["origin"]), int(r["size"])) for r in raw.get("ram", [])]
-    return Target(raw["name"], raw.get("kind", "mcu"), raw.get("description", ""), raw, ram)
+    return Target(raw.get("name", name), raw.get("kind", "mcu"), raw.get("description", ""), raw, ram)
+
+
+def load_fpga_target(name: str | Target) -> Target:
+    """A target of kind "fpga" (the HLS estimator and generator need its resources)."""
+    t = load_target(name)
+    if t.kind != "fpga":
+        known = [n for n in available_targets() if load_target(n).kind == "fpga"]
+        raise EdgevizError(f"target '{t.name}' is a {t.kind!r} target, not an FPGA board; FPGA boards: {', '.join(known)}")
+    return t

@@ -1,4 +1,4 @@
-// edgeviz HLS templates: int8 linear layers (intmath.linear), low-rank linear, classifier head.
+// edgeviz HLS templates: int8 linear layers (intmath.linear): token rows, strided rows, the head.
 //
 // Reuse factor REUSE: the IN*OUT multiply-accumulates of one token row are issued LANES =
 // ceil(IN*OUT / REUSE) at a time over about REUSE pipelined cycles (II=1). The weight ROM w[OUT*IN]
@@ -121,49 +121,6 @@ linear_rows:
         ev_mac_row<IN, OUT, REUSE>(xr, w, acc);
         ev_requant_row<OUT, HAS_LUT>(acc, ROW_BIAS ? bias + n * OUT : bias, m, s, lut, y + n * YS);
     }
-}
-
-// Low-rank linear y = U(V x): two int8 linears through a RANK-wide register row (the intermediate is
-// requantised with mv/sv, as the quantiser gives the V output its own scale). bv is V's bias (zeros when
-// the float layer has none); the LUT and a per-row bias apply to the U side.
-template <int ROWS, int IN, int RANK, int OUT, int REUSE, bool HAS_LUT = false, bool ROW_BIAS = false,
-          int XS = IN, int YS = OUT>
-void ev_lowrank_linear(const ev_i8 x[ROWS * XS], ev_i8 y[ROWS * YS],
-                       const ev_i8 wv[RANK * IN], const ev_i32 bv[RANK], const ev_i32 mv[RANK],
-                       const ev_i8 sv[RANK],
-                       const ev_i8 wu[OUT * RANK], const ev_i32 bu[ROW_BIAS ? ROWS * OUT : OUT],
-                       const ev_i32 mu[OUT], const ev_i8 su[OUT], const ev_i8 lut[256]) {
-    static const int XR_PART = ev_mac_cfg<IN, RANK, REUSE>::XR_PART;
-    static const int ACCV_PART = ev_mac_cfg<IN, RANK, REUSE>::ACC_PART;
-    static const int MID_PART = ev_mac_cfg<RANK, OUT, REUSE>::XR_PART;
-    static const int ACCU_PART = ev_mac_cfg<RANK, OUT, REUSE>::ACC_PART;
-    ev_i8 xr[IN];
-    ev_i8 mid[RANK];
-    ev_i32 acc_v[RANK];
-    ev_i32 acc_u[OUT];
-#pragma HLS ARRAY_PARTITION variable=xr cyclic factor=XR_PART
-#pragma HLS ARRAY_PARTITION variable=mid cyclic factor=MID_PART
-#pragma HLS ARRAY_PARTITION variable=acc_v cyclic factor=ACCV_PART
-#pragma HLS ARRAY_PARTITION variable=acc_u cyclic factor=ACCU_PART
-lowrank_rows:
-    for (int n = 0; n < ROWS; n++) {
-    load_row:
-        for (int k = 0; k < IN; k++) {
-#pragma HLS PIPELINE II=1
-            xr[k] = x[n * XS + k];
-        }
-        ev_mac_row<IN, RANK, REUSE>(xr, wv, acc_v);
-        ev_requant_row<RANK, false>(acc_v, bv, mv, sv, lut, mid);
-        ev_mac_row<RANK, OUT, REUSE>(mid, wu, acc_u);
-        ev_requant_row<OUT, HAS_LUT>(acc_u, ROW_BIAS ? bu + n * OUT : bu, mu, su, lut, y + n * YS);
-    }
-}
-
-// Classifier head: one pooled row [IN] -> int8 logits [OUT].
-template <int IN, int OUT, int REUSE>
-void ev_head(const ev_i8 x[IN], ev_i8 logits[OUT], const ev_i8 w[OUT * IN], const ev_i32 bias[OUT],
-             const ev_i32 m[OUT], const ev_i8 s[OUT]) {
-    ev_linear<1, IN, OUT, REUSE, false, false>(x, logits, w, bias, m, s, ev_no_lut);
 }
 
 #endif  // EV_LINEAR_H

@@ -1,6 +1,5 @@
 // edgeviz HLS templates: token pooling before the classifier head.
 //   ev_mean_tokens: y[c] = requant(sum_n x[n][c], m, s) with 1/N folded into m (intmath.mean_tokens)
-//   ev_cls_select:  y[c] = x[0][c] (the class token)
 #ifndef EV_POOL_H
 #define EV_POOL_H
 
@@ -34,11 +33,6 @@ mean_requant:
 #pragma HLS PIPELINE II=1
         y[c] = ev_requant(acc[c], m, s);
     }
-}
-
-template <int C, int XS = C>
-void ev_cls_select(const ev_i8 x[XS], ev_i8 y[C]) {
-    ev_copy_row<C>(x, y);
 }
 
 #endif  // EV_POOL_H

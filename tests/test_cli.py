@@ -189,11 +189,11 @@ def test_an_output_path_that_cannot_be_a_folder(model_file, tmp_path, capsys):
 def test_a_full_disk_is_one_line(model_file, tmp_path, capsys, monkeypatch):
     import errno
 
-    import edgeviz.project
+    import edgeviz.backends.mcu
 
     def full(*a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "model.c"))
-    monkeypatch.setattr(edgeviz.project, "write_model_sources", full)
+    monkeypatch.setattr(edgeviz.backends.mcu, "write_model_sources", full)
     line = _fails(capsys, ["build", str(model_file), "-o", str(tmp_path / "o")], "No space left on device")
     assert "model.c" in line and "free some space" in line
     assert not (tmp_path / "o").exists()

@@ -4,11 +4,15 @@ import pytest
 from conftest import need
 from models import CONFIGS, inputs, make
 
-from edgeviz.build import HostModel, build_host_library, write_model_sources
-from edgeviz.compiler import compile_graph, graph_from_vit, plan_config
+from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
+from edgeviz.frontend import graph_from_vit
+from edgeviz.lower import plan_config
+from edgeviz.project import compile_graph
 from edgeviz.frontend import import_torch
 from edgeviz.model import ViTConfig
-from edgeviz.passes import RANK_ALIGN, V_T_MIN_TOKENS, Switches, schedule
+from edgeviz.ops.attention import V_T_MIN_TOKENS
+from edgeviz.ops.linear import RANK_ALIGN
+from edgeviz.passes import Switches, schedule
 from edgeviz.planner import plan
 from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
 from edgeviz.targets import load_target
@@ -101,7 +105,7 @@ ODD_RANKS = [ViTConfig(img_size=16, patch=8, embed=64, heads=4, depth=1, rank_ra
                                 Switches(split_qkv=False)], ids=lambda s: s.label())
 @pytest.mark.parametrize("k", range(len(ODD_RANKS)))
 def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
-    """passes._pad_rank widens every low-rank pair's rank to RANK_ALIGN with zero weights: the C gives
+    """Linear.pad_rank widens every low-rank pair's rank to RANK_ALIGN with zero weights: the C gives
     the reference's bits, and the planner's flash counts the padded constants the C holds."""
     need("gcc")
     cfg = ODD_RANKS[k]
@@ -194,7 +198,7 @@ def test_plan_config_reports_misfit_with_bank_and_tensor():
 def test_macs_are_equal_across_schedules(name):
     """Every schedule runs the model's MACs (the qkv split adds its recomputed rows, rank padding its
     zero columns); the unfused attention steps count theirs too."""
-    from edgeviz.compiler import graph_macs
+    from edgeviz.backends.base import graph_macs
     g = graph_from_vit(make(name))
     quantize(g, None)
     base = graph_macs(g)

@@ -7,8 +7,9 @@ import pytest
 from conftest import need
 from models import CONFIGS, inputs, make
 
-from edgeviz.compiler import compile_graph, graph_from_vit
-from edgeviz.project import write_project
+from edgeviz.frontend import graph_from_vit
+from edgeviz.project import compile_graph
+from edgeviz.backends.mcu import write_project
 from edgeviz.quantize import quantize_image, run_int8
 
 

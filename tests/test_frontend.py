@@ -4,7 +4,7 @@ import pytest
 import torch
 from models import inputs, make
 
-from edgeviz.compiler import graph_from_vit
+from edgeviz.frontend import graph_from_vit
 from edgeviz.errors import EdgevizError
 from edgeviz.frontend import import_onnx, import_torch
 from edgeviz.quantize import run_float

@@ -13,6 +13,9 @@ import numpy as np
 import pytest
 from models import CONFIGS, inputs, make
 
+from edgeviz.model import ViTConfig
+from edgeviz.targets import load_fpga_target
+
 needs_gxx = pytest.mark.skipif(shutil.which("g++") is None, reason="g++ is not installed")
 
 N_CALIB = 8          # float calibration images; the first N_TB become the testbench vectors
@@ -21,7 +24,7 @@ N_TB = 4
 
 def _compiled(name: str):
     """The graph generate_from_model builds for this model and calibration set (same calls, same order)."""
-    from edgeviz.compiler import graph_from_vit
+    from edgeviz.frontend import graph_from_vit
     from edgeviz.quantize import quantize
 
     m = make(name)
@@ -61,11 +64,11 @@ def _check_bit_exact(proj, g, xs):
 def test_model_csim_bit_exact(tmp_path, name):
     """generate_from_model (calibrated) -> g++ C simulation == run_int8 on the testbench vectors and on
     six more random inputs, for every test config."""
-    from edgeviz.hls.generate import generate_from_model
+    from edgeviz.project import hls_project_from_model
     from edgeviz.quantize import quantize_image, run_int8
 
     m, g, calib = _compiled(name)
-    proj = generate_from_model(m, tmp_path / "prj", "zcu102", calib=calib, n_vectors=N_TB)
+    proj = hls_project_from_model(m, tmp_path / "prj", "zcu102", calib=calib, n_vectors=N_TB)
     assert proj.estimate.fits and proj.vectors == N_TB
     # the project's reference is this graph's run_int8: generate_from_model quantized identically
     tb = np.stack([quantize_image(g, x) for x in calib[:N_TB]])
@@ -93,11 +96,11 @@ def test_ablation_schedules_csim_bit_exact(tmp_path, name, switches):
     with or without the qkv split (Switches(...) keeps it on unless told; the FPGA default has it off)
     generate projects whose C simulation is bit-exact too; without overwriting no buffer holds two
     tensors."""
-    from edgeviz.hls.generate import generate_from_model
+    from edgeviz.project import hls_project_from_model
     from edgeviz.passes import Switches
 
     m, g, calib = _compiled(name)
-    proj = generate_from_model(m, tmp_path / "prj", "zcu102", calib=calib, n_vectors=N_TB,
+    proj = hls_project_from_model(m, tmp_path / "prj", "zcu102", calib=calib, n_vectors=N_TB,
                                switches=Switches(**switches))
     meta = json.loads((proj.path / "project.json").read_text())
     for k, v in switches.items():
@@ -124,12 +127,13 @@ def test_token_overwriting_saves_buffer_bram(name):
     """Same reuse factors, same bank assignment: the activation buffers with token overwriting take
     fewer BRAM18K than without (edgeviz estimate), and never more in total."""
     from edgeviz.hls import estimate as est
-    from edgeviz.hls.generate import assign_banks, fpga_switches, reuse_for, schedule_estimate
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.hls.generate import assign_banks, reuse_for, schedule_estimate
     from edgeviz.passes import schedule
     from edgeviz.planner import plan
 
     _, g, _ = _compiled(name)
-    board = est.load_board("zcu102")
+    board = load_fpga_target("zcu102")
     s_on = schedule(g, fpga_switches())
     rf = reuse_for(s_on, 16)
     figures = {}
@@ -149,18 +153,18 @@ def test_fpga_switch_checks():
     import dataclasses
 
     from edgeviz.errors import EdgevizError
-    from edgeviz.hls.project import _check_switches
+    from edgeviz.backends.fpga import FpgaBackend
     from edgeviz.passes import Switches
 
     for kw in ({}, {"token_overwrite": False}, {"patch_decompose": False},
                {"token_overwrite": False, "patch_decompose": False}, {"split_qkv": False}, {"fuse": False},
                {"fuse": False, "token_overwrite": False, "patch_decompose": False}):
-        sw = _check_switches(Switches(**kw))
+        sw = FpgaBackend().switches(Switches(**kw))
         assert all(getattr(sw, k) == v for k, v in kw.items())
         assert sw.split_qkv == kw.get("split_qkv", True)
         assert {f.name for f in dataclasses.fields(sw)} == {f.name for f in dataclasses.fields(Switches())}
-    assert _check_switches(None) == Switches(split_qkv=False, pad_rank=False)      # the FPGA default
-    from edgeviz.hls.generate import fpga_switches
+    assert FpgaBackend().switches(None) == Switches(split_qkv=False, pad_rank=False)      # the FPGA default
+    from edgeviz.backends.fpga import fpga_switches
     from edgeviz.project import default_switches
     assert default_switches("zcu102") == fpga_switches() == Switches(split_qkv=False, pad_rank=False)
     assert default_switches("stm32f746") == Switches()      # the MCU default keeps the split and pads ranks
@@ -174,3 +178,23 @@ def test_fpga_switch_checks():
     with pytest.raises(EdgevizError, match="no template for op 'conv3d'") as e:
         _check_ops(bad)
     assert "\n" not in str(e.value)
+
+
+def test_the_search_judges_an_fpga_board_as_the_build_plans_it(tmp_path):
+    """lower.plan_config (the search's oracle) on an FPGA target: the same buffers as the HLS project's
+    planner, fits on the board's resources, and the SRAM / flash budgets bind in one line each."""
+    from edgeviz.lower import plan_config
+    from edgeviz.project import hls_project_from_model
+
+    m, g, calib = _compiled("cls-lowrank")
+    rep = plan_config(m.cfg, "zcu102")
+    assert rep.fits and not rep.why and rep.macs > 0
+    proj = hls_project_from_model(m, tmp_path / "prj", "zcu102", calib=calib, n_vectors=2)
+    meta = json.loads((proj.path / "project.json").read_text())
+    assert rep.peak_sram == meta["planner_peak_bytes"]
+    tight = plan_config(m.cfg, "zcu102", sram_budget=rep.peak_sram - 1)
+    assert not tight.fits and "SRAM budget by 1 bytes" in tight.why
+    rom = plan_config(m.cfg, "zcu102", flash_budget=rep.flash - 8)
+    assert not rom.fits and "exceed the" in rom.why
+    big = plan_config(ViTConfig(img_size=64, patch=4, embed=192, heads=3, depth=2), "pynq-z2")
+    assert not big.fits and "available" in big.why and "xc7z020" in big.why

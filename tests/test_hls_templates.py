@@ -124,26 +124,6 @@ def add_linear_cases(p: Program):
     p.case("linear", "strided", call, exp, init=init)
 
 
-def add_lowrank_cases(p: Program):
-    for rows, k, r, o, reuse, use_lut, row_bias in [
-        (3, 12, 4, 10, 5, True, False), (2, 7, 3, 9, 1, False, True), (5, 20, 11, 13, 64, True, True),
-        (2, 32, 8, 16, 64, False, False),
-    ]:
-        x, wv, wu = rand_i8(rows, k), rand_i8(r, k), rand_i8(o, r)
-        bv = RNG.integers(-2000, 2000, size=r).astype(np.int32)
-        bu = RNG.integers(-2000, 2000, size=(rows, o) if row_bias else (o,)).astype(np.int32)
-        mv, sv = rand_requant(r, k)
-        mu, su = rand_requant(o, r)
-        lut = gelu_lut() if use_lut else None
-        exp = im.linear(im.linear(x, wv, bv, mv, sv), wu, bu, mu, su, lut)
-        lut_arg = p.const("ev_i8", lut) if use_lut else "0"
-        call = (f"ev_lowrank_linear<{rows}, {k}, {r}, {o}, {reuse}, {bool_c(use_lut)}, {bool_c(row_bias)}>("
-                f"{p.const('ev_i8', x)}, OUT, {p.const('ev_i8', wv)}, {p.const('ev_i32', bv)}, "
-                f"{p.const('ev_i32', mv)}, {p.const('ev_i8', sv)}, {p.const('ev_i8', wu)}, "
-                f"{p.const('ev_i32', bu)}, {p.const('ev_i32', mu)}, {p.const('ev_i8', su)}, {lut_arg})")
-        p.case("lowrank", f"{rows}x{k}->{r}->{o} r{reuse}", call, exp)
-
-
 def add_layernorm_cases(p: Program):
     for rows, c, reuse, eps_real in [(3, 7, 1, 1e-5), (4, 16, 5, 1e-5), (2, 33, 33, 1e-5), (3, 64, 8, 1e-6),
                                      (2, 5, 2, 0.0)]:
@@ -235,22 +215,12 @@ def add_unfused_attention_cases(p: Program):
         p.case("attn_av", f"N{n} H{heads} dh{dh} r{reuse} (scores, softmax, av)", call, exp)
 
 
-def add_pool_head_cases(p: Program):
+def add_pool_cases(p: Program):
     for n, c, reuse in [(7, 9, 2), (5, 16, 1), (13, 3, 50)]:
         x = rand_i8(n, c)
         m, s = im.quantize_multiplier(1.0 / n * RNG.uniform(0.8, 1.3))
         call = f"ev_mean_tokens<{n}, {c}, {reuse}>({p.const('ev_i8', x)}, OUT, {m}, {s})"
         p.case("mean_tokens", f"{n}x{c} r{reuse}", call, im.mean_tokens(x, m, s))
-    x = rand_i8(4, 11)
-    p.case("cls_select", "4x11", f"ev_cls_select<11>({p.const('ev_i8', x)}, OUT)", x[0])
-    for k, o, reuse in [(11, 10, 4), (24, 7, 1)]:
-        x, w = rand_i8(k), rand_i8(o, k)
-        bias = RNG.integers(-4000, 4000, size=o).astype(np.int32)
-        m, s = rand_requant(o, k)
-        exp = im.linear(x[None, :], w, bias, m, s)[0]
-        call = (f"ev_head<{k}, {o}, {reuse}>({p.const('ev_i8', x)}, OUT, {p.const('ev_i8', w)}, "
-                f"{p.const('ev_i32', bias)}, {p.const('ev_i32', m)}, {p.const('ev_i8', s)})")
-        p.case("head", f"{k}->{o} r{reuse}", call, exp)
 
 
 def patch_rows(img, p):
@@ -283,8 +253,8 @@ def build_program() -> Program:
     global RNG
     RNG = np.random.default_rng(20261121)
     p = Program()
-    for add in (add_linear_cases, add_lowrank_cases, add_layernorm_cases, add_softmax_cases,
-                add_elementwise_cases, add_attention_cases, add_unfused_attention_cases, add_pool_head_cases,
+    for add in (add_linear_cases, add_layernorm_cases, add_softmax_cases,
+                add_elementwise_cases, add_attention_cases, add_unfused_attention_cases, add_pool_cases,
                 add_patch_cases):
         add(p)
     return p
@@ -315,8 +285,8 @@ def results(tmp_path_factory):
 
 
 @needs_gxx
-@pytest.mark.parametrize("template", ["linear", "lowrank", "layernorm", "softmax", "gelu_lut", "add",
-                                      "attention", "attention_row", "attention_kv_row", "attn_scores", "attn_av", "mean_tokens", "cls_select", "head", "patch_embed"])
+@pytest.mark.parametrize("template", ["linear", "layernorm", "softmax", "gelu_lut", "add",
+                                      "attention", "attention_row", "attention_kv_row", "attn_scores", "attn_av", "mean_tokens", "patch_embed"])
 def test_template_matches_intmath(results, template):
     cases = results[template]
     assert cases
@@ -399,7 +369,7 @@ def test_missing_compiler_is_a_clear_error(monkeypatch, tmp_path):
 def _quantized_vit(cfg, seed=0):
     import torch
 
-    from edgeviz.compiler import graph_from_vit
+    from edgeviz.frontend import graph_from_vit
     from edgeviz.model import ViT
     from edgeviz.quantize import quantize, quantize_image
 
@@ -418,12 +388,12 @@ def _quantized_vit(cfg, seed=0):
 def test_generated_project_csim_matches_run_int8(tmp_path, cfg_kw, board, reuse):
     """The generated HLS project, compiled with g++, equals edgeviz.quantize.run_int8 byte for byte."""
     from edgeviz.hls import csim
-    from edgeviz.hls.generate import generate_from_graph
+    from edgeviz.project import hls_project_from_graph
     from edgeviz.model import ViTConfig
     from edgeviz.quantize import run_int8
 
     g, xs = _quantized_vit(ViTConfig(**cfg_kw))
-    proj = generate_from_graph(g, tmp_path / "prj", board, reuse=reuse, tb_inputs=xs[:4])
+    proj = hls_project_from_graph(g, tmp_path / "prj", board, reuse=reuse, tb_inputs=xs[:4])
     assert proj.estimate.fits
     for f in ("ev_top.cpp", "ev_top.h", "ev_weights.h", "ev_tb_config.h", "run_hls.tcl", "project.json",
               "estimate.txt", "hls/ev_lib.h", "hls/testbench/ev_tb_main.cpp", "tb_data/reference.bin"):
@@ -441,17 +411,18 @@ def test_generated_project_csim_matches_run_int8(tmp_path, cfg_kw, board, reuse)
 
 def test_generate_over_budget_is_a_user_error(tmp_path):
     from edgeviz.errors import EdgevizError
-    from edgeviz.hls.generate import generate_from_graph
+    from edgeviz.project import hls_project_from_graph
     from edgeviz.model import ViTConfig
 
     g, _ = _quantized_vit(ViTConfig())
     with pytest.raises(EdgevizError, match=r"DSP \d+ used > 220 available"):
-        generate_from_graph(g, tmp_path / "prj", "pynq-z2", reuse=1)
+        hls_project_from_graph(g, tmp_path / "prj", "pynq-z2", reuse=1)
 
 
 def test_generator_banks_and_unsupported_schedules(tmp_path):
     """Planner buffers become ping-pong banks counted in whole BRAM18K; unfused schedules generate."""
-    from edgeviz.hls.generate import assign_banks, fpga_switches, generate
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.hls.generate import assign_banks, generate
     from edgeviz.model import ViTConfig
     from edgeviz.passes import Switches, schedule
     from edgeviz.planner import plan

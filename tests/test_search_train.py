@@ -141,7 +141,7 @@ def test_search_with_real_planner_via_cli(searched, tmp_path, capsys):
                "--finalists", "2", "--finetune-steps", "2"])
     assert rc == 0
     j = json.loads(capsys.readouterr().out)
-    from edgeviz.compiler import plan_config
+    from edgeviz.lower import plan_config
     from edgeviz.model import ViTConfig
 
     rep = plan_config(ViTConfig.from_dict(j["config"]), "stm32f746", sram_budget=8192)

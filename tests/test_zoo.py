@@ -11,7 +11,7 @@ from conftest import need
 from zoo import (EXPORTS, HF_FAMILY, TIMM_FAMILY, ZOO, export, make_hf_family, make_timm_family, make_zoo,
                  zoo_inputs)
 
-from edgeviz.compiler import compile_graph
+from edgeviz.project import compile_graph
 from edgeviz.frontend import import_exported, import_onnx, import_torch
 from edgeviz.quantize import float_logits, quantize_image, run_float, run_int8
 
@@ -47,7 +47,7 @@ def _compiled(name, target="stm32f746"):
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_host_c_is_bit_exact_and_int8_keeps_the_answers(name, tmp_path):
     need("gcc")
-    from edgeviz.build import HostModel, build_host_library, write_model_sources
+    from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
     m, c = _compiled(name)
     write_model_sources(c.model_c, c.model_h, tmp_path / "model")
     host = HostModel(build_host_library(tmp_path / "model", tmp_path / "model.so"), c.model_h)
@@ -85,7 +85,7 @@ def test_prefix_tokens_keep_their_precision_at_the_library_init(name):
 def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
-    from edgeviz.project import write_project
+    from edgeviz.backends.mcu import write_project
     from edgeviz.runner import api
     _, c = _compiled(name, "mps2-an500")
     out = tmp_path / "build"

@@ -34,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..frontend import quiet_native, relax_from_torch
+from ..resources import data_dir
+
 TARGET = {"kind": "c", "mcpu": "cortex-m7"}
 ARM_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard"]
 QEMU = ["qemu-system-arm", "-machine", "mps2-an500", "-nographic", "-monitor", "none",
@@ -62,9 +65,6 @@ def planned_module(module, example):
     import tvm
     from tvm import relax
     from tvm.relax.backend.cpu_generic import pipeline as cpu
-
-    from ..frontend import quiet_native, relax_from_torch
-
     t = _target()
     with torch.no_grad(), quiet_native():
         mod = relax_from_torch(module, example)
@@ -486,7 +486,6 @@ def host_check(module, example, work_dir: str | Path | None = None, prog: CProgr
 
 
 def _firmware_dir() -> Path:
-    from ..resources import data_dir
     return data_dir("firmware")
 
 

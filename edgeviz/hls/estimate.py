@@ -33,11 +33,11 @@ The model
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 from edgeviz.errors import EdgevizError
-from edgeviz.resources import data_dir
+from edgeviz.targets import Target, load_fpga_target
 
 DISCLAIMER = ("These are edgeviz's own estimates from layer shapes and reuse factors, "
               "not Vitis HLS / Vivado (vendor tool) figures.")
@@ -63,49 +63,17 @@ D_ISQRT = 32
 RESOURCES = ("bram18k", "dsp", "lut", "ff")
 
 
-# ------------------------------------------------------------------ boards
-
-@dataclass(frozen=True)
-class Board:
-    name: str
-    part: str
-    clock_hz: int
-    bram18k: int
-    dsp: int
-    lut: int
-    ff: int
-    int8_macs_per_dsp: int = 1
-    description: str = ""
-
-
-def load_board(name: str) -> Board:
-    """An FPGA board from targets/<name>.toml (kind = "fpga")."""
-    path = data_dir("targets") / f"{name}.toml"
-    if not path.is_file():
-        known = sorted(p.stem for p in data_dir("targets").glob("*.toml")
-                       if tomllib.loads(p.read_text()).get("kind") == "fpga")
-        raise EdgevizError(f"unknown FPGA board '{name}'; known: {', '.join(known)}")
-    t = tomllib.loads(path.read_text())
-    if t.get("kind") != "fpga":
-        raise EdgevizError(f"target '{name}' is a {t.get('kind')!r} target, not an FPGA board")
-    try:
-        return Board(name=t.get("name", name), part=t["part"], clock_hz=int(t["clock_hz"]),
-                     bram18k=int(t["bram18k"]), dsp=int(t["dsp"]), lut=int(t["lut"]), ff=int(t["ff"]),
-                     int8_macs_per_dsp=int(t.get("int8_macs_per_dsp", 2 if t["part"].startswith("xczu") else 1)),
-                     description=t.get("description", ""))
-    except KeyError as e:
-        raise EdgevizError(f"targets/{name}.toml lacks the field {e.args[0]!r}") from None
-
+# A board is a Target of kind "fpga" (edgeviz.targets: part, clock_hz, bram18k, dsp, lut, ff,
+# int8_macs_per_dsp), read once from targets/<name>.toml.
 
 # ------------------------------------------------------------------ layer specs
 
 @dataclass
 class LayerSpec:
-    """One template instance. dims by op:
+    """One template instance; `op` names the template's cost model (TEMPLATE_COSTS), chosen by the op
+    module's hls_spec. dims by template:
     linear       rows, in, out, [lut], [row_bias]
-    lowrank      rows, in, rank, out, [lut], [row_bias]
     patch_embed  c, h, w, p, out, [row_bias]
-    head         in, out
     layernorm    rows, c
     softmax      rows, len
     attention    tokens, heads, dh, [kv_copy]
@@ -115,7 +83,7 @@ class LayerSpec:
     add          n, [rows]     n elements per call, rows calls (a fused chain calls once per token row)
     lut          n, [rows]
     mean         tokens, c
-    cls          c
+    copy         c             c bytes copied one a cycle (a token row, an im2col gather)
     """
     name: str
     op: str
@@ -140,7 +108,7 @@ class LayerCost:
 
 @dataclass
 class Estimate:
-    board: Board
+    board: Target
     layers: list[LayerCost]
     buffers: list[tuple[str, int, int]]   # (name, bytes, bram18k)
     bram18k: int
@@ -166,13 +134,18 @@ class Estimate:
     def fits(self) -> bool:
         return not self.over
 
+    def why(self) -> str:
+        """'' when the design fits, else one line naming each exceeded resource."""
+        if not self.over:
+            return ""
+        parts = ", ".join(f"{r.upper()} {u} used > {a} available" for r, u, a in self.over)
+        return (f"{parts} on {self.board.part} (edgeviz estimate, not a vendor tool figure); raise the reuse "
+                f"factor or choose a larger board")
+
     def check(self) -> "Estimate":
         """EdgevizError naming each exceeded resource with used and available counts."""
         if self.over:
-            parts = ", ".join(f"{r.upper()} {u} used > {a} available" for r, u, a in self.over)
-            raise EdgevizError(f"model does not fit {self.board.name} ({self.board.part}): {parts} "
-                               "(edgeviz estimate, not a vendor tool figure); raise the reuse factor or "
-                               "choose a larger board")
+            raise EdgevizError(f"model does not fit {self.board.name}: {self.why()}")
         return self
 
     def to_dict(self) -> dict:
@@ -268,7 +241,7 @@ def _tree(lanes: int) -> int:
 class _Acc:
     """Accumulates one layer's resources."""
 
-    def __init__(self, board: Board, shared_rom: bool = False):
+    def __init__(self, board: Target, shared_rom: bool = False):
         self.board, self.dsp, self.bram, self.lut, self.ff = board, 0, 0, CONTROL[0], CONTROL[1]
         self.shared_rom = shared_rom
 
@@ -326,107 +299,146 @@ def _softmax_row(a: _Acc, length: int, reuse: int) -> tuple[int, int]:
     return lanes, (length + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + (length + D_DIV)
 
 
-def layer_cost(spec: LayerSpec, board: Board) -> LayerCost:
-    d, op, r = spec.dims, spec.op, max(1, int(spec.reuse))
-    a = _Acc(board, bool(d.get("shared_rom")))
-    if op in ("linear", "head"):
-        rows = int(d.get("rows", 1))
-        k, o = int(d["in"]), int(d["out"])
-        lanes, per_row = _linear_row(a, k, o, r, rows if d.get("row_bias") else 1, bool(d.get("lut")))
-        macs, cycles = rows * k * o, rows * per_row
-    elif op == "lowrank":
-        rows, k, rk, o = int(d["rows"]), int(d["in"]), int(d["rank"]), int(d["out"])
-        l1, c1 = _linear_row(a, k, rk, r, 1, False)
-        l2, c2 = _linear_row(a, rk, o, r, rows if d.get("row_bias") else 1, bool(d.get("lut")))
-        lanes, macs = l1 + l2, rows * (k * rk + rk * o)
-        cycles = rows * (c1 + c2 - (rk + D_LOOP))     # the rank row stays in registers: no reload
-    elif op == "patch_embed":
-        c, h, w, p, o = (int(d[x]) for x in ("c", "h", "w", "p", "out"))
-        patches = (h // p) * (w // p)
-        lanes, per_row = _linear_row(a, c * p * p, o, r, patches if d.get("row_bias") else 1, False)
-        macs, cycles = patches * c * p * p * o, patches * per_row
-    elif op == "layernorm":
-        rows, c = int(d["rows"]), int(d["c"])
-        lanes, steps = _lanes(c, r)
-        dbits = math.ceil(math.log2(max(2, c))) + 9
-        a.dsp += lanes * (1 if dbits <= 18 else 2)           # d*d
-        a.unit(REQUANT, n=2, dsp=DSP_MUL32)                    # d*inv and n*g
-        a.unit(ISQRT)
-        a.unit(DIVIDER)
-        a.unit(ELEM_LANE, n=lanes)
-        a.ff += 8 * c
-        a.rom(32, c)        # gamma
-        a.rom(64, c)        # beta
-        macs = rows * 3 * c
-        cycles = rows * ((c + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + D_ISQRT + D_DIV + (c + D_REQUANT + 3))
-    elif op == "softmax":
-        rows, length = int(d["rows"]), int(d["len"])
-        lanes, per_row = _softmax_row(a, length, r)
-        macs, cycles = 0, rows * (per_row + 2 * (length + D_LOOP))
-    elif op == "attention":
-        n, heads, dh = int(d["tokens"]), int(d["heads"]), int(d["dh"])
-        lanes, steps = _lanes(n * dh, r)
-        kv_copy = d.get("kv_copy", True)   # ev_attention copies K, V per head; ev_attention_row reads the buffer
-        a.mac_array(lanes, dh, n)      # q . K
-        a.mac_array(lanes, 0, dh)      # p . V
-        if kv_copy:
-            a.mem(8 * lanes, steps, copies=2)    # K and V of one head, reshaped by lanes
-        a.unit(REQUANT, n=2, dsp=DSP_MUL32)
-        _, sm = _softmax_row(a, n, r)
-        macs = heads * n * n * dh * 2
-        per_query = (dh + D_LOOP) + 2 * (steps + D_LOOP + _tree(lanes)) + (n + D_REQUANT) + sm + (dh + D_REQUANT)
-        cycles = heads * ((n * dh + D_LOOP if kv_copy else 0) + n * per_query)
-    elif op in ("attn_scores", "attn_av"):
-        # unfused attention steps (ev_attn_scores / ev_attn_av): one product per head and query row
-        n, heads, dh = int(d["tokens"]), int(d["heads"]), int(d["dh"])
-        lanes, steps = _lanes(n * dh, r)
-        if op == "attn_scores":
-            a.mac_array(lanes, dh, n)
-            load, store = dh, n
-        else:
-            a.mac_array(lanes, 0, dh)
-            a.ff += 8 * n                  # the probability row
-            load, store = n, dh
-        a.unit(REQUANT, dsp=DSP_MUL32)
-        macs = heads * n * n * dh
-        cycles = heads * n * ((load + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + (store + D_REQUANT))
-    elif op == "add":
-        n, calls = int(d["n"]), int(d.get("rows", 1))
-        lanes, steps = _lanes(n, r)
-        a.unit(ELEM_LANE, n=lanes, dsp=2)
-        macs, cycles = 2 * n * calls, calls * (steps + D_REQUANT)
-    elif op == "lut":
-        n, calls = int(d["n"]), int(d.get("rows", 1))
-        lanes, steps = _lanes(n, r)
-        a.mem(8, 256, copies=math.ceil(lanes / 2))
-        a.unit((10, 16), n=lanes)
-        macs, cycles = 0, calls * (steps + D_LOOP)
-    elif op == "mean":
-        n, c = int(d["tokens"]), int(d["c"])
-        lanes, steps = _lanes(c, r)
-        a.unit(ELEM_LANE, n=lanes)
-        a.unit(REQUANT, dsp=DSP_MUL32)
-        a.ff += 32 * c
-        macs, cycles = n * c, (c + D_LOOP) + n * (steps + D_LOOP) + (c + D_REQUANT)
-    elif op == "cls":
-        c = int(d["c"])
-        lanes, macs, cycles = 1, 0, c + D_LOOP
-        a.lut, a.ff = 50, 50
+# Each template's cost model: (accumulator, dims, reuse) -> (lanes, MACs, cycles); resources go into the
+# accumulator. Keyed by the template kind an op's hls_spec names.
+TEMPLATE_COSTS: dict[str, Callable[[_Acc, dict, int], tuple[int, int, int]]] = {}
+
+
+def template_cost(kind: str):
+    def register(fn):
+        TEMPLATE_COSTS[kind] = fn
+        return fn
+    return register
+
+
+@template_cost("linear")
+def _linear_cost(a: _Acc, d: dict, r: int):
+    rows = int(d.get("rows", 1))
+    k, o = int(d["in"]), int(d["out"])
+    lanes, per_row = _linear_row(a, k, o, r, rows if d.get("row_bias") else 1, bool(d.get("lut")))
+    return lanes, rows * k * o, rows * per_row
+
+
+@template_cost("patch_embed")
+def _patch_embed_cost(a: _Acc, d: dict, r: int):
+    c, h, w, p, o = (int(d[x]) for x in ("c", "h", "w", "p", "out"))
+    patches = (h // p) * (w // p)
+    lanes, per_row = _linear_row(a, c * p * p, o, r, patches if d.get("row_bias") else 1, False)
+    return lanes, patches * c * p * p * o, patches * per_row
+
+
+@template_cost("layernorm")
+def _layernorm_cost(a: _Acc, d: dict, r: int):
+    rows, c = int(d["rows"]), int(d["c"])
+    lanes, steps = _lanes(c, r)
+    dbits = math.ceil(math.log2(max(2, c))) + 9
+    a.dsp += lanes * (1 if dbits <= 18 else 2)           # d*d
+    a.unit(REQUANT, n=2, dsp=DSP_MUL32)                    # d*inv and n*g
+    a.unit(ISQRT)
+    a.unit(DIVIDER)
+    a.unit(ELEM_LANE, n=lanes)
+    a.ff += 8 * c
+    a.rom(32, c)        # gamma
+    a.rom(64, c)        # beta
+    cycles = rows * ((c + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + D_ISQRT + D_DIV + (c + D_REQUANT + 3))
+    return lanes, rows * 3 * c, cycles
+
+
+@template_cost("softmax")
+def _softmax_cost(a: _Acc, d: dict, r: int):
+    rows, length = int(d["rows"]), int(d["len"])
+    lanes, per_row = _softmax_row(a, length, r)
+    return lanes, 0, rows * (per_row + 2 * (length + D_LOOP))
+
+
+@template_cost("attention")
+def _attention_cost(a: _Acc, d: dict, r: int):
+    n, heads, dh = int(d["tokens"]), int(d["heads"]), int(d["dh"])
+    lanes, steps = _lanes(n * dh, r)
+    kv_copy = d.get("kv_copy", True)   # ev_attention copies K, V per head; ev_attention_row reads the buffer
+    a.mac_array(lanes, dh, n)      # q . K
+    a.mac_array(lanes, 0, dh)      # p . V
+    if kv_copy:
+        a.mem(8 * lanes, steps, copies=2)    # K and V of one head, reshaped by lanes
+    a.unit(REQUANT, n=2, dsp=DSP_MUL32)
+    _, sm = _softmax_row(a, n, r)
+    per_query = (dh + D_LOOP) + 2 * (steps + D_LOOP + _tree(lanes)) + (n + D_REQUANT) + sm + (dh + D_REQUANT)
+    return lanes, heads * n * n * dh * 2, heads * ((n * dh + D_LOOP if kv_copy else 0) + n * per_query)
+
+
+def _attention_product(a: _Acc, d: dict, r: int, scores: bool):
+    """The unfused attention steps (ev_attn_scores / ev_attn_av): one product per head and query row."""
+    n, heads, dh = int(d["tokens"]), int(d["heads"]), int(d["dh"])
+    lanes, steps = _lanes(n * dh, r)
+    if scores:
+        a.mac_array(lanes, dh, n)
+        load, store = dh, n
     else:
-        raise EdgevizError(f"the HLS estimator has no model for op '{op}' (layer {spec.name})")
-    return LayerCost(spec.name, op, r, int(macs), int(lanes), int(a.dsp), int(a.bram), int(a.lut), int(a.ff),
+        a.mac_array(lanes, 0, dh)
+        a.ff += 8 * n                  # the probability row
+        load, store = n, dh
+    a.unit(REQUANT, dsp=DSP_MUL32)
+    return lanes, heads * n * n * dh, heads * n * ((load + D_LOOP) + (steps + D_LOOP + _tree(lanes)) + (store + D_REQUANT))
+
+
+TEMPLATE_COSTS["attn_scores"] = lambda a, d, r: _attention_product(a, d, r, scores=True)
+TEMPLATE_COSTS["attn_av"] = lambda a, d, r: _attention_product(a, d, r, scores=False)
+
+
+@template_cost("add")
+def _add_cost(a: _Acc, d: dict, r: int):
+    n, calls = int(d["n"]), int(d.get("rows", 1))
+    lanes, steps = _lanes(n, r)
+    a.unit(ELEM_LANE, n=lanes, dsp=2)
+    return lanes, 2 * n * calls, calls * (steps + D_REQUANT)
+
+
+@template_cost("lut")
+def _lut_cost(a: _Acc, d: dict, r: int):
+    n, calls = int(d["n"]), int(d.get("rows", 1))
+    lanes, steps = _lanes(n, r)
+    a.mem(8, 256, copies=math.ceil(lanes / 2))
+    a.unit((10, 16), n=lanes)
+    return lanes, 0, calls * (steps + D_LOOP)
+
+
+@template_cost("mean")
+def _mean_cost(a: _Acc, d: dict, r: int):
+    n, c = int(d["tokens"]), int(d["c"])
+    lanes, steps = _lanes(c, r)
+    a.unit(ELEM_LANE, n=lanes)
+    a.unit(REQUANT, dsp=DSP_MUL32)
+    a.ff += 32 * c
+    return lanes, n * c, (c + D_LOOP) + n * (steps + D_LOOP) + (c + D_REQUANT)
+
+
+@template_cost("copy")
+def _copy_cost(a: _Acc, d: dict, r: int):
+    a.lut, a.ff = 50, 50
+    return 1, 0, int(d["c"]) + D_LOOP
+
+
+def layer_cost(spec: LayerSpec, board: Target) -> LayerCost:
+    r = max(1, int(spec.reuse))
+    a = _Acc(board, bool(spec.dims.get("shared_rom")))
+    cost = TEMPLATE_COSTS.get(spec.op)
+    if cost is None:
+        raise EdgevizError(f"the HLS estimator has no model for template '{spec.op}' (layer {spec.name}); "
+                           f"known: {', '.join(sorted(TEMPLATE_COSTS))}")
+    lanes, macs, cycles = cost(a, spec.dims, r)
+    return LayerCost(spec.name, spec.op, r, int(macs), int(lanes), int(a.dsp), int(a.bram), int(a.lut), int(a.ff),
                      int(cycles))
 
 
 # ------------------------------------------------------------------ totals
 
-def estimate(layers: list[LayerSpec], board: Board | str, buffers=(), check: bool = True) -> Estimate:
+def estimate(layers: list[LayerSpec], board: Target | str, buffers=(), check: bool = True) -> Estimate:
     """Per-layer and total resources and latency. buffers: (name, bytes), (name, bytes, lanes) or (name,
     bytes, lanes, reshape) for the activation buffers (planner buffers adapted to BRAM; see
     buffer_bram18k). check: raise EdgevizError when a
     resource is exceeded."""
     if isinstance(board, str):
-        board = load_board(board)
+        board = load_fpga_target(board)
     costs = [layer_cost(s, board) for s in layers]
     bufs = []
     for b in buffers:
@@ -448,52 +460,3 @@ def estimate(layers: list[LayerSpec], board: Board | str, buffers=(), check: boo
                                 else "one int8 MAC per DSP") + "; 4 DSPs per 32x32-bit multiply."],
     )
     return est.check() if check else est
-
-
-# ------------------------------------------------------------------ from a model config
-
-def config_schedule(cfg, seed: int = 0, switches=None):
-    """The schedule and plan edgeviz builds for a ViTConfig, as edgeviz.compiler.plan_config does:
-    random weights and unit ranges (resources depend on shapes, not on weight values). switches: None
-    for the FPGA default (edgeviz.hls.generate.fpga_switches: the qkv split off)."""
-    import torch
-
-    from edgeviz.compiler import graph_from_vit
-    from edgeviz.model import ViT
-    from edgeviz.passes import schedule
-    from edgeviz.planner import plan
-    from edgeviz.quantize import quantize
-
-    torch.manual_seed(seed)
-    g = graph_from_vit(ViT(cfg).eval())
-    quantize(g, None)
-    from edgeviz.hls.generate import fpga_switches
-    s = schedule(g, fpga_switches(switches))
-    return s, plan(s)
-
-
-def estimate_config(cfg, board: Board | str, reuse: int | dict = 1, check: bool = True,
-                    switches=None) -> Estimate:
-    """Estimate of the HLS project edgeviz.hls.generate would write for this config (same schedule,
-    same buffers). reuse: one factor for every node, or {node name or op: factor}; switches: None for
-    the FPGA default."""
-    from edgeviz.hls.generate import assign_banks, reuse_for, schedule_estimate
-
-    if isinstance(board, str):
-        board = load_board(board)
-    s, p = config_schedule(cfg, switches=switches)
-    banks, _ = assign_banks(p)
-    return schedule_estimate(s, banks, reuse_for(s, reuse), board, check)
-
-
-def auto_reuse(cfg, board: Board | str, switches=None) -> tuple[int, Estimate]:
-    """The smallest uniform reuse factor (fastest design) whose estimate fits the board; EdgevizError
-    naming the exceeded resources when none does. switches: None for the FPGA default."""
-    from edgeviz.hls.generate import assign_banks, choose_reuse
-
-    if isinstance(board, str):
-        board = load_board(board)
-    s, p = config_schedule(cfg, switches=switches)
-    banks, _ = assign_banks(p)
-    r, _, e = choose_reuse(s, banks, board)
-    return r, e

@@ -28,7 +28,7 @@ Schedules (edgeviz.passes.Switches), every combination supported and C-simulated
 - token overwriting on or off (off: every step writes a buffer of its own, the ablation baseline);
 - patch-embedding decomposition on or off (off: an im2col gather fills a [patches, C*p*p] buffer, then one
   linear with a per-row bias embeds it);
-- the qkv split (off by default here, on by default on the MCU; see fpga_switches): K and V of all
+- the qkv split (off by default here, on by default on the MCU; see backends/fpga.fpga_switches): K and V of all
   tokens in kv [N, 2E], each query row's LayerNorm and q projection recomputed inside the attention
   chain, whose output row (projection plus residual) is written over x's row: x + K + V (3NE) live at
   the attention instead of 4NE with the fused [N, 3E] qkv tensor (split_qkv=False; ev_attention_row).
@@ -55,31 +55,17 @@ from edgeviz.errors import EdgevizError
 from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir
 from edgeviz.ops import OPS
+from edgeviz.passes import Switches
+from edgeviz.quantize import run_int8
+from edgeviz.targets import Target, load_fpga_target
 
 CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768)
-
-
-def fpga_switches(switches=None, **changes):
-    """The schedule switches the FPGA backend builds with: the given ones, else the FPGA default (every
-    technique on except the qkv split and the MCU kernel's rank padding), with `changes` (Switches
-    fields) applied on top.
-
-    The qkv split is off by default here, unlike on the MCU: it saves activation BRAM (x + K + V instead
-    of x + [N, 3E] qkv) but adds a second LayerNorm / q datapath per block, so total BRAM is no lower and
-    latency is 1.1-3.4x (bench/bench_hls.py; edgeviz's own estimates). Every combination has templates;
-    split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
-    from edgeviz.passes import Switches
-
-    base = Switches(split_qkv=False, pad_rank=False) if switches is None else switches
-    return dataclasses.replace(base, **changes) if changes else base
 
 
 def check_switches(switches) -> None:
     """EdgevizError for schedule switches the HLS templates cannot build. Every combination of the
     Switches fields has templates (operator integration off included: ev_attn_scores / ev_softmax /
     ev_attn_av); kept as the one place to refuse a future switch."""
-    from edgeviz.passes import Switches
-
     unknown = {f.name for f in dataclasses.fields(switches)} - {f.name for f in dataclasses.fields(Switches)}
     if unknown:
         raise EdgevizError(f"the FPGA backend has no templates for the schedule switches {sorted(unknown)}")
@@ -238,16 +224,15 @@ def schedule_estimate(schedule, banks: list[Bank], reuse: dict[str, int], board,
     return est.estimate(specs, board, [(k.name, k.size, k.partition, k.reshape) for k in banks], check=check)
 
 
-def choose_reuse(schedule, banks, board) -> tuple[int, dict[str, int], est.Estimate]:
-    """The smallest uniform reuse factor whose estimate fits the board: (factor, per node, estimate)."""
-    e = None
+def choose_reuse(schedule, banks, board, check: bool = True) -> tuple[int, dict[str, int], est.Estimate]:
+    """The smallest uniform reuse factor whose estimate fits the board: (factor, per node, estimate).
+    When none fits: EdgevizError naming the exceeded resources, or (check=False) the largest factor's."""
     for r in CANDIDATE_REUSE:
         rf = reuse_for(schedule, r)
         e = schedule_estimate(schedule, banks, rf, board, check=False)
         if e.fits:
             return r, rf, e
-    e.check()
-    raise AssertionError("unreachable")
+    return r, rf, (e.check() if check else e)
 
 
 # ------------------------------------------------------------------ code
@@ -295,7 +280,7 @@ class _Emitter:
 @dataclass
 class HlsProject:
     path: Path
-    board: est.Board
+    board: Target
     estimate: est.Estimate
     reuse: dict[str, int]
     banks: list[Bank]
@@ -314,7 +299,7 @@ def _run_int8_scheduled(g, x) -> np.ndarray:
     return env[g.outputs[0]]
 
 
-def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
+def generate(schedule, plan, out_dir, board: str | Target = "zcu102", reuse: int | dict | str = "auto",
              tb_inputs=None, n_vectors: int = 4, check: bool = True, seed: int = 0, ref_graph=None) -> HlsProject:
     """Write the HLS project for a scheduled (edgeviz.passes.schedule) and planned (edgeviz.planner.plan)
     quantized graph. reuse: "auto" (smallest uniform factor that fits the board), an int, or
@@ -322,10 +307,7 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
     random images). check: EdgevizError when the estimate exceeds the board. ref_graph: the quantized graph
     before scheduling, whose edgeviz.quantize.run_int8 gives the testbench reference (default: the
     scheduled graph, evaluated op by op)."""
-    from edgeviz.quantize import run_int8
-
-    if isinstance(board, str):
-        board = est.load_board(board)
+    board = load_fpga_target(board)
     check_switches(schedule.switches)
     _check_ops(schedule)
     g = schedule.graph
@@ -448,41 +430,3 @@ def generate(schedule, plan, out_dir, board: str | est.Board = "zcu102", reuse: 
     (out / "estimate.json").write_text(json.dumps(estimate.to_dict(), indent=1))
     (out / "estimate.txt").write_text(estimate.report() + "\n")
     return HlsProject(out, board, estimate, rf, banks, in_bytes, out_bytes, int(len(xs)))
-
-
-def generate_from_graph(qgraph, out_dir, board: str | est.Board = "zcu102", reuse: int | dict | str = "auto",
-                        switches=None, **kw) -> HlsProject:
-    """Schedule (switches, default the FPGA default: see fpga_switches) and plan a quantized graph, then
-    write its HLS project."""
-    from edgeviz.passes import schedule as make_schedule
-    from edgeviz.planner import plan as make_plan
-
-    sw = fpga_switches(switches)
-    check_switches(sw)
-    s = make_schedule(qgraph, sw)
-    return generate(s, make_plan(s), out_dir, board, reuse, ref_graph=qgraph, **kw)
-
-
-def generate_from_model(model, out_dir, board: str | est.Board = "zcu102", calib=None,
-                        reuse: int | dict | str = "auto", n_vectors: int = 4, seed: int = 0,
-                        switches=None) -> HlsProject:
-    """`edgeviz build --target <fpga board>`: an edgeviz ViT (module or model file) -> HLS project.
-
-    calib: float images [B, C, H, W] for calibration; the first n_vectors of them, quantized, become the
-    testbench vectors. None: random normal images (scales then mean nothing: smoke tests only)."""
-    import torch
-
-    from edgeviz.compiler import graph_from_vit
-    from edgeviz.model import load_model
-    from edgeviz.quantize import quantize, quantize_image
-
-    if not isinstance(model, torch.nn.Module):
-        model = load_model(Path(model))
-    cfg = model.cfg
-    if calib is None:
-        calib = np.random.default_rng(seed).normal(size=(max(n_vectors, 8), cfg.in_chans, cfg.img_size, cfg.img_size))
-    calib = np.asarray(calib, dtype=np.float64)
-    g = graph_from_vit(model.eval())
-    quantize(g, calib)
-    xs = np.stack([quantize_image(g, x) for x in calib[:n_vectors]])
-    return generate_from_graph(g, out_dir, board, reuse, switches=switches, tb_inputs=xs, seed=seed)

@@ -1,10 +1,10 @@
 """The op registry: one module per op, each with its int8 reference, cost and C emitter."""
 from . import activation, add, attention, layernorm, linear, patch_embed, pool
-from .base import Op
+from .base import OPS, Op
 
-OPS: dict[str, Op] = {op.name: op for op in (
+OPS.update({op.name: op for op in (
     add.OP, attention.OP, attention.SPLIT, attention.SCORES, attention.SOFTMAX, attention.AV, activation.OP, layernorm.OP,
     linear.OP, patch_embed.OP, patch_embed.IM2COL, pool.SELECT, pool.MEAN,
-)}
+)})
 
 __all__ = ["OPS", "Op"]

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import erf
 
 from .. import intmath
-from .base import Elementwise
+from .base import OPS, Elementwise
 
 
 def _sigmoid(x):
@@ -95,6 +95,18 @@ class Activation(Elementwise):
 
     def run_int8(self, node, xs):
         return intmath.apply_lut(xs[0], node.qattrs["lut"])
+
+    def fold_epilogue(self, node, g):
+        """The table runs in the producer's requantisation epilogue (the linear before GELU)."""
+        src = g.producer(node.inputs[0])
+        if (src is None or not OPS[src.op].takes_table_epilogue or len(g.consumers(src.outputs[0])) != 1
+                or "lut" in src.qattrs):
+            return
+        src.qattrs["lut"] = node.qattrs["lut"]
+        dead = src.outputs[0]
+        src.outputs = list(node.outputs)
+        g.nodes.remove(node)
+        del g.tensors[dead]
 
     hls_kind = "lut"
 

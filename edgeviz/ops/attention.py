@@ -11,7 +11,8 @@ import math
 import numpy as np
 
 from .. import intmath
-from .base import Op
+from ..ir import Node
+from .base import OPS, Op
 
 # Query rows per pass over K and V (ev_attn_scores_rows / ev_attn_av_rows reuse each widened K/V
 # word for four rows); the score scratch is QUERY_BLOCK x N bytes. passes.CHAIN_BLOCK is this block.
@@ -30,10 +31,34 @@ def _split(qkv, heads):
     return t[..., 0, :, :, :], t[..., 1, :, :, :], t[..., 2, :, :, :]
 
 
+# V^T pays for its scattered writes once there are enough keys to stream: measured on the emulator
+# (whole models, -icount), 5 tokens +0.4..+0.7% instructions with V^T, 10 tokens -0.2%, 17-65 tokens
+# -0.7..-2.1%.
+V_T_MIN_TOKENS = 8
+
+
 class _StreamsKV(Op):
-    """The HLS side shared by the ops that read K and V over all tokens for each query row."""
+    """What the ops that read K and V over all tokens for each query row share: V^T, the HLS side."""
     reads_kv = True
     hls_template = True
+    kv_parts = 3                 # the K/V tensor they read is [q | k | v] (the split's kv: [k | v])
+
+    def transpose_v(self, node, g):
+        """The linear that writes the K/V tensor (qkv, or the split's kv: V is its last E columns) puts V
+        transposed after the other rows: [N, C - E] rows, then V^T [E, N]. p.v then reads each head
+        dim's values over all keys as one contiguous row, the same streaming kernel as q.k (ev__rk4).
+        Same bytes, same bits; a layout of the C backend (the HLS templates keep their own row layout
+        and ignore the mark)."""
+        t = node.inputs[-1]
+        lin = g.producer(t)
+        if (lin is None or lin.op != "linear" or "lut" in lin.qattrs or "v_t" in lin.attrs
+                or g.tensors[t].shape[0] < V_T_MIN_TOKENS
+                or any(not OPS[c.op].reads_kv for c in g.consumers(t))):
+            return
+        e = g.tensors[t].channels // self.kv_parts
+        lin.attrs = {**lin.attrs, "v_t": e}       # a new dict: the split's q linear shares the old one
+        for reader in g.consumers(t):
+            reader.attrs = {**reader.attrs, "v_t": e}
 
     def dims(self, node, g) -> tuple[int, int]:
         """(tokens, head dim)."""
@@ -68,8 +93,69 @@ class _StreamsKV(Op):
         return f"{a['m_qk']}, {a['s_qk']}, {lut}, {a['m_av']}, {a['s_av']}"
 
 
+def _slice_linear(q: dict, rows: slice) -> dict:
+    return {k: (v[rows] if k in ("w", "bias", "mult", "shift") else v) for k, v in q.items()}
+
+
 class Attention(_StreamsKV):
     name = "attention"
+    row_producer = True          # inside a chain it takes the chain's query rows (QUERY_BLOCK)
+
+    def split_qkv(self, node, g):
+        """qkv = linear(LN(x)) feeding attention -> kv = linear_kv(LN(x)) for all rows, plus a per-row
+        chain LN(x) -> linear_q -> attention row. Same bytes (per-channel requantisation, one output
+        scale), 3NE instead of 4NE live at the attention; costs one more LayerNorm (and the low-rank V
+        product) per row."""
+        qkv = node.inputs[0]
+        lin = g.producer(qkv)
+        if lin is None or lin.op != "linear" or len(g.consumers(qkv)) != 1 or "lut" in lin.qattrs:
+            return
+        path = [lin]
+        while path[0].op != "layernorm":
+            p = g.producer(path[0].inputs[0])
+            if p is None or p.op not in ("linear", "layernorm") or len(g.consumers(p.outputs[0])) != 1:
+                break
+            path.insert(0, p)
+        if path[0].op != "layernorm":
+            return
+        rows, e = g.tensors[qkv].rows, g.tensors[qkv].channels // 3
+        scale = g.tensors[qkv].scale
+        kv = g.add_tensor(node.name + "_kv", (rows, 2 * e))
+        q = g.add_tensor(node.name + "_q", (rows, e))
+        kv.scale = q.scale = scale
+        q_lin = Node("linear", lin.name + ".q", [], [q.name], lin.attrs, _slice_linear(lin.qattrs, slice(0, e)))
+        lin.qattrs = _slice_linear(lin.qattrs, slice(e, 3 * e))
+        lin.outputs = [kv.name]
+        del g.tensors[qkv]
+        copies, prev = [], path[0].inputs[0]
+        for n in path[:-1]:          # same names: their constants are shared, not duplicated in flash
+            t = g.add_tensor(n.outputs[0] + "_q", g.tensors[n.outputs[0]].shape)
+            t.scale = g.tensors[n.outputs[0]].scale
+            copies.append(Node(n.op, n.name, [prev], [t.name], n.attrs, n.qattrs))
+            prev = t.name
+        q_lin.inputs = [prev]
+        split = Node("attention_split", node.name, [q.name, kv.name], list(node.outputs), node.attrs, node.qattrs)
+        i = g.nodes.index(node)
+        g.nodes[i:i + 1] = copies + [q_lin, split]
+
+    def unfuse(self, node, g):
+        """scores (q k^T for every head) -> softmax -> p v, each materialised whole."""
+        qkv = node.inputs[0]
+        n_tok, three_e = g.tensors[qkv].shape
+        h = node.attrs["heads"]
+        q = node.qattrs
+        common = {"tokens": n_tok, "embed": three_e // 3, "heads": h}
+        scores = g.add_tensor(node.name + "_scores", (h * n_tok, n_tok))
+        probs = g.add_tensor(node.name + "_probs", (h * n_tok, n_tok))
+        i = g.nodes.index(node)
+        g.nodes[i:i + 1] = [
+            Node("attn_scores", node.name + ".scores", [qkv], [scores.name],
+                 dict(common, m_qk=q["m_qk"], s_qk=q["s_qk"])),
+            Node("softmax", node.name + ".softmax", [scores.name], [probs.name],
+                 {"exp_lut": q["exp_lut"], "lut_name": node.name + ".exp_lut"}),
+            Node("attn_av", node.name + ".av", [probs.name, qkv], list(node.outputs),
+                 dict(common, m_av=q["m_av"], s_av=q["s_av"])),
+        ]
 
     def hls_kv_buffer(self, node, chained):
         return node.inputs[0] if chained else None     # unchained: ev_attention copies K and V itself
@@ -130,7 +216,7 @@ class Attention(_StreamsKV):
 
 
 def _v_source(node, t: str, n: int, e: int, row_stride: int) -> tuple[str, bool]:
-    """Where V starts in tensor t and whether it is transposed (passes._transpose_v: V^T [E, N]
+    """Where V starts in tensor t and whether it is transposed (Op.transpose_v in ops/attention.py: V^T [E, N]
     after the [N, row_stride] rows) or the last E columns of each row."""
     if node.attrs.get("v_t"):
         return f"{t} + {n * row_stride}", True
@@ -171,10 +257,11 @@ def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratc
 
 
 class AttentionSplit(_StreamsKV):
-    """Fused form after the qkv split (passes._split_qkv): query rows arrive one block at a time,
+    """Fused form after the qkv split (Attention.split_qkv): query rows arrive one block at a time,
     K and V for all tokens sit in kv [N, 2E] laid out per token as [2, H, dh]."""
     name = "attention_split"
     rowwise_inputs = (0,)
+    kv_parts = 2
 
     def dims(self, node, g):
         ntok, two_e = g.tensors[node.inputs[1]].shape

@@ -6,7 +6,12 @@ import math
 import numpy as np
 
 from .. import intmath
+from ..errors import EdgevizError
 from ..ir import Graph, Node
+
+# op name -> its Op instance; filled by edgeviz/ops/__init__.py (here so an op module can ask what
+# another node's op is without importing the registry that imports it)
+OPS: dict[str, "Op"] = {}
 
 
 class Op:
@@ -20,7 +25,7 @@ class Op:
     # Element-wise over rows whose output may be written over its input as it goes (token overwriting
     # of an unchained step).
     inplace = False
-    # Streams K and V from the qkv (or kv) tensor: such readers may take V transposed (passes._transpose_v).
+    # Streams K and V from the qkv (or kv) tensor: such readers may take V transposed (Op.transpose_v in ops/attention.py).
     reads_kv = False
     # Can write a residual-stream tensor whose prefix-token rows have a scale of their own
     # (quantize.prefix_scaled); reads_prefix_scaled says whether a node takes such a tensor apart.
@@ -37,12 +42,57 @@ class Op:
         """The smallest output scale the op's integer parameters can express."""
         return 0.0
 
+    # Facts the frontend reads the model with. takes_prefix_tokens: constant token rows put in front of
+    # this op's fresh output become its `prefix` attr (the patch embedding's cls / register tokens).
+    # rows_per_channel: output channel i comes from row i of attrs w (and b) alone, so nodes of this op
+    # over one input merge into one by stacking rows (the q, k, v Linear layers into one qkv).
+    takes_prefix_tokens = False
+    rows_per_channel = False
+
+    def simplify(self, node: Node, g: Graph) -> None:
+        """An exact rewrite the frontend applies around this node after import."""
+
     # The frontend folds a constant added to or multiplied into a fresh output into its producer
     # (m: the constant laid over the output, [rows, channels]); False when the op cannot take it.
     def fold_add(self, node: Node, m: np.ndarray) -> bool:
         return False
 
     def fold_mul(self, node: Node, m: np.ndarray) -> bool:
+        return False
+
+    # ------------------------------------------------------------ schedule rewrites (edgeviz.passes)
+    # Each rewrites the graph around one node of this op without changing a byte of any value. The
+    # passes call a hook on every node, in graph order, when the switches ask for it.
+    @property
+    def row_producer(self) -> bool:
+        """Can produce its output a row block at a time inside a chain (operator integration)."""
+        return bool(self.rowwise_inputs)
+
+    # A table (an element-wise function of one int8 tensor) can run in this op's requantisation
+    # epilogue, so the table op folds into it under operator integration.
+    takes_table_epilogue = False
+
+    def fold_epilogue(self, node: Node, g: Graph) -> None:
+        """Operator integration: fold this node into its producer's epilogue."""
+
+    def split_qkv(self, node: Node, g: Graph) -> None:
+        """The qkv split (part of operator integration): K, V for all tokens, q per row."""
+
+    def unfuse(self, node: Node, g: Graph) -> None:
+        """Operator integration off: replace a fused node by the ops it fuses."""
+
+    def pad_rank(self, node: Node, g: Graph) -> int:
+        """Pad a width to the C kernel's stride with zero weights; returns the constant bytes added."""
+        return 0
+
+    def transpose_v(self, node: Node, g: Graph) -> None:
+        """C layout: V stored transposed for a K/V reader."""
+
+    def materialise_input(self, node: Node, g: Graph) -> None:
+        """Patch-embedding decomposition off: materialise what the op gathers on the fly."""
+
+    def scatters_rows(self, node: Node) -> bool:
+        """Writes output rows out of row order (so its output may not overwrite an input row by row)."""
         return False
 
     # ------------------------------------------------------------ float reference
@@ -91,7 +141,6 @@ class Op:
         return None
 
     def emit_hls(self, node: Node, e, ins: list[str], out: str, rows: int, chained: bool) -> list[str]:
-        from ..errors import EdgevizError
         raise EdgevizError(f"the HLS backend has no template for op '{node.op}' ({node.name})")
 
     # ------------------------------------------------------------ C

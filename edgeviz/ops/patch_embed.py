@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import intmath
+from ..ir import Node
 from .base import Op, hls_mac_reuse, quantize_weights, requant_params
 
 
@@ -24,6 +25,16 @@ def im2col(img: np.ndarray, p: int) -> np.ndarray:
 class PatchEmbed(Op):
     name = "patch_embed"
     writes_prefix_scaled = True
+    takes_prefix_tokens = True
+
+    def materialise_input(self, node, g):
+        """No patch-embedding decomposition: an im2col step first writes the [patches, C*p*p] matrix."""
+        c, h, w = g.tensors[node.inputs[0]].shape
+        p = node.attrs["patch"]
+        cols = g.add_tensor("im2col", ((h // p) * (w // p), c * p * p))
+        g.nodes.insert(g.nodes.index(node), Node("im2col", "im2col", [node.inputs[0]], [cols.name], {"patch": p}))
+        node.attrs["decompose"] = False
+        node.inputs = [node.inputs[0], cols.name]
 
     def prefix_rows(self, node):
         return 0 if node.attrs.get("prefix") is None else int(node.attrs["prefix"].shape[0])
@@ -153,8 +164,8 @@ class Im2col(Op):
     hls_template = True
 
     def hls_spec(self, node, g, chained):
-        # the gather is a one-element-per-cycle copy of the whole patch matrix (the cls copy's cost model)
-        return "cls", {"c": g.tensors[node.outputs[0]].nbytes}
+        # the gather is a one-element-per-cycle copy of the whole patch matrix
+        return "copy", {"c": g.tensors[node.outputs[0]].nbytes}
 
     def emit_hls(self, node, e, ins, out, rows, chained):
         ch, hh, ww = e.g.tensors[node.inputs[0]].shape

@@ -1,15 +1,30 @@
 """Token pooling before the classifier: cls-token selection or the mean over tokens."""
 from __future__ import annotations
 
-from .. import intmath
 import numpy as np
 
+from .. import intmath
 from .base import Op, requant_params
 
 
 class SelectToken(Op):
     name = "select_token"
     keeps_scale = True
+
+    def simplify(self, node, g):
+        """select_token(layernorm(x)) == layernorm(select_token(x)) row for row: normalise one token only."""
+        ln = g.producer(node.inputs[0])
+        if ln is None or ln.op != "layernorm" or len(g.consumers(ln.outputs[0])) != 1:
+            return
+        x, ln_out, sel_out = ln.inputs[0], ln.outputs[0], node.outputs[0]
+        for c in g.consumers(sel_out):
+            c.inputs = [ln_out if i == sel_out else i for i in c.inputs]
+        if sel_out in g.outputs:
+            g.outputs = [ln_out if o == sel_out else o for o in g.outputs]
+        node.inputs, ln.inputs = [x], [sel_out]
+        g.tensors[ln_out].shape = g.tensors[sel_out].shape
+        i, j = g.nodes.index(ln), g.nodes.index(node)
+        g.nodes[i], g.nodes[j] = g.nodes[j], g.nodes[i]
 
     def reads_prefix_scaled(self, node, prefix_rows):
         return True
@@ -23,7 +38,7 @@ class SelectToken(Op):
     hls_template = True
 
     def hls_spec(self, node, g, chained):
-        return "cls", {"c": g.tensors[node.outputs[0]].channels}
+        return "copy", {"c": g.tensors[node.outputs[0]].channels}
 
     def emit_hls(self, node, e, ins, out, rows, chained):
         ch = e.g.tensors[node.outputs[0]].channels

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from ..errors import EdgevizError
-from .builddir import Build, load_build
+from .builddir import Build, check_model, load_build
 from .client import Device, open_port
 from .flash import flash, is_emulated  # noqa: F401  (re-exported: edgeviz.runner.api.flash)
 from .qemu import EMULATOR_PORT, Emulator
@@ -23,19 +23,6 @@ __all__ = ["flash", "profile", "validate", "session", "check_model"]
 
 EMULATOR_NOTE = ("instruction counts from QEMU -icount (1 per executed instruction), not Cortex-M7 cycles: "
                  "caches, TCM, wait states and dual issue are not modelled; measure latency on a board")
-
-
-def check_model(build: Build, info: dict, where: str) -> None:
-    """The device must run the build's model; otherwise one line saying what to flash."""
-    if info["model_id"] != build.model_id:
-        raise EdgevizError(f"{where} runs model 0x{info['model_id']:08x}, but {build.path} is model "
-                           f"0x{build.model_id:08x}: flash this build first (edgeviz flash {build.path})")
-    if info["input_bytes"] != build.input_bytes or info["output_bytes"] != build.output_bytes:
-        raise EdgevizError(f"{where} reports input/output of {info['input_bytes']}/{info['output_bytes']} bytes but "
-                           f"{build.path}/build.json says {build.input_bytes}/{build.output_bytes}: rebuild it")
-    if info["num_layers"] != len(build.layers):
-        raise EdgevizError(f"{where} reports {info['num_layers']} layers but {build.path}/build.json lists "
-                           f"{len(build.layers)}: rebuild it")
 
 
 @contextlib.contextmanager

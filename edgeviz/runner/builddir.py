@@ -126,3 +126,16 @@ def read_u32_symbol(elf: Path, name: str) -> int | None:
     except (struct.error, ValueError, IndexError):
         raise EdgevizError(f"{elf} is truncated or corrupt; rebuild the firmware") from None
     return None
+
+
+def check_model(build: Build, info: dict, where: str) -> None:
+    """The device must run the build's model; otherwise one line saying what to flash."""
+    if info["model_id"] != build.model_id:
+        raise EdgevizError(f"{where} runs model 0x{info['model_id']:08x}, but {build.path} is model "
+                           f"0x{build.model_id:08x}: flash this build first (edgeviz flash {build.path})")
+    if info["input_bytes"] != build.input_bytes or info["output_bytes"] != build.output_bytes:
+        raise EdgevizError(f"{where} reports input/output of {info['input_bytes']}/{info['output_bytes']} bytes but "
+                           f"{build.path}/build.json says {build.input_bytes}/{build.output_bytes}: rebuild it")
+    if info["num_layers"] != len(build.layers):
+        raise EdgevizError(f"{where} reports {info['num_layers']} layers but {build.path}/build.json lists "
+                           f"{len(build.layers)}: rebuild it")

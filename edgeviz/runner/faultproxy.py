@@ -16,6 +16,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from ..errors import EdgevizError
+from .client import Device, open_port
+from .qemu import Emulator
+
 
 @dataclass
 class FaultConfig:
@@ -193,9 +197,6 @@ def run_campaign(elf, n: int, config: FaultConfig, expected, *, input_bytes: int
 
     expected(input_bytes) -> output bytes the model must return. Counts results that were accepted
     but wrong (must be 0), clear EdgevizErrors, and the slowest request (success or failure)."""
-    from ..errors import EdgevizError
-    from .client import Device, open_port
-    from .qemu import Emulator
 
     rng = random.Random(seed + 1)
     res = {"n": n, "ok": 0, "wrong": 0, "errors": 0, "error_messages": {}, "slowest_s": 0.0}

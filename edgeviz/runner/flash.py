@@ -12,7 +12,9 @@ from pathlib import Path
 
 from ..errors import EdgevizError
 from ..targets import load_target
-from .builddir import Build, load_build
+from .builddir import Build, check_model, load_build
+from .client import Device, open_port
+from .qemu import Emulator
 
 FLASH_TIMEOUT_S = 120
 KNOWN_TOOLS = ("pyocd", "openocd", "st-flash")
@@ -70,10 +72,6 @@ def flash(build_dir, probe: str = "auto", *, timeout: float = FLASH_TIMEOUT_S) -
 
 
 def _boot_emulator(build: Build) -> dict:
-    from .api import check_model
-    from .client import Device, open_port
-    from .qemu import Emulator
-
     with Emulator(build.elf) as emu:
         with Device(open_port(emu.url), name="emulator", alive=emu.dead) as dev:
             info = dev.info()

@@ -61,7 +61,7 @@ def production_planner(target: str = "stm32f746", sram_budget: int | None = None
                        switches=None) -> Planner:
     """``edgeviz.compiler.plan_config`` bound to a target and budgets: the only memory judge of the product."""
     try:
-        from edgeviz.compiler import plan_config
+        from edgeviz.lower import plan_config
     except ImportError as e:
         raise EdgevizError(f"the memory planner edgeviz.compiler.plan_config is not available ({e})") from None
     kw = {"sram_budget": sram_budget, "flash_budget": flash_budget}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EdgevizError
-from .resources import data_dir
+from ..errors import EdgevizError
+from ..resources import data_dir
 
 
 def kernel_sources() -> list[Path]:

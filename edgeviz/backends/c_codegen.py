@@ -9,9 +9,9 @@ import re
 
 import numpy as np
 
-from .ops import OPS
-from .passes import Schedule
-from .planner import Plan
+from ..ops import OPS
+from ..passes import Schedule
+from ..planner import Plan
 
 _CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t",
            np.dtype(np.uint16): "uint16_t"}

@@ -1,0 +1,90 @@
+"""What every backend offers, and what the pipeline hands it.
+
+A backend turns a lowered model (a quantized graph, its schedule and its arena plan for one target)
+into a project for one kind of target, and says whether it fits. `edgeviz.lower` runs the
+schedule and the planner and asks the backend two things on the way (which switches, which of the
+candidate schedules); the jobs in `edgeviz.project` then ask it to emit, analyze or run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import EdgevizError
+from ..ir import Graph
+from ..ops import OPS
+from ..passes import Schedule, Switches
+from ..planner import Plan
+from ..targets import Target
+
+
+@dataclass
+class Lowered:
+    """A quantized graph lowered for one target: the unit every backend works on."""
+    graph: Graph                   # the quantized graph before scheduling: run_int8 on it is the spec
+    schedule: Schedule
+    plan: Plan
+    target: Target
+    backend: "Backend"
+
+    @property
+    def weights_bytes(self) -> int:
+        return graph_flash(self.graph, self.schedule)
+
+    @property
+    def macs(self) -> int:
+        return graph_macs(self.schedule.graph)
+
+
+def graph_macs(g: Graph) -> int:
+    """MACs of a graph; of a schedule's graph, the MACs the device executes (recomputed rows included)."""
+    return sum(OPS[n.op].macs(n, g) for n in g.nodes)
+
+
+def graph_flash(g: Graph, s: Schedule | None = None) -> int:
+    """Constant bytes of a graph; with its schedule, plus the zero weights the schedule padded in."""
+    return sum(OPS[n.op].flash_bytes(n) for n in g.nodes) + (s.pad_bytes if s is not None else 0)
+
+
+class Backend:
+    """One kind of target. Subclasses set `kind` (the targets' `kind` field that selects them) and
+    override what differs; `edgeviz.backends.BACKENDS` holds one instance per kind."""
+
+    kind = ""
+
+    # ---- lowering policy (asked by edgeviz.lower)
+    def switches(self, requested: Switches | None) -> Switches:
+        """The schedule switches to build with: the requested ones (checked), else the kind's default."""
+        return Switches() if requested is None else requested
+
+    def candidate_switches(self, switches: Switches, exact: bool) -> list[Switches]:
+        """Schedules to try, in order of preference; lower keeps the first with the smallest arena."""
+        return [switches]
+
+    def fit(self, low: Lowered, sram_budget: int | None = None, flash_budget: int | None = None) -> str:
+        """'' when the lowered model fits the target (and the budgets), else one line saying where
+        and by how much."""
+        raise NotImplementedError
+
+    # ---- jobs (asked by edgeviz.project)
+    def emit(self, low: Lowered, out: Path, *, name: str, x_check, module=None, test=None, say=None,
+             **options) -> dict:
+        """Write the project for `low` into `out` atomically and check it against the int8 reference;
+        returns the build summary (build.json). name: the model's file name; x_check: float inputs
+        [B, C, H, W] to check with; module / test: the float model and held-out data for accuracy, when
+        there are; say: progress callback (edgeviz.project.Phases); options: the backend's own."""
+        raise NotImplementedError
+
+    def analyze(self, low: Lowered, options: dict) -> dict:
+        """Cost per layer and in total, without building anything."""
+        raise NotImplementedError
+
+    def compile(self, low: Lowered):
+        """The generated sources in memory (the MCU's C), for Python callers and tests."""
+        raise EdgevizError(f"the {self.kind} backend writes its sources with build; compile gives C for an MCU "
+                           f"target, and {low.target.name} is not one")
+
+
+def unfused(switches: Switches) -> Switches:
+    """The same switches with operator integration (and so the qkv split, a part of it) off."""
+    return replace(switches, fuse=False, split_qkv=False)

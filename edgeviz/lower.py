@@ -1,0 +1,69 @@
+"""The pipeline's middle: a quantized graph and a target -> schedule, plan, fit. The only caller of
+edgeviz.passes.schedule and edgeviz.planner.plan.
+
+`edgeviz build` and `analyze` lower the model they import; `edgeviz search` lowers each candidate
+through `plan_config`. Both ask the same backend (chosen by the target's kind) the same questions,
+so a searched budget is what the build links (MCU) or places in BRAM (FPGA).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .backends import backend_for
+from .backends.base import Lowered
+from .frontend import graph_from_vit
+from .ir import Graph
+from .model import ViT, ViTConfig
+from .passes import Switches, schedule
+from .planner import plan
+from .quantize import quantize
+from .targets import Target, load_target
+
+
+def lower(g: Graph, target: str | Target, switches: Switches | None = None, exact: bool = False) -> Lowered:
+    """Schedule and plan a quantized graph for a target. switches: None for the backend's default.
+    The backend may offer other schedules (the MCU: operator integration off, where that plans a
+    smaller arena); the smallest arena wins, the first on a tie. ``exact``: the switches as given."""
+    t = load_target(target)
+    backend = backend_for(t)
+    best = None
+    for sw in backend.candidate_switches(backend.switches(switches), exact):
+        s = schedule(g, sw)
+        p = plan(s, t)
+        if best is None or p.peak < best[1].peak:
+            if best is not None:
+                s.note = (f"operator integration off: {p.peak:,} B unfused against {best[1].peak:,} B fused"
+                          if best[0].switches.fuse and not sw.fuse else f"{sw.label()}: {p.peak:,} B")
+            best = (s, p)
+    return Lowered(g, best[0], best[1], t, backend)
+
+
+@dataclass
+class MemoryReport:
+    peak_sram: int                 # arena bytes = what the firmware links (FPGA: on-chip buffer bytes)
+    banks: dict[str, int]
+    flash: int                     # weights + the target's runtime code
+    macs: int
+    lower_bound: int
+    fits: bool
+    why: str = ""
+
+
+def plan_config(cfg: ViTConfig, target: str | Target = "stm32f746", switches: Switches | None = None,
+                sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0) -> MemoryReport:
+    """Judge a configuration exactly as `edgeviz build` would, on any kind of target: same IR, same
+    schedule, same planner, same fit check. switches: None for the target's default.
+
+    Memory does not depend on weight values or ranges: random weights and unit ranges give the
+    exact arena and flash sizes.
+    """
+    t = load_target(target)
+    torch.manual_seed(seed)
+    g = graph_from_vit(ViT(cfg).eval())
+    quantize(g, None)
+    low = lower(g, t, switches)
+    why = low.backend.fit(low, sram_budget, flash_budget)
+    return MemoryReport(low.plan.peak, low.plan.banks, low.weights_bytes + t.code_bytes, low.macs,
+                        low.plan.lower_bound, not why, why)
