@@ -6,8 +6,8 @@
  * Like ev_linear_s8 they are int32 dot products of int8 vectors followed by ev_requant, kept in
  * uint32_t on the portable path so that overflow wraps; with one (m, s) for every output and no
  * bias. The single-row q.k kernel is ev_linear.c's core (ev__gemm, ev_dsp.h) where its own DSP
- * code does not apply; the DSP helpers are shared with ev_linear.c through ev_dsp.h; ev__rk4 is
- * below, ev__t42 / ev__t42r in ev_linear.c.
+ * code does not apply; the DSP helpers are shared with ev_linear.c through ev_dsp.h; ev__rk4 is in
+ * ev_attention_m7.S, ev__t42 / ev__t42r in ev_linear_m7.S.
  */
 #include "ev_dsp.h"
 
@@ -233,17 +233,11 @@ ev__scores_quad(const int8_t *q, int q_stride, const int8_t *k, int k_stride, in
     }
 }
 
-/* ev__rk4: the attention products (q.k, and p.v over the qkv split's V^T) as 4 rows x n channels
- * with one multiplier at shift 32 for every output, which is SMMULR ((acc m + 2^31) >> 32, the
- * same formula as ev_requant) + SSAT: quantize.py gives attention s = 32 for this. The 4 rows are
- * widened once (ev__widen_r order: per group the 4 low halves, then the 4 high halves, LDM four
- * words at a time); channel c's kq weight words start at w + c * (4 kq + w_adv) and are widened
- * in registers as they stream (LDR + 2 SXTB16, shared by the 4 rows): 13 instructions per 16
- * MACs. The first group of a channel uses SMUAD (no accumulator reset); the other kq - 1 groups
- * are the last kq - 1 of an unrolled chain of EV__RK_MAXQ - 1, entered by a jump computed once
- * per call, so there is no loop counter in the MAC loop. Per channel after the MACs: SMMULR +
- * SSAT + STRB per row, one add for the next channel's weights, one for y: 18 instructions. */
-#define EV__RK_MAXQ 64
+/* ev__rk4 (ev_attention_m7.S, which explains the routine): 4 rows x n channels with one
+ * multiplier at shift 32 for every output (SMMULR + SSAT: quantize.py gives attention s = 32 for
+ * this); the 4 rows widened once in ev__widen4 order (per group the 4 low halves, then the 4 high
+ * halves), channel c's kq weight words at w + c * (4 kq + w_adv), widened as they stream. The
+ * offsets are the assembly's. */
 struct ev__rka {
     const uint32_t *xq;       /*  0: the widened rows */
     int32_t m;                /*  4: multiplier, shift 32 */
@@ -254,66 +248,9 @@ struct ev__rka {
     int32_t n;                /* 32: channels >= 1 */
     int32_t kq;               /* 36: groups of 4 inputs, 1..EV__RK_MAXQ */
 };
+EV__ASM_OFFSET(ev__rka, w, 24);
+EV__ASM_OFFSET(ev__rka, kq, 36);
 EV__PRIVATE void ev__rk4(const struct ev__rka *a);
-
-/* xq r0, w r1, y r2, wl r3, wh r12, acc r4-r7, x r8-r11, y end lr. 13 32-bit instructions, 52
- * bytes (the entry computation below counts on it). */
-#define EV__RK4_GROUP(OP, A4, A5, A6, A7)                                                      \
-    "ldr.w r12, [r1], #4\n\t"                                                                  \
-    "sxtb16 r3, r12\n\t"                                                                       \
-    "sxtb16 r12, r12, ror #8\n\t"                                                              \
-    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
-    OP " r4, r8, r3" A4 "\n\t"                                                                 \
-    OP " r5, r9, r3" A5 "\n\t"                                                                 \
-    OP " r6, r10, r3" A6 "\n\t"                                                                \
-    OP " r7, r11, r3" A7 "\n\t"                                                                \
-    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
-    "smlad r4, r8, r12, r4\n\t"                                                                \
-    "smlad r5, r9, r12, r5\n\t"                                                                \
-    "smlad r6, r10, r12, r6\n\t"                                                               \
-    "smlad r7, r11, r12, r7\n\t"
-__asm__(EV__FN_BEGIN("ev__rk4")
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #32\n\t"
-        "ldm r0!, {r1-r6}\n\t"
-        "stm sp, {r1-r6}\n\t"             /* xq, m, w_adv, ys, ys2, ys3; [sp, #24]: the entry */
-        "ldm r0, {r1, r2, r4, r5}\n\t"    /* w, y, n, kq */
-        "add lr, r2, r4\n\t"
-        "adr.w r3, 9f\n\t"
-        "sub r5, r5, #1\n\t"
-        "mov r12, #52\n\t"
-        "mls r3, r12, r5, r3\n\t"         /* skip the chain's first EV__RK_MAXQ - kq groups */
-        "orr r3, r3, #1\n\t"
-        "str r3, [sp, #24]\n\t"
-        "ldr r0, [sp]\n"
-        "1:\n\t"
-        EV__RK4_GROUP("smuad", "", "", "", "")
-        "ldr pc, [sp, #24]\n\t"
-        ".rept 63\n\t"                    /* EV__RK_MAXQ - 1 */
-        EV__RK4_GROUP("smlad", ", r4", ", r5", ", r6", ", r7")
-        ".endr\n"
-        "9:\n\t"
-        "ldm sp, {r0, r3, r8-r11}\n\t"    /* xq, m, w_adv, ys, ys2, ys3 */
-        "add r1, r1, r8\n\t"
-        "smmulr r4, r4, r3\n\t"
-        "ssat r4, #8, r4\n\t"
-        "smmulr r5, r5, r3\n\t"
-        "ssat r5, #8, r5\n\t"
-        "smmulr r6, r6, r3\n\t"
-        "ssat r6, #8, r6\n\t"
-        "smmulr r7, r7, r3\n\t"
-        "ssat r7, #8, r7\n\t"
-        "strb r4, [r2]\n\t"
-        "strb r5, [r2, r9]\n\t"
-        "strb r6, [r2, r10]\n\t"
-        "strb r7, [r2, r11]\n\t"
-        "add r2, r2, #1\n\t"
-        "cmp r2, lr\n\t"
-        "bne 1b\n\t"
-        "add sp, sp, #32\n\t"
-        "pop {r4-r11, pc}\n\t"
-        EV__FN_END("ev__rk4"));
-#undef EV__RK4_GROUP
 
 static void ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
                            int dh, int32_t m, int8_t *scores, int s_stride);

@@ -7,15 +7,41 @@
  *  - DSP build (EV_KERNELS_DSP): the SMLAD/SXTB16 helpers both files use (widening, LDRD/STRD,
  *    requantisation, the 1 x 2 tile) as static inline functions, so that each file inlines them
  *    exactly as ev_linear.c did when it held both; and the prototypes of the assembly routines
- *    both call (ev__t42, ev__t42r in ev_linear.c), with the macros that open and close an
- *    assembly routine.
+ *    both call (ev__t42, ev__t42r in ev_linear_m7.S).
+ *  - Assembly sources (ev_*_m7.S include this file with __ASSEMBLER__ defined): the macros that
+ *    open and close a routine. EV__RK_MAXQ is read by both languages.
  */
 #ifndef EV_DSP_H
 #define EV_DSP_H
 
 #include "ev_kernels.h"
 
+/* ev__rk4's unrolled MAC chain (ev_attention_m7.S) covers 1..EV__RK_MAXQ groups of 4 inputs;
+ * ev_attention.c sends it only reductions that fit (dh or keys <= 4 * EV__RK_MAXQ). */
+#define EV__RK_MAXQ 64
 
+#ifdef __ASSEMBLER__
+
+#if EV_KERNELS_DSP
+/* Every assembly routine: a hidden global Thumb function in a section of its own (so the
+ * linker drops the unused ones), word aligned (ev__rk4 takes its chain's address with ADR). */
+.macro EV__FN_BEGIN name
+    .section .text.\name,"ax",%progbits
+    .balign 4
+    .global \name
+    .hidden \name
+    .thumb_func
+    .type \name, %function
+\name:
+.endm
+.macro EV__FN_END name
+    .size \name, .-\name
+.endm
+#endif /* EV_KERNELS_DSP */
+
+#else /* C */
+
+#include <stddef.h>
 #include <string.h>
 
 #if EV_KERNELS_DSP
@@ -219,7 +245,12 @@ static inline void ev__t12_a(const uint32_t *xb, int kq, const int8_t *w0, const
     acc[0] = a0; acc[1] = a1;
 }
 
-/* 4 widened rows x 2 widened channels, in assembly (ev_linear.c, which explains why and how).
+/* The assembly routines read their operand structs at fixed offsets: a build whose layout differs
+ * fails here (an array of size -1) instead of in the routine. C99 has no _Static_assert. */
+#define EV__ASM_OFFSET(type, field, off)                                                       \
+    typedef char ev__asm_offset_##type##_##field[offsetof(struct type, field) == (off) ? 1 : -1]
+
+/* 4 widened rows x 2 widened channels, in assembly (ev_linear_m7.S, which explains why and how).
  * xq per group: (x0 lo, x1 lo, x2 lo, x3 lo, x0 hi, x1 hi, x2 hi, x3 hi); wb per group: (w0 lo,
  * w1 lo, w0 hi, w1 hi). acc[2r + c] = init[2r + c] + row r . channel c over kq >= 1 groups.
  * Called through the AAPCS: r0 xq, r1 wb, r2 kq, r3 init, [sp] acc. */
@@ -239,25 +270,14 @@ struct ev__t42q {
     int32_t m0, r0, t0;     /* 16: channel 0's requantisation (ev__q m, r, t) */
     int32_t m1, r1, t1;     /* 28: channel 1's */
 };
+EV__ASM_OFFSET(ev__t42q, lut, 12);
+EV__ASM_OFFSET(ev__t42q, m1, 28);
 EV__PRIVATE void ev__t42r(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
 EV__PRIVATE void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq,
                               const struct ev__t42q *a);
 
-/* Every assembly routine (ev_linear.c, ev_attention.c): a hidden global Thumb function in a
- * section of its own (so the linker drops the unused ones). */
-#define EV__FN_BEGIN(NAME)                                                                     \
-    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
-    ".balign 4\n\t"                                                                            \
-    ".global " NAME "\n\t"                                                                     \
-    ".hidden " NAME "\n\t"                                                                     \
-    ".thumb\n\t"                                                                               \
-    ".thumb_func\n\t"                                                                          \
-    ".type " NAME ", %function\n"                                                              \
-    NAME ":\n\t"
-#define EV__FN_END(NAME)                                                                       \
-    ".size " NAME ", .-" NAME "\n\t"                                                           \
-    ".popsection"
-
 #endif /* EV_KERNELS_DSP */
+
+#endif /* __ASSEMBLER__ */
 
 #endif /* EV_DSP_H */

@@ -6,7 +6,7 @@
  *
  * Its core, ev__gemm, also serves the single-row q.k kernel (ev_attention.c) for the sizes that
  * kernel's own DSP code does not take. The helpers both files use are in ev_dsp.h; this file's
- * assembly routines (and ev__t42, which the attention kernels call too) are below.
+ * assembly routines (and ev__t42, which the attention kernels call too) in ev_linear_m7.S.
  */
 #include "ev_dsp.h"
 
@@ -57,7 +57,7 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  * bits):
  *  S. rows >= 4, in % 16 == 0, in <= 304 and a bias: blocks of 4 and 5 x rows widened once,
  *     each channel's weights widened in registers as they stream through an assembly routine
- *     that loops over all channels (ev__rs4 / ev__rs5, below). 1..3 rows it cannot
+ *     that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3 rows it cannot
  *     place in blocks (6, 7 and 11 rows) continue with A/B.
  *  A. rows >= 4 and in <= 259 otherwise: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
@@ -306,114 +306,6 @@ ev__rqf(uint32_t acc, int32_t m, int32_t r, int32_t t, const int8_t *lut)
     return lut ? lut[v + 128] : (int8_t)v;
 }
 
-
-/* 4 widened rows x 2 widened channels, in assembly. xq per group: (x0 lo, x1 lo, x2 lo, x3 lo,
- * x0 hi, x1 hi, x2 hi, x3 hi); wb per group: (w0 lo, w1 lo, w0 hi, w1 hi). acc[2r + c] =
- * init[2r + c] + row r . channel c over kq >= 1 groups.
- *
- * Per half group: LDRD x0,x1 + LDRD w0,w1 + 4 SMLAD + LDRD x2,x3 + 4 SMLAD, i.e. 3 loads and
- * 8 SMLAD per 16 MACs (1.45 MACs/instruction) against 4 + 8 for the 2 x 2 tile (1.33): each
- * widened weight pair feeds four rows. That needs 8 accumulators, 4 data registers and 2
- * pointers, all 14 allocatable registers, which C with inline asm cannot get from GCC (and at
- * -O0 with a frame pointer has 13): hence a whole assembly routine. The end pointer lives on
- * the stack and is reloaded into a free data register once per two groups (3 instructions per
- * 64 MACs). */
-#define EV__T42_HALF                                                                           \
-    "ldrd r2, r3, [r0], #8\n\t"                                                                \
-    "ldrd r12, lr, [r1], #8\n\t"                                                               \
-    "smlad r4, r2, r12, r4\n\t"                                                                \
-    "smlad r5, r2, lr, r5\n\t"                                                                 \
-    "smlad r6, r3, r12, r6\n\t"                                                                \
-    "smlad r7, r3, lr, r7\n\t"                                                                 \
-    "ldrd r2, r3, [r0], #8\n\t"                                                                \
-    "smlad r8, r2, r12, r8\n\t"                                                                \
-    "smlad r9, r2, lr, r9\n\t"                                                                 \
-    "smlad r10, r3, r12, r10\n\t"                                                              \
-    "smlad r11, r3, lr, r11\n\t"
-/* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
- * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
- * no register is free to hold the end) costs 3 instructions per 128 MACs. */
-#define EV__T42_GROUP EV__T42_HALF EV__T42_HALF
-#define EV__T42_LOOP                                                                           \
-    "lsls r2, r2, #31\n\t"            /* Z: kq even; C: bit 1 of kq */                         \
-    "beq 1f\n\t"                                                                               \
-    EV__T42_GROUP                                                                              \
-    "1:\n\t"                                                                                   \
-    "bcc 2f\n\t"                                                                               \
-    EV__T42_GROUP EV__T42_GROUP                                                                \
-    "2:\n\t"                                                                                   \
-    "ldr r2, [sp, #4]\n\t"                                                                     \
-    "cmp r1, r2\n\t"                                                                           \
-    "beq 4f\n"                                                                                 \
-    "3:\n\t"                                                                                   \
-    EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP                                    \
-    "ldr r2, [sp, #4]\n\t"                                                                     \
-    "cmp r1, r2\n\t"                                                                           \
-    "bne 3b\n"                                                                                 \
-    "4:\n\t"
-__asm__(EV__FN_BEGIN("ev__t42")
-        "push {r4-r11, lr}\n\t"
-        "ldm r3, {r4-r11}\n\t"
-        "add r12, r1, r2, lsl #4\n\t"    /* wb end: 16 bytes per group */
-        "push {r3, r12}\n\t"             /* wb end at [sp, #4]; acc now at [sp, #44] */
-        EV__T42_LOOP
-        "ldr r3, [sp, #44]\n\t"
-        "stm r3, {r4-r11}\n\t"
-        "add sp, sp, #8\n\t"
-        "pop {r4-r11, pc}\n\t"
-        EV__FN_END("ev__t42"));
-/* ev__t42r / ev__t42r_lut (ev_dsp.h): ev__t42's loop, then the requantisation and stores;
- * r3 points at a struct ev__t42q: */
-/* one output: acc register R requantised with r1 = m, r2 = round, r3 = shift */
-#define EV__RQ(R) "smmla " R ", " R ", r1, r2\n\t" "asr " R ", " R ", r3\n\t" "ssat " R ", #8, " R "\n\t"
-#define EV__LUT(R) "ldrsb " R ", [lr, " R "]\n\t"
-/* channel c's four sums a, b, c, d (rows 0..3) to r0, r0 + ys, r0 + 2 ys, r0 + 3 ys (ys in r12) */
-#define EV__T42R_BODY(NAME, LUT)                                                               \
-    EV__FN_BEGIN(NAME)                                                                         \
-    "push {r4-r11, lr}\n\t"                                                                    \
-    "ldr r12, [r3]\n\t"                                                                        \
-    "ldm r12, {r4-r11}\n\t"                                                                    \
-    "add r12, r1, r2, lsl #4\n\t"                                                              \
-    "push {r3, r12}\n\t"              /* [sp] a, [sp, #4] wb end */                            \
-    EV__T42_LOOP                                                                               \
-    "pop {r3, r12}\n\t"                                                                        \
-    "ldrd r0, r12, [r3, #4]\n\t"      /* y, ys */                                              \
-    "ldr lr, [r3, #12]\n\t"                                                                    \
-    "add lr, lr, #128\n\t"            /* lut + 128: index by the signed value */               \
-    "push {r3}\n\t"                                                                            \
-    "add r3, r3, #16\n\t"                                                                      \
-    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
-    EV__RQ("r4") EV__RQ("r6") EV__RQ("r8") EV__RQ("r10")                                       \
-    LUT("r4") LUT("r6") LUT("r8") LUT("r10")                                                   \
-    "add r2, r0, r12\n\t"                                                                      \
-    "strb r4, [r0]\n\t"                                                                        \
-    "strb r6, [r2]\n\t"                                                                        \
-    "strb r8, [r0, r12, lsl #1]\n\t"                                                           \
-    "strb r10, [r2, r12, lsl #1]\n\t"                                                          \
-    "pop {r3}\n\t"                                                                             \
-    "add r0, r0, #1\n\t"                                                                       \
-    "add r3, r3, #28\n\t"                                                                      \
-    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
-    EV__RQ("r5") EV__RQ("r7") EV__RQ("r9") EV__RQ("r11")                                       \
-    LUT("r5") LUT("r7") LUT("r9") LUT("r11")                                                   \
-    "add r2, r0, r12\n\t"                                                                      \
-    "strb r5, [r0]\n\t"                                                                        \
-    "strb r7, [r2]\n\t"                                                                        \
-    "strb r9, [r0, r12, lsl #1]\n\t"                                                           \
-    "strb r11, [r2, r12, lsl #1]\n\t"                                                          \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-#define EV__NOLUT(R)
-__asm__(EV__T42R_BODY("ev__t42r", EV__NOLUT));
-__asm__(EV__T42R_BODY("ev__t42r_lut", EV__LUT));
-#undef EV__T42R_BODY
-#undef EV__RQ
-#undef EV__LUT
-#undef EV__NOLUT
-#undef EV__T42_LOOP
-#undef EV__T42_GROUP
-#undef EV__T42_HALF
-
 /* Accumulator start values of a row quad (rows b, b + bs, ..) for channels o, o2. */
 static inline void ev__init4(const int32_t *b, int bs, int o, int o2, uint32_t init[8])
 {
@@ -580,6 +472,8 @@ struct ev__rsa {
     int32_t n;             /* 64: channels, >= 1; the first is out - n */
     int32_t w_adv;         /* 68: ev__rs4p / ev__rs5p only: weight stride - the block's inputs */
 };
+EV__ASM_OFFSET(ev__rsa, m, 40);
+EV__ASM_OFFSET(ev__rsa, w_adv, 68);
 EV__PRIVATE int ev__rs4(const struct ev__rsa *a);
 EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
 /* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
@@ -587,181 +481,6 @@ EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
  * of being requantised; channel c's chunk starts at w + c * (chunk + w_adv). */
 EV__PRIVATE void ev__rs4p(const struct ev__rsa *a);
 EV__PRIVATE void ev__rs5p(const struct ev__rsa *a);
-
-#define EV__RS_HEAD(NAME)                                                                      \
-    EV__FN_BEGIN(NAME)                                                                         \
-    "push {r4-r11, lr}\n\t"                                                                    \
-    "sub sp, sp, #76\n\t"                                                                      \
-    "ldm r0!, {r1-r12}\n\t"                                                                    \
-    "stm sp, {r1-r12}\n\t"                                                                     \
-    "ldm r0, {r1-r6}\n\t"                                                                      \
-    "add r7, sp, #48\n\t"                                                                      \
-    "stm r7, {r1-r6}\n\t"                                                                      \
-    "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
-    "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
-    "rsb lr, r5, #0\n"                 /* channel index -n .. -1 */
-#define EV__RS_TAIL(NAME)                                                                      \
-    "mov r0, lr\n\t"                  /* 0, or -(channels left) at a shift <= 32 */            \
-    "add sp, sp, #76\n\t"                                                                      \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-/* requantise accumulator R: m in M, round in r3, shift in T */
-#define EV__RSQ(R, M, T) "smmla " R ", " R ", " M ", r3\n\t" "asr " R ", " R ", " T "\n\t"     \
-                         "ssat " R ", #8, " R "\n\t"
-#define EV__RSL(R) "ldrsb " R ", [r3, " R "]\n\t"
-
-/* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr */
-#define EV__RS4_GROUP                                                                          \
-    "ldr r12, [r1], #4\n\t"                                                                    \
-    "sxtb16 r3, r12\n\t"                                                                       \
-    "sxtb16 r12, r12, ror #8\n\t"                                                              \
-    "ldm r0!, {r8-r11}\n\t"                                                                    \
-    "smlad r4, r8, r3, r4\n\t"                                                                 \
-    "smlad r5, r9, r3, r5\n\t"                                                                 \
-    "smlad r6, r10, r3, r6\n\t"                                                                \
-    "smlad r7, r11, r3, r7\n\t"                                                                \
-    "ldm r0!, {r8-r11}\n\t"                                                                    \
-    "smlad r4, r8, r12, r4\n\t"                                                                \
-    "smlad r5, r9, r12, r5\n\t"                                                                \
-    "smlad r6, r10, r12, r6\n\t"                                                               \
-    "smlad r7, r11, r12, r7\n\t"
-/* One channel's accumulators from b[r], then all its groups, 16 inputs an iteration. */
-#define EV__RS4_MACS                                                                           \
-    "1:\n\t"                                                                                   \
-    "ldr r0, [sp, #52]\n\t"                                                                    \
-    "ldm sp, {r3, r9-r11}\n\t"                                                                 \
-    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
-    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
-    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
-    "ldr r7, [r11, lr, lsl #2]\n"                                                               \
-    "2:\n\t"                                                                                   \
-    EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP                                    \
-    "cmp r0, r2\n\t"                                                                           \
-    "bne 2b\n\t"
-__asm__(EV__RS_HEAD("ev__rs4")
-        EV__RS4_MACS
-        "ldrd r8, r9, [sp, #40]\n\t"
-        "ldr r8, [r8, lr, lsl #2]\n\t"    /* m */
-        "ldrsb r9, [r9, lr]\n\t"          /* s */
-        "subs r10, r9, #32\n\t"           /* t = s - 32 */
-        "ble 8f\n\t"
-        "rsb r9, r9, #64\n\t"
-        "mov r3, #0x80000000\n\t"
-        "lsr r3, r3, r9\n\t"              /* 2^(t-1) */
-        EV__RSQ("r4", "r8", "r10") EV__RSQ("r5", "r8", "r10")
-        EV__RSQ("r6", "r8", "r10") EV__RSQ("r7", "r8", "r10")
-        "ldr r3, [sp, #48]\n\t"
-        "cbz r3, 3f\n\t"
-        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7")
-        "3:\n\t"
-        "add r3, sp, #20\n\t"
-        "ldm r3, {r8-r11}\n\t"
-        "strb r4, [r8, lr]\n\t"
-        "strb r5, [r9, lr]\n\t"
-        "strb r6, [r10, lr]\n\t"
-        "strb r7, [r11, lr]\n\t"
-        "adds lr, lr, #1\n\t"
-        "bne 1b\n"
-        "8:\n\t"
-        EV__RS_TAIL("ev__rs4"));
-
-/* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
- * reloaded from the frame once per four groups. Group layout x0l..x4l, x0h..x4h. */
-#define EV__RS5_GROUP                                                                          \
-    "ldr r3, [r1], #4\n\t"                                                                     \
-    "sxtb16 r2, r3\n\t"                                                                        \
-    "sxtb16 r3, r3, ror #8\n\t"                                                                \
-    "ldm r0!, {r9-r12}\n\t"                                                                    \
-    "smlad r4, r9, r2, r4\n\t"                                                                 \
-    "smlad r5, r10, r2, r5\n\t"                                                                \
-    "smlad r6, r11, r2, r6\n\t"                                                                \
-    "smlad r7, r12, r2, r7\n\t"                                                                \
-    "ldm r0!, {r9-r12}\n\t"                                                                    \
-    "smlad r8, r9, r2, r8\n\t"                                                                 \
-    "smlad r4, r10, r3, r4\n\t"                                                                \
-    "smlad r5, r11, r3, r5\n\t"                                                                \
-    "smlad r6, r12, r3, r6\n\t"                                                                \
-    "ldrd r9, r10, [r0], #8\n\t"                                                               \
-    "smlad r7, r9, r3, r7\n\t"                                                                 \
-    "smlad r8, r10, r3, r8\n\t"
-#define EV__RS5_MACS                                                                           \
-    "1:\n\t"                                                                                   \
-    "ldr r0, [sp, #52]\n\t"                                                                    \
-    "ldm sp, {r3, r9-r12}\n\t"                                                                 \
-    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
-    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
-    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
-    "ldr r7, [r11, lr, lsl #2]\n\t"                                                            \
-    "ldr r8, [r12, lr, lsl #2]\n"                                                               \
-    "2:\n\t"                                                                                   \
-    EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP                                    \
-    "ldr r2, [sp, #56]\n\t"                                                                    \
-    "cmp r0, r2\n\t"                                                                           \
-    "bne 2b\n\t"
-__asm__(EV__RS_HEAD("ev__rs5")
-        EV__RS5_MACS
-        "ldrd r9, r10, [sp, #40]\n\t"
-        "ldr r9, [r9, lr, lsl #2]\n\t"    /* m */
-        "ldrsb r10, [r10, lr]\n\t"        /* s */
-        "subs r11, r10, #32\n\t"          /* t = s - 32 */
-        "ble 8f\n\t"
-        "rsb r10, r10, #64\n\t"
-        "mov r3, #0x80000000\n\t"
-        "lsr r3, r3, r10\n\t"             /* 2^(t-1) */
-        EV__RSQ("r4", "r9", "r11") EV__RSQ("r5", "r9", "r11") EV__RSQ("r6", "r9", "r11")
-        EV__RSQ("r7", "r9", "r11") EV__RSQ("r8", "r9", "r11")
-        "ldr r3, [sp, #48]\n\t"
-        "cbz r3, 3f\n\t"
-        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7") EV__RSL("r8")
-        "3:\n\t"
-        "add r3, sp, #20\n\t"
-        "ldm r3, {r0, r9-r12}\n\t"
-        "strb r4, [r0, lr]\n\t"
-        "strb r5, [r9, lr]\n\t"
-        "strb r6, [r10, lr]\n\t"
-        "strb r7, [r11, lr]\n\t"
-        "strb r8, [r12, lr]\n\t"
-        "adds lr, lr, #1\n\t"
-        "bne 1b\n"
-        "8:\n\t"
-        EV__RS_TAIL("ev__rs5"));
-
-/* The partial-sum variants: store the accumulators back into b[r], on to the next chunk. */
-#define EV__RSP_TAIL(NAME)                                                                     \
-    "ldr r3, [sp, #68]\n\t"                                                                    \
-    "add r1, r1, r3\n\t"              /* the next channel's chunk */                           \
-    "adds lr, lr, #1\n\t"                                                                      \
-    "bne 1b\n\t"                                                                               \
-    "add sp, sp, #76\n\t"                                                                      \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-__asm__(EV__RS_HEAD("ev__rs4p")
-        EV__RS4_MACS
-        "ldm sp, {r8-r11}\n\t"
-        "str r4, [r8, lr, lsl #2]\n\t"
-        "str r5, [r9, lr, lsl #2]\n\t"
-        "str r6, [r10, lr, lsl #2]\n\t"
-        "str r7, [r11, lr, lsl #2]\n\t"
-        EV__RSP_TAIL("ev__rs4p"));
-__asm__(EV__RS_HEAD("ev__rs5p")
-        EV__RS5_MACS
-        "ldm sp, {r3, r9-r12}\n\t"
-        "str r4, [r3, lr, lsl #2]\n\t"
-        "str r5, [r9, lr, lsl #2]\n\t"
-        "str r6, [r10, lr, lsl #2]\n\t"
-        "str r7, [r11, lr, lsl #2]\n\t"
-        "str r8, [r12, lr, lsl #2]\n\t"
-        EV__RSP_TAIL("ev__rs5p"));
-#undef EV__RSP_TAIL
-
-#undef EV__RS_HEAD
-#undef EV__RS_TAIL
-#undef EV__RSQ
-#undef EV__RSL
-#undef EV__RS4_GROUP
-#undef EV__RS4_MACS
-#undef EV__RS5_MACS
-#undef EV__RS5_GROUP
 
 /* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
  * then their high halves. */
