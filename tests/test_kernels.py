@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
 from edgeviz import intmath as im  # noqa: E402
 
 KDIR = ROOT / "firmware" / "kernels"
-SOURCES = sorted(KDIR.glob("*.c"))
+SOURCES = sorted(KDIR.glob("*.c"))          # the host build: C only (the portable path)
+ASM_SOURCES = sorted(KDIR.glob("*.S"))      # the DSP path's assembly, MCU builds only
 HOST_FLAGS = ["-O2", "-Wall", "-Wextra", "-Werror", "-std=c99", "-fPIC", "-shared"]
 MCU_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-sp-d16", "-mfloat-abi=hard",
              "-O2", "-Wall", "-Werror", "-c"]
@@ -395,7 +396,7 @@ def test_mcu_build_has_no_double(tmp_path, portable):
         pytest.skip("arm-none-eabi toolchain is not installed")
     defs = ["-DEV_PORTABLE"] if portable else []
     objs = []
-    for src in SOURCES:
+    for src in [*SOURCES, *ASM_SOURCES]:
         obj = tmp_path / (src.stem + ".o")
         res = subprocess.run([gcc, *MCU_FLAGS, *defs, "-std=c99", "-Wextra", "-I", str(KDIR),
                               str(src), "-o", str(obj)], capture_output=True, text=True)

@@ -30,6 +30,8 @@ def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
     (wheel,) = tmp_path.glob("edgeviz-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for must in ("edgeviz/_data/firmware/Makefile", "edgeviz/_data/firmware/kernels/ev_kernels.h",
+                 "edgeviz/_data/firmware/kernels/ev_dsp.h", "edgeviz/_data/firmware/kernels/ev_linear_m7.S",
+                 "edgeviz/_data/firmware/kernels/ev_attention_m7.S",
                  "edgeviz/_data/firmware/runtime/ev_runtime.c", "edgeviz/_data/firmware/boards/stm32f746/memory.ld",
                  "edgeviz/_data/hls/ev_lib.h", "edgeviz/_data/targets/stm32f746.toml",
                  "edgeviz/search/spaces/default.toml"):

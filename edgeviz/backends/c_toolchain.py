@@ -14,6 +14,8 @@ from ..resources import data_dir
 
 
 def kernel_sources() -> list[Path]:
+    """The kernels' C sources, for the host build. The .S files beside them are the Cortex-M DSP
+    path's assembly (only firmware/Makefile assembles them); the host build compiles the portable C path."""
     return sorted((data_dir("firmware") / "kernels").glob("*.c"))
 
 

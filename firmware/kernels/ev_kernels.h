@@ -16,17 +16,20 @@
 #ifndef EV_KERNELS_H
 #define EV_KERNELS_H
 
-#include <stdint.h>
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Which path the kernels were compiled with (1: Cortex-M DSP, 0: portable C). */
+/* Which path the kernels were compiled with (1: Cortex-M DSP, 0: portable C). The assembly
+ * sources (ev_*_m7.S) read this too; everything below it is C only. */
 #if defined(__ARM_FEATURE_DSP) && !defined(EV_PORTABLE)
 #define EV_KERNELS_DSP 1
 #else
 #define EV_KERNELS_DSP 0
+#endif
+
+#ifndef __ASSEMBLER__
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
 #endif
 
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
@@ -122,5 +125,7 @@ void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_strid
 #ifdef __cplusplus
 }
 #endif
+
+#endif /* !__ASSEMBLER__ */
 
 #endif /* EV_KERNELS_H */

@@ -1,16 +1,14 @@
-/* Matrix kernels: ev_linear_s8 and the attention row kernels (q.k scores, p.v).
+/* Linear kernel: ev_linear_s8, y = requant(bias + x w^T) per output channel, then an optional LUT.
  *
- * All of them are int32 dot products of int8 vectors followed by ev_requant. Sums are kept in
+ * An int32 dot product of int8 vectors per output followed by ev_requant. Sums are kept in
  * uint32_t on the portable path so that overflow wraps (as numpy's int32 matmul and the M7's SMLAD
  * do) instead of being undefined; with realistic sizes they never overflow anyway.
+ *
+ * Its core, ev__gemm, also serves the single-row q.k kernel (ev_attention.c) for the sizes that
+ * kernel's own DSP code does not take. The helpers both files use are in ev_dsp.h; this file's
+ * assembly routines (and ev__t42, which the attention kernels call too) in ev_linear_m7.S.
  */
-#include <string.h>
-
-#include "ev_kernels.h"
-
-#if EV_KERNELS_DSP
-#include <arm_acle.h>
-#endif
+#include "ev_dsp.h"
 
 /* Requantise one output, then apply the optional LUT. */
 static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t *lut)
@@ -18,15 +16,6 @@ static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t 
     int8_t v = ev_requant(acc, m, s);
     return lut ? lut[v + 128] : v;
 }
-
-/* Shared core: y[n][o] = finish(bias + sum_k x[n][k] * w[o][k]) with
- *   w row o at w + o * w_stride, bias NULL (0) or bias[n * bias_row_stride + o],
- *   m/s per channel when qstep == 1 or the same for all channels when qstep == 0.
- * ev_linear_s8 and ev_attn_scores_row (x = q, w = keys) are both this. */
-static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
-                     const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
-                     const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,
-                     int8_t *y, int y_stride);
 
 void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
                   const int8_t *w, const int32_t *bias, int bias_row_stride,
@@ -37,32 +26,14 @@ void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
              y, y_stride);
 }
 
-/* One query row against n_keys key rows: a 1 x dh by dh x n_keys product without bias. The DSP
- * build has its own version of the common sizes below. */
-static void ev__scores_gemm(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
-                            int32_t m, int32_t s, int8_t *scores)
-{
-    int8_t s8 = (int8_t)s;   /* s <= 62 by contract */
-    ev__gemm(q, dh, 1, dh, n_keys, k, k_stride, 0, 0, &m, &s8, 0, 0, scores, n_keys);
-}
-
 /* ------------------------------------------------------------------------------------------ */
-/* Portable path. Also the scalar tail code of the DSP path (dot products of the last k). */
+/* Portable path, and the DSP path's scalar fallback. */
 
-static inline uint32_t ev__dot_tail(const int8_t *a, const int8_t *b, int n, uint32_t acc)
-{
-    int k;
-    for (k = 0; k < n; k++)
-        acc += (uint32_t)((int32_t)a[k] * b[k]);
-    return acc;
-}
-
-/* ev__gemm one output at a time: the portable path, and the DSP path's choice for inputs
- * shorter than 8, where setting up SMLAD tiles costs more than it saves. */
-static void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
-                            const int8_t *w, int w_stride, const int32_t *bias,
-                            int bias_row_stride, const int32_t *mult, const int8_t *shift,
-                            int qstep, const int8_t *lut, int8_t *y, int y_stride)
+/* ev__gemm one output at a time (declared in ev_dsp.h: the attention kernels call it too). */
+void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
+                     const int8_t *w, int w_stride, const int32_t *bias,
+                     int bias_row_stride, const int32_t *mult, const int8_t *shift,
+                     int qstep, const int8_t *lut, int8_t *y, int y_stride)
 {
     int n, o;
     for (n = 0; n < rows; n++) {
@@ -77,69 +48,17 @@ static void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int
     }
 }
 
-#if !EV_KERNELS_DSP
-
-static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
-                     const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
-                     const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,
-                     int8_t *y, int y_stride)
-{
-    ev__gemm_scalar(x, x_stride, rows, in, out, w, w_stride, bias, bias_row_stride, mult, shift,
-                    qstep, lut, y, y_stride);
-}
-
-void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
-                        int32_t m, int32_t s, int8_t *scores)
-{
-    ev__scores_gemm(q, k, k_stride, n_keys, dh, m, s, scores);
-}
-
-void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
-                    int32_t m, int32_t s, int8_t *out)
-{
-    int d, j;
-    for (d = 0; d < dh; d++) {
-        uint32_t acc = 0;
-        const int8_t *vd = v + d;
-        for (j = 0; j < n_keys; j++)
-            acc += (uint32_t)((int32_t)p[j] * vd[(long)j * v_stride]);
-        out[d] = ev_requant((int32_t)acc, m, s);
-    }
-}
-
-void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
-                         int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
-{
-    int r;
-    for (r = 0; r < rows; r++)
-        ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
-                           scores + (long)r * s_stride);
-}
-
-void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
-                     int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
-{
-    int r;
-    for (r = 0; r < rows; r++)
-        ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
-                       out + (long)r * out_stride);
-}
-
-#else /* EV_KERNELS_DSP */
+#if EV_KERNELS_DSP
 
 /* ------------------------------------------------------------------------------------------ */
-/* Cortex-M7 DSP path.
+/* Cortex-M7 DSP path (SMLAD/SXTB16, see ev_dsp.h).
  *
- * SMLAD multiplies two pairs of signed 16-bit halves and adds both products: 2 MACs in one
- * instruction. An int8 word is widened with SXTB16 (bytes 0 and 2) and SXTB16 ROR 8 (bytes 1
- * and 3); pairing widened x and w words the same way,
- *   smlad(lo(x), lo(w)) + smlad(hi(x), hi(w)) = x0 w0 + x1 w1 + x2 w2 + x3 w3.
- * Widening costs one instruction per two values, as much as the SMLAD it feeds, so widened words
- * must be reused. Four ways, picked by size (all give the same sums, so the same bits):
+ * Widened words must be reused. Four ways, picked by size (all give the same sums, so the same
+ * bits):
  *  S. rows >= 4, in % 16 == 0, in <= 304 and a bias: blocks of 4 and 5 x rows widened once,
  *     each channel's weights widened in registers as they stream through an assembly routine
- *     that loops over all channels (ev__rs4 / ev__rs5, below). 1..3 rows it cannot place in
- *     blocks (6, 7 and 11 rows) continue with A/B.
+ *     that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3 rows it cannot
+ *     place in blocks (6, 7 and 11 rows) continue with A/B.
  *  A. rows >= 4 and in <= 259 otherwise: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
  *     same buffer and reused by every row of the block. Rows go four at a time through a 4 rows x
@@ -149,12 +68,10 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
  *  B. 1..3 rows, or rows too wide for A: x rows are widened once (reused by every channel), the
  *     weights on the fly (each widened weight word serves both rows of a pair).
  *  C. rows too wide for B: both widened on the fly, one output at a time.
- * A widened group of 4 inputs is a pair of words (bytes 0/2, bytes 1/3); two rows (or two
- * channels) are interleaved half by half, (a lo, b lo, a hi, b hi), so one LDRD fetches the same
- * half of both and one pointer walks both; a row quad is interleaved the same way, (x0 lo, x1 lo,
- * x2 lo, x3 lo, x0 hi, ..). An odd channel count pairs the last
- * channel with itself (the duplicate output is dropped); inputs whose length is not a multiple of
- * 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip all this.
+ * Rows and channels are widened and interleaved as ev_dsp.h describes. An odd channel count pairs
+ * the last channel with itself (the duplicate output is dropped); inputs whose length is not a
+ * multiple of 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip
+ * all this.
  *
  * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.008
  * (17x64->192, S), 1.002 (4x64->192, S), 1.122 (17x192->576, S), 1.119 (4x192->576, S) MACs
@@ -170,107 +87,6 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
 #ifndef EV_LINEAR_BUF
 #define EV_LINEAR_BUF 384
 #endif
-
-static inline uint32_t ev__ld32(const int8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);   /* unaligned LDR: the M7 allows it for word loads */
-    return v;
-}
-
-static inline uint32_t ev__sxtb16_ror8(uint32_t u)
-{
-    /* ACLE has no rotating form and GCC 12 does not fold a rotate into __sxtb16: inline asm
-     * saves the separate ROR (one instruction per widened word). */
-    uint32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(u));
-    return r;
-}
-
-#define EV__LO(u) ((uint32_t)__sxtb16((int32_t)(u)))                  /* bytes 0, 2 as s16 */
-#define EV__HI(u) ev__sxtb16_ror8(u)                                  /* bytes 1, 3 as s16 */
-#define EV__MAC(a, b, acc) ((uint32_t)__smlad((int32_t)(a), (int32_t)(b), (int32_t)(acc)))
-
-
-/* lo, hi = the widened pair at p; p += 8 bytes. GCC splits 64-bit loads into two LDRs and does
- * not pair word loads itself; one LDRD with post-increment replaces two loads and an add. The
- * "m" operand tells GCC which 8 bytes are read. */
-#define EV__LDRD(lo, hi, p)                                                                    \
-    __asm__("ldrd %0, %1, [%2], #8"                                                            \
-            : "=r"(lo), "=r"(hi), "+r"(p)                                                      \
-            : "m"(*(const uint32_t(*)[2])(p)))
-/* *p = (lo, hi); p += 8 bytes */
-#define EV__STRD(lo, hi, p)                                                                    \
-    __asm__("strd %2, %3, [%0], #8"                                                            \
-            : "+r"(p), "=m"(*(uint32_t(*)[2])(p))                                              \
-            : "r"(lo), "r"(hi))
-
-/* Widen one row: kq groups of 4 values -> kq pairs at dst. */
-static inline void ev__widen1(const int8_t *x, int kq, uint32_t *dst)
-{
-    const uint32_t *end = dst + 2 * kq;
-    while (dst != end) {
-        uint32_t u = ev__ld32(x);
-        x += 4;
-        EV__STRD(EV__LO(u), EV__HI(u), dst);
-    }
-}
-
-/* Widen two rows group by group as (a lo, b lo, a hi, b hi): one LDRD then fetches the same
- * half of both rows, so a 2 x 2 tile needs only 4 data registers (see ev__t22_ab). */
-static inline void ev__widen2(const int8_t *a, const int8_t *b, int kq, uint32_t *dst)
-{
-    const uint32_t *end = dst + 4 * kq;
-    while (dst != end) {
-        uint32_t u = ev__ld32(a), v = ev__ld32(b);
-        a += 4;
-        b += 4;
-        EV__STRD(EV__LO(u), EV__LO(v), dst);
-        EV__STRD(EV__HI(u), EV__HI(v), dst);
-    }
-}
-
-/* Requantisation for s > 32 (r = 2^(t-1), t = s - 32 >= 1). SMMLA gives the top word of
- * (r << 32) + acc * m, which is r + floor(acc * m / 2^32) exactly (|acc * m| < 2^62 and
- * r <= 2^29, so the 64-bit sum cannot overflow and the top word is hi + r with |hi| <= 2^30):
- * ev_requant's hi + 2^(t-1) in one instruction instead of SMULL + ADD. Then ASR t and SSAT 8:
- * 3 instructions per output before the store. tests/test_kernels_mcu.py
- * checks it against intmath over every shift 33..62, extreme multipliers and accumulators, and
- * exact rounding ties. */
-static inline __attribute__((always_inline)) int32_t ev__smmla(int32_t a, int32_t b, int32_t c)
-{
-    int32_t r;
-    __asm__("smmla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
-    return r;
-}
-
-/* Requantisation with the per-channel work done once per channel: for s > 32 (the usual case)
- * ev_requant's fast form is SMMLA + ASR + SSAT (above); smaller shifts take ev_requant itself. */
-struct ev__q {
-    int32_t m, s, r, t;
-};
-
-static inline void ev__qinit(struct ev__q *q, int32_t m, int32_t s)
-{
-    q->m = m;
-    q->s = s;
-    q->t = s > 32 ? s - 32 : 0;
-    q->r = s > 32 ? (int32_t)1 << (s - 33) : 0;
-}
-
-static inline int8_t ev__rq(const struct ev__q *q, uint32_t acc, const int8_t *lut)
-{
-    int32_t v;
-    if (q->t) {
-        v = __ssat(ev__smmla((int32_t)acc, q->m, q->r) >> q->t, 8);
-    } else if (q->s == 32) {   /* attention's shift: (acc m + 2^31) >> 32 is SMMULR */
-        __asm__("smmulr %0, %1, %2" : "=r"(v) : "r"((int32_t)acc), "r"(q->m));
-        v = __ssat(v, 8);
-    } else {
-        v = ev_requant((int32_t)acc, q->m, q->s);
-    }
-    return lut ? lut[v + 128] : (int8_t)v;
-}
 
 /* 2 rows x 2 channels, both widened: per group xb = (x0 lo, x1 lo, x0 hi, x1 hi) and wb =
  * (w0 lo, w1 lo, w0 hi, w1 hi). 4 LDRD + 8 SMLAD per 16 MACs; with each LDRD fetching one half
@@ -406,25 +222,6 @@ static inline void ev__t22_a(const uint32_t *xb, int kq, const int8_t *w0, const
     acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
 }
 
-/* 1 widened row x 2 channels widened on the fly. */
-static inline void ev__t12_a(const uint32_t *xb, int kq, const int8_t *w0, const int8_t *w1,
-                             uint32_t acc[2])
-{
-    uint32_t a0 = acc[0], a1 = acc[1];
-    const uint32_t *end = xb + 2 * kq;
-    while (xb != end) {
-        uint32_t xl, xh, u0 = ev__ld32(w0), u1 = ev__ld32(w1);
-        EV__LDRD(xl, xh, xb);
-        a0 = EV__MAC(xl, EV__LO(u0), a0);
-        a0 = EV__MAC(xh, EV__HI(u0), a0);
-        a1 = EV__MAC(xl, EV__LO(u1), a1);
-        a1 = EV__MAC(xh, EV__HI(u1), a1);
-        w0 += 4;
-        w1 += 4;
-    }
-    acc[0] = a0; acc[1] = a1;
-}
-
 /* 1 row x 1 channel, both widened on the fly (path C). */
 static inline uint32_t ev__dot_fly(const int8_t *x, const int8_t *w, int kq, uint32_t a)
 {
@@ -507,161 +304,6 @@ ev__rqf(uint32_t acc, int32_t m, int32_t r, int32_t t, const int8_t *lut)
 {
     int32_t v = __ssat(ev__smmla((int32_t)acc, m, r) >> t, 8);
     return lut ? lut[v + 128] : (int8_t)v;
-}
-
-/* 4 widened rows x 2 widened channels, in assembly. xq per group: (x0 lo, x1 lo, x2 lo, x3 lo,
- * x0 hi, x1 hi, x2 hi, x3 hi); wb per group: (w0 lo, w1 lo, w0 hi, w1 hi). acc[2r + c] =
- * init[2r + c] + row r . channel c over kq >= 1 groups.
- *
- * Per half group: LDRD x0,x1 + LDRD w0,w1 + 4 SMLAD + LDRD x2,x3 + 4 SMLAD, i.e. 3 loads and
- * 8 SMLAD per 16 MACs (1.45 MACs/instruction) against 4 + 8 for the 2 x 2 tile (1.33): each
- * widened weight pair feeds four rows. That needs 8 accumulators, 4 data registers and 2
- * pointers, all 14 allocatable registers, which C with inline asm cannot get from GCC (and at
- * -O0 with a frame pointer has 13): hence a whole assembly routine. The end pointer lives on
- * the stack and is reloaded into a free data register once per two groups (3 instructions per
- * 64 MACs). Called through the AAPCS: r0 xq, r1 wb, r2 kq, r3 init, [sp] acc. */
-void ev__t42(const uint32_t *xq, const uint32_t *wb, int kq, const uint32_t *init,
-             uint32_t *acc);
-#define EV__T42_HALF                                                                           \
-    "ldrd r2, r3, [r0], #8\n\t"                                                                \
-    "ldrd r12, lr, [r1], #8\n\t"                                                               \
-    "smlad r4, r2, r12, r4\n\t"                                                                \
-    "smlad r5, r2, lr, r5\n\t"                                                                 \
-    "smlad r6, r3, r12, r6\n\t"                                                                \
-    "smlad r7, r3, lr, r7\n\t"                                                                 \
-    "ldrd r2, r3, [r0], #8\n\t"                                                                \
-    "smlad r8, r2, r12, r8\n\t"                                                                \
-    "smlad r9, r2, lr, r9\n\t"                                                                 \
-    "smlad r10, r3, r12, r10\n\t"                                                              \
-    "smlad r11, r3, lr, r11\n\t"
-/* Every assembly routine here: a hidden global Thumb function in a section of its own (so the
- * linker drops the unused ones). */
-#define EV__FN_BEGIN(NAME)                                                                     \
-    ".pushsection .text." NAME ",\"ax\",%progbits\n\t"                                         \
-    ".balign 4\n\t"                                                                            \
-    ".global " NAME "\n\t"                                                                     \
-    ".hidden " NAME "\n\t"                                                                     \
-    ".thumb\n\t"                                                                               \
-    ".thumb_func\n\t"                                                                          \
-    ".type " NAME ", %function\n"                                                              \
-    NAME ":\n\t"
-#define EV__FN_END(NAME)                                                                       \
-    ".size " NAME ", .-" NAME "\n\t"                                                           \
-    ".popsection"
-
-/* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
- * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
- * no register is free to hold the end) costs 3 instructions per 128 MACs. */
-#define EV__T42_GROUP EV__T42_HALF EV__T42_HALF
-#define EV__T42_LOOP                                                                           \
-    "lsls r2, r2, #31\n\t"            /* Z: kq even; C: bit 1 of kq */                         \
-    "beq 1f\n\t"                                                                               \
-    EV__T42_GROUP                                                                              \
-    "1:\n\t"                                                                                   \
-    "bcc 2f\n\t"                                                                               \
-    EV__T42_GROUP EV__T42_GROUP                                                                \
-    "2:\n\t"                                                                                   \
-    "ldr r2, [sp, #4]\n\t"                                                                     \
-    "cmp r1, r2\n\t"                                                                           \
-    "beq 4f\n"                                                                                 \
-    "3:\n\t"                                                                                   \
-    EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP EV__T42_GROUP                                    \
-    "ldr r2, [sp, #4]\n\t"                                                                     \
-    "cmp r1, r2\n\t"                                                                           \
-    "bne 3b\n"                                                                                 \
-    "4:\n\t"
-__asm__(EV__FN_BEGIN("ev__t42")
-        "push {r4-r11, lr}\n\t"
-        "ldm r3, {r4-r11}\n\t"
-        "add r12, r1, r2, lsl #4\n\t"    /* wb end: 16 bytes per group */
-        "push {r3, r12}\n\t"             /* wb end at [sp, #4]; acc now at [sp, #44] */
-        EV__T42_LOOP
-        "ldr r3, [sp, #44]\n\t"
-        "stm r3, {r4-r11}\n\t"
-        "add sp, sp, #8\n\t"
-        "pop {r4-r11, pc}\n\t"
-        EV__FN_END("ev__t42"));
-/* ev__t42 followed by the requantisation of its 8 sums and their stores, for path A's common
- * case (two real channels, shifts > 32, no in % 4 tail). ev__t42's loop, then per output SMMLA +
- * ASR + SSAT (+ LDRSB from lut + 128 when there is a table) + STRB, so the sums never go
- * through memory and the caller's loop stays small enough for GCC to keep in registers.
- * r3 points at a struct ev__t42q: */
-struct ev__t42q {
-    const uint32_t *init;   /* 0: 8 start values, ev__t42's order */
-    int8_t *y;              /* 4: row 0, channel 0; rows at y + r * ys, channel 1 at + 1 */
-    int32_t ys;             /* 8 */
-    const int8_t *lut;      /* 12: NULL or the table */
-    int32_t m0, r0, t0;     /* 16: channel 0's requantisation (ev__q m, r, t) */
-    int32_t m1, r1, t1;     /* 28: channel 1's */
-};
-void ev__t42r(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
-void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
-/* one output: acc register R requantised with r1 = m, r2 = round, r3 = shift */
-#define EV__RQ(R) "smmla " R ", " R ", r1, r2\n\t" "asr " R ", " R ", r3\n\t" "ssat " R ", #8, " R "\n\t"
-#define EV__LUT(R) "ldrsb " R ", [lr, " R "]\n\t"
-/* channel c's four sums a, b, c, d (rows 0..3) to r0, r0 + ys, r0 + 2 ys, r0 + 3 ys (ys in r12) */
-#define EV__T42R_BODY(NAME, LUT)                                                               \
-    EV__FN_BEGIN(NAME)                                                                         \
-    "push {r4-r11, lr}\n\t"                                                                    \
-    "ldr r12, [r3]\n\t"                                                                        \
-    "ldm r12, {r4-r11}\n\t"                                                                    \
-    "add r12, r1, r2, lsl #4\n\t"                                                              \
-    "push {r3, r12}\n\t"              /* [sp] a, [sp, #4] wb end */                            \
-    EV__T42_LOOP                                                                               \
-    "pop {r3, r12}\n\t"                                                                        \
-    "ldrd r0, r12, [r3, #4]\n\t"      /* y, ys */                                              \
-    "ldr lr, [r3, #12]\n\t"                                                                    \
-    "add lr, lr, #128\n\t"            /* lut + 128: index by the signed value */               \
-    "push {r3}\n\t"                                                                            \
-    "add r3, r3, #16\n\t"                                                                      \
-    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
-    EV__RQ("r4") EV__RQ("r6") EV__RQ("r8") EV__RQ("r10")                                       \
-    LUT("r4") LUT("r6") LUT("r8") LUT("r10")                                                   \
-    "add r2, r0, r12\n\t"                                                                      \
-    "strb r4, [r0]\n\t"                                                                        \
-    "strb r6, [r2]\n\t"                                                                        \
-    "strb r8, [r0, r12, lsl #1]\n\t"                                                           \
-    "strb r10, [r2, r12, lsl #1]\n\t"                                                          \
-    "pop {r3}\n\t"                                                                             \
-    "add r0, r0, #1\n\t"                                                                       \
-    "add r3, r3, #28\n\t"                                                                      \
-    "ldm r3, {r1, r2, r3}\n\t"                                                                 \
-    EV__RQ("r5") EV__RQ("r7") EV__RQ("r9") EV__RQ("r11")                                       \
-    LUT("r5") LUT("r7") LUT("r9") LUT("r11")                                                   \
-    "add r2, r0, r12\n\t"                                                                      \
-    "strb r5, [r0]\n\t"                                                                        \
-    "strb r7, [r2]\n\t"                                                                        \
-    "strb r9, [r0, r12, lsl #1]\n\t"                                                           \
-    "strb r11, [r2, r12, lsl #1]\n\t"                                                          \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-#define EV__NOLUT(R)
-__asm__(EV__T42R_BODY("ev__t42r", EV__NOLUT));
-__asm__(EV__T42R_BODY("ev__t42r_lut", EV__LUT));
-#undef EV__T42R_BODY
-#undef EV__RQ
-#undef EV__LUT
-#undef EV__NOLUT
-#undef EV__T42_LOOP
-#undef EV__T42_GROUP
-#undef EV__T42_HALF
-
-/* Widen four rows group by group in ev__t42's order. */
-static inline void ev__widen4(const int8_t *a, int xs, int kq, uint32_t *dst)
-{
-    const int8_t *b = a + xs, *c = b + xs, *d = c + xs;
-    const uint32_t *end = dst + 8 * kq;
-    while (dst != end) {
-        uint32_t u = ev__ld32(a), v = ev__ld32(b), t = ev__ld32(c), z = ev__ld32(d);
-        a += 4;
-        b += 4;
-        c += 4;
-        d += 4;
-        EV__STRD(EV__LO(u), EV__LO(v), dst);
-        EV__STRD(EV__LO(t), EV__LO(z), dst);
-        EV__STRD(EV__HI(u), EV__HI(v), dst);
-        EV__STRD(EV__HI(t), EV__HI(z), dst);
-    }
 }
 
 /* Accumulator start values of a row quad (rows b, b + bs, ..) for channels o, o2. */
@@ -830,271 +472,15 @@ struct ev__rsa {
     int32_t n;             /* 64: channels, >= 1; the first is out - n */
     int32_t w_adv;         /* 68: ev__rs4p / ev__rs5p only: weight stride - the block's inputs */
 };
-int ev__rs4(const struct ev__rsa *a);
-int ev__rs5(const struct ev__rsa *a);
+EV__ASM_OFFSET(ev__rsa, m, 40);
+EV__ASM_OFFSET(ev__rsa, w_adv, 68);
+EV__PRIVATE int ev__rs4(const struct ev__rsa *a);
+EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
 /* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
  * on one chunk of the inputs, the accumulators start at b[r][c] and are stored back there instead
  * of being requantised; channel c's chunk starts at w + c * (chunk + w_adv). */
-void ev__rs4p(const struct ev__rsa *a);
-void ev__rs5p(const struct ev__rsa *a);
-
-#define EV__RS_HEAD(NAME)                                                                      \
-    EV__FN_BEGIN(NAME)                                                                         \
-    "push {r4-r11, lr}\n\t"                                                                    \
-    "sub sp, sp, #76\n\t"                                                                      \
-    "ldm r0!, {r1-r12}\n\t"                                                                    \
-    "stm sp, {r1-r12}\n\t"                                                                     \
-    "ldm r0, {r1-r6}\n\t"                                                                      \
-    "add r7, sp, #48\n\t"                                                                      \
-    "stm r7, {r1-r6}\n\t"                                                                      \
-    "ldr r1, [sp, #60]\n\t"           /* w */                                                  \
-    "ldr r2, [sp, #56]\n\t"           /* xq end */                                             \
-    "rsb lr, r5, #0\n"                 /* channel index -n .. -1 */
-#define EV__RS_TAIL(NAME)                                                                      \
-    "mov r0, lr\n\t"                  /* 0, or -(channels left) at a shift <= 32 */            \
-    "add sp, sp, #76\n\t"                                                                      \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-/* requantise accumulator R: m in M, round in r3, shift in T */
-#define EV__RSQ(R, M, T) "smmla " R ", " R ", " M ", r3\n\t" "asr " R ", " R ", " T "\n\t"     \
-                         "ssat " R ", #8, " R "\n\t"
-#define EV__RSL(R) "ldrsb " R ", [r3, " R "]\n\t"
-
-/* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr */
-#define EV__RS4_GROUP                                                                          \
-    "ldr r12, [r1], #4\n\t"                                                                    \
-    "sxtb16 r3, r12\n\t"                                                                       \
-    "sxtb16 r12, r12, ror #8\n\t"                                                              \
-    "ldm r0!, {r8-r11}\n\t"                                                                    \
-    "smlad r4, r8, r3, r4\n\t"                                                                 \
-    "smlad r5, r9, r3, r5\n\t"                                                                 \
-    "smlad r6, r10, r3, r6\n\t"                                                                \
-    "smlad r7, r11, r3, r7\n\t"                                                                \
-    "ldm r0!, {r8-r11}\n\t"                                                                    \
-    "smlad r4, r8, r12, r4\n\t"                                                                \
-    "smlad r5, r9, r12, r5\n\t"                                                                \
-    "smlad r6, r10, r12, r6\n\t"                                                               \
-    "smlad r7, r11, r12, r7\n\t"
-/* One channel's accumulators from b[r], then all its groups, 16 inputs an iteration. */
-#define EV__RS4_MACS                                                                           \
-    "1:\n\t"                                                                                   \
-    "ldr r0, [sp, #52]\n\t"                                                                    \
-    "ldm sp, {r3, r9-r11}\n\t"                                                                 \
-    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
-    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
-    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
-    "ldr r7, [r11, lr, lsl #2]\n"                                                               \
-    "2:\n\t"                                                                                   \
-    EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP EV__RS4_GROUP                                    \
-    "cmp r0, r2\n\t"                                                                           \
-    "bne 2b\n\t"
-__asm__(EV__RS_HEAD("ev__rs4")
-        EV__RS4_MACS
-        "ldrd r8, r9, [sp, #40]\n\t"
-        "ldr r8, [r8, lr, lsl #2]\n\t"    /* m */
-        "ldrsb r9, [r9, lr]\n\t"          /* s */
-        "subs r10, r9, #32\n\t"           /* t = s - 32 */
-        "ble 8f\n\t"
-        "rsb r9, r9, #64\n\t"
-        "mov r3, #0x80000000\n\t"
-        "lsr r3, r3, r9\n\t"              /* 2^(t-1) */
-        EV__RSQ("r4", "r8", "r10") EV__RSQ("r5", "r8", "r10")
-        EV__RSQ("r6", "r8", "r10") EV__RSQ("r7", "r8", "r10")
-        "ldr r3, [sp, #48]\n\t"
-        "cbz r3, 3f\n\t"
-        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7")
-        "3:\n\t"
-        "add r3, sp, #20\n\t"
-        "ldm r3, {r8-r11}\n\t"
-        "strb r4, [r8, lr]\n\t"
-        "strb r5, [r9, lr]\n\t"
-        "strb r6, [r10, lr]\n\t"
-        "strb r7, [r11, lr]\n\t"
-        "adds lr, lr, #1\n\t"
-        "bne 1b\n"
-        "8:\n\t"
-        EV__RS_TAIL("ev__rs4"));
-
-/* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
- * reloaded from the frame once per four groups. Group layout x0l..x4l, x0h..x4h. */
-#define EV__RS5_GROUP                                                                          \
-    "ldr r3, [r1], #4\n\t"                                                                     \
-    "sxtb16 r2, r3\n\t"                                                                        \
-    "sxtb16 r3, r3, ror #8\n\t"                                                                \
-    "ldm r0!, {r9-r12}\n\t"                                                                    \
-    "smlad r4, r9, r2, r4\n\t"                                                                 \
-    "smlad r5, r10, r2, r5\n\t"                                                                \
-    "smlad r6, r11, r2, r6\n\t"                                                                \
-    "smlad r7, r12, r2, r7\n\t"                                                                \
-    "ldm r0!, {r9-r12}\n\t"                                                                    \
-    "smlad r8, r9, r2, r8\n\t"                                                                 \
-    "smlad r4, r10, r3, r4\n\t"                                                                \
-    "smlad r5, r11, r3, r5\n\t"                                                                \
-    "smlad r6, r12, r3, r6\n\t"                                                                \
-    "ldrd r9, r10, [r0], #8\n\t"                                                               \
-    "smlad r7, r9, r3, r7\n\t"                                                                 \
-    "smlad r8, r10, r3, r8\n\t"
-#define EV__RS5_MACS                                                                           \
-    "1:\n\t"                                                                                   \
-    "ldr r0, [sp, #52]\n\t"                                                                    \
-    "ldm sp, {r3, r9-r12}\n\t"                                                                 \
-    "ldr r4, [r3, lr, lsl #2]\n\t"                                                             \
-    "ldr r5, [r9, lr, lsl #2]\n\t"                                                             \
-    "ldr r6, [r10, lr, lsl #2]\n\t"                                                            \
-    "ldr r7, [r11, lr, lsl #2]\n\t"                                                            \
-    "ldr r8, [r12, lr, lsl #2]\n"                                                               \
-    "2:\n\t"                                                                                   \
-    EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP EV__RS5_GROUP                                    \
-    "ldr r2, [sp, #56]\n\t"                                                                    \
-    "cmp r0, r2\n\t"                                                                           \
-    "bne 2b\n\t"
-__asm__(EV__RS_HEAD("ev__rs5")
-        EV__RS5_MACS
-        "ldrd r9, r10, [sp, #40]\n\t"
-        "ldr r9, [r9, lr, lsl #2]\n\t"    /* m */
-        "ldrsb r10, [r10, lr]\n\t"        /* s */
-        "subs r11, r10, #32\n\t"          /* t = s - 32 */
-        "ble 8f\n\t"
-        "rsb r10, r10, #64\n\t"
-        "mov r3, #0x80000000\n\t"
-        "lsr r3, r3, r10\n\t"             /* 2^(t-1) */
-        EV__RSQ("r4", "r9", "r11") EV__RSQ("r5", "r9", "r11") EV__RSQ("r6", "r9", "r11")
-        EV__RSQ("r7", "r9", "r11") EV__RSQ("r8", "r9", "r11")
-        "ldr r3, [sp, #48]\n\t"
-        "cbz r3, 3f\n\t"
-        EV__RSL("r4") EV__RSL("r5") EV__RSL("r6") EV__RSL("r7") EV__RSL("r8")
-        "3:\n\t"
-        "add r3, sp, #20\n\t"
-        "ldm r3, {r0, r9-r12}\n\t"
-        "strb r4, [r0, lr]\n\t"
-        "strb r5, [r9, lr]\n\t"
-        "strb r6, [r10, lr]\n\t"
-        "strb r7, [r11, lr]\n\t"
-        "strb r8, [r12, lr]\n\t"
-        "adds lr, lr, #1\n\t"
-        "bne 1b\n"
-        "8:\n\t"
-        EV__RS_TAIL("ev__rs5"));
-/* ev__rk4: the attention products (q.k, and p.v over the qkv split's V^T) as 4 rows x n channels
- * with one multiplier at shift 32 for every output, which is SMMULR ((acc m + 2^31) >> 32, the
- * same formula as ev_requant) + SSAT: quantize.py gives attention s = 32 for this. The 4 rows are
- * widened once (ev__widen_r order: per group the 4 low halves, then the 4 high halves, LDM four
- * words at a time); channel c's kq weight words start at w + c * (4 kq + w_adv) and are widened
- * in registers as they stream (LDR + 2 SXTB16, shared by the 4 rows): 13 instructions per 16
- * MACs. The first group of a channel uses SMUAD (no accumulator reset); the other kq - 1 groups
- * are the last kq - 1 of an unrolled chain of EV__RK_MAXQ - 1, entered by a jump computed once
- * per call, so there is no loop counter in the MAC loop. Per channel after the MACs: SMMULR +
- * SSAT + STRB per row, one add for the next channel's weights, one for y: 18 instructions. */
-#define EV__RK_MAXQ 64
-struct ev__rka {
-    const uint32_t *xq;       /*  0: the widened rows */
-    int32_t m;                /*  4: multiplier, shift 32 */
-    int32_t w_adv;            /*  8: weight stride - 4 kq */
-    int32_t ys, ys2, ys3;     /* 12..20: output row stride x 1, 2, 3 */
-    const int8_t *w;          /* 24: channel 0's weights */
-    int8_t *y;                /* 28: row 0, channel 0 */
-    int32_t n;                /* 32: channels >= 1 */
-    int32_t kq;               /* 36: groups of 4 inputs, 1..EV__RK_MAXQ */
-};
-void ev__rk4(const struct ev__rka *a);
-
-/* xq r0, w r1, y r2, wl r3, wh r12, acc r4-r7, x r8-r11, y end lr. 13 32-bit instructions, 52
- * bytes (the entry computation below counts on it). */
-#define EV__RK4_GROUP(OP, A4, A5, A6, A7)                                                      \
-    "ldr.w r12, [r1], #4\n\t"                                                                  \
-    "sxtb16 r3, r12\n\t"                                                                       \
-    "sxtb16 r12, r12, ror #8\n\t"                                                              \
-    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
-    OP " r4, r8, r3" A4 "\n\t"                                                                 \
-    OP " r5, r9, r3" A5 "\n\t"                                                                 \
-    OP " r6, r10, r3" A6 "\n\t"                                                                \
-    OP " r7, r11, r3" A7 "\n\t"                                                                \
-    "ldm.w r0!, {r8-r11}\n\t"                                                                  \
-    "smlad r4, r8, r12, r4\n\t"                                                                \
-    "smlad r5, r9, r12, r5\n\t"                                                                \
-    "smlad r6, r10, r12, r6\n\t"                                                               \
-    "smlad r7, r11, r12, r7\n\t"
-__asm__(EV__FN_BEGIN("ev__rk4")
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #32\n\t"
-        "ldm r0!, {r1-r6}\n\t"
-        "stm sp, {r1-r6}\n\t"             /* xq, m, w_adv, ys, ys2, ys3; [sp, #24]: the entry */
-        "ldm r0, {r1, r2, r4, r5}\n\t"    /* w, y, n, kq */
-        "add lr, r2, r4\n\t"
-        "adr.w r3, 9f\n\t"
-        "sub r5, r5, #1\n\t"
-        "mov r12, #52\n\t"
-        "mls r3, r12, r5, r3\n\t"         /* skip the chain's first EV__RK_MAXQ - kq groups */
-        "orr r3, r3, #1\n\t"
-        "str r3, [sp, #24]\n\t"
-        "ldr r0, [sp]\n"
-        "1:\n\t"
-        EV__RK4_GROUP("smuad", "", "", "", "")
-        "ldr pc, [sp, #24]\n\t"
-        ".rept 63\n\t"                    /* EV__RK_MAXQ - 1 */
-        EV__RK4_GROUP("smlad", ", r4", ", r5", ", r6", ", r7")
-        ".endr\n"
-        "9:\n\t"
-        "ldm sp, {r0, r3, r8-r11}\n\t"    /* xq, m, w_adv, ys, ys2, ys3 */
-        "add r1, r1, r8\n\t"
-        "smmulr r4, r4, r3\n\t"
-        "ssat r4, #8, r4\n\t"
-        "smmulr r5, r5, r3\n\t"
-        "ssat r5, #8, r5\n\t"
-        "smmulr r6, r6, r3\n\t"
-        "ssat r6, #8, r6\n\t"
-        "smmulr r7, r7, r3\n\t"
-        "ssat r7, #8, r7\n\t"
-        "strb r4, [r2]\n\t"
-        "strb r5, [r2, r9]\n\t"
-        "strb r6, [r2, r10]\n\t"
-        "strb r7, [r2, r11]\n\t"
-        "add r2, r2, #1\n\t"
-        "cmp r2, lr\n\t"
-        "bne 1b\n\t"
-        "add sp, sp, #32\n\t"
-        "pop {r4-r11, pc}\n\t"
-        EV__FN_END("ev__rk4"));
-#undef EV__RK4_GROUP
-
-/* The partial-sum variants: store the accumulators back into b[r], on to the next chunk. */
-#define EV__RSP_TAIL(NAME)                                                                     \
-    "ldr r3, [sp, #68]\n\t"                                                                    \
-    "add r1, r1, r3\n\t"              /* the next channel's chunk */                           \
-    "adds lr, lr, #1\n\t"                                                                      \
-    "bne 1b\n\t"                                                                               \
-    "add sp, sp, #76\n\t"                                                                      \
-    "pop {r4-r11, pc}\n\t"                                                                     \
-    EV__FN_END(NAME)
-__asm__(EV__RS_HEAD("ev__rs4p")
-        EV__RS4_MACS
-        "ldm sp, {r8-r11}\n\t"
-        "str r4, [r8, lr, lsl #2]\n\t"
-        "str r5, [r9, lr, lsl #2]\n\t"
-        "str r6, [r10, lr, lsl #2]\n\t"
-        "str r7, [r11, lr, lsl #2]\n\t"
-        EV__RSP_TAIL("ev__rs4p"));
-__asm__(EV__RS_HEAD("ev__rs5p")
-        EV__RS5_MACS
-        "ldm sp, {r3, r9-r12}\n\t"
-        "str r4, [r3, lr, lsl #2]\n\t"
-        "str r5, [r9, lr, lsl #2]\n\t"
-        "str r6, [r10, lr, lsl #2]\n\t"
-        "str r7, [r11, lr, lsl #2]\n\t"
-        "str r8, [r12, lr, lsl #2]\n\t"
-        EV__RSP_TAIL("ev__rs5p"));
-#undef EV__RSP_TAIL
-#undef EV__FN_BEGIN
-#undef EV__FN_END
-
-#undef EV__RS_HEAD
-#undef EV__RS_TAIL
-#undef EV__RSQ
-#undef EV__RSL
-#undef EV__RS4_GROUP
-#undef EV__RS4_MACS
-#undef EV__RS5_MACS
-#undef EV__RS5_GROUP
+EV__PRIVATE void ev__rs4p(const struct ev__rsa *a);
+EV__PRIVATE void ev__rs5p(const struct ev__rsa *a);
 
 /* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
  * then their high halves. */
@@ -1255,10 +641,11 @@ static void ev__rows_a(const struct ev__mm *p, int rows, int out, uint32_t *xb)
     }
 }
 
-static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
-                     const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
-                     const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,
-                     int8_t *y, int y_stride)
+/* The shared core (ev_dsp.h), DSP build. */
+void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
+              const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
+              const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,
+              int8_t *y, int y_stride)
 {
     /* 8-byte aligned for LDRD/STRD: EV_LINEAR_BUF units of 2 words */
     uint32_t buf[2 * EV_LINEAR_BUF] __attribute__((aligned(8)));
@@ -1324,330 +711,6 @@ static void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                                                    shift[o * qstep], lut);
         }
     }
-}
-
-/* q.k for one query row: q is widened once and reused for every key, keys are widened on the fly
- * two at a time (ev__gemm's path B for one row, with the per-call work hoisted: one requant for
- * all keys, no bias, no LUT). 8 <= dh <= 256; kept out of line so that its buffer and
- * ev__gemm's are never on the stack together. */
-static __attribute__((noinline)) void
-ev__scores_dsp(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh, int32_t m,
-               int32_t s, int8_t *scores)
-{
-    uint32_t qb[2 * 64] __attribute__((aligned(8)));
-    const int kq = dh >> 2, k4 = dh & ~3, kt = dh & 3;
-    struct ev__q rq;
-    int j;
-    ev__qinit(&rq, m, s);
-    ev__widen1(q, kq, qb);
-    for (j = 0; j < n_keys; j += 2) {
-        /* an odd last key is paired with itself and its duplicate dropped */
-        const int8_t *k0 = k + (long)j * k_stride, *k1 = j + 1 < n_keys ? k0 + k_stride : k0;
-        uint32_t acc[2] = {0, 0};
-        ev__t12_a(qb, kq, k0, k1, acc);
-        if (kt) {
-            acc[0] = ev__dot_tail(q + k4, k0 + k4, kt, acc[0]);
-            acc[1] = ev__dot_tail(q + k4, k1 + k4, kt, acc[1]);
-        }
-        scores[j] = ev__rq(&rq, acc[0], 0);
-        if (j + 1 < n_keys)
-            scores[j + 1] = ev__rq(&rq, acc[1], 0);
-    }
-}
-
-void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
-                        int32_t m, int32_t s, int8_t *scores)
-{
-    int8_t s8 = (int8_t)s;
-    if (dh < 8)
-        ev__gemm_scalar(q, dh, 1, dh, n_keys, k, k_stride, 0, 0, &m, &s8, 0, 0, scores, n_keys);
-    else if (dh > 256)
-        ev__scores_gemm(q, k, k_stride, n_keys, dh, m, s, scores);
-    else
-        ev__scores_dsp(q, k, k_stride, n_keys, dh, m, s, scores);
-}
-
-/* p.v for one query row: the reduction runs over keys j while v_j[d], v_j[d+1].. sit side by side
- * in memory, so SMLAD's pairing (two adjacent k of one output) would need the v words transposed.
- * Instead one v word gives 4 outputs: SXTB16 / SXTB16 ROR 8 widen it to (d, d+2) and (d+1, d+3),
- * and SMLABB / SMLATB multiply each half by p_j. 8 outputs per pass keep 8 accumulators in
- * registers; per key: 1 LDRSB (p_j), 2 LDR, 4 SXTB16, 8 MACs. */
-void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
-                    int32_t m, int32_t s, int8_t *out)
-{
-    struct ev__q rq;
-    int d = 0, j;
-    ev__qinit(&rq, m, s);
-    for (; d + 8 <= dh; d += 8) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-        const int8_t *vj = v + d;
-        for (j = 0; j < n_keys; j++, vj += v_stride) {
-            int32_t pj = p[j];
-            uint32_t u = ev__ld32(vj), t = ev__ld32(vj + 4);
-            int32_t ul = (int32_t)EV__LO(u), uh = (int32_t)EV__HI(u);
-            int32_t tl = (int32_t)EV__LO(t), th = (int32_t)EV__HI(t);
-            a0 = __smlabb(ul, pj, a0);
-            a2 = __smlatb(ul, pj, a2);
-            a1 = __smlabb(uh, pj, a1);
-            a3 = __smlatb(uh, pj, a3);
-            a4 = __smlabb(tl, pj, a4);
-            a6 = __smlatb(tl, pj, a6);
-            a5 = __smlabb(th, pj, a5);
-            a7 = __smlatb(th, pj, a7);
-        }
-        out[d + 0] = ev__rq(&rq, (uint32_t)a0, 0);
-        out[d + 1] = ev__rq(&rq, (uint32_t)a1, 0);
-        out[d + 2] = ev__rq(&rq, (uint32_t)a2, 0);
-        out[d + 3] = ev__rq(&rq, (uint32_t)a3, 0);
-        out[d + 4] = ev__rq(&rq, (uint32_t)a4, 0);
-        out[d + 5] = ev__rq(&rq, (uint32_t)a5, 0);
-        out[d + 6] = ev__rq(&rq, (uint32_t)a6, 0);
-        out[d + 7] = ev__rq(&rq, (uint32_t)a7, 0);
-    }
-    for (; d + 4 <= dh; d += 4) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        const int8_t *vj = v + d;
-        for (j = 0; j < n_keys; j++, vj += v_stride) {
-            int32_t pj = p[j];
-            uint32_t u = ev__ld32(vj);
-            int32_t ul = (int32_t)EV__LO(u), uh = (int32_t)EV__HI(u);
-            a0 = __smlabb(ul, pj, a0);
-            a2 = __smlatb(ul, pj, a2);
-            a1 = __smlabb(uh, pj, a1);
-            a3 = __smlatb(uh, pj, a3);
-        }
-        out[d + 0] = ev__rq(&rq, (uint32_t)a0, 0);
-        out[d + 1] = ev__rq(&rq, (uint32_t)a1, 0);
-        out[d + 2] = ev__rq(&rq, (uint32_t)a2, 0);
-        out[d + 3] = ev__rq(&rq, (uint32_t)a3, 0);
-    }
-    for (; d < dh; d++) {
-        int32_t a = 0;
-        const int8_t *vj = v + d;
-        for (j = 0; j < n_keys; j++, vj += v_stride)
-            a = __smlabb(*vj, p[j], a);
-        out[d] = ev__rq(&rq, (uint32_t)a, 0);
-    }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Several query rows per pass over K or V (the fused attention runs a chain's row block, up to 4
- * rows, at a time). Both products become ev__t42's 4 rows x 2 channels tile, so each widened K/V
- * word is reused by the four query rows instead of one:
- *  q.k: x = the 4 query rows, widened once per call (ev__widen4); channels = keys, two at a time,
- *       each pair widened into wb once (ev__widen2) and used by all four rows.
- *  p.v: x = the 4 probability rows, widened once per call with keys as the inputs (zero-padded to
- *       a multiple of 4 keys); channels = head dims. The reduction runs over keys while v_j[d]..
- *       sit side by side, so 4 key rows x 4 dims are transposed with PKHBT/PKHTB + SXTB16 into
- *       two channel pairs (dims d, d+1 and d+2, d+3) in ev__t42's weight order, zero rows for the
- *       padding keys. Padding adds 0 * 0 products: the sums, hence the bits, are unchanged.
- * Rows beyond the last quad, odd last keys, dh not a multiple of 4 and sizes beyond the stack
- * buffers go through the single-row kernels (same sums). */
-#define EV__ATT_KQ 32   /* at most 128 dims (q.k) or 128 keys (p.v) per quad: 1 KiB + 0.5/1 KiB */
-
-/* 4 rows x 2 channels through ev__t42, requantised with one (m, s) in C (shifts <= 32, or only
- * one real channel), stored at y + r * ys and, when two, y + r * ys + 1. */
-static void ev__quad_out(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__q *q,
-                         int8_t *y, int ys, int two)
-{
-    static const uint32_t zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    uint32_t acc[8];
-    int r;
-    ev__t42(xq, wb, kq, zero, acc);
-    for (r = 0; r < 4; r++) {
-        y[(long)r * ys] = ev__rq(q, acc[2 * r], 0);
-        if (two)
-            y[(long)r * ys + 1] = ev__rq(q, acc[2 * r + 1], 0);
-    }
-}
-
-/* ev__t42r's operands for two channels that share (m, s); a->y is set per call. */
-static inline void ev__quad_args(struct ev__t42q *a, const struct ev__q *q, int ys)
-{
-    static const uint32_t zero[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    a->init = zero; a->y = 0; a->ys = ys; a->lut = 0;
-    a->m0 = a->m1 = q->m; a->r0 = a->r1 = q->r; a->t0 = a->t1 = q->t;
-}
-
-static __attribute__((noinline)) void
-ev__scores_quad(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
-                const struct ev__q *rq, int8_t *scores, int s_stride)
-{
-    uint32_t xq[8 * EV__ATT_KQ] __attribute__((aligned(8)));
-    uint32_t wb[4 * EV__ATT_KQ] __attribute__((aligned(8)));
-    const int kq = dh >> 2, pairs = n_keys >> 1;
-    struct ev__t42q a;
-    int j;
-    ev__quad_args(&a, rq, s_stride);
-    ev__widen4(q, q_stride, kq, xq);
-    for (j = 0; j < 2 * pairs; j += 2) {
-        const int8_t *k0 = k + (long)j * k_stride;
-        ev__widen2(k0, k0 + k_stride, kq, wb);
-        if (rq->t) {
-            a.y = scores + j;
-            ev__t42r(xq, wb, kq, &a);
-        } else {
-            ev__quad_out(xq, wb, kq, rq, scores + j, s_stride, 1);
-        }
-    }
-    if (n_keys & 1) {   /* the odd last key, paired with itself; the duplicate is dropped */
-        const int8_t *k0 = k + (long)j * k_stride;
-        ev__widen2(k0, k0, kq, wb);
-        ev__quad_out(xq, wb, kq, rq, scores + j, s_stride, 0);
-    }
-}
-
-static void ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
-                           int dh, int32_t m, int8_t *scores, int s_stride);
-
-void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
-                         int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
-{
-    int r = 0;
-    if (s == 32 && dh >= 4 && dh <= 4 * EV__RK_MAXQ && n_keys > 0) {
-        for (; r + 4 <= rows; r += 4)
-            ev__scores_rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m,
-                           scores + (long)r * s_stride, s_stride);
-    } else if (dh >= 8 && (dh & 3) == 0 && dh <= 4 * EV__ATT_KQ && n_keys > 0) {
-        struct ev__q rq;
-        ev__qinit(&rq, m, s);
-        for (; r + 4 <= rows; r += 4)
-            ev__scores_quad(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, &rq,
-                            scores + (long)r * s_stride, s_stride);
-    }
-    for (; r < rows; r++)
-        ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
-                           scores + (long)r * s_stride);
-}
-
-/* PKHBT / PKHTB: GCC 12 does not form them from the C expressions (5-6 instructions instead). */
-static inline uint32_t ev__pkhbt16(uint32_t a, uint32_t b)   /* low half of a, low half of b */
-{
-    uint32_t r;
-    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
-
-static inline uint32_t ev__pkhtb16(uint32_t a, uint32_t b)   /* high half of a, high half of b */
-{
-    uint32_t r;
-    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
-    return r;
-}
-
-/* Widen 4 rows of n values (n <= 4 kq) in ev__t42's x order, zero past n. */
-static inline void ev__widen4_pad(const int8_t *a, int xs, int n, uint32_t *dst)
-{
-    const int full = n >> 2, rest = n & 3;
-    ev__widen4(a, xs, full, dst);
-    if (rest) {
-        uint32_t u[4] = {0, 0, 0, 0};
-        int r;
-        dst += 8 * full;
-        for (r = 0; r < 4; r++)
-            memcpy(&u[r], a + (long)r * xs + 4 * full, (size_t)rest);
-        dst[0] = EV__LO(u[0]); dst[1] = EV__LO(u[1]); dst[2] = EV__LO(u[2]); dst[3] = EV__LO(u[3]);
-        dst[4] = EV__HI(u[0]); dst[5] = EV__HI(u[1]); dst[6] = EV__HI(u[2]); dst[7] = EV__HI(u[3]);
-    }
-}
-
-/* 4 query rows through ev__rk4 (s == 32): the rows widened once, zero past dh; each key is read
- * as ceil(dh / 4) words, so up to 3 bytes past a key's dh are read and multiplied by those
- * zeros (the next key's or head's bytes: the sums, hence the bits, do not change). Also p.v over
- * the qkv split's V^T, with keys and dims swapped. Out of line: its 2 KiB buffer is never on the
- * stack together with ev_linear_s8's. */
-static __attribute__((noinline)) void
-ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
-               int32_t m, int8_t *scores, int s_stride)
-{
-    uint32_t xq[8 * EV__RK_MAXQ] __attribute__((aligned(8)));
-    struct ev__rka a;
-    a.kq = (dh + 3) >> 2;
-    ev__widen4_pad(q, q_stride, dh, xq);
-    a.xq = xq;
-    a.m = m;
-    a.w_adv = k_stride - 4 * a.kq;
-    a.ys = s_stride;
-    a.ys2 = 2 * s_stride;
-    a.ys3 = 3 * s_stride;
-    a.w = k;
-    a.y = scores;
-    a.n = n_keys;
-    ev__rk4(&a);
-}
-
-/* One group of 4 key rows (words ua, ub, uc, ue: dims d..d+3 of keys 4g..4g+3) into wa, wb. */
-#define EV__VT_GROUP(ua, ub, uc, ue, wa, wb)                                                   \
-    do {                                                                                       \
-        uint32_t t_ = ev__pkhbt16(ua, uc), t2_ = ev__pkhbt16(ub, ue);   /* a0 a1 c0 c1 .. */   \
-        EV__STRD(EV__LO(t_), EV__HI(t_), wa);                                                  \
-        EV__STRD(EV__LO(t2_), EV__HI(t2_), wa);                                                \
-        t_ = ev__pkhtb16(ua, uc);                                       /* a2 a3 c2 c3 */      \
-        t2_ = ev__pkhtb16(ub, ue);                                                             \
-        EV__STRD(EV__LO(t_), EV__HI(t_), wb);                                                  \
-        EV__STRD(EV__LO(t2_), EV__HI(t2_), wb);                                                \
-    } while (0)
-
-/* Dims d..d+3 of the n key rows at v (stride vs), transposed into two channel pairs in ev__t42's
- * weight order: wa (dims d, d+1), wb (dims d+2, d+3); groups of 4 keys, keys >= n zero. Per
- * group 4 LDR + 4 PKH + 8 SXTB16 + 4 STRD. */
-static inline void ev__vt4(const int8_t *v, int vs, int n, uint32_t *wa, uint32_t *wb)
-{
-    const uint32_t *const end = wa + 4 * (n >> 2);
-    const int rest = n & 3;
-    while (wa != end) {
-        uint32_t ua = ev__ld32(v), ub = ev__ld32(v + vs), uc = ev__ld32(v + 2L * vs);
-        uint32_t ue = ev__ld32(v + 3L * vs);
-        v += 4L * vs;
-        EV__VT_GROUP(ua, ub, uc, ue, wa, wb);
-    }
-    if (rest) {   /* the last, partial group */
-        uint32_t ua = ev__ld32(v), ub = rest > 1 ? ev__ld32(v + vs) : 0u;
-        uint32_t uc = rest > 2 ? ev__ld32(v + 2L * vs) : 0u, ue = 0u;
-        EV__VT_GROUP(ua, ub, uc, ue, wa, wb);
-    }
-}
-
-static __attribute__((noinline)) void
-ev__av_quad(const int8_t *p, int p_stride, const int8_t *v, int v_stride, int n_keys, int dh,
-            const struct ev__q *rq, int8_t *out, int out_stride)
-{
-    uint32_t xq[8 * EV__ATT_KQ] __attribute__((aligned(8)));
-    uint32_t wa[4 * EV__ATT_KQ] __attribute__((aligned(8)));
-    uint32_t wb[4 * EV__ATT_KQ] __attribute__((aligned(8)));
-    const int kq = (n_keys + 3) >> 2;
-    int d;
-    ev__widen4_pad(p, p_stride, n_keys, xq);
-    struct ev__t42q a;
-    ev__quad_args(&a, rq, out_stride);
-    for (d = 0; d < dh; d += 4) {
-        ev__vt4(v + d, v_stride, n_keys, wa, wb);
-        if (rq->t) {
-            a.y = out + d;
-            ev__t42r(xq, wa, kq, &a);
-            a.y = out + d + 2;
-            ev__t42r(xq, wb, kq, &a);
-        } else {
-            ev__quad_out(xq, wa, kq, rq, out + d, out_stride, 1);
-            ev__quad_out(xq, wb, kq, rq, out + d + 2, out_stride, 1);
-        }
-    }
-}
-
-void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
-                     int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
-{
-    int r = 0;
-    if (dh >= 4 && (dh & 3) == 0 && n_keys >= 4 && n_keys <= 4 * EV__ATT_KQ) {
-        struct ev__q rq;
-        ev__qinit(&rq, m, s);
-        for (; r + 4 <= rows; r += 4)
-            ev__av_quad(p + (long)r * p_stride, p_stride, v, v_stride, n_keys, dh, &rq,
-                        out + (long)r * out_stride, out_stride);
-    }
-    for (; r < rows; r++)
-        ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
-                       out + (long)r * out_stride);
 }
 
 #endif /* EV_KERNELS_DSP */

@@ -1,0 +1,384 @@
+/* Hand-written Cortex-M7 routines of ev_linear_s8's DSP path (ev_linear.c), ARMv7E-M DSP
+ * instructions (SMLAD, SXTB16, SMMLA, SSAT):
+ *   ev__t42, ev__t42r, ev__t42r_lut   4 widened rows x 2 widened channels (path A; the attention
+ *                                     quads of ev_attention.c use them too), ev_dsp.h
+ *   ev__rs4, ev__rs5                  path S: 4 / 5 widened rows x every channel, weights
+ *                                     widened as they stream, requantised and stored
+ *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
+ *                                     sums stored back (path S over input chunks)
+ *
+ * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
+ * the data words, 2-3 pointers), which C with inline asm cannot get from GCC (at -O0 with a frame
+ * pointer it has 13). Each routine is called through the AAPCS from C: arguments in r0-r3 (and
+ * [sp]), r4-r11 and lr saved on entry and restored on return; the operand structs (ev__t42q in
+ * ev_dsp.h, ev__rsa in ev_linear.c) give the offsets the loads below use.
+ *
+ * GNU as, unified syntax, Thumb-2; preprocessed (capital .S) so that the #if below works. Only the
+ * DSP build (EV_KERNELS_DSP, ev_kernels.h: __ARM_FEATURE_DSP without EV_PORTABLE) assembles
+ * anything here; otherwise this file is empty. The host build does not read it (edgeviz/build.py).
+ */
+#include "ev_dsp.h"
+
+#if EV_KERNELS_DSP
+
+    .syntax unified
+    .thumb
+
+/* ------------------------------------------------------------------------------------------ */
+/* ev__t42(xq r0, wb r1, kq r2, init r3, acc [sp]): acc[2r + c] = init[2r + c] + row r . channel c
+ * over kq >= 1 groups; the layouts of xq (4 rows) and wb (2 channels) are in ev_dsp.h.
+ *
+ * Per half group: LDRD x0,x1 + LDRD w0,w1 + 4 SMLAD + LDRD x2,x3 + 4 SMLAD, i.e. 3 loads and
+ * 8 SMLAD per 16 MACs (1.45 MACs/instruction) against 4 + 8 for the 2 x 2 tile (1.33): each
+ * widened weight pair feeds four rows. That needs 8 accumulators, 4 data registers and 2
+ * pointers, all 14 allocatable registers, which C with inline asm cannot get from GCC (and at
+ * -O0 with a frame pointer has 13): hence a whole assembly routine. The end pointer lives on
+ * the stack and is reloaded into a free data register once per two groups (3 instructions per
+ * 64 MACs).
+ *
+ * Registers in the MAC loop: r0 xq, r1 wb, r2/r3 a pair of x words (rows 0/1, then 2/3),
+ * r12/lr the weight pair (channel 0 / 1), r4-r11 the accumulators acc[0..7]. */
+.macro EV__T42_HALF
+    ldrd r2, r3, [r0], #8
+    ldrd r12, lr, [r1], #8
+    smlad r4, r2, r12, r4
+    smlad r5, r2, lr, r5
+    smlad r6, r3, r12, r6
+    smlad r7, r3, lr, r7
+    ldrd r2, r3, [r0], #8
+    smlad r8, r2, r12, r8
+    smlad r9, r2, lr, r9
+    smlad r10, r3, r12, r10
+    smlad r11, r3, lr, r11
+.endm
+.macro EV__T42_GROUP
+    EV__T42_HALF
+    EV__T42_HALF
+.endm
+
+/* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
+ * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
+ * no register is free to hold the end) costs 3 instructions per 128 MACs. */
+.macro EV__T42_LOOP
+    lsls r2, r2, #31            /* Z: kq even; C: bit 1 of kq */
+    beq 1f
+    EV__T42_GROUP
+1:
+    bcc 2f
+    EV__T42_GROUP
+    EV__T42_GROUP
+2:
+    ldr r2, [sp, #4]
+    cmp r1, r2
+    beq 4f
+3:
+    EV__T42_GROUP
+    EV__T42_GROUP
+    EV__T42_GROUP
+    EV__T42_GROUP
+    ldr r2, [sp, #4]
+    cmp r1, r2
+    bne 3b
+4:
+.endm
+
+    EV__FN_BEGIN ev__t42
+    push {r4-r11, lr}
+    ldm r3, {r4-r11}
+    add r12, r1, r2, lsl #4     /* wb end: 16 bytes per group */
+    push {r3, r12}              /* wb end at [sp, #4]; acc now at [sp, #44] */
+    EV__T42_LOOP
+    ldr r3, [sp, #44]
+    stm r3, {r4-r11}
+    add sp, sp, #8
+    pop {r4-r11, pc}
+    EV__FN_END ev__t42
+
+/* ev__t42r(xq r0, wb r1, kq r2, a r3) / ev__t42r_lut: ev__t42's loop with a->init as the start
+ * values, then the 8 sums requantised and stored without going through memory (struct ev__t42q,
+ * ev_dsp.h: init 0, y 4, ys 8, lut 12, m0 r0 t0 16, m1 r1 t1 28).
+ *
+ * After the loop the accumulators stay in r4-r11 (acc[2r + c]: channel 0 in r4, r6, r8, r10,
+ * channel 1 in r5, r7, r9, r11); r0 = y, r12 = ys, lr = lut + 128 (index by the signed value),
+ * r1-r3 = one channel's m, round 2^(t-1), t. Per output SMMLA + ASR + SSAT (+ LDRSB from the
+ * table) + STRB; a channel's four rows go to r0, r0 + ys, r0 + 2 ys, r0 + 3 ys (r2 = r0 + ys once
+ * the round is no longer needed). */
+.macro EV__T42R_RQ reg          /* acc register requantised with r1 = m, r2 = round, r3 = shift */
+    smmla \reg, \reg, r1, r2
+    asr \reg, \reg, r3
+    ssat \reg, #8, \reg
+.endm
+.macro EV__T42R_BODY name, lut
+    EV__FN_BEGIN \name
+    push {r4-r11, lr}
+    ldr r12, [r3]
+    ldm r12, {r4-r11}
+    add r12, r1, r2, lsl #4
+    push {r3, r12}              /* [sp] a, [sp, #4] wb end */
+    EV__T42_LOOP
+    pop {r3, r12}
+    ldrd r0, r12, [r3, #4]      /* y, ys */
+    ldr lr, [r3, #12]
+    add lr, lr, #128            /* lut + 128: index by the signed value */
+    push {r3}
+    add r3, r3, #16
+    ldm r3, {r1, r2, r3}
+    EV__T42R_RQ r4
+    EV__T42R_RQ r6
+    EV__T42R_RQ r8
+    EV__T42R_RQ r10
+    .if \lut
+    ldrsb r4, [lr, r4]
+    ldrsb r6, [lr, r6]
+    ldrsb r8, [lr, r8]
+    ldrsb r10, [lr, r10]
+    .endif
+    add r2, r0, r12
+    strb r4, [r0]
+    strb r6, [r2]
+    strb r8, [r0, r12, lsl #1]
+    strb r10, [r2, r12, lsl #1]
+    pop {r3}
+    add r0, r0, #1
+    add r3, r3, #28
+    ldm r3, {r1, r2, r3}
+    EV__T42R_RQ r5
+    EV__T42R_RQ r7
+    EV__T42R_RQ r9
+    EV__T42R_RQ r11
+    .if \lut
+    ldrsb r5, [lr, r5]
+    ldrsb r7, [lr, r7]
+    ldrsb r9, [lr, r9]
+    ldrsb r11, [lr, r11]
+    .endif
+    add r2, r0, r12
+    strb r5, [r0]
+    strb r7, [r2]
+    strb r9, [r0, r12, lsl #1]
+    strb r11, [r2, r12, lsl #1]
+    pop {r4-r11, pc}
+    EV__FN_END \name
+.endm
+
+    EV__T42R_BODY ev__t42r, 0
+    EV__T42R_BODY ev__t42r_lut, 1
+
+/* ------------------------------------------------------------------------------------------ */
+/* Path S (ev_linear.c says when and how ev__stream calls these): int ev__rs4(const struct ev__rsa
+ * *a), int ev__rs5(a), void ev__rs4p(a), void ev__rs5p(a), a in r0.
+ *
+ * Every per-channel pointer of struct ev__rsa (ev_linear.c) is end-relative (base + out) and
+ * indexed by a negative channel index in lr, so that the channel loop ends on ADDS + BNE. The
+ * struct (72 bytes) is copied into the routine's 76-byte stack frame, because sp-relative loads
+ * need no register: [sp] b[0..4], [sp, #20] y[0..4], [sp, #40] m, [sp, #44] s, [sp, #48] lut + 128
+ * (or 0), [sp, #52] xq, [sp, #56] xq end, [sp, #60] w, [sp, #64] n, [sp, #68] w_adv.
+ *
+ * The head leaves r1 = w (the weights stream on from channel to channel: a channel's `in`
+ * weights follow the previous one's), r2 = xq end, lr = -n. ev__rs4 / ev__rs5 return 0, or
+ * -(channels left) when they stop at a channel with shift <= 32 (C finishes that one). */
+.macro EV__RS_HEAD name
+    EV__FN_BEGIN \name
+    push {r4-r11, lr}
+    sub sp, sp, #76
+    ldm r0!, {r1-r12}
+    stm sp, {r1-r12}
+    ldm r0, {r1-r6}
+    add r7, sp, #48
+    stm r7, {r1-r6}
+    ldr r1, [sp, #60]           /* w */
+    ldr r2, [sp, #56]           /* xq end */
+    rsb lr, r5, #0              /* channel index -n .. -1 */
+.endm
+.macro EV__RS_TAIL name
+    mov r0, lr                  /* 0, or -(channels left) at a shift <= 32 */
+    add sp, sp, #76
+    pop {r4-r11, pc}
+    EV__FN_END \name
+.endm
+/* requantise accumulator R: m in M, round in r3, shift in T */
+.macro EV__RSQ reg, m, t
+    smmla \reg, \reg, \m, r3
+    asr \reg, \reg, \t
+    ssat \reg, #8, \reg
+.endm
+
+/* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr.
+ * Per group LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs: the weight word is
+ * widened once in registers for the 4 rows, the block comes in four words per LDM. */
+.macro EV__RS4_GROUP
+    ldr r12, [r1], #4
+    sxtb16 r3, r12
+    sxtb16 r12, r12, ror #8
+    ldm r0!, {r8-r11}
+    smlad r4, r8, r3, r4
+    smlad r5, r9, r3, r5
+    smlad r6, r10, r3, r6
+    smlad r7, r11, r3, r7
+    ldm r0!, {r8-r11}
+    smlad r4, r8, r12, r4
+    smlad r5, r9, r12, r5
+    smlad r6, r10, r12, r6
+    smlad r7, r11, r12, r7
+.endm
+/* One channel's accumulators from b[r], then all its groups, 16 inputs an iteration. */
+.macro EV__RS4_MACS
+1:
+    ldr r0, [sp, #52]
+    ldm sp, {r3, r9-r11}
+    ldr r4, [r3, lr, lsl #2]
+    ldr r5, [r9, lr, lsl #2]
+    ldr r6, [r10, lr, lsl #2]
+    ldr r7, [r11, lr, lsl #2]
+2:
+    EV__RS4_GROUP
+    EV__RS4_GROUP
+    EV__RS4_GROUP
+    EV__RS4_GROUP
+    cmp r0, r2
+    bne 2b
+.endm
+
+/* After the MACs: the channel's m (r8) and s (r9); s <= 32 leaves (label 8); else t = s - 32
+ * (r10), round 2^(t-1) (r3), SMMLA + ASR + SSAT per row, the table (r3 = lut + 128) if any, and
+ * the 4 stores through y[0..3] (r8-r11). */
+    EV__RS_HEAD ev__rs4
+    EV__RS4_MACS
+    ldrd r8, r9, [sp, #40]
+    ldr r8, [r8, lr, lsl #2]    /* m */
+    ldrsb r9, [r9, lr]          /* s */
+    subs r10, r9, #32           /* t = s - 32 */
+    ble 8f
+    rsb r9, r9, #64
+    mov r3, #0x80000000
+    lsr r3, r3, r9              /* 2^(t-1) */
+    EV__RSQ r4, r8, r10
+    EV__RSQ r5, r8, r10
+    EV__RSQ r6, r8, r10
+    EV__RSQ r7, r8, r10
+    ldr r3, [sp, #48]
+    cbz r3, 3f
+    ldrsb r4, [r3, r4]
+    ldrsb r5, [r3, r5]
+    ldrsb r6, [r3, r6]
+    ldrsb r7, [r3, r7]
+3:
+    add r3, sp, #20
+    ldm r3, {r8-r11}
+    strb r4, [r8, lr]
+    strb r5, [r9, lr]
+    strb r6, [r10, lr]
+    strb r7, [r11, lr]
+    adds lr, lr, #1
+    bne 1b
+8:
+    EV__RS_TAIL ev__rs4
+
+/* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
+ * reloaded from the frame once per four groups (no register is left for it). Group layout
+ * x0l..x4l, x0h..x4h; per group LDR + 2 SXTB16 + 2 LDM + LDRD + 10 SMLAD = 16 per 20 MACs. */
+.macro EV__RS5_GROUP
+    ldr r3, [r1], #4
+    sxtb16 r2, r3
+    sxtb16 r3, r3, ror #8
+    ldm r0!, {r9-r12}
+    smlad r4, r9, r2, r4
+    smlad r5, r10, r2, r5
+    smlad r6, r11, r2, r6
+    smlad r7, r12, r2, r7
+    ldm r0!, {r9-r12}
+    smlad r8, r9, r2, r8
+    smlad r4, r10, r3, r4
+    smlad r5, r11, r3, r5
+    smlad r6, r12, r3, r6
+    ldrd r9, r10, [r0], #8
+    smlad r7, r9, r3, r7
+    smlad r8, r10, r3, r8
+.endm
+.macro EV__RS5_MACS
+1:
+    ldr r0, [sp, #52]
+    ldm sp, {r3, r9-r12}
+    ldr r4, [r3, lr, lsl #2]
+    ldr r5, [r9, lr, lsl #2]
+    ldr r6, [r10, lr, lsl #2]
+    ldr r7, [r11, lr, lsl #2]
+    ldr r8, [r12, lr, lsl #2]
+2:
+    EV__RS5_GROUP
+    EV__RS5_GROUP
+    EV__RS5_GROUP
+    EV__RS5_GROUP
+    ldr r2, [sp, #56]
+    cmp r0, r2
+    bne 2b
+.endm
+
+/* As ev__rs4 with 5 rows: m r9, s r10, t r11, round r3, y[0..4] in r0, r9-r12. */
+    EV__RS_HEAD ev__rs5
+    EV__RS5_MACS
+    ldrd r9, r10, [sp, #40]
+    ldr r9, [r9, lr, lsl #2]    /* m */
+    ldrsb r10, [r10, lr]        /* s */
+    subs r11, r10, #32          /* t = s - 32 */
+    ble 8f
+    rsb r10, r10, #64
+    mov r3, #0x80000000
+    lsr r3, r3, r10             /* 2^(t-1) */
+    EV__RSQ r4, r9, r11
+    EV__RSQ r5, r9, r11
+    EV__RSQ r6, r9, r11
+    EV__RSQ r7, r9, r11
+    EV__RSQ r8, r9, r11
+    ldr r3, [sp, #48]
+    cbz r3, 3f
+    ldrsb r4, [r3, r4]
+    ldrsb r5, [r3, r5]
+    ldrsb r6, [r3, r6]
+    ldrsb r7, [r3, r7]
+    ldrsb r8, [r3, r8]
+3:
+    add r3, sp, #20
+    ldm r3, {r0, r9-r12}
+    strb r4, [r0, lr]
+    strb r5, [r9, lr]
+    strb r6, [r10, lr]
+    strb r7, [r11, lr]
+    strb r8, [r12, lr]
+    adds lr, lr, #1
+    bne 1b
+8:
+    EV__RS_TAIL ev__rs5
+
+/* The partial-sum variants: store the accumulators back into b[r], on to the next chunk (a
+ * channel's chunk is followed by w_adv bytes of inputs other chunks cover). */
+.macro EV__RSP_TAIL name
+    ldr r3, [sp, #68]
+    add r1, r1, r3              /* the next channel's chunk */
+    adds lr, lr, #1
+    bne 1b
+    add sp, sp, #76
+    pop {r4-r11, pc}
+    EV__FN_END \name
+.endm
+
+    EV__RS_HEAD ev__rs4p
+    EV__RS4_MACS
+    ldm sp, {r8-r11}
+    str r4, [r8, lr, lsl #2]
+    str r5, [r9, lr, lsl #2]
+    str r6, [r10, lr, lsl #2]
+    str r7, [r11, lr, lsl #2]
+    EV__RSP_TAIL ev__rs4p
+
+    EV__RS_HEAD ev__rs5p
+    EV__RS5_MACS
+    ldm sp, {r3, r9-r12}
+    str r4, [r3, lr, lsl #2]
+    str r5, [r9, lr, lsl #2]
+    str r6, [r10, lr, lsl #2]
+    str r7, [r11, lr, lsl #2]
+    str r8, [r12, lr, lsl #2]
+    EV__RSP_TAIL ev__rs5p
+
+#endif /* EV_KERNELS_DSP */
