@@ -75,8 +75,8 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  *
  * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.008
  * (17x64->192, S), 1.002 (4x64->192, S), 1.122 (17x192->576, S), 1.119 (4x192->576, S) MACs
- * per instruction; 0.82 (17x768->192, B: no 4-row block fits the buffer) and 0.46 (1x128->64,
- * B), against 0.18-0.20 for the portable path. Path A alone (a row quad with its requantisation,
+ * per instruction; 1.080 (17x768->192, S over input chunks) and 0.46 (1x128->64, B), against
+ * 0.18-0.20 for the portable path. Path A alone (a row quad with its requantisation,
  * ev__t42r: 1.20 at in = 64, 1.33 at in = 192) reached 0.96 / 0.92 on the 17-row calls and
  * 0.64 / 0.83 on the 4-row ones, which widen each weight pair for four rows only. */
 
@@ -297,14 +297,6 @@ ev__acc_init(const int32_t *b, int bs, int o, int o2, int two, uint32_t acc[4])
     struct ev__q q0, q1;                                                                       \
     ev__qinit(&q0, mult[(o) * qs], shift[(o) * qs]);                                           \
     ev__qinit(&q1, mult[o2 * qs], shift[o2 * qs])
-
-/* ev__rq for s > 32 with the channel's values in registers. */
-static inline __attribute__((always_inline)) int8_t
-ev__rqf(uint32_t acc, int32_t m, int32_t r, int32_t t, const int8_t *lut)
-{
-    int32_t v = __ssat(ev__smmla((int32_t)acc, m, r) >> t, 8);
-    return lut ? lut[v + 128] : (int8_t)v;
-}
 
 /* Accumulator start values of a row quad (rows b, b + bs, ..) for channels o, o2. */
 static inline void ev__init4(const int32_t *b, int bs, int o, int o2, uint32_t init[8])
