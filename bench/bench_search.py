@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeviz.atomic import write_json  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
-from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, run_search, run_train  # noqa: E402
-from edgeviz.search.train import DEFAULT_EPOCHS  # noqa: E402
+from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, run_search  # noqa: E402
+from edgeviz.search.train import DEFAULT_EPOCHS, run_train  # noqa: E402
 
 
 def cpu_seconds() -> float:

@@ -10,8 +10,8 @@ import edgeviz.search.evolve as evolve
 from edgeviz.model import ViTConfig, load_model
 from edgeviz.data import load_data
 from edgeviz.search.evolve import Candidate, halving_rungs, pick_finalists
-from edgeviz.search.run import run_search, run_train
-from edgeviz.search.train import accuracy
+from edgeviz.search.run import run_search
+from edgeviz.search.train import accuracy, run_train
 from test_search_doubles import PlannerTestDouble, write_tiny_space
 
 KW = dict(population=4, generations=2, subset=64, planner=PlannerTestDouble(), quiet=True)

@@ -37,7 +37,7 @@ def _macs(ctx, param, text) -> int | None:
 
 
 def cmd_train(a) -> int:
-    from edgeviz.search.run import run_train
+    from edgeviz.search.train import run_train
 
     net, summary = run_train(space=a.space, data=a.data, epochs=a.epochs, output=a.output, batch_size=a.batch_size,
                              seed=a.seed, progress=not a.no_progress, subset=a.subset, step_delay=a.step_delay)

@@ -1,4 +1,5 @@
-"""The ``train`` and ``search`` jobs as functions (the CLI in ``edgeviz.search.cli`` calls these).
+"""The ``search`` job as a function (the CLI in ``edgeviz.search.cli`` calls it; the ``train`` job is
+``edgeviz.search.train.run_train``).
 
 ``run_search`` writes into ``out_dir``: subnet.json, model.pt (edgeviz.model.save_model format),
 model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
@@ -22,14 +23,12 @@ from typing import Callable
 from edgeviz.errors import EdgevizError
 from edgeviz.atomic import atomic_path, write_json, write_text
 from edgeviz.search.budget import format_size, parse_size
-from edgeviz.data import Dataset, load_data
 from edgeviz.search.evolve import (HALVING_ETA, Candidate, Evaluator, Finalist, Judge, evolutionary_search,
                                    evolve_space, finetune_finalists, gene_summary, halving_rungs, mcuformer_formula,
                                    pick_finalists, production_planner, random_search, train_from_scratch,
                                    uniform_baseline)
-from edgeviz.search.space import SearchSpace, load_space
-from edgeviz.search.supernet import Supernet, export_onnx, export_state_dict
-from edgeviz.search.train import (DEFAULT_BATCH, DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed,
+from edgeviz.search.supernet import export_onnx, export_state_dict
+from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
                                   load_checkpoint, supernet_from_checkpoint, train_supernet)
 
 DEFAULT_POPULATION = 20
@@ -66,45 +65,6 @@ class RunLog:
             self.echo(msg)
         elif not self.quiet:
             print(msg, file=sys.stderr, flush=True)
-
-
-def _load_space(space) -> SearchSpace:
-    return space if isinstance(space, SearchSpace) else load_space(space)
-
-
-def _load_data(data, space: SearchSpace, seed: int, subset: int = 0) -> Dataset:
-    d = data if isinstance(data, Dataset) else load_data(data, seed=seed, base=max(space.img_size))
-    return d.subset(subset) if subset else d
-
-
-def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
-              batch_size: int = DEFAULT_BATCH, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
-              step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
-    """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
-    if epochs < 1:
-        raise EdgevizError(f"--epochs must be at least 1 (got {epochs})")
-    rank, world = init_distributed()
-    try:
-        sp = _load_space(space)
-        d = _load_data(data, sp, seed, subset)
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed, step_delay=step_delay)
-        if lr is not None:
-            settings.lr = lr
-        t0 = time.perf_counter()
-        net, summary = train_supernet(sp, d, output, settings, log=log, progress=progress)
-        summary["wall_seconds"] = time.perf_counter() - t0
-        summary["world_size"], summary["rank"] = world, rank
-        if rank == 0 and summary["history"]:
-            h = summary["history"][-1]
-            (log or (lambda m: print(m, file=sys.stderr)))(
-                f"supernet {output}: {summary['epochs_done']} epochs, {summary['train_seconds']:.1f} s training, "
-                f"val acc largest {h['val_acc_largest']:.3f} smallest {h['val_acc_smallest']:.3f}")
-        return net, summary
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
 
 
 def _whole(value, flag: str, least: int) -> int:
@@ -211,8 +171,8 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         raise EdgevizError(f"cannot create output folder {out}: {e}") from None
     progress = (not json and not quiet and sys.stderr.isatty()) if progress is None else progress
     log = RunLog(out / "search.log", quiet=quiet)
-    sp = _load_space(space)
-    d = _load_data(data, sp, seed, subset)
+    sp = as_space(space)
+    d = data_for(data, sp, seed, subset)
     sp = sp.with_data(d.in_chans, d.num_classes)
     plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b)
     judge = Judge(plan, budget_b, flash_b, macs)
@@ -260,9 +220,7 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         search_space, space_trace = evolve_space(sp, judge, evaluator, seed=seed, log=log)
     bar = None
     if progress:
-        from edgeviz.search.train import _Bar
-
-        bar = _Bar(True, generations, "search")
+        bar = ProgressBar(True, generations, "search")
     t0 = time.perf_counter()
     res = evolutionary_search(search_space, judge, evaluator, population=population, generations=generations,
                               seed=seed, state_path=out / "search_state.json",
