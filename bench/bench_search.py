@@ -40,7 +40,7 @@ def landscape(ckpt: Path, space_path) -> dict:
     with memory on this data?"""
     from edgeviz.compiler import plan_config
     from edgeviz.data import load_data
-    from edgeviz.search.evolve import Evaluator
+    from edgeviz.search.judge import Evaluator
     from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
 
     net = supernet_from_checkpoint(load_checkpoint(ckpt))

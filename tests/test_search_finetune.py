@@ -6,10 +6,11 @@ import json
 import pytest
 import torch
 
-import edgeviz.search.evolve as evolve
+import edgeviz.search.finalists as finalists
 from edgeviz.model import ViTConfig, load_model
 from edgeviz.data import load_data
-from edgeviz.search.evolve import Candidate, halving_rungs, pick_finalists
+from edgeviz.search.finalists import halving_rungs, pick_finalists
+from edgeviz.search.judge import Candidate
 from edgeviz.search.run import run_search
 from edgeviz.search.train import accuracy, run_train
 from test_search_doubles import PlannerTestDouble, write_tiny_space
@@ -92,7 +93,7 @@ def test_killed_stage_keeps_finished_runs(ckpt, tmp_path, monkeypatch):
     ref = run_search("2KB", out_dir=tmp_path / "ref", **kw)
     n = len(ref["finalists"])
     assert n >= 2
-    train, calls = evolve.train_standalone, []
+    train, calls = finalists.train_standalone, []
 
     def dies_in_the_last_rung(*a, **k):
         calls.append(1)
@@ -100,10 +101,10 @@ def test_killed_stage_keeps_finished_runs(ckpt, tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return train(*a, **k)
 
-    monkeypatch.setattr(evolve, "train_standalone", dies_in_the_last_rung)
+    monkeypatch.setattr(finalists, "train_standalone", dies_in_the_last_rung)
     with pytest.raises(KeyboardInterrupt):
         run_search("2KB", out_dir=tmp_path / "o", **kw)
-    monkeypatch.setattr(evolve, "train_standalone", train)
+    monkeypatch.setattr(finalists, "train_standalone", train)
     r = run_search("2KB", out_dir=tmp_path / "o", **kw)
     log = (tmp_path / "o" / "search.log").read_text().split("---- resumed ----")[-1]
     assert log.count("finished before the restart") == n          # the whole first rung

@@ -22,11 +22,14 @@ from typing import Callable
 
 from edgeviz.errors import EdgevizError
 from edgeviz.atomic import atomic_path, write_json, write_text
+from edgeviz.search.baselines import random_search, uniform_baseline
 from edgeviz.search.budget import format_size, parse_size
-from edgeviz.search.evolve import (HALVING_ETA, Candidate, Evaluator, Finalist, Judge, evolutionary_search,
-                                   evolve_space, finetune_finalists, gene_summary, halving_rungs, mcuformer_formula,
-                                   pick_finalists, production_planner, random_search, train_from_scratch,
-                                   uniform_baseline)
+from edgeviz.search.evolution import evolutionary_search
+from edgeviz.search.finalists import HALVING_ETA, Finalist, finetune_finalists, halving_rungs, pick_finalists
+from edgeviz.search.judge import Candidate, Evaluator, Judge, mcuformer_formula, production_planner, smallest_need
+from edgeviz.search.space import gene_summary
+from edgeviz.search.space_evolution import evolve_space
+from edgeviz.search.standalone import train_from_scratch
 from edgeviz.search.supernet import export_onnx, export_state_dict
 from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
                                   load_checkpoint, supernet_from_checkpoint, train_supernet)
@@ -181,8 +184,6 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         f"{d.name} ({d.info()['sizes']})")
     # Fail fast, before any training, when not even the smallest candidate fits.
     if not judge.feasible(sp.smallest()):
-        from edgeviz.search.evolve import smallest_need
-
         raise EdgevizError(f"no candidate fits the budget of {format_size(budget_b)}: {smallest_need(sp, judge)}")
 
     # ---- supernet --------------------------------------------------------------------------------
