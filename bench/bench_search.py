@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeviz.atomic import write_json  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
-from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, run_search  # noqa: E402
+from edgeviz.search.run import run_search  # noqa: E402
+from edgeviz.search.settings import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, SearchSettings  # noqa: E402
 from edgeviz.search.train import DEFAULT_EPOCHS, run_train  # noqa: E402
 
 
@@ -102,9 +103,9 @@ def main(argv=None) -> int:
                        "train_seconds_in_checkpoint": summary["train_seconds"]}
     for b in a.budgets.split(","):
         t0, c0 = time.perf_counter(), cpu_seconds()
-        r = run_search(b, supernet_ckpt=ckpt, population=a.population, generations=a.generations,
-                       out_dir=out / b, space=a.space, baselines=not a.no_baselines, progress=False,
-                       finalists=a.finalists, finetune_steps=a.finetune_steps)
+        r = run_search(SearchSettings(b, supernet=ckpt, population=a.population, generations=a.generations,
+                                      out=out / b, space=a.space, baselines=not a.no_baselines, progress=False,
+                                      finalists=a.finalists, finetune_steps=a.finetune_steps))
         rec = {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0, "config": r["config"],
                "summary": r["summary"], "peak_sram": r["peak_sram"], "formula_peak": r["mcuformer_formula_peak"],
                "flash": r["flash"], "macs": r["macs"], "accuracy": r["accuracy"], "search": {
