@@ -26,7 +26,7 @@ from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.lower import plan_config  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.data import load_data  # noqa: E402
-from edgeviz.search.evolve import train_from_scratch  # noqa: E402
+from edgeviz.search.standalone import train_from_scratch  # noqa: E402
 from edgeviz.search.space import load_space  # noqa: E402
 from edgeviz.search.train import accuracy  # noqa: E402
 

@@ -6,7 +6,7 @@ search with the same number of accuracy evaluations (also through the same fine-
 largest uniformly scaled full-rank ViT that fits and the best uniform ViT the search finds, both trained
 from scratch for as many steps as the searched subnet got in all (supernet + fine-tuning), and the best
 uniform ViT through the very same two stages (the architecture-only comparison). Memory is always
-edgeviz.compiler.plan_config's figure; MCUFormer's closed-form formula is printed beside it. Prints the
+edgeviz.lower.plan_config's figure; MCUFormer's closed-form formula is printed beside it. Prints the
 differences against the baselines and writes bench_search.json in the output folder.
 
     python bench/bench_search.py                       # default space and epochs, budgets 320KB and 128KB
@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgeviz.atomic import write_json  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
-from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, run_search, run_train  # noqa: E402
-from edgeviz.search.train import DEFAULT_EPOCHS  # noqa: E402
+from edgeviz.search.run import run_search  # noqa: E402
+from edgeviz.search.settings import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, SearchSettings  # noqa: E402
+from edgeviz.search.train import DEFAULT_EPOCHS, run_train  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -40,7 +41,7 @@ def landscape(ckpt: Path, space_path) -> dict:
     with memory on this data?"""
     from edgeviz.lower import plan_config
     from edgeviz.data import load_data
-    from edgeviz.search.evolve import Evaluator
+    from edgeviz.search.judge import Evaluator
     from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
 
     net = supernet_from_checkpoint(load_checkpoint(ckpt))
@@ -102,9 +103,9 @@ def main(argv=None) -> int:
                        "train_seconds_in_checkpoint": summary["train_seconds"]}
     for b in a.budgets.split(","):
         t0, c0 = time.perf_counter(), cpu_seconds()
-        r = run_search(b, supernet_ckpt=ckpt, population=a.population, generations=a.generations,
-                       out_dir=out / b, space=a.space, baselines=not a.no_baselines, progress=False,
-                       finalists=a.finalists, finetune_steps=a.finetune_steps)
+        r = run_search(SearchSettings(b, supernet=ckpt, population=a.population, generations=a.generations,
+                                      out=out / b, space=a.space, baselines=not a.no_baselines, progress=False,
+                                      finalists=a.finalists, finetune_steps=a.finetune_steps))
         rec = {"wall_seconds": time.perf_counter() - t0, "cpu_seconds": cpu_seconds() - c0, "config": r["config"],
                "summary": r["summary"], "peak_sram": r["peak_sram"], "formula_peak": r["mcuformer_formula_peak"],
                "flash": r["flash"], "macs": r["macs"], "accuracy": r["accuracy"], "search": {

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
-from edgeviz.frontend import graph_from_vit
+from edgeviz.frontend import graph_from_vit  # noqa: E402
 from edgeviz.project import compile_graph  # noqa: E402
 from edgeviz.model import ViT  # noqa: E402
 from edgeviz.ops import OPS  # noqa: E402

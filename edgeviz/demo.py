@@ -17,6 +17,7 @@ from .device_cli import profile_build, validate_build
 from .project import build
 from .report import page, table
 from .search.run import run_search
+from .search.settings import SearchSettings
 
 
 def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str = "stm32f746",
@@ -26,7 +27,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     out.mkdir(parents=True, exist_ok=True)
     kw = {k: v for k, v in (("epochs", epochs), ("population", population), ("generations", generations)) if v}
     say(f"[1/4] search at {budget} (trains the supernet first; resumes if interrupted) -> {out / 'search'}")
-    chosen = run_search(budget, target, out_dir=out / "search", **kw)
+    chosen = run_search(SearchSettings(budget, target, out=out / "search", **kw))
     say(f"[2/4] build {target} -> {out / 'build'}")
     b = build(out / "search", target, out / "build")
     say("[3/4] profile on the emulated Cortex-M7 (QEMU mps2-an500)")

@@ -11,8 +11,10 @@ import torch
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig, load_model
 from edgeviz.data import load_data
-from edgeviz.search.evolve import (Evaluator, Judge, evolutionary_search, evolve_space, mcuformer_formula,
-                                   random_search, uniform_baseline, uniform_configs)
+from edgeviz.search.baselines import random_search, uniform_baseline, uniform_configs
+from edgeviz.search.evolution import evolutionary_search
+from edgeviz.search.judge import Evaluator, Judge, mcuformer_formula
+from edgeviz.search.space_evolution import evolve_space
 from edgeviz.search.space import DEFAULT_SPACE, config_key, load_space
 from edgeviz.search.supernet import SuperLinear, Supernet, export_onnx, export_state_dict
 from test_search_doubles import PlannerTestDouble, write_tiny_space

@@ -1,8 +1,8 @@
 """TEST DOUBLES for the search's unit tests, plus a check of the doubles themselves.
 
-``PlannerTestDouble`` stands in for ``edgeviz.compiler.plan_config`` ONLY in unit tests (it is fast and
+``PlannerTestDouble`` stands in for ``edgeviz.lower.plan_config`` ONLY in unit tests (it is fast and
 its numbers are easy to reason about). The product never uses it: edgeviz.search.run defaults to
-edgeviz.search.evolve.production_planner, which imports the real planner.
+edgeviz.search.judge.production_planner, which imports the real planner.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeviz.model import ViTConfig
-from edgeviz.search.evolve import analytic_macs
+from edgeviz.search.judge import analytic_macs
 
 TINY_SPACE = """
 name = "tiny-test"

@@ -6,15 +6,22 @@ import json
 import pytest
 import torch
 
-import edgeviz.search.evolve as evolve
+import edgeviz.search.finalists as finalists
 from edgeviz.model import ViTConfig, load_model
 from edgeviz.data import load_data
-from edgeviz.search.evolve import Candidate, halving_rungs, pick_finalists
-from edgeviz.search.run import run_search, run_train
-from edgeviz.search.train import accuracy
+from edgeviz.search.finalists import halving_rungs, pick_finalists
+from edgeviz.search.judge import Candidate
+from edgeviz.search.run import run_search
+from edgeviz.search.settings import SearchSettings
+from edgeviz.search.train import accuracy, run_train
 from test_search_doubles import PlannerTestDouble, write_tiny_space
 
-KW = dict(population=4, generations=2, subset=64, planner=PlannerTestDouble(), quiet=True)
+KW = dict(population=4, generations=2, subset=64, quiet=True)
+PLANNER = PlannerTestDouble()
+
+
+def search(budget: str, **kw) -> dict:
+    return run_search(SearchSettings(budget, **kw), planner=PLANNER)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +67,7 @@ def test_halving_rungs():
 
 def test_two_stage_halves_the_finalists_and_exports_the_winner(ckpt, tmp_path):
     sn, space = ckpt
-    r = run_search("2KB", out_dir=tmp_path, supernet_ckpt=sn, space=space, finalists=3, finetune_steps=9, **KW)
+    r = search("2KB", out=tmp_path, supernet=sn, space=space, finalists=3, finetune_steps=9, **KW)
     fins = r["finalists"]
     assert len(fins) == 3 and len({json.dumps(f["config"], sort_keys=True) for f in fins}) == 3
     assert r["finetune"]["rungs"] == [{"finalists": 3, "steps": 3}, {"finalists": 1, "steps": 9}]
@@ -88,11 +95,11 @@ def test_two_stage_halves_the_finalists_and_exports_the_winner(ckpt, tmp_path):
 
 def test_killed_stage_keeps_finished_runs(ckpt, tmp_path, monkeypatch):
     sn, space = ckpt
-    kw = dict(supernet_ckpt=sn, space=space, finalists=3, finetune_steps=9, **KW)
-    ref = run_search("2KB", out_dir=tmp_path / "ref", **kw)
+    kw = dict(supernet=sn, space=space, finalists=3, finetune_steps=9, **KW)
+    ref = search("2KB", out=tmp_path / "ref", **kw)
     n = len(ref["finalists"])
     assert n >= 2
-    train, calls = evolve.train_standalone, []
+    train, calls = finalists.train_standalone, []
 
     def dies_in_the_last_rung(*a, **k):
         calls.append(1)
@@ -100,17 +107,17 @@ def test_killed_stage_keeps_finished_runs(ckpt, tmp_path, monkeypatch):
             raise KeyboardInterrupt("killed")
         return train(*a, **k)
 
-    monkeypatch.setattr(evolve, "train_standalone", dies_in_the_last_rung)
+    monkeypatch.setattr(finalists, "train_standalone", dies_in_the_last_rung)
     with pytest.raises(KeyboardInterrupt):
-        run_search("2KB", out_dir=tmp_path / "o", **kw)
-    monkeypatch.setattr(evolve, "train_standalone", train)
-    r = run_search("2KB", out_dir=tmp_path / "o", **kw)
+        search("2KB", out=tmp_path / "o", **kw)
+    monkeypatch.setattr(finalists, "train_standalone", train)
+    r = search("2KB", out=tmp_path / "o", **kw)
     log = (tmp_path / "o" / "search.log").read_text().split("---- resumed ----")[-1]
     assert log.count("finished before the restart") == n          # the whole first rung
     assert [f["rungs"] for f in r["finalists"]] == [f["rungs"] for f in ref["finalists"]]
     assert r["config"] == ref["config"] and r["accuracy"]["test_standalone"] == ref["accuracy"]["test_standalone"]
     # other fine-tuning settings do not reuse the finished runs
-    run_search("2KB", out_dir=tmp_path / "o", **(kw | {"finetune_steps": 6}))
+    search("2KB", out=tmp_path / "o", **(kw | {"finetune_steps": 6}))
     assert "finished before" not in (tmp_path / "o" / "search.log").read_text().split("---- resumed ----")[-1]
 
 

@@ -16,6 +16,7 @@ from edgeviz.errors import EdgevizError
 from edgeviz.model import load_model
 from edgeviz.data import load_data
 from edgeviz.search.run import run_search
+from edgeviz.search.settings import SearchSettings
 from edgeviz.search.space import load_space
 from edgeviz.search.supernet import Supernet
 from edgeviz.search.train import load_checkpoint, supernet_from_checkpoint
@@ -81,8 +82,8 @@ def searched(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("search")
     space = write_tiny_space(tmp)
     out = tmp / "out"
-    r = run_search("2KB", out_dir=out, epochs=1, population=4, generations=2, space=space, subset=64,
-                   planner=PlannerTestDouble(), quiet=True, finalists=0)       # the one-stage search
+    r = run_search(SearchSettings("2KB", out=out, epochs=1, population=4, generations=2, space=space, subset=64,
+                                  quiet=True, finalists=0), planner=PlannerTestDouble())   # the one-stage search
     return out, r, space
 
 
@@ -116,8 +117,8 @@ def test_search_outputs(searched):
 
 def test_search_resumes_and_reuses_supernet(searched):
     out, first, space = searched
-    r = run_search("2KB", out_dir=out, population=4, generations=3, space=space, subset=64,
-                   planner=PlannerTestDouble(), quiet=True, finalists=0)
+    r = run_search(SearchSettings("2KB", out=out, population=4, generations=3, space=space, subset=64, quiet=True,
+                                  finalists=0), planner=PlannerTestDouble())
     log = (out / "search.log").read_text()
     assert "supernet: loaded" in log and "resuming the search" in log and "generation 2/3" in log
     assert r["accuracy"]["val_supernet"] >= first["accuracy"]["val_supernet"]
@@ -126,13 +127,13 @@ def test_search_resumes_and_reuses_supernet(searched):
 def test_budget_nothing_fits(searched, tmp_path):
     _, _, space = searched
     with pytest.raises(EdgevizError, match="smallest candidate .* needs .* peak SRAM"):
-        run_search("64", out_dir=tmp_path, space=space, subset=64, planner=PlannerTestDouble(), quiet=True)
+        run_search(SearchSettings("64", out=tmp_path, space=space, subset=64, quiet=True), planner=PlannerTestDouble())
     assert not (tmp_path / "supernet.pt").exists()       # failed before training
 
 
 def test_search_with_real_planner_via_cli(searched, tmp_path, capsys):
-    """The production path: edgeviz.cli -> search -> edgeviz.compiler.plan_config, --json on stdout."""
-    pytest.importorskip("edgeviz.compiler")
+    """The production path: edgeviz.cli -> search -> edgeviz.lower.plan_config, --json on stdout."""
+    pytest.importorskip("edgeviz.lower")
     from edgeviz.cli import main
 
     out, _, space = searched
@@ -167,17 +168,18 @@ def test_user_data_npz_through_search(tmp_path):
     x[y == 1, 0] += 1.0
     np.savez(tmp_path / "d.npz", x=x, y=y)
     space = write_tiny_space(tmp_path)
-    r = run_search("4KB", data=tmp_path / "d.npz", out_dir=tmp_path / "o", epochs=1, population=3, generations=1,
-                   space=space, planner=PlannerTestDouble(), quiet=True, finalists=2, finetune_steps=2)
+    r = run_search(SearchSettings("4KB", data=tmp_path / "d.npz", out=tmp_path / "o", epochs=1, population=3,
+                                  generations=1, space=space, quiet=True, finalists=2, finetune_steps=2),
+                   planner=PlannerTestDouble())
     assert r["config"]["in_chans"] == 3 and r["config"]["num_classes"] == 3
     assert load_data(tmp_path / "d.npz").num_classes == 3
 
 
 def test_search_baselines_and_space_evolution(searched, tmp_path):
     out, _, space = searched
-    r = run_search("2KB", out_dir=tmp_path / "b", supernet_ckpt=out / "supernet.pt", population=4, generations=2,
-                   space=space, subset=64, planner=PlannerTestDouble(), quiet=True, baselines=True,
-                   evolve_search_space=True, finalists=2, finetune_steps=3)
+    r = run_search(SearchSettings("2KB", out=tmp_path / "b", supernet=out / "supernet.pt", population=4,
+                                  generations=2, space=space, subset=64, quiet=True, baselines=True,
+                                  evolve_space=True, finalists=2, finetune_steps=3), planner=PlannerTestDouble())
     rs, un = r["baselines"]["random_search"], r["baselines"]["uniform_vit"]
     assert rs["evaluations"] >= 1 and rs["peak_sram"] <= 2048
     # from scratch with the searched subnet's total steps: the supernet's and the fine-tuning ones

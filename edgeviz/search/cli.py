@@ -1,7 +1,7 @@
 """`edgeviz train` and `edgeviz search`: registered on the main click group by ``add_cli(group)``.
 
 Each command hands its options to ``cmd_*(args) -> exit code``; EdgevizError propagates to
-edgeviz.cli (one line, exit 2).
+edgeviz.cli (one line, exit 2). ``search`` turns its flags into a ``SearchSettings`` (``settings_from_flags``).
 """
 from __future__ import annotations
 
@@ -9,7 +9,12 @@ import json
 
 import click
 
+from edgeviz.clikit import handler
 from edgeviz.errors import EdgevizError
+from edgeviz.search.run import run_search
+from edgeviz.search.settings import (DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, DEFAULT_GENERATIONS, DEFAULT_OUT,
+                                     DEFAULT_POPULATION, DEFAULT_TARGET, SearchSettings)
+from edgeviz.search.train import DEFAULT_BATCH, DEFAULT_EPOCHS, run_train
 
 
 def _positive_int(ctx, param, text) -> int | None:
@@ -37,8 +42,6 @@ def _macs(ctx, param, text) -> int | None:
 
 
 def cmd_train(a) -> int:
-    from edgeviz.search.run import run_train
-
     net, summary = run_train(space=a.space, data=a.data, epochs=a.epochs, output=a.output, batch_size=a.batch_size,
                              seed=a.seed, progress=not a.no_progress, subset=a.subset, step_delay=a.step_delay)
     if a.json and summary.get("rank", 0) == 0:
@@ -47,14 +50,18 @@ def cmd_train(a) -> int:
     return 0
 
 
-def cmd_search(a) -> int:
-    from edgeviz.search.run import run_search
+def settings_from_flags(a) -> SearchSettings:
+    """The search's settings from `edgeviz search`'s options (a namespace of them, as click parsed them):
+    each flag sets the field of its name, --no-progress sets ``progress``, --json also ``quiet``."""
+    return SearchSettings(budget=a.budget, target=a.target, flash=a.flash, data=a.data, supernet=a.supernet,
+                          epochs=a.epochs, population=a.population, generations=a.generations, out=a.out,
+                          json=a.json, space=a.space, macs=a.macs, seed=a.seed, evolve_space=a.evolve_space,
+                          baselines=a.baselines, finalists=a.finalists, finetune_steps=a.finetune_steps,
+                          progress=False if a.no_progress else None, quiet=a.json)
 
-    r = run_search(budget=a.budget, target=a.target, flash=a.flash, data=a.data, supernet_ckpt=a.supernet,
-                   epochs=a.epochs, population=a.population, generations=a.generations, out_dir=a.out,
-                   json=a.json, space=a.space, macs=a.macs, seed=a.seed, evolve_search_space=a.evolve_space,
-                   baselines=a.baselines, progress=False if a.no_progress else None, quiet=a.json,
-                   finalists=a.finalists, finetune_steps=a.finetune_steps)
+
+def cmd_search(a) -> int:
+    r = run_search(settings_from_flags(a))
     if not a.json:
         acc = r["accuracy"]
         val = (f"val acc {acc['val_finetuned']:.3f} fine-tuned" if acc["val_finetuned"] is not None
@@ -66,10 +73,6 @@ def cmd_search(a) -> int:
 
 
 def add_cli(group) -> None:
-    from edgeviz.cli import handler
-    from edgeviz.search.run import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, DEFAULT_GENERATIONS, DEFAULT_POPULATION
-    from edgeviz.search.train import DEFAULT_BATCH, DEFAULT_EPOCHS
-
     @group.command("train", help="train the weight-sharing supernet of the search space")
     @click.option("--space", metavar="FILE", help="search space TOML (default: the shipped digits space)")
     @click.option("--data", metavar="PATH", help="image folder (one subfolder per class) or .npz with x, y; "
@@ -89,7 +92,7 @@ def add_cli(group) -> None:
     @group.command("search", help="find the most accurate ViT that fits an SRAM budget (MCUFormer NAS)")
     @click.option("--budget", required=True,
                   help="peak SRAM budget, e.g. 320KB, 320KiB, 0.3125MB, 327680 (1 KB = 1024 B)")
-    @click.option("--target", default="stm32f746", help="board (targets/*.toml), default stm32f746")
+    @click.option("--target", default=DEFAULT_TARGET, help=f"board (targets/*.toml), default {DEFAULT_TARGET}")
     @click.option("--flash", default=None, help="flash limit, e.g. 1MB (default: the target's flash)")
     @click.option("--data", metavar="PATH", help="image folder or .npz (default: built-in digits)")
     @click.option("--supernet", metavar="CKPT", help="trained supernet (edgeviz train); default: train one in -o DIR")
@@ -99,7 +102,7 @@ def add_cli(group) -> None:
                   help=f"default {DEFAULT_POPULATION}")
     @click.option("--generations", default=str(DEFAULT_GENERATIONS), callback=_positive_int,
                   help=f"default {DEFAULT_GENERATIONS}")
-    @click.option("-o", "--out", metavar="DIR", default="search-out", help="output folder (default search-out)")
+    @click.option("-o", "--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     @click.option("--json", is_flag=True, help="print subnet.json on stdout (logs stay in search.log)")
     @click.option("--space", metavar="FILE", help="search space TOML")
     @click.option("--macs", default=None, callback=_macs, help="optional MAC limit, e.g. 20M")
@@ -109,7 +112,7 @@ def add_cli(group) -> None:
     @click.option("--baselines", is_flag=True,
                   help="also run random search (same evaluations) and uniform ViTs (from scratch with as many "
                        "training steps, and through the same search + fine-tuning)")
-    # no click type: run_search checks these, so a bad value is one EdgevizError line
+    # no click type: SearchSettings checks these, so a bad value is one EdgevizError line
     @click.option("--finalists", metavar="K", type=str, default=DEFAULT_FINALISTS,
                   help=f"after the search, fine-tune K candidates spread over peak SRAM from the supernet by "
                        f"successive halving (all for S/9 steps, the best third for S/3, the best one for S) and "
@@ -121,4 +124,4 @@ def add_cli(group) -> None:
         return handler(cmd_search)(**kw)
 
 
-__all__ = ["add_cli", "EdgevizError"]
+__all__ = ["add_cli", "EdgevizError", "settings_from_flags"]

@@ -1,10 +1,11 @@
-"""The ``train`` and ``search`` jobs as functions (the CLI in ``edgeviz.search.cli`` calls these).
+"""The ``search`` job as a function (the CLI in ``edgeviz.search.cli`` calls it; the ``train`` job is
+``edgeviz.search.train.run_train``).
 
-``run_search`` writes into ``out_dir``: subnet.json, model.pt (edgeviz.model.save_model format),
-model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
+``run_search(settings)`` writes into ``settings.out``: subnet.json, model.pt (edgeviz.model.save_model
+format), model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
 search_state.json (the population after each generation, then the finalists' val accuracies per
 fine-tuning run) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
-search started again with the same arguments resumes (supernet training after the last epoch, the
+search started again with the same settings resumes (supernet training after the last epoch, the
 search after the last generation, the fine-tuning stage after the last finished run).
 """
 from __future__ import annotations
@@ -21,29 +22,19 @@ from typing import Callable
 
 from edgeviz.errors import EdgevizError
 from edgeviz.atomic import atomic_path, write_json, write_text
-from edgeviz.search.budget import format_size, parse_size
-from edgeviz.data import Dataset, load_data
-from edgeviz.search.evolve import (HALVING_ETA, Candidate, Evaluator, Finalist, Judge, evolutionary_search,
-                                   evolve_space, finetune_finalists, gene_summary, halving_rungs, mcuformer_formula,
-                                   pick_finalists, production_planner, random_search, train_from_scratch,
-                                   uniform_baseline)
-from edgeviz.search.space import SearchSpace, load_space
-from edgeviz.search.supernet import Supernet, export_onnx, export_state_dict
-from edgeviz.search.train import (DEFAULT_BATCH, DEFAULT_EPOCHS, TrainSettings, accuracy, init_distributed,
+from edgeviz.search.baselines import random_search, uniform_baseline
+from edgeviz.search.budget import format_size
+from edgeviz.search.evolution import evolutionary_search
+from edgeviz.search.finalists import HALVING_ETA, Finalist, finetune_finalists, halving_rungs, pick_finalists
+from edgeviz.search.judge import (Candidate, Evaluator, Judge, Planner, mcuformer_formula, production_planner,
+                                  smallest_need)
+from edgeviz.search.settings import FINETUNE_LR, SearchSettings
+from edgeviz.search.space import gene_summary
+from edgeviz.search.space_evolution import evolve_space
+from edgeviz.search.standalone import train_from_scratch
+from edgeviz.search.supernet import export_onnx, export_state_dict
+from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
                                   load_checkpoint, supernet_from_checkpoint, train_supernet)
-
-DEFAULT_POPULATION = 20
-DEFAULT_GENERATIONS = 10
-# The second stage (see run_search). Measured on digits with the default 7-epoch supernet, over 11
-# finalists of the 320KB and 128KB searches: the Spearman correlation of val accuracy with that of the
-# same subnet trained alone (546 steps) is 0.00 for the supernet's estimate and 0.57 / 0.71 / 0.65 /
-# 0.75 after 50 / 100 / 200 / 400 fine-tuning steps; lr 1e-3 beat 5e-4 and 2e-3 (at 200 steps). So the
-# stage is successive halving: 9 finalists x 33 steps, the best 3 x 100, the best one x 300: 27 s wall
-# on 2 cores at 320KB (6 finalists x 300 steps each took 98 s, 60 of them for the 400-token one, and
-# chose the same subnet); at 128KB it chose a subnet 0.4 points better on test in 22 s.
-DEFAULT_FINALISTS = 9
-DEFAULT_FINETUNE_STEPS = 300
-FINETUNE_LR = 1e-3
 
 
 class RunLog:
@@ -66,56 +57,6 @@ class RunLog:
             self.echo(msg)
         elif not self.quiet:
             print(msg, file=sys.stderr, flush=True)
-
-
-def _load_space(space) -> SearchSpace:
-    return space if isinstance(space, SearchSpace) else load_space(space)
-
-
-def _load_data(data, space: SearchSpace, seed: int, subset: int = 0) -> Dataset:
-    d = data if isinstance(data, Dataset) else load_data(data, seed=seed, base=max(space.img_size))
-    return d.subset(subset) if subset else d
-
-
-def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
-              batch_size: int = DEFAULT_BATCH, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
-              step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
-    """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
-    if epochs < 1:
-        raise EdgevizError(f"--epochs must be at least 1 (got {epochs})")
-    rank, world = init_distributed()
-    try:
-        sp = _load_space(space)
-        d = _load_data(data, sp, seed, subset)
-        settings = TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed, step_delay=step_delay)
-        if lr is not None:
-            settings.lr = lr
-        t0 = time.perf_counter()
-        net, summary = train_supernet(sp, d, output, settings, log=log, progress=progress)
-        summary["wall_seconds"] = time.perf_counter() - t0
-        summary["world_size"], summary["rank"] = world, rank
-        if rank == 0 and summary["history"]:
-            h = summary["history"][-1]
-            (log or (lambda m: print(m, file=sys.stderr)))(
-                f"supernet {output}: {summary['epochs_done']} epochs, {summary['train_seconds']:.1f} s training, "
-                f"val acc largest {h['val_acc_largest']:.3f} smallest {h['val_acc_smallest']:.3f}")
-        return net, summary
-    finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
-
-
-def _whole(value, flag: str, least: int) -> int:
-    """A count given as int or text (the CLI passes text, so a bad value is one EdgevizError line)."""
-    try:
-        v = int(str(value).strip()) if not isinstance(value, (bool, float)) else None
-    except ValueError:
-        v = None
-    if v is None or v < least:
-        raise EdgevizError(f"{flag} must be a whole number >= {least} (got {value!r})")
-    return v
 
 
 def _file_digest(path: Path) -> str:
@@ -181,60 +122,49 @@ def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: i
     plt.close(fig)
 
 
-def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | None = None, data=None,
-               supernet_ckpt: str | Path | None = None, epochs: int | None = None,
-               population: int = DEFAULT_POPULATION, generations: int = DEFAULT_GENERATIONS,
-               out_dir: str | Path = "search-out", json: bool = False, space=None, macs: int | None = None,
-               seed: int = 0, evolve_search_space: bool = False, baselines: bool = False, planner=None,
-               progress: bool | None = None, subset: int = 0, quiet: bool = False,
-               finalists: int | str = DEFAULT_FINALISTS, finetune_steps: int | str = DEFAULT_FINETUNE_STEPS) -> dict:
-    """Search the space for the most accurate subnet whose planned peak SRAM fits ``budget``.
+def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict:
+    """Search the space for the most accurate subnet whose planned peak SRAM fits ``settings.budget``.
 
-    Two stages: evolution on the supernet's estimates, then ``finalists`` candidates spread over peak
-    SRAM fine-tuned from the supernet by successive halving; the winner, fine-tuned ``finetune_steps``
-    steps, is exported (``finalists=0``: the evolution's choice with the supernet's weights).
+    Two stages: evolution on the supernet's estimates, then ``settings.finalists`` candidates spread over
+    peak SRAM fine-tuned from the supernet by successive halving; the winner, fine-tuned
+    ``settings.finetune_steps`` steps, is exported (``finalists=0``: the evolution's choice with the
+    supernet's weights).
 
     ``planner``: callable cfg -> report (.peak_sram .flash .macs .fits); default
-    ``edgeviz.compiler.plan_config`` for ``target`` -- the only memory judge in production.
-    Returns the subnet.json content; with ``json`` it is also printed on stdout."""
+    ``edgeviz.lower.plan_config`` for ``settings.target`` -- the only memory judge in production.
+    Returns the subnet.json content; with ``settings.json`` it is also printed on stdout."""
     t_start = time.perf_counter()
-    budget_b = parse_size(budget, "budget")
-    flash_b = parse_size(flash, "flash limit") if flash is not None else None
-    if population < 2 or generations < 1:
-        raise EdgevizError("--population must be >= 2 and --generations >= 1")
-    finalists = _whole(finalists, "--finalists", 0)
-    finetune_steps = _whole(finetune_steps, "--finetune-steps", 1)
-    out = Path(out_dir)
+    s = settings
+    out, budget_b, flash_b, target, seed = s.out, s.budget, s.flash, s.target, s.seed
+    finalists, finetune_steps = s.finalists, s.finetune_steps
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise EdgevizError(f"cannot create output folder {out}: {e}") from None
-    progress = (not json and not quiet and sys.stderr.isatty()) if progress is None else progress
-    log = RunLog(out / "search.log", quiet=quiet)
-    sp = _load_space(space)
-    d = _load_data(data, sp, seed, subset)
+    progress = (not s.json and not s.quiet and sys.stderr.isatty()) if s.progress is None else s.progress
+    log = RunLog(out / "search.log", quiet=s.quiet)
+    sp = as_space(s.space)
+    d = data_for(s.data, sp, seed, s.subset)
     sp = sp.with_data(d.in_chans, d.num_classes)
     plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b)
-    judge = Judge(plan, budget_b, flash_b, macs)
+    judge = Judge(plan, budget_b, flash_b, s.macs)
     log(f"search: budget {format_size(budget_b)} ({budget_b} B), target {target}, flash limit "
         f"{format_size(flash_b) if flash_b else 'target flash'}, space {sp.name} ({sp.size()} candidates), data "
         f"{d.name} ({d.info()['sizes']})")
     # Fail fast, before any training, when not even the smallest candidate fits.
     if not judge.feasible(sp.smallest()):
-        from edgeviz.search.evolve import smallest_need
-
         raise EdgevizError(f"no candidate fits the budget of {format_size(budget_b)}: {smallest_need(sp, judge)}")
 
     # ---- supernet --------------------------------------------------------------------------------
-    ckpt = Path(supernet_ckpt) if supernet_ckpt else out / "supernet.pt"
+    ckpt = Path(s.supernet) if s.supernet else out / "supernet.pt"
     blob = load_checkpoint(ckpt) if ckpt.exists() else None
-    if blob is not None and (epochs is None or epochs <= blob["epochs_done"]):
+    if blob is not None and (s.epochs is None or s.epochs <= blob["epochs_done"]):
         if blob["data_digest"].split(":")[0] != d.digest.split(":")[0]:   # a subset of the same data is fine
             raise EdgevizError(f"supernet {ckpt} was trained on other data ({blob['data']['name']}); "
                                "train one for this data or leave out --supernet")
         net = supernet_from_checkpoint(blob)
         if net.space.with_data(d.in_chans, d.num_classes).digest() != sp.digest():
-            if supernet_ckpt is not None and space is None:
+            if s.supernet is not None and s.space is None:
                 sp = net.space      # a user's checkpoint brings its own space
             else:
                 raise EdgevizError(f"supernet {ckpt} was trained on another search space")
@@ -242,9 +172,9 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
                       "train_seconds": blob.get("train_seconds"), "history": blob["history"], "trained_now": False}
         log(f"supernet: loaded {ckpt} ({blob['epochs_done']} epochs, {blob.get('train_seconds', 0):.0f} s of training)")
     else:
-        if supernet_ckpt is not None and not ckpt.exists() and epochs is None:
+        if s.supernet is not None and not ckpt.exists() and s.epochs is None:
             raise EdgevizError(f"supernet checkpoint {ckpt} does not exist (train one with `edgeviz train -o {ckpt}`)")
-        n_ep = epochs or DEFAULT_EPOCHS
+        n_ep = s.epochs or DEFAULT_EPOCHS
         log(f"supernet: training {n_ep} epochs into {ckpt}")
         net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed), log=log, progress=progress)
         blob = load_checkpoint(ckpt)
@@ -256,15 +186,13 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     evaluator = Evaluator(net, d, "val")
     space_trace = None
     search_space = sp
-    if evolve_search_space:
+    if s.evolve_space:
         search_space, space_trace = evolve_space(sp, judge, evaluator, seed=seed, log=log)
     bar = None
     if progress:
-        from edgeviz.search.train import _Bar
-
-        bar = _Bar(True, generations, "search")
+        bar = ProgressBar(True, s.generations, "search")
     t0 = time.perf_counter()
-    res = evolutionary_search(search_space, judge, evaluator, population=population, generations=generations,
+    res = evolutionary_search(search_space, judge, evaluator, population=s.population, generations=s.generations,
                               seed=seed, state_path=out / "search_state.json",
                               signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest},
                               log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
@@ -317,7 +245,7 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     r = judge.report(chosen.cfg)
     result = {
         "config": chosen.cfg.to_dict(), "summary": gene_summary(chosen.cfg),
-        "target": target, "budget_bytes": budget_b, "flash_limit_bytes": flash_b, "mac_limit": macs,
+        "target": target, "budget_bytes": budget_b, "flash_limit_bytes": flash_b, "mac_limit": s.macs,
         "peak_sram": int(r.peak_sram), "peak_sram_banks": {k: int(v) for k, v in (getattr(r, "banks", {}) or {}).items()},
         "lower_bound_bytes": int(getattr(r, "lower_bound", 0) or 0), "flash": int(r.flash), "macs": int(r.macs),
         "mcuformer_formula_peak": mcuformer_formula(chosen.cfg), "planner": getattr(plan, "__name__", str(plan)),
@@ -335,12 +263,12 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
                      "wall_seconds": stage["wall_seconds"] if stage else 0.0,
                      "cpu_seconds": stage["cpu_seconds"] if stage else 0.0},
         "data": d.info(), "supernet": train_info | {"steps": steps_trained},
-        "search": stats | {"population": population, "generations": generations, "seed": seed,
+        "search": stats | {"population": s.population, "generations": s.generations, "seed": seed,
                            "history": res.history, "space": search_space.to_dict(), "space_evolution": space_trace},
         "files": {k: str(out / k) for k in ("model.pt", "model.onnx", "pareto.csv", "pareto.png", "search.log")},
     }
     # ---- baselines (optional: they cost as much again) -------------------------------------------
-    if baselines:
+    if s.baselines:
         # Fair comparison: a from-scratch baseline gets as many optimizer steps (same batch size, lr
         # schedule and seed) as the exported subnet got in all: the supernet's steps (each trains 4
         # subnets on one batch, the sandwich rule) plus the S fine-tuning steps. The architecture-only
@@ -365,8 +293,8 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
         # one: the same evolutionary search confined to uniform, full-rank ViTs (one embed / heads / MLP
         # ratio for every block, no low rank), with as many evaluations; each trained from scratch.
         uniform_space = replace(sp, rank_ratio=(1.0,))
-        ures = evolutionary_search(uniform_space, judge, evaluator, population=population,
-                                   generations=generations, seed=seed + 2)
+        ures = evolutionary_search(uniform_space, judge, evaluator, population=s.population,
+                                   generations=s.generations, seed=seed + 2)
         result["baselines"] = {
             "training_steps": {"searched": f"{steps_trained} supernet + {total_steps - steps_trained} fine-tuning",
                                "from_scratch": total_steps,
@@ -394,6 +322,6 @@ def run_search(budget: str | int, target: str = "stm32f746", flash: str | int | 
     log(f"chosen: {gene_summary(chosen.cfg)}; peak SRAM {format_size(result['peak_sram'])} "
         f"(MCUFormer formula {format_size(result['mcuformer_formula_peak'])}), flash {format_size(result['flash'])}, "
         f"{result['macs']:,} MACs, val acc {stage['val'] if stage else best.acc:.4f}, test acc {test_acc:.4f} -> {out}")
-    if json:
+    if s.json:
         print(jsonlib.dumps(result, sort_keys=True))
     return result

@@ -197,3 +197,9 @@ def load_space(path: str | Path | None = None) -> SearchSpace:
 
 def config_key(cfg: ViTConfig) -> str:
     return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def gene_summary(cfg: ViTConfig) -> str:
+    """One line naming a candidate's genes, for logs and reports."""
+    return (f"img {cfg.img_size} patch {cfg.patch} embed {cfg.embed} depth {cfg.depth} heads {cfg.heads} "
+            f"mlp {cfg.mlp_ratio:g} rank [{', '.join(f'{r:g}' for r in cfg.rank_ratios)}]")

@@ -10,7 +10,7 @@ Run alone, or under ``torchrun --nproc_per_node N -m edgeviz.search.train ...``:
 trains on its shard of every batch, gradients are averaged by DistributedDataParallel over gloo, every
 process samples the same subnets (the choice is a function of seed, epoch and step) and rank 0 writes
 the checkpoints. A killed run started again with the same output path resumes after the last
-completed epoch.
+completed epoch. ``run_train`` is the ``edgeviz train`` job (and this module's ``main``, for torchrun).
 """
 from __future__ import annotations
 
@@ -20,19 +20,21 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
 from edgeviz.atomic import torch_save
-from edgeviz.data import Dataset
-from edgeviz.search.space import SearchSpace
+from edgeviz.data import Dataset, load_data
+from edgeviz.search.space import SearchSpace, load_space
 from edgeviz.search.supernet import Supernet
 
 CKPT_FORMAT = "edgeviz-supernet-train/2"
@@ -82,8 +84,6 @@ def subnets_for_step(space: SearchSpace, seed: int, epoch: int, step: int, n_ran
     rng = random.Random(f"{seed}:{epoch}:{step}")
     cfgs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(n_random)]
     if dense:
-        from dataclasses import replace
-
         cfgs = [replace(c, rank_ratios=(1.0,) * c.depth) for c in cfgs]
     return cfgs
 
@@ -125,7 +125,7 @@ def supernet_from_checkpoint(blob: dict) -> Supernet:
     return Supernet.from_blob(blob["supernet"])
 
 
-class _Bar:
+class ProgressBar:
     """A rich progress bar on stderr, or nothing."""
 
     def __init__(self, enabled: bool, total: int, desc: str):
@@ -183,10 +183,6 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
             say(f"resuming supernet training from {ckpt_path} after epoch {start_epoch}")
     model = net
     if world > 1:
-        import warnings
-
-        from torch.nn.parallel import DistributedDataParallel
-
         # Sliced parameters get gradients with the slice's strides; DDP copies them, which is fine.
         warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
         model = DistributedDataParallel(net, find_unused_parameters=True)
@@ -194,7 +190,7 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
     per_rank = max(1, s.batch_size // world)
     steps_per_epoch = max(1, n_train // s.batch_size)   # drop the last partial batch
     total_steps = steps_per_epoch * s.epochs
-    bar = _Bar(progress and rank == 0 and start_epoch < s.epochs, total_steps, "supernet")
+    bar = ProgressBar(progress and rank == 0 and start_epoch < s.epochs, total_steps, "supernet")
     bar.advance(start_epoch * steps_per_epoch)
     xres: dict[int, torch.Tensor] = {}
     for epoch in range(start_epoch, s.epochs):
@@ -262,6 +258,46 @@ def _checkpoint(net: Supernet, opt, space: SearchSpace, data: Dataset, s: TrainS
             "space_digest": space.digest(), "data_digest": data.digest, "data": data.info()}
 
 
+def as_space(space) -> SearchSpace:
+    """``space`` itself if it is a SearchSpace, else the TOML file it names (None: the shipped default)."""
+    return space if isinstance(space, SearchSpace) else load_space(space)
+
+
+def data_for(data, space: SearchSpace, seed: int = 0, subset: int = 0) -> Dataset:
+    """``data`` itself if it is a Dataset, else the folder or .npz it names (None: built-in digits) at the
+    space's largest resolution; ``subset``: only its first N train images (tests)."""
+    d = data if isinstance(data, Dataset) else load_data(data, seed=seed, base=max(space.img_size))
+    return d.subset(subset) if subset else d
+
+
+def run_train(space=None, data=None, epochs: int = DEFAULT_EPOCHS, output: str | Path = "supernet.pt",
+              batch_size: int = DEFAULT_BATCH, lr: float | None = None, seed: int = 0, progress: bool = True, subset: int = 0,
+              step_delay: float = 0.0, log: Callable[[str], None] | None = None) -> tuple[Supernet, dict]:
+    """Train (or resume) the supernet into ``output``. Under torchrun, joins the gloo process group."""
+    if epochs < 1:
+        raise EdgevizError(f"--epochs must be at least 1 (got {epochs})")
+    rank, world = init_distributed()
+    try:
+        sp = as_space(space)
+        d = data_for(data, sp, seed, subset)
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, seed=seed, step_delay=step_delay)
+        if lr is not None:
+            settings.lr = lr
+        t0 = time.perf_counter()
+        net, summary = train_supernet(sp, d, output, settings, log=log, progress=progress)
+        summary["wall_seconds"] = time.perf_counter() - t0
+        summary["world_size"], summary["rank"] = world, rank
+        if rank == 0 and summary["history"]:
+            h = summary["history"][-1]
+            (log or (lambda m: print(m, file=sys.stderr)))(
+                f"supernet {output}: {summary['epochs_done']} epochs, {summary['train_seconds']:.1f} s training, "
+                f"val acc largest {h['val_acc_largest']:.3f} smallest {h['val_acc_smallest']:.3f}")
+        return net, summary
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
 def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     p = p or argparse.ArgumentParser(prog="edgeviz train", description="Train the weight-sharing supernet.")
     p.add_argument("--space", default=None, help="search space TOML (default: the shipped digits space)")
@@ -279,8 +315,6 @@ def build_parser(p: argparse.ArgumentParser | None = None) -> argparse.ArgumentP
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edgeviz.search.run import run_train
-
     try:
         run_train(space=args.space, data=args.data, epochs=args.epochs, output=args.output,
                   batch_size=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.no_progress,
