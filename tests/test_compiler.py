@@ -5,10 +5,9 @@ from conftest import need
 from models import CONFIGS, inputs, make
 
 from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
-from edgeviz.frontend import graph_from_vit
+from edgeviz.frontend import graph_from_vit, import_torch
 from edgeviz.lower import plan_config
 from edgeviz.project import compile_graph
-from edgeviz.frontend import import_torch
 from edgeviz.model import ViTConfig
 from edgeviz.ops.attention import V_T_MIN_TOKENS
 from edgeviz.ops.linear import RANK_ALIGN
@@ -224,3 +223,28 @@ def test_every_scheduled_op_has_its_own_int8_reference(name):
                 y = OPS[n.op].run_int8(n, [env[i] for i in n.inputs])
                 env[n.outputs[0]] = np.asarray(y, dtype=np.int8).reshape(sg.tensors[n.outputs[0]].shape)
             np.testing.assert_array_equal(env[sg.outputs[0]].reshape(-1), run_int8(g, quantize_image(g, xi)).reshape(-1))
+
+
+def test_weights_far_smaller_than_their_bias_keep_the_accumulator_in_int32(tmp_path):
+    """A layer whose weights are ~1e-7 of its bias (a gate that starts near zero) would put a bias
+    beyond int32 in the accumulator: the weight scale is floored so the bias fits, and the C still
+    equals the int8 reference."""
+    import torch
+    need("gcc")
+    m = make("cls-lowrank")
+    fc1 = m.blocks[0].fc1
+    lin = getattr(fc1, "u", fc1)                 # a low-rank layer's outer factor carries the bias
+    with torch.no_grad():
+        lin.weight.mul_(1e-7)
+        lin.bias.fill_(3.0)
+    x = inputs(m.cfg, 6)
+    with np.errstate(invalid="raise", over="raise"):
+        c = compile_graph(graph_from_vit(m), x, "stm32f746")
+    b = next(n for n in c.graph.nodes if n.op == "linear" and n.attrs.get("b") is not None and
+             np.allclose(n.attrs["b"], 3.0)).qattrs["bias"]
+    assert np.abs(b.astype(np.int64)).max() <= 1 << 30
+    write_model_sources(c.model_c, c.model_h, tmp_path)
+    host = HostModel(build_host_library(tmp_path, tmp_path / "m.so"), c.model_h)
+    for xi in x:
+        xq = quantize_image(c.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))

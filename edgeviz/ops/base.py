@@ -218,10 +218,19 @@ def hls_mac_reuse(node: Node, r: int) -> int:
     return r
 
 
-def quantize_weights(w: np.ndarray):
-    """Per-output-channel symmetric int8: returns (int8 weights, float scales)."""
+# A bias in the int32 accumulator stays below 2^30: room for the sum of products beside it.
+BIAS_LIMIT = float(1 << 30)
+
+
+def quantize_weights(w: np.ndarray, bias_abs: np.ndarray | None = None, s_x: float | None = None):
+    """Per-output-channel symmetric int8: returns (int8 weights, float scales). With the largest |bias|
+    of each channel and the input scale, a channel's weight scale is floored so that its bias
+    (bias / (s_x s_w)) fits the int32 accumulator: weights far smaller than their bias (a gate that
+    starts near zero) would otherwise overflow it."""
     w2 = w.reshape(w.shape[0], -1)
     s = np.abs(w2).max(axis=1) / 127.0
+    if bias_abs is not None and s_x:
+        s = np.maximum(s, np.asarray(bias_abs, dtype=np.float64) / (s_x * BIAS_LIMIT))
     s = np.where(s > 0, s, 1e-12)
     q = np.clip(np.round(w2 / s[:, None]), -127, 127).astype(np.int8)
     return q, s

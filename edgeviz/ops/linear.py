@@ -65,9 +65,9 @@ class Linear(Op):
     def quantize(self, node, g, stats):
         s_x = g.tensors[node.inputs[0]].scale
         s_y = g.tensors[node.outputs[0]].scale
-        wq, s_w = quantize_weights(node.attrs["w"])
         b = node.attrs.get("b")
-        b = np.zeros(wq.shape[0]) if b is None else b
+        b = np.zeros(node.attrs["w"].shape[0]) if b is None else b
+        wq, s_w = quantize_weights(node.attrs["w"], np.abs(b), s_x)
         node.qattrs = {
             "w": wq,
             "bias": np.round(b / (s_x * s_w)).astype(np.int32),

@@ -68,7 +68,7 @@ class PatchEmbed(Op):
         a = node.attrs
         s_x = g.tensors[node.inputs[0]].scale
         s_y = g.tensors[node.outputs[0]].scale
-        wq, s_w = quantize_weights(a["w"])
+        wq, s_w = quantize_weights(a["w"], np.abs(a["bias_tokens"]).max(axis=0), s_x)
         node.qattrs = {
             "w": wq,
             "bias": np.round(a["bias_tokens"] / (s_x * s_w)[None, :]).astype(np.int32),
