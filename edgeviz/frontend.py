@@ -493,12 +493,14 @@ class _Walker:
         same = np.array_equal(ar, br) and np.array_equal(ac, bc)
         if a.base == b.base and same:                     # f(x) op g(x): one element-wise function of x
             return View(a.base, ar.copy(), ac.copy(), (name, a.fn or X, b.fn or X))
-        if name != "add":
-            self.fail(f"'{name}' of two different tensors (edgeviz adds tensors; it does not multiply them)")
+        # an element-wise function of two tensors is the edgeviz op of that name (add, mul)
+        pairwise = sorted(k for k, op in OPS.items() if len(op.rowwise_inputs) == 2)
+        if name not in pairwise:
+            self.fail(f"'{name}' of two different tensors (edgeviz reads {' and '.join(pairwise)} of two tensors)")
         a, b = self._materialize(a), self._materialize(b)
         if not same or self.g.tensors[a.base].shape != self.g.tensors[b.base].shape:
-            self.fail("a residual add of tensors laid out differently")
-        out = self.node("add", [a.base, b.base], self.g.tensors[a.base].shape)
+            self.fail(f"'{name}' of two tensors laid out differently")
+        out = self.node(name, [a.base, b.base], self.g.tensors[a.base].shape)
         return View(out, ar.copy(), ac.copy(), owner=True)
 
     def _scatter(self, v: View, value: np.ndarray) -> np.ndarray | None:

@@ -174,6 +174,12 @@ def add(a, b, ma: int, mb: int, shift: int):
     return np.clip(v >> shift, I8_MIN, I8_MAX).astype(np.int8)
 
 
+def mul(a, b, m: int, s: int):
+    """y = requant(a * b, m, s): the int32 product of two int8 tensors, one multiplier for the whole
+    tensor (s_a s_b / s_y), round half up, clamp."""
+    return requantize(a.astype(np.int32) * b.astype(np.int32), m, s)
+
+
 # ---------------------------------------------------------------- attention core
 
 def attention(qkv, heads: int, m_qk: int, s_qk: int, exp_lut, m_av: int, s_av: int):

@@ -1,4 +1,4 @@
-// edgeviz HLS templates: element-wise int8 ops: residual add (intmath.add) and table lookup
+// edgeviz HLS templates: element-wise int8 ops: residual add (intmath.add), product (intmath.mul) and table lookup
 // (intmath.apply_lut, GELU). REUSE: LANES = ceil(N / REUSE) elements per cycle. The caller's arrays must
 // deliver LANES elements a cycle (partitioned or reshaped cyclic by LANES where they are declared), or
 // the tool lengthens the II; the templates put no partition pragma on their arguments, so that fused
@@ -26,6 +26,22 @@ add_steps:
                 const ev_i32 v = ev_i32(wide);  // int32 wrap, as numpy
                 y[i] = ev_clamp8(ev_i64(v >> sh));
             }
+        }
+    }
+}
+
+// y = requant(a * b, m, s) (a gated MLP's gate); y may be a or b.
+template <int N, int REUSE>
+void ev_mul(const ev_i8 a[N], const ev_i8 b[N], ev_i8 y[N], ev_i32 m, ev_i8 s) {
+    static const int LANES = ev_ceil_div<N, REUSE>::value;
+    static const int STEPS = ev_ceil_div<N, LANES>::value;
+mul_steps:
+    for (int r = 0; r < STEPS; r++) {
+#pragma HLS PIPELINE II=1
+        for (int l = 0; l < LANES; l++) {
+#pragma HLS UNROLL
+            const int i = r * LANES + l;
+            if (i < N) y[i] = ev_requant(ev_i32(a[i]) * ev_i32(b[i]), m, s);
         }
     }
 }

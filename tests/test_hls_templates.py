@@ -161,6 +161,12 @@ def add_elementwise_cases(p: Program):
         ma, mb, sh = im.add_params(*scales)
         call = f"ev_add<{n}, {reuse}>({p.const('ev_i8', a)}, {p.const('ev_i8', b)}, OUT, {ma}, {mb}, {sh})"
         p.case("add", f"{n} r{reuse}", call, im.add(a, b, ma, mb, sh))
+    for n, reuse, real in [(41, 3, 0.05 * 0.02 / 0.04), (16, 1, 0.3), (9, 9, 1e-4)]:
+        a, b = rand_i8(n), rand_i8(n)
+        a[:2], b[:2] = [-128, -128], [-128, 127]
+        m, s = im.quantize_multiplier(real)
+        call = f"ev_mul<{n}, {reuse}>({p.const('ev_i8', a)}, {p.const('ev_i8', b)}, OUT, {m}, {s})"
+        p.case("mul", f"{n} r{reuse}", call, im.mul(a, b, m, s))
 
 
 def add_attention_cases(p: Program):
@@ -285,7 +291,7 @@ def results(tmp_path_factory):
 
 
 @needs_gxx
-@pytest.mark.parametrize("template", ["linear", "layernorm", "softmax", "gelu_lut", "add",
+@pytest.mark.parametrize("template", ["linear", "layernorm", "softmax", "gelu_lut", "add", "mul",
                                       "attention", "attention_row", "attention_kv_row", "attn_scores", "attn_av", "mean_tokens", "patch_embed"])
 def test_template_matches_intmath(results, template):
     cases = results[template]

@@ -36,6 +36,7 @@ SIGNATURES = {
     "ev_layernorm_s8": [P, I, I, I, P, P, I64, P, I],
     "ev_softmax_s8": [P, I, P, P],
     "ev_add_s8": [P, P, I, I32, I32, I32, P],
+    "ev_mul_s8": [P, P, I, I32, I32, P],
     "ev_lut_s8": [P, I, P, P],
     "ev_attn_scores_row": [P, P, I, I, I, I32, I32, P],
     "ev_attn_av_row": [P, P, I, I, I, I32, I32, P],
@@ -253,6 +254,28 @@ def test_add_aliasing(lib, n, scales):
     a3 = a.copy()
     lib.ev_add_s8(ptr(a3), ptr(a3), n, ma, mb, shift, ptr(a3))  # all three
     np.testing.assert_array_equal(a3, im.add(a, a, ma, mb, shift))
+
+
+@pytest.mark.parametrize("n", [1, 7, 1000])
+@pytest.mark.parametrize("real", [0.05 * 0.04 / 0.06, 0.1 * 0.3 / 0.002, 1e-4])
+def test_mul_aliasing(lib, n, real):
+    """The gate product: extremes (-128 * -128 saturates), and y written over a, b or both."""
+    rng = rng_for(n, real * 1000)
+    m, s = im.quantize_multiplier(real)
+    a, b = i8(rng, n), i8(rng, n)
+    a[:2], b[:2] = -128, [-128, 127]
+    want = im.mul(a, b, m, s)
+    y = np.zeros(n, np.int8)
+    lib.ev_mul_s8(ptr(a), ptr(b), n, m, s, ptr(y))
+    np.testing.assert_array_equal(y, want)
+    a2, b2 = a.copy(), b.copy()
+    lib.ev_mul_s8(ptr(a2), ptr(b), n, m, s, ptr(a2))
+    np.testing.assert_array_equal(a2, want)
+    lib.ev_mul_s8(ptr(a), ptr(b2), n, m, s, ptr(b2))
+    np.testing.assert_array_equal(b2, want)
+    a3 = a.copy()
+    lib.ev_mul_s8(ptr(a3), ptr(a3), n, m, s, ptr(a3))
+    np.testing.assert_array_equal(a3, im.mul(a, a, m, s))
 
 
 @pytest.mark.parametrize("n", [1, 5, 256])

@@ -35,7 +35,7 @@ def test_every_export_path_imports_the_same_model(name, how, tmp_path):
     ref = _reference(m, x)
     np.testing.assert_allclose(got, ref, atol=1e-4 * max(1.0, np.abs(ref).max()))
     assert {n.op for n in g.nodes} <= {"patch_embed", "layernorm", "linear", "attention", "activation", "add",
-                                       "select_token", "mean_tokens"}
+                                       "mul", "select_token", "mean_tokens"}
 
 
 def _compiled(name, target="stm32f746"):
@@ -81,7 +81,8 @@ def test_prefix_tokens_keep_their_precision_at_the_library_init(name):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["torchvision-vit", "timm-deit-distilled", "hf-vit-gelu-tanh", "timm-relu-nobias"])
+@pytest.mark.parametrize("name", ["torchvision-vit", "timm-deit-distilled", "hf-vit-gelu-tanh", "timm-relu-nobias",
+                                  "timm-swiglu"])
 def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
@@ -98,7 +99,8 @@ def test_firmware_on_qemu_is_bit_exact(name, tmp_path):
     assert r["bit_exact"] == len(xq), r["mismatched"]
 
 
-@pytest.mark.parametrize("name", ["timm-avg-layerscale", "timm-cls-avgpool", "timm-deit-distilled", "hf-vit"])
+@pytest.mark.parametrize("name", ["timm-avg-layerscale", "timm-cls-avgpool", "timm-deit-distilled", "hf-vit",
+                                  "timm-swiglu"])
 def test_hls_csim_is_bit_exact(name, tmp_path):
     need("g++")
     from edgeviz.project import build

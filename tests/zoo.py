@@ -63,6 +63,13 @@ def _timm(**kw):
     return timm.create_model(base.pop("name", "vit_tiny_patch16_224"), **base)
 
 
+def _swiglu():
+    """timm's gated MLP: fc2(act(fc1_g(x)) * fc1_x(x)) (an element-wise product of two tensors)."""
+    _torchvision()
+    from timm.layers import SwiGLU
+    return SwiGLU
+
+
 def _hf(head=False, **kw):
     _torchvision()            # transformers imports torchvision when it is installed
     from transformers import ViTConfig, ViTForImageClassification, ViTModel
@@ -93,6 +100,8 @@ ZOO = {
     "timm-prenorm-noposembed": (lambda: _timm(pre_norm=True, pos_embed="none", final_norm=False, mlp_ratio=3.0,
                                               proj_bias=False), (3, 32, 32)),
     "timm-silu-tokenpool": (lambda: _timm(act_layer="silu", global_pool="token", depth=1), (3, 32, 32)),
+    "timm-swiglu": (lambda: _timm(mlp_layer=_swiglu(), act_layer="silu", global_pool="avg", class_token=False),
+                    (3, 32, 32)),
     "hf-vit": (lambda: _hf(), (3, 32, 32)),
     "hf-vit-gelu-tanh": (lambda: _hf(hidden_act="gelu_pytorch_tanh", num_attention_heads=4), (3, 32, 32)),
     "hf-vitmodel-own-head": (lambda: _hf(head=True, num_channels=1), (1, 32, 32)),
@@ -159,8 +168,10 @@ def make_zoo(name: str, seed: int = 0) -> torch.nn.Module:
             if any(k in n for k in ("cls_token", "dist_token", "reg_token", "pos_embed", "position_embeddings",
                                     "class_token", "pos_embedding")):
                 p.normal_(0, 0.3)
-        for mod in m.modules():      # classifier heads start at zero (torchvision) or near it: logits would tie
-            if isinstance(mod, torch.nn.Linear) and mod.out_features == 10:
+        for mod in m.modules():
+            # classifier heads start at zero (torchvision) or near it: logits would tie; timm's SwiGLU
+            # gate starts at std 1e-6 (a constant gate): draw them as a trained layer might be
+            if isinstance(mod, torch.nn.Linear) and (mod.out_features == 10 or mod.weight.std() < 1e-4):
                 mod.weight.normal_(0, mod.in_features ** -0.5)
     return m
 

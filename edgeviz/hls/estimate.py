@@ -80,7 +80,7 @@ class LayerSpec:
     attn_scores  tokens, heads, dh     (unfused: q k^T for every head and query row)
     attn_av      tokens, heads, dh     (unfused: p v)
     any op       [shared_rom]: a second call site of a node already counted (its constant ROMs once)
-    add          n, [rows]     n elements per call, rows calls (a fused chain calls once per token row)
+    add, mul     n, [rows]     n elements per call, rows calls (a fused chain calls once per token row)
     lut          n, [rows]
     mean         tokens, c
     copy         c             c bytes copied one a cycle (a token row, an im2col gather)
@@ -391,6 +391,16 @@ def _add_cost(a: _Acc, d: dict, r: int):
     lanes, steps = _lanes(n, r)
     a.unit(ELEM_LANE, n=lanes, dsp=2)
     return lanes, 2 * n * calls, calls * (steps + D_REQUANT)
+
+
+@template_cost("mul")
+def _mul_cost(a: _Acc, d: dict, r: int):
+    """ev_mul: an 8x8 product and a requantisation (a 32x32 multiply) per lane."""
+    n, calls = int(d["n"]), int(d.get("rows", 1))
+    lanes, steps = _lanes(n, r)
+    a.unit(ELEM_LANE, n=lanes, dsp=1)
+    a.unit(REQUANT, n=lanes, dsp=DSP_MUL32)
+    return lanes, 0, calls * (steps + D_REQUANT)
 
 
 @template_cost("lut")

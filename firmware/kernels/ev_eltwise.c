@@ -1,4 +1,4 @@
-/* Element-wise and data-movement kernels: residual add, LUT, token mean, patch gather, transpose. */
+/* Element-wise and data-movement kernels: residual add, product, LUT, token mean, patch gather, transpose. */
 #include "ev_kernels.h"
 
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
@@ -14,6 +14,15 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
         int32_t v = (int32_t)u >> shift;
         y[i] = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
     }
+}
+
+void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, int8_t *y)
+{
+    /* |a b| <= 2^14: the product and its requantisation fit ev_requant's int32 accumulator. Each
+     * element is read before it is written, so y may alias a or b. */
+    int i;
+    for (i = 0; i < n; i++)
+        y[i] = ev_requant((int32_t)a[i] * b[i], m, s);
 }
 
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)

@@ -87,6 +87,8 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
                int8_t *y);
 
 /* y[i] = lut[x[i] + 128]. y may == x. */
+/* y[i] = requant(a[i] * b[i], m, s) (intmath.mul); y may be a or b. */
+void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, int8_t *y);
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y);
 
 /* scores[j] = requant(sum_d q[d] k_j[d], m, s), k_j = k + j * k_stride. */
