@@ -131,21 +131,21 @@ def test_budget_nothing_fits(searched, tmp_path):
     assert not (tmp_path / "supernet.pt").exists()       # failed before training
 
 
-def test_search_with_real_planner_via_cli(searched, tmp_path, capsys):
-    """The production path: edgeviz.cli -> search -> edgeviz.lower.plan_config, --json on stdout."""
-    pytest.importorskip("edgeviz.lower")
+@pytest.mark.parametrize("target", ["stm32f746", "zcu102"])
+def test_search_with_real_planner_via_cli(searched, tmp_path, capsys, target):
+    """The production path: edgeviz.cli -> search -> edgeviz.lower.plan_config, --json on stdout, for an
+    MCU and an FPGA target (there the budget is the on-chip buffer bytes, and the board must fit)."""
     from edgeviz.cli import main
+    from edgeviz.lower import plan_config
+    from edgeviz.model import ViTConfig
 
     out, _, space = searched
     rc = main(["search", "--budget", "8KB", "--space", str(space), "--supernet", str(out / "supernet.pt"),
                "--population", "3", "--generations", "1", "-o", str(tmp_path / "real"), "--json", "--no-progress",
-               "--finalists", "2", "--finetune-steps", "2"])
+               "--finalists", "2", "--finetune-steps", "2", "--target", target])
     assert rc == 0
     j = json.loads(capsys.readouterr().out)
-    from edgeviz.lower import plan_config
-    from edgeviz.model import ViTConfig
-
-    rep = plan_config(ViTConfig.from_dict(j["config"]), "stm32f746", sram_budget=8192)
+    rep = plan_config(ViTConfig.from_dict(j["config"]), target, sram_budget=8192)
     assert j["peak_sram"] == rep.peak_sram <= 8192 and rep.fits and j["planner"].startswith("plan_config")
 
 
