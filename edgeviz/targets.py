@@ -21,6 +21,24 @@ class Bank:
     size: int
 
 
+class _Field:
+    """A board-file field that only some kinds of target have; reading it where it is absent is one
+    line naming the file and the field."""
+
+    def __init__(self, cast):
+        self.cast = cast
+
+    def __set_name__(self, owner, name):
+        self.key = name
+
+    def __get__(self, target, owner=None):
+        if target is None:
+            return self
+        if self.key not in target.raw:
+            raise EdgevizError(f"targets/{target.name}.toml lacks the field {self.key!r} (a {target.kind} target)")
+        return self.cast(target.raw[self.key])
+
+
 @dataclass
 class Target:
     name: str
@@ -52,34 +70,12 @@ class Target:
         return self.ram_bytes - self.runtime_ram
 
     # FPGA resources (targets of kind "fpga"): what edgeviz.hls.estimate compares its estimate with
-    def _need(self, key: str):
-        if key not in self.raw:
-            raise EdgevizError(f"targets/{self.name}.toml lacks the field {key!r} (a {self.kind} target)")
-        return self.raw[key]
-
-    @property
-    def part(self) -> str:
-        return str(self._need("part"))
-
-    @property
-    def clock_hz(self) -> int:
-        return int(self._need("clock_hz"))
-
-    @property
-    def bram18k(self) -> int:
-        return int(self._need("bram18k"))
-
-    @property
-    def dsp(self) -> int:
-        return int(self._need("dsp"))
-
-    @property
-    def lut(self) -> int:
-        return int(self._need("lut"))
-
-    @property
-    def ff(self) -> int:
-        return int(self._need("ff"))
+    part = _Field(str)
+    clock_hz = _Field(int)
+    bram18k = _Field(int)
+    dsp = _Field(int)
+    lut = _Field(int)
+    ff = _Field(int)
 
     @property
     def int8_macs_per_dsp(self) -> int:

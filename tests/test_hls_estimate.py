@@ -10,7 +10,7 @@ from edgeviz.hls import estimate as est
 from edgeviz.hls.estimate import LayerSpec
 from edgeviz.model import ViTConfig
 from edgeviz.project import fpga_auto_reuse, fpga_estimate
-from edgeviz.targets import load_fpga_target
+from edgeviz.targets import load_fpga_target, load_target
 
 
 @pytest.mark.parametrize("name, part, bram36, dsp, lut, ff", [
@@ -30,6 +30,8 @@ def test_board_files(name, part, bram36, dsp, lut, ff):
 def test_non_fpga_and_unknown_boards_are_user_errors():
     with pytest.raises(EdgevizError, match="not an FPGA board"):
         load_fpga_target("stm32f746")
+    with pytest.raises(EdgevizError, match="stm32f746.toml lacks the field 'bram18k' \\(a mcu target\\)"):
+        load_target("stm32f746").bram18k
     with pytest.raises(EdgevizError, match="zcu102"):
         load_fpga_target("no-such-board")
 
