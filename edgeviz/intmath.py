@@ -143,23 +143,15 @@ def softmax_lut(s_in: float) -> np.ndarray:
     return np.round(SOFTMAX_EXP_ONE * np.exp(s_in * d)).astype(np.uint16)
 
 
-def softmax_reciprocal(total):
-    """floor(127 * 2^32 / total) per row (0 for an empty sum): the one division of a softmax row."""
-    total = np.asarray(total, dtype=np.int64)
-    return np.where(total > 0, (SOFTMAX_OUT_MAX << 32) // np.maximum(total, 1), 0)
-
-
 def softmax(x, lut):
     """Row softmax of int8 x [..., L]; output int8 probabilities at scale 1/127.
 
-    e_i = lut[x_i - max + 255];  r = floor(127 * 2^32 / sum e);  p_i = (e_i r + 2^31) >> 32.
-    One division per row instead of one per probability; e_i <= sum keeps p_i <= 127, and p_i is
-    127 e_i / sum rounded to nearest except within 2^-16 of a half.
+    e_i = lut[x_i - max + 255]; p_i = (127 e_i + sum/2) / sum  (unsigned, truncating)
     """
     x = x.astype(np.int32)
     e = np.asarray(lut, dtype=np.int64)[x - x.max(axis=-1, keepdims=True) + 255]
-    r = softmax_reciprocal(e.sum(axis=-1, keepdims=True))
-    return ((e * r + (1 << 31)) >> 32).astype(np.int8)
+    total = e.sum(axis=-1, keepdims=True)
+    return ((SOFTMAX_OUT_MAX * e + total // 2) // total).astype(np.int8)
 
 
 # ---------------------------------------------------------------- residual add

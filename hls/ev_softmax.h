@@ -1,7 +1,6 @@
 // edgeviz HLS template: row softmax with an exp LUT (intmath.softmax).
 //
-//   e_i = lut[x_i - max + 255] (uint16, 2^15 at the maximum); r = floor(127 2^32 / sum), one divide per row;
-//   p_i = (e_i r + 2^31) >> 32.
+//   e_i = lut[x_i - max + 255] (uint16, 2^15 at the maximum); p_i = (127 e_i + sum/2) / sum, truncating.
 // Output: int8 probabilities at scale 1/127. REUSE: LANES = ceil(L / REUSE) exponentials per cycle.
 #ifndef EV_SOFTMAX_H
 #define EV_SOFTMAX_H
@@ -32,12 +31,12 @@ sm_sum:
         }
         total += part;
     }
-    const ev_u64 r = total > 0 ? (ev_u64(EV_SOFTMAX_OUT_MAX) << 32) / ev_u64(total) : ev_u64(0);
-sm_scale:
+    const ev_i64 half = total / 2;
+sm_div:
     for (int j = 0; j < L; j++) {
 #pragma HLS PIPELINE II=1
-        const ev_u64 e = ev_u64(lut[int(ev_i32(row[j]) - mx + 255)]);
-        row[j] = ev_i8((e * r + (ev_u64(1) << 31)) >> 32);
+        const ev_i64 e = ev_i64(lut[int(ev_i32(row[j]) - mx + 255)]);
+        row[j] = ev_i8((ev_i64(EV_SOFTMAX_OUT_MAX) * e + half) / total);
     }
 }
 

@@ -63,28 +63,25 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
 {
     int i, mx;
-    uint32_t total = 0;
-    uint64_t r;
+    uint32_t total = 0, half;
     if (len <= 0)
         return;
     mx = x[0];
     for (i = 1; i < len; i++)
         if (x[i] > mx)
             mx = x[i];
-    /* lut entries < 2^16 and len <= 32768 keep the sum below 2^32 */
+    /* lut entries < 2^16 and len <= 32768 keep every sum and 127 e + total/2 below 2^32 */
     for (i = 0; i < len; i++)
         total += lut[x[i] - mx + 255];
-    /* the row's one division (intmath.softmax_reciprocal); total is 0 only with a degenerate table
-     * (zero at the row maximum), and then every probability is 0 as in numpy */
-    r = total ? ((uint64_t)127 << 32) / total : 0;
-    if (r >> 32 == 0) {
-        /* the usual case (total >= 128; edgeviz's tables give total >= 2^15): a 32x32->64 multiply
-         * (UMULL) per probability */
-        uint32_t r32 = (uint32_t)r;
+    if (total == 0) {
+        /* only with a degenerate table (zero at the row maximum); numpy's x // 0 gives 0 */
         for (i = 0; i < len; i++)
-            y[i] = (int8_t)(((uint64_t)lut[x[i] - mx + 255] * r32 + 0x80000000u) >> 32);
-    } else {
-        for (i = 0; i < len; i++)
-            y[i] = (int8_t)(((uint64_t)lut[x[i] - mx + 255] * r + 0x80000000u) >> 32);
+            y[i] = 0;
+        return;
+    }
+    half = total >> 1;
+    for (i = 0; i < len; i++) {
+        uint32_t e = lut[x[i] - mx + 255];
+        y[i] = (int8_t)((127u * e + half) / total);   /* <= 127 since e <= total */
     }
 }
