@@ -1,6 +1,7 @@
 """`edgeviz flash | profile | validate`: the runner's API behind the command line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -14,14 +15,25 @@ from .errors import EdgevizError
 from .inputs import builtin_data, read_inputs
 from .quantize import reference_outputs
 from .runner.api import flash, profile, validate
+from .runner.builddir import load_build
 
 
 def _reference(build_dir: Path):
+    """The build's int8 reference graph (model.evq), checked against the digest build.json records:
+    edgeviz wrote both, and a reference from another build would make validate compare the firmware
+    with the wrong model."""
     p = Path(build_dir) / "model.evq"
     if not p.is_file():
         raise EdgevizError(f"{build_dir} has no model.evq (the int8 reference); rebuild it with edgeviz build")
-    with open(p, "rb") as f:
-        return pickle.load(f)
+    data = p.read_bytes()
+    want = load_build(build_dir).raw.get("model_evq_sha256")
+    if want is not None and hashlib.sha256(data).hexdigest() != want:
+        raise EdgevizError(f"{p} is not the reference of this build (its digest differs from build.json's); "
+                           f"rebuild {build_dir} with edgeviz build")
+    try:
+        return pickle.loads(data)
+    except Exception as e:  # noqa: BLE001 - any damage to the file means the same to the user
+        raise EdgevizError(f"{p} is damaged ({type(e).__name__}); rebuild {build_dir} with edgeviz build") from None
 
 
 def cmd_flash(a) -> int:

@@ -47,6 +47,8 @@ def parse_floats(text: str | None) -> list[float] | None:
 
 def _fit_array(x: np.ndarray, shape: tuple, where: str, role: str) -> np.ndarray:
     c, h, w = shape
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise EdgevizError(f"{role} array x in {where} holds {x.dtype} values; give numbers (model inputs)")
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == len(shape):
         x = x[None]
@@ -57,6 +59,8 @@ def _fit_array(x: np.ndarray, shape: tuple, where: str, role: str) -> np.ndarray
     if x.ndim != 4 or tuple(x.shape[1:]) != (c, h, w):
         raise EdgevizError(f"{role} array x has shape {list(x.shape)} ({where}) but the model takes [N, {c}, {h}, {w}]; "
                            f"resize the images or pick another file")
+    if len(x) == 0:
+        raise EdgevizError(f"{role} array x in {where} holds no samples (shape {list(x.shape)}); give at least one")
     if not np.isfinite(x).all():
         raise EdgevizError(f"{role} array x in {where} holds NaN or infinite values; give finite model inputs")
     return x

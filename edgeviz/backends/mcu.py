@@ -6,6 +6,7 @@ target's board and the emulator (runner.firmware) -> plan.json, memory.png, buil
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -142,8 +143,8 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
         write_model_sources(c.model_c, c.model_h, model_dir)
         (stage / "plan.json").write_text(c.plan.to_json())
         plot_timeline(c.plan, stage / "memory.png", f"{name} on {tgt.name}: arena timeline")
-        with open(stage / "model.evq", "wb") as f:
-            pickle.dump(c.graph, f)
+        evq = pickle.dumps(c.graph)
+        (stage / "model.evq").write_bytes(evq)
         say("checking the generated C against the int8 reference")
         host = HostModel(build_host_library(model_dir, stage / "host_model.so"), c.model_h)
         rng = np.random.default_rng(0)
@@ -158,6 +159,7 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
             say("measuring accuracy on held-out data")
             acc = accuracy(c, host, module, test)
         summary = _summary(c, tgt, name, acc, c.schedule.switches)
+        summary["model_evq_sha256"] = hashlib.sha256(evq).hexdigest()
         if firmware:
             say("building firmware with arm-none-eabi-gcc")
             # the emulator build rides along, so `edgeviz profile --port emulator` works on any MCU build
