@@ -19,6 +19,7 @@ from .inputs import parse_floats
 from .passes import Switches
 from .project import analyze, build, default_switches
 from .search import cli as search_cli
+from .targets import Target, available_targets, load_target
 
 __version__ = "0.1.0"
 
@@ -75,9 +76,10 @@ def cmd_build(a) -> int:
                   f"[{e['source']}]" + (f"; C simulation bit-exact on {s['csim']['vectors']} vectors" if "csim" in s else ""))
         return 0
     if a.json:
-        print(json.dumps({k: s.get(k) for k in ("target", "model_id", "peak_sram", "peak_sram_banks", "lower_bound_bytes",
-                                                "flash_estimate", "elf_flash_bytes", "macs", "accuracy", "elf",
-                                                "switches", "schedule_note", "build_seconds")}
+        print(json.dumps({k: s.get(k) for k in ("target", "core", "model_id", "peak_sram", "peak_sram_banks",
+                                                "lower_bound_bytes", "flash_estimate", "elf_flash_bytes", "macs",
+                                                "accuracy", "elf", "board", "emulator", "emulator_elf", "switches",
+                                                "schedule_note", "build_seconds")}
                          | {"plan": os.path.join(a.out, "plan.json")}))
     else:
         acc = s.get("accuracy")
@@ -87,6 +89,9 @@ def cmd_build(a) -> int:
               + (f", top-1 float {acc['float_top1']:.3f} / int8 {acc['int8_top1']:.3f}" if acc else "")
               + f", {s['build_seconds']} s")
         print(_switch_line(s))
+        if not s.get("board") and s.get("emulator_elf"):
+            print(f"note: {s['target']} has no board layer yet; the build holds the {s['core']} image for the emulator "
+                  f"({s['emulator_elf']}): run it with --port emulator")
     return 0
 
 
@@ -109,6 +114,47 @@ def cmd_analyze(a) -> int:
     print(f"total: {r['macs']:,} MACs, {r['params']:,} params, flash {r['flash']:,} B, peak SRAM {r['peak_sram']:,} B "
           f"(lower bound {r['lower_bound_bytes']:,} B) -> {'fits' if r['fits'] else 'does NOT fit: ' + r['why']}")
     print(_switch_line(r))
+    return 0
+
+
+def target_facts(t: Target) -> dict:
+    """What `edgeviz targets` shows of a target: an MCU's core, memory, clock and the QEMU machine that
+    stands in for it; an FPGA's part, clock and resources."""
+    d = {"name": t.name, "kind": t.kind, "description": t.description}
+    if t.kind == "mcu":
+        d.update(core=t.core, ram_bytes=t.ram_bytes,
+                 ram_banks=[{"name": b.name, "origin": b.origin, "size": b.size} for b in t.ram],
+                 flash_bytes=t.flash_bytes, clock_hz=t.clock_hz, emulator=t.emulator, board=t.board,
+                 cflags=t.cflags)
+    else:
+        d.update(part=t.part, clock_hz=t.clock_hz, bram18k=t.bram18k, dsp=t.dsp, lut=t.lut, ff=t.ff)
+    return d
+
+
+def _kib(n: int) -> str:
+    return f"{n / 1024:,.0f} KB" if n < 1 << 20 else f"{n / (1 << 20):,.4g} MB"
+
+
+def cmd_targets(a) -> int:
+    facts = [target_facts(load_target(n)) for n in available_targets()]
+    if a.json:
+        print(json.dumps(facts))
+        return 0
+    tab = Table(title="edgeviz targets (targets/*.toml)")
+    for col in ("name", "kind", "core / part", "RAM", "flash", "clock", "emulator", "board layer"):
+        tab.add_column(col, justify="right" if col in ("RAM", "flash", "clock") else "left")
+    for d in facts:
+        if d["kind"] == "mcu":
+            ram = _kib(d["ram_bytes"]) + (f" ({len(d['ram_banks'])} banks)" if len(d["ram_banks"]) > 1 else "")
+            tab.add_row(d["name"], d["kind"], d["core"], ram, _kib(d["flash_bytes"]), f"{d['clock_hz'] / 1e6:g} MHz",
+                        d["emulator"], d["board"] or "none yet")
+        else:
+            tab.add_row(d["name"], d["kind"], d["part"], f"{d['bram18k']:,} BRAM18K", "-", f"{d['clock_hz'] / 1e6:g} MHz",
+                        "-", "HLS project")
+    Console(width=max(120, Console().width)).print(tab)
+    if any(d["kind"] == "mcu" and not d["board"] for d in facts):
+        print("board layer 'none yet': builds for the target carry only the emulator image (firmware/fw-<emulator>.elf), "
+              "run with --port emulator")
     return 0
 
 
@@ -165,6 +211,12 @@ def build_command(**kw):
 @switch_options
 def analyze_command(**kw):
     return handler(cmd_analyze)(**kw)
+
+
+@cli.command("targets", help="the boards edgeviz builds for: core, RAM, flash, clock and the emulator that stands in")
+@click.option("--json", is_flag=True, help="print the facts as JSON (RAM banks and compiler flags included)")
+def targets_command(**kw):
+    return handler(cmd_targets)(**kw)
 
 
 for _part in (search_cli, device_cli, demo):

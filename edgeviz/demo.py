@@ -30,7 +30,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     chosen = run_search(SearchSettings(budget, target, out=out / "search", **kw))
     say(f"[2/4] build {target} -> {out / 'build'}")
     b = build(out / "search", target, out / "build")
-    say("[3/4] profile on the emulated Cortex-M7 (QEMU mps2-an500)")
+    say(f"[3/4] profile on the emulated {b['core']} (QEMU {b['emulator']})")
     prof = profile_build(out / "build", "emulator", 5)
     say(f"[4/4] validate {n_validate} held-out images on the emulator against the int8 reference")
     val = validate_build(out / "build", "emulator", n_validate)

@@ -64,6 +64,30 @@ class Target:
     def code_bytes(self) -> int:
         return int(self.raw.get("runtime", {}).get("code_bytes", 0))
 
+    # MCU targets: the core, its compiler flags, the board layer and the emulator that stands in for it
+    @property
+    def core(self) -> str:
+        """cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33 or cortex-m55."""
+        return str(self._need("core"))
+
+    @property
+    def cflags(self) -> list[str]:
+        """The core's compiler flags (-mcpu, -mthumb, FPU and float ABI): every firmware image of the
+        target, its emulator image included, is compiled with them."""
+        return [str(f) for f in self._need("cflags")]
+
+    @property
+    def board(self) -> str | None:
+        """The real board layer (firmware/boards/<board>/), or None where none is written yet: builds
+        for such a target carry only the emulator image."""
+        b = self.raw.get("board")
+        return str(b) if b else None
+
+    @property
+    def emulator(self) -> str:
+        """The QEMU machine that runs this target's code (its board layer is firmware/boards/<machine>/)."""
+        return str(self._need("emulator"))
+
     @property
     def arena_capacity(self) -> int:
         """RAM left for the arena once the stack and runtime data are placed after it."""
@@ -127,6 +151,11 @@ def _read_target(name: str) -> Target:
     except tomllib.TOMLDecodeError as e:
         raise EdgevizError(f"targets/{name}.toml is not valid TOML: {e}") from None
     ram = [Bank(r["name"], int(r["origin"]), int(r["size"])) for r in raw.get("ram", [])]
+    for a, b in zip(ram, ram[1:]):
+        # the arena is one run of bytes from the first bank's origin (bank_usage, bank_at)
+        if b.origin != a.origin + a.size:
+            raise EdgevizError(f"targets/{name}.toml: RAM bank {b.name} (0x{b.origin:08x}) does not follow {a.name} "
+                               f"(ends at 0x{a.origin + a.size:08x}); list only banks that are contiguous, in address order")
     return Target(raw.get("name", name), raw.get("kind", "mcu"), raw.get("description", ""), raw, ram)
 
 

@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_data_dirs_are_found():
     for name in ("firmware", "hls", "targets"):
         assert data_dir(name).is_dir()
-    assert {"stm32f746", "mps2-an500", "zcu102", "pynq-z2", "ultra96v2"} <= set(available_targets())
+    assert {"stm32f746", "mps2-an500", "zcu102", "pynq-z2", "ultra96v2", "stm32f103", "stm32f411", "nrf52840",
+            "stm32u585", "rp2040", "alif-e3"} <= set(available_targets())
 
 
 def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
@@ -33,6 +34,8 @@ def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
                  "edgeviz/_data/firmware/kernels/ev_dsp.h", "edgeviz/_data/firmware/kernels/ev_linear_m7.S",
                  "edgeviz/_data/firmware/kernels/ev_attention_m7.S",
                  "edgeviz/_data/firmware/runtime/ev_runtime.c", "edgeviz/_data/firmware/boards/stm32f746/memory.ld",
+                 "edgeviz/_data/firmware/boards/qemu_mps.h", "edgeviz/_data/firmware/boards/mps3-an547/memory.ld",
+                 "edgeviz/_data/targets/rp2040.toml",
                  "edgeviz/_data/hls/ev_lib.h", "edgeviz/_data/targets/stm32f746.toml",
                  "edgeviz/search/spaces/default.toml"):
         assert must in names, must

@@ -33,7 +33,6 @@ from .c_toolchain import (HostModel, build_host_library, copy_firmware_tree, elf
                           write_model_sources)
 
 DEBUG = int(os.environ.get("EDGEVIZ_DEBUG", "0") or 0)
-EMULATOR_BOARD = "mps2-an500"
 
 
 @dataclass
@@ -162,19 +161,21 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
         summary["model_evq_sha256"] = hashlib.sha256(evq).hexdigest()
         if firmware:
             say("building firmware with arm-none-eabi-gcc")
-            # the emulator build rides along, so `edgeviz profile --port emulator` works on any MCU build
-            boards = [tgt["board"]] + ([EMULATOR_BOARD] if tgt["board"] != EMULATOR_BOARD else [])
-            fw = copy_firmware_tree(stage / "firmware", boards)
-            for board in boards:
-                elf = build_firmware(model_dir, board, fw / f"build-{board}", fw_dir=fw)
-                elf_name = "fw.elf" if board == tgt["board"] else f"fw-{board}.elf"
+            images = firmware_images(tgt)
+            fw = copy_firmware_tree(stage / "firmware", list(images))
+            for board, elf_name in images.items():
+                # one core, one set of flags: the emulator image runs the board's instructions
+                elf = build_firmware(model_dir, board, fw / f"build-{board}", fw_dir=fw, arch_flags=tgt.cflags,
+                                     flash_bytes=tgt.flash_bytes, ram_bytes=tgt.ram_bytes)
                 os.replace(elf, fw / elf_name)
                 for ext in (".bin", ".hex", ".map"):      # flashing tools want these beside the ELF
                     if elf.with_suffix(ext).exists():
                         os.replace(elf.with_suffix(ext), (fw / elf_name).with_suffix(ext))
-                if board == tgt["board"]:
-                    summary.update(_elf_facts(fw / elf_name, c))
-            summary["elf"] = str((out / "firmware" / "fw.elf").resolve())
+            # the facts of the image the target runs: the board's, else the emulator's
+            main = images.get(tgt.board, images[tgt.emulator])
+            summary.update(_elf_facts(fw / main, c))
+            summary["elf"] = str((out / "firmware" / main).resolve())
+            summary["emulator_elf"] = f"firmware/{images[tgt.emulator]}"
         say("done")
         summary["build_seconds"] = say.total()
         summary["phase_seconds"] = say.seconds
@@ -183,11 +184,23 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
     return summary
 
 
+def firmware_images(tgt: Target) -> dict[str, str]:
+    """board layer -> ELF name in the build's firmware/: fw.elf for the target's board and, riding
+    along so that `edgeviz profile --port emulator` works on any MCU build, fw-<machine>.elf for the
+    QEMU machine that stands in for it (fw.elf itself where the target is that machine). A target
+    without a board layer yet gets the emulator image only."""
+    images = {tgt.board: "fw.elf"} if tgt.board else {}
+    if tgt.emulator not in images:
+        images[tgt.emulator] = f"fw-{tgt.emulator}.elf"
+    return images
+
+
 def _summary(c: Compiled, tgt, model: str, acc, switches: Switches) -> dict:
     g = c.graph
     inp, outp = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
     return {
-        "model": str(model), "target": tgt.name, "model_id": c.info["model_id"],
+        "model": str(model), "target": tgt.name, "core": tgt.core, "board": tgt.board, "emulator": tgt.emulator,
+        "model_id": c.info["model_id"],
         "input_shape": list(inp.shape), "input_scale": inp.scale,
         "output_shape": list(outp.shape), "output_scale": outp.scale,
         "arena_bytes": c.plan.peak, "peak_sram": c.plan.peak, "peak_sram_banks": c.plan.banks,

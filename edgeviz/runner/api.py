@@ -1,7 +1,8 @@
 """flash / profile / validate a build on a board or on the emulator.
 
 port: a device path (/dev/ttyACM0), a pyserial URL (socket://127.0.0.1:4321), or "emulator" to boot
-QEMU mps2-an500 with the build's ELF for the duration of the call.
+the QEMU machine of the build's core (the target's `emulator`) with the build's emulator image for the
+duration of the call.
 """
 from __future__ import annotations
 
@@ -14,15 +15,14 @@ import numpy as np
 from ..errors import EdgevizError
 from .builddir import Build, check_model, load_build
 from .client import Device, open_port
-from .flash import flash, is_emulated  # noqa: F401  (re-exported: edgeviz.runner.api.flash)
+from .flash import emulator_image, flash  # noqa: F401  (re-exported: edgeviz.runner.api.flash)
 from .qemu import EMULATOR_PORT, Emulator
-
-EMULATOR_BOARD = "mps2-an500"
 
 __all__ = ["flash", "profile", "validate", "session", "check_model"]
 
-EMULATOR_NOTE = ("instruction counts from QEMU -icount (1 per executed instruction), not Cortex-M7 cycles: "
-                 "caches, TCM, wait states and dual issue are not modelled; measure latency on a board")
+EMULATOR_NOTE = ("instruction counts from QEMU -icount (1 per executed instruction), not core cycles: "
+                 "caches, TCM, wait states, multi-cycle instructions and dual issue are not modelled; "
+                 "measure latency on a board")
 
 
 @contextlib.contextmanager
@@ -34,14 +34,8 @@ def session(build_dir, port: str, *, timeout: float = 1.0, retries: int = 3):
         raise EdgevizError("no port given: pass a serial device (/dev/ttyACM0), socket://HOST:PORT, or 'emulator'")
     with contextlib.ExitStack() as stack:
         if port == EMULATOR_PORT:
-            elf = build.elf
-            if not is_emulated(build):
-                # `edgeviz build` for a board also links the same model for the emulator
-                elf = build.path / "firmware" / f"fw-{EMULATOR_BOARD}.elf"
-                if not elf.is_file():
-                    raise EdgevizError(f"{build.path} is built for {build.target} and holds no emulator image "
-                                       f"(firmware/fw-{EMULATOR_BOARD}.elf); rebuild it or pass the board's serial port")
-            emu = stack.enter_context(Emulator(elf))
+            elf, machine = emulator_image(build)
+            emu = stack.enter_context(Emulator(elf, machine=machine))
             dev = Device(open_port(emu.url, timeout), name="emulator", timeout=timeout, retries=retries,
                          alive=emu.dead)
         else:

@@ -13,10 +13,14 @@ MAKE_TIMEOUT_S = 600
 
 
 def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = None, jobs: int | None = None,
-                   extra_cflags: str = "", kernels: bool = True, fw_dir: Path | None = None) -> Path:
+                   extra_cflags: str = "", kernels: bool = True, fw_dir: Path | None = None,
+                   arch_flags: list[str] | None = None, flash_bytes: int | None = None,
+                   ram_bytes: int | None = None) -> Path:
     """make BOARD=board MODEL_DIR=model_dir OUT=out_dir; returns out_dir/fw.elf.
     kernels=False leaves firmware/kernels out (for hand-written test models that call none);
-    fw_dir: a copied firmware project (a build folder's firmware/) instead of the installed one."""
+    fw_dir: a copied firmware project (a build folder's firmware/) instead of the installed one;
+    arch_flags: the core's compiler flags (a target's cflags; the Makefile's default is the F746's);
+    flash_bytes / ram_bytes: the part's sizes, which an emulator board links with."""
     for tool in ("make", "arm-none-eabi-gcc"):
         if shutil.which(tool) is None:
             raise EdgevizError(f"{tool} not found; install it (apt-get install make gcc-arm-none-eabi "
@@ -37,6 +41,12 @@ def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = N
         cmd.append("KERNELS=")
     if extra_cflags:
         cmd.append(f"EXTRA_CFLAGS={extra_cflags}")
+    if arch_flags:
+        cmd.append(f"ARCH_FLAGS={' '.join(arch_flags)}")
+    if flash_bytes is not None:
+        cmd.append(f"FLASH_BYTES={int(flash_bytes)}")
+    if ram_bytes is not None:
+        cmd.append(f"RAM_BYTES={int(ram_bytes)}")
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=MAKE_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -24,6 +24,27 @@ def is_emulated(build: Build) -> bool:
     return list(load_target(build.target).get("flash_tools", [])) == ["qemu"]
 
 
+def emulator_machine(build: Build) -> str:
+    """The QEMU machine the build's emulator image was linked for: build.json records it (a target
+    edited since still boots what was built); older builds name only the target, whose `emulator`
+    was mps2-an500 for every target then."""
+    machine = build.raw.get("emulator")
+    return str(machine) if machine else load_target(build.target).emulator
+
+
+def emulator_image(build: Build) -> tuple[Path, str]:
+    """(ELF, QEMU machine) to boot for `--port emulator`: the build's own image for an emulated
+    target, else the fw-<machine>.elf that every MCU build links beside the board's."""
+    machine = emulator_machine(build)
+    if is_emulated(build):
+        return build.elf, machine
+    elf = build.path / "firmware" / f"fw-{machine}.elf"
+    if not elf.is_file():
+        raise EdgevizError(f"{build.path} is built for {build.target} and holds no emulator image "
+                           f"(firmware/fw-{machine}.elf); rebuild it or pass the board's serial port")
+    return elf, machine
+
+
 def flash_command(tool: str, build: Build) -> list[str]:
     target = load_target(build.target)
     elf = build.elf.resolve()
@@ -45,6 +66,10 @@ def flash(build_dir, probe: str = "auto", *, timeout: float = FLASH_TIMEOUT_S) -
     if is_emulated(build):
         return _boot_emulator(build)
     target = load_target(build.target)
+    if not target.board:
+        raise EdgevizError(f"target {target.name} has no board layer yet (firmware/boards/{target.name}), so "
+                           f"{build.path} holds only the emulator image firmware/fw-{emulator_machine(build)}.elf; "
+                           f"run it with --port emulator")
     tools = [t for t in target.get("flash_tools", KNOWN_TOOLS) if t in KNOWN_TOOLS]
     if probe != "auto":
         if probe not in tools:
@@ -72,7 +97,8 @@ def flash(build_dir, probe: str = "auto", *, timeout: float = FLASH_TIMEOUT_S) -
 
 
 def _boot_emulator(build: Build) -> dict:
-    with Emulator(build.elf) as emu:
+    elf, machine = emulator_image(build)
+    with Emulator(elf, machine=machine) as emu:
         with Device(open_port(emu.url), name="emulator", alive=emu.dead) as dev:
             info = dev.info()
             check_model(build, info, "emulator")

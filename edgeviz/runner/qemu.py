@@ -1,7 +1,10 @@
-"""Boot firmware on QEMU's mps2-an500 (the emulated Cortex-M7) with its UART on a local TCP port.
+"""Boot firmware on a QEMU Cortex-M machine with its UART on a local TCP port.
 
-The host speaks first (bytes the firmware sends before a client connects are lost), SysTick counts
-instructions deterministically under -icount shift=0, and the emulator is always stopped afterwards.
+The machine is the one the image was linked for (a target's `emulator`: mps2-an385 Cortex-M3, which
+also runs Cortex-M0+ code, mps2-an386 M4, mps2-an500 M7, mps2-an505 M33, mps3-an547 M55; each has its
+board layer in firmware/boards/<machine>/). The host speaks first (bytes the firmware sends before a
+client connects are lost), SysTick counts instructions deterministically under -icount shift=0, and
+the emulator is always stopped afterwards.
 """
 from __future__ import annotations
 
@@ -15,12 +18,12 @@ from pathlib import Path
 from ..errors import EdgevizError
 
 QEMU = "qemu-system-arm"
-MACHINE = "mps2-an500"
+MACHINE = "mps2-an500"           # the default: the emulated Cortex-M7
 EMULATOR_PORT = "emulator"       # the `port` value that means "boot QEMU"
 
 
-def qemu_command(elf: Path, tcp_port: int, qemu: str = QEMU) -> list[str]:
-    return [qemu, "-machine", MACHINE, "-nographic", "-monitor", "none", "-kernel", str(elf),
+def qemu_command(elf: Path, tcp_port: int, qemu: str = QEMU, machine: str = MACHINE) -> list[str]:
+    return [qemu, "-machine", machine, "-nographic", "-monitor", "none", "-kernel", str(elf),
             "-serial", f"tcp:127.0.0.1:{tcp_port},server=on,wait=off,nodelay=on",
             "-icount", "shift=0,sleep=off", "-semihosting-config", "enable=on,target=native"]
 
@@ -32,10 +35,11 @@ def free_port() -> int:
 
 
 class Emulator:
-    """Context manager: `with Emulator(elf) as emu: open_port(emu.url)`."""
+    """Context manager: `with Emulator(elf, machine=...) as emu: open_port(emu.url)`."""
 
-    def __init__(self, elf, *, boot_timeout: float = 10.0, attempts: int = 3):
+    def __init__(self, elf, *, machine: str = MACHINE, boot_timeout: float = 10.0, attempts: int = 3):
         self.elf = Path(elf)
+        self.machine = machine
         self.boot_timeout = boot_timeout
         self.attempts = attempts
         self.proc: subprocess.Popen | None = None
@@ -56,7 +60,7 @@ class Emulator:
         last = ""
         for _ in range(self.attempts):      # a port picked free may be taken before QEMU binds it
             self.port = free_port()
-            self.command = qemu_command(self.elf, self.port, exe)
+            self.command = qemu_command(self.elf, self.port, exe, self.machine)
             self._log = tempfile.TemporaryFile()
             self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT)

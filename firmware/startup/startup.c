@@ -1,6 +1,6 @@
-/* Vector table and reset handler for every Cortex-M7 board edgeviz builds for.
- * Reset: enable the FPU (CPACR) before any C code may touch it, copy .data from flash, zero .bss,
- * point VTOR at our table, call main(), exit through the board layer if main returns. */
+/* Vector table and reset handler for every Cortex-M board edgeviz builds for (ARMv6-M to v8.1-M).
+ * Reset: enable the FPU / MVE (CPACR) before any C code may touch it, copy .data from flash, zero
+ * .bss, point VTOR at our table, call main(), exit through the board layer if main returns. */
 #include <stdint.h>
 #include <string.h>
 
@@ -49,9 +49,13 @@ const ev_vector_t ev_vector_table[16] = {
 
 __attribute__((noreturn, used)) void Reset_Handler(void)
 {
-    /* CP10 + CP11 full access: the hard-float ABI may use FP registers anywhere below. */
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+    /* CP10 + CP11 full access (the FPU, and on v8.1-M the MVE vector unit): the hard-float ABI may
+     * use FP registers anywhere below, and GCC may vectorise loops with MVE. A core without them
+     * has no CPACR to write (QEMU's Cortex-M3 faults on it). */
     SCB_CPACR |= (0xFu << 20);
     __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
     SCB_VTOR = (uint32_t)(uintptr_t)ev_vector_table;
 
     /* Plain word loops: no library call before .data/.bss exist. */

@@ -1,0 +1,82 @@
+"""Every emulated Cortex-M core: instructions per inference and MACs per instruction of edgeviz's int8
+firmware for two test models, each built for a part with that core and run on the QEMU machine that
+stands in for it (-icount: SysTick counts instructions), with the outputs checked bit for bit against
+the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image on mps2-an500).
+
+    .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
+
+The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7, M33 and M55 and
+their portable C path on the M0+ and M3; the M55 has no Helium (MVE) kernels yet, and CMSIS-NN is not
+measured per core here. Instruction counts are not cycles: QEMU models no pipeline, caches, TCM, wait
+states, multi-cycle multiplies (the M0+'s may take 32 cycles) or dual issue.
+"""
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
+
+from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.backends.mcu import write_project  # noqa: E402
+from edgeviz.frontend import graph_from_vit  # noqa: E402
+from edgeviz.model import ViT  # noqa: E402
+from edgeviz.project import compile_graph  # noqa: E402
+from edgeviz.quantize import quantize_image, run_int8  # noqa: E402
+from edgeviz.runner import api  # noqa: E402
+from edgeviz.targets import load_target  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT = ["cls-lowrank", "mean-3heads"]
+# one part per core, the M7 (the baseline) first
+PARTS = ["stm32f746", "rp2040", "stm32f103", "stm32f411", "stm32u585", "alif-e3"]
+PORTABLE = {"cortex-m0plus", "cortex-m3"}
+
+
+def measure(name: str, target: str) -> dict:
+    cfg = BENCH_CONFIGS[name]
+    torch.manual_seed(0)
+    model = ViT(cfg).eval()
+    x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
+    c = compile_graph(graph_from_vit(model), x, target)
+    t = load_target(target)
+    with tempfile.TemporaryDirectory() as d:
+        b = Path(d) / "b"
+        meta = write_project(c, b, name, x)
+        prof = api.profile(b, "emulator", n=2)
+        xq = np.stack([quantize_image(c.graph, xi) for xi in x])
+        want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
+        val = api.validate(b, "emulator", xq, want)
+    total = prof["end_to_end"]["median"]
+    return {"model": name, "core": t.core, "target": target, "machine": meta["emulator"],
+            "kernels": "portable C" if t.core in PORTABLE else "DSP (SMLAD)",
+            "macs": c.info["macs"], "instructions": total, "macs_per_instr": c.info["macs"] / total,
+            "bit_exact": f"{val['bit_exact']}/{val['n']}",
+            "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}
+
+
+def main(names):
+    rows = []
+    for name in names:
+        base = None
+        for target in PARTS:
+            r = measure(name, target)
+            base = base or r["instructions"]
+            r["instructions_vs_m7"] = r["instructions"] / base
+            rows.append(r)
+            print(f"{name} on {target} ({r['core']}, {r['machine']}): {r['instructions']:,.0f} instructions, "
+                  f"{r['macs_per_instr']:.3f} MACs/instruction, bit-exact {r['bit_exact']}", file=sys.stderr)
+    print_markdown_table(rows)
+    write_text(RESULTS / "cores.json", json.dumps({
+        "note": "QEMU 7.2 -icount shift=0 instruction counts (SysTick), not cycles; outputs compared with the "
+                "int8 reference on 4 inputs; code_bytes = ELF flash minus weights",
+        "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or DEFAULT)
