@@ -32,11 +32,7 @@ class _Field:
         self.key = name
 
     def __get__(self, target, owner=None):
-        if target is None:
-            return self
-        if self.key not in target.raw:
-            raise EdgevizError(f"targets/{target.name}.toml lacks the field {self.key!r} (a {target.kind} target)")
-        return self.cast(target.raw[self.key])
+        return self if target is None else self.cast(target._need(self.key))
 
 
 @dataclass
@@ -92,6 +88,11 @@ class Target:
     def arena_capacity(self) -> int:
         """RAM left for the arena once the stack and runtime data are placed after it."""
         return self.ram_bytes - self.runtime_ram
+
+    def _need(self, key: str):
+        if key not in self.raw:
+            raise EdgevizError(f"targets/{self.name}.toml lacks the field {key!r} (a {self.kind} target)")
+        return self.raw[key]
 
     # FPGA resources (targets of kind "fpga"): what edgeviz.hls.estimate compares its estimate with
     part = _Field(str)

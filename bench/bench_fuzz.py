@@ -1,0 +1,101 @@
+"""The fuzz campaign at length: each family of tests/fuzz_cases.py with many cases, counting what came
+of them (built: the host C equal to the int8 reference; refused: one line; internal: anything else,
+which must stay 0). Prints a table and writes results/fuzz.json.
+
+    .venv/bin/python bench/bench_fuzz.py [--scale K]      # K x the default counts (default 1)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT.parent / "tests"))
+
+import fuzz_cases as fz  # noqa: E402
+from bench_models import print_markdown_table  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.model import ViT, ViTConfig, save_model  # noqa: E402
+
+RESULTS = ROOT / "results"
+
+
+def campaign(name: str, strategy, check, n: int) -> dict:
+    """Run `check(**case)` on n cases drawn by hypothesis (fixed seed); count the outcomes."""
+    counts, internal = Counter(), []
+
+    @settings(max_examples=n, derandomize=True, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(case=strategy)
+    def run(case):
+        try:
+            counts[check(**case)] += 1
+        except Exception as e:  # noqa: BLE001 - what the campaign counts
+            counts["internal"] += 1
+            internal.append(f"{type(e).__name__}: {str(e)[:200]}")
+
+    t = time.perf_counter()
+    run()
+    row = {"family": name, "cases": sum(counts.values()), "built": counts["built"], "refused": counts["refused"],
+           "internal": counts["internal"], "seconds": round(time.perf_counter() - t, 1)}
+    print(f"{name}: {row}", flush=True)
+    for msg in internal[:5]:
+        print("   internal:", msg, flush=True)
+    return row
+
+
+def main(scale: int):
+    work = Path(tempfile.mkdtemp(prefix="ev_bench_fuzz_"))
+    torch.manual_seed(0)
+    model = work / "model.pt"
+    save_model(ViT(ViTConfig(img_size=16, patch=8, embed=32, heads=2, depth=1, rank_ratios=(0.5,))).eval(), model)
+    m = fz.make_vit(ViTConfig(img_size=16, patch=8, embed=16, heads=2, depth=1), "normal")
+    torch.onnx.export(m, (m.example_input(1),), str(work / "m.onnx"), dynamo=False, opset_version=17)
+    onnx_bytes = (work / "m.onnx").read_bytes()
+    n = 0
+
+    def fresh() -> Path:
+        nonlocal n
+        n += 1
+        (work / f"c{n}").mkdir()
+        return work / f"c{n}"
+
+    rows = [
+        campaign("ViT configurations x weights (host C bit-exact)",
+                 st.fixed_dictionaries({"cfg": fz.vit_configs(), "weights": fz.WEIGHTS}), fz.check_config, 60 * scale),
+        campaign("ViT configurations through torch.export and ONNX",
+                 st.fixed_dictionaries({"cfg": fz.vit_configs()}), lambda cfg: fz.check_exporters(cfg, fresh()),
+                 12 * scale),
+        campaign("damaged ONNX files", st.fixed_dictionaries({"mutation": fz.MUTATIONS}),
+                 lambda mutation: fz.check_model_file(fz.mutate(onnx_bytes, *mutation), ".onnx", fresh()), 1500 * scale),
+        campaign("arbitrary bytes as .tflite / .pt / .pt2 / .onnx",
+                 st.fixed_dictionaries({"data": st.binary(max_size=4096),
+                                        "suffix": st.sampled_from([".tflite", ".pt", ".pt2", ".onnx"])}),
+                 lambda data, suffix: fz.check_model_file(data, suffix, fresh()), 1000 * scale),
+        campaign("calibration arrays", st.fixed_dictionaries({"kind": fz.ARRAYS}),
+                 lambda kind: fz.check_calibration(model, kind, fresh()), 14 * scale),
+        campaign("switches x targets (analyze)",
+                 st.fixed_dictionaries({"switches": fz.SWITCHES, "target": st.sampled_from(fz.all_targets())}),
+                 lambda switches, target: fz.check_switches(model, switches, target), 300 * scale),
+    ]
+    print_markdown_table(rows)
+    write_text(RESULTS / "fuzz.json", json.dumps({"rows": rows, "scale": scale}, indent=1))
+    return 1 if any(r["internal"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=int, default=1)
+    sys.exit(main(ap.parse_args().scale))
