@@ -26,6 +26,7 @@ whatever its format).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import tempfile
@@ -870,10 +871,11 @@ def _relax_to_graph(mod, source: str, locate=None) -> Graph:
 
 @contextlib.contextmanager
 def quiet_native():
-    """TVM's C++ logs and torch.export's deprecation warnings say nothing a user can act on;
-    keep them off the terminal (fd 2 is redirected, so C++ output is caught too)."""
+    """TVM's C++ logs, its frontends' prints ("Error converting operator ...", before the exception
+    edgeviz turns into one line) and torch.export's deprecation warnings say nothing a user can act
+    on; keep them off the terminal (fd 2 is redirected, so C++ output is caught too)."""
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+    with tempfile.TemporaryFile() as sink, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         os.dup2(sink.fileno(), 2)
         try:

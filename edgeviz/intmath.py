@@ -28,7 +28,10 @@ ADD_FRAC = 22               # residual-add multipliers lie in [2^21, 2^22)
 # ---------------------------------------------------------------- requantisation
 
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """real ~= m * 2^-s with m in [2^30, 2^31) and 1 <= s <= 62; (0, 1) for real == 0."""
+    """real ~= m * 2^-s with m in [2^30, 2^31) and 1 <= s <= 62; (0, 1) for real == 0.
+
+    real >= 2^30 (an output range far below its inputs': a degenerate calibration) saturates every
+    nonzero accumulator, as (2^31 - 1) * 2^-1 does: the same bytes, so that is what it becomes."""
     if real <= 0.0:
         if real == 0.0:
             return 0, 1
@@ -42,7 +45,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if s > 62:                            # too small to represent: flushes to zero
         return 0, 1
     if s < 1:
-        raise ValueError(f"requantisation multiplier {real} is too large (>= 2^30)")
+        return (1 << 31) - 1, 1
     return m, s
 
 

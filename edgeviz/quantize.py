@@ -93,7 +93,7 @@ def quantize(g: Graph, calib: np.ndarray | None, prefix_scales: bool = True) -> 
         else:
             t.prefix_scale = t.scale
     for n in g.nodes:                       # what the op's integer parameters can express
-        floor = OPS[n.op].min_output_scale(n)
+        floor = OPS[n.op].min_output_scale(n, g)
         if floor:
             t = g.tensors[n.outputs[0]]
             t.scale = max(t.scale, floor)

@@ -17,6 +17,11 @@ class Add(Elementwise):
     def reads_prefix_scaled(self, node, prefix_rows):
         return True
 
+    def min_output_scale(self, node, g):
+        # the multipliers s_in / s_out (times 2^shift) must stay below 2^23 (intmath.add_params): an
+        # output whose calibrated range is 2^22 below its inputs' (x + -x) gets that much range
+        return max(g.tensors[t].scale for t in node.inputs) * 2.0 ** -(intmath.ADD_FRAC - 2)
+
     def run_float(self, node, xs):
         return xs[0] + xs[1]
 

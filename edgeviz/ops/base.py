@@ -38,8 +38,9 @@ class Op:
         """Constant token rows this node puts first (the patch embedding's cls / register tokens)."""
         return 0
 
-    def min_output_scale(self, node: Node) -> float:
-        """The smallest output scale the op's integer parameters can express."""
+    def min_output_scale(self, node: Node, g: Graph) -> float:
+        """The smallest output scale the op's integer parameters can express (the input scales in g
+        are final when it is asked)."""
         return 0.0
 
     # Facts the frontend reads the model with. takes_prefix_tokens: constant token rows put in front of

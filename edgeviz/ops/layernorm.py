@@ -28,7 +28,7 @@ class LayerNorm(Op):
         node.attrs["gamma"], node.attrs["beta"] = node.attrs["gamma"] * m[0], node.attrs["beta"] * m[0]
         return True
 
-    def min_output_scale(self, node):
+    def min_output_scale(self, node, g):
         # Q16 gamma must fit int32 (intmath.layernorm_params)
         return float(np.abs(node.attrs["gamma"]).max(initial=0.0)) * 2.0 ** -15 * 1.001
 
