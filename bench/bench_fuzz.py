@@ -2,7 +2,9 @@
 of them (built: the host C equal to the int8 reference; refused: one line; internal: anything else,
 which must stay 0). Prints a table and writes results/fuzz.json.
 
-    .venv/bin/python bench/bench_fuzz.py [--scale K]      # K x the default counts (default 1)
+    .venv/bin/python bench/bench_fuzz.py [--scale K] [--only WORD]
+        K x the default counts (default 1); --only: the families whose name holds WORD, their rows
+        replacing the same families' in results/fuzz.json
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def campaign(name: str, strategy, check, n: int) -> dict:
     return row
 
 
-def main(scale: int):
+def main(scale: int, only: str | None = None):
     work = Path(tempfile.mkdtemp(prefix="ev_bench_fuzz_"))
     torch.manual_seed(0)
     model = work / "model.pt"
@@ -72,30 +74,36 @@ def main(scale: int):
         (work / f"c{n}").mkdir()
         return work / f"c{n}"
 
-    rows = [
-        campaign("ViT configurations x weights (host C bit-exact)",
-                 st.fixed_dictionaries({"cfg": fz.vit_configs(), "weights": fz.WEIGHTS}), fz.check_config, 60 * scale),
-        campaign("ViT configurations through torch.export and ONNX",
-                 st.fixed_dictionaries({"cfg": fz.vit_configs()}), lambda cfg: fz.check_exporters(cfg, fresh()),
-                 12 * scale),
-        campaign("damaged ONNX files", st.fixed_dictionaries({"mutation": fz.MUTATIONS}),
-                 lambda mutation: fz.check_model_file(fz.mutate(onnx_bytes, *mutation), ".onnx", fresh()), 1500 * scale),
-        campaign("arbitrary bytes as .tflite / .pt / .pt2 / .onnx",
-                 st.fixed_dictionaries({"data": st.binary(max_size=4096),
-                                        "suffix": st.sampled_from([".tflite", ".pt", ".pt2", ".onnx"])}),
-                 lambda data, suffix: fz.check_model_file(data, suffix, fresh()), 1000 * scale),
-        campaign("calibration arrays", st.fixed_dictionaries({"kind": fz.ARRAYS}),
-                 lambda kind: fz.check_calibration(model, kind, fresh()), 14 * scale),
-        campaign("switches x targets (analyze)",
-                 st.fixed_dictionaries({"switches": fz.SWITCHES, "target": st.sampled_from(fz.all_targets())}),
-                 lambda switches, target: fz.check_switches(model, switches, target), 300 * scale),
+    families = [
+        ("ViT configurations x weights (host C bit-exact)",
+         st.fixed_dictionaries({"cfg": fz.vit_configs(), "weights": fz.WEIGHTS}), fz.check_config, 60 * scale),
+        ("ViT configurations through torch.export and ONNX",
+         st.fixed_dictionaries({"cfg": fz.vit_configs()}), lambda cfg: fz.check_exporters(cfg, fresh()),
+         12 * scale),
+        ("damaged ONNX files", st.fixed_dictionaries({"mutation": fz.MUTATIONS}),
+         lambda mutation: fz.check_model_file(fz.mutate(onnx_bytes, *mutation), ".onnx", fresh()), 1500 * scale),
+        ("arbitrary bytes as .tflite / .pt / .pt2 / .onnx",
+         st.fixed_dictionaries({"data": st.binary(max_size=4096),
+                                "suffix": st.sampled_from([".tflite", ".pt", ".pt2", ".onnx"])}),
+         lambda data, suffix: fz.check_model_file(data, suffix, fresh()), 1000 * scale),
+        ("calibration arrays", st.fixed_dictionaries({"kind": fz.ARRAYS}),
+         lambda kind: fz.check_calibration(model, kind, fresh()), 14 * scale),
+        ("switches x targets (analyze)",
+         st.fixed_dictionaries({"switches": fz.SWITCHES, "target": st.sampled_from(fz.all_targets())}),
+         lambda switches, target: fz.check_switches(model, switches, target), 300 * scale),
     ]
-    print_markdown_table(rows)
-    write_text(RESULTS / "fuzz.json", json.dumps({"rows": rows, "scale": scale}, indent=1))
+    rows = [campaign(*f) for f in families if only is None or only in f[0]]
+    path = RESULTS / "fuzz.json"
+    old = {r["family"]: r for r in json.loads(path.read_text())["rows"]} if only and path.exists() else {}
+    old.update({r["family"]: r for r in rows})
+    print_markdown_table(list(old.values()))
+    write_text(path, json.dumps({"rows": list(old.values()), "scale": scale}, indent=1))
     return 1 if any(r["internal"] for r in rows) else 0
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=int, default=1)
-    sys.exit(main(ap.parse_args().scale))
+    ap.add_argument("--only", help="run only the families whose name holds this")
+    a = ap.parse_args()
+    sys.exit(main(a.scale, a.only))
