@@ -20,11 +20,10 @@ from hypothesis import strategies as st
 from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
 from edgeviz.errors import EdgevizError
 from edgeviz.frontend import graph_from_vit, import_onnx, import_torch, load_graph
-from edgeviz.lower import lower
 from edgeviz.model import ViT, ViTConfig
 from edgeviz.passes import Switches
 from edgeviz.project import analyze, compile_graph
-from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
+from edgeviz.quantize import quantize_image, run_float, run_int8
 from edgeviz.targets import available_targets
 
 

@@ -50,7 +50,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeviz import intmath
 from edgeviz.errors import EdgevizError
 from edgeviz.hls import estimate as est
 from edgeviz.hls.csim import hls_dir

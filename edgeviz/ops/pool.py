@@ -1,8 +1,6 @@
 """Token pooling before the classifier: cls-token selection or the mean over tokens."""
 from __future__ import annotations
 
-import numpy as np
-
 from .. import intmath
 from .base import Op, requant_params
 
