@@ -16,13 +16,36 @@ def atomic_path(path: str | Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # held until the rename: marks the temp file as being written, so remove_stale_temps (a resumed
+    # training clearing what a killed one left) never deletes one that another process is writing
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
+        os.close(fd)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Remove the temp files atomic_path left beside `path` when a writer was killed mid-write; a temp
+    file whose writer is alive holds its flock and stays."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except FileNotFoundError:
+            continue                          # renamed into place meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.unlink(missing_ok=True)
+        except BlockingIOError:
+            pass                              # being written by a live process
+        finally:
+            os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -29,7 +29,7 @@ from models import make
 
 import edgeviz.atomic
 import edgeviz.backends.mcu
-from edgeviz.atomic import staged_dir, torch_save
+from edgeviz.atomic import remove_stale_temps, staged_dir, torch_save
 from edgeviz.cli import main
 from edgeviz.model import save_model
 from edgeviz.project import build
@@ -315,3 +315,38 @@ def test_checkpoint_read_while_written_is_never_truncated(tmp_path, monkeypatch)
     assert bad == [] and seen <= {1, 2, 3} and seen
     assert load_checkpoint(ckpt)["epochs_done"] == 3
     assert [p.name for p in tmp_path.iterdir()] == ["supernet.pt"]     # no temp file left
+
+
+def test_stale_temp_cleanup_spares_a_live_writer(tmp_path, monkeypatch):
+    """A training that starts (or resumes) on supernet.pt clears the temp files a killed save left. It
+    used to delete every `.supernet.pt.*.tmp`, a live writer's too (a second train or search on the same
+    checkpoint), whose rename then failed with 'No such file or directory'. Now a writer holds an flock
+    on its temp file and only unlocked ones go."""
+    ckpt = tmp_path / "supernet.pt"
+    dead = tmp_path / ".supernet.pt.killed.tmp"
+    dead.write_bytes(b"half a checkpoint")            # what a kill -9 during torch.save leaves
+    writing, release = threading.Event(), threading.Event()
+    real = torch.save
+
+    def held_save(obj, f, *a, **k):
+        real(obj, f, *a, **k)
+        writing.set()
+        release.wait(10)                            # still writing while the other run starts
+    monkeypatch.setattr(torch, "save", held_save)
+    errors = []
+
+    def writer():
+        try:
+            torch_save({"format": CKPT_FORMAT, "epochs_done": 1}, ckpt)
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(e))
+    th = threading.Thread(target=writer)
+    th.start()
+    try:
+        assert writing.wait(10)
+        remove_stale_temps(ckpt)
+    finally:
+        release.set()
+        th.join(10)
+    assert errors == [] and load_checkpoint(ckpt)["epochs_done"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["supernet.pt"]       # the killed one's temp is gone
