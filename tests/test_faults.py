@@ -29,6 +29,7 @@ from models import make
 
 import edgeviz.atomic
 import edgeviz.backends.mcu
+import edgeviz.project
 from edgeviz.atomic import remove_stale_temps, staged_dir, torch_save
 from edgeviz.cli import main
 from edgeviz.model import save_model
@@ -124,12 +125,11 @@ def test_swap_that_fails_puts_the_previous_build_back(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ 2. a compiler missing
 def test_arm_gcc_missing_during_build(model_file, tmp_path, capsys, monkeypatch):
-    """arm-none-eabi-gcc absent: the model is imported, checked on the host (gcc), then the firmware
-    step says what to install. shutil.which is filtered rather than PATH emptied, so the host gcc the
-    bit-exactness check needs is still found."""
-    need("gcc")
+    """arm-none-eabi-gcc absent: refused before the model import (the backend's preflight), saying what
+    to install. shutil.which is filtered rather than PATH emptied, so the host gcc is still found."""
     real = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name.startswith("arm-none-eabi") else real(name, *a, **k))
+    monkeypatch.setattr(edgeviz.project, "load_graph", _not_imported)
     out = _previous(tmp_path)
     line = _one_line(capsys, 2, main(["build", str(model_file), "-o", str(out)]))
     assert line == ("edgeviz: error: arm-none-eabi-gcc not found; install it (apt-get install make gcc-arm-none-eabi "
@@ -137,10 +137,16 @@ def test_arm_gcc_missing_during_build(model_file, tmp_path, capsys, monkeypatch)
     _intact(out)
 
 
+def _not_imported(*a, **k):
+    raise AssertionError("the model was imported before the missing tool was noticed")
+
+
 def test_gxx_missing_during_fpga_csim_build(model_file, tmp_path, capsys, monkeypatch):
-    """`build --target zcu102 --csim` without a C++ compiler: one line, the previous project kept.
-    (The API-level refusal is tests/test_hls_templates.py::test_missing_compiler_is_a_clear_error.)"""
+    """`build --target zcu102 --csim` without a C++ compiler: refused before the model import, one
+    line, the previous project kept. (The API-level refusal, csim.find_gxx / run_csim, is
+    tests/test_hls_templates.py::test_missing_compiler_is_a_clear_error.)"""
     monkeypatch.setenv("CXX", "no-such-compiler-edgeviz")
+    monkeypatch.setattr(edgeviz.project, "load_graph", _not_imported)
     out = _previous(tmp_path)
     line = _one_line(capsys, 2, main(["build", str(model_file), "--target", "zcu102", "--csim", "--reuse", "16",
                                       "-o", str(out)]))
