@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -15,13 +16,36 @@ def atomic_path(path: str | Path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # held until the rename: marks the temp file as being written, so remove_stale_temps (a resumed
+    # training clearing what a killed one left) never deletes one that another process is writing
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
+        os.close(fd)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def remove_stale_temps(path: str | Path) -> None:
+    """Remove the temp files atomic_path left beside `path` when a writer was killed mid-write; a temp
+    file whose writer is alive holds its flock and stays."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            fd = os.open(stale, os.O_RDONLY)
+        except FileNotFoundError:
+            continue                          # renamed into place meanwhile
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            stale.unlink(missing_ok=True)
+        except BlockingIOError:
+            pass                              # being written by a live process
+        finally:
+            os.close(fd)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -43,23 +67,62 @@ def torch_save(obj, path: str | Path) -> None:
 
 
 @contextlib.contextmanager
+def _swap_lock(parent: Path):
+    """An exclusive flock on the output's parent folder while one build swaps its folder in.
+
+    Two builds into one -o (two terminals, a Makefile with -j) each stage their own folder, but the
+    swap is two renames (final -> old, stage -> final): interleaved, the second build's rename found
+    `final` gone (FileNotFoundError) or a fresh non-empty `final` in its way (ENOTEMPTY), and the two
+    used the same `.old-<pid>` name when they ran as threads of one process. Under the lock the swaps
+    run one after the other, so both builds finish and the folder holds the later one whole. The lock
+    is on the folder itself, not a lock file, so nothing is left beside the output; it is held only for
+    the renames, never while compiling."""
+    fd = os.open(parent, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)                       # closing the last descriptor releases the lock
+
+
+@contextlib.contextmanager
 def staged_dir(final: str | Path):
     """Yield a fresh temporary folder beside `final`; on success it replaces `final` whole.
 
-    A failure leaves `final` as it was (or absent) and removes the half-written folder.
+    A failure (an error, Ctrl-C) leaves `final` as it was (or absent) and removes the half-written
+    folder. Concurrent stagings into one `final` are serialised at the swap (_swap_lock): the last to
+    finish wins, whole.
     """
     final = Path(final).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    except OSError as e:
+        # name the folder the user chose (-o), not the temporary name nobody asked for
+        raise OSError(e.errno, e.strerror, str(final.parent)) from None
+    old = None
     try:
         yield stage
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(stage, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with _swap_lock(final.parent):
+            try:
+                if final.exists():
+                    # a unique empty folder to rename the previous build onto (rename may replace an
+                    # empty folder): unique per call, so threads of one process do not collide
+                    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+                    os.replace(final, old)
+                os.replace(stage, final)
+            except BaseException:
+                # the previous build goes back if the new one could not take its place (or Ctrl-C
+                # came between the two renames): never an absent folder where a build stood
+                if old is not None and not final.exists():
+                    try:
+                        os.replace(old, final)
+                    except OSError:
+                        pass               # then it stays as .NAME.*.old beside the output, not deleted
+                    old = None
+                raise
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
+        if old is not None and old.exists():
+            shutil.rmtree(old, ignore_errors=True)

@@ -30,6 +30,7 @@ import io
 import os
 import re
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1089,12 +1090,23 @@ def _load_torch_file(p: Path, shown, trust_pickle: bool):
     return import_torch(module), module
 
 
+_IMPORT_LOCK = threading.Lock()
+
+
 def load_graph(path: str | Path | ModelFile) -> tuple[Graph, object | None]:
     """IR (float) from a search output folder, an edgeviz model file (.pt), a torch.export file (.pt2),
     an ONNX file, or (with ModelFile(trust_pickle=True)) a pickled nn.Module.
 
     Returns the graph and the PyTorch module when there is one (for float accuracy).
     """
+    # torch.export (dynamo) and TVM's importers keep process-wide state: two threads importing at once
+    # (two builds from one Python process) failed with "torch.export could not trace". One import at a
+    # time; the rest of a build (quantize, plan, compile, make) still runs in parallel.
+    with _IMPORT_LOCK:
+        return _load_graph(path)
+
+
+def _load_graph(path) -> tuple[Graph, object | None]:
     trust = getattr(path, "trust_pickle", False)
     p = Path(path)
     if p.is_dir():

@@ -71,6 +71,7 @@ def build(model: str | Path | ModelFile, target: str | Target = "stm32f746", out
     firmware; FPGA: reuse, reuse_file, csim)."""
     t = load_target(target)
     backend = backend_for(t)
+    backend.preflight(options)
     switches = backend.switches(switches)
     say = Phases(progress)
     say("importing the model through TVM")

@@ -67,6 +67,10 @@ class Backend:
         raise NotImplementedError
 
     # ---- jobs (asked by edgeviz.project)
+    def preflight(self, options: dict) -> None:
+        """Refuse (EdgevizError) before any work when a tool that emit will need with these options is
+        missing, so the user learns it in a second rather than after the model import. Default: none."""
+
     def emit(self, low: Lowered, out: Path, *, name: str, x_check, module=None, test=None, say=None,
              **options) -> dict:
         """Write the project for `low` into `out` atomically and check it against the int8 reference;

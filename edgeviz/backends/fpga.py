@@ -18,7 +18,7 @@ from ..errors import EdgevizError
 from ..passes import Switches
 from ..phases import Phases
 from ..quantize import quantize_image
-from ..hls.csim import check_reference
+from ..hls.csim import check_reference, find_gxx
 from ..hls.generate import assign_banks, check_switches, choose_reuse, generate, reuse_for, schedule_estimate
 from .base import Backend
 
@@ -69,6 +69,10 @@ class FpgaBackend(Backend):
                     f"{low.weights_bytes - flash_budget:,} bytes")
         _, _, e = best_estimate(low)
         return e.why()
+
+    def preflight(self, options):
+        if options.get("csim"):
+            find_gxx()
 
     def emit(self, low, out, *, name, x_check, module=None, test=None, say=None, reuse=None, reuse_file=None,
              csim: bool = False):

@@ -25,7 +25,7 @@ from ..planner import Plan, peak_step, plot_timeline
 from ..phases import Phases
 from ..quantize import float_logits, quantize_image, run_int8
 from ..report import write_build_report
-from ..runner.firmware import build_firmware
+from ..runner.firmware import build_firmware, require_firmware_tools
 from ..targets import Target
 from .base import Backend, Lowered, unfused
 from .c_codegen import generate
@@ -93,6 +93,10 @@ class McuBackend(Backend):
         src, hdr, info = generate(low.schedule, low.plan)
         info.update(macs=low.macs, peak_sram=low.plan.peak, lower_bound=low.plan.lower_bound, banks=low.plan.banks)
         return Compiled(low.graph, low.schedule, low.plan, low.target, src, hdr, info)
+
+    def preflight(self, options):
+        if options.get("firmware", True):
+            require_firmware_tools()
 
     def emit(self, low, out, *, name, x_check, module=None, test=None, say=None, firmware: bool = True):
         return write_project(self.compile(low), Path(out), name, x_check, module, test, firmware, say)

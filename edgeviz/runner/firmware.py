@@ -12,6 +12,14 @@ from ..resources import data_dir
 MAKE_TIMEOUT_S = 600
 
 
+def require_firmware_tools() -> None:
+    """EdgevizError naming what to install when make or arm-none-eabi-gcc is not on PATH."""
+    for tool in ("make", "arm-none-eabi-gcc"):
+        if shutil.which(tool) is None:
+            raise EdgevizError(f"{tool} not found; install it (apt-get install make gcc-arm-none-eabi "
+                               f"libnewlib-arm-none-eabi) to build firmware")
+
+
 def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = None, jobs: int | None = None,
                    extra_cflags: str = "", kernels: bool = True, fw_dir: Path | None = None,
                    arch_flags: list[str] | None = None, flash_bytes: int | None = None,
@@ -21,10 +29,7 @@ def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = N
     fw_dir: a copied firmware project (a build folder's firmware/) instead of the installed one;
     arch_flags: the core's compiler flags (a target's cflags; the Makefile's default is the F746's);
     flash_bytes / ram_bytes: the part's sizes, which an emulator board links with."""
-    for tool in ("make", "arm-none-eabi-gcc"):
-        if shutil.which(tool) is None:
-            raise EdgevizError(f"{tool} not found; install it (apt-get install make gcc-arm-none-eabi "
-                               f"libnewlib-arm-none-eabi) to build firmware")
+    require_firmware_tools()
     model_dir, out_dir = Path(model_dir).resolve(), Path(out_dir).resolve()
     if not (model_dir / "model.h").is_file():
         raise EdgevizError(f"{model_dir} has no model.h; generate the model first")

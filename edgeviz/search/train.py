@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
-from edgeviz.atomic import torch_save
+from edgeviz.atomic import remove_stale_temps, torch_save
 from edgeviz.data import Dataset, load_data
 from edgeviz.search.space import SearchSpace, load_space
 from edgeviz.search.supernet import Supernet
@@ -165,9 +165,8 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
     net = Supernet(space)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     start_epoch, history, elapsed = 0, [], 0.0
-    if rank == 0 and ckpt_path.parent.is_dir():
-        for stale in ckpt_path.parent.glob(f".{ckpt_path.name}.*.tmp"):   # left by a kill during a save
-            stale.unlink(missing_ok=True)
+    if rank == 0:
+        remove_stale_temps(ckpt_path)          # left by a kill during a save (not a live writer's)
     if ckpt_path.exists():
         blob = load_checkpoint(ckpt_path)
         if blob["space_digest"] != space.digest():
