@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 
@@ -96,7 +97,10 @@ def staged_dir(final: str | Path):
     final = Path(final).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+        # os.mkdir under a unique name rather than mkdtemp: the build folder gets the permissions any
+        # folder the user makes gets (the umask), not mkdtemp's 0700
+        stage = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.partial"
+        os.mkdir(stage)
     except OSError as e:
         # name the folder the user chose (-o), not the temporary name nobody asked for
         raise OSError(e.errno, e.strerror, str(final.parent)) from None

@@ -17,7 +17,6 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -83,20 +82,19 @@ def test_read_only_output_folder(model_file, tmp_path, capsys, monkeypatch, code
     """The output's parent cannot be written: the build stops at its first write (staging beside -o).
 
     EACCES: as a normal user the parent really is chmod 0o555. As root (CI containers) chmod stops
-    nothing, so there, and for EROFS (a read-only mount) always, tempfile.mkdtemp is made to fail for
-    that folder the way the kernel would."""
+    nothing, so there, and for EROFS (a read-only mount) always, making the stage folder (os.mkdir) is
+    made to fail in that folder the way the kernel would."""
     parent = tmp_path / "ro"
     out = _previous(parent)
-    real = tempfile.mkdtemp
+    real = os.mkdir
     if code == errno.EACCES and not ROOT:
         parent.chmod(0o555)
     else:
-        def refuse(*a, dir=None, **k):
-            if dir is not None and Path(dir) == parent:
-                name = os.path.join(dir, ".o.x.partial")
-                raise OSError(code, os.strerror(code), name)
-            return real(*a, dir=dir, **k)
-        monkeypatch.setattr(edgeviz.atomic.tempfile, "mkdtemp", refuse)
+        def refuse(path, *a, **k):
+            if Path(path).parent == parent:
+                raise OSError(code, os.strerror(code), str(path))
+            return real(path, *a, **k)
+        monkeypatch.setattr(edgeviz.atomic.os, "mkdir", refuse)
     try:
         line = _one_line(capsys, 2, main(["build", str(model_file), "-o", str(out)]))
     finally:
@@ -356,3 +354,14 @@ def test_stale_temp_cleanup_spares_a_live_writer(tmp_path, monkeypatch):
         th.join(10)
     assert errors == [] and load_checkpoint(ckpt)["epochs_done"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["supernet.pt"]       # the killed one's temp is gone
+
+
+def test_a_build_folder_has_the_permissions_of_any_folder_the_user_makes(tmp_path):
+    """The stage is made with os.mkdir (the umask decides), not mkdtemp's 0700: after the swap the
+    build folder is readable by whoever may read the user's other folders."""
+    from edgeviz.atomic import staged_dir
+    (tmp_path / "plain").mkdir()
+    with staged_dir(tmp_path / "out") as stage:
+        (stage / "f").write_text("x")
+    assert (tmp_path / "out").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+    assert not list(tmp_path.glob(".out.*"))
