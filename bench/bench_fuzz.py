@@ -89,7 +89,7 @@ def main(scale: int, only: str | None = None):
         ("calibration arrays", st.fixed_dictionaries({"kind": fz.ARRAYS}),
          lambda kind: fz.check_calibration(model, kind, fresh()), 14 * scale),
         ("switches x targets (analyze)",
-         st.fixed_dictionaries({"switches": fz.SWITCHES, "target": st.sampled_from(fz.all_targets())}),
+         st.fixed_dictionaries({"switches": fz.SWITCHES, "target": st.sampled_from(fz.available_targets())}),
          lambda switches, target: fz.check_switches(model, switches, target), 300 * scale),
     ]
     rows = [campaign(*f) for f in families if only is None or only in f[0]]

@@ -40,6 +40,15 @@ def lower(g: Graph, target: str | Target, switches: Switches | None = None, exac
     return Lowered(g, best[0], best[1], t, backend)
 
 
+def lower_config(cfg: ViTConfig, target: str | Target, switches: Switches | None = None, seed: int = 0) -> Lowered:
+    """A ViTConfig lowered as a build would lower its model, with random weights and unit ranges:
+    sizes and resources depend on shapes, not on weight values."""
+    torch.manual_seed(seed)
+    g = graph_from_vit(ViT(cfg).eval())
+    quantize(g, None)
+    return lower(g, target, switches)
+
+
 @dataclass
 class MemoryReport:
     peak_sram: int                 # arena bytes = what the firmware links (FPGA: on-chip buffer bytes)
@@ -59,11 +68,7 @@ def plan_config(cfg: ViTConfig, target: str | Target = "stm32f746", switches: Sw
     Memory does not depend on weight values or ranges: random weights and unit ranges give the
     exact arena and flash sizes.
     """
-    t = load_target(target)
-    torch.manual_seed(seed)
-    g = graph_from_vit(ViT(cfg).eval())
-    quantize(g, None)
-    low = lower(g, t, switches)
+    low = lower_config(cfg, target, switches, seed)
     why = low.backend.fit(low, sram_budget, flash_budget)
-    return MemoryReport(low.plan.peak, low.plan.banks, low.weights_bytes + t.code_bytes, low.macs,
+    return MemoryReport(low.plan.peak, low.plan.banks, low.weights_bytes + low.target.code_bytes, low.macs,
                         low.plan.lower_bound, not why, why)

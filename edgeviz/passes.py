@@ -37,8 +37,8 @@ class Switches:
     # part of operator integration: keep only K and V for all tokens, compute each query row on the
     # fly (its LayerNorm recomputed per row), so [N, 3E] qkv never exists. Off for the FPGA backend.
     split_qkv: bool = True
-    # round low-rank ranks up to the MCU linear kernel's stride with zero weights (Linear.pad_rank in ops/linear.py). Off
-    # for the FPGA backend, whose templates take any width.
+    # round low-rank ranks up to the MCU linear kernel's stride with zero weights (Linear.pad_rank).
+    # Off for the FPGA backend, whose templates take any width.
     pad_rank: bool = True
 
     def label(self) -> str:

@@ -22,8 +22,8 @@ from .hls.generate import HlsProject, assign_banks, generate, reuse_for, schedul
 from .hls.estimate import Estimate
 from .inputs import calibration_data, record_preprocessing
 from .ir import Graph
-from .lower import lower
-from .model import ViT, ViTConfig, load_model
+from .lower import lower, lower_config
+from .model import ViTConfig, load_model
 from .passes import Switches
 from .phases import Phases
 from .quantize import quantize, quantize_image
@@ -124,20 +124,11 @@ def hls_project_from_model(model, out_dir, board: str | Target = "zcu102", calib
     return hls_project_from_graph(g, out_dir, board, reuse, switches=switches, tb_inputs=xs, seed=seed)
 
 
-def _config_lowered(cfg: ViTConfig, board, switches, seed: int = 0) -> Lowered:
-    """A ViTConfig lowered for an FPGA board as plan_config does: random weights and unit ranges
-    (resources depend on shapes, not on weight values)."""
-    torch.manual_seed(seed)
-    g = graph_from_vit(ViT(cfg).eval())
-    quantize(g, None)
-    return lower(g, load_fpga_target(board), switches)
-
-
 def fpga_estimate(cfg: ViTConfig, board: str | Target, reuse: int | dict = 1, check: bool = True,
                   switches: Switches | None = None) -> Estimate:
     """Estimate of the HLS project edgeviz would write for this config (same schedule, same buffers).
     reuse: one factor for every node, or {node name or op: factor}; switches: None for the FPGA default."""
-    low = _config_lowered(cfg, board, switches)
+    low = lower_config(cfg, load_fpga_target(board), switches)
     banks, _ = assign_banks(low.plan)
     return schedule_estimate(low.schedule, banks, reuse_for(low.schedule, reuse), low.target, check)
 
@@ -145,6 +136,6 @@ def fpga_estimate(cfg: ViTConfig, board: str | Target, reuse: int | dict = 1, ch
 def fpga_auto_reuse(cfg: ViTConfig, board: str | Target, switches: Switches | None = None) -> tuple[int, Estimate]:
     """The smallest uniform reuse factor (fastest design) whose estimate fits the board; EdgevizError
     naming the exceeded resources when none does. switches: None for the FPGA default."""
-    r, _, e = best_estimate(_config_lowered(cfg, board, switches))
+    r, _, e = best_estimate(lower_config(cfg, load_fpga_target(board), switches))
     e.check()
     return r, e

@@ -32,7 +32,11 @@ class _Field:
         self.key = name
 
     def __get__(self, target, owner=None):
-        return self if target is None else self.cast(target._need(self.key))
+        if target is None:
+            return self
+        if self.key not in target.raw:
+            raise EdgevizError(f"targets/{target.name}.toml lacks the field {self.key!r} (a {target.kind} target)")
+        return self.cast(target.raw[self.key])
 
 
 @dataclass
@@ -60,17 +64,12 @@ class Target:
     def code_bytes(self) -> int:
         return int(self.raw.get("runtime", {}).get("code_bytes", 0))
 
-    # MCU targets: the core, its compiler flags, the board layer and the emulator that stands in for it
-    @property
-    def core(self) -> str:
-        """cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33 or cortex-m55."""
-        return str(self._need("core"))
-
-    @property
-    def cflags(self) -> list[str]:
-        """The core's compiler flags (-mcpu, -mthumb, FPU and float ABI): every firmware image of the
-        target, its emulator image included, is compiled with them."""
-        return [str(f) for f in self._need("cflags")]
+    # MCU targets: the core (cortex-m0plus, -m3, -m4, -m7, -m33 or -m55), its compiler flags (-mcpu,
+    # -mthumb, FPU and float ABI: every firmware image of the target is compiled with them, its emulator
+    # image included) and the QEMU machine that runs its code (board layer firmware/boards/<machine>/)
+    core = _Field(str)
+    cflags = _Field(lambda v: [str(f) for f in v])
+    emulator = _Field(str)
 
     @property
     def board(self) -> str | None:
@@ -80,19 +79,9 @@ class Target:
         return str(b) if b else None
 
     @property
-    def emulator(self) -> str:
-        """The QEMU machine that runs this target's code (its board layer is firmware/boards/<machine>/)."""
-        return str(self._need("emulator"))
-
-    @property
     def arena_capacity(self) -> int:
         """RAM left for the arena once the stack and runtime data are placed after it."""
         return self.ram_bytes - self.runtime_ram
-
-    def _need(self, key: str):
-        if key not in self.raw:
-            raise EdgevizError(f"targets/{self.name}.toml lacks the field {key!r} (a {self.kind} target)")
-        return self.raw[key]
 
     # FPGA resources (targets of kind "fpga"): what edgeviz.hls.estimate compares its estimate with
     part = _Field(str)

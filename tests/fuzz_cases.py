@@ -191,10 +191,6 @@ def check_switches(model_file: Path, switches: Switches, target: str) -> str:
     return outcome(lambda: analyze(model_file, target, switches))
 
 
-def all_targets() -> list[str]:
-    return available_targets()
-
-
 # ------------------------------------------------------------------ build folders
 DAMAGE = st.sampled_from(["intact", "no-build.json", "no-model.evq", "no-elf", "build.json-not-json",
                           "build.json-drop-key", "build.json-wrong-type", "model.evq-garbage",

@@ -379,9 +379,7 @@ class AttnAV(AttnScores):
         return [f"ev_attn_av<{n}, {a['heads']}, {dh}, {e.reuse[node.name]}>({ins[0]}, {ins[1]}, {out}, {a['m_av']}, "
                 f"{a['s_av']});"]
 
-    def macs(self, node, g):            # p.v: the other half
-        a = node.attrs
-        return a["tokens"] * a["tokens"] * a["embed"]
+    # macs: AttnScores's N^2 E, p.v being the other half of the attention op's 2 N^2 E
 
     def run_int8(self, node, xs):       # intmath.attention's last product, heads put back side by side
         a = node.attrs
