@@ -22,11 +22,11 @@ def _reference(build_dir: Path):
     """The build's int8 reference graph (model.evq), checked against the digest build.json records:
     edgeviz wrote both, and a reference from another build would make validate compare the firmware
     with the wrong model."""
+    want = load_build(build_dir).raw.get("model_evq_sha256")      # first: says what is wrong with the folder
     p = Path(build_dir) / "model.evq"
     if not p.is_file():
         raise EdgevizError(f"{build_dir} has no model.evq (the int8 reference); rebuild it with edgeviz build")
     data = p.read_bytes()
-    want = load_build(build_dir).raw.get("model_evq_sha256")
     if want is not None and hashlib.sha256(data).hexdigest() != want:
         raise EdgevizError(f"{p} is not the reference of this build (its digest differs from build.json's); "
                            f"rebuild {build_dir} with edgeviz build")
