@@ -12,8 +12,9 @@ import numpy as np
 from .atomic import atomic_path, write_text
 from .clikit import handler
 from .errors import EdgevizError
-from .inputs import builtin_data, read_inputs
-from .quantize import reference_outputs
+from .inputs import builtin_data, random_inputs, read_inputs
+from .quantize import dequantize_output, reference_outputs
+from .tflite import litert
 from .runner.api import flash, profile, validate
 from .runner.builddir import load_build
 
@@ -100,17 +101,17 @@ def _validation_inputs(g, data: str | None, n: int):
     (edgeviz.inputs: an .npz x as given, image files through the build's recorded preprocessing);
     with no data, the built-in digits' test split where the model takes them, else random inputs over
     the calibrated input range (fixed seed), and the result says so."""
-    shape = tuple(g.tensors[g.inputs[0]].shape)
+    shape = g.input_chw()
     c, h, w = shape
     if data is not None:
         x, y, note = read_inputs(data, shape, getattr(g, "preprocess", None), "validation")
         return x[:n], (None if y is None else y[:n]), note
-    if c == 1 and h == w:
+    if c == 1 and h == w and not g.prequantized:     # an imported file's own data is not the digits
         d = builtin_data(g, "--data")
         return d.images("test", h).numpy()[:n].astype(np.float64), d.y["test"].numpy()[:n], None
-    rng = np.random.default_rng(0)
-    span = 127 * g.tensors[g.inputs[0]].scale
-    return rng.uniform(-span, span, (n,) + shape), None, f"random inputs (seed 0) over the calibrated input range +-{span:.3g}"
+    t = g.tensors[g.inputs[0]]
+    lo, hi = (-128 - t.zero_point) * t.scale, (127 - t.zero_point) * t.scale
+    return random_inputs(g, n), None, f"random inputs (seed 0) over the input's int8 range [{lo:.3g}, {hi:.3g}]"
 
 
 def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dict:
@@ -118,8 +119,15 @@ def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dic
     g = _reference(build_dir)
     x, y, note = _validation_inputs(g, data, n)
     xq, want, fl = reference_outputs(g, x)
+    oracle = Path(build_dir) / "model.tflite"
+    if g.prequantized and oracle.is_file():   # an imported .tflite: its runtime's answer stands in for float
+        ref = litert.run(oracle.read_bytes(), xq)
+        fl = dequantize_output(g, ref)
     r = validate(build_dir, port, xq, want, fl)
     got = r.pop("outputs")
+    if g.prequantized and oracle.is_file():
+        r["oracle"] = litert.ORACLE
+        r["oracle_differing_bytes"] = int((got != ref.reshape(got.shape)).sum())
     if y is not None:
         r["labels_top1_device"] = float((got.argmax(1) == y).mean())
         r["labels_top1_float"] = float((fl.argmax(1) == y).mean())
@@ -133,8 +141,10 @@ def cmd_validate(a) -> int:
     if a.json:
         print(json.dumps(r))
     else:
+        against = (f"{r['oracle']}: {r['oracle_differing_bytes']} output bytes differ" if "oracle" in r
+                   else f"top-1 agreement with float {r['top1_agreement_float']:.3f}")
         print(f"validate {a.build_dir} on {a.port}: {r['bit_exact']}/{r['n']} outputs bit-exact with the host int8 "
-              f"reference; top-1 agreement with float {r['top1_agreement_float']:.3f}"
+              f"reference; {against}"
               + (f"; accuracy device {r['labels_top1_device']:.3f} vs float {r['labels_top1_float']:.3f}"
                  if "labels_top1_device" in r else "") + (f" ({r['inputs']})" if "inputs" in r else ""))
     return 0 if r["bit_exact"] == r["n"] else 1

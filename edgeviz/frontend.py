@@ -43,6 +43,7 @@ from .ir import Graph
 from .model import LowRankLinear, ViT, load_model
 from .ops import OPS
 from .ops.activation import FUNCTIONS, GELU, X, evaluate, kind_of, scale_of
+from .tflite.importer import import_tflite
 
 SUPPORTED = ("edgeviz reads ViTs made of a conv patch embedding (kernel = stride), prefix tokens, LayerNorm, "
              "Linear, softmax attention, residual adds, element-wise activations and cls / token / mean pooling")
@@ -1126,6 +1127,5 @@ def _load_graph(path) -> tuple[Graph, object | None]:
     if p.suffix.lower() == ".pt2":
         return import_exported(p), None
     if p.suffix.lower() == ".tflite":
-        raise EdgevizError(f"{path}: int8 .tflite models are not read yet; export the float model with "
-                           f"torch.export.save (.pt2) or to ONNX and let edgeviz quantize it")
+        return import_tflite(p), None
     return _load_torch_file(p, path, trust)

@@ -130,7 +130,7 @@ def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
     """How image files become this model's inputs, recorded on the graph (and so in model.evq and
     build.json): --mean/--std if given, else the data an edgeviz search trained on, else the built-in
     digits' statistics when they calibrate it, else none ((pixel - 0) / 1)."""
-    c = g.tensors[g.inputs[0]].shape[0]
+    c = g.input_chw()[0]
     if mean is not None or std is not None:
         pre = preprocessing(mean, std, c, "--mean/--std")
     else:
@@ -156,10 +156,12 @@ def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
 def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[np.ndarray, dict | None]:
     """Calibration inputs [n, C, H, W] (an .npz x as given, image files through g.preprocess); with
     the built-in data also the held-out test split."""
-    shape = g.tensors[g.inputs[0]].shape
+    shape = g.input_chw()
     if calib is not None:
-        x, _, _ = read_inputs(calib, tuple(shape), getattr(g, "preprocess", None), "calibration")
+        x, _, _ = read_inputs(calib, shape, getattr(g, "preprocess", None), "calibration")
         return x[:max(n, 1)], None
+    if g.prequantized:                   # nothing to calibrate: inputs only check the generated C
+        return random_inputs(g, n), None
     c, h, w = shape
     data = builtin_data(g, f"--calib (an .npz with an array x of shape [N, {c}, {h}, {w}], or a folder of images)")
     x = data.images("train", h).numpy().astype(np.float64)[:n]
@@ -170,8 +172,16 @@ def calibration_data(g: Graph, calib: str | Path | None, n: int = 64) -> tuple[n
 def builtin_data(g: Graph, what_to_pass: str):
     """The built-in digits at the model's input shape (1-channel, square inputs only); otherwise one
     line saying which flag to pass. A user's own data goes through edgeviz.inputs."""
-    c, h, w = g.tensors[g.inputs[0]].shape
+    c, h, w = g.input_chw()
     if c != 1 or h != w:
         raise EdgevizError(f"no built-in data for input shape {[c, h, w]} (the built-in digits are 1-channel, "
                            f"square); pass {what_to_pass}")
     return load_digits_data()
+
+
+def random_inputs(g: Graph, n: int, seed: int = 0) -> np.ndarray:
+    """n inputs [n, C, H, W] drawn uniformly over the input's int8 range (fixed seed): each is exactly
+    an int8 value of the input's quantisation, so quantizing them gives those values back."""
+    t = g.tensors[g.inputs[0]]
+    q = np.random.default_rng(seed).integers(-128, 128, (n,) + g.input_chw())
+    return (q - t.zero_point) * float(t.scale)

@@ -16,6 +16,8 @@ class Tensor:
     name: str
     shape: tuple[int, ...]
     scale: float | None = None          # int8 symmetric scale, set by quantization
+    # int8 zero point: 0 in edgeviz's own (symmetric) models; an imported .tflite keeps its file's
+    zero_point: int = 0
     # The first prefix_rows rows (cls / distillation / register tokens on the residual stream) at a
     # scale of their own: libraries start those tokens near zero, and in the patch rows' scale they
     # would hold a few int8 levels that every LayerNorm of them amplifies. None: one scale.
@@ -57,6 +59,21 @@ class Graph:
     outputs: list[str] = field(default_factory=list)
     # how image files become the input (edgeviz.inputs.preprocessing); set by the build
     preprocess: dict | None = None
+    # an imported int8 file (.tflite) arrives with its integer parameters: nothing to calibrate, and
+    # its numbers follow that format's semantics (edgeviz.tflmath), not edgeviz's
+    prequantized: bool = False
+    # the file the graph came from, for an oracle that runs it (the LiteRT interpreter for .tflite)
+    source: str | None = None
+    # how the input tensor lays out an image: "chw" (edgeviz, PyTorch, ONNX) or "nhwc" (TFLite)
+    input_layout: str = "chw"
+
+    def input_chw(self) -> tuple[int, int, int]:
+        """The input image as (channels, height, width), whatever the tensor's layout."""
+        shape = self.tensors[self.inputs[0]].shape
+        if self.input_layout == "nhwc":
+            h, w, c = shape[-3:]
+            return int(c), int(h), int(w)
+        return tuple(int(s) for s in shape[-3:])
 
     def add_tensor(self, name: str, shape) -> Tensor:
         base, i = name, 1

@@ -77,8 +77,11 @@ def quantize(g: Graph, calib: np.ndarray | None, prefix_scales: bool = True) -> 
     prefix_scales: the residual stream's prefix-token rows get a scale of their own (prefix_scaled).
 
     calib=None gives unit ranges: the integer parameters then have the right sizes but no meaning,
-    which is all the memory planner needs.
+    which is all the memory planner needs. A prequantized graph (an imported int8 file) keeps the
+    file's own parameters: nothing is calibrated.
     """
+    if g.prequantized:
+        return g
     stats = calibrate(g, calib) if calib is not None else _UnitRanges()
     for name, t in g.tensors.items():
         t.scale = max(stats.get(name, 0.0) if calib is not None else 1.0, 1e-6) / 127.0
@@ -117,11 +120,17 @@ def run_int8(g: Graph, xq: np.ndarray, keep: bool = False) -> dict[str, np.ndarr
 
 
 def quantize_image(g: Graph, x: np.ndarray) -> np.ndarray:
-    return quantize_input(np.asarray(x, dtype=np.float64), g.tensors[g.inputs[0]].scale)
+    """A float image [C, H, W] as the model's int8 input, in the input tensor's layout."""
+    t = g.tensors[g.inputs[0]]
+    x = np.asarray(x, dtype=np.float64)
+    if g.input_layout == "nhwc":
+        x = x.transpose(1, 2, 0)
+    return quantize_input(x, t.scale, t.zero_point).reshape(t.shape)
 
 
 def dequantize_output(g: Graph, y: np.ndarray) -> np.ndarray:
-    return y.astype(np.float64) * g.tensors[g.outputs[0]].scale
+    t = g.tensors[g.outputs[0]]
+    return (y.astype(np.float64) - t.zero_point) * t.scale
 
 
 def float_logits(g: Graph, x: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -131,8 +140,12 @@ def float_logits(g: Graph, x: np.ndarray, batch: int = 32) -> np.ndarray:
                            for i in range(0, len(x), batch)])
 
 
-def reference_outputs(g: Graph, x: np.ndarray):
-    """For float images [B, C, H, W]: (int8 inputs, int8 reference outputs, float outputs)."""
+def reference_outputs(g: Graph, x: np.ndarray, float_outputs=None):
+    """For float images [B, C, H, W]: (int8 inputs, int8 reference outputs, float outputs).
+    float_outputs(g, xq) stands in for the float graph of a prequantized one (an imported .tflite
+    has none; its oracle's outputs take the place)."""
     xq = np.stack([quantize_image(g, xi) for xi in x])
     want = np.stack([run_int8(g, q).reshape(-1) for q in xq])
+    if g.prequantized:
+        return xq, want, (float_outputs(g, xq) if float_outputs else dequantize_output(g, want))
     return xq, want, float_logits(g, x)

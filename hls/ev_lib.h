@@ -10,4 +10,5 @@
 #include "ev_attention.h"
 #include "ev_pool.h"
 #include "ev_patch_embed.h"
+#include "ev_tfl.h"
 #endif

@@ -25,6 +25,8 @@ LAYERS = [
                      "edgeviz.frontend", "edgeviz.search", "edgeviz.cli", "edgeviz.hls", "edgeviz.runner")),
     ("edgeviz.frontend", ("edgeviz.passes", "edgeviz.planner", "edgeviz.lower", "edgeviz.backends",
                           "edgeviz.project", "edgeviz.search", "edgeviz.cli")),
+    ("edgeviz.tflite", ("edgeviz.frontend", "edgeviz.passes", "edgeviz.planner", "edgeviz.lower", "edgeviz.backends",
+                        "edgeviz.project", "edgeviz.search", "edgeviz.cli")),
     ("edgeviz.passes", ("edgeviz.planner", "edgeviz.lower", "edgeviz.backends", "edgeviz.project", "edgeviz.search")),
     ("edgeviz.planner", ("edgeviz.lower", "edgeviz.backends", "edgeviz.project", "edgeviz.search")),
     ("edgeviz.hls", ("edgeviz.lower", "edgeviz.backends", "edgeviz.project", "edgeviz.search", "edgeviz.cli")),

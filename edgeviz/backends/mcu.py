@@ -27,6 +27,7 @@ from ..quantize import float_logits, quantize_image, run_int8
 from ..report import write_build_report
 from ..runner.firmware import build_firmware, require_firmware_tools
 from ..targets import Target
+from ..tflite import litert
 from .base import Backend, Lowered, unfused
 from .c_codegen import generate
 from .c_toolchain import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
@@ -132,6 +133,19 @@ def accuracy(c: Compiled, host: HostModel, module, test: dict) -> dict:
             "int8_top1": float((q.argmax(1) == y).mean()), "agreement": float((fl.argmax(1) == q.argmax(1)).mean())}
 
 
+def check_oracle(g, stage: Path, xq: np.ndarray, host: HostModel) -> dict | None:
+    """An imported .tflite keeps its file beside the build (model.tflite, what validate compares with)
+    and its generated C is checked against LiteRT's reference kernels on the build's check inputs."""
+    if not (g.source and Path(g.source).suffix.lower() == ".tflite"):
+        return None
+    data = Path(g.source).read_bytes()
+    (stage / "model.tflite").write_bytes(data)
+    want = litert.run(data, xq)
+    got = np.stack([host.run(x) for x in xq])
+    return {"name": litert.ORACLE, "file": "model.tflite", "inputs": int(len(xq)),
+            "differing_bytes": int((got != want.reshape(got.shape)).sum())}
+
+
 def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module=None, test=None,
                   firmware: bool = True, say: Phases | None = None) -> dict:
     """Everything after compilation, written into `out` atomically: sources, plan, checks, ELFs, report."""
@@ -151,18 +165,23 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
         say("checking the generated C against the int8 reference")
         host = HostModel(build_host_library(model_dir, stage / "host_model.so"), c.model_h)
         rng = np.random.default_rng(0)
+        checked = []
         for i in range(4):
             x = x_check[i % len(x_check)] + (0 if i < 2 else rng.standard_normal(x_check.shape[1:]))
             xq = quantize_image(c.graph, x)
             if not np.array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1)):
                 raise EdgevizError("internal error: the generated C differs from the int8 reference; "
                                    "please report it with the model file")
+            checked.append(xq)
+        oracle = check_oracle(c.graph, stage, np.stack(checked), host)
         acc = None
         if test is not None:
             say("measuring accuracy on held-out data")
             acc = accuracy(c, host, module, test)
         summary = _summary(c, tgt, name, acc, c.schedule.switches)
         summary["model_evq_sha256"] = hashlib.sha256(evq).hexdigest()
+        if oracle:
+            summary["oracle"] = oracle
         if firmware:
             say("building firmware with arm-none-eabi-gcc")
             images = firmware_images(tgt)

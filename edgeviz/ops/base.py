@@ -242,5 +242,5 @@ def requant_params(real: np.ndarray):
     return (np.array([m for m, _ in ms], dtype=np.int32), np.array([s for _, s in ms], dtype=np.int8))
 
 
-def quantize_input(x: np.ndarray, scale: float) -> np.ndarray:
-    return np.clip(np.round(x / scale), -128, 127).astype(np.int8)
+def quantize_input(x: np.ndarray, scale: float, zero_point: int = 0) -> np.ndarray:
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)

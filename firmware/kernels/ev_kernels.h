@@ -1,8 +1,8 @@
 /* edgeviz int8 kernel library.
  *
  * Every kernel reproduces edgeviz/intmath.py bit for bit; that file is the specification and the
- * comments here only say how the C gets there. Plain C99: no floats, no libm, no malloc, no
- * globals, so the same sources build for the host (tests, ctypes) and for the Cortex-M7.
+ * comments here only say how the C gets there (imported .tflite models: edgeviz/tflmath.py). Plain C99: no
+ * floats, no libm, no malloc, no globals, so the same sources build for the host (tests, ctypes) and for the Cortex-M7.
  *
  * Each kernel has a portable C path. When the compiler targets a core with the DSP extension
  * (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m7) and EV_PORTABLE is not defined, ev_linear_s8 and the
@@ -90,6 +90,24 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
 /* y[i] = requant(a[i] * b[i], m, s) (intmath.mul); y may be a or b. */
 void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, int8_t *y);
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y);
+
+/* Imported .tflite models (ev_tfl.c): TFLite's integer semantics, edgeviz/tflmath.py. */
+void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias,
+                  const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y);
+void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
+                    int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
+                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y);
+void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa, const int32_t *sb,
+                   int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
+                   int32_t y_zp, int8_t *y);
+void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
+                      const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
+                      int32_t lo, int32_t hi, int8_t *y);
+void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y);
+void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp, int32_t y_zp, int32_t m,
+                    int32_t shift, int8_t *y);
+void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y);
+void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so);
 
 /* scores[j] = requant(sum_d q[d] k_j[d], m, s), k_j = k + j * k_stride. */
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,

@@ -1,0 +1,79 @@
+"""An imported .tflite file's element-wise ops, in TFLite's integer semantics (edgeviz/tflmath.py).
+
+tfl_binary: ADD, SUB, MUL, SQUARED_DIFFERENCE of two int8 tensors (or a tensor and a constant), with
+numpy broadcasting. The output is walked as up to 4 dimensions; each operand has a stride per
+dimension (0 along a broadcast one), so no operand is ever expanded in memory.
+tfl_table: any element-wise function of one int8 tensor (LOGISTIC, GELU, RSQRT, TANH, QUANTIZE, a
+float island DEQUANTIZE -> ... -> QUANTIZE): a 256-entry table read off LiteRT at import, or one
+table per channel when the function has per-channel constants.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import tflmath
+from .tfl_base import TflOp
+
+BINARY_KINDS = {"add": 0, "sub": 1, "mul": 2, "squared_difference": 3}
+
+
+def _strided(x: np.ndarray, strides, dims) -> np.ndarray:
+    """The [dims] view of flat x with element strides (0 for a broadcast dimension)."""
+    flat = np.ascontiguousarray(x).reshape(-1)
+    return np.lib.stride_tricks.as_strided(flat, shape=tuple(dims), strides=tuple(s * flat.itemsize for s in strides))
+
+
+class TflBinary(TflOp):
+    name = "tfl_binary"
+    kernel = "binary"
+    hls_kind = "mul"
+
+    def operands(self, node, xs):
+        a = node.attrs
+        vals = list(xs)
+        if "const" in node.qattrs:
+            vals.insert(a["const_index"], node.qattrs["const"])
+        return [_strided(v, s, a["dims"]) for v, s in zip(vals, a["strides"])]
+
+    def run_int8(self, node, xs):
+        a, q = node.attrs, node.qattrs
+        x, y = self.operands(node, xs)
+        kind = a["kind"]
+        if kind == "mul":
+            return tflmath.mul(x, y, q["a_zp"], q["b_zp"], q["y_zp"], q["m"], q["shift"], q["lo"], q["hi"])
+        if kind == "squared_difference":
+            return tflmath.squared_difference(x, y, q["a_zp"], q["b_zp"], q["y_zp"], q["params"], q["lo"], q["hi"])
+        return tflmath.add(x, y, q["a_zp"], q["b_zp"], q["y_zp"], q["params"], q["lo"], q["hi"], subtract=kind == "sub")
+
+    def call(self, node, g, a, ins, out):
+        at, q = node.attrs, node.qattrs
+        ptrs = list(ins)
+        if "const" in q:
+            ptrs.insert(at["const_index"], a.rom("const", q["const"], np.int8))
+        params = [q["m"], q["shift"], 0, 0, 0, 0] if at["kind"] == "mul" else list(q["params"])
+        return [str(BINARY_KINDS[at["kind"]]), ptrs[0], ptrs[1], a.ints("dims", at["dims"]), a.ints("sa", at["strides"][0]),
+                a.ints("sb", at["strides"][1]), str(q["a_zp"]), str(q["b_zp"]), str(q["y_zp"]), a.ints("p", params),
+                str(q["lo"]), str(q["hi"]), out]
+
+
+class TflTable(TflOp):
+    name = "tfl_table"
+    kernel = "lut"
+    hls_kind = "lut"
+    inplace = True
+
+    def run_int8(self, node, xs):
+        lut = node.qattrs["lut"]
+        idx = xs[0].astype(np.int16) + 128
+        if lut.ndim == 1:
+            return lut[idx]
+        ch = lut.shape[0]                  # one table per channel (the last axis)
+        return lut[np.arange(ch)[None, :], idx.reshape(-1, ch)].reshape(idx.shape)
+
+    def call(self, node, g, a, ins, out):
+        lut = node.qattrs["lut"]
+        ch = 1 if lut.ndim == 1 else lut.shape[0]
+        return [ins[0], str(g.tensors[node.inputs[0]].nbytes), str(ch), a.rom("lut", lut, np.int8), out]
+
+
+BINARY, TABLE = TflBinary(), TflTable()

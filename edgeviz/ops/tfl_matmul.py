@@ -1,0 +1,125 @@
+"""An imported .tflite file's matrix products, in TFLite's integer semantics (edgeviz/tflmath.py):
+FULLY_CONNECTED, CONV_2D and BATCH_MATMUL. Their integer parameters come from the file
+(edgeviz/tflite/importer.py), so quantize() has nothing to do."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import tflmath
+from .tfl_base import TflOp
+
+
+class TflFullyConnected(TflOp):
+    """y[n, o] = clamp(round((bias'[o] + sum_k x[n, k] w[o, k]) * scale[o]) + y_zp), the reference
+    kernel's double-precision requantisation (run in integers by the kernels: tflmath.double_parts);
+    bias' = bias - x_zp sum_k w[o, k] (the input's zero point folded in once: the same int32 sum)."""
+    name = "tfl_fully_connected"
+    kernel = "fc"
+    hls_kind = "linear"
+
+    def run_int8(self, node, xs):
+        q = node.qattrs
+        k = q["w"].shape[1]
+        x = xs[0].reshape(-1, k)
+        return tflmath.fully_connected(x, q["w"], q["bias"], 0, q["y_zp"], q["scale"], q["lo"], q["hi"])
+
+    def macs(self, node, g):
+        return g.tensors[node.inputs[0]].nbytes // node.qattrs["w"].shape[1] * node.qattrs["w"].size
+
+    def call(self, node, g, a, ins, out):
+        q = node.qattrs
+        o, k = q["w"].shape
+        m, sh = tflmath.double_parts(q["scale"])
+        return [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
+                a.rom("bias", q["bias"], np.int32), a.rom("scale_m", m, np.int64), a.rom("scale_sh", sh, np.int32),
+                str(q["y_zp"]), str(q["lo"]), str(q["hi"]), out]
+
+    def hls_dims(self, node, g):
+        o, k = node.qattrs["w"].shape
+        return {"rows": g.tensors[node.inputs[0]].nbytes // k, "in": k, "out": o}
+
+
+class TflConv(TflOp):
+    """2-D convolution over an NHWC image (the patch embedding a converter writes as CONV_2D): taps
+    outside the image contribute 0; TFLite's integer requantisation per output channel. The C
+    kernel gathers each output pixel's patch into scratch first."""
+    name = "tfl_conv"
+    kernel = "conv"
+    hls_kind = "linear"
+
+    def run_int8(self, node, xs):
+        a, q = node.attrs, node.qattrs
+        cols = _im2col(xs[0].reshape(a["in_hwc"]), a, q["x_zp"])
+        o = q["w"].shape[0]
+        acc = (cols.astype(np.int64) - q["x_zp"]) @ q["w"].reshape(o, -1).astype(np.int64).T + q["bias"]
+        return tflmath.requantize_acc(acc.astype(np.int32), q["m"], q["shift"], q["y_zp"], q["lo"], q["hi"])
+
+    def macs(self, node, g):
+        oh, ow = node.attrs["out_hw"]
+        return oh * ow * node.qattrs["w"].size
+
+    def scratch_bytes(self, node, g):
+        return int(node.qattrs["w"][0].size)
+
+    def call(self, node, g, a, ins, out):
+        at, q = node.attrs, node.qattrs
+        h, w, ch = at["in_hwc"]
+        o, kh, kw, _ = q["w"].shape
+        (oh, ow), (sh, sw), (pt, pl) = at["out_hw"], at["stride"], at["pad"]
+        return [ins[0], *map(str, (h, w, ch)), a.rom("w", q["w"], np.int8), *map(str, (o, kh, kw, sh, sw, pt, pl, oh, ow)),
+                a.rom("bias", q["bias"], np.int32), a.rom("m", q["m"], np.int32), a.rom("shift", q["shift"], np.int32),
+                *map(str, (q["x_zp"], q["y_zp"], q["lo"], q["hi"])), out]
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
+        return [lines[0].replace(f", {out});", f", {scratch}, {out});")]      # the C kernel's patch buffer
+
+    def hls_dims(self, node, g):
+        o = node.qattrs["w"].shape[0]
+        oh, ow = node.attrs["out_hw"]
+        return {"rows": oh * ow, "in": node.qattrs["w"][0].size, "out": o}
+
+
+def _im2col(x: np.ndarray, a: dict, pad_value: int) -> np.ndarray:
+    """[oh * ow, kh * kw * c] patches of an [h, w, c] image, out-of-image taps = pad_value."""
+    kh, kw = a["kernel"]
+    (oh, ow), (sh, sw), (pt, pl) = a["out_hw"], a["stride"], a["pad"]
+    h, w, c = x.shape
+    big = np.full((h + kh + sh * oh, w + kw + sw * ow, c), pad_value, dtype=np.int64)
+    big[pt:pt + h, pl:pl + w] = x
+    rows = [big[i * sh:i * sh + kh, j * sw:j * sw + kw].reshape(-1) for i in range(oh) for j in range(ow)]
+    return np.stack(rows)
+
+
+class TflBatchMatmul(TflOp):
+    """out[b] = a[b] @ b[b] with zero points on both, batch dimensions broadcast; adj_x / adj_y read an
+    operand transposed. The kernels walk both operands by strides, so no operand is copied."""
+    name = "tfl_batch_matmul"
+    kernel = "bmm"
+    hls_kind = "linear"
+
+    def run_int8(self, node, xs):
+        a, q = node.attrs, node.qattrs
+        x, y = xs[0].reshape(a["a_shape"]), xs[1].reshape(a["b_shape"])
+        if a["adj_x"]:
+            x = np.swapaxes(x, -1, -2)
+        if a["adj_y"]:
+            y = np.swapaxes(y, -1, -2)
+        return tflmath.batch_matmul(x, y, q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])
+
+    def macs(self, node, g):
+        a = node.attrs
+        return int(np.prod(a["out_shape"])) * a["depth"]
+
+    def call(self, node, g, a, ins, out):
+        at, q = node.attrs, node.qattrs
+        sa, sb = at["strides"]          # per operand: 4 batch strides, row stride, depth stride
+        return [ins[0], ins[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
+                *map(str, (at["rows"], at["cols"], at["depth"], q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])), out]
+
+    def hls_dims(self, node, g):
+        at = node.attrs
+        return {"rows": int(np.prod(at["out_shape"])) // at["cols"], "in": at["depth"], "out": at["cols"]}
+
+
+FULLY_CONNECTED, CONV, BATCH_MATMUL = TflFullyConnected(), TflConv(), TflBatchMatmul()

@@ -1,0 +1,79 @@
+"""LiteRT (ai-edge-litert, the maintained successor of tflite-runtime), the oracle for imported .tflite
+files: its interpreter with the builtin reference kernels (OpResolverType.BUILTIN_REF), named
+exactly because LiteRT's default kernels (XNNPACK) and TF Lite Micro give other bytes on the same
+file. Also the source of element-wise tables: a function of one int8 tensor has 256 inputs, so
+running the runtime's own kernel on each gives its table exactly, float code inside included."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import EdgevizError
+
+ORACLE = "LiteRT BUILTIN_REF"
+
+
+def _litert():
+    try:
+        from ai_edge_litert import interpreter as lrt
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        raise EdgevizError("reading a .tflite file needs LiteRT: pip install ai-edge-litert (the README's "
+                           "set-up installs it)") from None
+    return lrt, schema
+
+
+def interpreter(model: bytes):
+    lrt, _ = _litert()
+    try:
+        it = lrt.Interpreter(model_content=model, experimental_op_resolver_type=lrt.OpResolverType.BUILTIN_REF)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise EdgevizError(f"LiteRT cannot run this model: {str(e).strip().splitlines()[0]}") from None
+    return it
+
+
+def run(model: bytes, xs: np.ndarray) -> np.ndarray:
+    """The model's int8 outputs [B, n] for int8 inputs [B, ...] (input 0, output 0)."""
+    it = interpreter(model)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    ys = []
+    for x in xs:
+        it.set_tensor(inp["index"], np.asarray(x, dtype=inp["dtype"]).reshape(inp["shape"]))
+        it.invoke()
+        ys.append(it.get_tensor(out["index"]).reshape(-1).copy())
+    return np.stack(ys)
+
+
+def element_table(model: bytes, operators: list[int], src: int, dst: int, what: str) -> np.ndarray:
+    """The table of an element-wise chain of operators from int8 tensor src to int8 tensor dst:
+    [256] (entry v + 128 is the output for input v), or [C, 256] when the chain's constants differ
+    along the last axis. Runs the chain alone in LiteRT, once per input value."""
+    _, schema = _litert()
+    import flatbuffers
+
+    m = schema.ModelT.InitFromPackedBuf(model, 0)
+    sg = m.subgraphs[0]
+    sg.operators = [sg.operators[i] for i in operators]
+    sg.inputs, sg.outputs = [src], [dst]
+    m.signatureDefs = None
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    it = interpreter(bytes(b.Output()))
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    if tuple(out["shape"]) != tuple(inp["shape"]):
+        raise EdgevizError(f"{what} changes the shape of its input ({list(inp['shape'])} -> {list(out['shape'])}): "
+                           f"not an element-wise function edgeviz can turn into a table")
+    ys = []
+    for v in range(-128, 128):
+        it.set_tensor(inp["index"], np.full(inp["shape"], v, dtype=np.int8))
+        it.invoke()
+        ys.append(it.get_tensor(out["index"]).copy())
+    ys = np.stack(ys).reshape(256, -1)                     # [value, position]
+    if (ys == ys[:, :1]).all():
+        return ys[:, 0].astype(np.int8)
+    ch = int(inp["shape"][-1])
+    per_channel = ys.reshape(256, -1, ch)
+    if (per_channel == per_channel[:, :1, :]).all():
+        return np.ascontiguousarray(per_channel[:, 0, :].T).astype(np.int8)
+    raise EdgevizError(f"{what} computes something different at each position of its input, not one "
+                       f"function per channel; edgeviz cannot run it as a table")

@@ -1,0 +1,175 @@
+"""int8 .tflite files (made by TensorFlow's converter from Keras ViTs, tests/fixtures/tflite) through
+edgeviz: the reader verifies the file, the numpy reference (edgeviz.tflmath) equals LiteRT's builtin
+reference kernels, and the generated C on the host and the firmware under QEMU equal both."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import need
+
+from edgeviz.errors import EdgevizError
+from edgeviz.project import compile_graph
+from edgeviz.quantize import run_int8
+from edgeviz.tflite import litert
+from edgeviz.tflite.flatbuffer import read_tflite
+from edgeviz.tflite.importer import import_tflite
+
+FIXTURES = Path(__file__).parent / "fixtures" / "tflite"
+MODELS = sorted(p.stem for p in FIXTURES.glob("*.tflite"))
+
+
+def int8_inputs(g, n, seed=0):
+    return np.random.default_rng(seed).integers(-128, 128, (n,) + g.tensors[g.inputs[0]].shape).astype(np.int8)
+
+
+def test_there_are_fixtures():
+    assert len(MODELS) >= 3
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_numpy_reference_equals_litert_builtin_ref(name):
+    g = import_tflite(FIXTURES / f"{name}.tflite")
+    xs = int8_inputs(g, 6, seed=1)
+    want = litert.run((FIXTURES / f"{name}.tflite").read_bytes(), xs)
+    got = np.stack([run_int8(g, x).reshape(-1) for x in xs])
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_host_c_equals_litert(name, tmp_path):
+    need("gcc")
+    from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
+    g = import_tflite(FIXTURES / f"{name}.tflite")
+    c = compile_graph(g, None, "stm32f746")
+    write_model_sources(c.model_c, c.model_h, tmp_path / "m")
+    host = HostModel(build_host_library(tmp_path / "m", tmp_path / "m.so"), c.model_h)
+    xs = int8_inputs(g, 8, seed=2)
+    xs[0] = -128                               # the ends of the input range too
+    xs[1] = 127
+    want = litert.run((FIXTURES / f"{name}.tflite").read_bytes(), xs)
+    got = np.stack([host.run(x) for x in xs])
+    assert np.array_equal(got, want.reshape(got.shape))
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["vit_sigmoid_gelu", "vit_gelu"])
+def test_cli_build_and_validate_on_the_emulator_equal_litert(name, tmp_path, capsys):
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.cli import main
+    out = tmp_path / "b"
+    assert main(["build", str(FIXTURES / f"{name}.tflite"), "--target", "stm32f746", "-o", str(out)]) == 0
+    s = json.loads((out / "build.json").read_text())
+    assert s["oracle"]["differing_bytes"] == 0 and s["elf_arena_bytes"] == s["arena_bytes"]
+    assert (out / "model.tflite").read_bytes() == (FIXTURES / f"{name}.tflite").read_bytes()
+    capsys.readouterr()
+    assert main(["validate", str(out), "--port", "emulator", "-n", "5", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["bit_exact"] == 5 and r["oracle_differing_bytes"] == 0 and r["oracle"] == litert.ORACLE
+    assert "random inputs" in r["inputs"]
+
+
+def test_build_takes_float_inputs_with_the_files_quantisation(tmp_path):
+    """An .npz of float images, channels last as TensorFlow users keep them, is quantised with the
+    file's own scale and zero point: the int8 bytes LiteRT would be given."""
+    from edgeviz.quantize import quantize_image
+    g = import_tflite(FIXTURES / "vit_relu.tflite")
+    t = g.tensors[g.inputs[0]]
+    q = int8_inputs(g, 1)[0]
+    x_hwc = (q.astype(np.float64) - t.zero_point) * t.scale
+    assert np.array_equal(quantize_image(g, x_hwc[0].transpose(2, 0, 1)), q)
+
+
+# ------------------------------------------------------------------ the file is checked first
+def test_truncated_and_foreign_files_are_one_line_errors(tmp_path):
+    data = (FIXTURES / "vit_relu.tflite").read_bytes()
+    for cut in (0, 7, 100, len(data) // 2, len(data) - 1):
+        with pytest.raises(EdgevizError, match="not a valid .tflite file"):
+            read_tflite(data[:cut], "m.tflite")
+    with pytest.raises(EdgevizError, match="TFL3"):
+        read_tflite(b"\x00" * 64, "m.tflite")
+
+
+def test_mutated_files_never_crash_the_reader():
+    """Random byte flips: the file reads, or the reader says what is wrong; nothing else escapes."""
+    data = bytearray((FIXTURES / "vit_gelu.tflite").read_bytes())
+    rng = np.random.default_rng(0)
+    outcomes = {"read": 0, "refused": 0}
+    for _ in range(300):
+        m = bytearray(data)
+        for pos in rng.integers(0, len(m), rng.integers(1, 8)):
+            m[pos] = int(rng.integers(0, 256))
+        try:
+            read_tflite(bytes(m), "m.tflite")
+            outcomes["read"] += 1
+        except EdgevizError as e:
+            assert "\n" not in str(e)
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 0 and outcomes["read"] > 0
+
+
+def test_an_unsupported_op_is_named(tmp_path):
+    """The first CONV_2D's opcode turned into CUMSUM (code 128): refused, naming the operator."""
+    from ai_edge_litert import schema_py_generated as schema
+    import flatbuffers
+    m = schema.ModelT.InitFromPackedBuf((FIXTURES / "vit_relu.tflite").read_bytes(), 0)
+    m.operatorCodes[m.subgraphs[0].operators[0].opcodeIndex].builtinCode = 128
+    m.operatorCodes[m.subgraphs[0].operators[0].opcodeIndex].deprecatedBuiltinCode = 127
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    f = tmp_path / "m.tflite"
+    f.write_bytes(bytes(b.Output()))
+    with pytest.raises(EdgevizError, match=r"operator 0 \(BUILTIN_128.*is not supported; edgeviz reads"):
+        import_tflite(f)
+
+
+def test_cli_refuses_a_bad_tflite_in_one_line(tmp_path, capsys):
+    from edgeviz.cli import main
+    f = tmp_path / "m.tflite"
+    f.write_bytes((FIXTURES / "vit_relu.tflite").read_bytes()[:5000])
+    assert main(["build", str(f), "--target", "stm32f746", "-o", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not a valid .tflite file" in err and not (tmp_path / "b").exists()
+
+
+# ------------------------------------------------------------------ the kernels' integer tricks
+def test_integer_requantisation_equals_the_double_product_near_every_tie(tmp_path):
+    """ev_tfl_fc_s8 computes round((double)acc * scale) in integers. With zero inputs its
+    accumulators are its biases: feed it accumulators on both sides of every rounding tie, at
+    random scales and at powers of two (exact ties), and compare with the double formula."""
+    import ctypes
+    import shutil
+    import subprocess
+    from edgeviz import tflmath
+    gcc = shutil.which("gcc") or pytest.skip("gcc is not installed")
+    kdir = Path(__file__).resolve().parents[1] / "firmware" / "kernels"
+    so = tmp_path / "k.so"
+    subprocess.run([gcc, "-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared", "-I", str(kdir),
+                    *map(str, sorted(kdir.glob("*.c"))), "-o", str(so)], check=True)
+    fc = ctypes.CDLL(str(so)).ev_tfl_fc_s8
+    rng = np.random.default_rng(0)
+    n = 4000
+    scales = np.concatenate([10 ** rng.uniform(-7, -0.01, n - 64), 2.0 ** -rng.integers(1, 40, 64)])
+    k = rng.integers(-120, 120, n)
+    acc = np.round((k + 0.5) / scales) + rng.integers(-2, 3, n)
+    acc = np.clip(acc, -2 ** 31, 2 ** 31 - 1).astype(np.int32)
+    m, sh = tflmath.double_parts(scales)
+    zeros = np.zeros(n, np.int8)
+    out = np.zeros(n, np.int8)
+    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    fc(ptr(zeros[:1]), 1, 1, n, ptr(zeros), ptr(acc), ptr(m), ptr(sh), 0, -128, 127, ptr(out))
+    want = tflmath.fully_connected(np.zeros((1, 1), np.int8), np.zeros((n, 1), np.int8), acc, 0, 0, scales, -128, 127)
+    assert np.array_equal(out, want.reshape(-1))
+
+
+@pytest.mark.parametrize("name", ["vit_sigmoid_gelu", "vit_keras_mha", "ops_mix"])
+def test_hls_csim_equals_the_reference(name, tmp_path):
+    """The FPGA build of the same file: C simulation of the HLS project against edgeviz's numpy
+    reference, which the tests above hold equal to LiteRT."""
+    need("g++")
+    from edgeviz.project import build
+    s = build(FIXTURES / f"{name}.tflite", "zcu102", tmp_path / "hls", csim=True)
+    assert s["csim"]["vectors"] > 0 and s["csim"]["mismatching_bytes"] == 0
