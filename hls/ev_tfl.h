@@ -34,7 +34,8 @@ static inline ev_i8 ev_tfl_clamp(ev_i32 v, ev_i32 lo, ev_i32 hi) {
 }
 
 // round((double)acc * m 2^-sh) in integers: the 85-bit product, rounded to the 53 bits a double
-// keeps (nearest, ties to even), then half away from zero; clamped to +-2^30 (see ev_tfl.c).
+// keeps (nearest, ties to even), then half away from zero; clamped to +-2^30 (see ev_tfl.c, whose
+// fast path gives the same values).
 static inline ev_i32 ev_tfl_round_scaled(ev_i32 acc, ev_i64 m, ev_i32 sh) {
     const uint32_t a = acc < 0 ? uint32_t(0) - uint32_t(int32_t(acc)) : uint32_t(int32_t(acc));
     if (a == 0 || m == 0) return 0;
@@ -79,7 +80,7 @@ static inline void ev_tfl_fc(const ev_i8 *x, int rows, int k, int o, const ev_i8
         }
 }
 
-// CONV_2D over an NHWC image; taps outside the image contribute 0.
+// CONV_2D over an NHWC image; bias holds bias - x_zp sum(filter), taps outside the image read x_zp.
 static inline void ev_tfl_conv(const ev_i8 *x, int h, int w, int c, const ev_i8 *f, int o, int kh, int kw, int sh, int sw,
                         int pad_t, int pad_l, int oh, int ow, const ev_i32 *bias, const ev_i32 *m, const ev_i32 *shift,
                         ev_i32 x_zp, ev_i32 y_zp, ev_i32 lo, ev_i32 hi, ev_i8 *y) {
@@ -95,7 +96,7 @@ static inline void ev_tfl_conv(const ev_i8 *x, int h, int w, int c, const ev_i8 
                     conv_dot:
                         for (int ch = 0; ch < c; ch++, tap++) {
 #pragma HLS PIPELINE II=1
-                            if (inside) acc += (ev_i32(x[(iy * w + ix) * c + ch]) - x_zp) * ev_i32(f[j * kh * kw * c + tap]);
+                            acc += (inside ? ev_i32(x[(iy * w + ix) * c + ch]) : x_zp) * ev_i32(f[j * kh * kw * c + tap]);
                         }
                     }
                 y[(oy * ow + ox) * o + j] = ev_tfl_clamp(ev_tfl_mbqm(acc, m[j], shift[j]) + y_zp, lo, hi);

@@ -151,10 +151,11 @@ def test_integer_requantisation_equals_the_double_product_near_every_tie(tmp_pat
                     *map(str, sorted(kdir.glob("*.c"))), "-o", str(so)], check=True)
     fc = ctypes.CDLL(str(so)).ev_tfl_fc_s8
     rng = np.random.default_rng(0)
-    n = 4000
+    n = 6000
     scales = np.concatenate([10 ** rng.uniform(-7, -0.01, n - 64), 2.0 ** -rng.integers(1, 40, 64)])
     k = rng.integers(-120, 120, n)
     acc = np.round((k + 0.5) / scales) + rng.integers(-2, 3, n)
+    acc[:2000] = rng.integers(-2 ** 31, 2 ** 31, 2000) >> rng.integers(0, 31, 2000)     # anywhere at all
     acc = np.clip(acc, -2 ** 31, 2 ** 31 - 1).astype(np.int32)
     m, sh = tflmath.double_parts(scales)
     zeros = np.zeros(n, np.int8)

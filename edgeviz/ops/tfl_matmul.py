@@ -41,8 +41,10 @@ class TflFullyConnected(TflOp):
 
 class TflConv(TflOp):
     """2-D convolution over an NHWC image (the patch embedding a converter writes as CONV_2D): taps
-    outside the image contribute 0; TFLite's integer requantisation per output channel. The C
-    kernel gathers each output pixel's patch into scratch first."""
+    outside the image contribute 0; TFLite's integer requantisation per output channel. bias holds
+    bias - x_zp sum(filter) (the importer folds the input's zero point in), so the patch of each
+    output pixel, taps outside the image at the zero point, is dotted with the filters as is. The C
+    kernel gathers each patch into scratch first."""
     name = "tfl_conv"
     kernel = "conv"
     hls_kind = "linear"
@@ -51,7 +53,7 @@ class TflConv(TflOp):
         a, q = node.attrs, node.qattrs
         cols = _im2col(xs[0].reshape(a["in_hwc"]), a, q["x_zp"])
         o = q["w"].shape[0]
-        acc = (cols.astype(np.int64) - q["x_zp"]) @ q["w"].reshape(o, -1).astype(np.int64).T + q["bias"]
+        acc = cols.astype(np.int64) @ q["w"].reshape(o, -1).astype(np.int64).T + q["bias"]
         return tflmath.requantize_acc(acc.astype(np.int32), q["m"], q["shift"], q["y_zp"], q["lo"], q["hi"])
 
     def macs(self, node, g):
@@ -116,6 +118,16 @@ class TflBatchMatmul(TflOp):
         sa, sb = at["strides"]          # per operand: 4 batch strides, row stride, depth stride
         return [ins[0], ins[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
                 *map(str, (at["rows"], at["cols"], at["depth"], q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])), out]
+
+    def scratch_bytes(self, node, g):
+        """b's columns copied out when its depth is not contiguous (the C kernel, ev_tfl_bmm_s8)."""
+        at = node.attrs
+        return at["cols"] * at["depth"] if at["strides"][1][5] != 1 else 0
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
+        bt = scratch if self.scratch_bytes(node, g) else "NULL"
+        return [lines[0].replace(f", {out}); }}", f", {bt}, {out}); }}")]
 
     def hls_dims(self, node, g):
         at = node.attrs

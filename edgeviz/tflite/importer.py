@@ -181,8 +181,7 @@ class _Importer:
         y = self.t(o.outputs[0])
         sw = w.scales.astype(np.float64) if len(w.scales) > 1 else np.full(oc, np.float64(w.scales[0]))
         scale = np.float64(x.scale) * sw / np.float64(y.scale)
-        folded = (bias - x.zero_point * wq.sum(axis=1)).astype(np.int64)
-        folded = ((folded + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)    # the kernel's int32 sum
+        folded = _wrap32(bias - x.zero_point * wq.sum(axis=1))
         lo, hi = self.act(o)
         self.node("tfl_fully_connected", o, [self.int8_input(o.inputs[0], o)], {},
                   {"w": wq.astype(np.int8), "bias": folded, "scale": scale, "y_zp": y.zero_point, "lo": lo, "hi": hi})
@@ -203,8 +202,10 @@ class _Importer:
             pl = max((ow - 1) * sw + kw - wd, 0) // 2
         else:
             pt = pl = 0
-        bias = (self.const(o.inputs[2], o, "the bias").astype(np.int32) if len(o.inputs) > 2 and o.inputs[2] >= 0
-                else np.zeros(oc, np.int32))
+        bias = (self.const(o.inputs[2], o, "the bias").astype(np.int64) if len(o.inputs) > 2 and o.inputs[2] >= 0
+                else np.zeros(oc, np.int64))
+        # the input's zero point folded into the bias: taps outside the image then hold the zero point
+        bias = _wrap32(bias - x.zero_point * wq.reshape(oc, -1).astype(np.int64).sum(axis=1))
         fs = w.scales if len(w.scales) > 1 else np.repeat(w.scales[:1], oc)
         ms = [tflmath.quantize_multiplier(float(np.float64(x.scale) * np.float64(s) / np.float64(y.scale))) for s in fs]
         lo, hi = self.act(o)
@@ -422,6 +423,11 @@ class _Importer:
                                     "out_offset": 0, "out_strides": _strides(dims)}])
             self.g.nodes[-1].name = f"{o.builtin.lower()}_{o.index}_{out}"
             at += n
+
+
+def _wrap32(v) -> np.ndarray:
+    """int64 values as the kernels' int32 sums hold them (wrapping)."""
+    return ((np.asarray(v, dtype=np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)).astype(np.int32)
 
 
 def _strides(shape) -> list[int]:

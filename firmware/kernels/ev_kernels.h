@@ -99,7 +99,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y);
 void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa, const int32_t *sb,
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
-                   int32_t y_zp, int8_t *y);
+                   int32_t y_zp, int8_t *bt, int8_t *y);
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
                       int32_t lo, int32_t hi, int8_t *y);

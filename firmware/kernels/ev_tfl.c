@@ -7,24 +7,23 @@
  * (ev_tfl_round_scaled) so that no core needs a double-precision FPU or soft-float code. */
 #include "ev_dsp.h"
 
-/* gemmlowp's SaturatingRoundingDoublingHighMul: high 32 bits of 2ab, rounded half away from zero.
- * The division by 2^31 truncates toward zero; written as shifts so no 64-bit divide is called. */
+/* gemmlowp's SaturatingRoundingDoublingHighMul, (ab + nudge) / 2^31 truncated toward zero with the
+ * nudge +2^30 or 1 - 2^30 by the sign of ab. For every int64 ab that equals floor((ab + 2^30) / 2^31):
+ * a positive half rounds up, a negative one toward zero, i.e. up too. So: one multiply, one add,
+ * one shift (tflmath.srdhm keeps gemmlowp's own form; the tests hold the two equal). */
 static inline int32_t ev_tfl_srdhm(int32_t a, int32_t b)
 {
-    int64_t t;
     if (a == INT32_MIN && b == INT32_MIN)
         return INT32_MAX;
-    t = (int64_t)a * b;
-    t += t >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)(t >= 0 ? t >> 31 : -((-t) >> 31));
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 30)) >> 31);
 }
 
-/* x / 2^e rounded to nearest, ties away from zero. */
+/* x / 2^e rounded to nearest, ties away from zero (gemmlowp's RoundingDivideByPOT; 32-bit only). */
 static inline int32_t ev_tfl_rdbpot(int32_t x, int e)
 {
-    const int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> e) + ((x & mask) > threshold ? 1 : 0);
+    const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1);
+    const int32_t threshold = (mask >> 1) + (x < 0);
+    return (x >> e) + ((x & mask) > threshold);
 }
 
 /* TFLite's MultiplyByQuantizedMultiplier: x * m * 2^(shift - 31), shift > 0 a left shift. */
@@ -32,6 +31,27 @@ static inline int32_t ev_tfl_mbqm(int32_t x, int32_t m, int32_t shift)
 {
     const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
     return ev_tfl_rdbpot(ev_tfl_srdhm((int32_t)((uint32_t)x << left), m), right);
+}
+
+/* ev_tfl_mbqm with the shifts and masks of one multiplier worked out once, for a kernel's loop. */
+struct ev_tfl__mq {
+    int32_t m, mask, half;
+    int left, right;
+};
+
+static inline void ev_tfl__mq_init(struct ev_tfl__mq *q, int32_t m, int32_t shift)
+{
+    q->m = m;
+    q->left = shift > 0 ? shift : 0;
+    q->right = shift > 0 ? 0 : -shift;
+    q->mask = (int32_t)(((uint32_t)1 << q->right) - 1);
+    q->half = q->mask >> 1;
+}
+
+static inline int32_t ev_tfl__mq(int32_t x, const struct ev_tfl__mq *q)
+{
+    const int32_t v = ev_tfl_srdhm((int32_t)((uint32_t)x << q->left), q->m);
+    return (v >> q->right) + ((v & q->mask) > q->half + (v < 0));
 }
 
 static inline int8_t ev_tfl_clamp(int32_t v, int32_t lo, int32_t hi)
@@ -44,16 +64,15 @@ static inline int8_t ev_tfl_clamp(int32_t v, int32_t lo, int32_t hi)
  * two words; the double multiply keeps its top 53 bits, rounding to nearest even (q * 2^d); round()
  * then rounds q * 2^(d - sh) half away from zero. The result is clamped to +-2^30: the caller adds a
  * zero point and clamps to int8, which any larger value would reach the same way. */
-static inline int32_t ev_tfl_round_scaled(int32_t acc, int64_t m, int32_t sh)
+static __attribute__((noinline)) int32_t ev_tfl__round_exact(int32_t acc, int64_t m, int32_t sh)
 {
     const uint32_t a = acc < 0 ? (uint32_t)0 - (uint32_t)acc : (uint32_t)acc;
-    const uint64_t t1 = (uint64_t)a * (uint32_t)m;
-    const uint64_t mid = (t1 >> 32) + (uint64_t)a * (uint32_t)((uint64_t)m >> 32);   /* P = mid 2^32 + lo */
-    const uint32_t lo = (uint32_t)t1;
-    uint64_t q, r;
+    uint64_t t1, mid, q, r;
+    uint32_t lo;
     int bits, d, e;
-    if (a == 0 || m == 0)
-        return 0;
+    t1 = (uint64_t)a * (uint32_t)m;
+    mid = (t1 >> 32) + (uint64_t)a * (uint32_t)((uint64_t)m >> 32);   /* P = mid 2^32 + lo */
+    lo = (uint32_t)t1;
     bits = mid ? 96 - __builtin_clzll(mid) : 32 - __builtin_clz(lo);
     d = bits > 53 ? bits - 53 : 0;
     if (d == 0) {
@@ -77,63 +96,190 @@ static inline int32_t ev_tfl_round_scaled(int32_t acc, int64_t m, int32_t sh)
     return acc < 0 ? -(int32_t)r : (int32_t)r;
 }
 
-/* The DSP path widens an input row once (ev_dsp.h) into a stack buffer of EV_TFL_FC_BUF words
- * (inputs up to 2 * EV_TFL_FC_BUF) and runs SMLAD over two channels at a time; the sums are the
- * same int32 values in another order. */
-#ifndef EV_TFL_FC_BUF
-#define EV_TFL_FC_BUF 256
+static inline int32_t ev_tfl_round_scaled(int32_t acc, int64_t m, int32_t sh)
+{
+    const uint32_t a = acc < 0 ? (uint32_t)0 - (uint32_t)acc : (uint32_t)acc;
+    const int t = sh - 21;
+    if (a == 0 || m == 0)
+        return 0;
+    /* Fast path, one UMULL: with the top 32 bits of m, x = a (m >> 21) is the result times 2^t within
+     * 2^31 (the dropped bits) plus 2^11 (the double's rounding). Unless x + 2^(t-1) lies within 2^32
+     * of a multiple of 2^t (a rounding boundary: about 2 in 2^(t-32) products), its top bits are the
+     * answer; otherwise ev_tfl__round_exact decides. */
+    if (t >= 34 && t <= 62) {
+        /* the top word of x + 2^(t-1): t - 1 >= 33, so the half only adds to the top word */
+        const uint64_t x = (uint64_t)a * (uint32_t)((uint64_t)m >> 21);
+        const uint32_t hi = (uint32_t)(x >> 32) + ((uint32_t)1 << (t - 33));
+        const uint32_t fmask = ((uint32_t)1 << (t - 32)) - 1, f = hi & fmask;
+        if (f != 0 && f != fmask) {
+            uint32_t v = hi >> (t - 32);
+            if (v > ((uint32_t)1 << 30))
+                v = (uint32_t)1 << 30;
+            return acc < 0 ? -(int32_t)v : (int32_t)v;
+        }
+    }
+    return ev_tfl__round_exact(acc, m, sh);
+}
+
+/* Dot products of one input row with two weight rows. The DSP path widens the row once (ev_dsp.h)
+ * into a stack buffer of EV_TFL_BUF words (rows up to 2 * EV_TFL_BUF inputs) and runs SMLAD over both
+ * channels; the sums are the same int32 values in another order. */
+#ifndef EV_TFL_BUF
+#define EV_TFL_BUF 256
 #endif
 
-void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias,
-                  const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y)
+static inline int ev_tfl__widen(const int8_t *x, int k, uint32_t *xb)
 {
-    int n, j, i;
 #if EV_KERNELS_DSP
-    uint32_t xb[EV_TFL_FC_BUF];
-    const int kq = k / 4, tail = k - 4 * (k / 4);
-    if (2 * kq <= EV_TFL_FC_BUF && o >= 2) {
-        for (n = 0; n < rows; n++) {
-            const int8_t *xr = x + n * k;
-            ev__widen1(xr, kq, xb);
-            for (j = 0; j < o; j += 2) {
-                const int j0 = j + 1 < o ? j : o - 2;        /* an odd last channel: redo the pair before */
-                const int8_t *w0 = w + j0 * k, *w1 = w0 + k;
-                uint32_t acc[2];
-                acc[0] = (uint32_t)bias[j0];
-                acc[1] = (uint32_t)bias[j0 + 1];
-                ev__t12_a(xb, kq, w0, w1, acc);
-                acc[0] = ev__dot_tail(xr + 4 * kq, w0 + 4 * kq, tail, acc[0]);
-                acc[1] = ev__dot_tail(xr + 4 * kq, w1 + 4 * kq, tail, acc[1]);
-                y[n * o + j0] = ev_tfl_clamp(ev_tfl_round_scaled((int32_t)acc[0], scale_m[j0], scale_sh[j0]) + y_zp,
-                                             lo, hi);
-                y[n * o + j0 + 1] = ev_tfl_clamp(
-                    ev_tfl_round_scaled((int32_t)acc[1], scale_m[j0 + 1], scale_sh[j0 + 1]) + y_zp, lo, hi);
-            }
-        }
+    if (2 * (k / 4) <= EV_TFL_BUF) {
+        ev__widen1(x, k / 4, xb);
+        return 1;
+    }
+#endif
+    (void)x;
+    (void)k;
+    (void)xb;
+    return 0;
+}
+
+static inline void ev_tfl__dot2(int widened, const uint32_t *xb, const int8_t *x, int k, const int8_t *w0,
+                                const int8_t *w1, uint32_t acc[2])
+{
+#if EV_KERNELS_DSP
+    if (widened) {
+        const int kq = k / 4;
+        ev__t12_a(xb, kq, w0, w1, acc);
+        acc[0] = ev__dot_tail(x + 4 * kq, w0 + 4 * kq, k - 4 * kq, acc[0]);
+        acc[1] = ev__dot_tail(x + 4 * kq, w1 + 4 * kq, k - 4 * kq, acc[1]);
         return;
     }
 #endif
-    for (n = 0; n < rows; n++) {
-        const int8_t *xr = x + n * k;
-        for (j = 0; j < o; j++) {
-            const int8_t *wr = w + j * k;
-            int32_t acc = bias[j];
-            for (i = 0; i < k; i++)
-                acc += (int32_t)xr[i] * wr[i];
-            y[n * o + j] = ev_tfl_clamp(ev_tfl_round_scaled(acc, scale_m[j], scale_sh[j]) + y_zp, lo, hi);
+    (void)widened;
+    (void)xb;
+    acc[0] = ev__dot_tail(x, w0, k, acc[0]);
+    acc[1] = ev__dot_tail(x, w1, k, acc[1]);
+}
+
+/* Channels go in pairs (j0, j0 + 1); an odd last channel redoes the pair before it, one channel alone
+ * pairs with itself. */
+static inline int ev_tfl__pair(int j, int o)
+{
+    return j + 1 < o ? j : (o > 1 ? o - 2 : 0);
+}
+
+/* How a block of int32 sums becomes int8: FULLY_CONNECTED's scaled rounding per channel, or
+ * TFLite's multiplier (per channel, or one for BATCH_MATMUL with its zero-point terms per row and
+ * column added first). */
+struct ev_tfl__out {
+    const int64_t *scale_m;             /* FULLY_CONNECTED: round_scaled with scale_m/sh[ch] */
+    const int32_t *scale_sh;
+    struct ev_tfl__mq q;                /* BATCH_MATMUL: one multiplier ... */
+    const int32_t *row_add, *col_add;   /* ... after adding row_add[row] + col_add[ch] */
+    int32_t y_zp, lo, hi;
+};
+
+static inline int8_t ev_tfl__out(const struct ev_tfl__out *f, uint32_t acc, int row, int ch)
+{
+    int32_t v;
+    if (f->scale_m)
+        v = ev_tfl_round_scaled((int32_t)acc, f->scale_m[ch], f->scale_sh[ch]);
+    else
+        v = ev_tfl__mq((int32_t)(acc + (uint32_t)f->row_add[row] + (uint32_t)f->col_add[ch]), &f->q);
+    return ev_tfl_clamp(v + f->y_zp, f->lo, f->hi);
+}
+
+/* y[r][c] = out(init[c] + x_r . w_c) for rows x rows (stride xs) and o weight rows (stride ws), k
+ * values each. The DSP path widens up to EV_TFL_BLOCK rows at a time (ev__widen4, quads) and each
+ * channel pair once per block (ev__widen2), then runs ev__t42 (4 rows x 2 channels, 16 MACs per
+ * 3 LDRD + 8 SMLAD) over the block's quads: each widened weight word serves the block's rows. Rows
+ * left over (rows % 4), inputs too long to widen, and the portable build take the 1 x 2 tile. */
+#ifndef EV_TFL_BLOCK
+#define EV_TFL_BLOCK 16
+#endif
+
+static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t *w, int ws, int o,
+                         const int32_t *init, const struct ev_tfl__out *f, int8_t *y)
+{
+    uint32_t xb[EV_TFL_BUF];
+    int n = 0, j;
+#if EV_KERNELS_DSP
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8], start[8];
+    const int kq = k / 4, tail = k - 4 * kq;
+    int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    if (block > EV_TFL_BLOCK)
+        block = EV_TFL_BLOCK;
+    if (kq && 4 * kq <= EV_TFL_BUF / 2 && block >= 4) {
+        for (; n + 4 <= rows; n += block) {
+            const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+            int qd, r;
+            for (qd = 0; qd < nb; qd += 4)
+                ev__widen4(x + (n + qd) * xs, xs, kq, xq + qd * 2 * kq);
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+                const int8_t *w0 = w + j0 * ws, *w1 = w + j1 * ws;
+                ev__widen2(w0, w1, kq, wb);
+                for (r = 0; r < 4; r++) {
+                    start[2 * r] = init ? (uint32_t)init[j0] : 0u;
+                    start[2 * r + 1] = init ? (uint32_t)init[j1] : 0u;
+                }
+                for (qd = 0; qd < nb; qd += 4) {
+                    ev__t42(xq + qd * 2 * kq, wb, kq, start, acc8);
+                    for (r = 0; r < 4; r++) {
+                        const int row = n + qd + r;
+                        const int8_t *xr = x + row * xs + 4 * kq;
+                        if (tail) {
+                            acc8[2 * r] = ev__dot_tail(xr, w0 + 4 * kq, tail, acc8[2 * r]);
+                            acc8[2 * r + 1] = ev__dot_tail(xr, w1 + 4 * kq, tail, acc8[2 * r + 1]);
+                        }
+                        y[row * o + j0] = ev_tfl__out(f, acc8[2 * r], row, j0);
+                        y[row * o + j1] = ev_tfl__out(f, acc8[2 * r + 1], row, j1);
+                    }
+                }
+            }
+        }
+    }
+#endif
+    for (; n < rows; n++) {
+        const int8_t *xr = x + n * xs;
+        const int widened = ev_tfl__widen(xr, k, xb);
+        for (j = 0; j < o; j += 2) {
+            const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+            uint32_t acc[2];
+            acc[0] = init ? (uint32_t)init[j0] : 0u;
+            acc[1] = init ? (uint32_t)init[j1] : 0u;
+            ev_tfl__dot2(widened, xb, xr, k, w + j0 * ws, w + j1 * ws, acc);
+            y[n * o + j0] = ev_tfl__out(f, acc[0], n, j0);
+            y[n * o + j1] = ev_tfl__out(f, acc[1], n, j1);
         }
     }
 }
 
+void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias,
+                  const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y)
+{
+    struct ev_tfl__out f = {0};
+    f.scale_m = scale_m;
+    f.scale_sh = scale_sh;
+    f.y_zp = y_zp;
+    f.lo = lo;
+    f.hi = hi;
+    ev_tfl__gemm(x, k, rows, k, w, k, o, bias, &f, y);
+}
+
+/* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
+ * zero point) and dotted with the filters; bias holds bias - x_zp sum(filter) (the importer folds
+ * it), so a tap at the zero point adds nothing, as in the reference. */
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
 {
+    uint32_t xb[EV_TFL_BUF];
     const int taps = kh * kw * c;
-    int oy, ox, dy, dx, ch, j, i;
+    int oy, ox, dy, dx, ch, j;
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
-            int8_t *p = patch;
+            int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
+            int widened;
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
                 for (dx = 0; dx < kw; dx++) {
@@ -143,67 +289,135 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                         *p++ = inside ? x[(iy * w + ix) * c + ch] : (int8_t)x_zp;
                 }
             }
-            for (j = 0; j < o; j++) {
-                const int8_t *fr = f + j * taps;
-                int32_t acc = bias[j];
-                for (i = 0; i < taps; i++)
-                    acc += ((int32_t)patch[i] - x_zp) * fr[i];
-                y[(oy * ow + ox) * o + j] = ev_tfl_clamp(ev_tfl_mbqm(acc, m[j], shift[j]) + y_zp, lo, hi);
+            widened = ev_tfl__widen(patch, taps, xb);
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+                uint32_t acc[2];
+                acc[0] = (uint32_t)bias[j0];
+                acc[1] = (uint32_t)bias[j1];
+                ev_tfl__dot2(widened, xb, patch, taps, f + j0 * taps, f + j1 * taps, acc);
+                yr[j0] = ev_tfl_clamp(ev_tfl_mbqm((int32_t)acc[0], m[j0], shift[j0]) + y_zp, lo, hi);
+                yr[j1] = ev_tfl_clamp(ev_tfl_mbqm((int32_t)acc[1], m[j1], shift[j1]) + y_zp, lo, hi);
             }
         }
     }
 }
 
 /* sa, sb: four batch strides (0 where broadcast), then the stride of a row (a: output row,
- * b: output column) and of the depth; y is [batch..., rows, cols], contiguous. */
+ * b: output column) and of the depth; y is [batch..., rows, cols], contiguous.
+ * sum (a - za)(b - zb) = sum ab - za sum b - zb sum a + depth za zb, all in wrapping int32 as the
+ * reference's accumulator: the products run on raw int8 (SMLAD on the DSP path) and the zero points
+ * come in once per row and column. A b whose depth is not contiguous (p.v with V as stored) is
+ * copied transposed into bt (cols x depth bytes of scratch) per batch first. */
+#ifndef EV_TFL_BMM_COLS
+#define EV_TFL_BMM_COLS 256
+#endif
+
 void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa, const int32_t *sb,
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
-                   int32_t y_zp, int8_t *y)
+                   int32_t y_zp, int8_t *bt, int8_t *y)
 {
+    int32_t colsum[EV_TFL_BMM_COLS], rowsum[EV_TFL_BMM_COLS];
+    const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
+    struct ev_tfl__out f = {0};
     int b0, b1, b2, b3, r, q, i;
+    ev_tfl__mq_init(&f.q, m, shift);
+    f.y_zp = y_zp;
+    f.lo = -128;
+    f.hi = 127;
     for (b0 = 0; b0 < dims[0]; b0++)
     for (b1 = 0; b1 < dims[1]; b1++)
     for (b2 = 0; b2 < dims[2]; b2++)
     for (b3 = 0; b3 < dims[3]; b3++) {
         const int8_t *ab = a + b0 * sa[0] + b1 * sa[1] + b2 * sa[2] + b3 * sa[3];
         const int8_t *bb = b + b0 * sb[0] + b1 * sb[1] + b2 * sb[2] + b3 * sb[3];
-        for (r = 0; r < rows; r++) {
-            for (q = 0; q < cols; q++) {
-                const int8_t *ar = ab + r * sa[4], *bc = bb + q * sb[4];
-                int32_t acc = 0;
-                for (i = 0; i < depth; i++)
-                    acc += ((int32_t)ar[i * sa[5]] - a_zp) * ((int32_t)bc[i * sb[5]] - b_zp);
-                *y++ = ev_tfl_clamp(ev_tfl_mbqm(acc, m, shift) + y_zp, -128, 127);
+        int brow = sb[4];
+        if (sa[5] != 1 || cols > EV_TFL_BMM_COLS || rows > EV_TFL_BMM_COLS || (sb[5] != 1 && !bt)) {
+            for (r = 0; r < rows; r++) {                 /* any strides: one product at a time */
+                for (q = 0; q < cols; q++) {
+                    const int8_t *ar = ab + r * sa[4], *bc = bb + q * sb[4];
+                    int32_t acc = 0;
+                    for (i = 0; i < depth; i++)
+                        acc += ((int32_t)ar[i * sa[5]] - a_zp) * ((int32_t)bc[i * sb[5]] - b_zp);
+                    *y++ = ev_tfl_clamp(ev_tfl_mbqm(acc, m, shift) + y_zp, -128, 127);
+                }
             }
+            continue;
         }
+        if (sb[5] != 1) {
+            for (q = 0; q < cols; q++)
+                for (i = 0; i < depth; i++)
+                    bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
+            bb = bt;
+            brow = depth;
+        }
+        for (q = 0; q < cols; q++) {
+            int32_t t = 0;
+            for (i = 0; i < depth; i++)
+                t += bb[q * brow + i];
+            colsum[q] = -a_zp * t;                   /* - za sum b */
+        }
+        for (r = 0; r < rows; r++) {
+            int32_t t = 0;
+            for (i = 0; i < depth; i++)
+                t += ab[r * sa[4] + i];
+            rowsum[r] = zz - b_zp * t;              /* depth za zb - zb sum a */
+        }
+        f.row_add = rowsum;
+        f.col_add = colsum;
+        ev_tfl__gemm(ab, sa[4], rows, depth, bb, brow, cols, 0, &f, y);
+        y += rows * cols;
     }
 }
 
 /* kind 0 ADD, 1 SUB: p = {ma, sa, mb, sb, my, sy}, inputs scaled by 2^20 first;
- * kind 2 MUL: p = {m, shift}; kind 3 SQUARED_DIFFERENCE: as ADD with 2^7 and the difference squared. */
+ * kind 2 MUL: p = {m, shift}; kind 3 SQUARED_DIFFERENCE: as ADD with 2^7 and the difference squared.
+ * An input's scaled value depends on its int8 value alone: from EV_TFL_TABLE_MIN elements on, both
+ * are tabulated once per call (256 entries each, on the stack) instead of computed per element. */
+#ifndef EV_TFL_TABLE_MIN
+#define EV_TFL_TABLE_MIN 512
+#endif
+
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
                       int32_t lo, int32_t hi, int8_t *y)
 {
     const int left = kind == 3 ? 7 : 20;
-    int i0, i1, i2, i3;
+    const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
+    const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
+    struct ev_tfl__mq qa, qb, qy;
+    int32_t ta[256], tb[256];
+    int i0, i1, i2, i3, v;
+    ev_tfl__mq_init(&qa, p[0], p[1]);
+    ev_tfl__mq_init(&qb, p[2], p[3]);
+    ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
+    if (tables) {
+        for (v = -128; v < 128; v++) {
+            ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
+            tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
+        }
+    }
     for (i0 = 0; i0 < dims[0]; i0++)
     for (i1 = 0; i1 < dims[1]; i1++)
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        for (i3 = 0; i3 < dims[3]; i3++) {
-            const int32_t va = (int32_t)ar[i3 * sa[3]] - a_zp, vb = (int32_t)br[i3 * sb[3]] - b_zp;
-            int32_t v;
-            if (kind == 2) {
-                v = ev_tfl_mbqm(va * vb, p[0], p[1]);
-            } else {
-                const int32_t xa = ev_tfl_mbqm(va * (1 << left), p[0], p[1]);
-                const int32_t xb = ev_tfl_mbqm(vb * (1 << left), p[2], p[3]);
-                const int32_t d = kind == 1 || kind == 3 ? xa - xb : xa + xb;
-                v = ev_tfl_mbqm(kind == 3 ? d * d : d, p[4], p[5]);
+        if (kind == 2) {
+            for (i3 = 0; i3 < n3; i3++, y++)
+                *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
+        } else if (tables) {
+            for (i3 = 0; i3 < n3; i3++, y++) {
+                const int32_t xa = ta[ar[i3 * s3a] + 128], xb = tb[br[i3 * s3b] + 128];
+                const int32_t d = kind == 0 ? xa + xb : xa - xb;
+                *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
             }
-            *y++ = ev_tfl_clamp(v + y_zp, lo, hi);
+        } else {
+            for (i3 = 0; i3 < n3; i3++, y++) {
+                const int32_t xa = ev_tfl__mq((ar[i3 * s3a] - a_zp) * (1 << left), &qa);
+                const int32_t xb = ev_tfl__mq((br[i3 * s3b] - b_zp) * (1 << left), &qb);
+                const int32_t d = kind == 0 ? xa + xb : xa - xb;
+                *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
+            }
         }
     }
 }
