@@ -17,6 +17,7 @@ import numpy as np
 from .. import tflmath
 from ..errors import EdgevizError
 from ..ir import Graph, Node
+from ..ops.tfl_eltwise import BINARY
 from . import litert
 from .flatbuffer import TflModel, TflOperator, TflTensor, read_tflite
 
@@ -275,6 +276,15 @@ class _Importer:
             qattrs["params"] = tflmath.add_params(a.scale, b.scale, y.scale, tflmath.SQDIFF_LEFT_SHIFT, squared=True)
         else:
             qattrs["params"] = tflmath.add_params(a.scale, b.scale, y.scale)
+        const = qattrs.get("const")
+        if const is not None and (const == const.reshape(-1)[0]).all() and self.t(ins_index(o, attrs)).shape == y.shape:
+            # an element-wise function of the other tensor (a scale, an epsilon): the op itself, run on
+            # each of the 256 values once, is its table
+            probe = Node("tfl_binary", "probe", ["x"], ["y"], {**attrs, **dict(zip(("dims", "strides"),
+                         _broadcast((256,), (1,), (256,))))}, {**qattrs, "const": const.reshape(-1)[:1]})
+            lut = BINARY.run_int8(probe, [np.arange(-128, 128, dtype=np.int8)]).reshape(-1).astype(np.int8)
+            self.node("tfl_table", o, ins, {"function": f"{kind} by a constant"}, {"lut": lut})
+            return
         self.node("tfl_binary", o, ins, attrs, qattrs)
 
     def op_add(self, o):
@@ -423,6 +433,11 @@ class _Importer:
                                     "out_offset": 0, "out_strides": _strides(dims)}])
             self.g.nodes[-1].name = f"{o.builtin.lower()}_{o.index}_{out}"
             at += n
+
+
+def ins_index(o: TflOperator, attrs: dict) -> int:
+    """The TFLite tensor of a binary op's non-constant operand."""
+    return o.inputs[1 - attrs["const_index"]]
 
 
 def _wrap32(v) -> np.ndarray:
