@@ -66,6 +66,7 @@ def main(scale: int, only: str | None = None):
     m = fz.make_vit(ViTConfig(img_size=16, patch=8, embed=16, heads=2, depth=1), "normal")
     torch.onnx.export(m, (m.example_input(1),), str(work / "m.onnx"), dynamo=False, opset_version=17)
     onnx_bytes = (work / "m.onnx").read_bytes()
+    tflite_bytes = (ROOT.parent / "tests" / "fixtures" / "tflite" / "ops_mix.tflite").read_bytes()
     n = 0
 
     def fresh() -> Path:
@@ -82,6 +83,8 @@ def main(scale: int, only: str | None = None):
          12 * scale),
         ("damaged ONNX files", st.fixed_dictionaries({"mutation": fz.MUTATIONS}),
          lambda mutation: fz.check_model_file(fz.mutate(onnx_bytes, *mutation), ".onnx", fresh()), 1500 * scale),
+        ("damaged .tflite files", st.fixed_dictionaries({"mutation": fz.MUTATIONS}),
+         lambda mutation: fz.check_model_file(fz.mutate(tflite_bytes, *mutation), ".tflite", fresh()), 1000 * scale),
         ("arbitrary bytes as .tflite / .pt / .pt2 / .onnx",
          st.fixed_dictionaries({"data": st.binary(max_size=4096),
                                 "suffix": st.sampled_from([".tflite", ".pt", ".pt2", ".onnx"])}),

@@ -63,6 +63,15 @@ def test_damaged_onnx_files(onnx_bytes, mutation, tmp_path_factory, capsys):
     assert capsys.readouterr().out == ""         # TVM's own prints stay off the terminal
 
 
+@fuzz(40)
+@given(mutation=fz.MUTATIONS)
+def test_damaged_tflite_files(mutation, tmp_path_factory):
+    """A small int8 .tflite (tests/fixtures/tflite/ops_mix.tflite) truncated, flipped, grown or zeroed:
+    it reads and its reference runs, or one line says what is wrong."""
+    data = (Path(__file__).parent / "fixtures" / "tflite" / "ops_mix.tflite").read_bytes()
+    fz.check_model_file(fz.mutate(data, *mutation), ".tflite", tmp_path_factory.mktemp("tflite"))
+
+
 @fuzz(10)
 @given(data=st.binary(max_size=4096), suffix=st.sampled_from([".tflite", ".pt", ".pt2", ".onnx"]))
 def test_arbitrary_bytes_as_a_model_file(data, suffix, tmp_path_factory):

@@ -46,6 +46,11 @@ OPTIONS = {
 }
 
 
+# any one tensor: 256 MB of int8 is far beyond every target, and a damaged file must not make
+# edgeviz allocate what it claims
+MAX_ELEMENTS = 1 << 28
+
+
 @dataclass
 class TflTensor:
     index: int
@@ -199,6 +204,9 @@ def _tensor(r: _Reader, t, i: int, buffers) -> TflTensor:
     shape = tuple(r.ints(t, 0, "i", f"tensor {i} shape"))
     if any(s < 0 for s in shape) or len(shape) > 8:
         raise r.bad(f"tensor {i} has shape {list(shape)}")
+    if int(np.prod(shape, dtype=np.float64)) > MAX_ELEMENTS:
+        raise EdgevizError(f"{r.shown}: tensor {i} has shape {list(shape)}, more than {MAX_ELEMENTS:,} values: far "
+                           f"beyond any microcontroller or FPGA edgeviz builds for")
     ttype = r.scalar(t, 1, "b", 0, f"tensor {i} type")
     name = r.string(t, 3, f"tensor {i} name")
     scales = zps = None

@@ -51,7 +51,13 @@ def element_table(model: bytes, operators: list[int], src: int, dst: int, what: 
     _, schema = _litert()
     import flatbuffers
 
-    m = schema.ModelT.InitFromPackedBuf(model, 0)
+    try:
+        # the file passed edgeviz's reader; LiteRT's schema reads every part of it, the ones edgeviz
+        # ignores (signatures, metadata, other options) too
+        m = schema.ModelT.InitFromPackedBuf(model, 0)
+    except Exception:  # noqa: BLE001 - flatbuffers raises struct.error, IndexError, ... on a damaged part
+        raise EdgevizError(f"{what}: the file is damaged in parts edgeviz does not read itself (LiteRT's "
+                           f"reader fails on them); re-export it with the TFLite converter") from None
     sg = m.subgraphs[0]
     sg.operators = [sg.operators[i] for i in operators]
     sg.inputs, sg.outputs = [src], [dst]
