@@ -129,7 +129,8 @@ def run_edgeviz(name: str, work: Path, root: Path) -> dict:
     sh([*cli, "build", FIXTURES / f"{name}.tflite", "--target", TARGET, "--out", b], cwd=root)
     prof = json.loads(sh([*cli, "profile", b, "--port", "emulator", "-n", "3", "--json"], cwd=root))
     meta = json.loads((b / "build.json").read_text())
-    return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"]}
+    return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"],
+            "build_s": round(meta["build_seconds"], 1)}
 
 
 def edgeviz_source(root: Path) -> dict:
@@ -169,7 +170,7 @@ def main():
         tf = run_tflm(tflm, work, runnable) if runnable else {}
         for n in names:
             ev = run_edgeviz(n, work, a.edgeviz_root.resolve())
-            r = {"model": n, "ops": len(ops[n][0]), "macs": ev["macs"]}
+            r = {"model": n, "ops": len(ops[n][0]), "macs": ev["macs"], "edgeviz_build_s": ev["build_s"]}
             t = tf.get(n)
             if t:
                 ti = statistics.median(t["invoke_instructions"])

@@ -174,3 +174,14 @@ def test_hls_csim_equals_the_reference(name, tmp_path):
     from edgeviz.project import build
     s = build(FIXTURES / f"{name}.tflite", "zcu102", tmp_path / "hls", csim=True)
     assert s["csim"]["vectors"] > 0 and s["csim"]["mismatching_bytes"] == 0
+
+
+def test_litert_runs_in_a_child_whose_death_is_one_line(tmp_path):
+    """LiteRT is not hardened against damaged files: it runs in a child process, and a child that
+    dies (here: asked for a function it does not have) is a one-line error, not the end of edgeviz."""
+    def missing():
+        pass
+    with pytest.raises(EdgevizError, match="LiteRT crashed on this .tflite file"):
+        litert._isolated(missing)
+    xs = np.zeros((1, 16, 16, 3), np.int8)
+    assert litert.run((FIXTURES / "ops_mix.tflite").read_bytes(), xs).shape == (1, 10)

@@ -35,6 +35,7 @@ class _Importer:
         self.g = Graph()
         self.names: dict[int, str] = {}         # TFLite tensor index -> IR tensor name
         self.island: dict[int, tuple[int, list[int]]] = {}    # float tensor -> (int8 source, operators)
+        self.tables: list = []           # (tfl_table node, what LiteRT runs to fill its lut), after the walk
 
     # ------------------------------------------------------------------ helpers
     def t(self, i: int) -> TflTensor:
@@ -102,6 +103,8 @@ class _Importer:
         for o in m.operators:
             if o.index not in self.skip:
                 self.operator(o)
+        for (n, _), lut in zip(self.tables, litert.element_tables(self.data, [r for _, r in self.tables])):
+            n.qattrs["lut"] = lut
         y = m.outputs[0]
         if self.t(y).dtype == "float32":          # a float interface: the last DEQUANTIZE's input is the output
             prod = [o for o in m.operators if y in o.outputs]
@@ -157,8 +160,8 @@ class _Importer:
         ins = self.int8_input(src, o)
         self.need(self.t(o.outputs[0]).dtype == "int8", o, "an element-wise function whose output is not int8")
         self.need(self.t(src).shape == self.t(o.outputs[0]).shape, o, "an element-wise function that broadcasts")
-        lut = litert.element_table(self.data, ops, src, o.outputs[0], f"{self.shown}: {self.where(o)}")
-        self.node("tfl_table", o, [ins], {"function": "+".join(self.m.operators[k].builtin for k in ops)}, {"lut": lut})
+        n = self.node("tfl_table", o, [ins], {"function": "+".join(self.m.operators[k].builtin for k in ops)}, {})
+        self.tables.append((n, (ops, src, o.outputs[0], f"{self.shown}: {self.where(o)}")))
 
     # ------------------------------------------------------------------ one method per TFLite op
     def op_reshape(self, o):

@@ -2,8 +2,16 @@
 files: its interpreter with the builtin reference kernels (OpResolverType.BUILTIN_REF), named
 exactly because LiteRT's default kernels (XNNPACK) and TF Lite Micro give other bytes on the same
 file. Also the source of element-wise tables: a function of one int8 tensor has 256 inputs, so
-running the runtime's own kernel on each gives its table exactly, float code inside included."""
+running the runtime's own kernel on each gives its table exactly, float code inside included.
+
+LiteRT is not hardened against damaged files (a mutated model can crash it), so it runs in a child
+process: a crash there is a one-line error here, never the end of edgeviz."""
 from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
 
 import numpy as np
 
@@ -32,8 +40,36 @@ def interpreter(model: bytes):
     return it
 
 
+def _isolated(fn, *args):
+    """fn(*args) (a function of this module) in a fresh Python process, `python -m` this module: the
+    request and the answer cross as pickles over its stdin and stdout."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    r = subprocess.run([sys.executable, "-m", __name__], input=pickle.dumps((fn.__name__, args)),
+                       capture_output=True, env=env)
+    if r.returncode != 0:
+        raise EdgevizError("LiteRT crashed on this .tflite file (the file is damaged, or holds something LiteRT "
+                           "cannot run); re-export it with the TFLite converter")
+    ok, value = pickle.loads(r.stdout)
+    if not ok:
+        raise EdgevizError(value)
+    return value
+
+
 def run(model: bytes, xs: np.ndarray) -> np.ndarray:
     """The model's int8 outputs [B, n] for int8 inputs [B, ...] (input 0, output 0)."""
+    return _isolated(_run, model, np.asarray(xs))
+
+
+def element_tables(model: bytes, requests: list[tuple[list[int], int, int, str]]) -> list[np.ndarray]:
+    """element_table for each (operators, src, dst, what), all in one child process."""
+    return _isolated(_tables, model, requests) if requests else []
+
+
+def _tables(model: bytes, requests) -> list[np.ndarray]:
+    return [element_table(model, *r) for r in requests]
+
+
+def _run(model: bytes, xs: np.ndarray) -> np.ndarray:
     it = interpreter(model)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     ys = []
@@ -83,3 +119,17 @@ def element_table(model: bytes, operators: list[int], src: int, dst: int, what: 
         return np.ascontiguousarray(per_channel[:, 0, :].T).astype(np.int8)
     raise EdgevizError(f"{what} computes something different at each position of its input, not one "
                        f"function per channel; edgeviz cannot run it as a table")
+
+
+def _serve() -> None:
+    """The child's side of _isolated."""
+    name, args = pickle.loads(sys.stdin.buffer.read())
+    try:
+        answer = (True, globals()[name](*args))
+    except EdgevizError as e:
+        answer = (False, str(e))
+    sys.stdout.buffer.write(pickle.dumps(answer))
+
+
+if __name__ == "__main__":
+    _serve()
