@@ -99,8 +99,9 @@ def _validation_inputs(g, data: str | None, n: int):
 
     Checking the device against the reference needs no labels. --data is read as everywhere
     (edgeviz.inputs: an .npz x as given, image files through the build's recorded preprocessing);
-    with no data, the built-in digits' test split where the model takes them, else random inputs over
-    the calibrated input range (fixed seed), and the result says so."""
+    with no data, the built-in digits' test split where the model takes them (not for an imported
+    int8 file, whose data they are not), else random inputs over the input's int8 range (fixed seed),
+    and the result says so."""
     shape = g.input_chw()
     c, h, w = shape
     if data is not None:

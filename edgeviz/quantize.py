@@ -140,12 +140,10 @@ def float_logits(g: Graph, x: np.ndarray, batch: int = 32) -> np.ndarray:
                            for i in range(0, len(x), batch)])
 
 
-def reference_outputs(g: Graph, x: np.ndarray, float_outputs=None):
-    """For float images [B, C, H, W]: (int8 inputs, int8 reference outputs, float outputs).
-    float_outputs(g, xq) stands in for the float graph of a prequantized one (an imported .tflite
-    has none; its oracle's outputs take the place)."""
+def reference_outputs(g: Graph, x: np.ndarray):
+    """For float images [B, C, H, W]: (int8 inputs, int8 reference outputs, float outputs). A
+    prequantized graph (an imported .tflite) has no float graph: its dequantized reference stands in
+    (validate puts its oracle's outputs there)."""
     xq = np.stack([quantize_image(g, xi) for xi in x])
     want = np.stack([run_int8(g, q).reshape(-1) for q in xq])
-    if g.prequantized:
-        return xq, want, (float_outputs(g, xq) if float_outputs else dequantize_output(g, want))
-    return xq, want, float_logits(g, x)
+    return xq, want, (dequantize_output(g, want) if g.prequantized else float_logits(g, x))

@@ -27,6 +27,15 @@ class Args:
         return key
 
 
+def within(size: int, offset: int, dims, strides) -> bool:
+    """Whether a strided box (element offset, dims, element strides) lies inside `size` elements."""
+    if any(int(d) <= 0 for d in dims):
+        return True
+    lo = offset + sum((int(d) - 1) * min(int(s), 0) for d, s in zip(dims, strides))
+    hi = offset + sum((int(d) - 1) * max(int(s), 0) for d, s in zip(dims, strides))
+    return 0 <= lo and hi < size
+
+
 class TflOp(Op):
     """An op of an imported int8 file: no float graph behind it, parameters already integer.
     Subclasses name their kernel and list its arguments in `call`; the serial HLS datapath runs one
@@ -36,6 +45,11 @@ class TflOp(Op):
 
     def run_float(self, node, xs):
         raise NotImplementedError("an imported int8 model has no float graph")
+
+    def fits(self, node, in_sizes: list[int], out_size: int) -> bool:
+        """Whether what the kernel reads and writes lies inside its tensors (in elements): a damaged
+        file's shapes must not make the reference or the C read or write past a buffer."""
+        return all(s == out_size for s in in_sizes)
 
     def call(self, node, g, a: Args, ins: list[str], out: str) -> list[str]:
         raise NotImplementedError

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tfl_base import Args, TflOp
+from .tfl_base import Args, TflOp, within
 
 MAX_DIMS = 6
 
@@ -28,6 +28,14 @@ class TflCopy(TflOp):
                                                      strides=tuple(p["out_strides"]))
             target[...] = box
         return out
+
+    def fits(self, node, in_sizes, out_size):
+        for p in node.attrs["pieces"]:
+            size = node.qattrs[p["const"]].size if "const" in p else in_sizes[p["input"]]
+            if not (within(size, p["in_offset"], p["dims"], p["in_strides"])
+                    and within(out_size, p["out_offset"], p["dims"], p["out_strides"])):
+                return False
+        return out_size == int(np.prod(node.attrs["out_shape"]))
 
     def scatters_rows(self, node):
         return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import tflmath
-from .tfl_base import TflOp
+from .tfl_base import TflOp, within
 
 BINARY_KINDS = {"add": 0, "sub": 1, "mul": 2, "squared_difference": 3}
 
@@ -45,6 +45,14 @@ class TflBinary(TflOp):
             return tflmath.squared_difference(x, y, q["a_zp"], q["b_zp"], q["y_zp"], q["params"], q["lo"], q["hi"])
         return tflmath.add(x, y, q["a_zp"], q["b_zp"], q["y_zp"], q["params"], q["lo"], q["hi"], subtract=kind == "sub")
 
+    def fits(self, node, in_sizes, out_size):
+        at = node.attrs
+        sizes = list(in_sizes)
+        if "const" in node.qattrs:
+            sizes.insert(at["const_index"], node.qattrs["const"].size)
+        return (all(within(n, 0, at["dims"], s) for n, s in zip(sizes, at["strides"]))
+                and out_size == int(np.prod(at["dims"])))
+
     def call(self, node, g, a, ins, out):
         at, q = node.attrs, node.qattrs
         ptrs = list(ins)
@@ -69,6 +77,11 @@ class TflTable(TflOp):
             return lut[idx]
         ch = lut.shape[0]                  # one table per channel (the last axis)
         return lut[np.arange(ch)[None, :], idx.reshape(-1, ch)].reshape(idx.shape)
+
+    def fits(self, node, in_sizes, out_size):
+        lut = node.qattrs.get("lut")
+        ch = 1 if lut is None or lut.ndim == 1 else lut.shape[0]
+        return in_sizes[0] == out_size and out_size % ch == 0
 
     def call(self, node, g, a, ins, out):
         lut = node.qattrs["lut"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import tflmath
-from .tfl_base import TflOp
+from .tfl_base import TflOp, within
 
 
 class TflFullyConnected(TflOp):
@@ -25,6 +25,10 @@ class TflFullyConnected(TflOp):
 
     def macs(self, node, g):
         return g.tensors[node.inputs[0]].nbytes // node.qattrs["w"].shape[1] * node.qattrs["w"].size
+
+    def fits(self, node, in_sizes, out_size):
+        o, k = node.qattrs["w"].shape
+        return in_sizes[0] % k == 0 and out_size == in_sizes[0] // k * o
 
     def call(self, node, g, a, ins, out):
         q = node.qattrs
@@ -62,6 +66,10 @@ class TflConv(TflOp):
 
     def scratch_bytes(self, node, g):
         return int(node.qattrs["w"][0].size)
+
+    def fits(self, node, in_sizes, out_size):
+        (oh, ow), o = node.attrs["out_hw"], node.qattrs["w"].shape[0]
+        return in_sizes[0] == int(np.prod(node.attrs["in_hwc"])) and out_size == oh * ow * o
 
     def call(self, node, g, a, ins, out):
         at, q = node.attrs, node.qattrs
@@ -118,6 +126,13 @@ class TflBatchMatmul(TflOp):
         sa, sb = at["strides"]          # per operand: 4 batch strides, row stride, depth stride
         return [ins[0], ins[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
                 *map(str, (at["rows"], at["cols"], at["depth"], q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])), out]
+
+    def fits(self, node, in_sizes, out_size):
+        at = node.attrs
+        dims = list(at["batch_dims"])
+        boxes = [(dims + [at["rows"], at["depth"]], at["strides"][0]), (dims + [at["cols"], at["depth"]], at["strides"][1])]
+        return (all(within(n, 0, d, s) for n, (d, s) in zip(in_sizes, boxes))
+                and out_size == int(np.prod(dims)) * at["rows"] * at["cols"])
 
     def scratch_bytes(self, node, g):
         """b's columns copied out when its depth is not contiguous (the C kernel, ev_tfl_bmm_s8)."""

@@ -44,6 +44,10 @@ class TflMean(TflOp):
     def macs(self, node, g):
         return g.tensors[node.inputs[0]].nbytes
 
+    def fits(self, node, in_sizes, out_size):
+        outer, red, inner = node.attrs["split"]
+        return in_sizes[0] == outer * red * inner and out_size == outer * inner
+
     def call(self, node, g, a, ins, out):
         q = node.qattrs
         return [ins[0], *map(str, (*node.attrs["split"], q["x_zp"], q["y_zp"], q["m"], q["shift"])), out]

@@ -17,6 +17,7 @@ import numpy as np
 from .. import tflmath
 from ..errors import EdgevizError
 from ..ir import Graph, Node
+from ..ops import OPS
 from ..ops.tfl_eltwise import BINARY
 from . import litert
 from .flatbuffer import TflModel, TflOperator, TflTensor, read_tflite
@@ -72,8 +73,16 @@ class _Importer:
         out = self.tensor(o.outputs[0])
         n = Node(op, f"{o.builtin.lower()}_{o.index}", inputs, [out], {**attrs, "tfl_name": self.t(o.outputs[0]).name[:80]},
                  qattrs)
+        self.check(n, o)
         self.g.nodes.append(n)
         return n
+
+    def check(self, n: Node, o: TflOperator):
+        """The shapes the file states must agree with what the op reads and writes (a damaged file's
+        would send the reference and the C past a buffer)."""
+        sizes = [self.g.tensors[i].nbytes for i in n.inputs]
+        self.need(OPS[n.op].fits(n, sizes, self.g.tensors[n.outputs[0]].nbytes), o,
+                  "its tensor shapes do not fit together (a damaged file?)")
 
     def act(self, o: TflOperator) -> tuple[int, int]:
         y = self.t(o.outputs[0])
@@ -103,8 +112,9 @@ class _Importer:
         for o in m.operators:
             if o.index not in self.skip:
                 self.operator(o)
-        for (n, _), lut in zip(self.tables, litert.element_tables(self.data, [r for _, r in self.tables])):
+        for (n, r), lut in zip(self.tables, litert.element_tables(self.data, [r for _, r in self.tables])):
             n.qattrs["lut"] = lut
+            self.check(n, self.m.operators[r[0][-1]])
         y = m.outputs[0]
         if self.t(y).dtype == "float32":          # a float interface: the last DEQUANTIZE's input is the output
             prod = [o for o in m.operators if y in o.outputs]
@@ -169,6 +179,8 @@ class _Importer:
         x, y = self.t(i), self.t(o.outputs[0])
         self.int8_input(i, o)
         self.need(x.scale == y.scale and x.zero_point == y.zero_point, o, "changes the quantisation")
+        self.need(int(np.prod(x.shape)) == int(np.prod(y.shape)), o, "its tensor shapes do not fit together "
+                  "(a damaged file?)")
         self.names[o.outputs[0]] = self.names[i]
 
     op_squeeze = op_expand_dims = op_reshape
