@@ -122,7 +122,7 @@ def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dic
     xq, want, fl = reference_outputs(g, x)
     oracle = Path(build_dir) / "model.tflite"
     if g.prequantized and oracle.is_file():   # an imported .tflite: its runtime's answer stands in for float
-        ref = litert.run(oracle.read_bytes(), xq)
+        ref = litert.run_graph(oracle.read_bytes(), g, xq)
         fl = dequantize_output(g, ref)
     r = validate(build_dir, port, xq, want, fl)
     got = r.pop("outputs")

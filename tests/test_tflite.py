@@ -33,7 +33,7 @@ def test_there_are_fixtures():
 def test_numpy_reference_equals_litert_builtin_ref(name):
     g = import_tflite(FIXTURES / f"{name}.tflite")
     xs = int8_inputs(g, 6, seed=1)
-    want = litert.run((FIXTURES / f"{name}.tflite").read_bytes(), xs)
+    want = litert.run_graph((FIXTURES / f"{name}.tflite").read_bytes(), g, xs)
     got = np.stack([run_int8(g, x).reshape(-1) for x in xs])
     assert np.array_equal(got, want)
 
@@ -49,7 +49,7 @@ def test_host_c_equals_litert(name, tmp_path):
     xs = int8_inputs(g, 8, seed=2)
     xs[0] = -128                               # the ends of the input range too
     xs[1] = 127
-    want = litert.run((FIXTURES / f"{name}.tflite").read_bytes(), xs)
+    want = litert.run_graph((FIXTURES / f"{name}.tflite").read_bytes(), g, xs)
     got = np.stack([host.run(x) for x in xs])
     assert np.array_equal(got, want.reshape(got.shape))
 

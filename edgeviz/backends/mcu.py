@@ -140,7 +140,7 @@ def check_oracle(g, stage: Path, xq: np.ndarray, host: HostModel) -> dict | None
         return None
     data = Path(g.source).read_bytes()
     (stage / "model.tflite").write_bytes(data)
-    want = litert.run(data, xq)
+    want = litert.run_graph(data, g, xq)
     got = np.stack([host.run(x) for x in xq])
     return {"name": litert.ORACLE, "file": "model.tflite", "inputs": int(len(xq)),
             "differing_bytes": int((got != want.reshape(got.shape)).sum())}

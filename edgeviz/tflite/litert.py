@@ -55,9 +55,19 @@ def _isolated(fn, *args):
     return value
 
 
-def run(model: bytes, xs: np.ndarray) -> np.ndarray:
-    """The model's int8 outputs [B, n] for int8 inputs [B, ...] (input 0, output 0)."""
-    return _isolated(_run, model, np.asarray(xs))
+def run(model: bytes, xs: np.ndarray, io: tuple | None = None) -> np.ndarray:
+    """The model's int8 outputs [B, n] for int8 inputs [B, ...] (input 0, output 0). A model with a
+    float interface (QUANTIZE first, DEQUANTIZE last) takes the inputs dequantized and gives its outputs
+    quantized with io = (input scale, zero point, output scale, zero point), the int8 tensors' own:
+    the same int8 values on both sides of the interface."""
+    return _isolated(_run, model, np.asarray(xs), io)
+
+
+def run_graph(model: bytes, g, xs: np.ndarray) -> np.ndarray:
+    """run() for the file a graph was imported from, with the graph's int8 input and output
+    quantisation for a float interface."""
+    x, y = g.tensors[g.inputs[0]], g.tensors[g.outputs[0]]
+    return run(model, xs, (x.scale, x.zero_point, y.scale, y.zero_point))
 
 
 def element_tables(model: bytes, requests: list[tuple[list[int], int, int, str]]) -> list[np.ndarray]:
@@ -69,14 +79,20 @@ def _tables(model: bytes, requests) -> list[np.ndarray]:
     return [element_table(model, *r) for r in requests]
 
 
-def _run(model: bytes, xs: np.ndarray) -> np.ndarray:
+def _run(model: bytes, xs: np.ndarray, io) -> np.ndarray:
     it = interpreter(model)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     ys = []
     for x in xs:
-        it.set_tensor(inp["index"], np.asarray(x, dtype=inp["dtype"]).reshape(inp["shape"]))
+        x = np.asarray(x)
+        if inp["dtype"] == np.float32:
+            x = (x.astype(np.float32) - np.float32(io[1])) * np.float32(io[0])
+        it.set_tensor(inp["index"], x.astype(inp["dtype"]).reshape(inp["shape"]))
         it.invoke()
-        ys.append(it.get_tensor(out["index"]).reshape(-1).copy())
+        y = it.get_tensor(out["index"]).reshape(-1)
+        if out["dtype"] == np.float32:
+            y = np.clip(np.round(y / np.float32(io[2])) + io[3], -128, 127)
+        ys.append(y.astype(np.int8))
     return np.stack(ys)
 
 
