@@ -122,6 +122,34 @@ def check_exporters(cfg: ViTConfig, work: Path) -> str:
     return "built" if results == ["built", "built"] else "refused"
 
 
+# every ONNX opset torch's exporters write: TorchScript 11-20, torch.export 18 and up
+OPSETS = st.sampled_from([(o, False) for o in range(11, 21)] + [(o, True) for o in range(18, 22)])
+
+
+def check_opset(cfg: ViTConfig, opset: int, dynamo: bool, work: Path) -> str:
+    """A ViT exported at one opset by one exporter: the imported float graph equals PyTorch, or the
+    refusal is one line (an exporter's own failure is not edgeviz's, and is skipped as 'refused')."""
+    import contextlib
+    import io
+    m = make_vit(cfg, "normal")
+    f = work / f"m{opset}.onnx"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            torch.onnx.export(m, (m.example_input(1),), str(f), dynamo=dynamo, opset_version=opset)
+    except Exception:  # noqa: BLE001 - torch cannot write this opset: nothing for edgeviz to read
+        return "refused"
+    x = np.random.default_rng(3).standard_normal((2, cfg.in_chans, cfg.img_size, cfg.img_size))
+    with torch.no_grad():
+        ref = m(torch.as_tensor(x, dtype=torch.float32)).numpy()
+
+    def same():
+        g = import_onnx(f)
+        got = np.stack([run_float(g, xi)[g.outputs[0]][0] for xi in x])
+        if not np.allclose(got, ref, atol=1e-4 * max(1.0, float(np.abs(ref).max()))):
+            raise InternalError(f"opset {opset} float graph differs from PyTorch by {np.abs(got - ref).max():.3g}")
+    return outcome(same)
+
+
 # ------------------------------------------------------------------ damaged model files
 MUTATIONS = st.tuples(st.sampled_from(["truncate", "flip", "insert", "zero-run"]), st.integers(0, 2**31 - 1))
 

@@ -63,6 +63,14 @@ def test_damaged_onnx_files(onnx_bytes, mutation, tmp_path_factory, capsys):
     assert capsys.readouterr().out == ""         # TVM's own prints stay off the terminal
 
 
+@pytest.mark.parametrize("opset", [12, 15, 19])
+def test_onnx_opsets_the_other_tests_do_not_cover(opset, tmp_path):
+    """Opsets 11, 13, 14, 16-18, 20 and 21 are read in test_frontend and test_zoo; these are the rest
+    (the TorchScript exporter writes them all)."""
+    cfg = ViTConfig(img_size=16, patch=8, embed=16, heads=2, depth=1)
+    assert fz.check_opset(cfg, opset, False, tmp_path) == "built"
+
+
 @fuzz(40)
 @given(mutation=fz.MUTATIONS)
 def test_damaged_tflite_files(mutation, tmp_path_factory):
