@@ -8,6 +8,9 @@
  * (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m7) and EV_PORTABLE is not defined, ev_linear_s8 and the
  * attention row kernels use SMLAD/SXTB16 instead. Both paths give identical bits: they compute
  * the same integer sums, only in a different order, and int32 sums wrap the same way in both.
+ * When it targets Helium (__ARM_FEATURE_MVE, e.g. -mcpu=cortex-m55), ev_linear_s8 and the
+ * attention products take an MVE path instead (ev_linear_mve.c, ev_attention_mve.c: VMLADAVA.S8,
+ * 16 MACs per instruction), again with the same sums; the other kernels keep their DSP code.
  *
  * Assumption shared by all kernels: `>>` on a negative signed integer is an arithmetic (floor)
  * shift. C99 leaves it implementation-defined; GCC and Clang on every target we build for define
@@ -22,6 +25,13 @@
 #define EV_KERNELS_DSP 1
 #else
 #define EV_KERNELS_DSP 0
+#endif
+/* 1: the matrix kernels (ev_linear_s8, q.k, p.v) take the Helium path (Cortex-M55 and other
+ * v8.1-M cores with MVE), which replaces their DSP path; everything else keeps EV_KERNELS_DSP's. */
+#if defined(__ARM_FEATURE_MVE) && !defined(EV_PORTABLE)
+#define EV_KERNELS_MVE 1
+#else
+#define EV_KERNELS_MVE 0
 #endif
 
 #ifndef __ASSEMBLER__

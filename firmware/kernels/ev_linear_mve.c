@@ -1,0 +1,223 @@
+/* Helium (MVE) path of ev_linear.c's matrix core ev__gemm, which serves ev_linear_s8 and the
+ * attention products (ev_attention_mve.c). Built when the compiler targets MVE (EV_KERNELS_MVE:
+ * __ARM_FEATURE_MVE and not EV_PORTABLE, e.g. -mcpu=cortex-m55); elsewhere this file is empty and
+ * ev__gemm is ev_linear.c's DSP or portable one.
+ *
+ * VMLADAVA.S8 Rda, Qn, Qm adds the 16 products of two int8 vectors to a 32-bit register: 16 MACs
+ * per instruction with no widening (the DSP path's SMLAD does 2, on words SXTB16 has widened).
+ * So the rows and weights are read straight from memory, 16 bytes per VLDRB, and the int32 sums
+ * are intmath's in another order (they wrap the same way).
+ *
+ * Blocks and tiles. The call is cut into blocks of up to EV__MVE_RB rows x EV__MVE_CB channels
+ * whose int32 sums fit a stack buffer (EV_MVE_SUMS words). Per block:
+ *  1. Sums (ev_gemm_mve.S, one call per routine and block): rows 3 at a time through ev__mv32,
+ *     tiles of 3 rows x 2 channels, one pass per 16 inputs = 5 VLDRB + 6 VMLADAVA + LETP (8 MACs
+ *     per instruction), tail-predicated so that any `in` works; the 1-2 rows left over through
+ *     ev__mv14, 1 row x 4 channels (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs). The channels come
+ *     as a table of row pointers, rounded up to a multiple of 4 with the last channel repeated
+ *     (its extra sums are computed and dropped), so the routines never test the count. Both
+ *     store the sums pair-major: channel pair p, row r at word p * 2 rb + 2 r.
+ *  2. Requantisation, 4 channels of a row at a time in vector registers: the 4 sums (one gather
+ *     with offsets 0, 4, 8 rb, 8 rb + 4 bytes), + bias, then exactly ev_requant: for shifts > 32,
+ *     VMULH.S32 (hi = floor(acc m / 2^32)) and VRSHL.S32 by -(s - 32) (= (hi + 2^(s-33)) >>
+ *     (s - 32)); at shift 32 (attention), VRMULH.S32 (= (acc m + 2^31) >> 32); then clamped to
+ *     [-128, 127] and stored as bytes with VSTRB.32 (predicated for a last quad of 1-3 channels):
+ *     8-10 instructions per 4 outputs. A block whose shifts are neither all > 32 nor all 32 takes
+ *     ev_requant per output; a LUT is applied per output afterwards.
+ * Per output that is 2.0-2.5 instructions of requantisation and ~0.5 of tile set-up next to
+ * about in / 16 of MACs, so the rate grows with `in`; a single row, and the 4th of 4 rows, take
+ * the slower ev__mv14. Instruction counts under QEMU: bench/bench_kernels.py --core cortex-m55.
+ */
+#include "ev_dsp.h"
+
+#if EV_KERNELS_MVE
+#include <arm_mve.h>
+
+/* int32 sums per block: 1.5 KiB of stack; ev__gemm takes 2.3 KiB with its frames (GCC 12 -O2),
+ * 4.0 KiB under ev_attention_mve.c's p.v with its transposition buffer, of the 6 KiB the targets
+ * reserve. Override with -DEV_MVE_SUMS=N (at least 4 words per row of a block). */
+#ifndef EV_MVE_SUMS
+#define EV_MVE_SUMS 384
+#endif
+#define EV__MVE_RB 24    /* rows per block at most */
+#define EV__MVE_CB 64    /* channels per block at most (multiple of 4) */
+
+/* ev__mv32 / ev__mv14's operands (ev_gemm_mve.S, whose offsets these are). */
+struct ev__mva {
+    const int8_t *x;              /*  0: first row */
+    int32_t xs;                   /*  4: row stride */
+    const int8_t *const *wp;      /*  8: channel pointers */
+    int32_t *s;                   /* 12: sums */
+    int32_t n;                    /* 16: inputs, >= 1 */
+    int32_t nt;                   /* 20: ev__mv32: tiles of 3 rows, >= 1 */
+    int32_t ng;                   /* 24: channel pairs (ev__mv32), quads (ev__mv14), >= 1 */
+    int32_t ps;                   /* 28: pair stride of the sums, bytes */
+};
+EV__ASM_OFFSET(ev__mva, wp, 8);
+EV__ASM_OFFSET(ev__mva, ng, 24);
+EV__ASM_OFFSET(ev__mva, ps, 28);
+EV__PRIVATE void ev__mv32(const struct ev__mva *a);
+EV__PRIVATE void ev__mv14(const struct ev__mva *a);
+
+/* Requantise and store the rb rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
+ * words with byte offsets `off` (0, 4, ps, ps + 4: the quad's two channel pairs); its bias: b
+ * (bs == 0) or the predicated load at bias + r * bs; mode 1: shifts > 32 (m, tneg = -(s - 32)
+ * per lane), mode 2: shift 32; stores predicated by p unless `full`. mode, per_row and full are
+ * constants at every call: 8 branch-free loops of 8-10 instructions per row (4 outputs). */
+static inline __attribute__((always_inline)) void
+ev__rq_loop(const int mode, const int per_row, const int full, const int32_t *s, uint32x4_t off,
+            int n, int32x4_t m, int32x4_t tneg, int32x4_t b, const int32_t *bias, int bs,
+            int8_t *y, int ys, mve_pred16_t p)
+{
+    const int32x4_t lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127);
+    int r;
+    for (r = 0; r < n; r++) {
+        int32x4_t v = vldrwq_gather_offset_s32(s, off);
+        s += 2;
+        if (per_row) {
+            v = vaddq_s32(v, vldrwq_z_s32(bias, p));
+            bias += bs;
+        } else {
+            v = vaddq_s32(v, b);
+        }
+        v = mode == 1 ? vrshlq_s32(vmulhq_s32(v, m), tneg) : vrmulhq_s32(v, m);
+        v = vminq_s32(vmaxq_s32(v, lo), hi);
+        if (full)
+            vstrbq_s32(y, v);
+        else
+            vstrbq_p_s32(y, v, p);
+        y += ys;
+    }
+}
+
+/* Requantisation of a block (see the top of the file), a quad of channels at a time. mode: 1 if
+ * every shift is > 32, 2 if every shift is 32, else 0 (ev_requant per output). */
+static __attribute__((noinline)) void
+ev__rq_block(const int32_t *s, int rb, int cb, int mode, const int32_t *bias, int bs,
+             const int32_t *mult, const int8_t *shift, int qstep, int8_t *y, int ys)
+{
+    const uint32_t o32[4] = {0, 4, 8u * (uint32_t)rb, 8u * (uint32_t)rb + 4};
+    const uint32x4_t off = vldrwq_u32(o32);
+    int g, r, i;
+    for (g = 0; g < cb; g += 4) {
+        const int nv = cb - g < 4 ? cb - g : 4;
+        const mve_pred16_t p = vctp32q((uint32_t)nv);
+        const int32x4_t m = qstep ? vldrwq_z_s32(mult + g, p) : vdupq_n_s32(mult[0]);
+        const int32x4_t sh = qstep ? vldrbq_z_s32(shift + g, p) : vdupq_n_s32(shift[0]);
+        const int32x4_t tneg = vsubq_s32(vdupq_n_s32(32), sh);   /* -(s - 32) */
+        const int32x4_t b = bias && !bs ? vldrwq_z_s32(bias + g, p) : vdupq_n_s32(0);
+        const int32_t *const bg = bs ? bias + g : 0;               /* per-row biases */
+        const int32_t *const sg = s + (long)(g >> 1) * 2 * rb;
+        int8_t *const yg = y + g;
+#define EV__RQ(mode, per_row, full)                                                            \
+        ev__rq_loop(mode, per_row, full, sg, off, rb, m, tneg, b, bg, bs, yg, ys, p)
+        switch ((mode << 2) + (bs ? 2 : 0) + (nv == 4)) {
+        case 4: EV__RQ(1, 0, 0); break;
+        case 5: EV__RQ(1, 0, 1); break;
+        case 6: EV__RQ(1, 1, 0); break;
+        case 7: EV__RQ(1, 1, 1); break;
+        case 8: EV__RQ(2, 0, 0); break;
+        case 9: EV__RQ(2, 0, 1); break;
+        case 10: EV__RQ(2, 1, 0); break;
+        case 11: EV__RQ(2, 1, 1); break;
+        default:   /* mixed shifts, or shifts < 32: ev_requant per output */
+            for (r = 0; r < rb; r++) {
+                for (i = 0; i < nv; i++) {
+                    const int c = g + i;
+                    int32_t acc = s[(long)(c >> 1) * 2 * rb + 2 * r + (c & 1)];
+                    if (bias)
+                        acc = (int32_t)((uint32_t)acc + (uint32_t)bias[(long)r * bs + c]);
+                    y[(long)r * ys + c] = ev_requant(acc, mult[qstep ? c : 0],
+                                                     shift[qstep ? c : 0]);
+                }
+            }
+        }
+#undef EV__RQ
+    }
+}
+
+/* One block: rows [0, rb) of x, channels [0, cb) of w (cb4 = cb rounded up to 4 pointers in wp),
+ * sums into s, outputs into y. bias, y are already offset to the block, bs is 0 without a bias;
+ * mult and shift too when qstep is 1. */
+static void ev__mve_block(const int8_t *x, int xs, int rb, int in, int cb, int cb4, int mode,
+                          const int8_t *const *wp, const int32_t *bias, int bs,
+                          const int32_t *mult, const int8_t *shift, int qstep,
+                          const int8_t *lut, int8_t *y, int ys, int32_t *s)
+{
+    const int nt = rb / 3, r3 = 3 * nt;
+    struct ev__mva a;
+    int r, i;
+    a.x = x; a.xs = xs; a.wp = wp; a.s = s; a.n = in; a.ps = 8 * rb;
+    if (nt) {
+        a.nt = nt;
+        a.ng = cb4 >> 1;
+        ev__mv32(&a);
+    }
+    a.ng = cb4 >> 2;
+    for (r = r3; r < rb; r++) {
+        a.x = x + (long)r * xs;
+        a.s = s + 2 * r;
+        ev__mv14(&a);
+    }
+    ev__rq_block(s, rb, cb, mode, bias, bs, mult, shift, qstep, y, ys);
+    if (lut) {
+        for (r = 0; r < rb; r++)
+            for (i = 0; i < cb; i++)
+                y[(long)r * ys + i] = lut[y[(long)r * ys + i] + 128];
+    }
+}
+
+/* 1 if every shift of the cb channels is > 32, 2 if every one is 32, else 0. */
+static int ev__rq_mode(const int8_t *shift, int qstep, int cb)
+{
+    int c, gt = 1, eq = 1;
+    if (!qstep)
+        cb = 1;
+    for (c = 0; c < cb; c++) {
+        gt &= shift[c] > 32;
+        eq &= shift[c] == 32;
+    }
+    return gt ? 1 : eq ? 2 : 0;
+}
+
+/* The shared core (ev_dsp.h), MVE build. */
+void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
+              const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
+              const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,
+              int8_t *y, int y_stride)
+{
+    int32_t sums[EV_MVE_SUMS] __attribute__((aligned(8)));
+    const int8_t *wp[EV__MVE_CB];
+    int rb, cbmax, n0, o0, c;
+    if (rows <= 0 || out <= 0)
+        return;
+    rb = rows < EV__MVE_RB ? rows : EV__MVE_RB;
+    cbmax = (EV_MVE_SUMS / rb) & ~3;
+    if (cbmax > EV__MVE_CB)
+        cbmax = EV__MVE_CB;
+    if (in <= 0 || cbmax < 4) {
+        ev__gemm_scalar(x, x_stride, rows, in, out, w, w_stride, bias, bias_row_stride, mult,
+                        shift, qstep, lut, y, y_stride);
+        return;
+    }
+    if (!bias)
+        bias_row_stride = 0;   /* bs == 0: no bias, or one per channel */
+    for (o0 = 0; o0 < out; o0 += cbmax) {
+        const int cb = out - o0 < cbmax ? out - o0 : cbmax, cb4 = (cb + 3) & ~3;
+        const int8_t *wc = w + (long)o0 * w_stride;
+        const int mode = ev__rq_mode(shift + o0 * qstep, qstep, cb);
+        for (c = 0; c < cb; c++, wc += w_stride)
+            wp[c] = wc;
+        for (; c < cb4; c++)
+            wp[c] = wc - w_stride;   /* the last channel again */
+        for (n0 = 0; n0 < rows; n0 += rb) {
+            const int nb = rows - n0 < rb ? rows - n0 : rb;
+            ev__mve_block(x + (long)n0 * x_stride, x_stride, nb, in, cb, cb4, mode, wp,
+                          bias ? bias + (long)n0 * bias_row_stride + o0 : 0, bias_row_stride,
+                          mult + o0 * qstep, shift + o0 * qstep, qstep, lut,
+                          y + (long)n0 * y_stride + o0, y_stride, sums);
+        }
+    }
+}
+
+#endif /* EV_KERNELS_MVE */
