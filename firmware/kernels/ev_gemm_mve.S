@@ -5,10 +5,10 @@
  *
  * Both store the sums pair-major: channel pair p's sums of row r at s + p * ps + 8 r bytes
  * (ps = the pair stride, 8 x the block's rows), as (channel 2p, channel 2p + 1).
- *  ev__mv32: 3 rows x 2 channels per tile. For each of ng channel pairs (pointers wp[2p],
- *            wp[2p + 1]) and each of nt row tiles (rows 3t..3t+2 of x, stride xs): the 6 sums
- *            over n inputs, stored with one STM (rows 3t..3t+2 of pair p are 24 consecutive
- *            bytes); s is the block's sums.
+ *  ev__mv32: 3 rows x 2 channels per tile. For each of nt row tiles (rows 3t..3t+2 of x, stride
+ *            xs) and each of ng channel pairs (pointers wp[2p], wp[2p + 1]): the 6 sums over n
+ *            inputs, stored with one STM (rows 3t..3t+2 of pair p are 24 consecutive bytes); s
+ *            is the block's sums.
  *  ev__mv14: 1 row x 4 channels per tile. For each of ng channel quads (wp[4q..4q+3]) the 4 sums
  *            of row x; s points at row x's sums of pair 0.
  *
@@ -40,55 +40,53 @@
 
 /* ev__mv32's frame */
 #define F_X   0     /* this tile's first row */
-#define F_W   8     /* w0, w1 of the pair */
-#define F_Z   16    /* two zero words: 3 LDRD clear the 6 sums */
-#define F_N   24
-#define F_T   28    /* tiles left */
-#define F_NT  32
-#define F_WP  36    /* next pair's pointers */
-#define F_X0  40    /* the block's first row */
-#define F_G   44    /* pairs left */
-#define F_SKIP 48   /* ps - 24 nt: from a pair's last tile to the next pair */
-#define F_SIZE 56
+#define F_Z   8     /* two zero words: 3 LDRD clear the 6 sums */
+#define F_N   16
+#define F_WP  20    /* the next pair's pointers */
+#define F_WP0 24    /* the first pair's */
+#define F_G   28    /* pairs left in this tile */
+#define F_NG  32
+#define F_T   36    /* tiles left */
+#define F_S   40    /* sums of this tile, pair 0 */
+#define F_XS  44
+#define F_SIZE 48
 
+/* Row tiles outer, channel pairs inner: per (tile, pair) 18 instructions around the MAC loop. */
 EV__FN_BEGIN ev__mv32
     push    {r4-r11, lr}
     sub     sp, sp, #F_SIZE
     ldr     r1, [r0, #A_X]
-    str     r1, [sp, #F_X0]
-    ldr     r11, [r0, #A_XS]
+    str     r1, [sp, #F_X]
+    ldr     r1, [r0, #A_XS]
+    str     r1, [sp, #F_XS]
     ldr     r1, [r0, #A_WP]
-    str     r1, [sp, #F_WP]
-    ldr     r12, [r0, #A_S]             @ r12: where the next tile's sums go
+    str     r1, [sp, #F_WP0]
+    ldr     r1, [r0, #A_S]
+    str     r1, [sp, #F_S]
     ldr     r1, [r0, #A_N]
     str     r1, [sp, #F_N]
     ldr     r1, [r0, #A_NT]
-    str     r1, [sp, #F_NT]
-    ldr     r2, [r0, #A_PS]
-    add     r3, r1, r1, lsl #1          @ 3 nt
-    sub     r2, r2, r3, lsl #3          @ ps - 24 nt
-    str     r2, [sp, #F_SKIP]
+    str     r1, [sp, #F_T]
     ldr     r1, [r0, #A_NG]
-    str     r1, [sp, #F_G]
+    str     r1, [sp, #F_NG]
+    ldr     r11, [r0, #A_PS]            @ r11: pair stride of the sums
     movs    r1, #0
     str     r1, [sp, #F_Z]
     str     r1, [sp, #F_Z + 4]
-.Lmv32_pair:
-    ldr     r1, [sp, #F_WP]
-    ldrd    r7, r9, [r1], #8
-    str     r1, [sp, #F_WP]
-    strd    r7, r9, [sp, #F_W]
-    ldr     r1, [sp, #F_X0]
-    str     r1, [sp, #F_X]
-    ldr     r1, [sp, #F_NT]
-    str     r1, [sp, #F_T]
 .Lmv32_tile:
+    ldr     r1, [sp, #F_WP0]
+    str     r1, [sp, #F_WP]
+    ldr     r1, [sp, #F_NG]
+    str     r1, [sp, #F_G]
+    ldr     r12, [sp, #F_S]             @ r12: this (tile, pair)'s sums
+.Lmv32_pair:
     ldr     r1, [sp, #F_X]
-    add     r3, r1, r11
-    add     r5, r3, r11
-    add     lr, r5, r11
-    str     lr, [sp, #F_X]
-    ldrd    r7, r9, [sp, #F_W]
+    ldr     r5, [sp, #F_XS]
+    add     r3, r1, r5
+    add     r5, r3, r5
+    ldr     lr, [sp, #F_WP]
+    ldrd    r7, r9, [lr], #8
+    str     lr, [sp, #F_WP]
     ldrd    r0, r2, [sp, #F_Z]
     ldrd    r4, r6, [sp, #F_Z]
     ldrd    r8, r10, [sp, #F_Z]
@@ -107,17 +105,24 @@ EV__FN_BEGIN ev__mv32
     vmladava.s8 r8, q2, q0
     vmladava.s8 r10, q2, q1
     letp    lr, 1b
-    stm     r12!, {r0, r2, r4, r6, r8, r10}
-    ldr     r1, [sp, #F_T]
-    subs    r1, r1, #1
-    str     r1, [sp, #F_T]
-    bne     .Lmv32_tile
-    ldr     r1, [sp, #F_SKIP]
-    add     r12, r12, r1
+    stm     r12, {r0, r2, r4, r6, r8, r10}
+    add     r12, r12, r11
     ldr     r1, [sp, #F_G]
     subs    r1, r1, #1
     str     r1, [sp, #F_G]
     bne     .Lmv32_pair
+    ldr     r1, [sp, #F_S]              @ the next tile: its sums 24 bytes on, its rows 3 xs
+    add     r1, r1, #24
+    str     r1, [sp, #F_S]
+    ldr     r1, [sp, #F_X]
+    ldr     r2, [sp, #F_XS]
+    add     r1, r1, r2
+    add     r1, r1, r2, lsl #1
+    str     r1, [sp, #F_X]
+    ldr     r1, [sp, #F_T]
+    subs    r1, r1, #1
+    str     r1, [sp, #F_T]
+    bne     .Lmv32_tile
     add     sp, sp, #F_SIZE
     pop     {r4-r11, pc}
 EV__FN_END ev__mv32

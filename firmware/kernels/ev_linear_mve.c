@@ -40,7 +40,7 @@
 #define EV_MVE_SUMS 384
 #endif
 #define EV__MVE_RB 24    /* rows per block at most */
-#define EV__MVE_CB 64    /* channels per block at most (multiple of 4) */
+#define EV__MVE_CB 96    /* channels per block at most (multiple of 4) */
 
 /* ev__mv32 / ev__mv14's operands (ev_gemm_mve.S, whose offsets these are). */
 struct ev__mva {
@@ -59,25 +59,23 @@ EV__ASM_OFFSET(ev__mva, ps, 28);
 EV__PRIVATE void ev__mv32(const struct ev__mva *a);
 EV__PRIVATE void ev__mv14(const struct ev__mva *a);
 
-/* Requantise and store the rb rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
- * words with byte offsets `off` (0, 4, ps, ps + 4: the quad's two channel pairs); its bias: b
- * (bs == 0) or the predicated load at bias + r * bs; mode 1: shifts > 32 (m, tneg = -(s - 32)
- * per lane), mode 2: shift 32; stores predicated by p unless `full`. mode, per_row and full are
- * constants at every call: 8 branch-free loops of 8-10 instructions per row (4 outputs). */
+/* Requantise and store the n rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
+ * words with byte offsets `off` (0, 4, 8 n, 8 n + 4: the quad's two channel pairs); bias kind bk:
+ * 0 none, 1 b (one per channel), 2 the predicated load at bias + r * bs; mode 1: shifts > 32
+ * (m, tneg = -(s - 32) per lane), mode 2: shift 32; stores predicated by p unless `full`. */
 static inline __attribute__((always_inline)) void
-ev__rq_loop(const int mode, const int per_row, const int full, const int32_t *s, uint32x4_t off,
-            int n, int32x4_t m, int32x4_t tneg, int32x4_t b, const int32_t *bias, int bs,
-            int8_t *y, int ys, mve_pred16_t p)
+ev__rq_rows(const int mode, const int bk, const int full, const int32_t *s, uint32x4_t off, int n,
+            int32x4_t m, int32x4_t tneg, int32x4_t b, const int32_t *bias, int bs, int8_t *y,
+            int ys, mve_pred16_t p, int32x4_t lo, int32x4_t hi)
 {
-    const int32x4_t lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127);
     int r;
-    for (r = 0; r < n; r++) {
+    for (r = n; r > 0; r--) {
         int32x4_t v = vldrwq_gather_offset_s32(s, off);
         s += 2;
-        if (per_row) {
+        if (bk == 2) {
             v = vaddq_s32(v, vldrwq_z_s32(bias, p));
             bias += bs;
-        } else {
+        } else if (bk == 1) {
             v = vaddq_s32(v, b);
         }
         v = mode == 1 ? vrshlq_s32(vmulhq_s32(v, m), tneg) : vrmulhq_s32(v, m);
@@ -90,49 +88,74 @@ ev__rq_loop(const int mode, const int per_row, const int full, const int32_t *s,
     }
 }
 
-/* Requantisation of a block (see the top of the file), a quad of channels at a time. mode: 1 if
- * every shift is > 32, 2 if every shift is 32, else 0 (ev_requant per output). */
+/* Every quad of a block with one mode (1: shifts > 32, 2: shift 32), bias kind bk and qstep:
+ * constants at each call, so the quad loop and the row loops in it are branch-free. */
+static inline __attribute__((always_inline)) void
+ev__rq_quads(const int mode, const int bk, const int qstep, const int32_t *s, int rb, int cb,
+             const int32_t *bias, int bs, const int32_t *mult, const int8_t *shift, int8_t *y,
+             int ys)
+{
+    const uint32_t o32[4] = {0, 4, 8u * (uint32_t)rb, 8u * (uint32_t)rb + 4};
+    const uint32x4_t off = vldrwq_u32(o32);
+    const int32x4_t lo = vdupq_n_s32(-128), hi = vdupq_n_s32(127), k32 = vdupq_n_s32(32);
+    const int32x4_t m0 = vdupq_n_s32(mult[0]), t0 = vsubq_s32(k32, vdupq_n_s32(shift[0]));
+    const mve_pred16_t all = vctp32q(4);
+    int g;
+    for (g = 0; g + 4 <= cb; g += 4, s += 4 * rb) {
+        const int32x4_t m = qstep ? vldrwq_s32(mult + g) : m0;
+        const int32x4_t tneg = mode == 2 ? t0 : qstep ? vsubq_s32(k32, vldrbq_s32(shift + g)) : t0;
+        const int32x4_t b = bk == 1 ? vldrwq_s32(bias + g) : m0;
+        ev__rq_rows(mode, bk, 1, s, off, rb, m, tneg, b, bk == 2 ? bias + g : 0, bs, y + g, ys,
+                    all, lo, hi);
+    }
+    if (g < cb) {   /* the last 1-3 channels */
+        const mve_pred16_t p = vctp32q((uint32_t)(cb - g));
+        const int32x4_t m = qstep ? vldrwq_z_s32(mult + g, p) : m0;
+        const int32x4_t tneg = mode == 2 ? t0 : qstep ? vsubq_s32(k32, vldrbq_z_s32(shift + g, p)) : t0;
+        const int32x4_t b = bk == 1 ? vldrwq_z_s32(bias + g, p) : m0;
+        ev__rq_rows(mode, bk, 0, s, off, rb, m, tneg, b, bk == 2 ? bias + g : 0, bs, y + g, ys,
+                    p, lo, hi);
+    }
+}
+
+/* Requantisation of a block (see the top of the file). mode: 1 if every shift is > 32, 2 if
+ * every one is 32, else 0 (ev_requant per output). bs: 0 with no bias or one per channel. */
 static __attribute__((noinline)) void
 ev__rq_block(const int32_t *s, int rb, int cb, int mode, const int32_t *bias, int bs,
              const int32_t *mult, const int8_t *shift, int qstep, int8_t *y, int ys)
 {
-    const uint32_t o32[4] = {0, 4, 8u * (uint32_t)rb, 8u * (uint32_t)rb + 4};
-    const uint32x4_t off = vldrwq_u32(o32);
-    int g, r, i;
-    for (g = 0; g < cb; g += 4) {
-        const int nv = cb - g < 4 ? cb - g : 4;
-        const mve_pred16_t p = vctp32q((uint32_t)nv);
-        const int32x4_t m = qstep ? vldrwq_z_s32(mult + g, p) : vdupq_n_s32(mult[0]);
-        const int32x4_t sh = qstep ? vldrbq_z_s32(shift + g, p) : vdupq_n_s32(shift[0]);
-        const int32x4_t tneg = vsubq_s32(vdupq_n_s32(32), sh);   /* -(s - 32) */
-        const int32x4_t b = bias && !bs ? vldrwq_z_s32(bias + g, p) : vdupq_n_s32(0);
-        const int32_t *const bg = bs ? bias + g : 0;               /* per-row biases */
-        const int32_t *const sg = s + (long)(g >> 1) * 2 * rb;
-        int8_t *const yg = y + g;
-#define EV__RQ(mode, per_row, full)                                                            \
-        ev__rq_loop(mode, per_row, full, sg, off, rb, m, tneg, b, bg, bs, yg, ys, p)
-        switch ((mode << 2) + (bs ? 2 : 0) + (nv == 4)) {
-        case 4: EV__RQ(1, 0, 0); break;
-        case 5: EV__RQ(1, 0, 1); break;
-        case 6: EV__RQ(1, 1, 0); break;
-        case 7: EV__RQ(1, 1, 1); break;
-        case 8: EV__RQ(2, 0, 0); break;
-        case 9: EV__RQ(2, 0, 1); break;
-        case 10: EV__RQ(2, 1, 0); break;
-        case 11: EV__RQ(2, 1, 1); break;
-        default:   /* mixed shifts, or shifts < 32: ev_requant per output */
-            for (r = 0; r < rb; r++) {
-                for (i = 0; i < nv; i++) {
-                    const int c = g + i;
-                    int32_t acc = s[(long)(c >> 1) * 2 * rb + 2 * r + (c & 1)];
-                    if (bias)
-                        acc = (int32_t)((uint32_t)acc + (uint32_t)bias[(long)r * bs + c]);
-                    y[(long)r * ys + c] = ev_requant(acc, mult[qstep ? c : 0],
-                                                     shift[qstep ? c : 0]);
-                }
+    const int bk = !bias ? 0 : bs ? 2 : 1;
+    int r, c;
+#define EV__RQ(mode, bk, qstep) ev__rq_quads(mode, bk, qstep, s, rb, cb, bias, bs, mult, shift, y, ys)
+    if (mode && qstep) {
+        if (mode == 1)
+            switch (bk) {
+            case 0: EV__RQ(1, 0, 1); return;
+            case 1: EV__RQ(1, 1, 1); return;
+            default: EV__RQ(1, 2, 1); return;
             }
+        switch (bk) {
+        case 0: EV__RQ(2, 0, 1); return;
+        case 1: EV__RQ(2, 1, 1); return;
+        default: EV__RQ(2, 2, 1); return;
         }
+    }
+    if (mode && !bias) {   /* one (m, s) for all: attention */
+        if (mode == 1)
+            EV__RQ(1, 0, 0);
+        else
+            EV__RQ(2, 0, 0);
+        return;
+    }
 #undef EV__RQ
+    /* mixed shifts, or shifts < 32 (or one (m, s) with a bias): ev_requant per output */
+    for (r = 0; r < rb; r++) {
+        for (c = 0; c < cb; c++) {
+            int32_t acc = s[(long)(c >> 1) * 2 * rb + 2 * r + (c & 1)];
+            if (bias)
+                acc = (int32_t)((uint32_t)acc + (uint32_t)bias[(long)r * bs + c]);
+            y[(long)r * ys + c] = ev_requant(acc, mult[qstep ? c : 0], shift[qstep ? c : 0]);
+        }
     }
 }
 
@@ -167,17 +190,20 @@ static void ev__mve_block(const int8_t *x, int xs, int rb, int in, int cb, int c
     }
 }
 
-/* 1 if every shift of the cb channels is > 32, 2 if every one is 32, else 0. */
+/* 1 if every shift of the cb channels is > 32, 2 if every one is 32, else 0; 16 at a time. */
 static int ev__rq_mode(const int8_t *shift, int qstep, int cb)
 {
-    int c, gt = 1, eq = 1;
+    int8_t lo = 127, hi = -128;
+    int c;
     if (!qstep)
         cb = 1;
-    for (c = 0; c < cb; c++) {
-        gt &= shift[c] > 32;
-        eq &= shift[c] == 32;
+    for (c = 0; c < cb; c += 16) {
+        const mve_pred16_t p = vctp8q((uint32_t)(cb - c));
+        const int8x16_t v = vldrbq_z_s8(shift + c, p);
+        lo = vminvq_p_s8(lo, v, p);
+        hi = vmaxvq_p_s8(hi, v, p);
     }
-    return gt ? 1 : eq ? 2 : 0;
+    return lo > 32 ? 1 : lo == 32 && hi == 32 ? 2 : 0;
 }
 
 /* The shared core (ev_dsp.h), MVE build. */
