@@ -213,7 +213,7 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
               int8_t *y, int y_stride)
 {
     int32_t sums[EV_MVE_SUMS] __attribute__((aligned(8)));
-    const int8_t *wp[EV__MVE_CB];
+    const int8_t *wp[EV__MVE_CB] __attribute__((aligned(4)));
     int rb, cbmax, n0, o0, c;
     if (rows <= 0 || out <= 0)
         return;
@@ -232,10 +232,13 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
         const int cb = out - o0 < cbmax ? out - o0 : cbmax, cb4 = (cb + 3) & ~3;
         const int8_t *wc = w + (long)o0 * w_stride;
         const int mode = ev__rq_mode(shift + o0 * qstep, qstep, cb);
-        for (c = 0; c < cb; c++, wc += w_stride)
-            wp[c] = wc;
-        for (; c < cb4; c++)
-            wp[c] = wc - w_stride;   /* the last channel again */
+        /* channel pointers 4 at a time (pointers are 32 bits here), then the last one again */
+        uint32x4_t pv = vaddq_n_u32(vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)w_stride),
+                                    (uint32_t)wc);
+        for (c = 0; c < cb4; c += 4, pv = vaddq_n_u32(pv, 4u * (uint32_t)w_stride))
+            vst1q_u32((uint32_t *)&wp[c], pv);
+        for (c = cb; c < cb4; c++)
+            wp[c] = wp[cb - 1];
         for (n0 = 0; n0 < rows; n0 += rb) {
             const int nb = rows - n0 < rb ? rows - n0 : rb;
             ev__mve_block(x + (long)n0 * x_stride, x_stride, nb, in, cb, cb4, mode, wp,
