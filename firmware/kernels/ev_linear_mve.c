@@ -173,7 +173,7 @@ static void ev__mve_block(const int8_t *x, int xs, int rb, int in, int cb, int c
     a.x = x; a.xs = xs; a.wp = wp; a.s = s; a.n = in; a.ps = 8 * rb;
     if (nt) {
         a.nt = nt;
-        a.ng = cb4 >> 1;
+        a.ng = (cb + 1) >> 1;   /* pairs: the last quad of 1-2 channels skips its second pair */
         ev__mv32(&a);
     }
     a.ng = cb4 >> 2;
