@@ -49,7 +49,9 @@ extern "C" {
  * 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 256 at s == 32; larger sizes take the
  * single-row kernels); they are
  * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
- * ev_linear.c). Portable kernels take under 150 bytes. */
+ * ev_linear.c). Portable kernels take under 150 bytes. The MVE path (EV_KERNELS_MVE) instead: ev_linear_s8
+ * and q.k 2.3 KiB with frames (1.5 KiB of int32 sums, -DEV_MVE_SUMS=N words), p.v over V's rows 4.0 KiB
+ * (a 1.5 KiB transposition buffer on top, see ev_linear_mve.c, ev_attention_mve.c; GCC 12 -O2). */
 
 /* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, 0 <= m < 2^31 (normalised to
  * [2^30, 2^31) except at s == 32, see intmath.quantize_multiplier_s32).
