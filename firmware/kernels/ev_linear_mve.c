@@ -159,18 +159,29 @@ ev__rq_block(const int32_t *s, int rb, int cb, int mode, const int32_t *bias, in
     }
 }
 
-/* One block: rows [0, rb) of x, channels [0, cb) of w (cb4 = cb rounded up to 4 pointers in wp),
- * sums into s, outputs into y. bias, y are already offset to the block, bs is 0 without a bias;
- * mult and shift too when qstep is 1. */
-static void ev__mve_block(const int8_t *x, int xs, int rb, int in, int cb, int cb4, int mode,
-                          const int8_t *const *wp, const int32_t *bias, int bs,
-                          const int32_t *mult, const int8_t *shift, int qstep,
-                          const int8_t *lut, int8_t *y, int ys, int32_t *s)
+/* The call's operands (ev__gemm's), the sums buffer and the channel pointer table. */
+struct ev__mvc {
+    const int8_t *x, *w, *lut, *shift;
+    const int32_t *bias, *mult;
+    int8_t *y;
+    int xs, in, ws, bs, qstep, ys;
+    int32_t *s;
+    const int8_t **wp;
+};
+
+/* One block: rows n0..n0+rb-1, channels o0..o0+cb-1 (their pointers in c->wp, rounded up to a
+ * quad), shift mode `mode` (ev__rq_mode). Out of line, so that ev__gemm's loops over blocks keep
+ * few values and this function's pointers are computed once per block. */
+static __attribute__((noinline)) void
+ev__mve_block(const struct ev__mvc *c, int n0, int rb, int o0, int cb, int mode)
 {
-    const int nt = rb / 3, r3 = 3 * nt;
+    const int nt = rb / 3, r3 = 3 * nt, cb4 = (cb + 3) & ~3, xs = c->xs, ys = c->ys, bs = c->bs;
+    const int8_t *const x = c->x + (long)n0 * xs;
+    int8_t *const y = c->y + (long)n0 * ys + o0;
+    int32_t *const s = c->s;
     struct ev__mva a;
     int r, i;
-    a.x = x; a.xs = xs; a.wp = wp; a.s = s; a.n = in; a.ps = 8 * rb;
+    a.x = x; a.xs = xs; a.wp = c->wp; a.s = s; a.n = c->in; a.ps = 8 * rb;
     if (nt) {
         a.nt = nt;
         a.ng = (cb + 1) >> 1;   /* pairs: the last quad of 1-2 channels skips its second pair */
@@ -182,11 +193,12 @@ static void ev__mve_block(const int8_t *x, int xs, int rb, int in, int cb, int c
         a.s = s + 2 * r;
         ev__mv14(&a);
     }
-    ev__rq_block(s, rb, cb, mode, bias, bs, mult, shift, qstep, y, ys);
-    if (lut) {
+    ev__rq_block(s, rb, cb, mode, c->bias ? c->bias + (long)n0 * bs + o0 : 0, bs,
+                 c->mult + o0 * c->qstep, c->shift + o0 * c->qstep, c->qstep, y, ys);
+    if (c->lut) {
         for (r = 0; r < rb; r++)
             for (i = 0; i < cb; i++)
-                y[(long)r * ys + i] = lut[y[(long)r * ys + i] + 128];
+                y[(long)r * ys + i] = c->lut[y[(long)r * ys + i] + 128];
     }
 }
 
@@ -214,7 +226,8 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
 {
     int32_t sums[EV_MVE_SUMS] __attribute__((aligned(8)));
     const int8_t *wp[EV__MVE_CB] __attribute__((aligned(4)));
-    int rb, cbmax, n0, o0, c;
+    struct ev__mvc c;
+    int rb, cbmax, n0, o0, k;
     if (rows <= 0 || out <= 0)
         return;
     rb = rows < EV__MVE_RB ? rows : EV__MVE_RB;
@@ -226,26 +239,22 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                         shift, qstep, lut, y, y_stride);
         return;
     }
-    if (!bias)
-        bias_row_stride = 0;   /* bs == 0: no bias, or one per channel */
+    c.x = x; c.w = w; c.lut = lut; c.shift = shift; c.bias = bias; c.mult = mult; c.y = y;
+    c.xs = x_stride; c.in = in; c.ws = w_stride; c.qstep = qstep; c.ys = y_stride;
+    c.bs = bias ? bias_row_stride : 0;   /* 0: no bias, or one per channel */
+    c.s = sums; c.wp = wp;
     for (o0 = 0; o0 < out; o0 += cbmax) {
         const int cb = out - o0 < cbmax ? out - o0 : cbmax, cb4 = (cb + 3) & ~3;
-        const int8_t *wc = w + (long)o0 * w_stride;
         const int mode = ev__rq_mode(shift + o0 * qstep, qstep, cb);
         /* channel pointers 4 at a time (pointers are 32 bits here), then the last one again */
         uint32x4_t pv = vaddq_n_u32(vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)w_stride),
-                                    (uint32_t)wc);
-        for (c = 0; c < cb4; c += 4, pv = vaddq_n_u32(pv, 4u * (uint32_t)w_stride))
-            vst1q_u32((uint32_t *)&wp[c], pv);
-        for (c = cb; c < cb4; c++)
-            wp[c] = wp[cb - 1];
-        for (n0 = 0; n0 < rows; n0 += rb) {
-            const int nb = rows - n0 < rb ? rows - n0 : rb;
-            ev__mve_block(x + (long)n0 * x_stride, x_stride, nb, in, cb, cb4, mode, wp,
-                          bias ? bias + (long)n0 * bias_row_stride + o0 : 0, bias_row_stride,
-                          mult + o0 * qstep, shift + o0 * qstep, qstep, lut,
-                          y + (long)n0 * y_stride + o0, y_stride, sums);
-        }
+                                    (uint32_t)(w + (long)o0 * w_stride));
+        for (k = 0; k < cb4; k += 4, pv = vaddq_n_u32(pv, 4u * (uint32_t)w_stride))
+            vst1q_u32((uint32_t *)&wp[k], pv);
+        for (k = cb; k < cb4; k++)
+            wp[k] = wp[cb - 1];
+        for (n0 = 0; n0 < rows; n0 += rb)
+            ev__mve_block(&c, n0, rows - n0 < rb ? rows - n0 : rb, o0, cb, mode);
     }
 }
 
