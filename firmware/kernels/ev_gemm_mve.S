@@ -176,4 +176,87 @@ EV__FN_BEGIN ev__mv14
     pop     {r4-r11, pc}
 EV__FN_END ev__mv14
 
+/* ev__mq4: 4 rows x 1 channel per tile, requantised in the routine, for attention's calls (one
+ * multiplier m at shift 32 for every output, no bias, no LUT, 4 query rows as the fused chains
+ * pass them). For each of nc channels (w, w + ws, ..): the 4 sums (5 VLDRB + 4 VMLADAVA + LETP per
+ * 64 MACs), moved into one vector (2 VMOV), VRMULH.S32 by m (= (acc m + 2^31) >> 32, ev_requant at
+ * shift 32), saturated to int8 by two VQMOVNB (int32 -> int16 -> int8 in each lane's low byte) and
+ * scattered to the 4 rows' outputs with one VSTRB.32 (offsets 0, ys, 2 ys, 3 ys): 19 instructions
+ * per channel around the MAC loop, nothing through memory. struct ev__mqa: */
+#define Q_X   0     /* row 0; rows at + xs */
+#define Q_XS  4
+#define Q_W   8     /* channel 0; channels at + ws */
+#define Q_WS  12
+#define Q_Y   16    /* row 0, channel 0; rows at + ys, channels at + 1 */
+#define Q_YS  20
+#define Q_N   24    /* inputs, >= 1 */
+#define Q_NC  28    /* channels, >= 1 */
+#define Q_M   32    /* multiplier at shift 32 */
+/* frame */
+#define H_Z   0     /* two zero words */
+#define H_N   8
+#define H_YE  12    /* y + nc: where the channels end */
+#define H_SIZE 16
+
+EV__FN_BEGIN ev__mq4
+    push    {r4-r11, lr}
+    sub     sp, sp, #H_SIZE
+    ldr     r8, [r0, #Q_X]              @ r8: row 0
+    ldr     r11, [r0, #Q_XS]            @ r11: xs
+    ldr     r9, [r0, #Q_W]              @ r9: this channel's weights
+    ldr     r1, [r0, #Q_N]
+    str     r1, [sp, #H_N]
+    adds    r1, r1, #15
+    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to r9
+    ldr     r10, [r0, #Q_WS]
+    sub     r10, r10, r1                @ r10: from the end of a channel's loop to the next channel
+    ldr     r12, [r0, #Q_Y]             @ r12: this channel's outputs
+    ldr     r1, [r0, #Q_NC]
+    add     r1, r12, r1
+    str     r1, [sp, #H_YE]
+    ldr     r1, [r0, #Q_M]
+    vdup.32 q2, r1                      @ q2: m
+    ldr     r1, [r0, #Q_YS]
+    movs    r2, #0
+    vidup.u32 q3, r2, #1
+    vmul.i32 q3, q3, r1                 @ q3: 0, ys, 2 ys, 3 ys
+    movs    r1, #0
+    str     r1, [sp, #H_Z]
+    str     r1, [sp, #H_Z + 4]
+.Lmq4_ch:
+    mov     r1, r8
+    add     r3, r1, r11
+    add     r5, r3, r11
+    add     r7, r5, r11
+    ldrd    r0, r2, [sp, #H_Z]
+    ldrd    r4, r6, [sp, #H_Z]
+    ldr     lr, [sp, #H_N]
+    dlstp.8 lr, lr
+1:
+    vldrb.8 q0, [r9], #16
+    vldrb.8 q1, [r1], #16
+    vmladava.s8 r0, q1, q0
+    vldrb.8 q1, [r3], #16
+    vmladava.s8 r2, q1, q0
+    vldrb.8 q1, [r5], #16
+    vmladava.s8 r4, q1, q0
+    vldrb.8 q1, [r7], #16
+    vmladava.s8 r6, q1, q0
+    letp    lr, 1b
+    add     r9, r9, r10
+    vmov    q1[2], q1[0], r0, r4        @ lanes 0..3 = rows 0..3: Rt goes to the lower lane
+                                        @ ([idx2]), Rt2 to [idx] (GCC's vcreateq: same order)
+    vmov    q1[3], q1[1], r2, r6
+    vrmulh.s32 q1, q1, q2
+    vqmovnb.s32 q1, q1
+    vqmovnb.s16 q1, q1
+    vstrb.32 q1, [r12, q3]
+    adds    r12, r12, #1
+    ldr     lr, [sp, #H_YE]
+    cmp     r12, lr
+    bne     .Lmq4_ch
+    add     sp, sp, #H_SIZE
+    pop     {r4-r11, pc}
+EV__FN_END ev__mq4
+
 #endif /* EV_KERNELS_MVE */

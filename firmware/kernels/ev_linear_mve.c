@@ -24,6 +24,11 @@
  *     [-128, 127] and stored as bytes with VSTRB.32 (predicated for a last quad of 1-3 channels):
  *     8-10 instructions per 4 outputs. A block whose shifts are neither all > 32 nor all 32 takes
  *     ev_requant per output; a LUT is applied per output afterwards.
+ * Attention's calls (one multiplier at shift 32 for every output, no bias or LUT, 4 query rows at
+ * a time as the fused chains pass them) skip all this for their row quads: ev__mq4 takes 4 rows x
+ * 1 channel per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs) and requantises the 4 sums in a
+ * vector register (VRMULH.S32, two VQMOVNB, one scattering VSTRB.32): 19 instructions per channel
+ * around the MAC loop, no sums buffer, no pointer table.
  * Per output that is 2.0-2.5 instructions of requantisation and ~0.5 of tile set-up next to
  * about in / 16 of MACs, so the rate grows with `in`; a single row, and the 4th of 4 rows, take
  * the slower ev__mv14. Instruction counts under QEMU: bench/bench_kernels.py --core cortex-m55.
@@ -58,6 +63,22 @@ EV__ASM_OFFSET(ev__mva, ng, 24);
 EV__ASM_OFFSET(ev__mva, ps, 28);
 EV__PRIVATE void ev__mv32(const struct ev__mva *a);
 EV__PRIVATE void ev__mv14(const struct ev__mva *a);
+
+/* ev__mq4's operands (ev_gemm_mve.S): 4 rows x nc channels at shift 32, no bias, no LUT. */
+struct ev__mqa {
+    const int8_t *x;              /*  0: row 0; rows at + xs */
+    int32_t xs;                   /*  4 */
+    const int8_t *w;              /*  8: channel 0; channels at + ws */
+    int32_t ws;                   /* 12 */
+    int8_t *y;                    /* 16: row 0, channel 0; rows at + ys */
+    int32_t ys;                   /* 20 */
+    int32_t n;                    /* 24: inputs, >= 1 */
+    int32_t nc;                   /* 28: channels, >= 1 */
+    int32_t m;                    /* 32: multiplier at shift 32 */
+};
+EV__ASM_OFFSET(ev__mqa, y, 16);
+EV__ASM_OFFSET(ev__mqa, m, 32);
+EV__PRIVATE void ev__mq4(const struct ev__mqa *a);
 
 /* Requantise and store the n rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
  * words with byte offsets `off` (0, 4, 8 n, 8 n + 4: the quad's two channel pairs); bias kind bk:
@@ -238,6 +259,24 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
         ev__gemm_scalar(x, x_stride, rows, in, out, w, w_stride, bias, bias_row_stride, mult,
                         shift, qstep, lut, y, y_stride);
         return;
+    }
+    if (qstep == 0 && shift[0] == 32 && !bias && !lut && rows >= 4) {
+        /* attention (one multiplier at shift 32, no bias): 4 rows at a time through ev__mq4,
+         * which requantises in registers; the 1-3 rows left take the blocks below */
+        struct ev__mqa q;
+        q.xs = x_stride; q.w = w; q.ws = w_stride; q.ys = y_stride; q.n = in; q.nc = out;
+        q.m = mult[0];
+        for (; rows >= 4; rows -= 4, x += 4L * x_stride, y += 4L * y_stride) {
+            q.x = x;
+            q.y = y;
+            ev__mq4(&q);
+        }
+        if (!rows)
+            return;
+        rb = rows;
+        cbmax = (EV_MVE_SUMS / rb) & ~3;
+        if (cbmax > EV__MVE_CB)
+            cbmax = EV__MVE_CB;
     }
     c.x = x; c.w = w; c.lut = lut; c.shift = shift; c.bias = bias; c.mult = mult; c.y = y;
     c.xs = x_stride; c.in = in; c.ws = w_stride; c.qstep = qstep; c.ys = y_stride;
