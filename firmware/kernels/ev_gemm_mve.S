@@ -182,48 +182,30 @@ EV__FN_END ev__mv14
  * 64 MACs), moved into one vector (2 VMOV), VRMULH.S32 by m (= (acc m + 2^31) >> 32, ev_requant at
  * shift 32), saturated to int8 by two VQMOVNB (int32 -> int16 -> int8 in each lane's low byte) and
  * scattered to the 4 rows' outputs with one VSTRB.32 (offsets 0, ys, 2 ys, 3 ys): 19 instructions
- * per channel around the MAC loop, nothing through memory. struct ev__mqa: */
+ * per channel around the MAC loop, nothing through memory.
+ * With tl set, the reduction is n + 1 long and the loop covers only the first n inputs: the last
+ * input of the 4 rows is kept in q4 and the channel's last weight added in with one VMLA.S32
+ * (3 instructions instead of a whole pass for one lane: attention's reductions over tokens are
+ * often 16 k + 1 long, the patches and a class token). struct ev__mqa: */
 #define Q_X   0     /* row 0; rows at + xs */
 #define Q_XS  4
 #define Q_W   8     /* channel 0; channels at + ws */
 #define Q_WS  12
 #define Q_Y   16    /* row 0, channel 0; rows at + ys, channels at + 1 */
 #define Q_YS  20
-#define Q_N   24    /* inputs, >= 1 */
+#define Q_N   24    /* inputs in the loop, >= 1 */
 #define Q_NC  28    /* channels, >= 1 */
 #define Q_M   32    /* multiplier at shift 32 */
+#define Q_TL  36    /* 1: one more input, at index n */
 /* frame */
 #define H_Z   0     /* two zero words */
 #define H_N   8
 #define H_YE  12    /* y + nc: where the channels end */
-#define H_SIZE 16
+#define H_TO  16    /* n - 16 x passes: the last weight from the loop's end pointer */
+#define H_SIZE 24
 
-EV__FN_BEGIN ev__mq4
-    push    {r4-r11, lr}
-    sub     sp, sp, #H_SIZE
-    ldr     r8, [r0, #Q_X]              @ r8: row 0
-    ldr     r11, [r0, #Q_XS]            @ r11: xs
-    ldr     r9, [r0, #Q_W]              @ r9: this channel's weights
-    ldr     r1, [r0, #Q_N]
-    str     r1, [sp, #H_N]
-    adds    r1, r1, #15
-    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to r9
-    ldr     r10, [r0, #Q_WS]
-    sub     r10, r10, r1                @ r10: from the end of a channel's loop to the next channel
-    ldr     r12, [r0, #Q_Y]             @ r12: this channel's outputs
-    ldr     r1, [r0, #Q_NC]
-    add     r1, r12, r1
-    str     r1, [sp, #H_YE]
-    ldr     r1, [r0, #Q_M]
-    vdup.32 q2, r1                      @ q2: m
-    ldr     r1, [r0, #Q_YS]
-    movs    r2, #0
-    vidup.u32 q3, r2, #1
-    vmul.i32 q3, q3, r1                 @ q3: 0, ys, 2 ys, 3 ys
-    movs    r1, #0
-    str     r1, [sp, #H_Z]
-    str     r1, [sp, #H_Z + 4]
-.Lmq4_ch:
+/* One channel: the sums, (tl) the last input's products, requantisation, stores. */
+.macro EV__MQ4_CHANNEL tl
     mov     r1, r8
     add     r3, r1, r11
     add     r5, r3, r11
@@ -243,10 +225,14 @@ EV__FN_BEGIN ev__mq4
     vldrb.8 q1, [r7], #16
     vmladava.s8 r6, q1, q0
     letp    lr, 1b
-    add     r9, r9, r10
     vmov    q1[2], q1[0], r0, r4        @ lanes 0..3 = rows 0..3: Rt goes to the lower lane
-                                        @ ([idx2]), Rt2 to [idx] (GCC's vcreateq: same order)
-    vmov    q1[3], q1[1], r2, r6
+    vmov    q1[3], q1[1], r2, r6        @ ([idx2]), Rt2 to [idx] (GCC's vcreateq: same order)
+.if \tl
+    ldr     lr, [sp, #H_TO]
+    ldrsb   lr, [r9, lr]                @ the channel's last weight
+    vmla.s32 q1, q4, lr
+.endif
+    add     r9, r9, r10
     vrmulh.s32 q1, q1, q2
     vqmovnb.s32 q1, q1
     vqmovnb.s16 q1, q1
@@ -254,8 +240,57 @@ EV__FN_BEGIN ev__mq4
     adds    r12, r12, #1
     ldr     lr, [sp, #H_YE]
     cmp     r12, lr
+.endm
+
+EV__FN_BEGIN ev__mq4
+    push    {r4-r11, lr}
+    vpush   {d8-d9}                     @ q4: the rows' last inputs (tl)
+    sub     sp, sp, #H_SIZE
+    ldr     r8, [r0, #Q_X]              @ r8: row 0
+    ldr     r11, [r0, #Q_XS]            @ r11: xs
+    ldr     r9, [r0, #Q_W]              @ r9: this channel's weights
+    ldr     r2, [r0, #Q_N]
+    str     r2, [sp, #H_N]
+    adds    r1, r2, #15
+    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to r9
+    sub     r3, r2, r1
+    str     r3, [sp, #H_TO]
+    ldr     r10, [r0, #Q_WS]
+    sub     r10, r10, r1                @ r10: from the end of a channel's loop to the next channel
+    ldr     r12, [r0, #Q_Y]             @ r12: this channel's outputs
+    ldr     r1, [r0, #Q_NC]
+    add     r1, r12, r1
+    str     r1, [sp, #H_YE]
+    ldr     r1, [r0, #Q_M]
+    vdup.32 q2, r1                      @ q2: m
+    ldr     r1, [r0, #Q_YS]
+    movs    r4, #0
+    vidup.u32 q3, r4, #1
+    vmul.i32 q3, q3, r1                 @ q3: 0, ys, 2 ys, 3 ys
+    movs    r1, #0
+    str     r1, [sp, #H_Z]
+    str     r1, [sp, #H_Z + 4]
+    ldr     r1, [r0, #Q_TL]
+    cmp     r1, #0
+    beq     .Lmq4_ch
+    add     r1, r8, r2                  @ q4: input n of rows 0..3
+    ldrsb   r0, [r1]
+    ldrsb   r2, [r1, r11]
+    add     r1, r1, r11, lsl #1
+    ldrsb   r4, [r1]
+    ldrsb   r6, [r1, r11]
+    vmov    q4[2], q4[0], r0, r4
+    vmov    q4[3], q4[1], r2, r6
+.Lmq4_ch_tl:
+    EV__MQ4_CHANNEL 1
+    bne     .Lmq4_ch_tl
+    b       .Lmq4_done
+.Lmq4_ch:
+    EV__MQ4_CHANNEL 0
     bne     .Lmq4_ch
+.Lmq4_done:
     add     sp, sp, #H_SIZE
+    vpop    {d8-d9}
     pop     {r4-r11, pc}
 EV__FN_END ev__mq4
 

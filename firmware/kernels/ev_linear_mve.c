@@ -72,12 +72,13 @@ struct ev__mqa {
     int32_t ws;                   /* 12 */
     int8_t *y;                    /* 16: row 0, channel 0; rows at + ys */
     int32_t ys;                   /* 20 */
-    int32_t n;                    /* 24: inputs, >= 1 */
+    int32_t n;                    /* 24: inputs in the MAC loop, >= 1 */
     int32_t nc;                   /* 28: channels, >= 1 */
     int32_t m;                    /* 32: multiplier at shift 32 */
+    int32_t tl;                   /* 36: 1: one more input (index n), added after the loop */
 };
 EV__ASM_OFFSET(ev__mqa, y, 16);
-EV__ASM_OFFSET(ev__mqa, m, 32);
+EV__ASM_OFFSET(ev__mqa, tl, 36);
 EV__PRIVATE void ev__mq4(const struct ev__mqa *a);
 
 /* Requantise and store the n rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
@@ -264,8 +265,9 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
         /* attention (one multiplier at shift 32, no bias): 4 rows at a time through ev__mq4,
          * which requantises in registers; the 1-3 rows left take the blocks below */
         struct ev__mqa q;
-        q.xs = x_stride; q.w = w; q.ws = w_stride; q.ys = y_stride; q.n = in; q.nc = out;
-        q.m = mult[0];
+        q.xs = x_stride; q.w = w; q.ws = w_stride; q.ys = y_stride; q.nc = out; q.m = mult[0];
+        q.tl = (in & 15) == 1 && in > 1;   /* 16 k + 1 inputs: the last one after the loop */
+        q.n = in - q.tl;
         for (; rows >= 4; rows -= 4, x += 4L * x_stride, y += 4L * y_stride) {
             q.x = x;
             q.y = y;
