@@ -294,4 +294,91 @@ EV__FN_BEGIN ev__mq4
     pop     {r4-r11, pc}
 EV__FN_END ev__mq4
 
+/* ev__mq1: ev__mq4's job for one row (a single query row, or the 1-3 rows a chain's last block
+ * has): 1 row x 4 channels per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs), the 4 sums
+ * requantised in a vector register as in ev__mq4 and stored with one VSTRB.32 (the 4 channels'
+ * outputs are adjacent). A last quad of 1-3 channels points its missing channels at the last real
+ * one and stores under a VCTP.32 predicate. Same struct (ev__mqa; xs and tl unused). */
+#define K_Z   0     /* two zero words */
+#define K_N   8
+#define K_YE  12    /* y + nc */
+#define K_SIZE 16
+
+EV__FN_BEGIN ev__mq1
+    push    {r4-r11, lr}
+    sub     sp, sp, #K_SIZE
+    ldr     r8, [r0, #Q_X]              @ r8: the row
+    ldr     r11, [r0, #Q_WS]            @ r11: ws
+    ldr     r2, [r0, #Q_N]
+    str     r2, [sp, #K_N]
+    adds    r1, r2, #15
+    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to each pointer
+    sub     r10, r11, r1                @ r10: from channel 3's loop end to the next quad's channel 0
+    ldr     r9, [r0, #Q_W]
+    sub     r9, r9, r10                 @ so that the first quad's channel 0 is r9 + r10
+    ldr     r12, [r0, #Q_Y]             @ r12: the quad's outputs
+    ldr     r1, [r0, #Q_NC]
+    add     r1, r12, r1
+    str     r1, [sp, #K_YE]
+    ldr     r1, [r0, #Q_M]
+    vdup.32 q2, r1                      @ q2: m
+    movs    r1, #0
+    str     r1, [sp, #K_Z]
+    str     r1, [sp, #K_Z + 4]
+.Lmq1_quad:
+    add     r3, r9, r10                 @ channels 0..3 of the quad
+    add     r5, r3, r11
+    add     r7, r5, r11
+    add     r9, r7, r11
+    ldr     lr, [sp, #K_YE]
+    sub     lr, lr, r12                 @ channels left
+    cmp     lr, #4
+    bge     1f
+    cmp     lr, #2                      @ 1-3 left: the missing ones read the last real channel
+    it      lt
+    movlt   r5, r3
+    cmp     lr, #3
+    it      lt
+    movlt   r7, r5
+    mov     r9, r7
+1:
+    mov     r1, r8
+    ldrd    r0, r2, [sp, #K_Z]
+    ldrd    r4, r6, [sp, #K_Z]
+    ldr     lr, [sp, #K_N]
+    dlstp.8 lr, lr
+2:
+    vldrb.8 q0, [r1], #16
+    vldrb.8 q1, [r3], #16
+    vmladava.s8 r0, q0, q1
+    vldrb.8 q1, [r5], #16
+    vmladava.s8 r2, q0, q1
+    vldrb.8 q1, [r7], #16
+    vmladava.s8 r4, q0, q1
+    vldrb.8 q1, [r9], #16
+    vmladava.s8 r6, q0, q1
+    letp    lr, 2b
+    vmov    q1[2], q1[0], r0, r4        @ lanes 0..3 = channels 0..3 (see ev__mq4)
+    vmov    q1[3], q1[1], r2, r6
+    vrmulh.s32 q1, q1, q2
+    vqmovnb.s32 q1, q1
+    vqmovnb.s16 q1, q1
+    mov     r1, r12                     @ (the narrowing VSTRB takes a low base register)
+    ldr     lr, [sp, #K_YE]
+    sub     lr, lr, r12
+    cmp     lr, #4
+    blt     3f
+    vstrb.32 q1, [r1]
+    add     r12, r12, #4
+    bne     .Lmq1_quad                  @ more than 4 were left (flags of the CMP)
+    b       4f
+3:
+    vctp.32 lr
+    vpst
+    vstrbt.32 q1, [r1]
+4:
+    add     sp, sp, #K_SIZE
+    pop     {r4-r11, pc}
+EV__FN_END ev__mq1
+
 #endif /* EV_KERNELS_MVE */

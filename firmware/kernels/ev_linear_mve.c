@@ -28,7 +28,9 @@
  * a time as the fused chains pass them) skip all this for their row quads: ev__mq4 takes 4 rows x
  * 1 channel per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs) and requantises the 4 sums in a
  * vector register (VRMULH.S32, two VQMOVNB, one scattering VSTRB.32): 19 instructions per channel
- * around the MAC loop, no sums buffer, no pointer table.
+ * around the MAC loop, no sums buffer, no pointer table; a reduction of 16 k + 1 (tokens with a
+ * class token) adds its last input with one VMLA.S32 instead of a pass. The 1-3 rows left (and
+ * single query rows) go through ev__mq1, 1 row x 4 channels, requantised the same way.
  * Per output that is 2.0-2.5 instructions of requantisation and ~0.5 of tile set-up next to
  * about in / 16 of MACs, so the rate grows with `in`; a single row, and the 4th of 4 rows, take
  * the slower ev__mv14. Instruction counts under QEMU: bench/bench_kernels.py --core cortex-m55.
@@ -80,6 +82,7 @@ struct ev__mqa {
 EV__ASM_OFFSET(ev__mqa, y, 16);
 EV__ASM_OFFSET(ev__mqa, tl, 36);
 EV__PRIVATE void ev__mq4(const struct ev__mqa *a);
+EV__PRIVATE void ev__mq1(const struct ev__mqa *a);   /* one row, 4 channels per tile */
 
 /* Requantise and store the n rows of one quad of channels. Row r's 4 sums: a gather at s + 2 r
  * words with byte offsets `off` (0, 4, 8 n, 8 n + 4: the quad's two channel pairs); bias kind bk:
@@ -261,9 +264,9 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                         shift, qstep, lut, y, y_stride);
         return;
     }
-    if (qstep == 0 && shift[0] == 32 && !bias && !lut && rows >= 4) {
+    if (qstep == 0 && shift[0] == 32 && !bias && !lut && in > 0) {
         /* attention (one multiplier at shift 32, no bias): 4 rows at a time through ev__mq4,
-         * which requantises in registers; the 1-3 rows left take the blocks below */
+         * the 1-3 rows left one at a time through ev__mq1; both requantise in registers */
         struct ev__mqa q;
         q.xs = x_stride; q.w = w; q.ws = w_stride; q.ys = y_stride; q.nc = out; q.m = mult[0];
         q.tl = (in & 15) == 1 && in > 1;   /* 16 k + 1 inputs: the last one after the loop */
@@ -273,12 +276,13 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
             q.y = y;
             ev__mq4(&q);
         }
-        if (!rows)
-            return;
-        rb = rows;
-        cbmax = (EV_MVE_SUMS / rb) & ~3;
-        if (cbmax > EV__MVE_CB)
-            cbmax = EV__MVE_CB;
+        q.n = in;
+        for (; rows > 0; rows--, x += x_stride, y += y_stride) {
+            q.x = x;
+            q.y = y;
+            ev__mq1(&q);
+        }
+        return;
     }
     c.x = x; c.w = w; c.lut = lut; c.shift = shift; c.bias = bias; c.mult = mult; c.y = y;
     c.xs = x_stride; c.in = in; c.ws = w_stride; c.qstep = qstep; c.ys = y_stride;
