@@ -1,7 +1,8 @@
 /* Helium (MVE) MAC loops of ev__gemm's MVE path (ev_linear_mve.c explains the tiles and what C
- * does around them). Two routines, each one call over a whole block so that C pays its call and
- * set-up once per block, not per tile; both take a struct ev__mva (r0; offsets below, checked in
- * ev_linear_mve.c):
+ * does around them). Two general routines, each one call over a whole block so that C pays its
+ * call and set-up once per block, not per tile; both take a struct ev__mva (r0; offsets below,
+ * checked in ev_linear_mve.c). Attention's calls at shift 32 take ev__mq4 / ev__mq1 instead
+ * (struct ev__mqa, at the end of the file), which also requantise.
  *
  * Both store the sums pair-major: channel pair p's sums of row r at s + p * ps + 8 r bytes
  * (ps = the pair stride, 8 x the block's rows), as (channel 2p, channel 2p + 1).
