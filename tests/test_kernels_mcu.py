@@ -256,6 +256,23 @@ def _cases():
         want[:, :dh] = im.requantize(p[:, :n].astype(np.int32) @ vt.astype(np.int32).T, m, 32)
         checks.append((f"rk4_{idx}v", want))
 
+    # exact rounding ties with one (m, s) for all outputs, as attention calls the kernels (the M55's
+    # ev__mq4 / ev__mq1 requantise in vector registers): q rows of ones, so each key's sum is its
+    # row sum; m = 2^30 at shift 40 gives hi = floor(acc / 4) and a tie at every hi = 128 mod 256
+    acc = np.array([512, 513, 511, -512, -509, -513, 1536, -1536, 1535, 1537, 0, -1, 2032], np.int64)
+    keys = np.zeros((len(acc), 16), np.int8)
+    for j, a in enumerate(acc):                     # 16 values in [-128, 127] summing to a
+        q_, r_ = divmod(int(a), 16)
+        keys[j] = q_
+        keys[j, :r_] += 1
+    assert (keys.astype(np.int64).sum(1) == acc).all()
+    for rows in (5, 1):
+        sc = prog.buffer("int8_t", rows * len(acc))
+        prog(f"    ev_attn_scores_rows({prog.const(np.ones((rows, 16), np.int8))}, 16, {rows}, "
+             f"{prog.const(keys)}, 16, {len(acc)}, 16, {1 << 30}, 40, {sc}, {len(acc)});")
+        prog(f'    emit_hex("attn_ties{rows}", {sc}, {rows * len(acc)});')
+        checks.append((f"attn_ties{rows}", np.tile(im.requantize(acc, 1 << 30, 40), (rows, 1))))
+
     # LayerNorm on the M7 too: 64-bit division and shifts go through libgcc there
     for idx, (rows, c, eps) in enumerate([(5, 64, None), (3, 96, 0), (2, 24, (1 << 62) - 1)]):
         x = rng.integers(-128, 128, (rows, c), dtype=np.int8)

@@ -10,7 +10,7 @@
  *       .., 7 vs)], 8 keys of one dim per instruction, stored with the narrowing VSTRB.16, then
  *       ev__gemm runs x = the probability rows against it. Strides too wide for 16-bit gather
  *       offsets (7 vs > 65535) or key counts past the buffer take the scalar loop.
- * Both at shift 32 (what quantize.py gives attention) take ev__gemm's ev__mq4 / ev__mq1 tiles.
+ * Both take ev__gemm's ev__mq4 / ev__mq1 tiles at shifts >= 32 (quantize.py gives attention 32).
  * The sums are intmath's in another order, requantised as ev_requant does: the same bits.
  */
 #include "ev_dsp.h"

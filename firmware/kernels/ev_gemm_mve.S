@@ -198,6 +198,7 @@ EV__FN_END ev__mv14
 #define Q_NC  28    /* channels, >= 1 */
 #define Q_M   32    /* multiplier at shift 32 */
 #define Q_TL  36    /* 1: one more input, at index n */
+#define Q_TN  40    /* 0: shift 32 (VRMULH); else 32 - shift < 0 (VMULH, then VRSHL by it) */
 /* frame */
 #define H_Z   0     /* two zero words */
 #define H_N   8
@@ -205,8 +206,9 @@ EV__FN_END ev__mv14
 #define H_TO  16    /* n - 16 x passes: the last weight from the loop's end pointer */
 #define H_SIZE 24
 
-/* One channel: the sums, (tl) the last input's products, requantisation, stores. */
-.macro EV__MQ4_CHANNEL tl
+/* One channel: the sums, (tl) the last input's products, requantisation (sh: shift > 32, by
+ * VMULH + VRSHL with q5 = 32 - shift; else shift 32, VRMULH), stores. */
+.macro EV__MQ4_CHANNEL tl, sh
     mov     r1, r8
     add     r3, r1, r11
     add     r5, r3, r11
@@ -234,7 +236,12 @@ EV__FN_END ev__mv14
     vmla.s32 q1, q4, lr
 .endif
     add     r9, r9, r10
+.if \sh
+    vmulh.s32 q1, q1, q2
+    vrshl.s32 q1, q1, q5
+.else
     vrmulh.s32 q1, q1, q2
+.endif
     vqmovnb.s32 q1, q1
     vqmovnb.s16 q1, q1
     vstrb.32 q1, [r12, q3]
@@ -245,7 +252,7 @@ EV__FN_END ev__mv14
 
 EV__FN_BEGIN ev__mq4
     push    {r4-r11, lr}
-    vpush   {d8-d9}                     @ q4: the rows' last inputs (tl)
+    vpush   {d8-d11}                    @ q4: the rows' last inputs (tl), q5: 32 - shift
     sub     sp, sp, #H_SIZE
     ldr     r8, [r0, #Q_X]              @ r8: row 0
     ldr     r11, [r0, #Q_XS]            @ r11: xs
@@ -271,9 +278,11 @@ EV__FN_BEGIN ev__mq4
     movs    r1, #0
     str     r1, [sp, #H_Z]
     str     r1, [sp, #H_Z + 4]
+    ldr     r3, [r0, #Q_TN]
+    vdup.32 q5, r3                      @ q5: 32 - shift (shift > 32 only)
     ldr     r1, [r0, #Q_TL]
     cmp     r1, #0
-    beq     .Lmq4_ch
+    beq     .Lmq4_notl
     add     r1, r8, r2                  @ q4: input n of rows 0..3
     ldrsb   r0, [r1]
     ldrsb   r2, [r1, r11]
@@ -282,16 +291,29 @@ EV__FN_BEGIN ev__mq4
     ldrsb   r6, [r1, r11]
     vmov    q4[2], q4[0], r0, r4
     vmov    q4[3], q4[1], r2, r6
+    cmp     r3, #0
+    bne     .Lmq4_ch_tl_sh
 .Lmq4_ch_tl:
-    EV__MQ4_CHANNEL 1
+    EV__MQ4_CHANNEL 1, 0
     bne     .Lmq4_ch_tl
     b       .Lmq4_done
+.Lmq4_ch_tl_sh:
+    EV__MQ4_CHANNEL 1, 1
+    bne     .Lmq4_ch_tl_sh
+    b       .Lmq4_done
+.Lmq4_notl:
+    cmp     r3, #0
+    bne     .Lmq4_ch_sh
 .Lmq4_ch:
-    EV__MQ4_CHANNEL 0
+    EV__MQ4_CHANNEL 0, 0
     bne     .Lmq4_ch
+    b       .Lmq4_done
+.Lmq4_ch_sh:
+    EV__MQ4_CHANNEL 0, 1
+    bne     .Lmq4_ch_sh
 .Lmq4_done:
     add     sp, sp, #H_SIZE
-    vpop    {d8-d9}
+    vpop    {d8-d11}
     pop     {r4-r11, pc}
 EV__FN_END ev__mq4
 
@@ -299,34 +321,16 @@ EV__FN_END ev__mq4
  * has): 1 row x 4 channels per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs), the 4 sums
  * requantised in a vector register as in ev__mq4 and stored with one VSTRB.32 (the 4 channels'
  * outputs are adjacent). A last quad of 1-3 channels points its missing channels at the last real
- * one and stores under a VCTP.32 predicate. Same struct (ev__mqa; xs and tl unused). */
+ * one and stores under a VCTP.32 predicate. Same struct (ev__mqa; xs and tl unused). Both
+ * routines also take one shift > 32 (tn = 32 - shift): VMULH.S32 then VRSHL.S32 by tn, which is
+ * ev_requant's floor(acc m / 2^32) then (hi + 2^(s-33)) >> (s - 32). */
 #define K_Z   0     /* two zero words */
 #define K_N   8
 #define K_YE  12    /* y + nc */
 #define K_SIZE 16
 
-EV__FN_BEGIN ev__mq1
-    push    {r4-r11, lr}
-    sub     sp, sp, #K_SIZE
-    ldr     r8, [r0, #Q_X]              @ r8: the row
-    ldr     r11, [r0, #Q_WS]            @ r11: ws
-    ldr     r2, [r0, #Q_N]
-    str     r2, [sp, #K_N]
-    adds    r1, r2, #15
-    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to each pointer
-    sub     r10, r11, r1                @ r10: from channel 3's loop end to the next quad's channel 0
-    ldr     r9, [r0, #Q_W]
-    sub     r9, r9, r10                 @ so that the first quad's channel 0 is r9 + r10
-    ldr     r12, [r0, #Q_Y]             @ r12: the quad's outputs
-    ldr     r1, [r0, #Q_NC]
-    add     r1, r12, r1
-    str     r1, [sp, #K_YE]
-    ldr     r1, [r0, #Q_M]
-    vdup.32 q2, r1                      @ q2: m
-    movs    r1, #0
-    str     r1, [sp, #K_Z]
-    str     r1, [sp, #K_Z + 4]
-.Lmq1_quad:
+/* One quad of channels (sh: shift > 32, see EV__MQ4_CHANNEL); ends with Z set after the last. */
+.macro EV__MQ1_QUAD sh
     add     r3, r9, r10                 @ channels 0..3 of the quad
     add     r5, r3, r11
     add     r7, r5, r11
@@ -361,7 +365,12 @@ EV__FN_BEGIN ev__mq1
     letp    lr, 2b
     vmov    q1[2], q1[0], r0, r4        @ lanes 0..3 = channels 0..3 (see ev__mq4)
     vmov    q1[3], q1[1], r2, r6
+.if \sh
+    vmulh.s32 q1, q1, q2
+    vrshl.s32 q1, q1, q3
+.else
     vrmulh.s32 q1, q1, q2
+.endif
     vqmovnb.s32 q1, q1
     vqmovnb.s16 q1, q1
     mov     r1, r12                     @ (the narrowing VSTRB takes a low base register)
@@ -371,12 +380,47 @@ EV__FN_BEGIN ev__mq1
     blt     3f
     vstrb.32 q1, [r1]
     add     r12, r12, #4
-    bne     .Lmq1_quad                  @ more than 4 were left (flags of the CMP)
-    b       4f
+    b       5f
 3:
     vctp.32 lr
     vpst
     vstrbt.32 q1, [r1]
+    cmp     lr, lr                      @ Z set: this was the last quad
+5:                                      @ Z clear: more than 4 were left (the CMP #4)
+.endm
+
+EV__FN_BEGIN ev__mq1
+    push    {r4-r11, lr}
+    sub     sp, sp, #K_SIZE
+    ldr     r8, [r0, #Q_X]              @ r8: the row
+    ldr     r11, [r0, #Q_WS]            @ r11: ws
+    ldr     r2, [r0, #Q_N]
+    str     r2, [sp, #K_N]
+    adds    r1, r2, #15
+    bic     r1, r1, #15                 @ 16 x passes: what the loop adds to each pointer
+    sub     r10, r11, r1                @ r10: from channel 3's loop end to the next quad's channel 0
+    ldr     r9, [r0, #Q_W]
+    sub     r9, r9, r10                 @ so that the first quad's channel 0 is r9 + r10
+    ldr     r12, [r0, #Q_Y]             @ r12: the quad's outputs
+    ldr     r1, [r0, #Q_NC]
+    add     r1, r12, r1
+    str     r1, [sp, #K_YE]
+    ldr     r1, [r0, #Q_M]
+    vdup.32 q2, r1                      @ q2: m
+    movs    r1, #0
+    str     r1, [sp, #K_Z]
+    str     r1, [sp, #K_Z + 4]
+    ldr     r1, [r0, #Q_TN]
+    vdup.32 q3, r1                      @ q3: 32 - shift (shift > 32 only)
+    cmp     r1, #0
+    bne     .Lmq1_quad_sh
+.Lmq1_quad:
+    EV__MQ1_QUAD 0
+    bne     .Lmq1_quad
+    b       4f
+.Lmq1_quad_sh:
+    EV__MQ1_QUAD 1
+    bne     .Lmq1_quad_sh
 4:
     add     sp, sp, #K_SIZE
     pop     {r4-r11, pc}

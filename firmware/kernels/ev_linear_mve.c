@@ -24,10 +24,11 @@
  *     [-128, 127] and stored as bytes with VSTRB.32 (predicated for a last quad of 1-3 channels):
  *     8-10 instructions per 4 outputs. A block whose shifts are neither all > 32 nor all 32 takes
  *     ev_requant per output; a LUT is applied per output afterwards.
- * Attention's calls (one multiplier at shift 32 for every output, no bias or LUT, 4 query rows at
- * a time as the fused chains pass them) skip all this for their row quads: ev__mq4 takes 4 rows x
- * 1 channel per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs) and requantises the 4 sums in a
- * vector register (VRMULH.S32, two VQMOVNB, one scattering VSTRB.32): 19 instructions per channel
+ * Attention's calls (one multiplier and shift >= 32 for every output, no bias or LUT, 4 query
+ * rows at a time as the fused chains pass them) skip all this: ev__mq4 takes 4 rows x 1 channel
+ * per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs) and requantises the 4 sums in a vector
+ * register (VRMULH.S32 at shift 32, what quantize.py gives attention, or VMULH + VRSHL; two
+ * VQMOVNB, one scattering VSTRB.32): 19 instructions per channel
  * around the MAC loop, no sums buffer, no pointer table; a reduction of 16 k + 1 (tokens with a
  * class token) adds its last input with one VMLA.S32 instead of a pass. The 1-3 rows left (and
  * single query rows) go through ev__mq1, 1 row x 4 channels, requantised the same way.
@@ -78,9 +79,11 @@ struct ev__mqa {
     int32_t nc;                   /* 28: channels, >= 1 */
     int32_t m;                    /* 32: multiplier at shift 32 */
     int32_t tl;                   /* 36: 1: one more input (index n), added after the loop */
+    int32_t tn;                   /* 40: 0 (shift 32) or 32 - shift (shift > 32) */
 };
 EV__ASM_OFFSET(ev__mqa, y, 16);
 EV__ASM_OFFSET(ev__mqa, tl, 36);
+EV__ASM_OFFSET(ev__mqa, tn, 40);
 EV__PRIVATE void ev__mq4(const struct ev__mqa *a);
 EV__PRIVATE void ev__mq1(const struct ev__mqa *a);   /* one row, 4 channels per tile */
 
@@ -264,11 +267,12 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                         shift, qstep, lut, y, y_stride);
         return;
     }
-    if (qstep == 0 && shift[0] == 32 && !bias && !lut && in > 0) {
-        /* attention (one multiplier at shift 32, no bias): 4 rows at a time through ev__mq4,
-         * the 1-3 rows left one at a time through ev__mq1; both requantise in registers */
+    if (qstep == 0 && shift[0] >= 32 && !bias && !lut && in > 0) {
+        /* attention (one multiplier and shift >= 32 for all, no bias): 4 rows at a time through
+         * ev__mq4, the 1-3 rows left one at a time through ev__mq1; both requantise in registers */
         struct ev__mqa q;
         q.xs = x_stride; q.w = w; q.ws = w_stride; q.ys = y_stride; q.nc = out; q.m = mult[0];
+        q.tn = 32 - shift[0];
         q.tl = (in & 15) == 1 && in > 1;   /* 16 k + 1 inputs: the last one after the loop */
         q.n = in - q.tl;
         for (; rows >= 4; rows -= 4, x += 4L * x_stride, y += 4L * y_stride) {
