@@ -5,9 +5,9 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
 
     .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
 
-The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7, M33 and M55 and
-their portable C path on the M0+ and M3; the M55 has no Helium (MVE) kernels yet, and CMSIS-NN is not
-measured per core here. Instruction counts are not cycles: QEMU models no pipeline, caches, TCM, wait
+The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7 and M33, their
+portable C path on the M0+ and M3, and on the M55 their Helium (MVE) path for the matrix kernels
+(linear, q.k, p.v; the others keep the SMLAD path); CMSIS-NN is not measured per core here. Instruction counts are not cycles: QEMU models no pipeline, caches, TCM, wait
 states, multi-cycle multiplies (the M0+'s may take 32 cycles) or dual issue.
 """
 import json
@@ -36,6 +36,7 @@ DEFAULT = ["cls-lowrank", "mean-3heads"]
 # one part per core, the M7 (the baseline) first
 PARTS = ["stm32f746", "rp2040", "stm32f103", "stm32f411", "stm32u585", "alif-e3"]
 PORTABLE = {"cortex-m0plus", "cortex-m3"}
+MVE = {"cortex-m55"}
 
 
 def measure(name: str, target: str) -> dict:
@@ -54,7 +55,7 @@ def measure(name: str, target: str) -> dict:
         val = api.validate(b, "emulator", xq, want)
     total = prof["end_to_end"]["median"]
     return {"model": name, "core": t.core, "target": target, "machine": meta["emulator"],
-            "kernels": "portable C" if t.core in PORTABLE else "DSP (SMLAD)",
+            "kernels": "portable C" if t.core in PORTABLE else "MVE (Helium)" if t.core in MVE else "DSP (SMLAD)",
             "macs": c.info["macs"], "instructions": total, "macs_per_instr": c.info["macs"] / total,
             "bit_exact": f"{val['bit_exact']}/{val['n']}",
             "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}

@@ -1,5 +1,7 @@
 """MACs per executed instruction of ev_linear_s8 and the attention kernels (one query row, and
-ATTN_ROWS query rows per pass over K/V as the fused chains call them) on the emulated Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run.
+ATTN_ROWS query rows per pass over K/V as the fused chains call them) on the emulated Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run; with
+--core cortex-m55, on the emulated Cortex-M55 (QEMU mps3-an547): the Helium (MVE, VMLADAVA) path
+against the SMLAD path it replaces there (the same core built +nomve), same run.
 
 The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
 takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
@@ -10,10 +12,11 @@ the kernel (widening, tails, requantisation, stores) and nothing outside it. Thi
 instruction count, not Cortex-M7 cycles: caches, TCM, flash wait states and dual issue are not
 modelled. Outputs are checked against edgeviz.intmath as a side effect.
 
-    python bench/bench_kernels.py
+    python bench/bench_kernels.py [--core cortex-m7|cortex-m55]
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -150,10 +153,15 @@ def make_program(rng):
     return prog, expect
 
 
-def measure(prog, expect, portable: bool, work: Path):
-    elf = harness.build(prog.source(PRELUDE), work / ("portable" if portable else "dsp"),
-                        portable=portable)
-    got = harness.run(elf, timeout=300)
+# per core: the two builds compared, (column label, harness core, portable)
+BUILDS = {"cortex-m7": (("DSP", "cortex-m7", False), ("port.", "cortex-m7", True)),
+          "cortex-m55": (("MVE", "cortex-m55", False), ("DSP", "cortex-m55-nomve", False))}
+
+
+def measure(prog, expect, build, work: Path):
+    label, core, portable = build
+    elf = harness.build(prog.source(PRELUDE), work / f"{core}-{label}", portable=portable, core=core)
+    got = harness.run(elf, timeout=300, core=core)
     spin_ticks = [int(got[f"spin{i}"]) for i in range(len(SPIN))]
     ipt = 2 * (SPIN[1] - SPIN[0]) / (spin_ticks[1] - spin_ticks[0])   # instructions per tick
     res = {}
@@ -161,7 +169,7 @@ def measure(prog, expect, portable: bool, work: Path):
         if key.endswith("_y"):
             have = harness.hex_bytes(got[key])
             if not np.array_equal(have, np.asarray(val).ravel()):
-                raise SystemExit(f"{key}: output differs from intmath ({'portable' if portable else 'dsp'})")
+                raise SystemExit(f"{key}: output differs from intmath ({core}, {label})")
             continue
         macs, reps, _ = val
         insns = (int(got[f"{key}_1"]) - int(got[f"{key}_0"])) * ipt / reps
@@ -182,18 +190,24 @@ def linear_path(rows: int, k: int, buf: int = 384) -> str:
     return "B" if 2 * kq <= buf else "C"
 
 
-def main():
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--core", choices=sorted(BUILDS), default="cortex-m7",
+                    help="cortex-m7 (mps2-an500): DSP vs portable; cortex-m55 (mps3-an547): MVE vs DSP")
+    args = ap.parse_args(argv)
     if harness.missing_tools():
         raise SystemExit(f"cannot run: {harness.missing_tools()}")
     prog, expect = make_program(np.random.default_rng(7))
+    (la, _, _), (lb, _, _) = BUILDS[args.core]
     with tempfile.TemporaryDirectory() as tmp:
-        ipt_d, dsp = measure(prog, expect, False, Path(tmp))
-        ipt_p, port = measure(prog, expect, True, Path(tmp))
-    print(f"SysTick calibration: {ipt_d:.3f} / {ipt_p:.3f} instructions per tick "
-          f"(expected 40: 1 ns per instruction, 25 MHz clock)")
-    print("Instruction counts under QEMU -icount (not M7 cycles); outputs equal intmath.\n")
-    hdr = (f"{'kernel':32s} {'path':>6s} {'MACs':>8s} {'DSP insns':>11s} {'DSP MAC/insn':>13s} "
-           f"{'port. insns':>12s} {'port. MAC/insn':>15s} {'DSP/port.':>10s}")
+        ipt_d, dsp = measure(prog, expect, BUILDS[args.core][0], Path(tmp))
+        ipt_p, port = measure(prog, expect, BUILDS[args.core][1], Path(tmp))
+    clock = ("expected 40: 1 ns per instruction, 25 MHz clock" if args.core == "cortex-m7" else
+             "expected 31.25: 1 ns per instruction, 32 MHz clock")
+    print(f"SysTick calibration: {ipt_d:.3f} / {ipt_p:.3f} instructions per tick ({clock})")
+    print(f"Instruction counts under QEMU -icount on {args.core} (not cycles); outputs equal intmath.\n")
+    hdr = (f"{'kernel':32s} {'path':>6s} {'MACs':>8s} {la + ' insns':>11s} {la + ' MAC/insn':>13s} "
+           f"{lb + ' insns':>12s} {lb + ' MAC/insn':>15s} {la + '/' + lb:>10s}")
     print(hdr)
     print("-" * len(hdr))
     for key, val in expect.items():
@@ -202,9 +216,11 @@ def main():
         macs, _, label = val
         di, pi = dsp[key][1], port[key][1]
         path = "-"
-        if key.startswith("lin"):
+        if key.startswith("lin") and args.core == "cortex-m7":
             rows, k, _ = LINEAR_SHAPES[int(key[3:])]
             path = linear_path(rows, k)
+        elif args.core == "cortex-m55":
+            path = "MVE"
         print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
               f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
 

@@ -30,7 +30,8 @@ MACHINE = {"cortex-m0plus": "mps2-an385", "cortex-m3": "mps2-an385", "cortex-m4"
 # a part for each core the M7 tests (test_firmware_qemu.py) do not cover
 PART = {"cortex-m0plus": "rp2040", "cortex-m3": "stm32f103", "cortex-m4": "stm32f411",
         "cortex-m33": "stm32u585", "cortex-m55": "alif-e3"}
-DSP = {"cortex-m0plus": False, "cortex-m3": False}        # every other core takes the SMLAD path
+DSP = {"cortex-m0plus": False, "cortex-m3": False}        # every other core takes the SMLAD path,
+MVE = {"cortex-m55"}                                       # but the M55's matrix kernels are Helium
 
 
 def _mcu_targets():
@@ -114,8 +115,10 @@ def test_a_model_too_big_for_the_stm32f411_fails_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def _disassembly(elf) -> str:
-    return subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True, check=True).stdout
+def _disassembly(elf, mve: bool = False) -> str:
+    arch = ["-m", "armv8.1-m.main"] if mve else []   # objdump names MVE instructions only when told
+    return subprocess.run(["arm-none-eabi-objdump", "-d", *arch, str(elf)], capture_output=True, text=True,
+                          check=True).stdout
 
 
 @pytest.mark.qemu
@@ -136,8 +139,11 @@ def test_each_core_is_bit_exact_on_its_emulator(core, name, tmp_path):
     assert meta["emulator_elf"] == f"firmware/{elf.name}" and elf.is_file()
     assert not (out / "firmware" / "fw.elf").exists()          # no board layer yet: no image for the part
     assert meta["elf_arena_bytes"] == c.plan.peak
-    asm = _disassembly(elf)
-    assert ("smlad" in asm) == DSP.get(core, True)
+    asm = _disassembly(elf, core in MVE)
+    if core in MVE:                                             # VMLADAVA.S8 (objdump: vmlava.s8)
+        assert "vmlava.s8" in asm and "<ev__mv32>:" in asm
+    else:
+        assert ("smlad" in asm) == DSP.get(core, True)
     if core == "cortex-m0plus":                                 # ARMv6-M: no divide instruction
         assert not re.search(r"\s[su]div\s", asm)
     xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])

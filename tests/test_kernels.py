@@ -410,8 +410,12 @@ def test_patch_gather(lib, c, h, w, p):
 
 # ------------------------------------------------------------------------------------ MCU build
 
-@pytest.mark.parametrize("portable", [False, True], ids=["dsp", "portable"])
-def test_mcu_build_has_no_double(tmp_path, portable):
+MCU_FLAGS_M55 = ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard", *MCU_FLAGS[4:]]
+
+
+@pytest.mark.parametrize("portable,m55", [(False, False), (True, False), (False, True)],
+                         ids=["dsp", "portable", "m55-mve"])
+def test_mcu_build_has_no_double(tmp_path, portable, m55):
     gcc = shutil.which("arm-none-eabi-gcc")
     objdump = shutil.which("arm-none-eabi-objdump")
     nm = shutil.which("arm-none-eabi-nm")
@@ -421,15 +425,19 @@ def test_mcu_build_has_no_double(tmp_path, portable):
     objs = []
     for src in [*SOURCES, *ASM_SOURCES]:
         obj = tmp_path / (src.stem + ".o")
-        res = subprocess.run([gcc, *MCU_FLAGS, *defs, "-std=c99", "-Wextra", "-I", str(KDIR),
-                              str(src), "-o", str(obj)], capture_output=True, text=True)
+        res = subprocess.run([gcc, *(MCU_FLAGS_M55 if m55 else MCU_FLAGS), *defs, "-std=c99", "-Wextra",
+                              "-I", str(KDIR), str(src), "-o", str(obj)], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
         objs.append(str(obj))
-    dis = subprocess.run([objdump, "-d", *objs], capture_output=True, text=True, check=True).stdout
+    dis = subprocess.run([objdump, "-d", *(["-m", "armv8.1-m.main"] if m55 else []), *objs],
+                         capture_output=True, text=True, check=True).stdout
     assert ".f64" not in dis
-    # no floating point at all: neither FPU instructions nor soft-float helpers
-    assert not re.search(r"\bv(add|sub|mul|div|cvt|mov)\.f32\b", dis)
+    # no floating point at all: neither FPU instructions (scalar or MVE vector) nor soft-float helpers
+    assert not re.search(r"\bv\w+\.f(16|32)\b", dis)
     syms = subprocess.run([nm, "-u", *objs], capture_output=True, text=True, check=True).stdout
     # soft-float helpers: __aeabi_dadd, __aeabi_fmul, __aeabi_d2iz, __aeabi_i2d, __aeabi_l2f ...
     assert not re.search(r"__aeabi_[df]\w+|__aeabi_u?[il]2[df]", syms), syms
-    assert ("smlad" in dis) != portable, "DSP path compiled in only without EV_PORTABLE"
+    if m55:   # the matrix kernels are Helium code; the M7's SMLAD routines stay out
+        assert "vmlava.s8" in dis and "ev__t42" not in dis
+    else:
+        assert ("smlad" in dis) != portable, "DSP path compiled in only without EV_PORTABLE"

@@ -1,8 +1,12 @@
-"""The kernels as built for the Cortex-M7, run under QEMU (mps2-an500), against edgeviz.intmath.
+"""The kernels as built for the Cortex-M7, run under QEMU (mps2-an500), and for the Cortex-M55 with
+Helium, run under QEMU (mps3-an547), against edgeviz.intmath.
 
 One generated bare-metal program per build holds every case with its random data baked in; it
 prints each output over semihosting. It is built with the SMLAD/SXTB16 path (at -O2 and at -O0)
-and with -DEV_PORTABLE, and every build must equal intmath byte for byte. The linear shapes reach
+and with -DEV_PORTABLE for the M7, and with the MVE path (-O2 and -O0) for the M55, and every
+build must equal intmath byte for byte. The M55 builds run the same cases, which also cover the
+MVE path's block and tile splits (3-row tiles and 1-2 rows left, channel counts not a multiple
+of 4, inputs not a multiple of 16, shifts 32 / > 32 / mixed, per-row biases, LUTs). The linear shapes reach
 every code path of the DSP ev_linear_s8 (x blocks with streamed weights, x block + weight pair
 buffered, x pairs only, nothing buffered, scalar for in < 8; odd rows, odd channels, in % 4
 tails, several row blocks, a block of one row, no bias, shifts <= 32, exact rounding ties,
@@ -61,8 +65,11 @@ ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1
 ATTN_BLOCK_CASES = [(17, 2, 32, 4), (65, 1, 32, 4), (5, 3, 7, 4), (10, 2, 12, 3), (9, 1, 8, 8),
                     (6, 2, 16, 4), (4, 1, 260, 4), (66, 1, 64, 4), (7, 1, 24, 7)]
 # direct multi-row calls: (rows, keys, dh, fill, s_qk); strided rows, outputs with a pad column
+# (the last two: p.v with more keys than the M55 path's transposition buffer takes, and with a V
+# row stride too wide for its 16-bit gather offsets: both take its scalar loop)
 ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "rand", 30),
-                  (5, 7, 16, "rand", 20), (4, 4, 8, "min", 33), (4, 129, 8, "rand", 40)]
+                  (5, 7, 16, "rand", 20), (4, 4, 8, "min", 33), (4, 129, 8, "rand", 40),
+                  (4, 1600, 8, "rand", 40), (3, 9, 4700, "rand", 40)]
 
 # shift 32 (ev__rk4: SMMULR + SSAT; quantize.py's choice for attention): (rows, keys, dh, fill, m).
 # q.k and, with keys and dims swapped, p.v over V^T: reduction lengths % 4 = 0..3, one group (dh 4:
@@ -249,6 +256,23 @@ def _cases():
         want[:, :dh] = im.requantize(p[:, :n].astype(np.int32) @ vt.astype(np.int32).T, m, 32)
         checks.append((f"rk4_{idx}v", want))
 
+    # exact rounding ties with one (m, s) for all outputs, as attention calls the kernels (the M55's
+    # ev__mq4 / ev__mq1 requantise in vector registers): q rows of ones, so each key's sum is its
+    # row sum; m = 2^30 at shift 40 gives hi = floor(acc / 4) and a tie at every hi = 128 mod 256
+    acc = np.array([512, 513, 511, -512, -509, -513, 1536, -1536, 1535, 1537, 0, -1, 2032], np.int64)
+    keys = np.zeros((len(acc), 16), np.int8)
+    for j, a in enumerate(acc):                     # 16 values in [-128, 127] summing to a
+        q_, r_ = divmod(int(a), 16)
+        keys[j] = q_
+        keys[j, :r_] += 1
+    assert (keys.astype(np.int64).sum(1) == acc).all()
+    for rows in (5, 1):
+        sc = prog.buffer("int8_t", rows * len(acc))
+        prog(f"    ev_attn_scores_rows({prog.const(np.ones((rows, 16), np.int8))}, 16, {rows}, "
+             f"{prog.const(keys)}, 16, {len(acc)}, 16, {1 << 30}, 40, {sc}, {len(acc)});")
+        prog(f'    emit_hex("attn_ties{rows}", {sc}, {rows * len(acc)});')
+        checks.append((f"attn_ties{rows}", np.tile(im.requantize(acc, 1 << 30, 40), (rows, 1))))
+
     # LayerNorm on the M7 too: 64-bit division and shifts go through libgcc there
     for idx, (rows, c, eps) in enumerate([(5, 64, None), (3, 96, 0), (2, 24, (1 << 62) - 1)]):
         x = rng.integers(-128, 128, (rows, c), dtype=np.int8)
@@ -269,10 +293,12 @@ def cases():
     return _cases()
 
 
-# build variants: (portable, extra flags). -O0 with a frame pointer is the tightest register
+# build variants: (portable, extra flags, core). -O0 with a frame pointer is the tightest register
 # budget for the DSP path's inline asm (and the firmware Makefile lets users pick OPT).
-VARIANTS = {"dsp": (False, ()), "portable": (True, ()),
-            "dsp-O0": (False, ("-O0", "-fno-omit-frame-pointer", "-std=c11"))}
+O0 = ("-O0", "-fno-omit-frame-pointer", "-std=c11")
+VARIANTS = {"dsp": (False, (), "cortex-m7"), "portable": (True, (), "cortex-m7"),
+            "dsp-O0": (False, O0, "cortex-m7"),
+            "m55-mve": (False, (), "cortex-m55"), "m55-mve-O0": (False, O0, "cortex-m55")}
 
 
 @pytest.fixture(scope="module")
@@ -283,17 +309,17 @@ def firmware(cases, tmp_path_factory):
 
     def get(variant: str):
         if variant not in built:
-            portable, extra = VARIANTS[variant]
+            portable, extra, core = VARIANTS[variant]
             built[variant] = harness.build(prog.source(), tmp_path_factory.mktemp(variant),
-                                           portable=portable, extra=extra)
+                                           portable=portable, extra=extra, core=core)
         return built[variant]
     return get
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_kernels_on_cortex_m7(cases, firmware, variant):
+def test_kernels_on_cortex_m7_and_m55(cases, firmware, variant):
     _, checks = cases
-    got = harness.run(firmware(variant))
+    got = harness.run(firmware(variant), core=VARIANTS[variant][2])
     bad = []
     for label, want in checks:
         assert label in got, f"{label} missing from the firmware output"
@@ -310,3 +336,12 @@ def test_dsp_path_is_compiled_in(firmware):
                               text=True, check=True).stdout
     assert "smlad" in disasm(firmware("dsp")) and "sxtb16" in disasm(firmware("dsp"))
     assert "smlad" not in disasm(firmware("portable"))
+
+
+def test_mve_path_is_compiled_in(firmware):
+    """The M55 build's matrix kernels are the Helium ones (VMLADAVA, tail-predicated loops), not the
+    M7's SMLAD code, which stays out of it."""
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(firmware("m55-mve"))],
+                         capture_output=True, text=True, check=True).stdout
+    assert "vmlava.s8" in dis and "dlstp.8" in dis and "letp" in dis   # objdump's name for VMLADAVA
+    assert "<ev__mv32>:" in dis and "<ev__t42>:" not in dis and "<ev__rk4>:" not in dis

@@ -11,6 +11,8 @@
  */
 #include "ev_dsp.h"
 
+#if !EV_KERNELS_MVE   /* the MVE build's attention kernels: ev_attention_mve.c */
+
 /* One query row against n_keys key rows: a 1 x dh by dh x n_keys product without bias. The DSP
  * build has its own version of the common sizes below. */
 static void ev__scores_gemm(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
@@ -406,3 +408,5 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
 }
 
 #endif /* EV_KERNELS_DSP */
+
+#endif /* !EV_KERNELS_MVE */

@@ -14,7 +14,7 @@
  */
 #include "ev_dsp.h"
 
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE   /* the MVE build has its own (ev_*_mve.c) */
 
     .syntax unified
     .thumb
@@ -102,4 +102,4 @@
     pop {r4-r11, pc}
     EV__FN_END ev__rk4
 
-#endif /* EV_KERNELS_DSP */
+#endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */

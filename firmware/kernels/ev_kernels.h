@@ -8,6 +8,9 @@
  * (__ARM_FEATURE_DSP, e.g. -mcpu=cortex-m7) and EV_PORTABLE is not defined, ev_linear_s8 and the
  * attention row kernels use SMLAD/SXTB16 instead. Both paths give identical bits: they compute
  * the same integer sums, only in a different order, and int32 sums wrap the same way in both.
+ * When it targets Helium (__ARM_FEATURE_MVE, e.g. -mcpu=cortex-m55), ev_linear_s8 and the
+ * attention products take an MVE path instead (ev_linear_mve.c, ev_attention_mve.c: VMLADAVA.S8,
+ * 16 MACs per instruction), again with the same sums; the other kernels keep their DSP code.
  *
  * Assumption shared by all kernels: `>>` on a negative signed integer is an arithmetic (floor)
  * shift. C99 leaves it implementation-defined; GCC and Clang on every target we build for define
@@ -22,6 +25,13 @@
 #define EV_KERNELS_DSP 1
 #else
 #define EV_KERNELS_DSP 0
+#endif
+/* 1: the matrix kernels (ev_linear_s8, q.k, p.v) take the Helium path (Cortex-M55 and other
+ * v8.1-M cores with MVE), which replaces their DSP path; everything else keeps EV_KERNELS_DSP's. */
+#if defined(__ARM_FEATURE_MVE) && !defined(EV_PORTABLE)
+#define EV_KERNELS_MVE 1
+#else
+#define EV_KERNELS_MVE 0
 #endif
 
 #ifndef __ASSEMBLER__
@@ -39,7 +49,9 @@ extern "C" {
  * 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 256 at s == 32; larger sizes take the
  * single-row kernels); they are
  * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
- * ev_linear.c). Portable kernels take under 150 bytes. */
+ * ev_linear.c). Portable kernels take under 150 bytes. The MVE path (EV_KERNELS_MVE) instead: ev_linear_s8
+ * and q.k 2.3 KiB with frames (1.5 KiB of int32 sums, -DEV_MVE_SUMS=N words), p.v over V's rows 4.0 KiB
+ * (a 1.5 KiB transposition buffer on top, see ev_linear_mve.c, ev_attention_mve.c; GCC 12 -O2). */
 
 /* clamp((acc * m + 2^(s-1)) >> s, -128, 127), 1 <= s <= 62, 0 <= m < 2^31 (normalised to
  * [2^30, 2^31) except at s == 32, see intmath.quantize_multiplier_s32).

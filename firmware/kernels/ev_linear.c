@@ -48,7 +48,7 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
     }
 }
 
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE   /* the MVE build's ev__gemm: ev_linear_mve.c */
 
 /* ------------------------------------------------------------------------------------------ */
 /* Cortex-M7 DSP path (SMLAD/SXTB16, see ev_dsp.h).
@@ -705,4 +705,4 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     }
 }
 
-#endif /* EV_KERNELS_DSP */
+#endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */

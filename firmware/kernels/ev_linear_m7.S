@@ -19,7 +19,7 @@
  */
 #include "ev_dsp.h"
 
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE   /* the MVE build has its own (ev_*_mve.c) */
 
     .syntax unified
     .thumb
@@ -381,4 +381,4 @@
     str r8, [r12, lr, lsl #2]
     EV__RSP_TAIL ev__rs5p
 
-#endif /* EV_KERNELS_DSP */
+#endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
