@@ -185,3 +185,19 @@ def test_litert_runs_in_a_child_whose_death_is_one_line(tmp_path):
         litert._isolated(missing)
     xs = np.zeros((1, 16, 16, 3), np.int8)
     assert litert.run((FIXTURES / "ops_mix.tflite").read_bytes(), xs).shape == (1, 10)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("target", ["rp2040", "stm32f103", "nrf52840", "stm32u585", "alif-e3"])
+def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
+    """The tfl kernels on the M0+ (no DSP, no CLZ), M3, M4, M33 and M55 machines: equal to LiteRT."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.project import build
+    from edgeviz.runner import api
+    g = import_tflite(FIXTURES / "ops_mix.tflite")
+    build(FIXTURES / "ops_mix.tflite", target, tmp_path / "b")
+    xs = int8_inputs(g, 3, seed=4)
+    want = litert.run_graph((FIXTURES / "ops_mix.tflite").read_bytes(), g, xs)
+    r = api.validate(tmp_path / "b", "emulator", xs, want)
+    assert r["bit_exact"] == 3, r["mismatched"]

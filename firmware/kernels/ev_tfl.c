@@ -192,7 +192,8 @@ static inline int8_t ev_tfl__out(const struct ev_tfl__out *f, uint32_t acc, int 
  * values each. The DSP path widens up to EV_TFL_BLOCK rows at a time (ev__widen4, quads) and each
  * channel pair once per block (ev__widen2), then runs ev__t42 (4 rows x 2 channels, 16 MACs per
  * 3 LDRD + 8 SMLAD) over the block's quads: each widened weight word serves the block's rows. Rows
- * left over (rows % 4), inputs too long to widen, and the portable build take the 1 x 2 tile. */
+ * left over (rows % 4), inputs too long to widen, the portable build and an MVE build (the M55: no
+ * Helium path for these kernels yet) take the 1 x 2 tile. */
 #ifndef EV_TFL_BLOCK
 #define EV_TFL_BLOCK 16
 #endif
@@ -202,7 +203,7 @@ static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t 
 {
     uint32_t xb[EV_TFL_BUF];
     int n = 0, j;
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE   /* ev__t42 is the M7 path's assembly; an MVE build has none */
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8], start[8];
     const int kq = k / 4, tail = k - 4 * kq;
     int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
