@@ -201,3 +201,40 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
     want = litert.run_graph((FIXTURES / "ops_mix.tflite").read_bytes(), g, xs)
     r = api.validate(tmp_path / "b", "emulator", xs, want)
     assert r["bit_exact"] == 3, r["mismatched"]
+
+
+@pytest.mark.qemu
+def test_tfl_kernels_at_awkward_sizes_on_the_m7(tmp_path):
+    """The M7's blocked SMLAD paths at sizes the fixtures do not reach: 70 rows (a block and a partial
+    block of quads, then two single rows), 22 inputs (a tail of 2), 19 channels (an odd last pair),
+    a BATCH_MATMUL whose B is read transposed, zero points everywhere; firmware equal to the numpy
+    reference."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz import tflmath
+    from edgeviz.backends.mcu import write_project
+    from edgeviz.ir import Graph, Node
+    from edgeviz.runner import api
+    rng = np.random.default_rng(5)
+    g = Graph(prequantized=True)
+    for name, shape, zp in (("x", (1, 70, 22), 3), ("h", (1, 70, 19), -7), ("s", (1, 70, 70), 11)):
+        t = g.add_tensor(name, shape)
+        t.scale, t.zero_point = 0.05, zp
+    w = rng.integers(-127, 128, (19, 22)).astype(np.int8)
+    g.nodes.append(Node("tfl_fully_connected", "fc", ["x"], ["h"], {}, {
+        "w": w, "bias": rng.integers(-3000, 3000, 19).astype(np.int32),
+        "scale": rng.uniform(1e-4, 3e-3, 19), "y_zp": -7, "lo": -128, "hi": 127}))
+    m, sh = tflmath.quantize_multiplier(0.002)
+    # s = h @ B with B = h's bytes read as [19, 70] (p.v's layout: B's depth strided by 70, so the
+    # kernel copies B transposed into scratch first)
+    g.nodes.append(Node("tfl_batch_matmul", "bmm", ["h", "h"], ["s"], {
+        "a_shape": (1, 70, 19), "b_shape": (1, 19, 70), "adj_x": False, "adj_y": False, "out_shape": (1, 70, 70),
+        "batch_dims": [1, 1, 1, 1], "strides": [[0, 0, 0, 0, 19, 1], [0, 0, 0, 0, 1, 70]], "rows": 70, "cols": 70,
+        "depth": 19}, {"a_zp": -7, "b_zp": -7, "y_zp": 11, "m": m, "shift": sh}))
+    g.inputs, g.outputs = ["x"], ["s"]
+    c = compile_graph(g, None, "stm32f746")
+    write_project(c, tmp_path / "b", "awkward", np.zeros((2, 1, 70, 22)), firmware=True)
+    xs = rng.integers(-128, 128, (3, 1, 70, 22)).astype(np.int8)
+    want = np.stack([run_int8(g, x).reshape(-1) for x in xs])
+    r = api.validate(tmp_path / "b", "emulator", xs, want)
+    assert r["bit_exact"] == 3, r["mismatched"]

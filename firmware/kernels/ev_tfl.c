@@ -210,7 +210,7 @@ static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t 
     if (block > EV_TFL_BLOCK)
         block = EV_TFL_BLOCK;
     if (kq && 4 * kq <= EV_TFL_BUF / 2 && block >= 4) {
-        for (; n + 4 <= rows; n += block) {
+        for (; n + 4 <= rows; ) {
             const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
             int qd, r;
             for (qd = 0; qd < nb; qd += 4)
@@ -237,6 +237,7 @@ static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t 
                     }
                 }
             }
+            n += nb;
         }
     }
 #endif
