@@ -107,7 +107,9 @@ class McuBackend(Backend):
         layers = []
         for k, st in enumerate(s.steps):
             layers.append({"layer": st.name, "macs": sum(OPS[n.op].macs(n, s.graph) for n in st.nodes),
-                           "params": sum(int(np.asarray(n.attrs["w"]).size) for n in st.nodes if "w" in n.attrs),
+                           # float weights, or an imported int8 file's (its ops hold only those)
+                           "params": sum(int(np.asarray(n.attrs.get("w", n.qattrs.get("w"))).size)
+                                         for n in st.nodes if "w" in n.attrs or "w" in n.qattrs),
                            "flash": sum(OPS[n.op].flash_bytes(n) for n in st.nodes),
                            "sram_live": sum(b.size for b in p.live_at(k)),
                            "output": st.output, "overwrites": st.alias})
