@@ -5,8 +5,12 @@ planner's peak SRAM for each. A memory budget can only change the chosen subnet 
 grows where the budget cuts; this measures where it stops growing on digits.
 
     .venv/bin/python bench/bench_capacity.py [--steps 846] [--seeds 0,1] [--max-tokens N] [--sweeps tokens,embed]
+    .venv/bin/python bench/bench_capacity.py --data shapes --sweeps ladder --seeds 0
 
-Writes results/capacity.json after every configuration; a rerun with the same steps and seeds reuses
+--data names the data (built-in digits, shapes, a folder, an .npz). The ``ladder`` sweep grows input
+resolution, token grid and embed dim together, from the space's smallest uniform ViT up to 101 tokens
+x 192 channels (62 KB), the check that data rewards capacity: test accuracy should rise with peak SRAM.
+Writes results/capacity.json (digits) or results/capacity_<data>.json after every configuration; a rerun with the same steps and seeds reuses
 the configurations it holds (the 257- and 401-token ones take 10-25 minutes each on one core).
 """
 from __future__ import annotations
@@ -33,6 +37,9 @@ from edgeviz.search.train import accuracy  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+LADDER = [(16, 8, 64), (24, 8, 96), (32, 8, 128), (32, 4, 128), (40, 4, 128), (40, 4, 192)]   # res, patch, embed
+
+
 def sweep(space, embed: int, grid: tuple[int, int]) -> list:
     """(sweep name, config): every token grid at ``embed``, every embed at token grid ``grid``."""
     depth, mlp = max(space.depth), min(space.mlp_ratio)
@@ -49,6 +56,7 @@ def sweep(space, embed: int, grid: tuple[int, int]) -> list:
             seen.add(r // p)
             out.append(("tokens", cfg(r, p, embed)))
     out += [("embed", cfg(*grid, e)) for e in space.embed if e != embed]
+    out += [("ladder", cfg(r, p, e)) for r, p, e in LADDER]
     return out
 
 
@@ -61,7 +69,7 @@ def train_row(what: str, cfg, data, steps: int, seeds: list[int]) -> dict:
         tests.append(accuracy(model, data, cfg, "test"))
         secs += s
     return {"sweep": what, "img_size": cfg.img_size, "patch": cfg.patch, "tokens": cfg.num_tokens,
-            "embed": cfg.embed, "depth": cfg.depth, "val": float(np.mean(vals)), "test": float(np.mean(tests)),
+            "embed": cfg.embed, "depth": cfg.depth, "params": sum(p.numel() for p in model.parameters()), "val": float(np.mean(vals)), "test": float(np.mean(tests)),
             "test_per_seed": tests, "train_seconds": secs}
 
 
@@ -72,15 +80,18 @@ def main(argv=None) -> int:
     ap.add_argument("--embed", type=int, default=128, help="embed dim of the token-grid sweep")
     ap.add_argument("--grid", default="16,4", help="resolution,patch of the embed sweep (17 tokens)")
     ap.add_argument("--max-tokens", type=int, default=0, help="skip token grids above this (0: none)")
-    ap.add_argument("--sweeps", default="tokens,embed")
+    ap.add_argument("--sweeps", default="tokens,embed", help="of tokens, embed, ladder")
+    ap.add_argument("--data", default="digits", help="digits (default), shapes, a folder or an .npz")
     a = ap.parse_args(argv)
     space = load_space(None)
-    data = load_data(None, base=max(space.img_size))
+    data = load_data(a.data, base=max(space.img_size))
+    out = RESULTS / ("capacity.json" if a.data == "digits" else f"capacity_{Path(a.data).stem}.json")
     space = space.with_data(data.in_chans, data.num_classes)
     seeds = [int(s) for s in a.seeds.split(",")]
-    old = json.loads((RESULTS / "capacity.json").read_text()) if (RESULTS / "capacity.json").exists() else {}
+    old = json.loads(out.read_text()) if out.exists() else {}
     done = {(r["sweep"], r["img_size"], r["patch"], r["embed"]): r for r in old.get("rows", [])
-            if old.get("steps") == a.steps and old.get("seeds") == seeds}
+            if old.get("steps") == a.steps and old.get("seeds") == seeds
+            and old.get("data", {}).get("digest", data.digest) == data.digest}
     kept = dict(done)           # the file keeps rows this run's --sweeps / --max-tokens leave out
     rows = []
     for what, cfg in sweep(space, a.embed, tuple(int(v) for v in a.grid.split(","))):
@@ -91,12 +102,13 @@ def main(argv=None) -> int:
         row = row | {"peak_sram": plan_config(cfg).peak_sram}          # today's planner, also for old rows
         rows.append(row)
         kept[key] = row
-        print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d}: peak "
+        print(f"{what:6s} {cfg.img_size:3d}px/{cfg.patch} {cfg.num_tokens:4d} tokens x {cfg.embed:3d} "
+              f"({row.get('params', 0):,} params): peak "
               f"{format_size(row['peak_sram']):>9s}  val {row['val']:.3f}  test {row['test']:.3f} "
               f"({' '.join(f'{t:.3f}' for t in row['test_per_seed'])})  "
               + ("measured before" if key in done else f"{row['train_seconds']:.0f} s"), flush=True)
-        write_text(RESULTS / "capacity.json", json.dumps({"steps": a.steps, "seeds": seeds, "rows": list(kept.values()),
-                                                           "when": time.strftime("%Y-%m-%d")}, indent=1))
+        write_text(out, json.dumps({"steps": a.steps, "seeds": seeds, "data": data.info() | {"classes": None},
+                                    "rows": list(kept.values()), "when": time.strftime("%Y-%m-%d")}, indent=1))
     best = max(rows, key=lambda r: r["test"])
     print(f"best: {best['tokens']} tokens x {best['embed']} ({format_size(best['peak_sram'])}), test {best['test']:.3f}; "
           f"best above 32 KB: {max((r['test'] for r in rows if r['peak_sram'] > 32 * 1024), default=float('nan')):.3f}")

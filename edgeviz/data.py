@@ -1,4 +1,5 @@
-"""Datasets for the search: built-in scikit-learn digits, a folder of images, or an .npz.
+"""Datasets for the search: built-in data (scikit-learn digits, the generated shapes task), a folder of
+images, or an .npz.
 
 Images are held as float tensors (N, C, H, W) at a base resolution, normalised with the training
 split's per-channel mean and std; ``Dataset.images(split, res)`` gives them at a candidate's input
@@ -115,6 +116,37 @@ def _load_digits(seed: int) -> Dataset:
     return _finish("digits", x, d.target.astype(np.int64), [str(c) for c in d.target_names], seed, None)
 
 
+_SHAPES: dict[tuple, Dataset] = {}
+SHAPES_N = 10000
+
+
+def load_shapes_data(seed: int = 0, res: int = 40, n: int = SHAPES_N) -> Dataset:
+    """The generated shapes task (edgeviz.datagen.make_shapes): n grey res x res images, 10 classes;
+    images and split both follow ``seed`` (cached per (seed, res, n) in this process)."""
+    key = (seed, res, n)
+    if key not in _SHAPES:
+        from edgeviz.datagen import SHAPES_CLASSES, make_shapes
+
+        x, y = make_shapes(n, res, seed)
+        _SHAPES[key] = _finish("shapes", x, y, list(SHAPES_CLASSES), seed, None)
+    return _SHAPES[key]
+
+
+BUILTIN = {"digits": "scikit-learn's 1797 8x8 grey digits", "shapes": "generated textured shapes, 10 classes"}
+
+
+def check_builtin(spec) -> None:
+    """A one-line EdgevizError if ``spec`` names built-in data that does not exist: 'builtin:NAME', or a
+    bare NAME (no '/', no suffix) that is neither built-in nor a folder here."""
+    if not isinstance(spec, str) or spec == "":
+        return
+    name = spec.removeprefix("builtin:")
+    if name in BUILTIN:
+        return
+    if spec.startswith("builtin:") or ("/" not in spec and "." not in spec and not Path(spec).exists()):
+        raise EdgevizError(f"--data {spec}: no such built-in data (built-in: {', '.join(BUILTIN)}) and no such folder")
+
+
 def read_image(path: Path) -> np.ndarray:
     """(H, W) or (H, W, C) float in [0, 1]."""
     if path.suffix.lower() == ".npy":
@@ -201,12 +233,18 @@ def load_npz(path: Path, seed: int = 0, base: int = 32) -> Dataset:
 
 
 def load_data(spec: str | Path | None = None, seed: int = 0, base: int = 32) -> Dataset:
-    """None or 'digits': built-in digits; a folder: one subfolder per class; a .npz file: x and y."""
-    if spec is None or str(spec) in ("", "digits", "builtin:digits"):
+    """None or 'digits': built-in digits; 'shapes': the generated shapes task at ``base`` px; a folder:
+    one subfolder per class (./NAME for one named like built-in data); a .npz file: x and y."""
+    name = "digits" if spec is None or str(spec) == "" else str(spec).removeprefix("builtin:")
+    if name == "digits":
         return load_digits_data(seed)
+    if name == "shapes":
+        return load_shapes_data(seed, res=base)
+    check_builtin(spec)
     p = Path(spec)
     if not p.exists():
-        raise EdgevizError(f"data {p} does not exist (give a folder with one subfolder per class, or an .npz)")
+        raise EdgevizError(f"data {p} does not exist (give {' or '.join(BUILTIN)}, a folder with one subfolder "
+                          "per class, or an .npz)")
     if p.is_dir():
         try:
             return load_folder(p, seed, base)

@@ -75,8 +75,8 @@ def cmd_search(a) -> int:
 def add_cli(group) -> None:
     @group.command("train", help="train the weight-sharing supernet of the search space")
     @click.option("--space", metavar="FILE", help="search space TOML (default: the shipped digits space)")
-    @click.option("--data", metavar="PATH", help="image folder (one subfolder per class) or .npz with x, y; "
-                                                 "default: built-in digits")
+    @click.option("--data", metavar="NAME|PATH", help="built-in data (digits, shapes), an image folder (one "
+                                                      "subfolder per class) or .npz with x, y; default: digits")
     @click.option("--epochs", default=str(DEFAULT_EPOCHS), callback=_positive_int, help=f"default {DEFAULT_EPOCHS}")
     @click.option("-o", "--output", metavar="CKPT", default="supernet.pt",
                   help="checkpoint, written every epoch; resumed if it exists (default supernet.pt)")
@@ -94,7 +94,8 @@ def add_cli(group) -> None:
                   help="peak SRAM budget, e.g. 320KB, 320KiB, 0.3125MB, 327680 (1 KB = 1024 B)")
     @click.option("--target", default=DEFAULT_TARGET, help=f"board (targets/*.toml), default {DEFAULT_TARGET}")
     @click.option("--flash", default=None, help="flash limit, e.g. 1MB (default: the target's flash)")
-    @click.option("--data", metavar="PATH", help="image folder or .npz (default: built-in digits)")
+    @click.option("--data", metavar="NAME|PATH", help="built-in data (digits, shapes), image folder or .npz "
+                                                      "(default: digits)")
     @click.option("--supernet", metavar="CKPT", help="trained supernet (edgeviz train); default: train one in -o DIR")
     @click.option("--epochs", default=None, callback=_positive_int,
                   help=f"supernet training epochs when training (default {DEFAULT_EPOCHS})")

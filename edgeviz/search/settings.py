@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeviz.data import check_builtin
 from edgeviz.errors import EdgevizError
 from edgeviz.search.budget import parse_size
 
@@ -52,7 +53,8 @@ class SearchSettings:
     flash: int | None = None
     """Flash limit in bytes (text accepted like ``budget``); None: the target's flash."""
     data: Any = None
-    """Image folder (one subfolder per class) or .npz with x, y, or an edgeviz.data.Dataset; None: built-in digits."""
+    """Built-in data ("digits", "shapes": edgeviz.datagen), an image folder (one subfolder per class), an .npz
+    with x, y, or an edgeviz.data.Dataset; None: built-in digits."""
     supernet: str | Path | None = None
     """A trained supernet checkpoint (``edgeviz train``); None: train one into ``out``/supernet.pt (or resume it)."""
     epochs: int | None = None
@@ -97,6 +99,7 @@ class SearchSettings:
         set_("finalists", whole(self.finalists, "--finalists", 0))
         set_("finetune_steps", whole(self.finetune_steps, "--finetune-steps", 1))
         set_("out", Path(self.out))
+        check_builtin(self.data)
 
 
 __all__ = ["DEFAULT_FINALISTS", "DEFAULT_FINETUNE_STEPS", "DEFAULT_GENERATIONS", "DEFAULT_OUT", "DEFAULT_POPULATION",
