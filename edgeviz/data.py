@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgeviz.datagen import SHAPES_CLASSES, make_shapes
 from edgeviz.errors import EdgevizError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".npy")
@@ -125,8 +126,6 @@ def load_shapes_data(seed: int = 0, res: int = 40, n: int = SHAPES_N) -> Dataset
     images and split both follow ``seed`` (cached per (seed, res, n) in this process)."""
     key = (seed, res, n)
     if key not in _SHAPES:
-        from edgeviz.datagen import SHAPES_CLASSES, make_shapes
-
         x, y = make_shapes(n, res, seed)
         _SHAPES[key] = _finish("shapes", x, y, list(SHAPES_CLASSES), seed, None)
     return _SHAPES[key]
