@@ -166,7 +166,7 @@ def test_integer_requantisation_equals_the_double_product_near_every_tie(tmp_pat
     assert np.array_equal(out, want.reshape(-1))
 
 
-@pytest.mark.parametrize("name", ["vit_sigmoid_gelu", "vit_keras_mha", "ops_mix"])
+@pytest.mark.parametrize("name", ["vit_sigmoid_gelu", "vit_keras_mha", "ops_mix", "ops_mix2"])
 def test_hls_csim_equals_the_reference(name, tmp_path):
     """The FPGA build of the same file: C simulation of the HLS project against edgeviz's numpy
     reference, which the tests above hold equal to LiteRT."""
