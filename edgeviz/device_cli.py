@@ -121,12 +121,13 @@ def validate_build(build_dir, port: str, n: int, data: str | None = None) -> dic
     x, y, note = _validation_inputs(g, data, n)
     xq, want, fl = reference_outputs(g, x)
     oracle = Path(build_dir) / "model.tflite"
+    ref = None
     if g.prequantized and oracle.is_file():   # an imported .tflite: its runtime's answer stands in for float
         ref = litert.run_graph(oracle.read_bytes(), g, xq)
         fl = dequantize_output(g, ref)
     r = validate(build_dir, port, xq, want, fl)
     got = r.pop("outputs")
-    if g.prequantized and oracle.is_file():
+    if ref is not None:
         r["oracle"] = litert.ORACLE
         r["oracle_differing_bytes"] = int((got != ref.reshape(got.shape)).sum())
     if y is not None:

@@ -26,14 +26,8 @@ static inline int32_t ev_tfl_rdbpot(int32_t x, int e)
     return (x >> e) + ((x & mask) > threshold);
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier: x * m * 2^(shift - 31), shift > 0 a left shift. */
-static inline int32_t ev_tfl_mbqm(int32_t x, int32_t m, int32_t shift)
-{
-    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
-    return ev_tfl_rdbpot(ev_tfl_srdhm((int32_t)((uint32_t)x << left), m), right);
-}
-
-/* ev_tfl_mbqm with the shifts and masks of one multiplier worked out once, for a kernel's loop. */
+/* TFLite's MultiplyByQuantizedMultiplier, x * m * 2^(shift - 31) (shift > 0 a left shift), with the
+ * shifts and masks of one multiplier worked out once (ev_tfl__mq_init) for a kernel's loop. */
 struct ev_tfl__mq {
     int32_t m, mask, half;
     int left, right;
@@ -51,7 +45,15 @@ static inline void ev_tfl__mq_init(struct ev_tfl__mq *q, int32_t m, int32_t shif
 static inline int32_t ev_tfl__mq(int32_t x, const struct ev_tfl__mq *q)
 {
     const int32_t v = ev_tfl_srdhm((int32_t)((uint32_t)x << q->left), q->m);
-    return (v >> q->right) + ((v & q->mask) > q->half + (v < 0));
+    return (v >> q->right) + ((v & q->mask) > q->half + (v < 0));    /* ev_tfl_rdbpot, masks at hand */
+}
+
+/* The same for a multiplier used once. */
+static inline int32_t ev_tfl_mbqm(int32_t x, int32_t m, int32_t shift)
+{
+    struct ev_tfl__mq q;
+    ev_tfl__mq_init(&q, m, shift);
+    return ev_tfl__mq(x, &q);
 }
 
 static inline int8_t ev_tfl_clamp(int32_t v, int32_t lo, int32_t hi)
