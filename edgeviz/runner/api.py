@@ -29,11 +29,11 @@ EMULATOR_NOTE = ("instruction counts from QEMU -icount (1 per executed instructi
                  "measure latency on a board")
 
 
-PARTS_NOTE = ("parts from the part-profile image (kernels bracket their MAC loops, softmax, norms, "
-              "requantisation and data movement; firmware/kernels/ev_parts.h): each layer's parts are that "
-              "image's counts, 'other' is its step total minus them (calls, loops and copies in model.c, "
-              "the requantisation kernels fuse into MAC loops is in mac), 'bound' the most the parts can be "
-              "off by (one counter tick per switch)")
+PARTS_NOTE = ("parts are counted by the part-profile image, whose kernels bracket their MAC loops, softmax, "
+              "norms, requantisation passes and data movement (firmware/kernels/ev_parts.h); a layer's 'total' "
+              "is its count in that image and 'other' the total minus the parts (model.c's loops and calls); "
+              "'mac' includes the requantisation the matrix kernels fuse into each output; 'bound' is the most "
+              "the parts can be off by (one counter tick per switch between parts)")
 PARTS_CFLAGS = "-DEV_PROFILE_PARTS"
 
 
@@ -117,9 +117,7 @@ def _runs(dev: Device, x: bytes, n: int, n_layers: int, timeout: float, infer_ti
             split = dev.parts()
             if split is None:
                 raise EdgevizError(f"{dev.name} runs an image without the part profile (no PARTS command)")
-            # a part's share of the step: what the kernels bracketed; the rest of the step is "other"
             for layer, c in zip(split, per_layer):
-                layer["other"] = c - sum(layer[k] for k in P.PARTS)
                 layer["total"] = c
             runs["parts"].append(split)
     return runs
@@ -127,9 +125,12 @@ def _runs(dev: Device, x: bytes, n: int, n_layers: int, timeout: float, infer_ti
 
 def _parts_result(runs: dict, layer_names: list[str], normal_total: float, elf: Path) -> tuple[dict, list[dict]]:
     """The part profile's summary and each layer's median parts (over the runs, key by key)."""
-    keys = list(P.PARTS) + ["other", "total", "bound"]
-    per_layer = [{k: float(statistics.median(run[i][k] for run in runs["parts"])) for k in keys}
-                 for i in range(len(layer_names))]
+    per_layer = []
+    for i in range(len(layer_names)):
+        med = {k: float(statistics.median(run[i][k] for run in runs["parts"])) for k in P.PARTS + ("total", "bound")}
+        # of the medians, so that a step's parts and other add up to its total exactly
+        med["other"] = med["total"] - sum(med[k] for k in P.PARTS)
+        per_layer.append(med)
     e2e = float(statistics.median(runs["totals"]))
     steps = sum(l["total"] for l in per_layer)
     summary = {
@@ -182,7 +183,8 @@ def profile(build_dir, port: str, n: int = 10, *, input=None, timeout: float = 1
         with session(build, port, timeout=timeout, retries=retries, image=image) as (build, dev, _info):
             split = _runs(dev, x, n, len(build.layers), timeout, infer_timeout, parts=True)
             result["retries"] += dev.stats["retries"]
-        result["parts"], per_layer = _parts_result(split, build.layers, result["end_to_end"]["median"], image[0])
+        elf = image[0].resolve().relative_to(build.path.resolve())       # where in the build folder
+        result["parts"], per_layer = _parts_result(split, build.layers, result["end_to_end"]["median"], elf)
         for layer, p in zip(result["layers"], per_layer):
             layer["parts"] = p
     return result
