@@ -13,7 +13,7 @@ import click
 
 from .atomic import write_text
 from .clikit import handler
-from .device_cli import profile_build, validate_build
+from .device_cli import profile_build, profile_rows, validate_build
 from .project import build
 from .report import page, table
 from .search.run import run_search
@@ -60,10 +60,7 @@ def _report(out: Path, r: dict, prof: dict) -> None:
         {"quantity": f"end to end ({prof['unit']}, emulator)", "value": prof["end_to_end"]["median"]},
         {"quantity": "emulator outputs bit-exact", "value": f"{v['bit_exact']}/{v['n']}"},
     ]
-    # each layer's count, and the % of it in each part (the part profile, stacked in latency.png)
-    layers = [{"layer": l["name"], f"median {prof['unit']}": l["median"],
-               **{f"% {k}": 100 * l["parts"][k] / (l["parts"]["total"] or 1) for k in prof["parts"]["names"]}}
-              for l in prof["layers"]]
+    layers = profile_rows(prof)     # each layer's count and the % of it in each part (stacked in latency.png)
     html = page("edgeviz demo", [("Overview", table(overview)),
                                  ("Pareto front (accuracy vs planned peak SRAM)", "<img src='pareto.png'>"),
                                  ("Memory timeline of the built subnet", "<img src='memory.png'>"),

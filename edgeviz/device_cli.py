@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import pickle
 from pathlib import Path
@@ -14,6 +15,7 @@ from .clikit import handler
 from .errors import EdgevizError
 from .inputs import builtin_data, random_inputs, read_inputs
 from .quantize import dequantize_output, reference_outputs
+from .report import put_section, table
 from .tflite import litert
 from .runner.api import flash, profile, validate
 from .runner.builddir import load_build
@@ -43,13 +45,32 @@ def cmd_flash(a) -> int:
     return 0
 
 
+LATENCY_HEADING = "Per-layer latency"
+
+
 def profile_build(build_dir, port: str, n: int, parts: bool = False) -> dict:
-    """Profile over serial; the figures also land in the build folder (profile.json, latency.png)."""
+    """Profile over serial; the figures also land in the build folder (profile.json, latency.png and
+    a section of report.html)."""
     r = profile(build_dir, port, n=n, parts=parts)
     out = Path(build_dir)
     plot_latency(r, out / "latency.png")
     write_text(out / "profile.json", json.dumps(r, indent=1))
+    if (out / "report.html").is_file():
+        put_section(out / "report.html", LATENCY_HEADING,
+                    f"<p>{html.escape(r['board'])}, {r['unit']}, n={r['n']}</p><img src='latency.png'>"
+                    + table(profile_rows(r)))
     return r
+
+
+def profile_rows(r: dict) -> list[dict]:
+    """A row per layer: its median count and, with a part profile, the % of it in each part."""
+    rows = []
+    for l in r["layers"]:
+        row = {"layer": l["name"], f"median {r['unit']}": l["median"]}
+        if "parts" in l:
+            row.update({f"% {k}": 100 * l["parts"][k] / (l["parts"]["total"] or 1) for k in r["parts"]["names"]})
+        rows.append(row)
+    return rows
 
 
 def cmd_profile(a) -> int:

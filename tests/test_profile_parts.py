@@ -178,6 +178,10 @@ def test_cli_profile_parts_json_and_plot(built, capsys):
     assert main(["profile", str(out), "--port", "emulator", "-n", "1", "--parts"]) == 0
     text = capsys.readouterr().out
     assert "whole model" in text and "softmax" in text
+    # the build's report gains the plot and the parts once, however often the build is profiled
+    page = (out / "report.html").read_text()
+    assert page.count("<h2>Per-layer latency</h2>") == 1 and "latency.png" in page and "% softmax" in page
+    assert page.rstrip().endswith("</html>")
 
 
 def test_parts_need_the_emulator(tmp_path):
