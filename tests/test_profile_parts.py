@@ -6,10 +6,8 @@ emulated Cortex-M7, every step's parts add up to its count within what the count
 allows, the attention step has MAC and softmax parts, and the normal image's counts stay as they were."""
 import json
 import re
-import shutil
 import struct
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +112,21 @@ def test_normal_image_has_no_part_counters(built):
         with Device(open_port(emu.url), name="emulator", alive=emu.dead) as dev:
             dev.infer(bytes(dev.info()["input_bytes"]))
             assert dev.parts() is None          # PARTS is unknown to it: no part profile, no error
+
+
+@pytest.mark.qemu
+def test_part_image_computes_the_same_outputs(built):
+    out = built["dir"]
+    rng = np.random.default_rng(3)
+    outputs = []
+    for elf in (out / "firmware" / "fw.elf", out / "firmware" / "parts-mps2-an500" / "fw.elf"):
+        with Emulator(elf) as emu:
+            with Device(open_port(emu.url), name="emulator", alive=emu.dead) as dev:
+                n = dev.info()["input_bytes"]
+                outputs.append([dev.infer(rng.integers(-128, 128, n, dtype=np.int8).tobytes())[0]
+                                for _ in range(3)])
+        rng = np.random.default_rng(3)
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.qemu
