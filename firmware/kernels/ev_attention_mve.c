@@ -74,7 +74,9 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
         const int step = EV__AV_BUF / n_keys;
         for (d = 0; d < dh; d += step) {
             const int nd = dh - d < step ? dh - d : step;
+            EV_PART_ENTER(pt, EV_PART_MOVE);       /* V's block transposed */
             ev__vt_block(v + d, v_stride, n_keys, nd, t);
+            EV_PART_LEAVE(pt);
             ev__gemm(p, p_stride, rows, n_keys, nd, t, n_keys, 0, 0, &m, &s8, 0, 0, out + d,
                      out_stride);
         }

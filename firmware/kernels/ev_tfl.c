@@ -288,6 +288,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
         for (ox = 0; ox < ow; ox++) {
             int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
             int widened;
+            EV_PART_ENTER(pg, EV_PART_MOVE);       /* the im2col gather */
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
                 for (dx = 0; dx < kw; dx++) {
@@ -297,6 +298,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                         *p++ = inside ? x[(iy * w + ix) * c + ch] : (int8_t)x_zp;
                 }
             }
+            EV_PART_LEAVE(pg);
             widened = ev_tfl__widen(patch, taps, xb);
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
@@ -355,9 +357,11 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             continue;
         }
         if (sb[5] != 1) {
+            EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
             for (q = 0; q < cols; q++)
                 for (i = 0; i < depth; i++)
                     bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
+            EV_PART_LEAVE(pt);
             bb = bt;
             brow = depth;
         }
