@@ -11,7 +11,6 @@ search after the last generation, the fine-tuning stage after the last finished 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json as jsonlib
 import sys
@@ -34,7 +33,7 @@ from edgeviz.search.space_evolution import evolve_space
 from edgeviz.search.standalone import train_from_scratch
 from edgeviz.search.supernet import export_onnx, export_state_dict
 from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
-                                  load_checkpoint, supernet_from_checkpoint, train_supernet)
+                                  read_checkpoint, supernet_from_checkpoint, train_supernet)
 
 
 class RunLog:
@@ -57,14 +56,6 @@ class RunLog:
             self.echo(msg)
         elif not self.quiet:
             print(msg, file=sys.stderr, flush=True)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def pareto_front(cands: list[Candidate]) -> list[Candidate]:
@@ -157,8 +148,11 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
 
     # ---- supernet --------------------------------------------------------------------------------
     ckpt = Path(s.supernet) if s.supernet else out / "supernet.pt"
-    blob = load_checkpoint(ckpt) if ckpt.exists() else None
-    if blob is not None and (s.epochs is None or s.epochs <= blob["epochs_done"]):
+    blob, ckpt_digest = read_checkpoint(ckpt) if ckpt.exists() else (None, None)
+    # The search's own supernet, stopped part way, is trained on to the epochs it was started with; a
+    # user's checkpoint (--supernet) without --epochs is taken as it is.
+    epochs_wanted = s.epochs or (blob["settings"]["epochs"] if blob is not None and s.supernet is None else None)
+    if blob is not None and (epochs_wanted is None or epochs_wanted <= blob["epochs_done"]):
         if blob["data_digest"].split(":")[0] != d.digest.split(":")[0]:   # a subset of the same data is fine
             raise EdgevizError(f"supernet {ckpt} was trained on other data ({blob['data']['name']}); "
                                "train one for this data or leave out --supernet")
@@ -174,16 +168,17 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     else:
         if s.supernet is not None and not ckpt.exists() and s.epochs is None:
             raise EdgevizError(f"supernet checkpoint {ckpt} does not exist (train one with `edgeviz train -o {ckpt}`)")
-        n_ep = s.epochs or DEFAULT_EPOCHS
+        n_ep = epochs_wanted or DEFAULT_EPOCHS
         log(f"supernet: training {n_ep} epochs into {ckpt}")
-        net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed), log=log, progress=progress)
-        blob = load_checkpoint(ckpt)
+        net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed, step_delay=s.step_delay),
+                                   log=log, progress=progress)
+        blob, ckpt_digest = read_checkpoint(ckpt)
         train_info = dict(summ, trained_now=True)
     net.eval()
     steps_trained = blob["epochs_done"] * max(1, int(d.y["train"].shape[0]) // blob["settings"]["batch_size"])
 
     # ---- search ----------------------------------------------------------------------------------
-    evaluator = Evaluator(net, d, "val")
+    evaluator = Evaluator(net, d, "val", delay=s.step_delay)
     space_trace = None
     search_space = sp
     if s.evolve_space:
@@ -194,7 +189,7 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     t0 = time.perf_counter()
     res = evolutionary_search(search_space, judge, evaluator, population=s.population, generations=s.generations,
                               seed=seed, state_path=out / "search_state.json",
-                              signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest},
+                              signature={"supernet": ckpt_digest, "target": target, "data": d.digest},
                               log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
     if bar:
         bar.close()
@@ -220,7 +215,8 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     def two_stage(cands: list[Candidate], what: str, state_path: Path | None = None) -> tuple[Finalist, dict]:
         t, c = time.perf_counter(), time.process_time()
         fins, pick = finetune_finalists(net, pick_finalists(cands, finalists), d, finetune_steps, **tune,
-                                        state_path=state_path, log=lambda m: log(f"{what}: {m}"))
+                                        state_path=state_path, log=lambda m: log(f"{what}: {m}"),
+                                        step_delay=s.step_delay)
         return pick, {"summary": gene_summary(pick.cand.cfg), "config": pick.cand.cfg.to_dict(),
                       "peak_sram": pick.cand.peak_sram, "val_supernet": pick.cand.acc, "val": pick.val,
                       "test": accuracy(pick.model, d, pick.cand.cfg, "test"),
