@@ -159,3 +159,32 @@ def test_ctrl_c_inside_a_supernet_epoch(tmp_path):
     sa, sb = a["supernet"]["state_dict"], b["supernet"]["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not list(tmp_path.glob(".ck.pt.*"))
+
+
+def test_a_build_or_a_second_search_while_a_search_runs(setup, tmp_path, capsys):
+    """`edgeviz build FOLDER` on a search still running there, and a second search into it: one line each,
+    exit 2, nothing read half-made or overwritten; the lock goes with the search (here: its Ctrl-C)."""
+    from edgeviz.atomic import SEARCH_LOCK, lock_is_held
+    from edgeviz.cli import main
+
+    command, tmp, _ = setup
+    out = tmp_path / "o"
+    p = subprocess.Popen(command(out, "--step-delay", "0.3"), env=_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while not _log_has(out / "search.log", "supernet: loaded")() and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None and lock_is_held(out / SEARCH_LOCK)
+        assert main(["build", str(out), "-o", str(tmp_path / "fw")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "a search is in progress in" in err, err
+        assert not (tmp_path / "fw").exists()
+        assert main(["search", "--budget", "8KB", "-o", str(out), "--json"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "a search is already running in" in err, err
+        assert p.poll() is None                                   # the running search goes on undisturbed
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=60)
+    assert p.returncode == 130 and not lock_is_held(out / SEARCH_LOCK)

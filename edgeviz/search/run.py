@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from edgeviz.errors import EdgevizError
-from edgeviz.atomic import atomic_path, write_json, write_text
+from edgeviz.atomic import SEARCH_LOCK, atomic_path, held_lock, write_json, write_text
 from edgeviz.search.baselines import random_search, uniform_baseline
 from edgeviz.search.budget import format_size
 from edgeviz.search.evolution import evolutionary_search
@@ -125,13 +125,20 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     ``edgeviz.lower.plan_config`` for ``settings.target`` -- the only memory judge in production.
     Returns the subnet.json content; with ``settings.json`` it is also printed on stdout."""
     t_start = time.perf_counter()
-    s = settings
+    try:
+        settings.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgevizError(f"cannot create output folder {settings.out}: {e}") from None
+    # one search at a time in a folder: two would resume from and overwrite each other's state
+    with held_lock(settings.out / SEARCH_LOCK, f"a search is already running in {settings.out}; wait for it to "
+                                               f"finish, or search into another folder (-o)"):
+        return _search(settings, planner, t_start)
+
+
+def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
+    """run_search's work, with the output folder made and locked."""
     out, budget_b, flash_b, target, seed = s.out, s.budget, s.flash, s.target, s.seed
     finalists, finetune_steps = s.finalists, s.finetune_steps
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgevizError(f"cannot create output folder {out}: {e}") from None
     progress = (not s.json and not s.quiet and sys.stderr.isatty()) if s.progress is None else s.progress
     log = RunLog(out / "search.log", quiet=s.quiet)
     sp = as_space(s.space)
