@@ -188,3 +188,26 @@ def test_a_build_or_a_second_search_while_a_search_runs(setup, tmp_path, capsys)
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=60)
     assert p.returncode == 130 and not lock_is_held(out / SEARCH_LOCK)
+
+
+def test_kill_inside_a_fine_tuning_run(setup, tmp_path):
+    """SIGKILL (no chance to save) in the last rung's 60-step run: it saved at step SAVE_EVERY_STEPS,
+    and the restart goes on from there to the uninterrupted result."""
+    from edgeviz.search.standalone import SAVE_EVERY_STEPS
+
+    assert 20 < SAVE_EVERY_STEPS < 60            # a save in the last rung's run only (rung 1: 20 steps)
+    command, tmp, ref = setup
+    out = tmp_path / "o"
+    p = subprocess.Popen(command(out, "--step-delay", "0.05"), env=_env(), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while not list(out.glob("finalists/*.progress.pt")) and p.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert p.poll() is None, p.communicate()[1][-2000:]
+    p.kill()
+    p.communicate()
+    r = subprocess.run(command(out), env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (out / "search.log").read_text().split("---- resumed ----")[-1]
+    assert log.count("finished before the restart") == 3 and f"rung 2/2, finalist 1/1: continuing at step {SAVE_EVERY_STEPS}/60" in log
+    _same_result(out, tmp / "ref", json.loads(r.stdout), ref)
