@@ -351,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgevizError as e:
         print(f"edgeviz: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:               # the epoch so far is saved (train_supernet)
+        print("edgeviz: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 
