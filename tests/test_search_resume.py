@@ -18,9 +18,9 @@ from test_search_doubles import write_tiny_space
 
 REPO = Path(__file__).resolve().parents[1]
 # what a resumed run cannot share with an uninterrupted one: timings, and the planner calls made by this process
-PER_PROCESS = {"planned", "judged", "wall_seconds", "cpu_seconds", "total_seconds", "finetune_seconds", "seconds", "train_seconds",
-          "search_seconds", "planner_seconds", "accuracy_seconds", "candidates_per_second", "planned_per_second",
-          "evaluated_per_second"}
+PER_PROCESS = {"planned", "judged", "wall_seconds", "cpu_seconds", "total_seconds", "finetune_seconds", "seconds",
+               "train_seconds", "search_seconds", "planner_seconds", "accuracy_seconds", "candidates_per_second",
+               "planned_per_second", "evaluated_per_second"}
 
 
 def _env():
@@ -209,5 +209,28 @@ def test_kill_inside_a_fine_tuning_run(setup, tmp_path):
     r = subprocess.run(command(out), env=_env(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     log = (out / "search.log").read_text().split("---- resumed ----")[-1]
-    assert log.count("finished before the restart") == 3 and f"rung 2/2, finalist 1/1: continuing at step {SAVE_EVERY_STEPS}/60" in log
+    assert log.count("finished before the restart") == 3
+    assert f"rung 2/2, finalist 1/1: continuing at step {SAVE_EVERY_STEPS}/60" in log
     _same_result(out, tmp / "ref", json.loads(r.stdout), ref)
+
+
+def test_ctrl_c_inside_the_baselines(setup, tmp_path):
+    """--baselines: Ctrl-C while a uniform ViT trains from scratch; the restart continues that training
+    from its step and ends with the uninterrupted run's baselines."""
+    command, _, _ = setup
+    baselines = ("--baselines", "--generations", "2", "--finalists", "2", "--finetune-steps", "9")  # the last wins
+    r = subprocess.run(command(tmp_path / "ref", *baselines), env=_env(), capture_output=True, text=True,
+                       timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ref = json.loads(r.stdout)
+    out = tmp_path / "o"
+    # 87 steps from scratch (the supernet's 78 and 9 fine-tuning) at 0.05 s a step: 4 s to land in
+    r = _interrupt_when(command(out, *baselines, "--step-delay", "0.05"),
+                        _log_has(out / "search.log", "uniform baseline (largest that fits)", then=1.0))
+    _assert_interrupted(r)
+    assert (out / "baselines" / "uniform_vit.progress.pt").exists()
+    r = subprocess.run(command(out, *baselines), env=_env(), capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (out / "search.log").read_text().split("---- resumed ----")[-1]
+    assert "uniform baseline (largest that fits): continuing at step" in log
+    _same_result(out, tmp_path / "ref", json.loads(r.stdout), ref)

@@ -194,9 +194,9 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
     if progress:
         bar = ProgressBar(True, s.generations, "search")
     t0 = time.perf_counter()
+    signature = {"supernet": ckpt_digest, "target": target, "data": d.digest}
     res = evolutionary_search(search_space, judge, evaluator, population=s.population, generations=s.generations,
-                              seed=seed, state_path=out / "search_state.json",
-                              signature={"supernet": ckpt_digest, "target": target, "data": d.digest},
+                              seed=seed, state_path=out / "search_state.json", signature=signature,
                               log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
     if bar:
         bar.close()
@@ -281,16 +281,42 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
         rs = random_search(sp, judge, evaluator, res.evaluations, seed=seed + 1)
         all_cands += rs.evaluated
 
-        def from_scratch(ucfg, what: str) -> dict:
-            log(f"{what} {gene_summary(ucfg)}: training from scratch for {total_steps} steps")
-            umodel, useconds = train_from_scratch(ucfg, d, total_steps, batch_size=blob["settings"]["batch_size"],
-                                                  lr=blob["settings"]["lr"], seed=seed)
-            uval, utest = accuracy(umodel, d, ucfg, "val"), accuracy(umodel, d, ucfg, "test")
-            ucand = Candidate.make(ucfg, uval, judge, "uniform")
+        # Resumable like the search: each finished baseline's result is kept in baselines/NAME.json (with
+        # what it was trained from and how), a stopped one's progress in baselines/NAME.progress.pt.
+        baselines_dir = out / "baselines"
+
+        def from_scratch(ucfg, what: str, name: str) -> dict:
+            run = {"config": ucfg.to_dict(), "steps": total_steps, "batch_size": blob["settings"]["batch_size"],
+                   "lr": blob["settings"]["lr"], "seed": seed, "data": d.digest}
+            kept = baselines_dir / f"{name}.json"
+            saved = jsonlib.loads(kept.read_text()) if kept.exists() else {}
+            if saved.get("run") == run:
+                row = saved["result"]
+                log(f"{what} {gene_summary(ucfg)}: finished before the restart")
+            else:
+                log(f"{what} {gene_summary(ucfg)}: training from scratch for {total_steps} steps")
+                progress_file = baselines_dir / f"{name}.progress.pt"
+                umodel, useconds = train_from_scratch(ucfg, d, total_steps, batch_size=run["batch_size"], lr=run["lr"],
+                                                      seed=seed, progress_path=progress_file, origin=run,
+                                                      step_delay=s.step_delay, log=lambda m: log(f"{what}: {m}"))
+                row = {"config": ucfg.to_dict(), "summary": gene_summary(ucfg),
+                       "val": accuracy(umodel, d, ucfg, "val"), "test": accuracy(umodel, d, ucfg, "test"),
+                       "train_seconds": useconds, "steps": total_steps}
+                write_json(kept, {"run": run, "result": row})
+                progress_file.unlink(missing_ok=True)
+            ucand = Candidate.make(ucfg, row["val"], judge, "uniform")
             all_cands.append(ucand)
-            return {"config": ucfg.to_dict(), "summary": gene_summary(ucfg), "val": uval, "test": utest,
-                    "train_seconds": useconds, "steps": total_steps, "peak_sram": ucand.peak_sram,
-                    "flash": ucand.flash}
+            return row | {"peak_sram": ucand.peak_sram, "flash": ucand.flash}
+
+        def baseline_state(name: str) -> Path:
+            """A state file for a baseline's fine-tuning stage (finetune_finalists keeps its finished runs
+            there), started afresh when the supernet, data or search differ."""
+            path = baselines_dir / name / "search_state.json"
+            sig = signature | {"baseline": name, "population": s.population, "generations": s.generations,
+                               "seed": seed, "budget": budget_b, "flash": flash_b, "macs": s.macs}
+            if not path.exists() or jsonlib.loads(path.read_text()).get("signature") != sig:
+                write_json(path, {"signature": sig})
+            return path
 
         # Two uniform baselines: MCUFormer's (the largest uniformly scaled ViT that fits) and the best
         # one: the same evolutionary search confined to uniform, full-rank ViTs (one embed / heads / MLP
@@ -306,13 +332,16 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
             "random_search": {"evaluations": rs.evaluations, "best_val": rs.best.acc,
                               "best_test": accuracy(net, d, rs.best.cfg, "test"),
                               "best_config": rs.best.cfg.to_dict(), "peak_sram": rs.best.peak_sram},
-            "uniform_vit": from_scratch(uniform_baseline(sp, judge), "uniform baseline (largest that fits)"),
-            "uniform_best": from_scratch(ures.best.cfg, "uniform baseline (best uniform ViT found)")
+            "uniform_vit": from_scratch(uniform_baseline(sp, judge), "uniform baseline (largest that fits)",
+                                        "uniform_vit"),
+            "uniform_best": from_scratch(ures.best.cfg, "uniform baseline (best uniform ViT found)", "uniform_best")
                             | {"evaluations": ures.evaluations}}
         ub = result["baselines"]
         if finalists:
-            ub["random_two_stage"] = two_stage(rs.evaluated, "random search + fine-tune")[1]
-            ub["uniform_two_stage"] = two_stage(ures.evaluated, "uniform ViTs + fine-tune")[1] \
+            ub["random_two_stage"] = two_stage(rs.evaluated, "random search + fine-tune",
+                                               baseline_state("random_two_stage"))[1]
+            ub["uniform_two_stage"] = two_stage(ures.evaluated, "uniform ViTs + fine-tune",
+                                                baseline_state("uniform_two_stage"))[1] \
                 | {"evaluations": ures.evaluations}
         log(f"baselines: random search best val {rs.best.acc:.4f}; largest uniform ViT test "
             f"{ub['uniform_vit']['test']:.4f}; best uniform ViT test {ub['uniform_best']['test']:.4f}"

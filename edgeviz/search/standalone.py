@@ -82,10 +82,14 @@ def train_standalone(model: torch.nn.Module, img_size: int, data, steps: int, ba
 
 
 def train_from_scratch(cfg: ViTConfig, data, steps: int, batch_size: int = DEFAULT_BATCH, lr: float = DEFAULT_LR,
-                       weight_decay: float = 0.05, seed: int = 0, label_smoothing: float = 0.1):
-    """Train ``edgeviz.model.ViT(cfg)`` alone, from a fresh initialisation, for ``steps`` steps."""
+                       weight_decay: float = 0.05, seed: int = 0, label_smoothing: float = 0.1,
+                       progress_path: str | Path | None = None, origin=None, step_delay: float = 0.0,
+                       log=lambda m: None):
+    """Train ``edgeviz.model.ViT(cfg)`` alone, from a fresh initialisation, for ``steps`` steps
+    (``progress_path``, ``origin``, ``step_delay``: as ``train_standalone``)."""
     torch.manual_seed(seed)
-    return train_standalone(ViT(cfg), cfg.img_size, data, steps, batch_size, lr, weight_decay, seed, label_smoothing)
+    return train_standalone(ViT(cfg), cfg.img_size, data, steps, batch_size, lr, weight_decay, seed, label_smoothing,
+                            progress_path=progress_path, origin=origin, step_delay=step_delay, log=log)
 
 
 __all__ = ["train_from_scratch", "train_standalone"]

@@ -11,7 +11,8 @@ trains on its shard of every batch, gradients are averaged by DistributedDataPar
 process samples the same subnets (the choice is a function of seed, epoch and step) and rank 0 writes
 the checkpoints. A killed run started again with the same output path resumes after the last
 completed epoch; one stopped by Ctrl-C (one process) first finishes its step and saves the epoch so far
-(``epoch_progress``), and resumes at the next step with the same weights as a run never stopped. ``run_train`` is the ``edgeviz train`` job (and this module's ``main``, for torchrun).
+(``epoch_progress``), and resumes at the next step with the same weights as a run never stopped.
+``run_train`` is the ``edgeviz train`` job (and this module's ``main``, for torchrun).
 """
 from __future__ import annotations
 
