@@ -4,9 +4,11 @@
 ``run_search(settings)`` writes into ``settings.out``: subnet.json, model.pt (edgeviz.model.save_model
 format), model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
 search_state.json (the population after each generation, then the finalists' val accuracies per
-fine-tuning run) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
-search started again with the same settings resumes (supernet training after the last epoch, the
-search after the last generation, the fine-tuning stage after the last finished run).
+fine-tuning run) and finalists/ (their fine-tuned weights), baselines/ with --baselines. Every file is
+written atomically; a search stopped and started again with the same settings resumes: supernet training
+after the last epoch (after the last step on Ctrl-C), the search after the last generation, the
+fine-tuning stage and the baselines after the last finished run (a stopped run from its last saved step:
+on Ctrl-C, else every 50 steps). While it runs, it holds ``.search.lock`` in the folder (SEARCH_LOCK).
 """
 from __future__ import annotations
 
