@@ -7,12 +7,16 @@ duration of the call.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import held_lock
 from ..errors import EdgevizError
 from ..targets import load_target
 from . import protocol as P
@@ -37,6 +41,13 @@ PARTS_NOTE = ("parts are counted by the part-profile image, whose kernels bracke
 PARTS_CFLAGS = "-DEV_PROFILE_PARTS"
 
 
+def port_lock_file(port: str) -> Path:
+    """The lock file two edgeviz processes share for one port: a device path by the file it resolves to
+    (a /dev/serial/by-id link and /dev/ttyACM0 are one port), a URL as written."""
+    key = port if "://" in port else os.path.realpath(port)
+    return Path(tempfile.gettempdir()) / f"edgeviz-port-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+
+
 @contextlib.contextmanager
 def session(build_dir, port: str, *, timeout: float = 1.0, retries: int = 3, image: tuple[Path, str] | None = None):
     """Yield (build, device, info) with the model id checked; boots and stops QEMU for 'emulator'
@@ -52,6 +63,12 @@ def session(build_dir, port: str, *, timeout: float = 1.0, retries: int = 3, ima
             dev = Device(open_port(emu.url, timeout), name="emulator", timeout=timeout, retries=retries,
                          alive=emu.dead)
         else:
+            # One client per port: pyserial's exclusive open guards a serial device, but a socket:// device
+            # (an emulator, a network bridge) takes a second connection and the two clients' frames would
+            # interleave. Each `emulator` session boots its own QEMU, so it needs no lock.
+            stack.enter_context(held_lock(port_lock_file(port), f"port {port!r} is busy: another edgeviz "
+                                                               f"(profile, validate) is talking to it; wait for it "
+                                                               f"to finish and try again"))
             dev = Device(open_port(port, timeout), name=f"device on {port}", timeout=timeout, retries=retries)
         stack.callback(dev.close)
         info = dev.info()

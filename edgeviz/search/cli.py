@@ -58,7 +58,7 @@ def settings_from_flags(a) -> SearchSettings:
                           epochs=a.epochs, population=a.population, generations=a.generations, out=a.out,
                           json=a.json, space=a.space, macs=a.macs, latency=a.latency, seed=a.seed, evolve_space=a.evolve_space,
                           baselines=a.baselines, finalists=a.finalists, finetune_steps=a.finetune_steps,
-                          progress=False if a.no_progress else None, quiet=a.json)
+                          progress=False if a.no_progress else None, quiet=a.json, step_delay=a.step_delay)
 
 
 def cmd_search(a) -> int:
@@ -128,6 +128,7 @@ def add_cli(group) -> None:
     @click.option("--finetune-steps", metavar="S", type=str, default=DEFAULT_FINETUNE_STEPS,
                   help=f"fine-tuning steps of the winner, the last rung (default {DEFAULT_FINETUNE_STEPS})")
     @click.option("--no-progress", is_flag=True, help="no progress bar")
+    @click.option("--step-delay", type=float, default=0.0, hidden=True)    # tests: interrupt mid-stage
     def search_command(**kw):
         return handler(cmd_search)(**kw)
 

@@ -126,8 +126,9 @@ def no_fit_error(space: SearchSpace, judge: Judge) -> EdgevizError:
 class Evaluator:
     """Top-1 accuracy of a subnet with the supernet's shared weights on one split; cached per config."""
 
-    def __init__(self, supernet, data, split: str = "val", batch: int = 270):
+    def __init__(self, supernet, data, split: str = "val", batch: int = 270, delay: float = 0.0):
         self.net, self.data, self.split, self.batch = supernet.eval(), data, split, batch
+        self.delay = delay          # tests only: a sleep after each evaluation (interrupt a search mid-generation)
         self.cache: dict[str, float] = {}
         self.seconds = 0.0
         self.calls = 0
@@ -143,6 +144,8 @@ class Evaluator:
             self.cache[k] = correct / max(1, len(y))
             self.seconds += time.perf_counter() - t
             self.calls += 1
+            if self.delay:
+                time.sleep(self.delay)
         return self.cache[k]
 
 

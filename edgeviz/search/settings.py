@@ -90,6 +90,9 @@ class SearchSettings:
     """No log lines on stderr (search.log still gets them); the CLI sets it with --json."""
     subset: int = 0
     """Tests only: train and evaluate on the first N train images (0: all)."""
+    step_delay: float = 0.0
+    """Tests only (hidden flag --step-delay): seconds of sleep after each training step and each supernet
+    evaluation, so a test can interrupt a stage in the middle."""
 
     def __post_init__(self) -> None:
         # Checked in the order the search checked its arguments before; each failure is one line.
