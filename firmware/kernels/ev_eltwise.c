@@ -1,6 +1,7 @@
 /* Element-wise and data-movement kernels: residual add, product, LUT, token mean, patch gather, transpose. */
 #include "ev_kernels.h"
 
+#if !EV_KERNELS_MVE   /* the MVE build's residual add and table lookup: ev_norm_mve.c */
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
                int8_t *y)
 {
@@ -16,6 +17,8 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
     }
 }
 
+#endif /* !EV_KERNELS_MVE */
+
 void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, int8_t *y)
 {
     /* |a b| <= 2^14: the product and its requantisation fit ev_requant's int32 accumulator. Each
@@ -25,12 +28,14 @@ void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, in
         y[i] = ev_requant((int32_t)a[i] * b[i], m, s);
 }
 
+#if !EV_KERNELS_MVE
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
 {
     int i;
     for (i = 0; i < n; i++)
         y[i] = lut[x[i] + 128];
 }
+#endif /* !EV_KERNELS_MVE */
 
 void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y)
 {

@@ -3,11 +3,19 @@
  * Both read a whole row to get its statistics before writing anything, and then read x[i] before
  * writing y[i], so y may be the same buffer as x.
  */
-#include "ev_kernels.h"
+#include "ev_dsp.h"
+
+/* The MVE build has its own ev_layernorm_s8 and ev_softmax_s8 (ev_norm_mve.c); this LayerNorm
+ * stays in it as ev__layernorm_s8_c, which the Helium one calls for rows past its range. */
+#if EV_KERNELS_MVE
+#define EV__LAYERNORM_C ev__layernorm_s8_c
+#else
+#define EV__LAYERNORM_C ev_layernorm_s8
+#endif
 
 /* floor(sqrt(v)), exact, digit by digit in base 4 (no floats, no libm). For v < 2^63 the root
  * is < 2^31.5, so it fits uint32_t. */
-static uint32_t ev__isqrt64(uint64_t v)
+uint32_t ev__isqrt64(uint64_t v)
 {
     uint64_t r = 0, bit = (uint64_t)1 << 62;
     while (bit > v)
@@ -24,7 +32,7 @@ static uint32_t ev__isqrt64(uint64_t v)
     return (uint32_t)r;
 }
 
-void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {
     int n, i;
@@ -60,6 +68,7 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
     }
 }
 
+#if !EV_KERNELS_MVE   /* the MVE build's softmax: ev_norm_mve.c */
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
 {
     int i, mx;
@@ -85,3 +94,4 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         y[i] = (int8_t)((127u * e + half) / total);   /* <= 127 since e <= total */
     }
 }
+#endif /* !EV_KERNELS_MVE */
