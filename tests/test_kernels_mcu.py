@@ -289,7 +289,8 @@ def _cases():
     return prog, checks
 
 
-# Row lengths for the per-element kernels that have a Helium version (ev_norm_mve.c): below, at and
+# Row lengths for the per-element kernels that have a Helium version (ev_norm_mve.c,
+# ev_eltwise_mve.c): below, at and
 # past one vector of 4 / 8 / 16 lanes, so every predicated last pass occurs.
 ROW_LENGTHS = [1, 3, 4, 5, 8, 15, 16, 17, 33, 64, 65, 192]
 
@@ -304,8 +305,9 @@ def _ln_rows(rng, c, kind):
 
 
 def _row_kernel_cases(rng, prog, checks, gelu):
-    """LayerNorm, softmax, residual add and LUT over awkward lengths, zero-variance rows, equal
-    scores, saturating values, strided and in-place rows (the M55 builds run them on Helium)."""
+    """LayerNorm, softmax, residual add, LUT and transposition over awkward lengths, zero-variance
+    rows, equal scores, saturating values, strided and in-place rows (the M55 builds run them on
+    Helium: ev_norm_mve.c, ev_eltwise_mve.c)."""
     # LayerNorm: (c, eps, gamma / beta kind); strided input, output written in place for odd c
     ln = [(c, None, "plain") for c in ROW_LENGTHS] + [
         (64, 0, "ends"), (192, 0, "big"), (17, None, "big"), (65, (1 << 62) - 1, "plain"),
@@ -413,6 +415,18 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         want = np.zeros(n + 1, np.int8)
         want[:n] = gelu[x.astype(np.int32) + 128]
         checks.append((f"lutr{idx}", want))
+
+    # transposition into V^T (rows written as columns of a wider tensor): column counts around the
+    # 8-lane passes, one row, strides up to and past the M55 scatter's 16-bit offsets (7 ys > 65535)
+    for idx, (rows, cols, ys) in enumerate([(4, 48, 36), (1, 1, 1), (3, 17, 5), (4, 8, 4), (2, 65, 70),
+                                            (5, 3, 9362), (2, 3, 9363)]):
+        x = rng.integers(-128, 128, (rows, cols), dtype=np.int8)
+        y = prog.buffer("int8_t", cols * ys)
+        prog(f"    ev_transpose_s8({prog.const(x)}, {rows}, {cols}, {y}, {ys});")
+        prog(f'    emit_hex("tr{idx}", {y}, {cols * ys});')
+        want = np.zeros((cols, ys), np.int8)
+        want[:, :rows] = x.T
+        checks.append((f"tr{idx}", want))
 
 
 @pytest.fixture(scope="module")

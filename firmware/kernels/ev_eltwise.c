@@ -1,7 +1,7 @@
 /* Element-wise and data-movement kernels: residual add, product, LUT, token mean, patch gather, transpose. */
-#include "ev_kernels.h"
+#include "ev_dsp.h"
 
-#if !EV_KERNELS_MVE   /* the MVE build's residual add and table lookup: ev_norm_mve.c */
+#if !EV_KERNELS_MVE   /* the MVE build's residual add, table lookup, transposition: ev_eltwise_mve.c */
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
                int8_t *y)
 {
@@ -65,7 +65,14 @@ void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, i
     }
 }
 
-void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
+/* The MVE build's ev_transpose_s8 (ev_eltwise_mve.c) keeps this one for strides its scatter
+ * offsets do not reach. */
+#if EV_KERNELS_MVE
+#define EV__TRANSPOSE_C ev__transpose_s8_c
+#else
+#define EV__TRANSPOSE_C ev_transpose_s8
+#endif
+void EV__TRANSPOSE_C(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
 {
     int r, c;
     for (c = 0; c < cols; c++, y += y_stride)

@@ -1,38 +1,39 @@
-/* Helium (MVE) path of the per-element kernels around the matrix products: LayerNorm and softmax
- * (ev_norm.c), the residual add and the table lookup (ev_eltwise.c). Built when the compiler
- * targets MVE (EV_KERNELS_MVE, e.g. -mcpu=cortex-m55; elsewhere this file is empty and those files
- * have them). The same integer results as intmath.layernorm / softmax / add and ev_lut_s8, with
- * the arithmetic rearranged into exact 32-bit lane operations:
+/* Helium (MVE) path of the row normalisations, LayerNorm and softmax (ev_norm.c; the residual add,
+ * table lookup and transposition: ev_eltwise_mve.c). Built when the compiler targets MVE
+ * (EV_KERNELS_MVE, e.g. -mcpu=cortex-m55; elsewhere this file is empty and ev_norm.c has them).
+ * The same integer results as intmath.layernorm / softmax, with the arithmetic rearranged into
+ * exact 32-bit lane operations:
  *
  * LayerNorm, per row:
  *  - Statistics, 16 values per pass (VLDRB, VADDVA.S8, VMLADAVA.S8): S = sum x, Q = sum x^2.
  *    intmath's sum (C x_i - S)^2 equals C (C Q - S^2), so its division by C is exact and
  *    var = C Q - S^2 + eps needs no division and no 64-bit sum of squares.
- *  - sigma, inv = 2^31 / sigma as ev_norm.c (once per row, scalar).
- *  - Per 4 values: n = (d inv) >> 19 with d = C x - S is VMULH.S32(d 2^13, inv) (the high word of
- *    the product: floor(d 2^13 inv / 2^32)); |d| <= 255 (C - 1) keeps d 2^13 in int32 up to
- *    C = 1024 (wider rows take ev_norm.c's loop). inv = 2^31 (sigma 1) does not fit VMULH's
- *    signed operand: then VMULH(d 2^14, 2^30), the same value (sigma 1 means sum d^2 <= 3 C, so d
- *    is tiny). The 64-bit n g + b + 2^27 is kept as two words: n g as VMULH (high) and VMUL (low),
- *    b's words gathered from the int64 array (offsets 0, 2, 4, 6 and 1, 3, 5, 7), the low words
- *    added with their carry (VCMP.U32 + a predicated VADD), and y = floor((H 2^32 + L + 2^27) /
- *    2^28) = 16 H + VRSHR.U32(L, 28) (VRSHR rounds without overflowing). 16 H saturates (VQSHL,
- *    VQADD) only where |H| >= 2^27, i.e. far past the int8 clamp, which then gives intmath's -128
- *    or 127 as well.
+ *  - sigma = isqrt(var) (Newton with UDIV below 2^32, else ev_norm.c's digit loop), inv = 2^31 /
+ *    sigma: once per row, scalar.
+ *  - Per 4 values (16 instructions): n = (d inv) >> 19 with d = C x - S is VQDMULH.S32(d 2^12,
+ *    inv) = floor(2 d 2^12 inv / 2^32); d 2^12 comes from one VMLAS (x C 2^12 - S 2^12) and
+ *    |d| <= 255 (C - 1) keeps it in int32 up to C = 2048 (wider rows take ev_norm.c's loop).
+ *    inv = 2^31 (sigma 1) does not fit the signed operand: then (d 2^13, 2^30), the same value
+ *    (sigma 1 means sum d^2 <= 3 C, so d is tiny). The 64-bit n g + b + 2^27 is kept as two
+ *    words: n g = hi 2^32 + lo (VMULH.S32, VMUL.I32), b's low and high words gathered from the
+ *    int64 array (VLDRW with a vector of addresses stepping 32 bytes), then
+ *    y = floor((n g + b + 2^27) / 2^28) = 16 (hi + b_hi) + ((lo + b_lo) / 2 + 2^26) / 2^27, the
+ *    low words' sum halved without overflow (VHADD.U32) and rounded down by VRSHR.U32 #27, so no
+ *    carry is needed. 16 H saturates (VQSHL, VQADD) only where |H| >= 2^27, far past the int8
+ *    clamp, which then gives intmath's -128 or 127 as well; the clamp is two saturating narrows
+ *    (VQMOVNB.S32, .S16) before the byte store.
  * Softmax, per row: the maximum 16 values per VMAXV; the exp table read with gathers (VLDRH.U16,
  *    8 entries per instruction, base lut + 127 - max, offsets x + 128) and summed (VADDVA.U16);
- *    then per 4 values (127 e + total/2) / total without a divide: q0 = VMULH.U32(num,
- *    floor((2^32 - 1) / total)) is q or q - 1 (the reciprocal is short of 2^32 / total by less
- *    than 1, so the quotient by less than num / 2^32 < 1), and one compare of the remainder num -
- *    q0 total (< 2 total < 2^32) against total adds the missing 1.
- * Residual add: a ma + round + b mb in wrapping 32-bit lanes (VMLAS, VMLA), VSHL by -shift
- *    (arithmetic, as intmath's int32 >>), clamp, 4 values per pass.
- * Table lookup: 16 values per pass, one VLDRB gather with byte offsets x ^ 0x80 (= x + 128).
+ *    then per 4 values (10 instructions, the entries gathered again) (127 e + total/2) / total
+ *    without a divide: q0 = VMULH.U32(num, floor((2^32 - 1) / total)) is q or q - 1 (the
+ *    reciprocal is short of 2^32 / total by less than 1, so the quotient by less than num / 2^32
+ *    < 1), and one compare of the remainder num - q0 total (< 2 total < 2^32) against total (VPT)
+ *    adds the missing 1.
  *
- * Every loop runs over whole vectors with the last one predicated (VCTP), so any length works and
- * nothing past a row is read or written; every value is read before its output is written, so y
- * may be x (or a / b) as the C kernels allow. Instruction counts under QEMU: bench/bench_kernels.py
- * --core cortex-m55.
+ * The loops are tail-predicated (DLSTP / LETP, inline assembly: GCC 12 does not make them from
+ * intrinsics), so any length works and the last pass reads and writes nothing past the row; each
+ * pass reads its values before it writes their outputs, so y may be x as ev_norm.c allows.
+ * Instruction counts under QEMU: bench/bench_kernels.py --core cortex-m55.
  */
 #include "ev_dsp.h"
 
@@ -190,47 +191,6 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         : [n] "r"(len), [b] "r"(base), [k] "r"(128), [c127] "r"(127), [r] "r"(recip), [h] "r"(half),
           [nt] "r"(0u - total), [t] "r"(total), [one] "r"(1)
         : "q0", "q1", "q2", "q3", "lr", "memory");
-}
-
-void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
-               int8_t *y)
-{
-    if (n <= 0)
-        return;
-    /* the multiply-adds wrap like intmath's int32 (and ev_eltwise.c's uint32); VSHL by a negative
-     * register shifts right arithmetically (intmath's >>) */
-    __asm__ volatile(
-        "vdup.32     q2, %[ma]\n\t"
-        "dlstp.32    lr, %[n]\n"
-        "1:\n\t"
-        "vldrb.s32   q0, [%[a]], #4\n\t"
-        "vldrb.s32   q1, [%[b]], #4\n\t"
-        "vmlas.s32   q0, q2, %[rnd]\n\t"        /* a ma + 2^(shift - 1) */
-        "vmla.s32    q0, q1, %[mb]\n\t"         /* + b mb */
-        "vshl.s32    q0, %[nsh]\n\t"
-        "vqmovnb.s32 q1, q0\n\t"
-        "vqmovnb.s16 q0, q1\n\t"
-        "vstrb.32    q0, [%[y]], #4\n\t"
-        "letp        lr, 1b"
-        : [a] "+l"(a), [b] "+l"(b), [y] "+l"(y)
-        : [n] "r"(n), [ma] "r"(ma), [mb] "r"(mb), [rnd] "r"((uint32_t)1 << (shift - 1)), [nsh] "r"(-shift)
-        : "q0", "q1", "q2", "lr", "memory");
-}
-
-void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
-{
-    if (n <= 0)
-        return;
-    __asm__ volatile(
-        "dlstp.8     lr, %[n]\n"
-        "1:\n\t"
-        "vldrb.u8    q0, [%[x]], #16\n\t"
-        "vadd.i8     q0, q0, %[k]\n\t"          /* x + 128 as an unsigned offset */
-        "vldrb.u8    q1, [%[lut], q0]\n\t"
-        "vstrb.8     q1, [%[y]], #16\n\t"
-        "letp        lr, 1b"
-        : [x] "+r"(x), [y] "+r"(y) : [n] "r"(n), [lut] "r"(lut), [k] "r"(128)
-        : "q0", "q1", "lr", "memory");
 }
 
 #endif /* EV_KERNELS_MVE */
