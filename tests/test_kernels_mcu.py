@@ -305,7 +305,7 @@ def _ln_rows(rng, c, kind):
 
 
 def _row_kernel_cases(rng, prog, checks, gelu):
-    """LayerNorm, softmax, residual add, LUT and transposition over awkward lengths, zero-variance
+    """LayerNorm, softmax, residual add, LUT, transposition and token mean over awkward lengths, zero-variance
     rows, equal scores, saturating values, strided and in-place rows (the M55 builds run them on
     Helium: ev_norm_mve.c, ev_eltwise_mve.c)."""
     # LayerNorm: (c, eps, gamma / beta kind); strided input, output written in place for odd c
@@ -427,6 +427,21 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         want = np.zeros((cols, ys), np.int8)
         want[:, :rows] = x.T
         checks.append((f"tr{idx}", want))
+
+    # token mean: column counts around the 4-lane passes, one row, many rows at the int8 ends,
+    # shifts above and at or below 32
+    for idx, (rows, c, fill, s) in enumerate([(36, 48, "rand", 40), (1, 3, "rand", 36), (17, 7, "min", 44),
+                                              (5, 4, "max", 20), (300, 9, "min", 45), (65, 33, "rand", 32)]):
+        x = rng.integers(-128, 128, (rows, c), dtype=np.int8)
+        if fill != "rand":
+            x[...] = -128 if fill == "min" else 127
+        m = int(rng.integers(1 << 30, 1 << 31))
+        y = prog.buffer("int8_t", c + 1)
+        prog(f"    ev_mean_tokens_s8({prog.const(x)}, {rows}, {c}, {m}, {s}, {y});")
+        prog(f'    emit_hex("mt{idx}", {y}, {c + 1});')
+        want = np.zeros(c + 1, np.int8)
+        want[:c] = im.mean_tokens(x, m, s)[0]
+        checks.append((f"mt{idx}", want))
 
 
 @pytest.fixture(scope="module")

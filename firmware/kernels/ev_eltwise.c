@@ -37,6 +37,7 @@ void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
 }
 #endif /* !EV_KERNELS_MVE */
 
+#if !EV_KERNELS_MVE
 void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y)
 {
     /* column sums, one column at a time: no accumulator array needed (no malloc, bounded stack) */
@@ -49,6 +50,7 @@ void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, i
         y[i] = ev_requant(acc, m, s);
     }
 }
+#endif /* !EV_KERNELS_MVE */
 
 void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, int8_t *row)
 {

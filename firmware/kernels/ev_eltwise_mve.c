@@ -1,6 +1,6 @@
 /* Helium (MVE) path of the element-wise kernels ev_eltwise.c has for other cores: the residual
- * add, the table lookup (GELU and other activations; ev_linear_mve.c's LUT epilogue calls it too)
- * and the transposition into V^T. Built when the compiler targets MVE (EV_KERNELS_MVE; elsewhere
+ * add, the table lookup (GELU and other activations; ev_linear_mve.c's LUT epilogue calls it too),
+ * the transposition into V^T and the token mean. Built when the compiler targets MVE (EV_KERNELS_MVE; elsewhere
  * this file is empty). The same results as intmath.add and ev_eltwise.c:
  *  - add: a ma + round + b mb in wrapping 32-bit lanes (VMLAS, VMLA: intmath's int32 wraps too),
  *    VSHL by -shift (arithmetic, as intmath's >>), clamp by two saturating narrows, 4 values per
@@ -9,6 +9,8 @@
  *  - transposition: per source row, 8 values per pass widened (VLDRB.U16) and scattered to 8
  *    destination rows (VSTRB.16 at offsets 0, ys, .., 7 ys; 4 instructions); strides past the
  *    16-bit offsets (7 ys > 65535) take ev_eltwise.c's loop.
+ *  - token mean: 4 column sums per vector, one VLDRB.S32 + VADD per row (a low-overhead DLS / LE
+ *    loop), then ev_requant per column; the last c % 4 columns one at a time.
  * Tail-predicated loops (DLSTP / LETP) in inline assembly, as ev_norm_mve.c; each pass reads its
  * values before it writes, so y may alias a, b or x where ev_kernels.h allows it.
  */
@@ -83,6 +85,40 @@ void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_strid
             : [x] "+l"(xr), [y] "+r"(yr)
             : [n] "r"(cols), [ys] "r"(y_stride), [ys8] "r"(8 * y_stride)
             : "q0", "q1", "r12", "lr", "memory");
+    }
+}
+
+void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y)
+{
+    int i, n;
+    for (i = 0; i + 4 <= c; i += 4) {
+        /* 4 column sums in one vector: a row's 4 values per VLDRB.S32 (|sum| <= 128 rows) */
+        int32_t sum[4] __attribute__((aligned(8)));
+        const int8_t *p = x + i;
+        if (rows > 0) {
+            __asm__ volatile(
+                "vmov.i32    q1, #0\n\t"
+                "dls         lr, %[r]\n"
+                "1:\n\t"
+                "vldrb.s32   q0, [%[p]]\n\t"
+                "add         %[p], %[p], %[c]\n\t"
+                "vadd.i32    q1, q1, q0\n\t"
+                "le          lr, 1b\n\t"
+                "vstrw.32    q1, [%[s]]"
+                : [p] "+l"(p)
+                : [r] "r"(rows), [c] "r"(c), [s] "r"(sum)
+                : "q0", "q1", "lr", "memory");
+        } else {
+            sum[0] = sum[1] = sum[2] = sum[3] = 0;
+        }
+        for (n = 0; n < 4; n++)
+            y[i + n] = ev_requant(sum[n], m, s);
+    }
+    for (; i < c; i++) {   /* the last c % 4 columns */
+        int32_t acc = 0;
+        for (n = 0; n < rows; n++)
+            acc += x[(long)n * c + i];
+        y[i] = ev_requant(acc, m, s);
     }
 }
 
