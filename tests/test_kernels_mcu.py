@@ -495,9 +495,16 @@ def test_dsp_path_is_compiled_in(firmware):
 
 
 def test_mve_path_is_compiled_in(firmware):
-    """The M55 build's matrix kernels are the Helium ones (VMLADAVA, tail-predicated loops), not the
-    M7's SMLAD code, which stays out of it."""
+    """The M55 build's matrix and row kernels are the Helium ones (VMLADAVA, gathers, tail-predicated
+    loops), not the M7's SMLAD code or the C loops, which stay out of it."""
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(firmware("m55-mve"))],
                          capture_output=True, text=True, check=True).stdout
     assert "vmlava.s8" in dis and "dlstp.8" in dis and "letp" in dis   # objdump's name for VMLADAVA
     assert "<ev__mv32>:" in dis and "<ev__t42>:" not in dis and "<ev__rk4>:" not in dis
+    # the row kernels' Helium loops (ev_norm_mve.c, ev_eltwise_mve.c): LayerNorm's statistics,
+    # softmax's table gathers, the LUT's byte gathers
+    def body(fn):
+        return dis.split(f"<{fn}>:", 1)[1].split("\n\n", 1)[0]
+    assert "vmlava.s8" in body("ev_layernorm_s8") and "vqdmulh.s32" in body("ev_layernorm_s8")
+    assert "vldrh.u16" in body("ev_softmax_s8") and "dlstp.32" in body("ev_softmax_s8")
+    assert "vldrb.u8" in body("ev_lut_s8") and "vqmovnb.s32" in body("ev_add_s8")
