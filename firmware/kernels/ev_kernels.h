@@ -12,8 +12,9 @@
  * attention products take an MVE path instead (ev_linear_mve.c, ev_attention_mve.c: VMLADAVA.S8,
  * 16 MACs per instruction), again with the same sums, and so do LayerNorm and softmax
  * (ev_norm_mve.c) and the residual add, table lookup, transposition and token mean
- * (ev_eltwise_mve.c), with intmath's integer results from exact 32-bit lane arithmetic; the
- * imported-.tflite kernels (ev_tfl.c) keep their DSP code.
+ * (ev_eltwise_mve.c), with intmath's integer results from exact 32-bit lane arithmetic; of the
+ * imported-.tflite kernels (ev_tfl.c) only the dot products take VMLADAVA, the rest keep their DSP
+ * code.
  *
  * Assumption shared by all kernels: `>>` on a negative signed integer is an arithmetic (floor)
  * shift. C99 leaves it implementation-defined; GCC and Clang on every target we build for define
@@ -31,7 +32,8 @@
 #endif
 /* 1: the matrix kernels (ev_linear_s8, q.k, p.v) and the row / element-wise ones (LayerNorm,
  * softmax, add, LUT, transposition, token mean) take the Helium path (Cortex-M55 and other v8.1-M
- * cores with MVE), which replaces their DSP or C path; the .tflite kernels keep EV_KERNELS_DSP's. */
+ * cores with MVE), which replaces their DSP or C path; the .tflite kernels keep EV_KERNELS_DSP's but
+ * for their dot products. */
 #if defined(__ARM_FEATURE_MVE) && !defined(EV_PORTABLE)
 #define EV_KERNELS_MVE 1
 #else
