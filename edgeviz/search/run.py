@@ -27,7 +27,7 @@ from edgeviz.search.budget import format_size
 from edgeviz.search.evolution import evolutionary_search
 from edgeviz.search.finalists import HALVING_ETA, Finalist, finetune_finalists, halving_rungs, pick_finalists
 from edgeviz.search.judge import (Candidate, Evaluator, Judge, Planner, mcuformer_formula, production_planner,
-                                  smallest_need)
+                                  no_fit_error)
 from edgeviz.search.settings import FINETUNE_LR, SearchSettings
 from edgeviz.search.space import gene_summary
 from edgeviz.search.space_evolution import evolve_space
@@ -146,14 +146,15 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     sp = as_space(s.space)
     d = data_for(s.data, sp, seed, s.subset)
     sp = sp.with_data(d.in_chans, d.num_classes)
-    plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b)
-    judge = Judge(plan, budget_b, flash_b, s.macs)
+    plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b,
+                                         latency=s.latency is not None)
+    judge = Judge(plan, budget_b, flash_b, s.macs, s.latency)
     log(f"search: budget {format_size(budget_b)} ({budget_b} B), target {target}, flash limit "
         f"{format_size(flash_b) if flash_b else 'target flash'}, space {sp.name} ({sp.size()} candidates), data "
         f"{d.name} ({d.info()['sizes']})")
     # Fail fast, before any training, when not even the smallest candidate fits.
     if not judge.feasible(sp.smallest()):
-        raise EdgevizError(f"no candidate fits the budget of {format_size(budget_b)}: {smallest_need(sp, judge)}")
+        raise no_fit_error(sp, judge)
 
     # ---- supernet --------------------------------------------------------------------------------
     ckpt = Path(s.supernet) if s.supernet else out / "supernet.pt"
@@ -194,7 +195,8 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     t0 = time.perf_counter()
     res = evolutionary_search(search_space, judge, evaluator, population=s.population, generations=s.generations,
                               seed=seed, state_path=out / "search_state.json",
-                              signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest},
+                              signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest,
+                                         **({"latency": s.latency} if s.latency is not None else {})},
                               log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
     if bar:
         bar.close()
@@ -248,6 +250,7 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
         "target": target, "budget_bytes": budget_b, "flash_limit_bytes": flash_b, "mac_limit": s.macs,
         "peak_sram": int(r.peak_sram), "peak_sram_banks": {k: int(v) for k, v in (getattr(r, "banks", {}) or {}).items()},
         "lower_bound_bytes": int(getattr(r, "lower_bound", 0) or 0), "flash": int(r.flash), "macs": int(r.macs),
+        "latency_limit_s": s.latency, "latency_estimate_s": getattr(r, "latency_s", None),
         "mcuformer_formula_peak": mcuformer_formula(chosen.cfg), "planner": getattr(plan, "__name__", str(plan)),
         # val_supernet / test_supernet: the evolution's own choice with the supernet's weights;
         # val_finetuned / test_standalone: the exported model (the same subnet when --finalists 0).

@@ -12,7 +12,7 @@ from typing import Any
 
 from edgeviz.data import check_builtin
 from edgeviz.errors import EdgevizError
-from edgeviz.search.budget import parse_size
+from edgeviz.search.budget import parse_duration, parse_size
 
 DEFAULT_TARGET = "stm32f746"
 DEFAULT_OUT = "search-out"
@@ -71,6 +71,9 @@ class SearchSettings:
     """Search space TOML file or an edgeviz.search.space.SearchSpace; None: the shipped default space."""
     macs: int | None = None
     """Optional MAC limit per inference."""
+    latency: Any = None
+    """Optional latency limit per inference in seconds (text such as "50ms" accepted): the backend's estimate
+    (MCU: the kernels' instruction model at the target's clock; FPGA: the HLS estimate at the board clock)."""
     seed: int = 0
     """Seed of the supernet training, the search and the fine-tuning."""
     evolve_space: bool = False
@@ -94,6 +97,8 @@ class SearchSettings:
         set_("budget", parse_size(self.budget, "budget"))
         if self.flash is not None:
             set_("flash", parse_size(self.flash, "flash limit"))
+        if self.latency is not None:
+            set_("latency", parse_duration(self.latency))
         if self.population < 2 or self.generations < 1:
             raise EdgevizError("--population must be >= 2 and --generations >= 1")
         set_("finalists", whole(self.finalists, "--finalists", 0))

@@ -69,6 +69,22 @@ def _dist_info() -> tuple[int, int]:
     return 0, 1
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's `--cpus`), which os.cpu_count() and torch's default thread count both ignore."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo works on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

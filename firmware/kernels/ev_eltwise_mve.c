@@ -15,14 +15,18 @@
  * values before it writes, so y may alias a, b or x where ev_kernels.h allows it.
  */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 #if EV_KERNELS_MVE
 
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
                int8_t *y)
 {
-    if (n <= 0)
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
+    if (n <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     /* the multiply-adds wrap like intmath's int32 (and ev_eltwise.c's uint32); VSHL by a negative
      * register shifts right arithmetically (intmath's >>) */
     __asm__ volatile(
@@ -41,12 +45,16 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
         : [a] "+l"(a), [b] "+l"(b), [y] "+l"(y)
         : [n] "r"(n), [ma] "r"(ma), [mb] "r"(mb), [rnd] "r"((uint32_t)1 << (shift - 1)), [nsh] "r"(-shift)
         : "q0", "q1", "q2", "lr", "memory");
+    EV_PART_LEAVE(pp);
 }
 
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
 {
-    if (n <= 0)
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
+    if (n <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     __asm__ volatile(
         "dlstp.8     lr, %[n]\n"
         "1:\n\t"
@@ -57,15 +65,20 @@ void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
         "letp        lr, 1b"
         : [x] "+r"(x), [y] "+r"(y) : [n] "r"(n), [lut] "r"(lut), [k] "r"(128)
         : "q0", "q1", "lr", "memory");
+    EV_PART_LEAVE(pp);
 }
 
 void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MOVE);
     int r;
-    if (rows <= 0 || cols <= 0)
+    if (rows <= 0 || cols <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     if (y_stride < 0 || 7L * y_stride > 65535) {
         ev__transpose_s8_c(x, rows, cols, y, y_stride);
+        EV_PART_LEAVE(pp);
         return;
     }
     for (r = 0; r < rows; r++) {
@@ -86,10 +99,12 @@ void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_strid
             : [n] "r"(cols), [ys] "r"(y_stride), [ys8] "r"(8 * y_stride)
             : "q0", "q1", "r12", "lr", "memory");
     }
+    EV_PART_LEAVE(pp);
 }
 
 void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     int i, n;
     for (i = 0; i + 4 <= c; i += 4) {
         /* 4 column sums in one vector: a row's 4 values per VLDRB.S32 (|sum| <= 128 rows) */
@@ -120,6 +135,7 @@ void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, i
             acc += x[(long)n * c + i];
         y[i] = ev_requant(acc, m, s);
     }
+    EV_PART_LEAVE(pp);
 }
 
 #endif /* EV_KERNELS_MVE */

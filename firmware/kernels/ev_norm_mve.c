@@ -36,6 +36,7 @@
  * Instruction counts under QEMU: bench/bench_kernels.py --core cortex-m55.
  */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 #if EV_KERNELS_MVE
 
@@ -64,11 +65,15 @@ static uint32_t ev__isqrt_newton(uint64_t v)
 void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_NORM);
     int n;
-    if (c <= 0)
+    if (c <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     if (c > EV__LN_MVE_MAX_C) {
         ev__layernorm_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
+        EV_PART_LEAVE(pp);
         return;
     }
     for (n = 0; n < rows; n++) {
@@ -132,17 +137,21 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
             : [ds] "r"(d_scale), [off] "r"(d_offset), [m] "r"(mult), [c] "r"(c)
             : "q0", "q1", "q2", "q3", "q4", "q5", "lr", "memory");
     }
+    EV_PART_LEAVE(pp);
 }
 
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_SOFTMAX);
     int i;
     int32_t mx = -128;
     uint32_t total = 0, half, recip;
     const int8_t *xp = x;
     const uint16_t *base;
-    if (len <= 0)
+    if (len <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     __asm__ volatile(
         "dlstp.8     lr, %[n]\n"
         "1:\n\t"
@@ -168,6 +177,7 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         /* only with a degenerate table (zero at the row maximum); numpy's x // 0 gives 0 */
         for (i = 0; i < len; i++)
             y[i] = 0;
+        EV_PART_LEAVE(pp);
         return;
     }
     half = total >> 1;
@@ -191,6 +201,7 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         : [n] "r"(len), [b] "r"(base), [k] "r"(128), [c127] "r"(127), [r] "r"(recip), [h] "r"(half),
           [nt] "r"(0u - total), [t] "r"(total), [one] "r"(1)
         : "q0", "q1", "q2", "q3", "lr", "memory");
+    EV_PART_LEAVE(pp);
 }
 
 #endif /* EV_KERNELS_MVE */

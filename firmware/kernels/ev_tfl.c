@@ -6,6 +6,7 @@
  * requantises as the reference kernel does, round((double)acc * scale), which here runs in integers
  * (ev_tfl_round_scaled) so that no core needs a double-precision FPU or soft-float code. */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul, (ab + nudge) / 2^31 truncated toward zero with the
  * nudge +2^30 or 1 - 2^30 by the sign of ab. For every int64 ab that equals floor((ab + 2^30) / 2^31):
@@ -286,6 +287,7 @@ static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t 
 void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias,
                   const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     struct ev_tfl__out f = {0};
     f.scale_m = scale_m;
     f.scale_sh = scale_sh;
@@ -293,6 +295,7 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
     f.lo = lo;
     f.hi = hi;
     ev_tfl__gemm(x, k, rows, k, w, k, o, bias, &f, y);
+    EV_PART_LEAVE(pp);
 }
 
 /* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
@@ -302,6 +305,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     const int taps = kh * kw * c;
     int oy, ox, dy, dx, ch, j;
@@ -309,6 +313,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
         for (ox = 0; ox < ow; ox++) {
             int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
             int widened;
+            EV_PART_ENTER(pg, EV_PART_MOVE);       /* the im2col gather */
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
                 for (dx = 0; dx < kw; dx++) {
@@ -318,6 +323,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                         *p++ = inside ? x[(iy * w + ix) * c + ch] : (int8_t)x_zp;
                 }
             }
+            EV_PART_LEAVE(pg);
             widened = ev_tfl__widen(patch, taps, xb);
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
@@ -330,6 +336,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
             }
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* sa, sb: four batch strides (0 where broadcast), then the stride of a row (a: output row,
@@ -346,6 +353,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
                    int32_t y_zp, int8_t *bt, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int32_t colsum[EV_TFL_BMM_COLS], rowsum[EV_TFL_BMM_COLS];
     const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
     struct ev_tfl__out f = {0};
@@ -374,9 +382,11 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             continue;
         }
         if (sb[5] != 1) {
+            EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
             for (q = 0; q < cols; q++)
                 for (i = 0; i < depth; i++)
                     bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
+            EV_PART_LEAVE(pt);
             bb = bt;
             brow = depth;
         }
@@ -397,6 +407,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         ev_tfl__gemm(ab, sa[4], rows, depth, bb, brow, cols, 0, &f, y);
         y += rows * cols;
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* kind 0 ADD, 1 SUB: p = {ma, sa, mb, sb, my, sy}, inputs scaled by 2^20 first;
@@ -411,6 +422,7 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
                       int32_t lo, int32_t hi, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     const int left = kind == 3 ? 7 : 20;
     const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
@@ -449,11 +461,13 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
             }
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_SOFTMAX);
     int r, i;
     for (r = 0; r < rows; r++, x += len, y += len) {
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
@@ -490,12 +504,14 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
                 y[i] = -128;
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* Mean over the middle axis of x seen as [outer, red, inner]. */
 void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp, int32_t y_zp, int32_t m,
                     int32_t shift, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     int a, r, b;
     for (a = 0; a < outer; a++) {
         for (b = 0; b < inner; b++) {
@@ -505,20 +521,24 @@ void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp
             *y++ = ev_tfl_clamp(ev_tfl_mbqm(s - x_zp * red, m, shift) + y_zp, -128, 127);
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* A table, or one per channel when ch > 1: luts[c * 256 + x + 128] for the n elements of x. */
 void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     int r, c;
     for (r = 0; r < n / ch; r++)
         for (c = 0; c < ch; c++, x++, y++)
             *y = luts[c * 256 + *x + 128];
+    EV_PART_LEAVE(pp);
 }
 
 /* A box of six dimensions, element strides on both sides. */
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so)
 {
+    EV_PART_ENTER(pp, EV_PART_MOVE);
     int i0, i1, i2, i3, i4, i5;
     for (i0 = 0; i0 < d[0]; i0++)
     for (i1 = 0; i1 < d[1]; i1++)
@@ -535,4 +555,5 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
                 t[i5 * so[5]] = s[i5 * si[5]];
         }
     }
+    EV_PART_LEAVE(pp);
 }
