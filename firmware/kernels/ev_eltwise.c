@@ -1,7 +1,8 @@
 /* Element-wise and data-movement kernels: residual add, product, LUT, token mean, patch gather, transpose. */
-#include "ev_kernels.h"
+#include "ev_dsp.h"
 #include "ev_parts.h"
 
+#if !EV_KERNELS_MVE   /* the MVE build's residual add, table lookup, transposition: ev_eltwise_mve.c */
 void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, int32_t shift,
                int8_t *y)
 {
@@ -19,6 +20,8 @@ void ev_add_s8(const int8_t *a, const int8_t *b, int n, int32_t ma, int32_t mb, 
     EV_PART_LEAVE(pp);
 }
 
+#endif /* !EV_KERNELS_MVE */
+
 void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
@@ -30,6 +33,7 @@ void ev_mul_s8(const int8_t *a, const int8_t *b, int n, int32_t m, int32_t s, in
     EV_PART_LEAVE(pp);
 }
 
+#if !EV_KERNELS_MVE
 void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
@@ -38,7 +42,9 @@ void ev_lut_s8(const int8_t *x, int n, const int8_t *lut, int8_t *y)
         y[i] = lut[x[i] + 128];
     EV_PART_LEAVE(pp);
 }
+#endif /* !EV_KERNELS_MVE */
 
+#if !EV_KERNELS_MVE
 void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
@@ -53,6 +59,7 @@ void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, i
     }
     EV_PART_LEAVE(pp);
 }
+#endif /* !EV_KERNELS_MVE */
 
 void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, int8_t *row)
 {
@@ -71,7 +78,14 @@ void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, i
     EV_PART_LEAVE(pp);
 }
 
-void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
+/* The MVE build's ev_transpose_s8 (ev_eltwise_mve.c) keeps this one for strides its scatter
+ * offsets do not reach. */
+#if EV_KERNELS_MVE
+#define EV__TRANSPOSE_C ev__transpose_s8_c
+#else
+#define EV__TRANSPOSE_C ev_transpose_s8
+#endif
+void EV__TRANSPOSE_C(const int8_t *x, int rows, int cols, int8_t *y, int y_stride)
 {
     EV_PART_ENTER(pp, EV_PART_MOVE);
     int r, c;

@@ -3,12 +3,20 @@
  * Both read a whole row to get its statistics before writing anything, and then read x[i] before
  * writing y[i], so y may be the same buffer as x.
  */
-#include "ev_kernels.h"
+#include "ev_dsp.h"
 #include "ev_parts.h"
+
+/* The MVE build has its own ev_layernorm_s8 and ev_softmax_s8 (ev_norm_mve.c); this LayerNorm
+ * stays in it as ev__layernorm_s8_c, which the Helium one calls for rows past its range. */
+#if EV_KERNELS_MVE
+#define EV__LAYERNORM_C ev__layernorm_s8_c
+#else
+#define EV__LAYERNORM_C ev_layernorm_s8
+#endif
 
 /* floor(sqrt(v)), exact, digit by digit in base 4 (no floats, no libm). For v < 2^63 the root
  * is < 2^31.5, so it fits uint32_t. */
-static uint32_t ev__isqrt64(uint64_t v)
+uint32_t ev__isqrt64(uint64_t v)
 {
     uint64_t r = 0, bit = (uint64_t)1 << 62;
     while (bit > v)
@@ -25,7 +33,7 @@ static uint32_t ev__isqrt64(uint64_t v)
     return (uint32_t)r;
 }
 
-void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
@@ -65,6 +73,7 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
     EV_PART_LEAVE(pp);
 }
 
+#if !EV_KERNELS_MVE   /* the MVE build's softmax: ev_norm_mve.c */
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_SOFTMAX);
@@ -95,3 +104,4 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
     }
     EV_PART_LEAVE(pp);
 }
+#endif /* !EV_KERNELS_MVE */

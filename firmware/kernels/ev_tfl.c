@@ -126,14 +126,16 @@ static inline int32_t ev_tfl_round_scaled(int32_t acc, int64_t m, int32_t sh)
 
 /* Dot products of one input row with two weight rows. The DSP path widens the row once (ev_dsp.h)
  * into a stack buffer of EV_TFL_BUF words (rows up to 2 * EV_TFL_BUF inputs) and runs SMLAD over both
- * channels; the sums are the same int32 values in another order. */
+ * channels; the MVE path (the M55) reads the int8 rows as they are, 16 values per VLDRB and two
+ * VMLADAVA.S8 per 16 inputs (tail-predicated: any k, nothing read past a row); the sums are the same
+ * int32 values in another order, wrapping alike. */
 #ifndef EV_TFL_BUF
 #define EV_TFL_BUF 256
 #endif
 
 static inline int ev_tfl__widen(const int8_t *x, int k, uint32_t *xb)
 {
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
     if (2 * (k / 4) <= EV_TFL_BUF) {
         ev__widen1(x, k / 4, xb);
         return 1;
@@ -148,7 +150,28 @@ static inline int ev_tfl__widen(const int8_t *x, int k, uint32_t *xb)
 static inline void ev_tfl__dot2(int widened, const uint32_t *xb, const int8_t *x, int k, const int8_t *w0,
                                 const int8_t *w1, uint32_t acc[2])
 {
-#if EV_KERNELS_DSP
+#if EV_KERNELS_MVE
+    int32_t a0 = (int32_t)acc[0], a1 = (int32_t)acc[1];
+    (void)widened;
+    (void)xb;
+    if (k <= 0)
+        return;
+    __asm__ volatile(
+        "dlstp.8     lr, %[k]\n"
+        "1:\n\t"
+        "vldrb.8     q0, [%[x]], #16\n\t"
+        "vldrb.8     q1, [%[w0]], #16\n\t"
+        "vldrb.8     q2, [%[w1]], #16\n\t"
+        "vmladava.s8 %[a0], q0, q1\n\t"
+        "vmladava.s8 %[a1], q0, q2\n\t"
+        "letp        lr, 1b"
+        : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [a0] "+Te"(a0), [a1] "+Te"(a1)
+        : [k] "r"(k)
+        : "q0", "q1", "q2", "lr", "memory");
+    acc[0] = (uint32_t)a0;
+    acc[1] = (uint32_t)a1;
+    return;
+#elif EV_KERNELS_DSP
     if (widened) {
         const int kq = k / 4;
         ev__t12_a(xb, kq, w0, w1, acc);
@@ -157,10 +180,12 @@ static inline void ev_tfl__dot2(int widened, const uint32_t *xb, const int8_t *x
         return;
     }
 #endif
+#if !EV_KERNELS_MVE
     (void)widened;
     (void)xb;
     acc[0] = ev__dot_tail(x, w0, k, acc[0]);
     acc[1] = ev__dot_tail(x, w1, k, acc[1]);
+#endif
 }
 
 /* Channels go in pairs (j0, j0 + 1); an odd last channel redoes the pair before it, one channel alone
@@ -195,8 +220,8 @@ static inline int8_t ev_tfl__out(const struct ev_tfl__out *f, uint32_t acc, int 
  * values each. The DSP path widens up to EV_TFL_BLOCK rows at a time (ev__widen4, quads) and each
  * channel pair once per block (ev__widen2), then runs ev__t42 (4 rows x 2 channels, 16 MACs per
  * 3 LDRD + 8 SMLAD) over the block's quads: each widened weight word serves the block's rows. Rows
- * left over (rows % 4), inputs too long to widen, the portable build and an MVE build (the M55: no
- * Helium path for these kernels yet) take the 1 x 2 tile. */
+ * left over (rows % 4), inputs too long to widen, the portable build and an MVE build (the M55, whose
+ * 1 x 2 tile is ev_tfl__dot2's VMLADAVA loop) take the 1 x 2 tile. */
 #ifndef EV_TFL_BLOCK
 #define EV_TFL_BLOCK 16
 #endif
