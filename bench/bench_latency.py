@@ -3,20 +3,24 @@
 Builds subnets of the default search space and the bench models for a target, profiles each on its
 QEMU machine (-icount: instructions per layer), fits the per-(op, kind) instruction costs on one set
 of random subnets and reports the model's error on the others (held out: other random subnets and
-every bench model), per model and per step, in the same run. `--write` stores the fit as the
+every bench model, every finalist of the last bench_search.py run), per model and per step, in the
+same run. `--write` stores the fit as the
 kernel path's shipped model (firmware/kernels/instructions-<path>.json). Measurements are cached
-in results/latency_measured-<target>.json, so an interrupted run resumes.
+in results/latency_measured-<target>.json under a digest of the firmware sources, so an interrupted
+run resumes and a kernel change measures everything again.
 
     .venv/bin/python bench/bench_latency.py [--target stm32f746] [--fit-models 12] [--check-models 6] [--write]
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -69,22 +73,51 @@ def subnets(n: int, seed: int, target: str) -> list[ViTConfig]:
     return out
 
 
-def main(target: str, n_fit: int, n_check: int, write: bool) -> int:
+def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:
+    """Every finalist of the last bench_search.py run (its fine-tuning stage's candidates per budget)."""
+    f = RESULTS / "search.json"
+    if not f.exists():
+        return []
+    out, seen = [], set()
+    for budget, r in json.loads(f.read_text()).get("budgets", {}).items():
+        for fin in r.get("finalists", []):
+            cfg = ViTConfig.from_dict(fin["config"])
+            if config_key(cfg) not in seen and plan_config(cfg, target).fits:
+                seen.add(config_key(cfg))
+                out.append((f"finalist {budget}", cfg))
+    return out
+
+
+def kernels_digest() -> str:
+    """The firmware's kernels and runtime, whose instructions the counts measure."""
+    h = hashlib.sha256()
+    for f in sorted((ROOT.parent / "firmware").rglob("*")):
+        if f.is_file() and f.suffix in (".c", ".h", ".S"):
+            h.update(f.relative_to(ROOT.parent).as_posix().encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int) -> int:
     t = load_target(target)
     cache_file = RESULTS / f"latency_measured-{target}.json"
+    kernels = kernels_digest()
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    if cache.get("kernels") != kernels:          # other kernels: every count is stale
+        cache = {"kernels": kernels, "models": {}}
     sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target)],
             "check": [("subnet", c) for c in subnets(n_check, 2, target)]
-            + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]}
-    got: dict[str, list] = {"fit": [], "check": []}
-    for which, items in sets.items():
-        for i, (name, cfg) in enumerate(items):
-            key = config_key(cfg)
-            if key not in cache:
-                print(f"[{which} {i + 1}/{len(items)}] building and profiling {name} {key}", file=sys.stderr, flush=True)
-                cache[key] = measure(cfg, target)
-                write_text(cache_file, json.dumps(cache))
-            got[which].append((name if name != "subnet" else f"subnet {i + 1}", cfg, cache[key]))
+            + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
+            + search_finalists(target)}
+    todo = list({config_key(c): c for items in sets.values() for _, c in items
+                 if config_key(c) not in cache["models"]}.values())
+    # two builds at a time: gcc and QEMU each keep one core busy
+    with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1))) as pool:
+        for i, (cfg, m) in enumerate(zip(todo, pool.map(measure, todo, [target] * len(todo)))):
+            print(f"[{i + 1}/{len(todo)}] measured {config_key(cfg)}", file=sys.stderr, flush=True)
+            cache["models"][config_key(cfg)] = m
+            write_text(cache_file, json.dumps(cache))
+    got = {which: [(f"subnet {i + 1}" if name == "subnet" else name, cfg, cache["models"][config_key(cfg)])
+                   for i, (name, cfg) in enumerate(items)] for which, items in sets.items()}
     samples = [(s["features"], s["instructions"]) for _, _, m in got["fit"] for s in m["steps"] if s["instructions"] > 0]
     model = fit(samples, kernel_path(t), {"target": target, "machine": t.raw.get("emulator"),
                                           "models": len(got["fit"]), "steps": len(samples)})
@@ -124,5 +157,6 @@ if __name__ == "__main__":
     ap.add_argument("--fit-models", type=int, default=12)
     ap.add_argument("--check-models", type=int, default=6)
     ap.add_argument("--write", action="store_true", help="store the fit as the kernel path's shipped model")
+    ap.add_argument("--jobs", type=int, default=2, help="models built and run at a time")
     a = ap.parse_args()
-    sys.exit(main(a.target, a.fit_models, a.check_models, a.write))
+    sys.exit(main(a.target, a.fit_models, a.check_models, a.write, a.jobs))
