@@ -73,3 +73,27 @@ def test_bad_values_are_one_line_errors(kw, says):
     with pytest.raises(EdgevizError) as e:
         SearchSettings(**({"budget": "2KB"} | kw))
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_training_threads_default_to_one_and_follow_the_environment(monkeypatch):
+    from edgeviz.search import train
+
+    monkeypatch.delenv("EDGEVIZ_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(train, "usable_cores", lambda: 8)
+    assert train.training_threads() == 1
+    monkeypatch.setenv("EDGEVIZ_THREADS", "4")
+    assert train.training_threads() == 4 and train.training_threads(world=4) == 2     # a share of the cores
+    monkeypatch.setenv("EDGEVIZ_THREADS", "64")
+    assert train.training_threads() == 8                                              # never more than usable
+    monkeypatch.setenv("EDGEVIZ_THREADS", "many")
+    with pytest.raises(EdgevizError, match="whole number"):
+        train.training_threads()
+
+
+def test_usable_cores_is_the_affinity():
+    import os
+
+    from edgeviz.search.train import usable_cores
+
+    assert 1 <= usable_cores() <= len(os.sched_getaffinity(0))

@@ -21,6 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+import torch
+
 from edgeviz.errors import EdgevizError
 from edgeviz.atomic import SEARCH_LOCK, atomic_path, held_lock, write_json, write_text
 from edgeviz.search.baselines import random_search, uniform_baseline
@@ -35,7 +37,7 @@ from edgeviz.search.space_evolution import evolve_space
 from edgeviz.search.standalone import train_from_scratch
 from edgeviz.search.supernet import export_onnx, export_state_dict
 from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
-                                  read_checkpoint, supernet_from_checkpoint, train_supernet)
+                                  read_checkpoint, supernet_from_checkpoint, train_supernet, training_threads)
 
 
 class RunLog:
@@ -127,6 +129,7 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     ``edgeviz.lower.plan_config`` for ``settings.target`` -- the only memory judge in production.
     Returns the subnet.json content; with ``settings.json`` it is also printed on stdout."""
     t_start = time.perf_counter()
+    torch.set_num_threads(training_threads())
     try:
         settings.out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -90,12 +90,26 @@ def usable_cores() -> int:
     return max(1, n)
 
 
+def training_threads(world: int = 1) -> int:
+    """torch's intra-op threads for training and evaluation: EDGEVIZ_THREADS (or OMP_NUM_THREADS) when
+    set, else one, never more than this process's share of the cores it may use. The search's ViTs are
+    too small for intra-op threads to pay (bench/bench_threads.py, 2 cores): one thread ran a supernet
+    step 1.8x faster than torch's default of one per core on a lightly loaded machine and 2.7x faster
+    beside two busy processes, where the default's pool spins waiting for cores it does not get."""
+    share = max(1, usable_cores() // max(1, world))
+    asked = os.environ.get("EDGEVIZ_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    try:
+        return max(1, min(share, int(asked))) if asked else 1
+    except ValueError:
+        raise EdgevizError(f"EDGEVIZ_THREADS / OMP_NUM_THREADS must be a whole number (got {asked!r})") from None
+
+
 def init_distributed() -> tuple[int, int]:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo works on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    torch.set_num_threads(training_threads(world))
     return _dist_info()
 
 
