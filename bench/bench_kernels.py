@@ -1,7 +1,9 @@
 """MACs per executed instruction of ev_linear_s8 and the attention kernels (one query row, and
 ATTN_ROWS query rows per pass over K/V as the fused chains call them) on the emulated Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run; with
 --core cortex-m55, on the emulated Cortex-M55 (QEMU mps3-an547): the Helium (MVE, VMLADAVA) path
-against the SMLAD path it replaces there (the same core built +nomve), same run.
+against the SMLAD path it replaces there (the same core built +nomve), same run. A second table gives
+instructions per element of the row kernels (softmax, LayerNorm, residual add, table lookup), whose
+M55 build has Helium versions too (ev_norm_mve.c) and whose +nomve build is the C code they replace.
 
 The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
 takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
@@ -36,6 +38,10 @@ LINEAR_SHAPES = [(17, 64, 192), (17, 64, 128), (1, 128, 64), (17, 192, 576), (17
                  (4, 64, 192), (4, 192, 576), (5, 7, 5)]
 ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
 ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
+# row kernels: (kernel, rows, row length); softmax one row per call (as the attention chains call
+# it), LayerNorm 17 rows per call (a token sequence), add and LUT over 17 tokens x 64 channels
+ROW_SHAPES = [("softmax", 1, 17), ("softmax", 1, 65), ("softmax", 1, 197), ("layernorm", 17, 64),
+              ("layernorm", 17, 192), ("add", 1, 17 * 64), ("lut", 1, 17 * 64)]
 TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
 SPIN = (20_000, 220_000)                        # calibration loop lengths (2 instructions each)
 
@@ -58,6 +64,26 @@ __attribute__((noinline)) static void rows_empty(const int8_t *a, int b, int c, 
         int e, int f, int g, int32_t h, int32_t i, int8_t *j, int k)
 { __asm__ volatile("" :: "r"(a), "r"(j) : "memory"); (void)b; (void)c; (void)d; (void)e;
   (void)f; (void)g; (void)h; (void)i; (void)k; }
+typedef void (*sm_fn)(const int8_t *, int, const uint16_t *, int8_t *);
+__attribute__((noinline)) static void sm_empty(const int8_t *a, int b, const uint16_t *c, int8_t *d)
+{ __asm__ volatile("" :: "r"(a), "r"(d) : "memory"); (void)b; (void)c; }
+typedef void (*ln_fn)(const int8_t *, int, int, int, const int32_t *, const int64_t *, int64_t,
+                      int8_t *, int);
+__attribute__((noinline)) static void ln_empty(const int8_t *a, int b, int c, int d,
+        const int32_t *e, const int64_t *f, int64_t g, int8_t *h, int i)
+{ __asm__ volatile("" :: "r"(a), "r"(h) : "memory"); (void)b; (void)c; (void)d; (void)e;
+  (void)f; (void)g; (void)i; }
+typedef void (*add_fn)(const int8_t *, const int8_t *, int, int32_t, int32_t, int32_t, int8_t *);
+__attribute__((noinline)) static void add_empty(const int8_t *a, const int8_t *b, int c, int32_t d,
+        int32_t e, int32_t f, int8_t *g)
+{ __asm__ volatile("" :: "r"(a), "r"(g) : "memory"); (void)b; (void)c; (void)d; (void)e; (void)f; }
+typedef void (*lut_fn)(const int8_t *, int, const int8_t *, int8_t *);
+__attribute__((noinline)) static void lut_empty(const int8_t *a, int b, const int8_t *c, int8_t *d)
+{ __asm__ volatile("" :: "r"(a), "r"(d) : "memory"); (void)b; (void)c; }
+static sm_fn volatile sm_fns[2] = {sm_empty, ev_softmax_s8};
+static ln_fn volatile ln_fns[2] = {ln_empty, ev_layernorm_s8};
+static add_fn volatile add_fns[2] = {add_empty, ev_add_s8};
+static lut_fn volatile lut_fns[2] = {lut_empty, ev_lut_s8};
 static lin_fn volatile lin_fns[2] = {lin_empty, ev_linear_s8};
 static row_fn volatile row_fns[3] = {row_empty, ev_attn_scores_row, ev_attn_av_row};
 static rows_fn volatile rows_fns[3] = {rows_empty, ev_attn_scores_rows, ev_attn_av_rows};
@@ -151,6 +177,35 @@ def make_program(rng):
         avw = np.zeros((nr, 2 * dh), np.int8)
         avw[:, :dh] = im.requantize(pm.astype(np.int32) @ kv[:, :dh].astype(np.int32), M32, 32)
         expect[f"avm{idx}_y"] = expect[f"avt{idx}_y"] = avw
+    for idx, (kind, rows, n) in enumerate(ROW_SHAPES):
+        x = rng.integers(-128, 128, (rows, n), dtype=np.int8)
+        y = prog.buffer("int8_t", rows * n)
+        reps = max(1, TARGET_INSNS // (rows * n * 20))
+        if kind == "softmax":   # scores of a typical layer (int8 at ~0.06)
+            lut = im.softmax_lut(0.06)
+            args, fn = f"{prog.const(x)}, {n}, {prog.const(lut)}, {y}", ("sm_fn", "sm_fns")
+            want = im.softmax(x, lut)
+        elif kind == "layernorm":
+            g, b = im.layernorm_params(rng.uniform(0.5, 2, n), rng.uniform(-1, 1, n), 0.03)
+            eps = im.layernorm_eps(1e-5, 0.05, n)
+            args = (f"{prog.const(x)}, {n}, {rows}, {n}, {prog.const(g)}, {prog.const(b)}, {eps}LL, "
+                    f"{y}, {n}")
+            fn = ("ln_fn", "ln_fns")
+            want = im.layernorm(x, g, b, eps)
+        elif kind == "add":
+            b = rng.integers(-128, 128, (rows, n), dtype=np.int8)
+            ma, mb, sh = im.add_params(0.05, 0.03, 0.04)
+            args, fn = (f"{prog.const(x)}, {prog.const(b)}, {n}, {ma}, {mb}, {sh}, {y}",
+                        ("add_fn", "add_fns"))
+            want = im.add(x, b, ma, mb, sh)
+        else:
+            lut = im.make_lut(lambda v: v / (1 + np.exp(-1.702 * v)), 0.05, 0.04)
+            args, fn = f"{prog.const(x)}, {n}, {prog.const(lut)}, {y}", ("lut_fn", "lut_fns")
+            want = lut[x.astype(np.int32) + 128]
+        timed_calls(prog, fn[0], fn[1], 1, f"row{idx}", reps, args)
+        prog(f'    emit_hex("row{idx}_y", {y}, {rows * n});')
+        expect[f"row{idx}_y"] = want
+        expect[f"row{idx}"] = (rows * n, reps, f"{kind} {rows} x {n}" if rows > 1 else f"{kind} {n}")
     return prog, expect
 
 
@@ -212,7 +267,7 @@ def main(argv=None):
     print(hdr)
     print("-" * len(hdr))
     for key, val in expect.items():
-        if key.endswith("_y"):
+        if key.endswith("_y") or key.startswith("row"):
             continue
         macs, _, label = val
         di, pi = dsp[key][1], port[key][1]
@@ -224,6 +279,17 @@ def main(argv=None):
             path = "MVE"
         print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
               f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
+    print(f"\nRow kernels, instructions per element ({la} vs {lb}, same run):\n")
+    hdr = (f"{'kernel':32s} {'elements':>8s} {la + ' insns':>11s} {la + ' /elem':>11s} {lb + ' insns':>12s} "
+           f"{lb + ' /elem':>12s} {lb + '/' + la:>10s}")
+    print(hdr)
+    print("-" * len(hdr))
+    for key, val in expect.items():
+        if not key.startswith("row") or key.endswith("_y"):
+            continue
+        n, _, label = val
+        di, pi = dsp[key][1], port[key][1]
+        print(f"{label:32s} {n:8d} {di:11.0f} {di / n:11.2f} {pi:12.0f} {pi / n:12.2f} {pi / di:9.2f}x")
 
 
 if __name__ == "__main__":

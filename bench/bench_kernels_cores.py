@@ -302,9 +302,17 @@ def main(argv=None):
                   f"SysTick {ipt_ev:.3f} / {ipt_nn:.3f} instructions per tick", file=sys.stderr)
     total_s = time.time() - t_start
 
-    rows = []
+    rows, row_kernels = [], []
     for key, val in expect.items():
         if key.endswith("_y"):
+            continue
+        if key.startswith("row"):       # bench_kernels' row kernels: per element, no CMSIS-NN twin here
+            n, _, label = val
+            rk = dict(key=key, kernel=label, elements=n, cores={
+                name: dict(ev_instructions=c["ev"][key][1]) for name, c in cores.items()})
+            for c in rk["cores"].values():
+                c["ev_vs_m7"] = rk["cores"]["m7"]["ev_instructions"] / c["ev_instructions"]
+            row_kernels.append(rk)
             continue
         macs, _, label = val
         row = dict(key=key, kernel=kernel_label(key, label), macs=macs, cores={})
@@ -342,9 +350,17 @@ def main(argv=None):
     best = {n: max(r["cores"][n]["ev_vs_m7"] for r in rows) for n in cores}
     print("\nedgeviz MACs/instr vs the M7's, over the kernels: " + "; ".join(
         f"{SHORT[cores[n]['core']]} {worst[n]:.3f}-{best[n]:.3f}" for n in cores if n != "m7"))
+    if row_kernels:
+        print("\nedgeviz's row kernels, instructions per element (M7 instructions / the core's):")
+        print(f"{'kernel':24s} " + " ".join(f"{SHORT[c['core']]:>14s}" for c in cores.values()))
+        for r in row_kernels:
+            print(f"{r['kernel']:24s} " + " ".join(
+                f"{v['ev_instructions'] / r['elements']:7.2f} ({v['ev_vs_m7']:.3f})" for v in r["cores"].values()))
     print(f"bench time: {total_s:.0f} s for {len(cores)} cores")
     if args.markdown:
         print_markdown(rows, cores)
+        if row_kernels:
+            print_markdown_rows(row_kernels, cores)
     write_text(args.json, json.dumps(dict(
         note="QEMU 7.2 -icount shift=0 instruction counts (SysTick, calibrated per run), not cycles; "
              "per call, R calls minus R calls of an empty function with the same arguments; edgeviz's "
@@ -353,7 +369,7 @@ def main(argv=None):
         cmsis_nn_commit=commit, cmsis_nn_opt=CMSIS_OPT, edgeviz_opt="-O2 (the kernel harness')",
         seconds=total_s,
         cores={n: {k: v for k, v in c.items() if k not in ("ev", "nn")} for n, c in cores.items()},
-        rows=rows), indent=1))
+        rows=rows, row_kernels=row_kernels), indent=1))
 
 
 def print_markdown(rows, cores) -> None:
@@ -371,6 +387,19 @@ def print_markdown(rows, cores) -> None:
             cells.append(f"{v['ev_macs_per_instr']:.3f} / {nn}")
         cells += [f"{r['cores'][n]['ev_vs_m7']:.3f}" for n in ratios]
         print(f"| {r['kernel']} | {r['macs']:,} | " + " | ".join(cells) + " |")
+
+
+def print_markdown_rows(row_kernels, cores) -> None:
+    """Instructions per element of the row kernels per core, then the M4 and M33 against the M7."""
+    order = [n for n in ("m0plus", "m3", "m4", "m7", "m33", "m55") if n in cores]
+    ratios = [n for n in ("m4", "m33") if n in cores]
+    print("\n| kernel | elements | " + " | ".join(SHORT[cores[n]["core"]] for n in order) + " | "
+          + " | ".join(f"M7 / {SHORT[cores[n]['core']]}" for n in ratios) + " |")
+    print("|---|---|" + "---|" * (len(order) + len(ratios)))
+    for r in row_kernels:
+        cells = [f"{r['cores'][n]['ev_instructions'] / r['elements']:.2f}" for n in order]
+        cells += [f"{r['cores'][n]['ev_vs_m7']:.3f}" for n in ratios]
+        print(f"| {r['kernel']} | {r['elements']:,} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

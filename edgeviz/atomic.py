@@ -1,4 +1,5 @@
-"""Atomic writes: files and whole output folders appear complete or not at all."""
+"""Atomic writes: files and whole output folders appear complete or not at all; and the locks that
+make a second writer (or a reader of a folder still being written) stop with one line."""
 from __future__ import annotations
 
 import contextlib
@@ -9,6 +10,45 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
+
+from edgeviz.errors import EdgevizError
+
+# The lock a running search holds in its output folder: a second search into the folder refuses to
+# start, and `edgeviz build FOLDER` refuses to read a model the search has not finished.
+SEARCH_LOCK = ".search.lock"
+
+
+@contextlib.contextmanager
+def held_lock(path: str | Path, busy: str):
+    """An exclusive flock on the file ``path`` (made if missing) for the with-block; while another
+    process holds it, EdgevizError(busy) at once instead of waiting. The kernel drops the lock when its
+    holder exits, killed or not, so no stale lock ever blocks; the empty file stays."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EdgevizError(busy) from None
+        yield
+    finally:
+        os.close(fd)                       # releases the lock
+
+
+def lock_is_held(path: str | Path) -> bool:
+    """Whether a live process holds ``held_lock(path)`` now."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

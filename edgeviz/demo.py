@@ -13,7 +13,7 @@ import click
 
 from .atomic import write_text
 from .clikit import handler
-from .device_cli import profile_build, validate_build
+from .device_cli import profile_build, profile_rows, validate_build
 from .project import build
 from .report import page, table
 from .search.run import run_search
@@ -31,7 +31,7 @@ def run_demo(out: str | Path = "runs/demo", budget: str = "320KB", target: str =
     say(f"[2/4] build {target} -> {out / 'build'}")
     b = build(out / "search", target, out / "build")
     say(f"[3/4] profile on the emulated {b['core']} (QEMU {b['emulator']})")
-    prof = profile_build(out / "build", "emulator", 5)
+    prof = profile_build(out / "build", "emulator", 5, parts=True)
     say(f"[4/4] validate {n_validate} held-out images on the emulator against the int8 reference")
     val = validate_build(out / "build", "emulator", n_validate)
     result = {"budget": budget, "subnet": chosen, "build": {k: b.get(k) for k in (
@@ -60,11 +60,11 @@ def _report(out: Path, r: dict, prof: dict) -> None:
         {"quantity": f"end to end ({prof['unit']}, emulator)", "value": prof["end_to_end"]["median"]},
         {"quantity": "emulator outputs bit-exact", "value": f"{v['bit_exact']}/{v['n']}"},
     ]
-    layers = [{"layer": l["name"], f"median {prof['unit']}": l["median"]} for l in prof["layers"]]
+    layers = profile_rows(prof)     # each layer's count and the % of it in each part (stacked in latency.png)
     html = page("edgeviz demo", [("Overview", table(overview)),
                                  ("Pareto front (accuracy vs planned peak SRAM)", "<img src='pareto.png'>"),
                                  ("Memory timeline of the built subnet", "<img src='memory.png'>"),
-                                 ("Per-layer latency on the emulator", "<img src='latency.png'>" + table(layers))])
+                                 ("Per-layer latency on the emulator, by part", "<img src='latency.png'>" + table(layers))])
     write_text(out / "report.html", html)
 
 

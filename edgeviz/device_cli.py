@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import pickle
 from pathlib import Path
@@ -14,6 +15,7 @@ from .clikit import handler
 from .errors import EdgevizError
 from .inputs import builtin_data, random_inputs, read_inputs
 from .quantize import dequantize_output, reference_outputs
+from .report import put_section, table
 from .tflite import litert
 from .runner.api import flash, profile, validate
 from .runner.builddir import load_build
@@ -43,17 +45,36 @@ def cmd_flash(a) -> int:
     return 0
 
 
-def profile_build(build_dir, port: str, n: int) -> dict:
-    """Profile over serial; the figures also land in the build folder (profile.json, latency.png)."""
-    r = profile(build_dir, port, n=n)
+LATENCY_HEADING = "Per-layer latency"
+
+
+def profile_build(build_dir, port: str, n: int, parts: bool = False) -> dict:
+    """Profile over serial; the figures also land in the build folder (profile.json, latency.png and
+    a section of report.html)."""
+    r = profile(build_dir, port, n=n, parts=parts)
     out = Path(build_dir)
     plot_latency(r, out / "latency.png")
     write_text(out / "profile.json", json.dumps(r, indent=1))
+    if (out / "report.html").is_file():
+        put_section(out / "report.html", LATENCY_HEADING,
+                    f"<p>{html.escape(r['board'])}, {r['unit']}, n={r['n']}</p><img src='latency.png'>"
+                    + table(profile_rows(r)))
     return r
 
 
+def profile_rows(r: dict) -> list[dict]:
+    """A row per layer: its median count and, with a part profile, the % of it in each part."""
+    rows = []
+    for l in r["layers"]:
+        row = {"layer": l["name"], f"median {r['unit']}": l["median"]}
+        if "parts" in l:
+            row.update({f"% {k}": 100 * l["parts"][k] / (l["parts"]["total"] or 1) for k in r["parts"]["names"]})
+        rows.append(row)
+    return rows
+
+
 def cmd_profile(a) -> int:
-    r = profile_build(a.build_dir, a.port, a.n)
+    r = profile_build(a.build_dir, a.port, a.n, getattr(a, "parts", False))
     out = Path(a.build_dir)
     if a.json:
         print(json.dumps(r))
@@ -69,20 +90,56 @@ def cmd_profile(a) -> int:
         tab.add_row(l["name"], f"{l['median']:,.0f}", f"{l['min']:,}", f"{l['max']:,}",
                     *([f"{l['median_ms']:.3f}"] if ms else []))
     Console().print(tab)
+    if "parts" in r:
+        Console().print(parts_table(r))
     if "note" in r:
         print("note:", r["note"])
+    if "parts" in r:
+        print("parts:", r["parts"]["note"])
     print(f"per-layer chart: {out / 'latency.png'}")
     return 0
 
 
+def parts_table(r: dict):
+    """Each layer's instructions by kind of work, in % of the step's count in the part image, and the
+    whole model's shares as the last row."""
+    from rich.table import Table
+    pr = r["parts"]
+    names = pr["names"]
+    tab = Table(title=f"parts: % of each layer's {r['unit']} (part image: end to end "
+                      f"{pr['end_to_end']:,.0f}, {100 * pr['overhead']:+.1f}% for its counters)")
+    for col in ["layer", *names, "+/-"]:
+        tab.add_column(col, justify="left" if col == "layer" else "right")
+    for l in r["layers"]:
+        p = l["parts"]
+        tot = p["total"] or 1
+        tab.add_row(l["name"], *[f"{100 * p[k] / tot:.1f}" for k in names], f"{100 * p['bound'] / tot:.1f}")
+    tab.add_row("whole model", *[f"{100 * pr['share'][k]:.1f}" for k in names], f"{100 * pr['bound_share']:.1f}")
+    return tab
+
+
+PART_COLOURS = {"mac": "#4a7fb0", "softmax": "#e08a3c", "norm": "#5aa55a", "requant": "#c8574f",
+                "move": "#9370b8", "other": "#b0b0b0"}
+
+
 def plot_latency(r: dict, path: Path) -> None:
+    """One bar per layer; with a part profile, stacked by part (the normal image's count split in the
+    part image's proportions, so that the bars keep the normal image's lengths)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = [l["name"] for l in r["layers"]]
     vals = [l["median"] for l in r["layers"]]
     fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) + 1.5))
-    ax.barh(range(len(names)), vals, color="#4a7fb0")
+    if "parts" in r:
+        left = [0.0] * len(names)
+        for part in r["parts"]["names"]:
+            width = [v * max(l["parts"][part], 0) / (l["parts"]["total"] or 1) for v, l in zip(vals, r["layers"])]
+            ax.barh(range(len(names)), width, left=left, color=PART_COLOURS.get(part), label=part)
+            left = [a + b for a, b in zip(left, width)]
+        ax.legend(fontsize=7, loc="lower right", ncol=3)
+    else:
+        ax.barh(range(len(names)), vals, color="#4a7fb0")
     ax.set_yticks(range(len(names)), [n[:48] for n in names], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel(f"median {r['unit']} per inference")
@@ -165,6 +222,8 @@ def add_cli(group) -> None:
     @click.argument("build_dir")
     @click.option("--port", required=True, help="/dev/ttyACM0, a pyserial URL (socket://host:port), or 'emulator'")
     @click.option("-n", type=int, default=10, help="inferences to time (default 10)")
+    @click.option("--parts", is_flag=True, help="also split each layer into MAC loops, softmax, norms, requantisation, "
+                                                "data movement and other (an image with part counters, on the emulator)")
     @click.option("--json", is_flag=True)
     def profile_command(**kw):
         return handler(cmd_profile)(**kw)

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .atomic import SEARCH_LOCK, lock_is_held
 from .errors import EdgevizError
 from .ir import Graph
 from .model import LowRankLinear, ViT, load_model
@@ -1111,6 +1112,10 @@ def _load_graph(path) -> tuple[Graph, object | None]:
     trust = getattr(path, "trust_pickle", False)
     p = Path(path)
     if p.is_dir():
+        if lock_is_held(p / SEARCH_LOCK):
+            # its model.pt may be replaced any moment, and subnet.json would describe another model
+            raise EdgevizError(f"a search is in progress in {path}; build it when the search has finished "
+                               f"(or build a copy of its model.pt)")
         for name in ("model.pt", "subnet.pt"):
             if (p / name).is_file():
                 p = p / name

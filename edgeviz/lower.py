@@ -58,17 +58,20 @@ class MemoryReport:
     lower_bound: int
     fits: bool
     why: str = ""
+    latency_s: float | None = None  # the backend's estimate (plan_config(..., latency=True))
 
 
 def plan_config(cfg: ViTConfig, target: str | Target = "stm32f746", switches: Switches | None = None,
-                sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0) -> MemoryReport:
+                sram_budget: int | None = None, flash_budget: int | None = None, seed: int = 0,
+                latency: bool = False) -> MemoryReport:
     """Judge a configuration exactly as `edgeviz build` would, on any kind of target: same IR, same
     schedule, same planner, same fit check. switches: None for the target's default.
 
     Memory does not depend on weight values or ranges: random weights and unit ranges give the
-    exact arena and flash sizes.
+    exact arena and flash sizes. ``latency``: also the backend's latency estimate (seconds).
     """
     low = lower_config(cfg, target, switches, seed)
     why = low.backend.fit(low, sram_budget, flash_budget)
     return MemoryReport(low.plan.peak, low.plan.banks, low.weights_bytes + low.target.code_bytes, low.macs,
-                        low.plan.lower_bound, not why, why)
+                        low.plan.lower_bound, not why, why,
+                        low.backend.latency(low)["seconds"] if latency else None)

@@ -24,11 +24,15 @@ def _fmt(v) -> str:
     return html.escape("" if v is None else str(v))
 
 
+def _section(heading: str, body: str) -> str:
+    return f"<h2>{html.escape(heading)}</h2>\n{body}"
+
+
 def page(title: str, sections: list[tuple[str, str]]) -> str:
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
            "th{background:#f3f3f3}td:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}")
-    parts = [f"<h2>{html.escape(h)}</h2>\n{body}" for h, body in sections]
+    parts = [_section(h, body) for h, body in sections]
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{css}</style></head><body><h1>{html.escape(title)}</h1>\n" + "\n".join(parts) + "</body></html>\n")
 
@@ -52,3 +56,16 @@ def write_build_report(path: Path, summary: dict, compiled) -> None:
         if (path.parent / extra).exists():
             sections.append((extra.split(".")[0].title(), f"<img src='{extra}'>"))
     write_text(path, page(f"edgeviz build: {Path(summary['model']).name}", sections))
+
+
+def put_section(path: Path, heading: str, body: str) -> None:
+    """Add a section to a report page (before its end), or replace the one with this heading: results
+    that come after the page was written (a profile of the build) join it."""
+    text = path.read_text()
+    head = f"<h2>{html.escape(heading)}</h2>\n"
+    if head in text:      # sections run to the next heading or the end of the page
+        start = text.index(head)
+        ends = [i for i in (text.find("<h2>", start + len(head)), text.find("</body>", start)) if i >= 0]
+        text = text[:start] + text[min(ends):]
+    end = text.rindex("</body>")
+    write_text(path, text[:end].rstrip("\n") + "\n" + _section(heading, body) + text[end:])

@@ -17,6 +17,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -275,6 +277,42 @@ def test_stalled_device_from_the_command_line(tmp_path, capsys):
         assert line.startswith("edgeviz: error: ") and "no reply within" in line, line
         assert time.monotonic() - t < 15
     finally:
+        srv.close()
+
+
+def test_two_clients_on_one_port(tmp_path, capsys):
+    """Two `edgeviz profile` processes on one socket:// device: the second stops at once with "busy"
+    while the first talks to it (a TCP device takes a second connection, and the two clients' frames
+    would interleave); once the first has finished, the port is free again."""
+    need("arm-none-eabi-gcc")
+    root = tmp_path / "b"
+    build_firmware(FAKE, "mps2-an500", root / "firmware", kernels=False)
+    (root / "build.json").write_text(json.dumps({
+        "target": "mps2-an500", "model_id": "0xfa4e0001", "input_shape": [1, 1, 8, 8], "input_scale": 0.0078125,
+        "output_shape": [1, 10], "output_scale": 0.25, "arena_bytes": 256, "layers": ["sum", "spin", "write"]}))
+    srv = socket.socket()                   # a device that accepts and never answers: the first client waits
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(2)
+    url = f"socket://127.0.0.1:{srv.getsockname()[1]}"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    first = subprocess.Popen([sys.executable, "-m", "edgeviz.cli", "profile", str(root), "--port", url, "-n", "1"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        srv.settimeout(60)
+        conn, _ = srv.accept()              # the first client holds the port now
+        t = time.monotonic()
+        line = _one_line(capsys, 2, main(["profile", str(root), "--port", url, "-n", "1"]))
+        assert line.startswith("edgeviz: error: ") and "is busy" in line, line
+        assert time.monotonic() - t < 2     # at once, not after the first client's retries
+        _, err = first.communicate(timeout=60)
+        assert first.returncode == 2 and "no reply within" in err     # the first one's own outcome, undisturbed
+        conn.close()
+        line = _one_line(capsys, 2, main(["profile", str(root), "--port", url, "-n", "1"]))
+        assert "is busy" not in line        # free again: this one reaches the (silent) device itself
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
         srv.close()
 
 

@@ -285,7 +285,164 @@ def _cases():
              f"{eps}LL, {buf}, {c});")
         prog(f'    emit_hex("ln{idx}", {buf}, {rows * c});')
         checks.append((f"ln{idx}", im.layernorm(x, g, b, eps)))
+    _row_kernel_cases(rng, prog, checks, gelu)
     return prog, checks
+
+
+# Row lengths for the per-element kernels that have a Helium version (ev_norm_mve.c,
+# ev_eltwise_mve.c): below, at and
+# past one vector of 4 / 8 / 16 lanes, so every predicated last pass occurs.
+ROW_LENGTHS = [1, 3, 4, 5, 8, 15, 16, 17, 33, 64, 65, 192]
+
+
+def _ln_rows(rng, c, kind):
+    """3 LayerNorm rows of c int8 values: random; constant (zero variance); the int8 ends """
+    x = rng.integers(-128, 128, (3, c), dtype=np.int8)
+    x[1] = rng.integers(-128, 128)
+    if kind == "ends":
+        x[2] = np.where(rng.random(c) < 0.5, -128, 127)
+    return x
+
+
+def _row_kernel_cases(rng, prog, checks, gelu):
+    """LayerNorm, softmax, residual add, LUT, transposition and token mean over awkward lengths, zero-variance
+    rows, equal scores, saturating values, strided and in-place rows (the M55 builds run them on
+    Helium: ev_norm_mve.c, ev_eltwise_mve.c)."""
+    # LayerNorm: (c, eps, gamma / beta kind); strided input, output written in place for odd c
+    ln = [(c, None, "plain") for c in ROW_LENGTHS] + [
+        (64, 0, "ends"), (192, 0, "big"), (17, None, "big"), (65, (1 << 62) - 1, "plain"),
+        (3, 0, "plain"), (1024, None, "ends"), (1100, None, "plain"), (768, 0, "big")]
+    for idx, (c, eps, kind) in enumerate(ln):
+        x = _ln_rows(rng, c, "ends" if kind == "ends" else "rand")
+        if kind == "big":   # gamma and beta near their limits: |g| < 2^31, b up to 2^40: clamps
+            g = rng.integers(-(1 << 31) + 1, 1 << 31, c, dtype=np.int64).astype(np.int32)
+            b = rng.integers(-(1 << 40), 1 << 40, c, dtype=np.int64)
+            b[::5] = rng.choice([-(1 << 62) + 1, (1 << 62) - 1], len(b[::5]))
+        else:
+            g, b = im.layernorm_params(rng.uniform(-2, 2, c), rng.uniform(-1, 1, c), 0.03)
+        eps = im.layernorm_eps(1e-5, 0.05, c) if eps is None else eps
+        stride = c + 3
+        xp = np.zeros((3, stride), np.int8)
+        xp[:, :c] = x
+        buf = prog.buffer("int8_t", 3 * stride)
+        if c % 2:   # in place: y == x, same stride
+            prog(f"    for (int i = 0; i < {3 * stride}; i++) {buf}[i] = {prog.const(xp)}[i];")
+            src = buf
+        else:
+            src = prog.const(xp)
+        prog(f"    ev_layernorm_s8({src}, {stride}, 3, {c}, {prog.const(g)}, {prog.const(b)}, "
+             f"{eps}LL, {buf}, {stride});")
+        prog(f'    emit_hex("lnr{idx}", {buf}, {3 * stride});')
+        want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
+        want[:, :c] = im.layernorm(x, g, b, eps)
+        checks.append((f"lnr{idx}", want))
+
+    # sigma 1 with d != 0 (C Q - S^2 in 1..3, eps 0): inv = 2^31, the Helium path's other scaling
+    for idx, row in enumerate(([5, 5, 6], [-3, -3, -3, -2], [0, 1], [127, -128])):
+        x = np.array([row], np.int8)
+        c = x.shape[1]
+        g = np.full(c, (1 << 31) - 1, np.int32)
+        b = np.arange(c, dtype=np.int64) << 26
+        y = prog.buffer("int8_t", c)
+        prog(f"    ev_layernorm_s8({prog.const(x)}, {c}, 1, {c}, {prog.const(g)}, {prog.const(b)}, "
+             f"0LL, {y}, {c});")
+        prog(f'    emit_hex("lns{idx}", {y}, {c});')
+        checks.append((f"lns{idx}", im.layernorm(x, g, b, 0)))
+
+    # softmax: random scores, all equal, the int8 ends, one large score among very small ones, and a
+    # table with zeros (sum 0: all outputs 0); odd lengths in place. Equal scores over 2 and 254
+    # keys divide exactly ((127 e + total/2) / total = 64 and 1): a quotient one short shows there
+    elut = im.softmax_lut(0.06)
+    holey = elut.copy()
+    holey[200:] = 0
+    flat = np.full(256, 65535, np.uint16)   # every entry the largest: the biggest sums
+    sm = [(n, "rand", elut) for n in ROW_LENGTHS] + [
+        (17, "equal", elut), (65, "equal", flat), (192, "ends", elut), (33, "spike", elut),
+        (16, "rand", holey), (64, "ends", flat), (1, "ends", holey), (300, "rand", elut),
+        (2, "equal", elut), (254, "equal", flat), (254, "equal", elut)]
+    for idx, (n, kind, lut) in enumerate(sm):
+        x = rng.integers(-128, 128, n, dtype=np.int8)
+        if kind == "equal":
+            x[:] = rng.integers(-128, 128)
+        elif kind == "ends":
+            x = np.where(rng.random(n) < 0.5, -128, 127).astype(np.int8)
+        elif kind == "spike":
+            x[:] = -128
+            x[n // 2] = 127
+        if kind == "rand" and lut is holey:
+            x[:] = rng.integers(-100, -50, n)   # every x - max + 255 >= 205: all entries 0
+        y = prog.buffer("int8_t", n + 1)
+        src = y if n % 2 else prog.const(x)
+        if n % 2:
+            prog(f"    for (int i = 0; i < {n}; i++) {y}[i] = {prog.const(x)}[i];")
+        prog(f"    ev_softmax_s8({src}, {n}, {prog.const(lut)}, {y});")
+        prog(f'    emit_hex("smx{idx}", {y}, {n + 1});')
+        want = np.zeros(n + 1, np.int8)   # the byte past the row stays 0
+        with np.errstate(divide="ignore"):   # the zero-sum rows: numpy's x // 0 is 0, as the kernel's
+            want[:n] = im.softmax(x[None], lut)[0]
+        checks.append((f"smx{idx}", want))
+
+    # residual add: both int8 ends, the widest multipliers (|a ma| + |b mb| near 2^31: the sums
+    # wrap in int32 as intmath's do), shift 1 and 30, in place on a and on b
+    adds = [(n, *im.add_params(0.05, 0.03, 0.04)) for n in ROW_LENGTHS] + [
+        (33, (1 << 23) - 1, (1 << 23) - 1, 30), (17, (1 << 23) - 1, -(1 << 23) + 1, 30),
+        (64, 3, 5, 1), (65, 1 << 22, 7, 20)]
+    for idx, (n, ma, mb, shift) in enumerate(adds):
+        a = rng.integers(-128, 128, n, dtype=np.int8)
+        b = rng.integers(-128, 128, n, dtype=np.int8)
+        if idx % 3 == 0:
+            a[::2], b[::2] = -128, -128
+            a[1::2], b[1::2] = 127, 127
+        y = prog.buffer("int8_t", n + 1)
+        if idx % 2:   # y == a
+            prog(f"    for (int i = 0; i < {n}; i++) {y}[i] = {prog.const(a)}[i];")
+            prog(f"    ev_add_s8({y}, {prog.const(b)}, {n}, {ma}, {mb}, {shift}, {y});")
+        else:
+            prog(f"    ev_add_s8({prog.const(a)}, {prog.const(b)}, {n}, {ma}, {mb}, {shift}, {y});")
+        prog(f'    emit_hex("addr{idx}", {y}, {n + 1});')
+        want = np.zeros(n + 1, np.int8)
+        want[:n] = im.add(a, b, ma, mb, shift)
+        checks.append((f"addr{idx}", want))
+
+    # table lookup: every int8 value, and the awkward lengths; in place for odd lengths
+    for idx, n in enumerate([256, *ROW_LENGTHS]):
+        x = np.arange(-128, 128, dtype=np.int8) if n == 256 else rng.integers(-128, 128, n, dtype=np.int8)
+        y = prog.buffer("int8_t", n + 1)
+        src = y if n % 2 else prog.const(x)
+        if n % 2:
+            prog(f"    for (int i = 0; i < {n}; i++) {y}[i] = {prog.const(x)}[i];")
+        prog(f"    ev_lut_s8({src}, {n}, {prog.const(gelu)}, {y});")
+        prog(f'    emit_hex("lutr{idx}", {y}, {n + 1});')
+        want = np.zeros(n + 1, np.int8)
+        want[:n] = gelu[x.astype(np.int32) + 128]
+        checks.append((f"lutr{idx}", want))
+
+    # transposition into V^T (rows written as columns of a wider tensor): column counts around the
+    # 8-lane passes, one row, strides up to and past the M55 scatter's 16-bit offsets (7 ys > 65535)
+    for idx, (rows, cols, ys) in enumerate([(4, 48, 36), (1, 1, 1), (3, 17, 5), (4, 8, 4), (2, 65, 70),
+                                            (5, 3, 9362), (2, 3, 9363)]):
+        x = rng.integers(-128, 128, (rows, cols), dtype=np.int8)
+        y = prog.buffer("int8_t", cols * ys)
+        prog(f"    ev_transpose_s8({prog.const(x)}, {rows}, {cols}, {y}, {ys});")
+        prog(f'    emit_hex("tr{idx}", {y}, {cols * ys});')
+        want = np.zeros((cols, ys), np.int8)
+        want[:, :rows] = x.T
+        checks.append((f"tr{idx}", want))
+
+    # token mean: column counts around the 4-lane passes, one row, many rows at the int8 ends,
+    # shifts above and at or below 32
+    for idx, (rows, c, fill, s) in enumerate([(36, 48, "rand", 40), (1, 3, "rand", 36), (17, 7, "min", 44),
+                                              (5, 4, "max", 20), (300, 9, "min", 45), (65, 33, "rand", 32)]):
+        x = rng.integers(-128, 128, (rows, c), dtype=np.int8)
+        if fill != "rand":
+            x[...] = -128 if fill == "min" else 127
+        m = int(rng.integers(1 << 30, 1 << 31))
+        y = prog.buffer("int8_t", c + 1)
+        prog(f"    ev_mean_tokens_s8({prog.const(x)}, {rows}, {c}, {m}, {s}, {y});")
+        prog(f'    emit_hex("mt{idx}", {y}, {c + 1});')
+        want = np.zeros(c + 1, np.int8)
+        want[:c] = im.mean_tokens(x, m, s)[0]
+        checks.append((f"mt{idx}", want))
 
 
 @pytest.fixture(scope="module")
@@ -347,9 +504,16 @@ def test_dsp_path_is_compiled_in(firmware):
 
 
 def test_mve_path_is_compiled_in(firmware):
-    """The M55 build's matrix kernels are the Helium ones (VMLADAVA, tail-predicated loops), not the
-    M7's SMLAD code, which stays out of it."""
+    """The M55 build's matrix and row kernels are the Helium ones (VMLADAVA, gathers, tail-predicated
+    loops), not the M7's SMLAD code or the C loops, which stay out of it."""
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", "-m", "armv8.1-m.main", str(firmware("m55-mve"))],
                          capture_output=True, text=True, check=True).stdout
     assert "vmlava.s8" in dis and "dlstp.8" in dis and "letp" in dis   # objdump's name for VMLADAVA
     assert "<ev__mv32>:" in dis and "<ev__t42>:" not in dis and "<ev__rk4>:" not in dis
+    # the row kernels' Helium loops (ev_norm_mve.c, ev_eltwise_mve.c): LayerNorm's statistics,
+    # softmax's table gathers, the LUT's byte gathers
+    def body(fn):
+        return dis.split(f"<{fn}>:", 1)[1].split("\n\n", 1)[0]
+    assert "vmlava.s8" in body("ev_layernorm_s8") and "vqdmulh.s32" in body("ev_layernorm_s8")
+    assert "vldrh.u16" in body("ev_softmax_s8") and "dlstp.32" in body("ev_softmax_s8")
+    assert "vldrb.u8" in body("ev_lut_s8") and "vqmovnb.s32" in body("ev_add_s8")

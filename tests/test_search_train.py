@@ -194,3 +194,23 @@ def test_search_baselines_and_space_evolution(searched, tmp_path):
     assert r["search"]["space_evolution"]
     sources = {line.split(",")[0] for line in (tmp_path / "b" / "pareto.csv").read_text().splitlines()[1:]}
     assert sources == {"evolution", "random", "uniform"}
+
+
+def test_search_under_a_latency_limit_on_an_fpga(searched, tmp_path, capsys):
+    """--latency bounds the backend's estimate (here the HLS estimate at the board clock): the result
+    states it and keeps within it; a limit no candidate meets is one line naming the limit."""
+    from edgeviz.cli import main
+    from edgeviz.lower import plan_config
+    from edgeviz.model import ViTConfig
+
+    out, _, space = searched
+    base = ["search", "--budget", "8KB", "--space", str(space), "--supernet", str(out / "supernet.pt"),
+            "--population", "3", "--generations", "1", "--json", "--no-progress", "--finalists", "0",
+            "--target", "zcu102"]
+    assert main(base + ["-o", str(tmp_path / "slow"), "--latency", "1us"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "within 0.001 ms" in err and "estimated latency" in err
+    assert main(base + ["-o", str(tmp_path / "ok"), "--latency", "5ms"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    est = plan_config(ViTConfig.from_dict(j["config"]), "zcu102", sram_budget=8192, latency=True).latency_s
+    assert j["latency_limit_s"] == 0.005 and j["latency_estimate_s"] == est <= 0.005

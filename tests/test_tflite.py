@@ -204,9 +204,11 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
 
 
 @pytest.mark.qemu
-def test_tfl_kernels_at_awkward_sizes_on_the_m7(tmp_path):
-    """The M7's blocked SMLAD paths at sizes the fixtures do not reach: 70 rows (a block and a partial
-    block of quads, then two single rows), 22 inputs (a tail of 2), 19 channels (an odd last pair),
+@pytest.mark.parametrize("target", ["stm32f746", "alif-e3"])
+def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
+    """The M7's blocked SMLAD paths and the M55's Helium dot products (tail-predicated VMLADAVA) at
+    sizes the fixtures do not reach: 70 rows (a block and a partial block of quads, then two single
+    rows), 22 inputs (a tail of 2 on the M7, of 6 lanes on the M55), 19 channels (an odd last pair),
     a BATCH_MATMUL whose B is read transposed, zero points everywhere; firmware equal to the numpy
     reference."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
@@ -232,7 +234,7 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7(tmp_path):
         "batch_dims": [1, 1, 1, 1], "strides": [[0, 0, 0, 0, 19, 1], [0, 0, 0, 0, 1, 70]], "rows": 70, "cols": 70,
         "depth": 19}, {"a_zp": -7, "b_zp": -7, "y_zp": 11, "m": m, "shift": sh}))
     g.inputs, g.outputs = ["x"], ["s"]
-    c = compile_graph(g, None, "stm32f746")
+    c = compile_graph(g, None, target)
     write_project(c, tmp_path / "b", "awkward", np.zeros((2, 1, 70, 22)), firmware=True)
     xs = rng.integers(-128, 128, (3, 1, 70, 22)).astype(np.int8)
     want = np.stack([run_int8(g, x).reshape(-1) for x in xs])

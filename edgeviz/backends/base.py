@@ -66,6 +66,10 @@ class Backend:
         and by how much."""
         raise NotImplementedError
 
+    def latency(self, low: Lowered) -> dict:
+        """The backend's own latency estimate of one inference: {"seconds", "how"} (and its details)."""
+        raise EdgevizError(f"the {self.kind} backend has no latency estimate")
+
     # ---- jobs (asked by edgeviz.project)
     def preflight(self, options: dict) -> None:
         """Refuse (EdgevizError) before any work when a tool that emit will need with these options is

@@ -70,6 +70,11 @@ class FpgaBackend(Backend):
         _, _, e = best_estimate(low)
         return e.why()
 
+    def latency(self, low):
+        reuse, _, e = best_estimate(low)
+        return {"seconds": e.latency_s, "cycles": e.latency_cycles, "reuse": reuse,
+                "how": f"HLS estimate at reuse factor {reuse}, board clock"}
+
     def preflight(self, options):
         if options.get("csim"):
             find_gxx()

@@ -30,6 +30,7 @@ from ..targets import Target
 from ..tflite import litert
 from .base import Backend, Lowered, unfused
 from .c_codegen import generate
+from .mcu_latency import estimate
 from .c_toolchain import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
                           write_model_sources)
 
@@ -88,6 +89,11 @@ class McuBackend(Backend):
 
     def fit(self, low, sram_budget=None, flash_budget=None):
         return check_fit(low.plan, low.schedule, low.target, low.weights_bytes, sram_budget, flash_budget)
+
+    def latency(self, low):
+        e = estimate(low.schedule.graph, low.schedule.steps, low.target)
+        return dict(e, how=f"{e['kernel_path']} kernels' instruction model at one instruction a cycle, "
+                           f"{low.target.raw.get('clock_hz', 0) / 1e6:g} MHz")
 
     def compile(self, low: Lowered) -> Compiled:
         """The C sources of a lowered (and calibrated) graph."""

@@ -97,6 +97,13 @@ def _slice_linear(q: dict, rows: slice) -> dict:
     return {k: (v[rows] if k in ("w", "bias", "mult", "shift") else v) for k, v in q.items()}
 
 
+def _scores(node, g) -> int:
+    """Softmax elements of a fused attention op: every head's query rows x keys."""
+    rows = g.tensors[node.outputs[0]].rows
+    keys = g.tensors[node.inputs[-1]].rows
+    return node.attrs["heads"] * rows * keys
+
+
 class Attention(_StreamsKV):
     name = "attention"
     row_producer = True          # inside a chain it takes the chain's query rows (QUERY_BLOCK)
@@ -202,6 +209,9 @@ class Attention(_StreamsKV):
         n, three_e = g.tensors[node.inputs[0]].shape
         return 2 * n * n * (three_e // 3)
 
+    def work(self, node, g):
+        return dict(super().work(node, g), scores=_scores(node, g))
+
     def scratch_bytes(self, node, g):
         n = g.tensors[node.inputs[0]].shape[0]
         return _score_scratch(n, n)                    # a block of score rows
@@ -286,6 +296,9 @@ class AttentionSplit(_StreamsKV):
     def macs(self, node, g):
         n, two_e = g.tensors[node.inputs[1]].shape
         return 2 * n * n * (two_e // 2)
+
+    def work(self, node, g):
+        return dict(super().work(node, g), scores=_scores(node, g))
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape

@@ -114,6 +114,13 @@ class Op:
     def macs(self, node: Node, g: Graph) -> int:
         return 0
 
+    def work(self, node: Node, g: Graph) -> dict[str, int]:
+        """What the op does per inference, by kind: the features of the MCU latency model, which fits an
+        instruction cost per op and kind on the emulator (edgeviz/backends/mcu_latency.py). MACs, output
+        elements and rows, one call; an op with other per-element work (softmax) adds its own kind."""
+        out = g.tensors[node.outputs[0]]
+        return {"macs": self.macs(node, g), "elements": out.nbytes, "rows": out.rows, "calls": 1}
+
     def flash_bytes(self, node: Node) -> int:
         return sum(np.asarray(v).nbytes for v in node.qattrs.values() if isinstance(v, np.ndarray))
 

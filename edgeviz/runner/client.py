@@ -130,11 +130,13 @@ class Device:
         self.seq = (self.seq + 1) & 0xFFFF
         return self.seq
 
-    def request(self, command: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+    def request(self, command: int, payload: bytes = b"", timeout: float | None = None,
+                unknown_ok: bool = False) -> bytes | None:
         """Send one request, return the reply payload (retrying lost/damaged frames).
 
         Every attempt gets a new sequence number; a reply to any attempt of this request answers it
-        (they carry the same request), anything else is stale and ignored."""
+        (they carry the same request), anything else is stale and ignored. unknown_ok: None when the
+        firmware does not know the command (an optional one), instead of an error."""
         timeout = self.timeout if timeout is None else float(timeout)
         cname = CMD_NAMES.get(command, f"0x{command:02x}")
         self.stats["requests"] += 1
@@ -168,6 +170,8 @@ class Device:
                 if code in P.RETRYABLE_ERRORS:
                     last = f"device reported {P.ERRORS[code]}"
                     continue
+                if code == P.ERR_UNKNOWN_CMD and unknown_ok:
+                    return None
                 if code == P.ERR_NO_INFERENCE:
                     raise EdgevizError(f"{self.name} has run no inference since it booted (it was reset?): "
                                        f"run INFER before PROFILE")
@@ -214,6 +218,20 @@ class Device:
             raise EdgevizError(f"{self.name}: bad PROFILE reply ({e}); reflash the firmware with this edgeviz version") from None
         self._check_counter(count_since_boot, strictly_more=False)
         return total, layers
+
+    def parts(self) -> list[dict] | None:
+        """The last inference's part profile per layer ({part: count, ..., "bound": count}), or None
+        from firmware built without it (kernels/ev_parts.h)."""
+        payload = self.request(P.CMD_PARTS, unknown_ok=True)
+        if payload is None:
+            return None
+        try:
+            count_since_boot, layers = P.parse_parts_reply(payload)
+        except ValueError as e:
+            raise EdgevizError(f"{self.name}: bad PARTS reply ({e}); rebuild the part-profile image with this "
+                               f"edgeviz version") from None
+        self._check_counter(count_since_boot, strictly_more=False)
+        return layers
 
     def reset(self, settle: float = 5.0) -> dict:
         """Reset the device and wait until it answers INFO again (within settle seconds)."""

@@ -39,9 +39,12 @@ CMD_INFO = 0x01
 CMD_INFER = 0x02
 CMD_PROFILE = 0x03
 CMD_RESET = 0x04
+# Added without a version bump: firmware from before it (and every image built without
+# EV_PROFILE_PARTS) answers ERR_UNKNOWN_CMD, which the host reads as "no part profile".
+CMD_PARTS = 0x05
 CMD_ERROR = 0x7F
 COMMANDS = {"INFO": CMD_INFO, "INFER": CMD_INFER, "PROFILE": CMD_PROFILE, "RESET": CMD_RESET,
-            "ERROR": CMD_ERROR}
+            "PARTS": CMD_PARTS, "ERROR": CMD_ERROR}
 
 # Error codes (payload byte 0 of an ERROR reply)
 ERR_BAD_CRC = 1          # frame CRC did not match: retryable
@@ -77,6 +80,11 @@ INFO_FIELDS = [
 ]
 INFER_REPLY_FIELDS = [("infer_count", "I"), ("count", "Q")]          # then output_bytes int8
 PROFILE_REPLY_FIELDS = [("infer_count", "I"), ("num_layers", "H"), ("total", "Q")]  # then u64 per layer
+# The kinds of work a part-profile image tells apart (firmware/kernels/ev_parts.h): the C header gets
+# EV_PART_<NAME> = its index and EV_NUM_PARTS. What a step spends outside them is its total minus them.
+PARTS = ("mac", "softmax", "norm", "requant", "move")
+# then per layer: u64 per part (in the timer unit), then u64 bound (the most the parts can be off by)
+PARTS_REPLY_FIELDS = [("infer_count", "I"), ("num_layers", "H"), ("num_parts", "B")]
 ERROR_FIELDS = [("code", "B"), ("command", "B"), ("detail", "I")]
 
 
@@ -87,6 +95,7 @@ def _struct(fields) -> struct.Struct:
 INFO = _struct(INFO_FIELDS)
 INFER_REPLY = _struct(INFER_REPLY_FIELDS)
 PROFILE_REPLY = _struct(PROFILE_REPLY_FIELDS)
+PARTS_REPLY = _struct(PARTS_REPLY_FIELDS)
 ERROR = _struct(ERROR_FIELDS)
 
 
@@ -233,6 +242,20 @@ def parse_profile_reply(payload: bytes) -> tuple[int, int, list[int]]:
     return infer_count, total, layers
 
 
+def parse_parts_reply(payload: bytes) -> tuple[int, list[dict]]:
+    """(infer_count, per layer {part: count, ..., "bound": count}) of a PARTS reply."""
+    if len(payload) < PARTS_REPLY.size:
+        raise ValueError("PARTS reply too short")
+    infer_count, nl, np_ = PARTS_REPLY.unpack_from(payload)
+    if np_ != len(PARTS):
+        raise ValueError(f"PARTS reply has {np_} parts, this edgeviz knows {len(PARTS)}")
+    if len(payload) != PARTS_REPLY.size + 8 * nl * (np_ + 1):
+        raise ValueError(f"PARTS reply is {len(payload)} bytes for {nl} layers")
+    v = struct.unpack_from(f"<{nl * (np_ + 1)}Q", payload, PARTS_REPLY.size)
+    layers = [dict(zip(PARTS + ("bound",), v[i * (np_ + 1):(i + 1) * (np_ + 1)])) for i in range(nl)]
+    return infer_count, layers
+
+
 def parse_error(payload: bytes) -> tuple[int, int, int]:
     if len(payload) != ERROR.size:
         raise ValueError(f"ERROR payload is {len(payload)} bytes, expected {ERROR.size}")
@@ -279,8 +302,14 @@ def render_c_header() -> str:
     lines.append("/* timer units */")
     lines.append(f"#define EV_UNIT_CYCLES {UNIT_CYCLES}u")
     lines.append(f"#define EV_UNIT_INSTRUCTIONS {UNIT_INSTRUCTIONS}u")
+    lines.append("")
+    lines.append("/* parts of the part profile (firmware/kernels/ev_parts.h) */")
+    for i, name in enumerate(PARTS):
+        lines.append(f"#define EV_PART_{name.upper()} {i}u")
+    lines.append(f"#define EV_NUM_PARTS {len(PARTS)}u")
     for prefix, fields, st in (("INFO", INFO_FIELDS, INFO), ("INFER_REPLY", INFER_REPLY_FIELDS, INFER_REPLY),
                                ("PROFILE_REPLY", PROFILE_REPLY_FIELDS, PROFILE_REPLY),
+                               ("PARTS_REPLY", PARTS_REPLY_FIELDS, PARTS_REPLY),
                                ("ERROR", ERROR_FIELDS, ERROR)):
         lines.append("")
         lines.append(f"/* {prefix} payload: little-endian, packed */")

@@ -1,4 +1,5 @@
-"""Byte sizes as users write them: "320KB", "320KiB", "320kB", "0.3125MB", "327680".
+"""Byte sizes as users write them: "320KB", "320KiB", "320kB", "0.3125MB", "327680"; and durations:
+"50ms", "0.05s", "500us".
 
 1 KB = 1 KiB = 1024 bytes and 1 MB = 1 MiB = 1048576 bytes, as in microcontroller datasheets.
 """
@@ -47,3 +48,27 @@ def format_size(n: int) -> str:
     if n >= 1024:
         return f"{n / 1024:.1f} KB"
     return f"{n} B"
+
+
+TIME_ACCEPTED = "accepted forms: 50ms, 50 ms, 0.05s, 500us, 2s"
+_TIME_UNITS = {"s": Decimal(1), "ms": Decimal("1e-3"), "us": Decimal("1e-6"), "\u00b5s": Decimal("1e-6")}
+_TIME_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z\u00b5]+)\s*$")
+
+
+def parse_duration(text: str | float, what: str = "latency limit") -> float:
+    """Seconds in ``text`` (a unit is required: a bare number is ambiguous); one EdgevizError line otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text <= 0:
+            raise EdgevizError(f"bad {what} {text!r}: must be positive; {TIME_ACCEPTED}")
+        return float(text)
+    m = _TIME_RE.match(text) if isinstance(text, str) else None
+    if not m or m.group(2).lower() not in _TIME_UNITS:
+        raise EdgevizError(f"bad {what} {text!r}; {TIME_ACCEPTED}")
+    value = Decimal(m.group(1)) * _TIME_UNITS[m.group(2).lower()]
+    if value <= 0:
+        raise EdgevizError(f"bad {what} {text!r}: must be positive; {TIME_ACCEPTED}")
+    return float(value)
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"

@@ -11,6 +11,7 @@ import click
 
 from edgeviz.clikit import handler
 from edgeviz.errors import EdgevizError
+from edgeviz.search.budget import format_duration
 from edgeviz.search.run import run_search
 from edgeviz.search.settings import (DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, DEFAULT_GENERATIONS, DEFAULT_OUT,
                                      DEFAULT_POPULATION, DEFAULT_TARGET, SearchSettings)
@@ -55,9 +56,9 @@ def settings_from_flags(a) -> SearchSettings:
     each flag sets the field of its name, --no-progress sets ``progress``, --json also ``quiet``."""
     return SearchSettings(budget=a.budget, target=a.target, flash=a.flash, data=a.data, supernet=a.supernet,
                           epochs=a.epochs, population=a.population, generations=a.generations, out=a.out,
-                          json=a.json, space=a.space, macs=a.macs, seed=a.seed, evolve_space=a.evolve_space,
+                          json=a.json, space=a.space, macs=a.macs, latency=a.latency, seed=a.seed, evolve_space=a.evolve_space,
                           baselines=a.baselines, finalists=a.finalists, finetune_steps=a.finetune_steps,
-                          progress=False if a.no_progress else None, quiet=a.json)
+                          progress=False if a.no_progress else None, quiet=a.json, step_delay=a.step_delay)
 
 
 def cmd_search(a) -> int:
@@ -68,7 +69,9 @@ def cmd_search(a) -> int:
                else f"val acc {acc['val_supernet']:.3f}")
         print(f"searched {a.out}: {r['summary']}; peak SRAM {r['peak_sram']:,} B "
               f"({', '.join(f'{b} {n:,}' for b, n in r['peak_sram_banks'].items() if n)}), flash {r['flash']:,} B, "
-              f"{r['macs']:,} MACs, {val}, test acc {acc['test_standalone']:.3f}")
+              f"{r['macs']:,} MACs" + (f" (estimated {format_duration(r['latency_estimate_s'])})"
+                                        if r.get("latency_estimate_s") is not None else "")
+              + f", {val}, test acc {acc['test_standalone']:.3f}")
     return 0
 
 
@@ -107,6 +110,10 @@ def add_cli(group) -> None:
     @click.option("--json", is_flag=True, help="print subnet.json on stdout (logs stay in search.log)")
     @click.option("--space", metavar="FILE", help="search space TOML")
     @click.option("--macs", default=None, callback=_macs, help="optional MAC limit, e.g. 20M")
+    @click.option("--latency", metavar="TIME", default=None,
+                  help="optional latency limit per inference, e.g. 50ms: on an MCU the kernels' instruction "
+                       "model (calibrated on the emulator) at one instruction a cycle and the target's clock; "
+                       "on an FPGA the HLS estimate at the board clock")
     @click.option("--seed", type=int, default=0)
     @click.option("--evolve-space", is_flag=True,
                   help="first shift the rank-ratio and patch ranges by fit rate and error (MCUFormer)")
@@ -121,6 +128,7 @@ def add_cli(group) -> None:
     @click.option("--finetune-steps", metavar="S", type=str, default=DEFAULT_FINETUNE_STEPS,
                   help=f"fine-tuning steps of the winner, the last rung (default {DEFAULT_FINETUNE_STEPS})")
     @click.option("--no-progress", is_flag=True, help="no progress bar")
+    @click.option("--step-delay", type=float, default=0.0, hidden=True)    # tests: interrupt mid-stage
     def search_command(**kw):
         return handler(cmd_search)(**kw)
 

@@ -81,7 +81,7 @@ def evolutionary_search(space: SearchSpace, judge: Judge, evaluate: Callable[[Vi
                     evaluate.cache[config_key(cfg)] = row["accuracy"]
                 evaluated[config_key(cfg)] = Candidate(cfg, row["accuracy"], row["peak_sram"], row["flash"],
                                                        row["macs"], row["formula_peak"], row["banks"],
-                                                       row["source"], row["generation"])
+                                                       row["source"], row["generation"], row.get("latency_s"))
             seen = set(st["seen"])
             pop = [ViTConfig.from_dict(d) for d in st["population"]]
             history, start_gen = st["history"], st["generation"]

@@ -79,7 +79,8 @@ def halving_rungs(k: int, steps: int, eta: int = HALVING_ETA) -> list[tuple[int,
 
 def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_size: int = DEFAULT_BATCH,
                        lr: float = DEFAULT_LR, seed: int = 0, state_path: str | Path | None = None,
-                       log: Callable[[str], None] = lambda m: None) -> tuple[list[Finalist], Finalist]:
+                       log: Callable[[str], None] = lambda m: None,
+                       step_delay: float = 0.0) -> tuple[list[Finalist], Finalist]:
     """Second stage, by successive halving (``halving_rungs``): each rung fine-tunes its finalists from
     their inherited supernet weights (``net.extract``) with ``train_standalone`` for the rung's steps
     (a fresh schedule each rung, same batches for all) and rates them on the val split; the best third
@@ -90,7 +91,10 @@ def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_
     ``state_path`` (the evolution's state file): each finished (finalist, steps) run's val accuracy is
     added to it under "finetune", atomically, after its weights are written to ``finalists/`` beside it,
     so a killed run redoes only the unfinished ones. A state rewritten by a longer evolution has no
-    "finetune" entry, so a changed short list is never matched against stale results."""
+    "finetune" entry, so a changed short list is never matched against stale results. A run stopped by
+    Ctrl-C also leaves its progress (``train_standalone``'s ``progress_path``, tied to the state's
+    signature: the same supernet, data and search) in ``finalists/``: the restart goes on from its step.
+    ``step_delay``: tests only (``train_standalone``)."""
     settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed, "eta": HALVING_ETA}
     state_path = Path(state_path) if state_path else None
     state = json.loads(state_path.read_text()) if state_path and state_path.exists() else None
@@ -102,14 +106,18 @@ def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_
     for r, (_, rung_steps) in enumerate(rungs):
         for i, f in enumerate(alive):
             key = f"{config_key(f.cand.cfg)}@{rung_steps}"
-            wfile = state_path.parent / "finalists" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt" \
-                if state_path else None
+            stem = hashlib.sha256(key.encode()).hexdigest()[:16]
+            wfile = state_path.parent / "finalists" / f"{stem}.pt" if state_path else None
+            progress = state_path.parent / "finalists" / f"{stem}.progress.pt" if state is not None else None
             if key in done and wfile.exists():
                 val, secs, model = done[key]["val"], done[key]["seconds"], load_model(wfile)
                 how = "finished before the restart"
             else:
                 model, secs = train_standalone(net.extract(f.cand.cfg), f.cand.cfg.img_size, data, rung_steps,
-                                               batch_size, lr, seed=seed)
+                                               batch_size, lr, seed=seed, progress_path=progress,
+                                               origin=(state or {}).get("signature"), step_delay=step_delay,
+                                               log=lambda m: log(f"rung {r + 1}/{len(rungs)}, finalist "
+                                                                 f"{i + 1}/{len(alive)}: {m}"))
                 val = accuracy(model, data, f.cand.cfg, "val")
                 how = f"{secs:.1f} s"
                 if state is not None:
@@ -117,6 +125,7 @@ def finetune_finalists(net, finalists: list[Candidate], data, steps: int, batch_
                     done[key] = {"val": val, "seconds": secs}
                     state["finetune"] = {"settings": settings, "done": done}
                     write_json(state_path, state)
+                    progress.unlink(missing_ok=True)        # its result is kept now
             f.model, f.seconds = model, f.seconds + secs
             f.rungs.append({"steps": rung_steps, "val": val})
             log(f"rung {r + 1}/{len(rungs)}, finalist {i + 1}/{len(alive)}: {gene_summary(f.cand.cfg)}, peak "

@@ -18,7 +18,7 @@ import torch
 from edgeviz.errors import EdgevizError
 from edgeviz.lower import plan_config
 from edgeviz.model import ViTConfig, low_rank
-from edgeviz.search.budget import format_size
+from edgeviz.search.budget import format_duration, format_size
 from edgeviz.search.space import SearchSpace, config_key
 
 Planner = Callable[[ViTConfig], Any]   # cfg -> report with .peak_sram .flash .macs .fits (.banks .why)
@@ -48,10 +48,10 @@ def analytic_macs(cfg: ViTConfig) -> int:
 
 
 def production_planner(target: str = "stm32f746", sram_budget: int | None = None, flash_budget: int | None = None,
-                       switches=None) -> Planner:
+                       switches=None, latency: bool = False) -> Planner:
     """``edgeviz.lower.plan_config`` bound to a target and budgets: the only memory judge of the product,
-    on every kind of target."""
-    kw = {"sram_budget": sram_budget, "flash_budget": flash_budget}
+    on every kind of target. ``latency``: reports carry the backend's latency estimate too."""
+    kw = {"sram_budget": sram_budget, "flash_budget": flash_budget, "latency": latency}
     if switches is not None:
         kw["switches"] = switches
 
@@ -63,10 +63,12 @@ def production_planner(target: str = "stm32f746", sram_budget: int | None = None
 
 
 class Judge:
-    """Constraints on memory, flash and MACs, with the planner's reports cached per configuration."""
+    """Constraints on memory, flash, MACs and latency, with the planner's reports cached per configuration."""
 
-    def __init__(self, plan: Planner, budget: int, flash_limit: int | None = None, mac_limit: int | None = None):
+    def __init__(self, plan: Planner, budget: int, flash_limit: int | None = None, mac_limit: int | None = None,
+                 latency_limit: float | None = None):
         self.plan, self.budget, self.flash_limit, self.mac_limit = plan, budget, flash_limit, mac_limit
+        self.latency_limit = latency_limit
         self.reports: dict[str, Any] = {}
         self.calls = 0
         self.seconds = 0.0
@@ -91,6 +93,8 @@ class Judge:
             return f"flash {format_size(r.flash)} > limit {format_size(self.flash_limit)}"
         if self.mac_limit is not None and r.macs > self.mac_limit:
             return f"{r.macs} MACs > limit {self.mac_limit}"
+        if self.latency_limit is not None and r.latency_s > self.latency_limit:
+            return f"estimated latency {format_duration(r.latency_s)} > limit {format_duration(self.latency_limit)}"
         return ""
 
     def feasible(self, cfg: ViTConfig) -> bool:
@@ -104,6 +108,8 @@ def smallest_need(space: SearchSpace, judge: Judge) -> str:
     banks = getattr(r, "banks", {}) or {}
     bank_s = (" (" + ", ".join(f"{k} {format_size(v)}" for k, v in banks.items()) + ")") if banks else ""
     extra = f"; planner says: {r.why}" if getattr(r, "why", "") else ""
+    if getattr(r, "latency_s", None) is not None:
+        extra += f"; estimated latency {format_duration(r.latency_s)}"
     return (f"the smallest candidate (img {cfg.img_size}, patch {cfg.patch}, embed {cfg.embed}, depth {cfg.depth}, "
             f"rank {min(cfg.rank_ratios):g}) needs {format_size(r.peak_sram)} peak SRAM{bank_s} and "
             f"{format_size(r.flash)} flash{extra}")
@@ -113,14 +119,16 @@ def no_fit_error(space: SearchSpace, judge: Judge) -> EdgevizError:
     """The one-line error when no candidate of ``space`` is feasible."""
     return EdgevizError(f"no candidate fits the budget of {format_size(judge.budget)}"
                         + (f" with flash <= {format_size(judge.flash_limit)}" if judge.flash_limit else "")
+                        + (f" within {format_duration(judge.latency_limit)}" if judge.latency_limit else "")
                         + f": {smallest_need(space, judge)}")
 
 
 class Evaluator:
     """Top-1 accuracy of a subnet with the supernet's shared weights on one split; cached per config."""
 
-    def __init__(self, supernet, data, split: str = "val", batch: int = 270):
+    def __init__(self, supernet, data, split: str = "val", batch: int = 270, delay: float = 0.0):
         self.net, self.data, self.split, self.batch = supernet.eval(), data, split, batch
+        self.delay = delay          # tests only: a sleep after each evaluation (interrupt a search mid-generation)
         self.cache: dict[str, float] = {}
         self.seconds = 0.0
         self.calls = 0
@@ -136,6 +144,8 @@ class Evaluator:
             self.cache[k] = correct / max(1, len(y))
             self.seconds += time.perf_counter() - t
             self.calls += 1
+            if self.delay:
+                time.sleep(self.delay)
         return self.cache[k]
 
 
@@ -151,18 +161,19 @@ class Candidate:
     banks: dict = field(default_factory=dict)
     source: str = "evolution"
     generation: int = 0
+    latency_s: float | None = None      # the backend's estimate, when the search has a latency limit
 
     @classmethod
     def make(cls, cfg: ViTConfig, acc: float, judge: Judge, source: str, generation: int = 0) -> "Candidate":
         r = judge.report(cfg)
         return cls(cfg, acc, int(r.peak_sram), int(r.flash), int(r.macs), mcuformer_formula(cfg),
-                   dict(getattr(r, "banks", {}) or {}), source, generation)
+                   dict(getattr(r, "banks", {}) or {}), source, generation, getattr(r, "latency_s", None))
 
     def row(self) -> dict:
         c = self.cfg
         return {"source": self.source, "generation": self.generation, "accuracy": round(self.acc, 6),
                 "peak_sram": self.peak_sram, "formula_peak": self.formula_peak, "flash": self.flash,
-                "macs": self.macs, "img_size": c.img_size, "patch": c.patch, "embed": c.embed, "depth": c.depth,
+                "macs": self.macs, "latency_s": self.latency_s, "img_size": c.img_size, "patch": c.patch, "embed": c.embed, "depth": c.depth,
                 "heads": c.heads, "mlp_ratio": c.mlp_ratio,
                 "rank_ratios": " ".join(f"{r:g}" for r in c.rank_ratios)}
 

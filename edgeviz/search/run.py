@@ -4,14 +4,15 @@
 ``run_search(settings)`` writes into ``settings.out``: subnet.json, model.pt (edgeviz.model.save_model
 format), model.onnx, pareto.csv, pareto.png, search.log, plus supernet.pt (when it trains one),
 search_state.json (the population after each generation, then the finalists' val accuracies per
-fine-tuning run) and finalists/ (their fine-tuned weights). Every file is written atomically; a killed
-search started again with the same settings resumes (supernet training after the last epoch, the
-search after the last generation, the fine-tuning stage after the last finished run).
+fine-tuning run) and finalists/ (their fine-tuned weights), baselines/ with --baselines. Every file is
+written atomically; a search stopped and started again with the same settings resumes: supernet training
+after the last epoch (after the last step on Ctrl-C), the search after the last generation, the
+fine-tuning stage and the baselines after the last finished run (a stopped run from its last saved step:
+on Ctrl-C, else every 50 steps). While it runs, it holds ``.search.lock`` in the folder (SEARCH_LOCK).
 """
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json as jsonlib
 import sys
@@ -21,20 +22,20 @@ from pathlib import Path
 from typing import Callable
 
 from edgeviz.errors import EdgevizError
-from edgeviz.atomic import atomic_path, write_json, write_text
+from edgeviz.atomic import SEARCH_LOCK, atomic_path, held_lock, write_json, write_text
 from edgeviz.search.baselines import random_search, uniform_baseline
 from edgeviz.search.budget import format_size
 from edgeviz.search.evolution import evolutionary_search
 from edgeviz.search.finalists import HALVING_ETA, Finalist, finetune_finalists, halving_rungs, pick_finalists
 from edgeviz.search.judge import (Candidate, Evaluator, Judge, Planner, mcuformer_formula, production_planner,
-                                  smallest_need)
+                                  no_fit_error)
 from edgeviz.search.settings import FINETUNE_LR, SearchSettings
 from edgeviz.search.space import gene_summary
 from edgeviz.search.space_evolution import evolve_space
 from edgeviz.search.standalone import train_from_scratch
 from edgeviz.search.supernet import export_onnx, export_state_dict
 from edgeviz.search.train import (DEFAULT_EPOCHS, ProgressBar, TrainSettings, accuracy, as_space, data_for,
-                                  load_checkpoint, supernet_from_checkpoint, train_supernet)
+                                  read_checkpoint, supernet_from_checkpoint, train_supernet)
 
 
 class RunLog:
@@ -57,14 +58,6 @@ class RunLog:
             self.echo(msg)
         elif not self.quiet:
             print(msg, file=sys.stderr, flush=True)
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def pareto_front(cands: list[Candidate]) -> list[Candidate]:
@@ -134,31 +127,42 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     ``edgeviz.lower.plan_config`` for ``settings.target`` -- the only memory judge in production.
     Returns the subnet.json content; with ``settings.json`` it is also printed on stdout."""
     t_start = time.perf_counter()
-    s = settings
+    try:
+        settings.out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgevizError(f"cannot create output folder {settings.out}: {e}") from None
+    # one search at a time in a folder: two would resume from and overwrite each other's state
+    with held_lock(settings.out / SEARCH_LOCK, f"a search is already running in {settings.out}; wait for it to "
+                                               f"finish, or search into another folder (-o)"):
+        return _search(settings, planner, t_start)
+
+
+def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
+    """run_search's work, with the output folder made and locked."""
     out, budget_b, flash_b, target, seed = s.out, s.budget, s.flash, s.target, s.seed
     finalists, finetune_steps = s.finalists, s.finetune_steps
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise EdgevizError(f"cannot create output folder {out}: {e}") from None
     progress = (not s.json and not s.quiet and sys.stderr.isatty()) if s.progress is None else s.progress
     log = RunLog(out / "search.log", quiet=s.quiet)
     sp = as_space(s.space)
     d = data_for(s.data, sp, seed, s.subset)
     sp = sp.with_data(d.in_chans, d.num_classes)
-    plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b)
-    judge = Judge(plan, budget_b, flash_b, s.macs)
+    plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b,
+                                         latency=s.latency is not None)
+    judge = Judge(plan, budget_b, flash_b, s.macs, s.latency)
     log(f"search: budget {format_size(budget_b)} ({budget_b} B), target {target}, flash limit "
         f"{format_size(flash_b) if flash_b else 'target flash'}, space {sp.name} ({sp.size()} candidates), data "
         f"{d.name} ({d.info()['sizes']})")
     # Fail fast, before any training, when not even the smallest candidate fits.
     if not judge.feasible(sp.smallest()):
-        raise EdgevizError(f"no candidate fits the budget of {format_size(budget_b)}: {smallest_need(sp, judge)}")
+        raise no_fit_error(sp, judge)
 
     # ---- supernet --------------------------------------------------------------------------------
     ckpt = Path(s.supernet) if s.supernet else out / "supernet.pt"
-    blob = load_checkpoint(ckpt) if ckpt.exists() else None
-    if blob is not None and (s.epochs is None or s.epochs <= blob["epochs_done"]):
+    blob, ckpt_digest = read_checkpoint(ckpt) if ckpt.exists() else (None, None)
+    # The search's own supernet, stopped part way, is trained on to the epochs it was started with; a
+    # user's checkpoint (--supernet) without --epochs is taken as it is.
+    epochs_wanted = s.epochs or (blob["settings"]["epochs"] if blob is not None and s.supernet is None else None)
+    if blob is not None and (epochs_wanted is None or epochs_wanted <= blob["epochs_done"]):
         if blob["data_digest"].split(":")[0] != d.digest.split(":")[0]:   # a subset of the same data is fine
             raise EdgevizError(f"supernet {ckpt} was trained on other data ({blob['data']['name']}); "
                                "train one for this data or leave out --supernet")
@@ -174,16 +178,17 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     else:
         if s.supernet is not None and not ckpt.exists() and s.epochs is None:
             raise EdgevizError(f"supernet checkpoint {ckpt} does not exist (train one with `edgeviz train -o {ckpt}`)")
-        n_ep = s.epochs or DEFAULT_EPOCHS
+        n_ep = epochs_wanted or DEFAULT_EPOCHS
         log(f"supernet: training {n_ep} epochs into {ckpt}")
-        net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed), log=log, progress=progress)
-        blob = load_checkpoint(ckpt)
+        net, summ = train_supernet(sp, d, ckpt, TrainSettings(epochs=n_ep, seed=seed, step_delay=s.step_delay),
+                                   log=log, progress=progress)
+        blob, ckpt_digest = read_checkpoint(ckpt)
         train_info = dict(summ, trained_now=True)
     net.eval()
     steps_trained = blob["epochs_done"] * max(1, int(d.y["train"].shape[0]) // blob["settings"]["batch_size"])
 
     # ---- search ----------------------------------------------------------------------------------
-    evaluator = Evaluator(net, d, "val")
+    evaluator = Evaluator(net, d, "val", delay=s.step_delay)
     space_trace = None
     search_space = sp
     if s.evolve_space:
@@ -192,9 +197,10 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     if progress:
         bar = ProgressBar(True, s.generations, "search")
     t0 = time.perf_counter()
+    signature = {"supernet": ckpt_digest, "target": target, "data": d.digest,
+                 **({"latency": s.latency} if s.latency is not None else {})}
     res = evolutionary_search(search_space, judge, evaluator, population=s.population, generations=s.generations,
-                              seed=seed, state_path=out / "search_state.json",
-                              signature={"supernet": _file_digest(ckpt), "target": target, "data": d.digest},
+                              seed=seed, state_path=out / "search_state.json", signature=signature,
                               log=log, on_generation=(lambda g, n: bar.advance(1)) if bar else None)
     if bar:
         bar.close()
@@ -220,7 +226,8 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
     def two_stage(cands: list[Candidate], what: str, state_path: Path | None = None) -> tuple[Finalist, dict]:
         t, c = time.perf_counter(), time.process_time()
         fins, pick = finetune_finalists(net, pick_finalists(cands, finalists), d, finetune_steps, **tune,
-                                        state_path=state_path, log=lambda m: log(f"{what}: {m}"))
+                                        state_path=state_path, log=lambda m: log(f"{what}: {m}"),
+                                        step_delay=s.step_delay)
         return pick, {"summary": gene_summary(pick.cand.cfg), "config": pick.cand.cfg.to_dict(),
                       "peak_sram": pick.cand.peak_sram, "val_supernet": pick.cand.acc, "val": pick.val,
                       "test": accuracy(pick.model, d, pick.cand.cfg, "test"),
@@ -248,6 +255,7 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
         "target": target, "budget_bytes": budget_b, "flash_limit_bytes": flash_b, "mac_limit": s.macs,
         "peak_sram": int(r.peak_sram), "peak_sram_banks": {k: int(v) for k, v in (getattr(r, "banks", {}) or {}).items()},
         "lower_bound_bytes": int(getattr(r, "lower_bound", 0) or 0), "flash": int(r.flash), "macs": int(r.macs),
+        "latency_limit_s": s.latency, "latency_estimate_s": getattr(r, "latency_s", None),
         "mcuformer_formula_peak": mcuformer_formula(chosen.cfg), "planner": getattr(plan, "__name__", str(plan)),
         # val_supernet / test_supernet: the evolution's own choice with the supernet's weights;
         # val_finetuned / test_standalone: the exported model (the same subnet when --finalists 0).
@@ -278,16 +286,42 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
         rs = random_search(sp, judge, evaluator, res.evaluations, seed=seed + 1)
         all_cands += rs.evaluated
 
-        def from_scratch(ucfg, what: str) -> dict:
-            log(f"{what} {gene_summary(ucfg)}: training from scratch for {total_steps} steps")
-            umodel, useconds = train_from_scratch(ucfg, d, total_steps, batch_size=blob["settings"]["batch_size"],
-                                                  lr=blob["settings"]["lr"], seed=seed)
-            uval, utest = accuracy(umodel, d, ucfg, "val"), accuracy(umodel, d, ucfg, "test")
-            ucand = Candidate.make(ucfg, uval, judge, "uniform")
+        # Resumable like the search: each finished baseline's result is kept in baselines/NAME.json (with
+        # what it was trained from and how), a stopped one's progress in baselines/NAME.progress.pt.
+        baselines_dir = out / "baselines"
+
+        def from_scratch(ucfg, what: str, name: str) -> dict:
+            run = {"config": ucfg.to_dict(), "steps": total_steps, "batch_size": blob["settings"]["batch_size"],
+                   "lr": blob["settings"]["lr"], "seed": seed, "data": d.digest}
+            kept = baselines_dir / f"{name}.json"
+            saved = jsonlib.loads(kept.read_text()) if kept.exists() else {}
+            if saved.get("run") == run:
+                row = saved["result"]
+                log(f"{what} {gene_summary(ucfg)}: finished before the restart")
+            else:
+                log(f"{what} {gene_summary(ucfg)}: training from scratch for {total_steps} steps")
+                progress_file = baselines_dir / f"{name}.progress.pt"
+                umodel, useconds = train_from_scratch(ucfg, d, total_steps, batch_size=run["batch_size"], lr=run["lr"],
+                                                      seed=seed, progress_path=progress_file, origin=run,
+                                                      step_delay=s.step_delay, log=lambda m: log(f"{what}: {m}"))
+                row = {"config": ucfg.to_dict(), "summary": gene_summary(ucfg),
+                       "val": accuracy(umodel, d, ucfg, "val"), "test": accuracy(umodel, d, ucfg, "test"),
+                       "train_seconds": useconds, "steps": total_steps}
+                write_json(kept, {"run": run, "result": row})
+                progress_file.unlink(missing_ok=True)
+            ucand = Candidate.make(ucfg, row["val"], judge, "uniform")
             all_cands.append(ucand)
-            return {"config": ucfg.to_dict(), "summary": gene_summary(ucfg), "val": uval, "test": utest,
-                    "train_seconds": useconds, "steps": total_steps, "peak_sram": ucand.peak_sram,
-                    "flash": ucand.flash}
+            return row | {"peak_sram": ucand.peak_sram, "flash": ucand.flash}
+
+        def baseline_state(name: str) -> Path:
+            """A state file for a baseline's fine-tuning stage (finetune_finalists keeps its finished runs
+            there), started afresh when the supernet, data or search differ."""
+            path = baselines_dir / name / "search_state.json"
+            sig = signature | {"baseline": name, "population": s.population, "generations": s.generations,
+                               "seed": seed, "budget": budget_b, "flash": flash_b, "macs": s.macs}
+            if not path.exists() or jsonlib.loads(path.read_text()).get("signature") != sig:
+                write_json(path, {"signature": sig})
+            return path
 
         # Two uniform baselines: MCUFormer's (the largest uniformly scaled ViT that fits) and the best
         # one: the same evolutionary search confined to uniform, full-rank ViTs (one embed / heads / MLP
@@ -303,13 +337,16 @@ def run_search(settings: SearchSettings, planner: Planner | None = None) -> dict
             "random_search": {"evaluations": rs.evaluations, "best_val": rs.best.acc,
                               "best_test": accuracy(net, d, rs.best.cfg, "test"),
                               "best_config": rs.best.cfg.to_dict(), "peak_sram": rs.best.peak_sram},
-            "uniform_vit": from_scratch(uniform_baseline(sp, judge), "uniform baseline (largest that fits)"),
-            "uniform_best": from_scratch(ures.best.cfg, "uniform baseline (best uniform ViT found)")
+            "uniform_vit": from_scratch(uniform_baseline(sp, judge), "uniform baseline (largest that fits)",
+                                        "uniform_vit"),
+            "uniform_best": from_scratch(ures.best.cfg, "uniform baseline (best uniform ViT found)", "uniform_best")
                             | {"evaluations": ures.evaluations}}
         ub = result["baselines"]
         if finalists:
-            ub["random_two_stage"] = two_stage(rs.evaluated, "random search + fine-tune")[1]
-            ub["uniform_two_stage"] = two_stage(ures.evaluated, "uniform ViTs + fine-tune")[1] \
+            ub["random_two_stage"] = two_stage(rs.evaluated, "random search + fine-tune",
+                                               baseline_state("random_two_stage"))[1]
+            ub["uniform_two_stage"] = two_stage(ures.evaluated, "uniform ViTs + fine-tune",
+                                                baseline_state("uniform_two_stage"))[1] \
                 | {"evaluations": ures.evaluations}
         log(f"baselines: random search best val {rs.best.acc:.4f}; largest uniform ViT test "
             f"{ub['uniform_vit']['test']:.4f}; best uniform ViT test {ub['uniform_best']['test']:.4f}"

@@ -12,7 +12,7 @@ from typing import Any
 
 from edgeviz.data import check_builtin
 from edgeviz.errors import EdgevizError
-from edgeviz.search.budget import parse_size
+from edgeviz.search.budget import parse_duration, parse_size
 
 DEFAULT_TARGET = "stm32f746"
 DEFAULT_OUT = "search-out"
@@ -71,6 +71,9 @@ class SearchSettings:
     """Search space TOML file or an edgeviz.search.space.SearchSpace; None: the shipped default space."""
     macs: int | None = None
     """Optional MAC limit per inference."""
+    latency: Any = None
+    """Optional latency limit per inference in seconds (text such as "50ms" accepted): the backend's estimate
+    (MCU: the kernels' instruction model at the target's clock; FPGA: the HLS estimate at the board clock)."""
     seed: int = 0
     """Seed of the supernet training, the search and the fine-tuning."""
     evolve_space: bool = False
@@ -87,6 +90,9 @@ class SearchSettings:
     """No log lines on stderr (search.log still gets them); the CLI sets it with --json."""
     subset: int = 0
     """Tests only: train and evaluate on the first N train images (0: all)."""
+    step_delay: float = 0.0
+    """Tests only (hidden flag --step-delay): seconds of sleep after each training step and each supernet
+    evaluation, so a test can interrupt a stage in the middle."""
 
     def __post_init__(self) -> None:
         # Checked in the order the search checked its arguments before; each failure is one line.
@@ -94,6 +100,8 @@ class SearchSettings:
         set_("budget", parse_size(self.budget, "budget"))
         if self.flash is not None:
             set_("flash", parse_size(self.flash, "flash limit"))
+        if self.latency is not None:
+            set_("latency", parse_duration(self.latency))
         if self.population < 2 or self.generations < 1:
             raise EdgevizError("--population must be >= 2 and --generations >= 1")
         set_("finalists", whole(self.finalists, "--finalists", 0))

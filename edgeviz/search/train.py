@@ -10,11 +10,15 @@ Run alone, or under ``torchrun --nproc_per_node N -m edgeviz.search.train ...``:
 trains on its shard of every batch, gradients are averaged by DistributedDataParallel over gloo, every
 process samples the same subnets (the choice is a function of seed, epoch and step) and rank 0 writes
 the checkpoints. A killed run started again with the same output path resumes after the last
-completed epoch. ``run_train`` is the ``edgeviz train`` job (and this module's ``main``, for torchrun).
+completed epoch; one stopped by Ctrl-C (one process) first finishes its step and saves the epoch so far
+(``epoch_progress``), and resumes at the next step with the same weights as a run never stopped.
+``run_train`` is the ``edgeviz train`` job (and this module's ``main``, for torchrun).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import io
 import math
 import os
 import random
@@ -34,6 +38,7 @@ from edgeviz.errors import EdgevizError
 from edgeviz.model import ViTConfig
 from edgeviz.atomic import remove_stale_temps, torch_save
 from edgeviz.data import Dataset, load_data
+from edgeviz.search.interrupt import step_boundary_interrupts
 from edgeviz.search.space import SearchSpace, load_space
 from edgeviz.search.supernet import Supernet
 
@@ -67,6 +72,22 @@ def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's `--cpus`), which os.cpu_count() and torch's default thread count both ignore."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
 
 
 def init_distributed() -> tuple[int, int]:
@@ -110,15 +131,23 @@ def accuracy(net: torch.nn.Module, data: Dataset, cfg: ViTConfig, split: str = "
 
 
 def load_checkpoint(path: str | Path) -> dict:
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, str]:
+    """The checkpoint and a digest of the very bytes it was read from. Read once: `edgeviz train` may
+    replace the file meanwhile (atomically), and a digest taken from the path later would name the
+    next epoch's weights, not the ones loaded."""
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
+        raw = Path(path).read_bytes()
+        blob = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=False)
     except FileNotFoundError:
         raise EdgevizError(f"supernet checkpoint {path} does not exist") from None
     except Exception as e:  # noqa: BLE001 - truncated / foreign files
         raise EdgevizError(f"cannot read supernet checkpoint {path}: {e}") from None
     if not isinstance(blob, dict) or blob.get("format") != CKPT_FORMAT:
         raise EdgevizError(f"{path} is not an edgeviz supernet checkpoint (train with `edgeviz train`)")
-    return blob
+    return blob, hashlib.sha256(raw).hexdigest()[:16]
 
 
 def supernet_from_checkpoint(blob: dict) -> Supernet:
@@ -154,7 +183,10 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
                    log: Callable[[str], None] | None = None, progress: bool = False) -> tuple[Supernet, dict]:
     """Train (or resume training) a supernet; returns it and the checkpoint's summary.
 
-    ``ckpt_path`` is written atomically after every epoch (by rank 0) and read at start to resume."""
+    ``ckpt_path`` is written atomically after every epoch (by rank 0), and on Ctrl-C after the step in
+    flight (one process only: under torchrun the ranks would stop at different steps); it is read at
+    start to resume. Epochs take 60-85 s with the defaults, so a kill (no chance to save) costs at most
+    that much."""
     s = settings or TrainSettings()
     rank, world = _dist_info()
     log = log or (lambda m: print(m, file=sys.stderr))
@@ -165,6 +197,7 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
     net = Supernet(space)
     opt = torch.optim.AdamW(net.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     start_epoch, history, elapsed = 0, [], 0.0
+    partial = None                  # the interrupted epoch's progress: {"step", "loss_sum", "n_loss", "seconds"}
     if rank == 0:
         remove_stale_temps(ckpt_path)          # left by a kill during a save (not a live writer's)
     if ckpt_path.exists():
@@ -178,8 +211,10 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
         if blob.get("optimizer"):
             opt.load_state_dict(blob["optimizer"])
         start_epoch, history, elapsed = blob["epochs_done"], blob["history"], blob.get("train_seconds", 0.0)
+        partial = blob.get("epoch_progress")
         if start_epoch < s.epochs:
-            say(f"resuming supernet training from {ckpt_path} after epoch {start_epoch}")
+            say(f"resuming supernet training from {ckpt_path} after epoch {start_epoch}"
+                + (f", step {partial['step']}" if partial else ""))
     model = net
     if world > 1:
         # Sliced parameters get gradients with the slice's strides; DDP copies them, which is fine.
@@ -190,11 +225,15 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
     steps_per_epoch = max(1, n_train // s.batch_size)   # drop the last partial batch
     total_steps = steps_per_epoch * s.epochs
     bar = ProgressBar(progress and rank == 0 and start_epoch < s.epochs, total_steps, "supernet")
-    bar.advance(start_epoch * steps_per_epoch)
+    bar.advance(start_epoch * steps_per_epoch + (partial["step"] if partial else 0))
     xres: dict[int, torch.Tensor] = {}
     for epoch in range(start_epoch, s.epochs):
-        t0 = time.time()
-        if epoch == s.dense():
+        first_step, loss_sum, n_loss, seconds_before = 0, 0.0, 0, 0.0
+        if partial and epoch == start_epoch:
+            first_step, loss_sum, n_loss = partial["step"], partial["loss_sum"], partial["n_loss"]
+            seconds_before = partial["seconds"]
+        t0 = time.time() - seconds_before
+        if epoch == s.dense() and first_step == 0:       # done already when resumed in that epoch
             say(f"epoch {epoch}: low-rank factors <- truncated SVD of the trained dense weights")
             net.refresh_low_rank()
             if world > 1:
@@ -203,36 +242,43 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
         net.train()
         g = torch.Generator().manual_seed(s.seed * 1000003 + epoch)
         perm = torch.randperm(n_train, generator=g)
-        loss_sum, n_loss = 0.0, 0
-        for step in range(steps_per_epoch):
-            idx = perm[step * s.batch_size:(step + 1) * s.batch_size][rank::world][:per_rank]
-            y = data.y["train"][idx]
-            lr = lr_at(epoch * steps_per_epoch + step, total_steps, s)
-            for pg in opt.param_groups:
-                pg["lr"] = lr
-            opt.zero_grad(set_to_none=True)
-            teacher = None
-            for i, cfg in enumerate(subnets_for_step(space, s.seed, epoch, step, s.num_random, epoch < s.dense())):
-                if cfg.img_size not in xres:
-                    xres[cfg.img_size] = data.images("train", cfg.img_size)
-                x = xres[cfg.img_size][idx]
-                out = model(x, cfg)
-                loss = F.cross_entropy(out, y, label_smoothing=s.label_smoothing)
-                if i == 0:
-                    teacher = out.detach().softmax(-1)
-                    # distil only from a teacher that is better than guessing on this batch
-                    use_kd = s.distill and float((teacher.argmax(-1) == y).float().mean()) >= 0.5
-                elif use_kd:
-                    kd = F.kl_div(out.log_softmax(-1), teacher, reduction="batchmean")
-                    loss = 0.5 * loss + 0.5 * kd
-                loss.backward()
-                loss_sum += float(loss.detach())
-                n_loss += 1
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            bar.advance(1, f"epoch {epoch + 1}/{s.epochs} loss {loss_sum / max(1, n_loss):.3f}")
-            if s.step_delay:
-                time.sleep(s.step_delay)
+
+        def save_partial(steps_done: int) -> None:
+            progress_now = {"step": steps_done, "loss_sum": loss_sum, "n_loss": n_loss, "seconds": time.time() - t0}
+            torch_save(_checkpoint(net, opt, space, data, s, epoch, history, elapsed, progress_now), ckpt_path)
+            say(f"interrupted: saved epoch {epoch + 1} up to step {steps_done}/{steps_per_epoch} in {ckpt_path}")
+
+        with step_boundary_interrupts(world == 1 and rank == 0) as interrupt:
+            for step in range(first_step, steps_per_epoch):
+                idx = perm[step * s.batch_size:(step + 1) * s.batch_size][rank::world][:per_rank]
+                y = data.y["train"][idx]
+                lr = lr_at(epoch * steps_per_epoch + step, total_steps, s)
+                for pg in opt.param_groups:
+                    pg["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                teacher = None
+                for i, cfg in enumerate(subnets_for_step(space, s.seed, epoch, step, s.num_random, epoch < s.dense())):
+                    if cfg.img_size not in xres:
+                        xres[cfg.img_size] = data.images("train", cfg.img_size)
+                    x = xres[cfg.img_size][idx]
+                    out = model(x, cfg)
+                    loss = F.cross_entropy(out, y, label_smoothing=s.label_smoothing)
+                    if i == 0:
+                        teacher = out.detach().softmax(-1)
+                        # distil only from a teacher that is better than guessing on this batch
+                        use_kd = s.distill and float((teacher.argmax(-1) == y).float().mean()) >= 0.5
+                    elif use_kd:
+                        kd = F.kl_div(out.log_softmax(-1), teacher, reduction="batchmean")
+                        loss = 0.5 * loss + 0.5 * kd
+                    loss.backward()
+                    loss_sum += float(loss.detach())
+                    n_loss += 1
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                bar.advance(1, f"epoch {epoch + 1}/{s.epochs} loss {loss_sum / max(1, n_loss):.3f}")
+                if s.step_delay:
+                    time.sleep(s.step_delay)
+                interrupt.stop_if_requested(lambda: save_partial(step + 1))
         elapsed += time.time() - t0
         rec = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_loss), "seconds": time.time() - t0}
         if rank == 0:
@@ -251,9 +297,10 @@ def train_supernet(space: SearchSpace, data: Dataset, ckpt_path: str | Path, set
 
 
 def _checkpoint(net: Supernet, opt, space: SearchSpace, data: Dataset, s: TrainSettings, epochs_done: int,
-                history: list, elapsed: float) -> dict:
+                history: list, elapsed: float, epoch_progress: dict | None = None) -> dict:
     return {"format": CKPT_FORMAT, "supernet": net.blob(), "optimizer": opt.state_dict(),
-            "epochs_done": epochs_done, "settings": asdict(s), "history": history, "train_seconds": elapsed,
+            "epochs_done": epochs_done, "epoch_progress": epoch_progress, "settings": asdict(s), "history": history,
+            "train_seconds": elapsed,
             "space_digest": space.digest(), "data_digest": data.digest, "data": data.info()}
 
 
@@ -321,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgevizError as e:
         print(f"edgeviz: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:               # the epoch so far is saved (train_supernet)
+        print("edgeviz: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

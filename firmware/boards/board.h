@@ -23,6 +23,10 @@ uint64_t board_counter(void);
 uint8_t board_counter_unit(void);
 uint32_t board_counter_per_ms(void);
 
+/* SysTick ticks (the part profile's counter, kernels/ev_parts.h) in board_counter's unit. Only
+ * part-profile images call it, which edgeviz builds for the emulator machines. */
+uint64_t board_ticks_to_counter(uint64_t ticks);
+
 /* Core clock in Hz as configured by board_init (the reference clock of SysTick on the emulator). */
 uint32_t board_clock_hz(void);
 

@@ -80,6 +80,7 @@ static uint64_t ticks(void)
 /* Instructions = ticks x 1e9 / SYSCLK_HZ (exact when SYSCLK_HZ divides 1e9; on a 32 MHz machine one
  * tick is 31.25 instructions, so counts there are rounded to a tick). */
 uint64_t board_counter(void) { return ticks() * INSTR_PER_TICK_NUM / INSTR_PER_TICK_DEN; }
+uint64_t board_ticks_to_counter(uint64_t t) { return t * INSTR_PER_TICK_NUM / INSTR_PER_TICK_DEN; }
 uint8_t board_counter_unit(void) { return EV_UNIT_INSTRUCTIONS; }
 uint32_t board_counter_per_ms(void) { return 1000000u; }
 uint32_t board_clock_hz(void) { return SYSCLK_HZ; }

@@ -10,6 +10,7 @@
  * ev_attention_m7.S, ev__t42 / ev__t42r in ev_linear_m7.S.
  */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 #if !EV_KERNELS_MVE   /* the MVE build's attention kernels: ev_attention_mve.c */
 
@@ -27,12 +28,15 @@ static void ev__scores_gemm(const int8_t *q, const int8_t *k, int k_stride, int 
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
                         int32_t m, int32_t s, int8_t *scores)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     ev__scores_gemm(q, k, k_stride, n_keys, dh, m, s, scores);
+    EV_PART_LEAVE(pp);
 }
 
 void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
                     int32_t m, int32_t s, int8_t *out)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int d, j;
     for (d = 0; d < dh; d++) {
         uint32_t acc = 0;
@@ -41,24 +45,29 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
             acc += (uint32_t)((int32_t)p[j] * vd[(long)j * v_stride]);
         out[d] = ev_requant((int32_t)acc, m, s);
     }
+    EV_PART_LEAVE(pp);
 }
 
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int r;
     for (r = 0; r < rows; r++)
         ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
                            scores + (long)r * s_stride);
+    EV_PART_LEAVE(pp);
 }
 
 void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
                      int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int r;
     for (r = 0; r < rows; r++)
         ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
                        out + (long)r * out_stride);
+    EV_PART_LEAVE(pp);
 }
 
 #else /* EV_KERNELS_DSP */
@@ -96,6 +105,7 @@ ev__scores_dsp(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int d
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
                         int32_t m, int32_t s, int8_t *scores)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int8_t s8 = (int8_t)s;
     if (dh < 8)
         ev__gemm_scalar(q, dh, 1, dh, n_keys, k, k_stride, 0, 0, &m, &s8, 0, 0, scores, n_keys);
@@ -103,6 +113,7 @@ void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_ke
         ev__scores_gemm(q, k, k_stride, n_keys, dh, m, s, scores);
     else
         ev__scores_dsp(q, k, k_stride, n_keys, dh, m, s, scores);
+    EV_PART_LEAVE(pp);
 }
 
 /* p.v for one query row: the reduction runs over keys j while v_j[d], v_j[d+1].. sit side by side
@@ -113,6 +124,7 @@ void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_ke
 void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
                     int32_t m, int32_t s, int8_t *out)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     struct ev__q rq;
     int d = 0, j;
     ev__qinit(&rq, m, s);
@@ -166,6 +178,7 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
             a = __smlabb(*vj, p[j], a);
         out[d] = ev__rq(&rq, (uint32_t)a, 0);
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -260,6 +273,7 @@ static void ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int r = 0;
     if (s == 32 && dh >= 4 && dh <= 4 * EV__RK_MAXQ && n_keys > 0) {
         for (; r + 4 <= rows; r += 4)
@@ -275,6 +289,7 @@ void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *
     for (; r < rows; r++)
         ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
                            scores + (long)r * s_stride);
+    EV_PART_LEAVE(pp);
 }
 
 /* PKHBT / PKHTB: GCC 12 does not form them from the C expressions (5-6 instructions instead). */
@@ -394,6 +409,7 @@ ev__av_quad(const int8_t *p, int p_stride, const int8_t *v, int v_stride, int n_
 void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
                      int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int r = 0;
     if (dh >= 4 && (dh & 3) == 0 && n_keys >= 4 && n_keys <= 4 * EV__ATT_KQ) {
         struct ev__q rq;
@@ -405,6 +421,7 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
     for (; r < rows; r++)
         ev_attn_av_row(p + (long)r * p_stride, v, v_stride, n_keys, dh, m, s,
                        out + (long)r * out_stride);
+    EV_PART_LEAVE(pp);
 }
 
 #endif /* EV_KERNELS_DSP */

@@ -14,6 +14,7 @@
  * The sums are intmath's in another order, requantised as ev_requant does: the same bits.
  */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 #if EV_KERNELS_MVE
 #include <arm_mve.h>
@@ -25,14 +26,18 @@
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     const int8_t s8 = (int8_t)s;   /* s <= 62 by contract */
     ev__gemm(q, q_stride, rows, dh, n_keys, k, k_stride, 0, 0, &m, &s8, 0, 0, scores, s_stride);
+    EV_PART_LEAVE(pp);
 }
 
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,
                         int32_t m, int32_t s, int8_t *scores)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     ev_attn_scores_rows(q, dh, 1, k, k_stride, n_keys, dh, m, s, scores, n_keys);
+    EV_PART_LEAVE(pp);
 }
 
 /* t[c * n + j] = v[j * vs + c] for c < nd, j < n: dims d..d+nd-1 of n key rows, transposed. */
@@ -57,19 +62,25 @@ static void ev__vt_block(const int8_t *v, int vs, int n, int nd, int8_t *t)
 void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, int v_stride,
                      int n_keys, int dh, int32_t m, int32_t s, int8_t *out, int out_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     const int8_t s8 = (int8_t)s;
     int d, r, j;
-    if (rows <= 0 || dh <= 0)
+    if (rows <= 0 || dh <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     if (n_keys > 0 && n_keys <= EV__AV_BUF && 7L * v_stride <= 65535 && v_stride >= 0) {
         int8_t t[EV__AV_BUF] __attribute__((aligned(16)));
         const int step = EV__AV_BUF / n_keys;
         for (d = 0; d < dh; d += step) {
             const int nd = dh - d < step ? dh - d : step;
+            EV_PART_ENTER(pt, EV_PART_MOVE);       /* V's block transposed */
             ev__vt_block(v + d, v_stride, n_keys, nd, t);
+            EV_PART_LEAVE(pt);
             ev__gemm(p, p_stride, rows, n_keys, nd, t, n_keys, 0, 0, &m, &s8, 0, 0, out + d,
                      out_stride);
         }
+        EV_PART_LEAVE(pp);
         return;
     }
     for (r = 0; r < rows; r++) {
@@ -81,12 +92,15 @@ void ev_attn_av_rows(const int8_t *p, int p_stride, int rows, const int8_t *v, i
             out[(long)r * out_stride + d] = ev_requant((int32_t)acc, m, s);
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, int dh,
                     int32_t m, int32_t s, int8_t *out)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     ev_attn_av_rows(p, n_keys, 1, v, v_stride, n_keys, dh, m, s, out, dh);
+    EV_PART_LEAVE(pp);
 }
 
 #endif /* EV_KERNELS_MVE */

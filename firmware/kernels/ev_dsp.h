@@ -91,6 +91,16 @@ static inline void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int
 }
 #endif
 
+/* Row normalisations (ev_norm.c; the MVE build's ev_norm_mve.c): floor(sqrt(v)), and in the MVE
+ * build ev_norm.c's C LayerNorm and ev_eltwise.c's transposition under other names, for rows
+ * wider (strides longer) than the Helium paths take. */
+EV__PRIVATE uint32_t ev__isqrt64(uint64_t v);
+#if EV_KERNELS_MVE
+EV__PRIVATE void ev__transpose_s8_c(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);
+EV__PRIVATE void ev__layernorm_s8_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
+                                    const int64_t *b, int64_t eps, int8_t *y, int y_stride);
+#endif
+
 #if EV_KERNELS_DSP
 
 /* ------------------------------------------------------------------------------------------ */

@@ -10,7 +10,11 @@
  * the same integer sums, only in a different order, and int32 sums wrap the same way in both.
  * When it targets Helium (__ARM_FEATURE_MVE, e.g. -mcpu=cortex-m55), ev_linear_s8 and the
  * attention products take an MVE path instead (ev_linear_mve.c, ev_attention_mve.c: VMLADAVA.S8,
- * 16 MACs per instruction), again with the same sums; the other kernels keep their DSP code.
+ * 16 MACs per instruction), again with the same sums, and so do LayerNorm and softmax
+ * (ev_norm_mve.c) and the residual add, table lookup, transposition and token mean
+ * (ev_eltwise_mve.c), with intmath's integer results from exact 32-bit lane arithmetic; of the
+ * imported-.tflite kernels (ev_tfl.c) only the dot products take VMLADAVA, the rest keep their DSP
+ * code.
  *
  * Assumption shared by all kernels: `>>` on a negative signed integer is an arithmetic (floor)
  * shift. C99 leaves it implementation-defined; GCC and Clang on every target we build for define
@@ -26,8 +30,10 @@
 #else
 #define EV_KERNELS_DSP 0
 #endif
-/* 1: the matrix kernels (ev_linear_s8, q.k, p.v) take the Helium path (Cortex-M55 and other
- * v8.1-M cores with MVE), which replaces their DSP path; everything else keeps EV_KERNELS_DSP's. */
+/* 1: the matrix kernels (ev_linear_s8, q.k, p.v) and the row / element-wise ones (LayerNorm,
+ * softmax, add, LUT, transposition, token mean) take the Helium path (Cortex-M55 and other v8.1-M
+ * cores with MVE), which replaces their DSP or C path; the .tflite kernels keep EV_KERNELS_DSP's but
+ * for their dot products. */
 #if defined(__ARM_FEATURE_MVE) && !defined(EV_PORTABLE)
 #define EV_KERNELS_MVE 1
 #else

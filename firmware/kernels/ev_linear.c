@@ -9,6 +9,7 @@
  * assembly routines (and ev__t42, which the attention kernels call too) in ev_linear_m7.S.
  */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 /* Requantise one output, then apply the optional LUT. */
 static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t *lut)
@@ -22,8 +23,10 @@ void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
                   const int32_t *mult, const int8_t *shift, const int8_t *lut,
                   int8_t *y, int y_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     ev__gemm(x, x_stride, rows, in, out, w, in, bias, bias_row_stride, mult, shift, 1, lut,
              y, y_stride);
+    EV_PART_LEAVE(pp);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -592,10 +595,15 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
                 else
                     ev__rs5p(&a);
             }
-            for (i = 0; i < r; i++)
-                for (j = 0; j < ob; j++)
-                    p->y[(long)(n + i) * ys + o0 + j] = ev__finish(acc[i * EV__CH_BLOCK + j], p->mult[o0 + j],
-                                                                   p->shift[o0 + j], p->lut);
+            {
+                /* the one requantisation pass that is separate from the MAC loop */
+                EV_PART_ENTER(pq, EV_PART_REQUANT);
+                for (i = 0; i < r; i++)
+                    for (j = 0; j < ob; j++)
+                        p->y[(long)(n + i) * ys + o0 + j] = ev__finish(acc[i * EV__CH_BLOCK + j], p->mult[o0 + j],
+                                                                       p->shift[o0 + j], p->lut);
+                EV_PART_LEAVE(pq);
+            }
         }
         n += r;
     }

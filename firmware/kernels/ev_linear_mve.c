@@ -23,7 +23,7 @@
  *     (s - 32)); at shift 32 (attention), VRMULH.S32 (= (acc m + 2^31) >> 32); then clamped to
  *     [-128, 127] and stored as bytes with VSTRB.32 (predicated for a last quad of 1-3 channels):
  *     8-10 instructions per 4 outputs. A block whose shifts are neither all > 32 nor all 32 takes
- *     ev_requant per output; a LUT is applied per output afterwards.
+ *     ev_requant per output; a LUT is applied afterwards, row by row (ev_lut_s8's gathers).
  * Attention's calls (one multiplier and shift >= 32 for every output, no bias or LUT, 4 query
  * rows at a time as the fused chains pass them) skip all this: ev__mq4 takes 4 rows x 1 channel
  * per tile (5 VLDRB + 4 VMLADAVA + LETP per 64 MACs) and requantises the 4 sums in a vector
@@ -208,7 +208,7 @@ ev__mve_block(const struct ev__mvc *c, int n0, int rb, int o0, int cb, int mode)
     int8_t *const y = c->y + (long)n0 * ys + o0;
     int32_t *const s = c->s;
     struct ev__mva a;
-    int r, i;
+    int r;
     a.x = x; a.xs = xs; a.wp = c->wp; a.s = s; a.n = c->in; a.ps = 8 * rb;
     if (nt) {
         a.nt = nt;
@@ -223,10 +223,9 @@ ev__mve_block(const struct ev__mvc *c, int n0, int rb, int o0, int cb, int mode)
     }
     ev__rq_block(s, rb, cb, mode, c->bias ? c->bias + (long)n0 * bs + o0 : 0, bs,
                  c->mult + o0 * c->qstep, c->shift + o0 * c->qstep, c->qstep, y, ys);
-    if (c->lut) {
+    if (c->lut) {   /* ev_norm_mve.c's gather lookup: 16 outputs per VLDRB */
         for (r = 0; r < rb; r++)
-            for (i = 0; i < cb; i++)
-                y[(long)r * ys + i] = c->lut[y[(long)r * ys + i] + 128];
+            ev_lut_s8(y + (long)r * ys, cb, c->lut, y + (long)r * ys);
     }
 }
 

@@ -3,11 +3,20 @@
  * Both read a whole row to get its statistics before writing anything, and then read x[i] before
  * writing y[i], so y may be the same buffer as x.
  */
-#include "ev_kernels.h"
+#include "ev_dsp.h"
+#include "ev_parts.h"
+
+/* The MVE build has its own ev_layernorm_s8 and ev_softmax_s8 (ev_norm_mve.c); this LayerNorm
+ * stays in it as ev__layernorm_s8_c, which the Helium one calls for rows past its range. */
+#if EV_KERNELS_MVE
+#define EV__LAYERNORM_C ev__layernorm_s8_c
+#else
+#define EV__LAYERNORM_C ev_layernorm_s8
+#endif
 
 /* floor(sqrt(v)), exact, digit by digit in base 4 (no floats, no libm). For v < 2^63 the root
  * is < 2^31.5, so it fits uint32_t. */
-static uint32_t ev__isqrt64(uint64_t v)
+uint32_t ev__isqrt64(uint64_t v)
 {
     uint64_t r = 0, bit = (uint64_t)1 << 62;
     while (bit > v)
@@ -24,12 +33,15 @@ static uint32_t ev__isqrt64(uint64_t v)
     return (uint32_t)r;
 }
 
-void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {
+    EV_PART_ENTER(pp, EV_PART_NORM);
     int n, i;
-    if (c <= 0)
+    if (c <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     for (n = 0; n < rows; n++) {
         const int8_t *xr = x + (long)n * x_stride;
         int8_t *yr = y + (long)n * y_stride;
@@ -58,14 +70,19 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
             yr[i] = (int8_t)(t < -128 ? -128 : t > 127 ? 127 : t);
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
+#if !EV_KERNELS_MVE   /* the MVE build's softmax: ev_norm_mve.c */
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_SOFTMAX);
     int i, mx;
     uint32_t total = 0, half;
-    if (len <= 0)
+    if (len <= 0) {
+        EV_PART_LEAVE(pp);
         return;
+    }
     mx = x[0];
     for (i = 1; i < len; i++)
         if (x[i] > mx)
@@ -77,6 +94,7 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         /* only with a degenerate table (zero at the row maximum); numpy's x // 0 gives 0 */
         for (i = 0; i < len; i++)
             y[i] = 0;
+        EV_PART_LEAVE(pp);
         return;
     }
     half = total >> 1;
@@ -84,4 +102,6 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         uint32_t e = lut[x[i] - mx + 255];
         y[i] = (int8_t)((127u * e + half) / total);   /* <= 127 since e <= total */
     }
+    EV_PART_LEAVE(pp);
 }
+#endif /* !EV_KERNELS_MVE */

@@ -6,6 +6,7 @@
  * requantises as the reference kernel does, round((double)acc * scale), which here runs in integers
  * (ev_tfl_round_scaled) so that no core needs a double-precision FPU or soft-float code. */
 #include "ev_dsp.h"
+#include "ev_parts.h"
 
 /* gemmlowp's SaturatingRoundingDoublingHighMul, (ab + nudge) / 2^31 truncated toward zero with the
  * nudge +2^30 or 1 - 2^30 by the sign of ab. For every int64 ab that equals floor((ab + 2^30) / 2^31):
@@ -125,14 +126,16 @@ static inline int32_t ev_tfl_round_scaled(int32_t acc, int64_t m, int32_t sh)
 
 /* Dot products of one input row with two weight rows. The DSP path widens the row once (ev_dsp.h)
  * into a stack buffer of EV_TFL_BUF words (rows up to 2 * EV_TFL_BUF inputs) and runs SMLAD over both
- * channels; the sums are the same int32 values in another order. */
+ * channels; the MVE path (the M55) reads the int8 rows as they are, 16 values per VLDRB and two
+ * VMLADAVA.S8 per 16 inputs (tail-predicated: any k, nothing read past a row); the sums are the same
+ * int32 values in another order, wrapping alike. */
 #ifndef EV_TFL_BUF
 #define EV_TFL_BUF 256
 #endif
 
 static inline int ev_tfl__widen(const int8_t *x, int k, uint32_t *xb)
 {
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
     if (2 * (k / 4) <= EV_TFL_BUF) {
         ev__widen1(x, k / 4, xb);
         return 1;
@@ -147,7 +150,28 @@ static inline int ev_tfl__widen(const int8_t *x, int k, uint32_t *xb)
 static inline void ev_tfl__dot2(int widened, const uint32_t *xb, const int8_t *x, int k, const int8_t *w0,
                                 const int8_t *w1, uint32_t acc[2])
 {
-#if EV_KERNELS_DSP
+#if EV_KERNELS_MVE
+    int32_t a0 = (int32_t)acc[0], a1 = (int32_t)acc[1];
+    (void)widened;
+    (void)xb;
+    if (k <= 0)
+        return;
+    __asm__ volatile(
+        "dlstp.8     lr, %[k]\n"
+        "1:\n\t"
+        "vldrb.8     q0, [%[x]], #16\n\t"
+        "vldrb.8     q1, [%[w0]], #16\n\t"
+        "vldrb.8     q2, [%[w1]], #16\n\t"
+        "vmladava.s8 %[a0], q0, q1\n\t"
+        "vmladava.s8 %[a1], q0, q2\n\t"
+        "letp        lr, 1b"
+        : [x] "+r"(x), [w0] "+r"(w0), [w1] "+r"(w1), [a0] "+Te"(a0), [a1] "+Te"(a1)
+        : [k] "r"(k)
+        : "q0", "q1", "q2", "lr", "memory");
+    acc[0] = (uint32_t)a0;
+    acc[1] = (uint32_t)a1;
+    return;
+#elif EV_KERNELS_DSP
     if (widened) {
         const int kq = k / 4;
         ev__t12_a(xb, kq, w0, w1, acc);
@@ -156,10 +180,12 @@ static inline void ev_tfl__dot2(int widened, const uint32_t *xb, const int8_t *x
         return;
     }
 #endif
+#if !EV_KERNELS_MVE
     (void)widened;
     (void)xb;
     acc[0] = ev__dot_tail(x, w0, k, acc[0]);
     acc[1] = ev__dot_tail(x, w1, k, acc[1]);
+#endif
 }
 
 /* Channels go in pairs (j0, j0 + 1); an odd last channel redoes the pair before it, one channel alone
@@ -194,8 +220,8 @@ static inline int8_t ev_tfl__out(const struct ev_tfl__out *f, uint32_t acc, int 
  * values each. The DSP path widens up to EV_TFL_BLOCK rows at a time (ev__widen4, quads) and each
  * channel pair once per block (ev__widen2), then runs ev__t42 (4 rows x 2 channels, 16 MACs per
  * 3 LDRD + 8 SMLAD) over the block's quads: each widened weight word serves the block's rows. Rows
- * left over (rows % 4), inputs too long to widen, the portable build and an MVE build (the M55: no
- * Helium path for these kernels yet) take the 1 x 2 tile. */
+ * left over (rows % 4), inputs too long to widen, the portable build and an MVE build (the M55, whose
+ * 1 x 2 tile is ev_tfl__dot2's VMLADAVA loop) take the 1 x 2 tile. */
 #ifndef EV_TFL_BLOCK
 #define EV_TFL_BLOCK 16
 #endif
@@ -261,6 +287,7 @@ static void ev_tfl__gemm(const int8_t *x, int xs, int rows, int k, const int8_t 
 void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias,
                   const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     struct ev_tfl__out f = {0};
     f.scale_m = scale_m;
     f.scale_sh = scale_sh;
@@ -268,6 +295,7 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
     f.lo = lo;
     f.hi = hi;
     ev_tfl__gemm(x, k, rows, k, w, k, o, bias, &f, y);
+    EV_PART_LEAVE(pp);
 }
 
 /* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
@@ -277,6 +305,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     const int taps = kh * kw * c;
     int oy, ox, dy, dx, ch, j;
@@ -284,6 +313,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
         for (ox = 0; ox < ow; ox++) {
             int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
             int widened;
+            EV_PART_ENTER(pg, EV_PART_MOVE);       /* the im2col gather */
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
                 for (dx = 0; dx < kw; dx++) {
@@ -293,6 +323,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
                         *p++ = inside ? x[(iy * w + ix) * c + ch] : (int8_t)x_zp;
                 }
             }
+            EV_PART_LEAVE(pg);
             widened = ev_tfl__widen(patch, taps, xb);
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
@@ -305,6 +336,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
             }
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* sa, sb: four batch strides (0 where broadcast), then the stride of a row (a: output row,
@@ -321,6 +353,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
                    int32_t y_zp, int8_t *bt, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_MAC);
     int32_t colsum[EV_TFL_BMM_COLS], rowsum[EV_TFL_BMM_COLS];
     const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
     struct ev_tfl__out f = {0};
@@ -349,9 +382,11 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             continue;
         }
         if (sb[5] != 1) {
+            EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
             for (q = 0; q < cols; q++)
                 for (i = 0; i < depth; i++)
                     bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
+            EV_PART_LEAVE(pt);
             bb = bt;
             brow = depth;
         }
@@ -372,6 +407,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         ev_tfl__gemm(ab, sa[4], rows, depth, bb, brow, cols, 0, &f, y);
         y += rows * cols;
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* kind 0 ADD, 1 SUB: p = {ma, sa, mb, sb, my, sy}, inputs scaled by 2^20 first;
@@ -386,6 +422,7 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
                       int32_t lo, int32_t hi, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     const int left = kind == 3 ? 7 : 20;
     const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
@@ -424,11 +461,13 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
             }
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_SOFTMAX);
     int r, i;
     for (r = 0; r < rows; r++, x += len, y += len) {
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
@@ -465,12 +504,14 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
                 y[i] = -128;
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* Mean over the middle axis of x seen as [outer, red, inner]. */
 void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp, int32_t y_zp, int32_t m,
                     int32_t shift, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     int a, r, b;
     for (a = 0; a < outer; a++) {
         for (b = 0; b < inner; b++) {
@@ -480,20 +521,24 @@ void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp
             *y++ = ev_tfl_clamp(ev_tfl_mbqm(s - x_zp * red, m, shift) + y_zp, -128, 127);
         }
     }
+    EV_PART_LEAVE(pp);
 }
 
 /* A table, or one per channel when ch > 1: luts[c * 256 + x + 128] for the n elements of x. */
 void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y)
 {
+    EV_PART_ENTER(pp, EV_PART_REQUANT);
     int r, c;
     for (r = 0; r < n / ch; r++)
         for (c = 0; c < ch; c++, x++, y++)
             *y = luts[c * 256 + *x + 128];
+    EV_PART_LEAVE(pp);
 }
 
 /* A box of six dimensions, element strides on both sides. */
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so)
 {
+    EV_PART_ENTER(pp, EV_PART_MOVE);
     int i0, i1, i2, i3, i4, i5;
     for (i0 = 0; i0 < d[0]; i0++)
     for (i1 = 0; i1 < d[1]; i1++)
@@ -510,4 +555,5 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
                 t[i5 * so[5]] = s[i5 * si[5]];
         }
     }
+    EV_PART_LEAVE(pp);
 }

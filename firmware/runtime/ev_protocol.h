@@ -24,6 +24,7 @@
 #define EV_CMD_INFER 0x02u
 #define EV_CMD_PROFILE 0x03u
 #define EV_CMD_RESET 0x04u
+#define EV_CMD_PARTS 0x05u
 #define EV_CMD_ERROR 0x7Fu
 
 /* error codes */
@@ -36,6 +37,14 @@
 /* timer units */
 #define EV_UNIT_CYCLES 0u
 #define EV_UNIT_INSTRUCTIONS 1u
+
+/* parts of the part profile (firmware/kernels/ev_parts.h) */
+#define EV_PART_MAC 0u
+#define EV_PART_SOFTMAX 1u
+#define EV_PART_NORM 2u
+#define EV_PART_REQUANT 3u
+#define EV_PART_MOVE 4u
+#define EV_NUM_PARTS 5u
 
 /* INFO payload: little-endian, packed */
 #define EV_INFO_OFF_MODEL_ID 0u
@@ -64,6 +73,12 @@
 #define EV_PROFILE_REPLY_OFF_NUM_LAYERS 4u
 #define EV_PROFILE_REPLY_OFF_TOTAL 6u
 #define EV_PROFILE_REPLY_LEN 14u
+
+/* PARTS_REPLY payload: little-endian, packed */
+#define EV_PARTS_REPLY_OFF_INFER_COUNT 0u
+#define EV_PARTS_REPLY_OFF_NUM_LAYERS 4u
+#define EV_PARTS_REPLY_OFF_NUM_PARTS 6u
+#define EV_PARTS_REPLY_LEN 7u
 
 /* ERROR payload: little-endian, packed */
 #define EV_ERROR_OFF_CODE 0u

@@ -7,12 +7,38 @@
 #include <string.h>
 
 #include "board.h"
+#include "ev_parts.h"
 #include "ev_profile.h"
 #include "ev_protocol.h"
 #include "model.h"
 
 uint64_t ev_prof_layer[EV_NUM_LAYERS];
 uint64_t ev_prof_t0;
+
+#ifdef EV_PROFILE_PARTS
+/* The part profile (kernels/ev_parts.h): the running sums of the current step, and per step the
+ * sums and switch counts of the last inference. */
+uint32_t ev_part_ticks[EV_NUM_PARTS + 1];
+uint32_t ev_part_mark;
+uint32_t ev_part_switches;
+int ev_part_running = EV_NUM_PARTS;
+static uint64_t ev_prof_parts[EV_NUM_LAYERS][EV_NUM_PARTS];
+static uint32_t ev_prof_switches[EV_NUM_LAYERS];
+
+void ev_parts_layer_begin(void)
+{
+    for (unsigned p = 0; p <= EV_NUM_PARTS; p++) ev_part_ticks[p] = 0;
+    ev_part_switches = 0;
+    ev_part_running = EV_NUM_PARTS;
+    ev_part_mark = EV__PART_SYST_CVR;
+}
+
+void ev_parts_layer_end(int layer)
+{
+    for (unsigned p = 0; p < EV_NUM_PARTS; p++) ev_prof_parts[layer][p] += ev_part_ticks[p];
+    ev_prof_switches[layer] += ev_part_switches;
+}
+#endif
 
 /* Read from the ELF by the host to spot a build dir whose firmware is stale. */
 __attribute__((used, section(".ev_keep"))) const uint32_t ev_fw_model_id = EV_MODEL_ID;
@@ -116,6 +142,10 @@ static void do_info(uint16_t seq)
 static void do_infer(uint16_t seq)
 {
     for (int i = 0; i < EV_NUM_LAYERS; i++) ev_prof_layer[i] = 0;
+#ifdef EV_PROFILE_PARTS
+    memset(ev_prof_parts, 0, sizeof ev_prof_parts);
+    memset(ev_prof_switches, 0, sizeof ev_prof_switches);
+#endif
     uint64_t t0 = board_counter();
     ev_model_invoke();
     last_total = board_counter() - t0;
@@ -149,6 +179,33 @@ static void do_profile(uint16_t seq)
     }
     tx_end();
 }
+
+#ifdef EV_PROFILE_PARTS
+/* Per layer the part sums in the counter's unit, then their error bound: one tick per switch. */
+static void do_parts(uint16_t seq)
+{
+    if (infer_count == 0) {
+        reply_error(EV_ERR_NO_INFERENCE, EV_CMD_PARTS, seq, 0);
+        return;
+    }
+    uint8_t p[EV_PARTS_REPLY_LEN];
+    put_u32(p + EV_PARTS_REPLY_OFF_INFER_COUNT, infer_count);
+    put_u16(p + EV_PARTS_REPLY_OFF_NUM_LAYERS, EV_NUM_LAYERS);
+    p[EV_PARTS_REPLY_OFF_NUM_PARTS] = EV_NUM_PARTS;
+    tx_begin(EV_CMD_PARTS | EV_PROTO_REPLY_FLAG, seq, sizeof p + 8u * (EV_NUM_PARTS + 1u) * EV_NUM_LAYERS);
+    tx_bytes(p, sizeof p);
+    for (int i = 0; i < EV_NUM_LAYERS; i++) {
+        uint8_t v[8];
+        for (unsigned k = 0; k < EV_NUM_PARTS; k++) {
+            put_u64(v, board_ticks_to_counter(ev_prof_parts[i][k]));
+            tx_bytes(v, sizeof v);
+        }
+        put_u64(v, board_ticks_to_counter(ev_prof_switches[i]));
+        tx_bytes(v, sizeof v);
+    }
+    tx_end();
+}
+#endif
 
 /* ------------------------------------------------------------------ request frames */
 #define UNKNOWN_CMD_MAX_LEN 64u
@@ -191,6 +248,9 @@ static void serve(void)
     uint8_t *dst = 0;
     switch (command) {
     case EV_CMD_INFO: case EV_CMD_PROFILE: case EV_CMD_RESET: expect = 0; break;
+#ifdef EV_PROFILE_PARTS
+    case EV_CMD_PARTS: expect = 0; break;
+#endif
     case EV_CMD_INFER: expect = EV_INPUT_BYTES; dst = (uint8_t *)ev_arena + EV_INPUT_OFFSET; break;
     default: expect = len <= UNKNOWN_CMD_MAX_LEN ? len : UNKNOWN_CMD_MAX_LEN + 1u; break;
     }
@@ -212,6 +272,9 @@ static void serve(void)
     case EV_CMD_INFO: do_info(seq); break;
     case EV_CMD_INFER: do_infer(seq); break;
     case EV_CMD_PROFILE: do_profile(seq); break;
+#ifdef EV_PROFILE_PARTS
+    case EV_CMD_PARTS: do_parts(seq); break;
+#endif
     case EV_CMD_RESET:
         tx_begin(EV_CMD_RESET | EV_PROTO_REPLY_FLAG, seq, 0);
         tx_end();

@@ -1,0 +1,128 @@
+"""Calibrate and check the MCU latency model (edgeviz/backends/mcu_latency.py) on the emulator.
+
+Builds subnets of the default search space and the bench models for a target, profiles each on its
+QEMU machine (-icount: instructions per layer), fits the per-(op, kind) instruction costs on one set
+of random subnets and reports the model's error on the others (held out: other random subnets and
+every bench model), per model and per step, in the same run. `--write` stores the fit as the
+kernel path's shipped model (firmware/kernels/instructions-<path>.json). Measurements are cached
+in results/latency_measured-<target>.json, so an interrupted run resumes.
+
+    .venv/bin/python bench/bench_latency.py [--target stm32f746] [--fit-models 12] [--check-models 6] [--write]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
+
+from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.backends.mcu import write_project  # noqa: E402
+from edgeviz.backends.mcu_latency import fit, kernel_path, model_file, step_work  # noqa: E402
+from edgeviz.frontend import graph_from_vit  # noqa: E402
+from edgeviz.lower import plan_config  # noqa: E402
+from edgeviz.model import ViT, ViTConfig  # noqa: E402
+from edgeviz.project import compile_graph  # noqa: E402
+from edgeviz.runner import api  # noqa: E402
+from edgeviz.search.space import config_key  # noqa: E402
+from edgeviz.search.train import as_space  # noqa: E402
+from edgeviz.targets import load_target  # noqa: E402
+
+RESULTS = ROOT / "results"
+
+
+def measure(cfg: ViTConfig, target: str) -> dict:
+    """Per-step features and measured instructions of one build of cfg (random weights, 4 inputs)."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
+    c = compile_graph(graph_from_vit(ViT(cfg).eval()), x, target)
+    with tempfile.TemporaryDirectory() as d:
+        write_project(c, Path(d) / "b", "m", x)
+        prof = api.profile(Path(d) / "b", "emulator", n=1)
+    measured = {l["name"]: l["median"] for l in prof["layers"]}
+    return {"config": cfg.to_dict(), "macs": int(c.info["macs"]), "total": prof["end_to_end"]["median"],
+            "steps": [{"layer": st.name, "features": step_work(st, c.schedule.graph), "instructions": measured[st.name]}
+                      for st in c.schedule.steps]}
+
+
+def subnets(n: int, seed: int, target: str) -> list[ViTConfig]:
+    """n distinct subnets of the default search space that fit the target (what a search may pick)."""
+    space = as_space(None).with_data(1, 10)
+    rng, seen, out = random.Random(seed), set(), []
+    while len(out) < n:
+        cfg = space.sample(rng)
+        if config_key(cfg) not in seen:
+            seen.add(config_key(cfg))
+            if plan_config(cfg, target).fits:
+                out.append(cfg)
+    return out
+
+
+def main(target: str, n_fit: int, n_check: int, write: bool) -> int:
+    t = load_target(target)
+    cache_file = RESULTS / f"latency_measured-{target}.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target)],
+            "check": [("subnet", c) for c in subnets(n_check, 2, target)]
+            + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]}
+    got: dict[str, list] = {"fit": [], "check": []}
+    for which, items in sets.items():
+        for i, (name, cfg) in enumerate(items):
+            key = config_key(cfg)
+            if key not in cache:
+                print(f"[{which} {i + 1}/{len(items)}] building and profiling {name} {key}", file=sys.stderr, flush=True)
+                cache[key] = measure(cfg, target)
+                write_text(cache_file, json.dumps(cache))
+            got[which].append((name if name != "subnet" else f"subnet {i + 1}", cfg, cache[key]))
+    samples = [(s["features"], s["instructions"]) for _, _, m in got["fit"] for s in m["steps"] if s["instructions"] > 0]
+    model = fit(samples, kernel_path(t), {"target": target, "machine": t.raw.get("emulator"),
+                                          "models": len(got["fit"]), "steps": len(samples)})
+    rows, step_errors = [], {"fit": [], "check": []}
+    for which in ("fit", "check"):
+        for name, cfg, m in got[which]:
+            est = sum(model.step_instructions(s["features"]) for s in m["steps"])
+            for s in m["steps"]:
+                if s["instructions"] > 200:       # below that, QEMU's 40-instruction SysTick tick dominates
+                    step_errors[which].append(abs(model.step_instructions(s["features"]) / s["instructions"] - 1))
+            rows.append({"set": which, "model": name, "tokens": cfg.num_tokens,
+                         "embed": cfg.embed, "depth": cfg.depth, "MACs": m["macs"], "measured": m["total"],
+                         "estimated": round(est), "error": est / m["total"] - 1})
+    print(f"{target} ({kernel_path(t)} kernels, {t.raw.get('emulator')}): fitted on {len(samples)} steps of "
+          f"{len(got['fit'])} subnets")
+    print_markdown_table(rows)
+    summary = {}
+    for which in ("fit", "check"):
+        errs = [abs(r["error"]) for r in rows if r["set"] == which]
+        summary[which] = {"models": len(errs), "median_abs_error": statistics.median(errs), "max_abs_error": max(errs),
+                          "step_median_abs_error": statistics.median(step_errors[which])}
+        print(f"{which}: whole-model |error| median {summary[which]['median_abs_error']:.1%}, max "
+              f"{summary[which]['max_abs_error']:.1%}; per step (> 200 instructions) median "
+              f"{summary[which]['step_median_abs_error']:.1%}")
+    model.fitted_on.update(errors=summary)
+    write_text(RESULTS / f"latency-{target}.json", json.dumps({"rows": rows, "summary": summary,
+                                                                "model": model.to_dict()}, indent=1))
+    if write:
+        write_text(model_file(model.path), json.dumps(model.to_dict(), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {model_file(model.path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", default="stm32f746")
+    ap.add_argument("--fit-models", type=int, default=12)
+    ap.add_argument("--check-models", type=int, default=6)
+    ap.add_argument("--write", action="store_true", help="store the fit as the kernel path's shipped model")
+    a = ap.parse_args()
+    sys.exit(main(a.target, a.fit_models, a.check_models, a.write))

@@ -1,0 +1,101 @@
+"""The latency estimate: the MCU's instruction model against the emulator, the FPGA's through the search,
+and latency limits as users write them."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from models import CONFIGS
+
+from edgeviz.backends.mcu import write_project
+from edgeviz.backends.mcu_latency import InstructionModel, fit, kernel_path, load_model, step_work
+from edgeviz.errors import EdgevizError
+from edgeviz.frontend import graph_from_vit
+from edgeviz.lower import lower_config, plan_config
+from edgeviz.model import ViT, ViTConfig
+from edgeviz.project import compile_graph
+from edgeviz.runner import api
+from edgeviz.search.budget import parse_duration
+from edgeviz.targets import load_target
+
+from conftest import need
+
+
+@pytest.mark.parametrize("text,seconds", [("50ms", 0.05), ("50 ms", 0.05), ("0.05s", 0.05), ("500us", 5e-4),
+                                          ("2s", 2.0)])
+def test_latency_limits_as_users_write_them(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["50", "fast", "-1ms", "0ms", "5 min", ""])
+def test_a_bad_latency_limit_is_one_line(text):
+    with pytest.raises(EdgevizError, match="accepted forms") as e:
+        parse_duration(text)
+    assert "\n" not in str(e.value)
+
+
+def test_kernel_path_follows_the_core():
+    assert [kernel_path(load_target(t)) for t in ("stm32f746", "stm32u585", "rp2040", "stm32f103", "alif-e3")] == \
+        ["dsp", "dsp", "portable", "portable", "helium"]
+
+
+def test_attention_work_counts_softmax_scores():
+    cfg = ViTConfig(img_size=16, patch=4, embed=32, heads=2, depth=1)
+    low = lower_config(cfg, "stm32f746")
+    feats = [step_work(st, low.schedule.graph) for st in low.schedule.steps]
+    scores = sum(f.get("attention.scores", 0) + f.get("attention_split.scores", 0) for f in feats)
+    assert scores == cfg.heads * cfg.num_tokens ** 2          # every head's N x N scores, once
+    assert sum(f["*.macs"] for f in feats) == low.macs
+
+
+def test_the_fit_recovers_known_costs_and_pools_unseen_ops():
+    rng = np.random.default_rng(0)
+    truth = {"linear.macs": 0.9, "linear.calls": 300.0, "add.elements": 4.0}
+    samples = []
+    for _ in range(40):
+        f = {"linear.macs": float(rng.integers(1000, 100000)), "linear.calls": 1.0,
+             "add.elements": float(rng.integers(10, 5000))}
+        f.update({"*.macs": f["linear.macs"], "*.calls": 1.0, "*.elements": f["add.elements"]})
+        samples.append((f, sum(truth[k] * v for k, v in f.items() if k in truth)))
+    m = fit(samples, "dsp")
+    for k, v in truth.items():
+        assert m.costs[k] == pytest.approx(v, rel=1e-3)
+    unseen = {"softmax.elements": 1000.0, "*.elements": 1000.0}
+    assert m.step_instructions(unseen) == pytest.approx(m.costs["*.elements"] * 1000.0)
+    assert m.unseen_ops([unseen]) == ["softmax"]
+
+
+def test_no_model_for_a_kernel_path_is_one_line(monkeypatch, tmp_path):
+    load_model.cache_clear()
+    monkeypatch.setattr("edgeviz.backends.mcu_latency.model_file", lambda path: tmp_path / f"{path}.json")
+    try:
+        with pytest.raises(EdgevizError, match="no instruction model for the portable kernels of rp2040"):
+            plan_config(ViTConfig(img_size=8, patch=4, embed=8, heads=1, depth=1), "rp2040", latency=True)
+    finally:
+        load_model.cache_clear()
+
+
+@pytest.mark.parametrize("name", ["cls-lowrank", "mean-3heads"])
+def test_the_shipped_model_predicts_the_emulator(name, tmp_path):
+    """Models the fit never saw (the test configurations), built and run on the emulated M7: the
+    estimate of the whole inference within 15% of the instructions counted."""
+    need("qemu-system-arm")
+    need("arm-none-eabi-gcc")
+    m = load_model("dsp")
+    assert m is not None and m.fitted_on.get("target") == "stm32f746"
+    cfg = CONFIGS[name]
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((2, cfg.in_chans, cfg.img_size, cfg.img_size))
+    c = compile_graph(graph_from_vit(ViT(cfg).eval()), x, "stm32f746")
+    write_project(c, tmp_path / "b", name, x)
+    measured = api.profile(tmp_path / "b", "emulator", n=1)["end_to_end"]["median"]
+    est = sum(m.step_instructions(step_work(st, c.schedule.graph)) for st in c.schedule.steps)
+    assert abs(est / measured - 1) < 0.15, (est, measured)
+
+
+def test_shipped_models_are_well_formed():
+    for path in ("dsp",):
+        m = load_model(path)
+        assert isinstance(m, InstructionModel) and m.path == path
+        assert all(v >= 0 for v in m.costs.values()) and m.costs.get("linear.macs", 0) > 0
+        assert json.loads(json.dumps(m.to_dict())) == m.to_dict()
