@@ -7,7 +7,9 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
 
 The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7 and M33, their
 portable C path on the M0+ and M3, and on the M55 their Helium (MVE) path (the matrix kernels:
-linear, q.k, p.v; the row kernels: LayerNorm, softmax, add, LUT, transposition, token mean); CMSIS-NN is not measured per core here. Instruction counts are not cycles: QEMU models no pipeline, caches, TCM, wait
+linear, q.k, p.v; the row kernels: LayerNorm, softmax, add, LUT, transposition, token mean); CMSIS-NN per
+core: bench_kernels_cores.py (kernels), bench_tflm.py --parts (whole .tflite models). Instruction counts
+are not cycles: QEMU models no pipeline, caches, TCM, wait
 states, multi-cycle multiplies (the M0+'s may take 32 cycles) or dual issue.
 """
 import json

@@ -87,8 +87,9 @@ static lut_fn volatile lut_fns[2] = {lut_empty, ev_lut_s8};
 static lin_fn volatile lin_fns[2] = {lin_empty, ev_linear_s8};
 static row_fn volatile row_fns[3] = {row_empty, ev_attn_scores_row, ev_attn_av_row};
 static rows_fn volatile rows_fns[3] = {rows_empty, ev_attn_scores_rows, ev_attn_av_rows};
+/* .syntax unified: GCC passes ARMv6-M (M0+) inline assembly in divided syntax, where SUBS #imm fails */
 __attribute__((noinline)) static void spin(uint32_t n)
-{ __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n)); }
+{ __asm__ volatile(".syntax unified\n1: subs %0, %0, #1\n\tbne 1b" : "+r"(n)); }
 """
 
 

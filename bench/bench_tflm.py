@@ -1,5 +1,6 @@
 """The same int8 .tflite files under TF Lite Micro + CMSIS-NN (the whole-model peer) and under edgeviz,
-on the same emulated Cortex-M7 (QEMU mps2-an500, -icount shift=0: SysTick counts instructions).
+on the same emulated Cortex-M7 (QEMU mps2-an500, -icount shift=0: SysTick counts instructions), and
+with --parts on the Cortex-M4 (stm32f411, mps2-an386) and M33 (stm32u585, mps2-an505) too.
 
 Per model: instructions per inference (TFLM: Invoke; edgeviz: `edgeviz profile` end to end), arena
 bytes (TFLM: the smallest arena with which AllocateTensors and Invoke succeed, found by bisection on
@@ -7,11 +8,13 @@ the device, persistent allocations included; edgeviz: build.json's planned arena
 ratios. The TFLM side is the peer harness (README.md there): fetch_deps.sh extracts tflite-micro and
 the trees its Makefile would download (CMSIS-NN among them) from bare git mirrors, build_lib.sh
 builds them with TFLM's own Makefile and release flags (-Os core, -O2 kernels), run_tflm_m7.py
-embeds a model in firmware and runs it. The library is built once per TFLM commit and cached in
-~/.cache/edgeviz-tflm, outside the repository; nothing from TFLM or CMSIS-NN comes into it.
+embeds a model in firmware and runs it. The library is built once per TFLM commit and core and cached
+in ~/.cache/edgeviz-tflm, outside the repository; nothing from TFLM or CMSIS-NN comes into it. For the
+M4 and M33 the harness' scripts are copied there with their core re-pointed (TFLM's TARGET_ARCH and
+FPU, the compiler flags of the part's target, its QEMU machine, and on the M33 its Secure addresses).
 
     .venv/bin/python bench/bench_tflm.py [--tflm-mirror /work/.mirror] [--models vit_relu,vit_gelu]
-        [--json bench/results/tflm_m7.json] [--edgeviz-root DIR]
+        [--parts stm32f746,stm32f411,stm32u585] [--json FILE] [--edgeviz-root DIR]
 
 Missing mirrors, harness or cross tools: one line saying what is missing, exit 0. The input is one
 random int8 tensor (seed 0); TFLM's output on it is compared with LiteRT's BUILTIN_REF kernels (as
@@ -37,6 +40,7 @@ for p in (ROOT, HERE):
 
 from bench_models import print_markdown_table  # noqa: E402
 from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.targets import load_target  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tflite"
 DEFAULT = ["vit_relu", "vit_sigmoid_gelu", "vit_gelu", "vit_keras_mha"]
@@ -44,7 +48,12 @@ HARNESS = Path(os.environ.get("TFLM_M7_HARNESS", "/work/shared/peers/tflm-m7"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeviz-tflm"
 MIRRORS = ["tensorflow+tflite-micro", "google+flatbuffers", "google+gemmlowp", "google+ruy",
            "mborgerding+kissfft", "ARM-software+CMSIS_6", "ARM-software+Cortex_DFP", "ARM-software+CMSIS-NN"]
-TARGET = "stm32f746"        # a Cortex-M7 part; edgeviz profiles its image on mps2-an500
+# part -> (library variant, TFLM's TARGET_ARCH, its FPU): the M7's is the harness' own build ("default")
+PARTS = {"stm32f746": ("default", "cortex-m7+fp", "fpv5-sp-d16"),
+         "stm32f411": ("m4", "cortex-m4+fp", "fpv4-sp-d16"),
+         "stm32u585": ("m33", "cortex-m33", "fpv5-sp-d16")}
+# where QEMU's machine puts flash and RAM for the code the core runs, where it is not mps2-an500's map
+SECURE_ALIASES = {"mps2-an505": {"0x00000000": "0x10000000", "0x20000000": "0x38000000"}}
 
 
 def sh(cmd, **kw) -> str:
@@ -64,25 +73,40 @@ def missing(mirror: Path) -> list[str]:
     return out + [t for t in ("arm-none-eabi-g++", "qemu-system-arm") if not shutil.which(t)]
 
 
-def tflm_library(mirror: Path) -> tuple[Path, dict]:
-    """tflite-micro with its dependencies and the CMSIS-NN kernel library, built once per TFLM commit."""
+def tflm_library(mirror: Path, part: str) -> tuple[Path, dict]:
+    """tflite-micro with its dependencies and the CMSIS-NN kernel library, built once per TFLM commit
+    and core (the sources once per commit)."""
     tflm = CACHE / "tflite-micro"
+    variant, arch, fpu = PARTS[part]
     head = sh(["git", "--git-dir", mirror / MIRRORS[0] / "repo", "rev-parse", "HEAD"]).strip()
-    lib = tflm / "gen_default" / "libtflm_subset.a"
-    if not (lib.is_file() and (tflm / "COMMIT").read_text().strip() == head):
-        print(f"building TF Lite Micro {head[:12]} + CMSIS-NN into {CACHE} (once; ~10 min on 2 cores)", file=sys.stderr)
+    if not ((tflm / "COMMIT").is_file() and (tflm / "COMMIT").read_text().strip() == head):
         sh(["bash", HARNESS / "fetch_deps.sh", mirror, CACHE])
-        sh(["bash", HARNESS / "build_lib.sh", tflm, "default"], env={**os.environ, "PYVENV": sys.prefix})
+        shutil.rmtree(tflm / "gen_default", ignore_errors=True)   # libraries of the old commit
+        for v, _, _ in PARTS.values():
+            shutil.rmtree(tflm / f"gen_{v}", ignore_errors=True)
+    if not (tflm / f"gen_{variant}" / "libtflm_subset.a").is_file():
+        print(f"building TF Lite Micro {head[:12]} + CMSIS-NN for {arch} into {CACHE} (once; ~10 min on 2 cores)",
+              file=sys.stderr)
+        script = HARNESS / "build_lib.sh"
+        if variant != "default":        # the harness builds for the M7: the same script, another core
+            src, anchor = script.read_text(), "TARGET_ARCH=cortex-m7+fp FPU=fpv5-sp-d16"
+            if anchor not in src:
+                raise SystemExit(f"{script} changed: no '{anchor}' to re-point at {arch}")
+            script = CACHE / f"build_lib_{variant}.sh"
+            script.write_text(src.replace(anchor, f"TARGET_ARCH={arch} FPU={fpu}"))
+        sh(["bash", script, tflm, variant], env={**os.environ, "PYVENV": sys.prefix})
     pins = (tflm / "tensorflow/lite/micro/tools/make/downloads/COMMITS").read_text().splitlines()
     pins = dict(line.split() for line in pins)
     return tflm, {"tensorflow/tflite-micro": head, **{k.replace("+", "/"): v for k, v in pins.items()}}
 
 
-def harness_copy() -> Path:
+def harness_copy(part: str) -> Path:
     """The harness copied into CACHE with one change: its smallest-arena bisection starts at
     arena_used_bytes() + 64, which is too small when AllocateTensors needs temporary room beyond what
-    stays allocated (vit_sigmoid_gelu, vit_keras_mha); the copy doubles that start until it works."""
-    dst = CACHE / "harness"
+    stays allocated (vit_sigmoid_gelu, vit_keras_mha); the copy doubles that start until it works.
+    For a part other than the M7: the part's compiler flags and QEMU machine, and its addresses."""
+    variant = PARTS[part][0]
+    dst = CACHE / ("harness" if variant == "default" else f"harness-{variant}")
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(HARNESS, dst / "tflm-m7", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(HARNESS.parent / "cmsis-nn" / "fw", dst / "cmsis-nn" / "fw")
@@ -92,6 +116,23 @@ def harness_copy() -> Path:
         raise SystemExit(f"{HARNESS}/fw/main.cc changed: no '{anchor.strip()}' to start the arena search from")
     grow = "  while (hi < ARENA_MAX / 2 && !works(hi, false)) { lo = hi; hi *= 2; }\n"
     main.write_text(src.replace(anchor, grow + anchor, 1))
+    if variant != "default":
+        t = load_target(part)
+        run = dst / "tflm-m7" / "run_tflm_m7.py"
+        src = run.read_text()
+        cpu = 'CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"]'
+        qemu = '"-M", "mps2-an500", "-cpu", "cortex-m7",'
+        if cpu not in src or qemu not in src:
+            raise SystemExit(f"{HARNESS}/run_tflm_m7.py changed: no M7 flags / machine to re-point")
+        run.write_text(src.replace(cpu, f"CPU = {json.dumps(list(t.cflags))}")
+                       .replace(qemu, f'"-M", "{t.emulator}",'))
+        link = dst / "tflm-m7" / "fw" / "link.ld"
+        ld = link.read_text()
+        for old, new in SECURE_ALIASES.get(t.emulator, {}).items():
+            if f"ORIGIN = {old}" not in ld:
+                raise SystemExit(f"{HARNESS}/fw/link.ld changed: no ORIGIN = {old}")
+            ld = ld.replace(f"ORIGIN = {old}", f"ORIGIN = {new}")
+        link.write_text(ld)
     return dst / "tflm-m7"
 
 
@@ -116,17 +157,17 @@ def harness_inputs(name: str, work: Path) -> tuple[list[str], str]:
     return ops, ref
 
 
-def run_tflm(tflm: Path, work: Path, tags: list[str]) -> dict:
-    out = work / "tflm.json"
-    sh([sys.executable, harness_copy() / "run_tflm_m7.py", "--tflm", tflm, "--models", work, "--tags", ",".join(tags),
-        "--work", CACHE / "fw", "--json", out])
+def run_tflm(tflm: Path, work: Path, tags: list[str], part: str) -> dict:
+    out = work / f"tflm-{part}.json"
+    sh([sys.executable, harness_copy(part) / "run_tflm_m7.py", "--tflm", tflm, "--models", work,
+        "--tags", ",".join(tags), "--variant", PARTS[part][0], "--work", CACHE / "fw", "--json", out])
     return json.loads(out.read_text())
 
 
-def run_edgeviz(name: str, work: Path, root: Path) -> dict:
-    b = work / f"ev_{name}"
+def run_edgeviz(name: str, work: Path, root: Path, part: str) -> dict:
+    b = work / f"ev_{name}_{part}"
     cli = [sys.executable, "-m", "edgeviz.cli"]
-    sh([*cli, "build", FIXTURES / f"{name}.tflite", "--target", TARGET, "--out", b], cwd=root)
+    sh([*cli, "build", FIXTURES / f"{name}.tflite", "--target", part, "--out", b], cwd=root)
     prof = json.loads(sh([*cli, "profile", b, "--port", "emulator", "-n", "3", "--json"], cwd=root))
     meta = json.loads((b / "build.json").read_text())
     return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"],
@@ -143,15 +184,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tflm-mirror", type=Path, default=Path("/work/.mirror"))
     ap.add_argument("--models", default=",".join(DEFAULT))
-    ap.add_argument("--json", type=Path, default=HERE / "results" / "tflm_m7.json")
+    ap.add_argument("--parts", default="stm32f746", help="of " + ",".join(PARTS))
+    ap.add_argument("--json", type=Path, help="default results/tflm_m7.json (M7 alone) or results/tflm_cores.json")
     ap.add_argument("--edgeviz-root", type=Path, default=ROOT, help="the edgeviz checkout whose CLI is run")
     a = ap.parse_args()
+    parts = a.parts.split(",")
+    if set(parts) - set(PARTS):
+        raise SystemExit(f"--parts: one of {', '.join(PARTS)}")
+    out_json = a.json or HERE / "results" / ("tflm_m7.json" if parts == ["stm32f746"] else "tflm_cores.json")
     gone = missing(a.tflm_mirror)
     if gone:
         print(f"bench_tflm: skipped, TF Lite Micro peer not available (missing: {', '.join(gone)})")
         return
     t0 = time.time()
-    tflm, commits = tflm_library(a.tflm_mirror)
+    libs = {part: tflm_library(a.tflm_mirror, part) for part in parts}
+    commits = libs[parts[0]][1]
     sys.path.insert(0, str(HARNESS))
     from run_tflm_m7 import RESOLVER      # the ops the harness can register with TFLM's resolver
     names = a.models.split(",")
@@ -167,42 +214,73 @@ def main():
                 print(notes[-1], file=sys.stderr)
             else:
                 runnable.append(n)
-        tf = run_tflm(tflm, work, runnable) if runnable else {}
-        for n in names:
-            ev = run_edgeviz(n, work, a.edgeviz_root.resolve())
-            r = {"model": n, "ops": len(ops[n][0]), "macs": ev["macs"], "edgeviz_build_s": ev["build_s"]}
-            t = tf.get(n)
-            if t:
-                ti = statistics.median(t["invoke_instructions"])
-                r.update(tflm_instructions=ti, edgeviz_instructions=ev["instructions"],
-                         tflm_over_edgeviz_instr=ti / ev["instructions"], tflm_arena=t["min_arena_bytes"],
-                         edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / t["min_arena_bytes"])
-                ref = bytes.fromhex(ops[n][1])
-                got = bytes.fromhex(t["output_hex"])
-                r["tflm_bytes_differ_from_litert_ref"] = f"{sum(p != q for p, q in zip(ref, got))}/{len(ref)}"
-                r["tflm_min_arena_invoke_ok"] = t["min_arena_invoke_ok"]
-                r["tflm_arena_used_bytes"] = t["arena_used_bytes"]
-            else:
-                r.update(tflm_instructions="no kernel", edgeviz_instructions=ev["instructions"],
-                         tflm_over_edgeviz_instr="-", tflm_arena="no kernel", edgeviz_arena=ev["arena"],
-                         edgeviz_over_tflm_arena="-", tflm_bytes_differ_from_litert_ref="-")
-            rows.append(r)
-            print(f"{n}: done at {time.time() - t0:.0f} s", file=sys.stderr)
-    print_markdown_table(rows, skip=("macs", "tflm_min_arena_invoke_ok", "tflm_arena_used_bytes"))
+        for part in parts:
+            core = load_target(part).core
+            tf = run_tflm(libs[part][0], work, runnable, part) if runnable else {}
+            for n in names:
+                ev = run_edgeviz(n, work, a.edgeviz_root.resolve(), part)
+                r = {"model": n, **({"part": part, "core": core} if len(parts) > 1 else {}),
+                     "ops": len(ops[n][0]), "macs": ev["macs"], "edgeviz_build_s": ev["build_s"]}
+                t = tf.get(n)
+                if t:
+                    ti = statistics.median(t["invoke_instructions"])
+                    r.update(tflm_instructions=ti, edgeviz_instructions=ev["instructions"],
+                             tflm_over_edgeviz_instr=ti / ev["instructions"], tflm_arena=t["min_arena_bytes"],
+                             edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / t["min_arena_bytes"])
+                    ref = bytes.fromhex(ops[n][1])
+                    got = bytes.fromhex(t["output_hex"])
+                    r["tflm_bytes_differ_from_litert_ref"] = f"{sum(p != q for p, q in zip(ref, got))}/{len(ref)}"
+                    r["tflm_min_arena_invoke_ok"] = t["min_arena_invoke_ok"]
+                    r["tflm_arena_used_bytes"] = t["arena_used_bytes"]
+                    r["tflm_macs_per_instr"] = ev["macs"] / ti
+                else:
+                    r.update(tflm_instructions="no kernel", edgeviz_instructions=ev["instructions"],
+                             tflm_over_edgeviz_instr="-", tflm_arena="no kernel", edgeviz_arena=ev["arena"],
+                             edgeviz_over_tflm_arena="-", tflm_bytes_differ_from_litert_ref="-")
+                r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
+                rows.append(r)
+                print(f"{n} on {part}: done at {time.time() - t0:.0f} s", file=sys.stderr)
+    print_markdown_table(rows, skip=("macs", "tflm_min_arena_invoke_ok", "tflm_arena_used_bytes",
+                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr"))
+    if len(parts) > 1:
+        print_cores_table(rows, parts)
     for line in notes:
         print(line)
-    write_text(a.json, json.dumps({
-        "note": "QEMU mps2-an500 -icount shift=0 instruction counts (SysTick x 40), not cycles. TFLM: Invoke "
-                "median of 3, TFLM's Makefile release flags (-Os core, -O2 kernels, CMSIS-NN), "
+    write_text(out_json, json.dumps({
+        "note": "QEMU -icount shift=0 instruction counts (SysTick x calibrated instructions per tick), not cycles, "
+                "each part on its QEMU machine (stm32f746: mps2-an500, stm32f411: mps2-an386, stm32u585: "
+                "mps2-an505). TFLM: Invoke "
+                "median of 3, TFLM's Makefile release flags (-Os core, -O2 kernels, CMSIS-NN) for the part's core, "
                 "tflm_arena = smallest arena (bisection) with which AllocateTensors succeeds and Invoke gives "
                 "the same output, persistent allocations included (the search starts from a size that works: "
                 "tflm_arena_used_bytes, arena_used_bytes() after AllocateTensors, can be smaller). edgeviz: "
-                "`edgeviz profile` end-to-end "
-                f"median of 3 on {TARGET}'s mps2-an500 image, edgeviz_arena = build.json arena_bytes (the "
+                "`edgeviz profile` end-to-end median of 3 on the part's emulator image, edgeviz_arena = "
+                "build.json arena_bytes (the "
                 "planned activation arena). Input: one random int8 tensor (numpy default_rng(0)); TFLM's "
                 "output is compared with LiteRT BUILTIN_REF as information (TFLM rounds some ops differently).",
+        "parts": {p: dict(zip(("tflm_variant", "tflm_target_arch", "tflm_fpu"), PARTS[p])) for p in parts},
         "tflm_commits": commits, "edgeviz": edgeviz_source(a.edgeviz_root.resolve()), "skipped": notes,
         "seconds": round(time.time() - t0, 1), "rows": rows}, indent=1) + "\n")
+
+
+def print_cores_table(rows, parts) -> None:
+    """MACs per instruction per model, edgeviz / TFLM + CMSIS-NN, a column per part, then each part's
+    edgeviz over the first part's (the M7)."""
+    short = {p: load_target(p).core.replace("cortex-m", "M") for p in parts}
+    by = {(r["model"], r["part"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    print("\n| model | MACs | " + " | ".join(short[p] for p in parts) + " | "
+          + " | ".join(f"{short[p]} / {short[parts[0]]}" for p in parts[1:]) + " |")
+    print("|---|---|" + "---|" * (2 * len(parts) - 1))
+    for m in models:
+        cells = []
+        for p in parts:
+            r = by[(m, p)]
+            tf = f"{r['tflm_macs_per_instr']:.3f}" if "tflm_macs_per_instr" in r else "no kernel"
+            cells.append(f"{r['edgeviz_macs_per_instr']:.3f} / {tf}")
+        base = by[(m, parts[0])]["edgeviz_macs_per_instr"]
+        cells += [f"{by[(m, p)]['edgeviz_macs_per_instr'] / base:.3f}" for p in parts[1:]]
+        print(f"| {m} | {by[(m, parts[0])]['macs']:,} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

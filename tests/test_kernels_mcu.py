@@ -455,7 +455,11 @@ def cases():
 O0 = ("-O0", "-fno-omit-frame-pointer", "-std=c11")
 VARIANTS = {"dsp": (False, (), "cortex-m7"), "portable": (True, (), "cortex-m7"),
             "dsp-O0": (False, O0, "cortex-m7"),
-            "m55-mve": (False, (), "cortex-m55"), "m55-mve-O0": (False, O0, "cortex-m55")}
+            "m55-mve": (False, (), "cortex-m55"), "m55-mve-O0": (False, O0, "cortex-m55"),
+            # the other cores' machines with their targets' flags: the M4 and M33 build the DSP
+            # path, the M0+ (ARMv6-M, no divide) the portable one
+            "m4": (False, (), "cortex-m4"), "m33": (False, (), "cortex-m33"),
+            "m0plus": (False, (), "cortex-m0plus")}
 
 
 @pytest.fixture(scope="module")
@@ -474,7 +478,7 @@ def firmware(cases, tmp_path_factory):
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_kernels_on_cortex_m7_and_m55(cases, firmware, variant):
+def test_kernels_on_each_core(cases, firmware, variant):
     _, checks = cases
     got = harness.run(firmware(variant), core=VARIANTS[variant][2])
     bad = []
@@ -493,6 +497,10 @@ def test_dsp_path_is_compiled_in(firmware):
                               text=True, check=True).stdout
     assert "smlad" in disasm(firmware("dsp")) and "sxtb16" in disasm(firmware("dsp"))
     assert "smlad" not in disasm(firmware("portable"))
+    # the M4 and M33 run the M7's SMLAD code (their MACs per instruction match the M7's only then)
+    for variant in ("m4", "m33"):
+        assert "smlad" in disasm(firmware(variant)), variant
+    assert "smlad" not in disasm(firmware("m0plus"))
 
 
 def test_mve_path_is_compiled_in(firmware):
