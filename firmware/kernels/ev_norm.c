@@ -105,7 +105,7 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
  *    R = ceil(2^(32+p) / total) < 2^32, num R / 2^(32+p) exceeds num / total by num e' / (total
  *    2^(32+p)) where e' = R total - 2^(32+p) < total; num < 128 total makes that below 1 / total
  *    while total < 2^24 (p <= 23), too little to reach the next integer. R is a long division of
- *    2^(32+p) - 1 in 32-bit UDIV steps. A power-of-two total takes R = 2^31 and shift p - 1;
+ *    2^(32+p) - 1 in four 32-bit UDIV steps. A power-of-two total takes R = 2^31 and shift p - 1;
  *    total 1 or >= 2^24 (rows over 512 keys at the table's 2^15 peak) divide per element. */
 
 /* widest LayerNorm row this path takes: Q <= 2^14 C in 32 bits, C 2^a in 32 bits */
@@ -197,19 +197,19 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
     EV_PART_LEAVE(pp);
 }
 
-/* ceil(2^(32+p) / d) for 2^p < d < 2^(p+1), p <= 23 (< 2^32): floor((2^(32+p) - 1) / d) + 1 by
- * long division of the 32 + p one bits, the top 31 first and then as many bits per step as keep
- * the shifted remainder (< d < 2^(p+1)) within 32 bits. */
+/* ceil(2^(32+p) / d) for 2^p < d < 2^(p+1), p <= 23 (< 2^32). The same ratio as 2^55 / dn with
+ * dn = d 2^(23-p) in (2^23, 2^24): floor((2^55 - 1) / dn) + 1, by long division of the 55 one
+ * bits, the top 31 first and then 8 at a time (the remainder is below dn < 2^24, so it and 8 more
+ * bits fit 32): four UDIVs, no loop. */
 static uint32_t ev__recip_ceil(uint32_t d, int p)
 {
-    uint32_t q = 0x7FFFFFFFu / d, r = 0x7FFFFFFFu - q * d;
-    int left = p + 1, step = 31 - p;
-    while (left > 0) {
-        int bits = left < step ? left : step;
-        uint32_t t = (r << bits) | (((uint32_t)1 << bits) - 1), qd = t / d;
-        r = t - qd * d;
-        q = (q << bits) | qd;
-        left -= bits;
+    uint32_t dn = d << (23 - p), q = 0x7FFFFFFFu / dn, r = 0x7FFFFFFFu - q * dn, t, qd;
+    int step;
+    for (step = 0; step < 3; step++) {
+        t = (r << 8) | 0xFFu;
+        qd = t / dn;
+        r = t - qd * dn;
+        q = (q << 8) | qd;
     }
     return q + 1;
 }
