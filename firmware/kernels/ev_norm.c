@@ -106,7 +106,7 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
  *    2^(32+p)) where e' = R total - 2^(32+p) < total; num < 128 total makes that below 1 / total
  *    while total < 2^24 (p <= 23), too little to reach the next integer. R is a long division of
  *    2^(32+p) - 1 in four 32-bit UDIV steps. A power-of-two total takes R = 2^31 and shift p - 1;
- *    total 1 or >= 2^24 (rows over 512 keys at the table's 2^15 peak) divide per element. */
+ *    total 1 or >= 2^24 (only past 511 keys when the table peaks at 2^15) divide per element. */
 
 /* widest LayerNorm row this path takes: Q <= 2^14 C in 32 bits, C 2^a in 32 bits */
 #define EV__LN_DSP_MAX_C 65536
