@@ -106,12 +106,14 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
  *    2^(32+p)) where e' = R total - 2^(32+p) < total; num < 128 total makes that below 1 / total
  *    while total < 2^24 (p <= 23), too little to reach the next integer. R is a long division of
  *    2^(32+p) - 1 in four 32-bit UDIV steps. A power-of-two total takes R = 2^31 and shift p - 1;
- *    total 1 or >= 2^24 (only past 511 keys when the table peaks at 2^15) divide per element. */
+ *    total 1 or >= 2^24 (only past 511 keys when the table peaks at 2^15) divide per element, and
+ *    so do rows under 8 keys, where the reciprocal's four UDIVs would cost more than it saves. */
 
 /* widest LayerNorm row this path takes: Q <= 2^14 C in 32 bits, C 2^a in 32 bits */
 #define EV__LN_DSP_MAX_C 65536
-/* softmax totals below this take the reciprocal (see above) */
+/* softmax totals below this take the reciprocal (see above), in rows of at least this many keys */
 #define EV__SM_RECIP_LIMIT (1u << 24)
+#define EV__SM_RECIP_MIN_LEN 8
 
 /* floor(sqrt(v)): Newton's integer iteration from 2^ceil(bits/2) > sqrt(v), which decreases
  * strictly until it reaches the floor and then stops decreasing; v >= 2^32 goes to ev__isqrt64. */
@@ -284,7 +286,8 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         return;
     }
     half = total >> 1;
-    if (total == 1 || total >= EV__SM_RECIP_LIMIT) {
+    /* the reciprocal costs four UDIVs and ~25 instructions: rows under 8 keys divide instead */
+    if (len < EV__SM_RECIP_MIN_LEN || total == 1 || total >= EV__SM_RECIP_LIMIT) {
         for (xp = x; xp != end; xp++, y++)
             *y = (int8_t)((127u * base[*xp] + half) / total);   /* <= 127 since e <= total */
         EV_PART_LEAVE(pp);
