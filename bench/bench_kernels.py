@@ -42,8 +42,9 @@ ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
 ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
 # row kernels: (kernel, rows, row length); softmax one row per call (as the attention chains call
 # it), LayerNorm 17 rows per call (a token sequence), add and LUT over 17 tokens x 64 channels
-ROW_SHAPES = [("softmax", 1, 17), ("softmax", 1, 65), ("softmax", 1, 197), ("layernorm", 17, 64),
-              ("layernorm", 17, 192), ("add", 1, 17 * 64), ("lut", 1, 17 * 64)]
+ROW_SHAPES = [("softmax", 1, 5), ("softmax", 1, 17), ("softmax", 1, 65), ("softmax", 1, 197),
+              ("layernorm", 17, 32), ("layernorm", 17, 64), ("layernorm", 17, 192), ("add", 1, 17 * 64),
+              ("lut", 1, 17 * 64)]
 TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
 SPIN = (20_000, 220_000)                        # calibration loop lengths (2 instructions each)
 
