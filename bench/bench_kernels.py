@@ -2,8 +2,10 @@
 ATTN_ROWS query rows per pass over K/V as the fused chains call them) on the emulated Cortex-M7: the SMLAD/SXTB16 path against the portable C path (-DEV_PORTABLE), same run; with
 --core cortex-m55, on the emulated Cortex-M55 (QEMU mps3-an547): the Helium (MVE, VMLADAVA) path
 against the SMLAD path it replaces there (the same core built +nomve), same run. A second table gives
-instructions per element of the row kernels (softmax, LayerNorm, residual add, table lookup), whose
-M55 build has Helium versions too (ev_norm_mve.c) and whose +nomve build is the C code they replace.
+instructions per element of the row kernels (softmax, LayerNorm, residual add, table lookup): on the
+M7 softmax and LayerNorm have a DSP path (ev_norm.c, ev_norm_m7.S) whose portable column is the C
+code it replaced (still the M0+/M3/host path), so "port./DSP" is the speed-up over the previous M7
+build; the M55 build has Helium versions (ev_norm_mve.c) and its +nomve build is that DSP path.
 
 The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
 takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
@@ -40,8 +42,9 @@ ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
 ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
 # row kernels: (kernel, rows, row length); softmax one row per call (as the attention chains call
 # it), LayerNorm 17 rows per call (a token sequence), add and LUT over 17 tokens x 64 channels
-ROW_SHAPES = [("softmax", 1, 17), ("softmax", 1, 65), ("softmax", 1, 197), ("layernorm", 17, 64),
-              ("layernorm", 17, 192), ("add", 1, 17 * 64), ("lut", 1, 17 * 64)]
+ROW_SHAPES = [("softmax", 1, 5), ("softmax", 1, 17), ("softmax", 1, 65), ("softmax", 1, 197),
+              ("layernorm", 17, 32), ("layernorm", 17, 64), ("layernorm", 17, 192), ("add", 1, 17 * 64),
+              ("lut", 1, 17 * 64)]
 TARGET_INSNS = 3_000_000                        # per measurement; SysTick wraps at 671 M
 SPIN = (20_000, 220_000)                        # calibration loop lengths (2 instructions each)
 
@@ -279,7 +282,9 @@ def main(argv=None):
             path = "MVE"
         print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
               f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
-    print(f"\nRow kernels, instructions per element ({la} vs {lb}, same run):\n")
+    what = ("softmax/LayerNorm's port. column is the C code the DSP path replaced"
+            if args.core == "cortex-m7" else f"{lb}: the M7/M4/M33 DSP path")
+    print(f"\nRow kernels, instructions per element ({la} vs {lb}, same run; {what}):\n")
     hdr = (f"{'kernel':32s} {'elements':>8s} {la + ' insns':>11s} {la + ' /elem':>11s} {lb + ' insns':>12s} "
            f"{lb + ' /elem':>12s} {lb + '/' + la:>10s}")
     print(hdr)

@@ -349,6 +349,21 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         prog(f'    emit_hex("lns{idx}", {y}, {c});')
         checks.append((f"lns{idx}", im.layernorm(x, g, b, 0)))
 
+    # the DSP path's integer square root (Newton below 2^32): eps makes C Q - S^2 + eps exactly
+    # k^2 - 1, k^2 and k^2 + 1 around roots of every size, across 2^32 (Newton's range)
+    x = rng.integers(-128, 128, (1, 64), dtype=np.int8)
+    xs = x.astype(np.int64)
+    base_var = 64 * int((xs * xs).sum()) - int(xs.sum()) ** 2
+    g, b = im.layernorm_params(rng.uniform(0.5, 2, 64), rng.uniform(-1, 1, 64), 0.03)
+    roots = [r for r in (2, 3, 1000, 46341, 65535, 65536, 65537, 1 << 20) if r * r - 1 >= base_var]
+    for idx, (r, dv) in enumerate((r, dv) for r in roots for dv in (-1, 0, 1)):
+        eps = r * r + dv - base_var
+        y = prog.buffer("int8_t", 64)
+        prog(f"    ev_layernorm_s8({prog.const(x)}, 64, 1, 64, {prog.const(g)}, {prog.const(b)}, "
+             f"{eps}LL, {y}, 64);")
+        prog(f'    emit_hex("lnq{idx}", {y}, 64);')
+        checks.append((f"lnq{idx}", im.layernorm(x, g, b, eps)))
+
     # softmax: random scores, all equal, the int8 ends, one large score among very small ones, and a
     # table with zeros (sum 0: all outputs 0); odd lengths in place. Equal scores over 2 and 254
     # keys divide exactly ((127 e + total/2) / total = 64 and 1): a quotient one short shows there
@@ -381,6 +396,29 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         with np.errstate(divide="ignore"):   # the zero-sum rows: numpy's x // 0 is 0, as the kernel's
             want[:n] = im.softmax(x[None], lut)[0]
         checks.append((f"smx{idx}", want))
+
+    # the DSP path's softmax divides by a reciprocal R = ceil(2^(32+p) / total) for totals in
+    # [2, 2^24): flat tables make the total exact, n v. Powers of two (R = 2^31), total 1 and
+    # totals from 2^24 (per-element division), and random tables with totals just under 2^24, where
+    # the reciprocal's margin is smallest (p = 23), and small ones with every quotient 0..127
+    def table(v):
+        t = np.zeros(256, np.uint16)
+        t[:] = v
+        return t
+    recip_cases = [(16, "equal", table(2048)), (2, "equal", table(1)), (1, "equal", table(1)),
+                   (512, "equal", table(32768)), (256, "equal", table(65535)),
+                   (300, "equal", table(55924)), (257, "equal", table(65279))]
+    wide = rng.integers(40000, 65536, 256).astype(np.uint16)
+    recip_cases += [(300, "rand", wide), (256, "rand", wide), (17, "rand", wide),
+                    (5, "rand", rng.integers(0, 300, 256).astype(np.uint16)),
+                    (64, "rand", np.arange(256, dtype=np.uint16) * 257)]
+    for idx, (n, kind, lut) in enumerate(recip_cases):
+        x = np.full(n, rng.integers(-128, 128), np.int8) if kind == "equal" else \
+            rng.integers(-128, 128, n, dtype=np.int8)
+        y = prog.buffer("int8_t", n)
+        prog(f"    ev_softmax_s8({prog.const(x)}, {n}, {prog.const(lut)}, {y});")
+        prog(f'    emit_hex("smr{idx}", {y}, {n});')
+        checks.append((f"smr{idx}", im.softmax(x[None], lut)[0]))
 
     # residual add: both int8 ends, the widest multipliers (|a ma| + |b mb| near 2^31: the sums
     # wrap in int32 as intmath's do), shift 1 and 30, in place on a and on b

@@ -91,14 +91,16 @@ static inline void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int
 }
 #endif
 
-/* Row normalisations (ev_norm.c; the MVE build's ev_norm_mve.c): floor(sqrt(v)), and in the MVE
- * build ev_norm.c's C LayerNorm and ev_eltwise.c's transposition under other names, for rows
- * wider (strides longer) than the Helium paths take. */
+/* Row normalisations (ev_norm.c; the MVE build's ev_norm_mve.c): floor(sqrt(v)); in the DSP and
+ * MVE builds ev_norm.c's C LayerNorm under another name, for rows wider than their faster paths
+ * take; in the MVE build ev_eltwise.c's transposition, for strides longer than Helium's. */
 EV__PRIVATE uint32_t ev__isqrt64(uint64_t v);
-#if EV_KERNELS_MVE
-EV__PRIVATE void ev__transpose_s8_c(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);
+#if EV_KERNELS_DSP
 EV__PRIVATE void ev__layernorm_s8_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
                                     const int64_t *b, int64_t eps, int8_t *y, int y_stride);
+#endif
+#if EV_KERNELS_MVE
+EV__PRIVATE void ev__transpose_s8_c(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);
 #endif
 
 #if EV_KERNELS_DSP
@@ -285,6 +287,21 @@ EV__ASM_OFFSET(ev__t42q, m1, 28);
 EV__PRIVATE void ev__t42r(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev__t42q *a);
 EV__PRIVATE void ev__t42r_lut(const uint32_t *xq, const uint32_t *wb, int kq,
                               const struct ev__t42q *a);
+
+#if !EV_KERNELS_MVE
+/* LayerNorm's per-element loop (ev_norm_m7.S; ev_norm.c says what the constants are), for the
+ * DSP builds without MVE. Called through the AAPCS: r0 x, r1 y, r2 c >= 1, r3 k. */
+struct ev__ln_row_k {
+    const int32_t *g;     /* 0: gamma, Q16 */
+    uint32_t scale;       /* 4: C 2^a */
+    uint32_t offset;      /* 8: -S 2^a */
+    uint32_t mult;        /* 12: inv 2^(13 - a), < 2^31 */
+    const int64_t *b;     /* 16: beta, Q28 */
+};
+EV__ASM_OFFSET(ev__ln_row_k, mult, 12);
+EV__ASM_OFFSET(ev__ln_row_k, b, 16);
+EV__PRIVATE void ev__ln_row(const int8_t *x, int8_t *y, int c, const struct ev__ln_row_k *k);
+#endif /* !EV_KERNELS_MVE */
 
 #endif /* EV_KERNELS_DSP */
 
