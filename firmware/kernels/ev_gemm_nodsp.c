@@ -6,18 +6,21 @@
  * around the multiply: the portable path (ev__gemm_scalar) takes one output at a time, 2 loads, a
  * multiply, an add and the loop's index / compare / branch per MAC (5-7 instructions). Register
  * blocking loads each byte once for several outputs and shares the loop overhead:
- *  - ARMv7-M: a tile of 2 x rows x 2 channels, 4 LDRSB (post-indexed: no pointer updates) + 4 MLA
- *    per 4 MACs, two inputs per iteration: 2.25 instructions per MAC. A single row (rows == 1:
- *    the q.k single-row kernel, class heads; the odd last row) goes 1 x 4 channels: 5 LDRSB +
- *    4 MLA per 4 MACs. Loading words and extracting bytes with SBFX costs the same one instruction
- *    per byte as LDRSB, and a packed multiply (x * (w0 + (w1 << 16)): two products per MUL) keeps
- *    only 16 bits of each sum, too few for an exact int32 sum of more than one int8 product.
+ *  - ARMv7-M: a tile of 2 rows x 2 channels, 4 LDRSB (post-indexed: no pointer updates) + 4 MLA
+ *    per 4 MACs, four inputs per iteration: 34 instructions per 16 MACs (ev_gemm_v7m.S). A single
+ *    row (rows == 1: the q.k single-row kernel, class heads; the odd last row) goes 1 x 4
+ *    channels: 5 LDRSB + 4 MLA per 4 MACs. Loading words and extracting bytes with SBFX costs the
+ *    same one instruction per byte as LDRSB, and a packed multiply (x * (w0 + (w1 << 16)): two
+ *    products per MUL) keeps only 16 bits of each sum, too few for an exact int32 sum of more
+ *    than one int8 product.
  *  - ARMv6-M: 1 row x 4 channels in Thumb-1 assembly, 15 instructions per 4 MACs (ev_gemm_v6m.S
- *    says why that shape). No divides anywhere in these loops (ARMv6-M has no UDIV: libgcc's would
- *    be a call).
- * A channel count that is not a multiple of the tile's repeats the last channel (its duplicate
- * outputs are dropped). Every path computes the same int32 sums as ev__gemm_scalar, wrapping
- * modulo 2^32 the same way (uint32_t), and requantises with ev_requant: the same bits.
+ *    says why that shape), and the requantisation's 32 x 32 -> 64-bit product from four 32-bit
+ *    MULS instead of a libgcc call (ev__mulhi_v6m). No divides anywhere in these loops (ARMv6-M has
+ *    no UDIV: libgcc's would be a call).
+ * 1-2 channels past a multiple of 4 go one at a time; 3 repeat the last channel in the tile (its
+ * duplicate outputs are dropped), as does an odd channel count in the 2 x 2 tile. Every path
+ * computes the same int32 sums as ev__gemm_scalar, wrapping modulo 2^32 the same way (uint32_t),
+ * and requantises as ev_requant does: the same bits.
  */
 #include "ev_dsp.h"
 
