@@ -15,7 +15,7 @@
  *    than one int8 product.
  *  - ARMv6-M: 1 row x 4 channels in Thumb-1 assembly, 15 instructions per 4 MACs (ev_gemm_v6m.S
  *    says why that shape), and the requantisation's 32 x 32 -> 64-bit product from four 32-bit
- *    MULS instead of a libgcc call (ev__mulhi_v6m). No divides anywhere in these loops (ARMv6-M has
+ *    MULS instead of a libgcc call (ev__requant_v6m). No divides anywhere in these loops (ARMv6-M has
  *    no UDIV: libgcc's would be a call).
  * 1-2 channels past a multiple of 4 go one at a time; 3 repeat the last channel in the tile (its
  * duplicate outputs are dropped), as does an odd channel count in the 2 x 2 tile. Every path
@@ -28,22 +28,29 @@
 
 #if EV_KERNELS_V6M
 /* ARMv6-M has no SMULL: ev_requant's (int64_t)acc * m is a libgcc __aeabi_lmul call plus 64-bit
- * shifts, about 100 instructions per output on the M0+, a third of a 64-input output's MACs. Its
- * only use at s > 32 is hi = floor(acc m / 2^32), which four 16 x 16 -> 32-bit MULS give exactly:
+ * adds and shifts, 60-100 instructions per output on the M0+, as much as a 16-input output's MACs.
+ * At s >= 32 (every linear in practice, and attention's s == 32) it needs only the top word of
+ * acc m and, at s == 32, the rounding bit below it, which four 16 x 16 -> 32-bit MULS give exactly:
  * with acc = ah 2^16 + al (ah = acc >> 16 signed, al unsigned < 2^16) and m = mh 2^16 + ml
  * (0 <= m < 2^31: mh < 2^15),
  *   acc m = p3 2^32 + (p1 + p2 + p0h) 2^16 + p0l,  p3 = ah mh, p1 = ah ml, p2 = al mh,
  *   p0 = al ml = p0h 2^16 + p0l,
- * each product fits 32 bits (|p1| < 2^31, p2 < 2^31, p0 < 2^32 unsigned), and since 0 <= p0l < 2^16
- * floor(acc m / 2^32) = p3 + floor(S / 2^16) with S = p1 + p2 + p0h; S itself can pass 2^31, so
- * it is split as (p1 >> 16) + ((p1 & 0xFFFF) + p2 + p0h) >> 16, the latter sum < 2^32 unsigned. */
-static inline int32_t ev__mulhi_v6m(int32_t acc, int32_t m)
+ * each product fits 32 bits (|p1| < 2^31, p2 < 2^31, p0 < 2^32 unsigned). S = p1 + p2 + p0h can
+ * pass 2^31, so it is split as p1 = (p1 >> 16) 2^16 + (p1 & 0xFFFF) and X = (p1 & 0xFFFF) + p2 + p0h
+ * (< 2^32 unsigned): acc m = (p3 + (p1 >> 16) + (X >> 16)) 2^32 + (X & 0xFFFF) 2^16 + p0l, so
+ *   hi = floor(acc m / 2^32) = p3 + (p1 >> 16) + (X >> 16)
+ * (0 <= p0l < 2^16 cannot carry) and bit 31 of the low word is bit 15 of X. Then, as ev_requant:
+ *   s > 32: (hi + 2^(s-33)) >> (s-32);  s == 32: (acc m + 2^31) >> 32 = hi + bit 31 of the low word. */
+static inline int32_t ev__requant_v6m(int32_t acc, int32_t m, int32_t s)
 {
     const int32_t ah = acc >> 16, mh = m >> 16;
     const uint32_t al = (uint32_t)acc & 0xFFFFu, ml = (uint32_t)m & 0xFFFFu;
     const uint32_t p0 = al * ml, p2 = al * (uint32_t)mh;
     const int32_t p1 = ah * (int32_t)ml, p3 = ah * mh;
-    return p3 + (p1 >> 16) + (int32_t)((((uint32_t)p1 & 0xFFFFu) + p2 + (p0 >> 16)) >> 16);
+    const uint32_t xs = ((uint32_t)p1 & 0xFFFFu) + p2 + (p0 >> 16);
+    const int32_t hi = p3 + (p1 >> 16) + (int32_t)(xs >> 16);
+    const int32_t v = s > 32 ? (hi + ((int32_t)1 << (s - 33))) >> (s - 32) : hi + (int32_t)((xs >> 15) & 1u);
+    return v < -128 ? -128 : v > 127 ? 127 : v;
 }
 #endif
 
@@ -52,10 +59,9 @@ static inline int8_t ev__nd_finish(uint32_t acc, int32_t m, int32_t s, const int
 {
     int32_t v;
 #if EV_KERNELS_V6M
-    if (s > 32) {   /* ev_requant's fast form, with hi from 32-bit multiplies */
-        v = (ev__mulhi_v6m((int32_t)acc, m) + ((int32_t)1 << (s - 33))) >> (s - 32);
-        v = v < -128 ? -128 : v > 127 ? 127 : v;
-    } else
+    if (s >= 32)
+        v = ev__requant_v6m((int32_t)acc, m, s);
+    else
 #endif
         v = ev_requant((int32_t)acc, m, s);
     return lut ? lut[v + 128] : (int8_t)v;
@@ -96,35 +102,48 @@ EV__PRIVATE void ev__t14_v6m(struct ev__t14 *a);
 #define ev__t14_tile ev__t14_v6m
 #endif
 
-/* One row against every channel, 4 at a time (ARMv7-M: the odd last row; ARMv6-M: every row). */
-static void ev__row_t14(const int8_t *xr, int in, int out, const int8_t *w, int ws,
-                        const int32_t *br, const int32_t *mult, const int8_t *shift, int qstep,
-                        const int8_t *lut, int8_t *yr)
+/* Rows against every channel, 4 channels at a time (ARMv7-M: the odd last row; ARMv6-M: every
+ * row). Channels outermost: a group's weight pointers and requantisation operands are set up once
+ * for all rows, which matters at the short reductions of attention and low-rank layers (16-32
+ * inputs), where that work is as long as the MACs. */
+static void ev__rows_t14(const int8_t *x, int xs, int rows, int in, int out, const int8_t *w,
+                         int ws, const int32_t *bias, int bs, const int32_t *mult,
+                         const int8_t *shift, int qstep, const int8_t *lut, int8_t *y, int ys)
 {
-    int o, c;
+    int o, c, n;
     for (o = 0; o < out; o += 4) {
-        int oc[4];
-        if (out - o <= 2) {
+        int oc[4], nc = out - o < 4 ? out - o : 4;
+        int32_t m[4], sh[4];
+        struct ev__t14 a;
+        if (nc <= 2) {
             /* 1 or 2 channels left: each costs about as much one at a time (the portable loop's
              * 5-7 instructions per MAC) as a 4-channel tile's pass (9 on ARMv7-M, 15 on ARMv6-M) */
-            for (c = o; c < out; c++) {
-                uint32_t a = br ? (uint32_t)br[c] : 0u;
-                a = ev__dot_tail(xr, w + (long)c * ws, in, a);
-                yr[c] = ev__nd_finish(a, mult[c * qstep], shift[c * qstep], lut);
+            for (n = 0; n < rows; n++) {
+                const int8_t *const xr = x + (long)n * xs;
+                const int32_t *const br = bias ? bias + (long)n * bs : 0;
+                for (c = o; c < out; c++) {
+                    uint32_t acc = br ? (uint32_t)br[c] : 0u;
+                    acc = ev__dot_tail(xr, w + (long)c * ws, in, acc);
+                    y[(long)n * ys + c] = ev__nd_finish(acc, mult[c * qstep], shift[c * qstep], lut);
+                }
             }
             break;
         }
-        struct ev__t14 a;
         for (c = 0; c < 4; c++) {
-            oc[c] = o + c < out ? o + c : out - 1;
+            oc[c] = c < nc ? o + c : out - 1;   /* 3 channels: the last one twice */
             a.w[c] = w + (long)oc[c] * ws;
+            m[c] = mult[oc[c] * qstep];
+            sh[c] = shift[oc[c] * qstep];
         }
-        ev__nd_init(br, oc, 4, a.acc);
-        a.x = xr;
-        a.n = in;
-        ev__t14_tile(&a);
-        for (c = 0; c < 4 && o + c < out; c++)
-            yr[o + c] = ev__nd_finish(a.acc[c], mult[(o + c) * qstep], shift[(o + c) * qstep], lut);
+        for (n = 0; n < rows; n++) {
+            int8_t *const yr = y + (long)n * ys + o;
+            ev__nd_init(bias ? bias + (long)n * bs : 0, oc, 4, a.acc);
+            a.x = x + (long)n * xs;
+            a.n = in;
+            ev__t14_tile(&a);
+            for (c = 0; c < nc; c++)
+                yr[c] = ev__nd_finish(a.acc[c], m[c], sh[c], lut);
+        }
     }
 }
 
@@ -167,10 +186,10 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
         }
     }
 #endif
-    for (; n < rows; n++)
-        ev__row_t14(x + (long)n * x_stride, in, out, w, w_stride,
-                    bias ? bias + (long)n * bias_row_stride : 0, mult, shift, qstep, lut,
-                    y + (long)n * y_stride);
+    if (n < rows)
+        ev__rows_t14(x + (long)n * x_stride, x_stride, rows - n, in, out, w, w_stride,
+                     bias ? bias + (long)n * bias_row_stride : 0, bias_row_stride, mult, shift,
+                     qstep, lut, y + (long)n * y_stride, y_stride);
 }
 
 #endif /* EV_KERNELS_V7M || EV_KERNELS_V6M */
