@@ -290,7 +290,8 @@ def main(argv=None):
         elif args.core == "cortex-m55":
             path = "MVE"
         elif args.core in ("cortex-m3", "cortex-m0plus"):
-            path = "1x4" if args.core == "cortex-m0plus" else "2x2"
+            one_row = " row " in label or label.startswith("linear 1x")   # ARMv7-M: 1 x 4 for one row
+            path = "1x4" if args.core == "cortex-m0plus" or one_row else "2x2"
         print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
               f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
     print(f"\nRow kernels, instructions per element ({la} vs {lb}, same run):\n")
