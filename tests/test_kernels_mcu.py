@@ -4,8 +4,9 @@ ev_gemm_nodsp.c), run under QEMU (mps2-an385), against edgeviz.intmath.
 
 One generated bare-metal program per build holds every case with its random data baked in; it
 prints each output over semihosting. It is built with the SMLAD/SXTB16 path (at -O2 and at -O0)
-and with -DEV_PORTABLE for the M7, and with the MVE path (-O2 and -O0) for the M55, and every
-build must equal intmath byte for byte. The M55 builds run the same cases, which also cover the
+and with -DEV_PORTABLE for the M7, with the MVE path (-O2 and -O0) for the M55, and for the M3
+(ARMv7-M tiles) and the M0+ (ARMv6-M tiles, -O2 and -O0), and every build must equal intmath byte
+for byte. The M55 builds run the same cases, which also cover the
 MVE path's block and tile splits (3-row tiles and 1-2 rows left, channel counts not a multiple
 of 4, inputs not a multiple of 16, shifts 32 / > 32 / mixed, per-row biases, LUTs). The linear shapes reach
 every code path of the DSP ev_linear_s8 (x blocks with streamed weights, x block + weight pair
@@ -482,7 +483,7 @@ def firmware(cases, tmp_path_factory):
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_kernels_on_cortex_m7_and_m55(cases, firmware, variant):
+def test_kernels_on_each_core(cases, firmware, variant):
     _, checks = cases
     got = harness.run(firmware(variant), core=VARIANTS[variant][2])
     bad = []
