@@ -5,11 +5,12 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
 
     .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
 
-The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7 and M33, their
-portable C path on the M0+ and M3, and on the M55 their Helium (MVE) path (the matrix kernels:
-linear, q.k, p.v; the row kernels: LayerNorm, softmax, add, LUT, transposition, token mean); CMSIS-NN per
-core: bench_kernels_cores.py (kernels), bench_tflm.py --parts (whole .tflite models). Instruction counts
-are not cycles: QEMU models no pipeline, caches, TCM, wait
+The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7 and M33, on the M3
+and M0+ their register-blocked matrix tiles for ARMv7-M (LDRSB + MLA) and ARMv6-M (Thumb-1)
+(ev_gemm_nodsp.c; the other kernels are the portable C there), and on the M55 their Helium (MVE) path
+(the matrix kernels: linear, q.k, p.v; the row kernels: LayerNorm, softmax, add, LUT, transposition,
+token mean); CMSIS-NN per core: bench_kernels_cores.py (kernels), bench_tflm.py --parts (whole .tflite
+models). Instruction counts are not cycles: QEMU models no pipeline, caches, TCM, wait
 states, multi-cycle multiplies (the M0+'s may take 32 cycles) or dual issue.
 """
 import json
@@ -37,7 +38,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ["cls-lowrank", "mean-3heads"]
 # one part per core, the M7 (the baseline) first
 PARTS = ["stm32f746", "rp2040", "stm32f103", "stm32f411", "stm32u585", "alif-e3"]
-PORTABLE = {"cortex-m0plus", "cortex-m3"}
+NODSP = {"cortex-m0plus": "ARMv6-M tiles", "cortex-m3": "ARMv7-M tiles"}
 MVE = {"cortex-m55"}
 
 
@@ -57,7 +58,7 @@ def measure(name: str, target: str) -> dict:
         val = api.validate(b, "emulator", xq, want)
     total = prof["end_to_end"]["median"]
     return {"model": name, "core": t.core, "target": target, "machine": meta["emulator"],
-            "kernels": "portable C" if t.core in PORTABLE else "MVE (Helium)" if t.core in MVE else "DSP (SMLAD)",
+            "kernels": NODSP[t.core] if t.core in NODSP else "MVE (Helium)" if t.core in MVE else "DSP (SMLAD)",
             "macs": c.info["macs"], "instructions": total, "macs_per_instr": c.info["macs"] / total,
             "bit_exact": f"{val['bit_exact']}/{val['n']}",
             "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}

@@ -6,6 +6,10 @@ instructions per element of the row kernels (softmax, LayerNorm, residual add, t
 M7 softmax and LayerNorm have a DSP path (ev_norm.c, ev_norm_m7.S) whose portable column is the C
 code it replaced (still the M0+/M3/host path), so "port./DSP" is the speed-up over the previous M7
 build; the M55 build has Helium versions (ev_norm_mve.c) and its +nomve build is that DSP path.
+With --core cortex-m3 / cortex-m0plus (QEMU mps2-an385, which runs ARMv6-M code too): the
+register-blocked tiles of the cores without DSP (ev_gemm_nodsp.c: ev_gemm_v7m.S, ev_gemm_v6m.S)
+against the portable C path (-DEV_PORTABLE) on the same core, same run; the row kernels are the same
+C in both builds there.
 
 The kernels run bare metal under QEMU mps2-an500 with -icount shift=0, where every instruction
 takes 1 ns of virtual time; SysTick on the processor clock (CLKSOURCE = 1) then counts
@@ -16,7 +20,7 @@ the kernel (widening, tails, requantisation, stores) and nothing outside it. Thi
 instruction count, not Cortex-M7 cycles: caches, TCM, flash wait states and dual issue are not
 modelled. Outputs are checked against edgeviz.intmath as a side effect.
 
-    python bench/bench_kernels.py [--core cortex-m7|cortex-m55]
+    python bench/bench_kernels.py [--core cortex-m7|cortex-m55|cortex-m3|cortex-m0plus]
 """
 from __future__ import annotations
 
@@ -214,7 +218,9 @@ def make_program(rng):
 
 # per core: the two builds compared, (column label, harness core, portable)
 BUILDS = {"cortex-m7": (("DSP", "cortex-m7", False), ("port.", "cortex-m7", True)),
-          "cortex-m55": (("MVE", "cortex-m55", False), ("DSP", "cortex-m55-nomve", False))}
+          "cortex-m55": (("MVE", "cortex-m55", False), ("DSP", "cortex-m55-nomve", False)),
+          "cortex-m3": (("v7M", "cortex-m3", False), ("port.", "cortex-m3", True)),
+          "cortex-m0plus": (("v6M", "cortex-m0plus", False), ("port.", "cortex-m0plus", True))}
 
 
 def measure(prog, expect, build, work: Path):
@@ -252,7 +258,8 @@ def linear_path(rows: int, k: int, buf: int = 384) -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--core", choices=sorted(BUILDS), default="cortex-m7",
-                    help="cortex-m7 (mps2-an500): DSP vs portable; cortex-m55 (mps3-an547): MVE vs DSP")
+                    help="cortex-m7 (mps2-an500): DSP vs portable; cortex-m55 (mps3-an547): MVE vs DSP; "
+                         "cortex-m3 / cortex-m0plus (mps2-an385): their tiles vs portable")
     args = ap.parse_args(argv)
     if harness.missing_tools():
         raise SystemExit(f"cannot run: {harness.missing_tools()}")
@@ -261,8 +268,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         ipt_d, dsp = measure(prog, expect, BUILDS[args.core][0], Path(tmp))
         ipt_p, port = measure(prog, expect, BUILDS[args.core][1], Path(tmp))
-    clock = ("expected 40: 1 ns per instruction, 25 MHz clock" if args.core == "cortex-m7" else
-             "expected 31.25: 1 ns per instruction, 32 MHz clock")
+    clock = ("expected 31.25: 1 ns per instruction, 32 MHz clock" if args.core == "cortex-m55" else
+             "expected 40: 1 ns per instruction, 25 MHz clock")
     print(f"SysTick calibration: {ipt_d:.3f} / {ipt_p:.3f} instructions per tick ({clock})")
     print(f"Instruction counts under QEMU -icount on {args.core} (not cycles); outputs equal intmath.\n")
     hdr = (f"{'kernel':32s} {'path':>6s} {'MACs':>8s} {la + ' insns':>11s} {la + ' MAC/insn':>13s} "
@@ -280,6 +287,9 @@ def main(argv=None):
             path = linear_path(rows, k)
         elif args.core == "cortex-m55":
             path = "MVE"
+        elif args.core in ("cortex-m3", "cortex-m0plus"):
+            one_row = " row " in label or label.startswith("linear 1x")   # ARMv7-M: 1 x 4 for one row
+            path = "1x4" if args.core == "cortex-m0plus" or one_row else "2x2"
         print(f"{label:32s} {path:>6s} {macs:8d} {di:11.0f} {macs / di:13.3f} {pi:12.0f} "
               f"{macs / pi:15.3f} {(macs / di) / (macs / pi):9.2f}x")
     what = ("softmax/LayerNorm's port. column is the C code the DSP path replaced"

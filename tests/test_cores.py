@@ -32,6 +32,8 @@ PART = {"cortex-m0plus": "rp2040", "cortex-m3": "stm32f103", "cortex-m4": "stm32
         "cortex-m33": "stm32u585", "cortex-m55": "alif-e3"}
 DSP = {"cortex-m0plus": False, "cortex-m3": False}        # every other core takes the SMLAD path,
 MVE = {"cortex-m55"}                                       # but the M55's matrix kernels are Helium
+# the cores without DSP take matrix tiles for their instruction set (ev_gemm_nodsp.c)
+TILES = {"cortex-m3": ("V7M", "ev__t22_v7m"), "cortex-m0plus": ("V6M", "ev__t14_v6m")}
 
 
 def _mcu_targets():
@@ -61,6 +63,8 @@ def test_each_core_compiles_the_kernels_path_it_has(name):
     r = subprocess.run(["arm-none-eabi-gcc", *t.cflags, "-dM", "-E", "-x", "c", str(kernels / "ev_kernels.h")],
                        capture_output=True, text=True, check=True)
     assert f"#define EV_KERNELS_DSP {int(DSP.get(t.core, True))}" in r.stdout
+    for core, (isa, _) in TILES.items():
+        assert f"#define EV_KERNELS_{isa} {int(t.core == core)}" in r.stdout
 
 
 def test_banks_must_be_contiguous(tmp_path, monkeypatch):
@@ -144,6 +148,8 @@ def test_each_core_is_bit_exact_on_its_emulator(core, name, tmp_path):
         assert "vmlava.s8" in asm and "<ev__mv32>:" in asm
     else:
         assert ("smlad" in asm) == DSP.get(core, True)
+    if core in TILES:
+        assert f"<{TILES[core][1]}>:" in asm
     if core == "cortex-m0plus":                                 # ARMv6-M: no divide instruction
         assert not re.search(r"\s[su]div\s", asm)
     xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])

@@ -1,10 +1,12 @@
-"""The kernels as built for the Cortex-M7, run under QEMU (mps2-an500), and for the Cortex-M55 with
-Helium, run under QEMU (mps3-an547), against edgeviz.intmath.
+"""The kernels as built for the Cortex-M7, run under QEMU (mps2-an500), for the Cortex-M55 with
+Helium, run under QEMU (mps3-an547), and for the Cortex-M3 and M0+ (their register-blocked tiles,
+ev_gemm_nodsp.c), run under QEMU (mps2-an385), against edgeviz.intmath.
 
 One generated bare-metal program per build holds every case with its random data baked in; it
 prints each output over semihosting. It is built with the SMLAD/SXTB16 path (at -O2 and at -O0)
-and with -DEV_PORTABLE for the M7, and with the MVE path (-O2 and -O0) for the M55, and every
-build must equal intmath byte for byte. The M55 builds run the same cases, which also cover the
+and with -DEV_PORTABLE for the M7, with the MVE path (-O2 and -O0) for the M55, and for the M3
+(ARMv7-M tiles) and the M0+ (ARMv6-M tiles, -O2 and -O0), and every build must equal intmath byte
+for byte. The M55 builds run the same cases, which also cover the
 MVE path's block and tile splits (3-row tiles and 1-2 rows left, channel counts not a multiple
 of 4, inputs not a multiple of 16, shifts 32 / > 32 / mixed, per-row biases, LUTs). The linear shapes reach
 every code path of the DSP ev_linear_s8 (x blocks with streamed weights, x block + weight pair
@@ -57,6 +59,11 @@ LINEAR_CASES = [
     # last one, 4-5-row blocks plus rows left to A/B, per-row biases, LUT, shifts <= 32, extremes
     (17, 768, 50, "plain"), (4, 416, 97, "lut"), (5, 320, 49, "row_bias"), (7, 1024, 3, "mixshift"),
     (9, 784, 48, "max"), (4, 640, 5, "min"),
+    # the M3 / M0+ tiles (ev_gemm_nodsp.c: 2 rows x 2 channels and 1 row x 4): row pairs with an odd
+    # last row, channel counts 1..3 past a multiple of 4 (the last channel repeated), inputs 1..3
+    # past the M3 loops' groups of 4 / 2, single inputs, a long single row, many channels
+    (1, 769, 37, "plain"), (17, 33, 577, "lut"), (2, 3, 9, "row_bias"), (15, 1, 6, "plain"),
+    (3, 129, 13, "nobias"), (16, 5, 3, "mixshift"), (13, 302, 7, "min"), (1, 2, 2, "max"),
 ]
 ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
 # multi-row attention (ev_attn_scores_rows / ev_attn_av_rows), (tokens, heads, dh, rows per call):
@@ -495,9 +502,10 @@ VARIANTS = {"dsp": (False, (), "cortex-m7"), "portable": (True, (), "cortex-m7")
             "dsp-O0": (False, O0, "cortex-m7"),
             "m55-mve": (False, (), "cortex-m55"), "m55-mve-O0": (False, O0, "cortex-m55"),
             # the other cores' machines with their targets' flags: the M4 and M33 build the DSP
-            # path, the M0+ (ARMv6-M, no divide) the portable one
+            # path, the M3 and M0+ their own tiles (ev_gemm_v7m.S, ev_gemm_v6m.S)
             "m4": (False, (), "cortex-m4"), "m33": (False, (), "cortex-m33"),
-            "m0plus": (False, (), "cortex-m0plus")}
+            "m3": (False, (), "cortex-m3"), "m0plus": (False, (), "cortex-m0plus"),
+            "m0plus-O0": (False, O0, "cortex-m0plus")}
 
 
 @pytest.fixture(scope="module")
@@ -539,6 +547,21 @@ def test_dsp_path_is_compiled_in(firmware):
     for variant in ("m4", "m33"):
         assert "smlad" in disasm(firmware(variant)), variant
     assert "smlad" not in disasm(firmware("m0plus"))
+
+
+def test_nodsp_paths_are_compiled_in(firmware):
+    """The M3 and M0+ builds take their own tiles (ev_gemm_v7m.S, ev_gemm_v6m.S), not the portable
+    loop alone nor any DSP instruction, and the M0+'s MAC loop calls nothing (no libgcc divide)."""
+    def disasm(elf):   # the ELF's attributes give objdump the architecture
+        return subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True,
+                              text=True, check=True).stdout
+    m3, m0 = disasm(firmware("m3")), disasm(firmware("m0plus"))
+    assert "<ev__t22_v7m>:" in m3 and "<ev__t14_v7m>:" in m3 and "<ev__t14_v6m>:" not in m3
+    assert "<ev__t14_v6m>:" in m0 and "<ev__t22_v7m>:" not in m0
+    for dis in (m3, m0):
+        assert "smlad" not in dis and "sxtb16" not in dis
+    t14 = m0.split("<ev__t14_v6m>:", 1)[1].split("\n\n", 1)[0]
+    assert "muls" in t14 and "ldrsb" in t14 and "\tbl\t" not in t14
 
 
 def test_mve_path_is_compiled_in(firmware):

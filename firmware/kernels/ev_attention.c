@@ -52,10 +52,16 @@ void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
+#if EV_KERNELS_V7M || EV_KERNELS_V6M
+    /* all the rows in one product: ev_gemm_nodsp.c's tiles load each key byte once for 2 rows */
+    int8_t s8 = (int8_t)s;   /* s <= 62 by contract */
+    ev__gemm(q, q_stride, rows, dh, n_keys, k, k_stride, 0, 0, &m, &s8, 0, 0, scores, s_stride);
+#else
     int r;
     for (r = 0; r < rows; r++)
         ev_attn_scores_row(q + (long)r * q_stride, k, k_stride, n_keys, dh, m, s,
                            scores + (long)r * s_stride);
+#endif
     EV_PART_LEAVE(pp);
 }
 

@@ -22,7 +22,7 @@
 
 #ifdef __ASSEMBLER__
 
-#if EV_KERNELS_DSP
+#if EV_KERNELS_DSP || EV_KERNELS_V7M || EV_KERNELS_V6M
 /* Every assembly routine: a hidden global Thumb function in a section of its own (so the
  * linker drops the unused ones), word aligned (ev__rk4 takes its chain's address with ADR). */
 .macro EV__FN_BEGIN name
@@ -37,7 +37,7 @@
 .macro EV__FN_END name
     .size \name, .-\name
 .endm
-#endif /* EV_KERNELS_DSP */
+#endif /* EV_KERNELS_DSP || EV_KERNELS_V7M || EV_KERNELS_V6M */
 
 #else /* C */
 
@@ -74,8 +74,8 @@ EV__PRIVATE void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in
  *   w row o at w + o * w_stride, bias NULL (0) or bias[n * bias_row_stride + o],
  *   m/s per channel when qstep == 1 or the same for all channels when qstep == 0.
  * ev_linear_s8 and ev_attn_scores_row (x = q, w = keys) are both this. The DSP build's is in
- * ev_linear.c; the portable one is ev__gemm_scalar. */
-#if EV_KERNELS_DSP
+ * ev_linear.c, the Cortex-M3 / M0+ builds' in ev_gemm_nodsp.c; the portable one is ev__gemm_scalar. */
+#if EV_KERNELS_DSP || EV_KERNELS_V7M || EV_KERNELS_V6M   /* the latter two: ev_gemm_nodsp.c */
 EV__PRIVATE void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                           const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
                           const int32_t *mult, const int8_t *shift, int qstep, const int8_t *lut,

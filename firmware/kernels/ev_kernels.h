@@ -40,6 +40,22 @@
 #define EV_KERNELS_MVE 0
 #endif
 
+/* 1: the cores without the DSP extension take register-blocked matrix kernels for their
+ * instruction set instead of the portable one-output-at-a-time loop (ev_gemm_nodsp.c): ARMv7-M
+ * (Cortex-M3: 2 rows x 2 channels of LDRSB + MLA, ev_gemm_v7m.S) and ARMv6-M / ARMv8-M Baseline
+ * (Cortex-M0+, M23: 1 row x 4 channels in Thumb-1 assembly, ev_gemm_v6m.S). Same sums, so the
+ * same bits. */
+#if defined(__ARM_ARCH_7M__) && !EV_KERNELS_DSP && !EV_KERNELS_MVE && !defined(EV_PORTABLE)
+#define EV_KERNELS_V7M 1
+#else
+#define EV_KERNELS_V7M 0
+#endif
+#if (defined(__ARM_ARCH_6M__) || defined(__ARM_ARCH_8M_BASE__)) && !defined(EV_PORTABLE)
+#define EV_KERNELS_V6M 1
+#else
+#define EV_KERNELS_V6M 0
+#endif
+
 #ifndef __ASSEMBLER__
 
 #include <stdint.h>
