@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +112,7 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int) -> int:
     todo = list({config_key(c): c for items in sets.values() for _, c in items
                  if config_key(c) not in cache["models"]}.values())
     # two builds at a time: gcc and QEMU each keep one core busy
-    with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1))) as pool:
+    with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1)), mp_context=get_context("spawn")) as pool:
         for i, (cfg, m) in enumerate(zip(todo, pool.map(measure, todo, [target] * len(todo)))):
             print(f"[{i + 1}/{len(todo)}] measured {config_key(cfg)}", file=sys.stderr, flush=True)
             cache["models"][config_key(cfg)] = m
