@@ -55,20 +55,22 @@ class InstructionModel:
     costs: dict[str, float]                  # 'op.kind' -> instructions per unit
     fitted_on: dict = field(default_factory=dict)   # provenance: models, steps, errors
 
+    def __post_init__(self) -> None:
+        # the ops the fit saw, once: step_instructions runs for every step of every candidate judged
+        self.fitted_ops = {k.split(".")[0] for k in self.costs if not k.startswith(POOLED)}
+
     def step_instructions(self, feats: dict[str, float]) -> float:
-        seen = {k.split(".")[0] for k in self.costs if not k.startswith(POOLED)}
         total = 0.0
         for key, v in feats.items():
             op = key.split(".")[0]
             if op == POOLED:
                 continue
-            cost_key = key if op in seen else f"{POOLED}.{key.split('.', 1)[1]}"
+            cost_key = key if op in self.fitted_ops else f"{POOLED}.{key.split('.', 1)[1]}"
             total += self.costs.get(cost_key, 0.0) * v
         return total
 
     def unseen_ops(self, steps: list[dict[str, float]]) -> list[str]:
-        seen = {k.split(".")[0] for k in self.costs}
-        return sorted({k.split(".")[0] for f in steps for k in f} - seen)
+        return sorted({k.split(".")[0] for f in steps for k in f} - self.fitted_ops - {POOLED})
 
     def to_dict(self) -> dict:
         return {"path": self.path, "costs": self.costs, "fitted_on": self.fitted_on}
