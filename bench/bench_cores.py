@@ -4,6 +4,11 @@ stands in for it (-icount: SysTick counts instructions), with the outputs checke
 the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image on mps2-an500).
 
     .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
+    .venv/bin/python bench/bench_cores.py --subnets 3      # the search's subnets: results/cores_subnets.json
+
+--subnets N: N subnets of the default search space (extracted from a supernet as `edgeviz search`
+exports them, tests/models.search_subnets) small enough for the smallest part (stm32f103, 20 KB
+SRAM), so the same subnet runs on every core.
 
 The kernels take their SMLAD/SXTB16 path (hand-written for the M7) on the M4, M7 and M33, on the M3
 and M0+ their register-blocked matrix tiles for ARMv7-M (LDRSB + MLA) and ARMv6-M (Thumb-1)
@@ -24,6 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
+from models import search_subnets  # noqa: E402  (tests/, on the path through bench_models)
 
 from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.backends.mcu import write_project  # noqa: E402
@@ -32,6 +38,7 @@ from edgeviz.model import ViT  # noqa: E402
 from edgeviz.project import compile_graph  # noqa: E402
 from edgeviz.quantize import quantize_image, run_int8  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
+from edgeviz.search.space import gene_summary  # noqa: E402
 from edgeviz.targets import load_target  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,10 +49,11 @@ NODSP = {"cortex-m0plus": "ARMv6-M tiles", "cortex-m3": "ARMv7-M tiles"}
 MVE = {"cortex-m55"}
 
 
-def measure(name: str, target: str) -> dict:
-    cfg = BENCH_CONFIGS[name]
-    torch.manual_seed(0)
-    model = ViT(cfg).eval()
+def measure(name: str, target: str, model: ViT | None = None) -> dict:
+    if model is None:
+        torch.manual_seed(0)
+        model = ViT(BENCH_CONFIGS[name]).eval()
+    cfg = model.cfg
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
     c = compile_graph(graph_from_vit(model), x, target)
     t = load_target(target)
@@ -64,23 +72,29 @@ def measure(name: str, target: str) -> dict:
             "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}
 
 
-def main(names):
+def main(names, subnets: dict | None = None, out: str = "cores.json"):
     rows = []
     for name in names:
         base = None
         for target in PARTS:
-            r = measure(name, target)
+            r = measure(name, target, (subnets or {}).get(name))
             base = base or r["instructions"]
             r["instructions_vs_m7"] = r["instructions"] / base
             rows.append(r)
             print(f"{name} on {target} ({r['core']}, {r['machine']}): {r['instructions']:,.0f} instructions, "
                   f"{r['macs_per_instr']:.3f} MACs/instruction, bit-exact {r['bit_exact']}", file=sys.stderr)
     print_markdown_table(rows)
-    write_text(RESULTS / "cores.json", json.dumps({
+    write_text(RESULTS / out, json.dumps({
         "note": "QEMU 7.2 -icount shift=0 instruction counts (SysTick), not cycles; outputs compared with the "
                 "int8 reference on 4 inputs; code_bytes = ELF flash minus weights",
         "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or DEFAULT)
+    args = sys.argv[1:]
+    if args[:1] == ["--subnets"]:
+        found = search_subnets("stm32f103", int(args[1]), seed=0, max_macs=6_000_000)
+        subnets = {gene_summary(cfg): m for cfg, m in found}
+        main(list(subnets), subnets, "cores_subnets.json")
+    else:
+        main(args or DEFAULT)
