@@ -36,7 +36,7 @@ def test_a_bad_latency_limit_is_one_line(text):
 
 def test_kernel_path_follows_the_core():
     assert [kernel_path(load_target(t)) for t in ("stm32f746", "stm32u585", "rp2040", "stm32f103", "alif-e3")] == \
-        ["dsp", "dsp", "portable", "portable", "helium"]
+        ["dsp", "dsp", "armv6m", "armv7m", "helium"]
 
 
 def test_attention_work_counts_softmax_scores():
@@ -69,7 +69,7 @@ def test_no_model_for_a_kernel_path_is_one_line(monkeypatch, tmp_path):
     load_model.cache_clear()
     monkeypatch.setattr("edgeviz.backends.mcu_latency.model_file", lambda path: tmp_path / f"{path}.json")
     try:
-        with pytest.raises(EdgevizError, match="no instruction model for the portable kernels of rp2040"):
+        with pytest.raises(EdgevizError, match="no instruction model for the armv6m kernels of rp2040"):
             plan_config(ViTConfig(img_size=8, patch=4, embed=8, heads=1, depth=1), "rp2040", latency=True)
     finally:
         load_model.cache_clear()

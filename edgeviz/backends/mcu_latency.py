@@ -4,7 +4,7 @@ Every op says what it does per inference by kind (`Op.work`: MACs, output elemen
 softmax scores). The model gives each (op, kind) pair an instruction cost, fitted by non-negative
 least squares, relative to the step, over the per-step instruction counts of builds profiled on the
 emulator (`bench/bench_latency.py` measures them and writes the fit). One model per kernel path,
-since the path decides the instructions: portable C (ARMv6-M / ARMv7-M), DSP (the SMLAD kernels
+since the path decides the instructions: the ARMv6-M and ARMv7-M tiles, DSP (the SMLAD kernels
 of the M4, M7, M33) and Helium (the M55). An op the fit never saw takes the pooled costs of all ops.
 
 Seconds are instructions at one cycle each over the target's clock: the emulator counts
@@ -28,15 +28,19 @@ from ..passes import Step
 from ..resources import data_dir
 from ..targets import Target
 
-PORTABLE_CORES = {"cortex-m0", "cortex-m0plus", "cortex-m3"}
+# the cores without the DSP extension run matrix tiles written for their instruction set
+# (firmware/kernels/ev_gemm_nodsp.c): ARMv6-M (Thumb-1) and ARMv7-M cost differently
+ARMV6M_CORES = {"cortex-m0", "cortex-m0plus", "cortex-m1"}
+ARMV7M_CORES = {"cortex-m3"}
 HELIUM_CORES = {"cortex-m55", "cortex-m85"}
 POOLED = "*"                       # the costs of every op together, for ops the fit never saw
 
 
 def kernel_path(target: Target) -> str:
-    """Which kernels the firmware compiles for the target's core: 'portable', 'dsp' or 'helium'."""
+    """Which kernels the firmware compiles for the target's core: 'armv6m', 'armv7m', 'dsp' or 'helium'."""
     core = str(target.raw.get("core", ""))
-    return "portable" if core in PORTABLE_CORES else "helium" if core in HELIUM_CORES else "dsp"
+    return ("armv6m" if core in ARMV6M_CORES else "armv7m" if core in ARMV7M_CORES
+            else "helium" if core in HELIUM_CORES else "dsp")
 
 
 def step_work(step: Step, g: Graph) -> dict[str, float]:
