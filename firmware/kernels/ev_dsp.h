@@ -96,6 +96,25 @@ static inline void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int
  * take; in the MVE build ev_eltwise.c's transposition, for strides longer than Helium's. */
 EV__PRIVATE uint32_t ev__isqrt64(uint64_t v);
 #if EV_KERNELS_DSP
+/* floor(sqrt(v)) for the DSP and Helium LayerNorms: below 2^32 Newton's integer iteration with
+ * UDIV (about 30 instructions where ev__isqrt64's digit loop takes ~150) from 2^ceil(bits / 2) >
+ * sqrt(v), which decreases strictly until it reaches the floor and then stops decreasing; larger v
+ * go to ev__isqrt64. Inline: one call per row, and each row kernel keeps its registers. */
+static inline uint32_t ev__isqrt_udiv(uint64_t v)
+{
+    uint32_t v32 = (uint32_t)v, root, next;
+    if (v >> 32)
+        return ev__isqrt64(v);
+    if (v32 < 2)
+        return v32;
+    root = (uint32_t)1 << ((33 - __builtin_clz(v32)) >> 1);   /* <= 2^16: root + v / root fits */
+    for (;;) {
+        next = (root + v32 / root) >> 1;
+        if (next >= root)
+            return root;
+        root = next;
+    }
+}
 EV__PRIVATE void ev__layernorm_s8_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
                                     const int64_t *b, int64_t eps, int8_t *y, int y_stride);
 #endif

@@ -115,24 +115,6 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
 #define EV__SM_RECIP_LIMIT (1u << 24)
 #define EV__SM_RECIP_MIN_LEN 8
 
-/* floor(sqrt(v)): Newton's integer iteration from 2^ceil(bits/2) > sqrt(v), which decreases
- * strictly until it reaches the floor and then stops decreasing; v >= 2^32 goes to ev__isqrt64. */
-static uint32_t ev__isqrt_udiv(uint64_t v)
-{
-    uint32_t v32 = (uint32_t)v, root, next;
-    if (v >> 32)
-        return ev__isqrt64(v);
-    if (v32 < 2)
-        return v32;
-    root = (uint32_t)1 << ((33 - __builtin_clz(v32)) >> 1);   /* <= 2^16: root + v / root fits */
-    for (;;) {
-        next = (root + v32 / root) >> 1;
-        if (next >= root)
-            return root;
-        root = next;
-    }
-}
-
 void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {

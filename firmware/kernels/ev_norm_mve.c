@@ -43,25 +43,6 @@
 /* widest LayerNorm row the vector path takes: (C x - S) 2^12 must fit int32 (see above) */
 #define EV__LN_MVE_MAX_C 2048
 
-/* floor(sqrt(v)) for v < 2^32 by Newton's iteration from a power of two >= the root (UDIV: about
- * 30 instructions where ev__isqrt64's digit loop takes ~150); larger v go to ev__isqrt64. From a
- * start >= floor(sqrt(v)) the integer iteration decreases strictly until it reaches the floor. */
-static uint32_t ev__isqrt_newton(uint64_t v)
-{
-    uint32_t v32 = (uint32_t)v, x, y;
-    if (v >> 32)
-        return ev__isqrt64(v);
-    if (v32 == 0)
-        return 0;
-    x = (uint32_t)1 << ((33 - __builtin_clz(v32)) >> 1);   /* 2^ceil(bits / 2) > sqrt(v) */
-    for (;;) {
-        y = (x + v32 / x) >> 1;                            /* x <= 2^16: no overflow */
-        if (y >= x)
-            return x;
-        x = y;
-    }
-}
-
 void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
 {
@@ -96,7 +77,7 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
             : [c] "r"(c)
             : "q0", "lr", "memory");
         /* sum_i (C x_i - S)^2 / C = C Q - S^2 exactly (>= 0, <= 2^36 at C = 2048) */
-        sigma = ev__isqrt_newton((uint64_t)((int64_t)c * sumsq - (int64_t)sum * sum) + (uint64_t)eps);
+        sigma = ev__isqrt_udiv((uint64_t)((int64_t)c * sumsq - (int64_t)sum * sum) + (uint64_t)eps);
         if (sigma == 0)
             sigma = 1;   /* constant row without eps: d == 0, any sigma gives 0 */
         inv = 0x80000000u / sigma;
