@@ -9,7 +9,8 @@ kernel path's shipped model (firmware/kernels/instructions-<path>.json). Measure
 in results/latency_measured-<target>.json under a digest of the firmware sources, so an interrupted
 run resumes and a kernel change measures everything again.
 
-    .venv/bin/python bench/bench_latency.py [--target stm32f746] [--fit-models 12] [--check-models 6] [--write]
+    .venv/bin/python bench/bench_latency.py [--target stm32f746] [--fit-models 12] [--check-models 6]
+        [--finalists N] [--write]
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def kernels_digest() -> str:
     return h.hexdigest()[:16]
 
 
-def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int) -> int:
+def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finalists: int | None = None) -> int:
     t = load_target(target)
     cache_file = RESULTS / f"latency_measured-{target}.json"
     kernels = kernels_digest()
@@ -108,7 +109,7 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int) -> int:
     sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target)],
             "check": [("subnet", c) for c in subnets(n_check, 2, target)]
             + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
-            + search_finalists(target)}
+            + search_finalists(target)[:n_finalists]}
     todo = list({config_key(c): c for items in sets.values() for _, c in items
                  if config_key(c) not in cache["models"]}.values())
     # two builds at a time: gcc and QEMU each keep one core busy
@@ -159,5 +160,6 @@ if __name__ == "__main__":
     ap.add_argument("--check-models", type=int, default=6)
     ap.add_argument("--write", action="store_true", help="store the fit as the kernel path's shipped model")
     ap.add_argument("--jobs", type=int, default=2, help="models built and run at a time")
+    ap.add_argument("--finalists", type=int, default=None, help="check on the first N finalists only (default: all)")
     a = ap.parse_args()
-    sys.exit(main(a.target, a.fit_models, a.check_models, a.write, a.jobs))
+    sys.exit(main(a.target, a.fit_models, a.check_models, a.write, a.jobs, a.finalists))

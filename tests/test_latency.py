@@ -7,6 +7,7 @@ import pytest
 import torch
 from models import CONFIGS
 
+from edgeviz.backends import fpga
 from edgeviz.backends.mcu import write_project
 from edgeviz.backends.mcu_latency import InstructionModel, fit, kernel_path, load_model, step_work
 from edgeviz.errors import EdgevizError
@@ -16,9 +17,11 @@ from edgeviz.model import ViT, ViTConfig
 from edgeviz.project import compile_graph
 from edgeviz.runner import api
 from edgeviz.search.budget import parse_duration
+from edgeviz.search.judge import Judge
 from edgeviz.targets import load_target
 
 from conftest import need
+from test_search_doubles import PlannerTestDouble
 
 
 @pytest.mark.parametrize("text,seconds", [("50ms", 0.05), ("50 ms", 0.05), ("0.05s", 0.05), ("500us", 5e-4),
@@ -99,3 +102,18 @@ def test_shipped_models_are_well_formed():
         assert isinstance(m, InstructionModel) and m.path == path
         assert all(v >= 0 for v in m.costs.values()) and m.costs.get("linear.macs", 0) > 0
         assert json.loads(json.dumps(m.to_dict())) == m.to_dict()
+
+
+def test_a_planner_without_latency_under_a_latency_limit_is_one_line():
+    judge = Judge(PlannerTestDouble(), budget=1 << 20, latency_limit=0.05)
+    with pytest.raises(EdgevizError, match="gives no latency estimate, so --latency cannot be judged"):
+        judge.why_not(ViTConfig(img_size=8, patch=4, embed=16, heads=2, depth=1))
+
+
+def test_the_fpga_backend_chooses_its_reuse_factor_once_per_lowering(monkeypatch):
+    calls = []
+    choose = fpga.choose_reuse
+    monkeypatch.setattr(fpga, "choose_reuse", lambda *a, **k: calls.append(1) or choose(*a, **k))
+    low = lower_config(ViTConfig(img_size=16, patch=8, embed=32, heads=2, depth=1), "zcu102")
+    assert low.backend.fit(low) == "" and low.backend.latency(low)["seconds"] > 0
+    assert len(calls) == 1

@@ -7,7 +7,7 @@ candidate schedules); the jobs in `edgeviz.project` then ask it to emit, analyze
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import EdgevizError
@@ -26,6 +26,8 @@ class Lowered:
     plan: Plan
     target: Target
     backend: "Backend"
+    # what the backend worked out about this lowering once and is asked again (fit, then latency)
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def weights_bytes(self) -> int:

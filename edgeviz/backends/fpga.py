@@ -47,9 +47,11 @@ def _reuse(reuse, reuse_file):
 
 def best_estimate(low):
     """(reuse factor, per-node factors, estimate) of the fastest design that fits, else of the largest
-    factor tried (which does not fit)."""
-    banks, _ = assign_banks(low.plan)
-    return choose_reuse(low.schedule, banks, low.target, check=False)
+    factor tried (which does not fit). Worked out once per lowering: the search asks fit and latency."""
+    if "best_estimate" not in low.memo:
+        banks, _ = assign_banks(low.plan)
+        low.memo["best_estimate"] = choose_reuse(low.schedule, banks, low.target, check=False)
+    return low.memo["best_estimate"]
 
 
 class FpgaBackend(Backend):

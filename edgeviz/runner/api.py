@@ -43,8 +43,15 @@ PARTS_CFLAGS = "-DEV_PROFILE_PARTS"
 
 def port_lock_file(port: str) -> Path:
     """The lock file two edgeviz processes share for one port: a device path by the file it resolves to
-    (a /dev/serial/by-id link and /dev/ttyACM0 are one port), a URL as written."""
-    key = port if "://" in port else os.path.realpath(port)
+    (a /dev/serial/by-id link and /dev/ttyACM0 are one port), a URL as written, except that its
+    scheme and host are case-blind and localhost is 127.0.0.1."""
+    if "://" in port:
+        scheme, _, rest = port.partition("://")
+        host, sep, tail = rest.partition(":")
+        host = "127.0.0.1" if host.lower() == "localhost" else host.lower()
+        key = f"{scheme.lower()}://{host}{sep}{tail}"
+    else:
+        key = os.path.realpath(port)
     return Path(tempfile.gettempdir()) / f"edgeviz-port-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
 
 

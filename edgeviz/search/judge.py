@@ -93,6 +93,10 @@ class Judge:
             return f"flash {format_size(r.flash)} > limit {format_size(self.flash_limit)}"
         if self.mac_limit is not None and r.macs > self.mac_limit:
             return f"{r.macs} MACs > limit {self.mac_limit}"
+        if self.latency_limit is not None and getattr(r, "latency_s", None) is None:
+            raise EdgevizError("the search's planner gives no latency estimate, so --latency cannot be judged: "
+                               "use a planner that reports latency_s (edgeviz.search.judge.production_planner(..., "
+                               "latency=True)) or leave out --latency")
         if self.latency_limit is not None and r.latency_s > self.latency_limit:
             return f"estimated latency {format_duration(r.latency_s)} > limit {format_duration(self.latency_limit)}"
         return ""
