@@ -214,3 +214,33 @@ def test_search_under_a_latency_limit_on_an_fpga(searched, tmp_path, capsys):
     j = json.loads(capsys.readouterr().out)
     est = plan_config(ViTConfig.from_dict(j["config"]), "zcu102", sram_budget=8192, latency=True).latency_s
     assert j["latency_limit_s"] == 0.005 and j["latency_estimate_s"] == est <= 0.005
+
+
+@pytest.mark.qemu
+def test_search_under_a_latency_limit_on_an_mcu_runs_within_it(searched, tmp_path, capsys):
+    """On an MCU, --latency bounds the instruction model's estimate at the part's clock; the result,
+    built and run on the emulator, takes fewer instructions than the limit allows (one a cycle), and
+    the limit binds: without it the search takes a slower subnet."""
+    from conftest import need
+    from edgeviz.cli import main
+    from edgeviz.targets import load_target
+
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    out, _, space = searched
+    base = ["search", "--budget", "8KB", "--space", str(space), "--supernet", str(out / "supernet.pt"),
+            "--population", "6", "--generations", "2", "--json", "--no-progress", "--finalists", "0",
+            "--target", "stm32f746"]
+    assert main(base + ["-o", str(tmp_path / "free"), "--latency", "10ms"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    limit = 0.3e-3
+    assert free["latency_estimate_s"] > limit           # so 0.3 ms binds
+    assert main(base + ["-o", str(tmp_path / "s"), "--latency", "0.3ms"]) == 0
+    j = json.loads(capsys.readouterr().out)
+    assert j["latency_limit_s"] == limit and j["latency_estimate_s"] <= limit and j["config"] != free["config"]
+    assert main(["build", str(tmp_path / "s"), "--target", "stm32f746", "-o", str(tmp_path / "b")]) == 0
+    capsys.readouterr()
+    assert main(["profile", str(tmp_path / "b"), "--port", "emulator", "-n", "1", "--json"]) == 0
+    instructions = json.loads(capsys.readouterr().out)["end_to_end"]["median"]
+    seconds = instructions / load_target("stm32f746").clock_hz
+    assert seconds <= limit, (seconds, j["latency_estimate_s"])
