@@ -78,9 +78,24 @@ def session(build_dir, port: str, *, timeout: float = 1.0, retries: int = 3, ima
                                                                f"to finish and try again"))
             dev = Device(open_port(port, timeout), name=f"device on {port}", timeout=timeout, retries=retries)
         stack.callback(dev.close)
-        info = dev.info()
+        info = _first_info(dev, emu if port == EMULATOR_PORT else None)
         check_model(build, info, dev.name)
         yield build, dev, info
+
+
+# A booting emulator on a busy machine (a megabyte image, other jobs on every core) may take several
+# seconds to answer; while QEMU is alive, the first INFO is asked again up to this long.
+EMULATOR_BOOT_SECONDS = 30.0
+
+
+def _first_info(dev: Device, emu: Emulator | None):
+    deadline = time.monotonic() + EMULATOR_BOOT_SECONDS
+    while True:
+        try:
+            return dev.info()
+        except EdgevizError as e:
+            if emu is None or emu.dead() or time.monotonic() > deadline or "no reply within" not in str(e):
+                raise
 
 
 def _input_bytes(build: Build, x) -> bytes:
