@@ -87,14 +87,17 @@ static void unreset(uint32_t bits)
  * the PLL does not lock the core runs from the crystal at 12 MHz. */
 static void clocks(void)
 {
+    /* Off the crystal and the PLL first: after a reset through AIRCR (board_reset) they may still
+     * be running and feeding clk_sys. Both muxes are glitchless. */
     CLK_SYS_RESUS_CTRL = 0;
-    REG(XOSC_CTRL) = 0xAA0u;
-    XOSC_STARTUP = (XOSC_HZ / 1000u + 255u) / 256u;         /* 1 ms */
-    SET(XOSC_CTRL) = 0xFABu << 12;
-    if (!ev_wait_bits(&XOSC_STATUS, 1u << 31, 1u << 31, WAIT_LIMIT)) return;
-
-    CLR(CLK_SYS_CTRL) = 1u;                                 /* clk_sys from clk_ref (glitchless) */
+    CLR(CLK_SYS_CTRL) = 1u;                                 /* clk_sys from clk_ref */
     if (!ev_wait_bits(&CLK_SYS_SELECTED, 0xFFFFFFFFu, 1u, WAIT_LIMIT)) return;
+    CLR(CLK_REF_CTRL) = 3u;                                 /* clk_ref from ROSC */
+    if (!ev_wait_bits(&CLK_REF_SELECTED, 0xFFFFFFFFu, 1u, WAIT_LIMIT)) return;
+
+    XOSC_STARTUP = (XOSC_HZ / 1000u + 255u) / 256u;         /* 1 ms */
+    REG(XOSC_CTRL) = 0xAA0u | (0xFABu << 12);
+    if (!ev_wait_bits(&XOSC_STATUS, 1u << 31, 1u << 31, WAIT_LIMIT)) return;
     REG(CLK_REF_CTRL) = (REG(CLK_REF_CTRL) & ~3u) | 2u;     /* clk_ref from XOSC */
     if (!ev_wait_bits(&CLK_REF_SELECTED, 0xFFFFFFFFu, 1u << 2, WAIT_LIMIT)) return;
     core_hz = XOSC_HZ;

@@ -59,6 +59,7 @@ static uint32_t pclk_hz = 8000000u;         /* the USART's bus clock */
 #define SR_TXE (1u << 7)
 
 #define WAIT_LIMIT 1000000u
+#define HSE_WAIT_LIMIT 100000u              /* ~0.1 s on HSI: a crystal starts within a few ms */
 
 const char board_name[] = "stm32f103";
 
@@ -70,7 +71,7 @@ static int hse_start(uint32_t bypass)
     if (!ev_wait_bits(&RCC_CR, CR_HSERDY, 0, WAIT_LIMIT)) return 0;
     RCC_CR = (RCC_CR & ~CR_HSEBYP) | bypass;
     RCC_CR |= CR_HSEON;
-    if (ev_wait_bits(&RCC_CR, CR_HSERDY, CR_HSERDY, WAIT_LIMIT)) return 1;
+    if (ev_wait_bits(&RCC_CR, CR_HSERDY, CR_HSERDY, HSE_WAIT_LIMIT)) return 1;
     RCC_CR &= ~CR_HSEON;
     return 0;
 }

@@ -53,15 +53,16 @@ const char board_name[] = "stm32f411";
 
 static void clocks_100mhz(void)
 {
-    RCC_APB1ENR |= (1u << 28);                          /* PWREN (RM0383 RCC_APB1ENR) */
-    (void)RCC_APB1ENR;
-    PWR_CR = (PWR_CR & ~(3u << 14)) | (3u << 14);       /* voltage scale 1 (PLL still off) */
     RCC_CR |= CR_HSION;
     if (!ev_wait_bits(&RCC_CR, CR_HSIRDY, CR_HSIRDY, WAIT_LIMIT)) return;
     RCC_CFGR &= ~3u;                                    /* SYSCLK on HSI while the PLL is set up */
     if (!ev_wait_bits(&RCC_CFGR, 3u << 2, 0, WAIT_LIMIT)) return;
     RCC_CR &= ~CR_PLLON;
     if (!ev_wait_bits(&RCC_CR, CR_PLLRDY, 0, WAIT_LIMIT)) return;
+    RCC_APB1ENR |= (1u << 28);                          /* PWREN (RM0383 RCC_APB1ENR) */
+    (void)RCC_APB1ENR;
+    PWR_CR = (PWR_CR & ~(3u << 14)) | (3u << 14);       /* voltage scale 1: VOS changes only with
+                                                         * the PLL off */
     /* RCC_PLLCFGR (RM0383 "RCC PLL configuration register"): PLLM[5:0], PLLN[14:6], PLLP[17:16] (00 = /2), PLLSRC bit 22
      * (0 = HSI), PLLQ[27:24]; the other bits are reserved and kept.
      * HSI 16 MHz / M 8 = 2 MHz (VCO input 1-2 MHz); x N 100 = 200 MHz VCO; / P 2 = 100 MHz;
