@@ -1,6 +1,7 @@
 """Every Cortex-M core edgeviz builds for: targets as data (core, flags, the QEMU machine that stands
 in), `edgeviz targets`, the planner over a part's RAM banks, and each core's firmware bit-exact on its
 emulated machine against the int8 reference."""
+import importlib
 import json
 import re
 import subprocess
@@ -22,7 +23,6 @@ from edgeviz.project import compile_graph
 from edgeviz.quantize import quantize_image, run_int8
 from edgeviz.resources import data_dir
 from edgeviz.runner import api
-from edgeviz.runner import flash as flash_mod
 from edgeviz.targets import available_targets, load_target
 
 # QEMU 7.2's machine for each core (ARMv6-M code for the M0+ runs on the M3 machine)
@@ -180,7 +180,8 @@ def test_cli_profile_and_validate_boot_the_targets_machine(tmp_path, capsys, mon
     u5 = load_target("stm32u585")
     bare = targets_mod.Target(u5.name, u5.kind, u5.description, {k: v for k, v in u5.raw.items() if k != "board"},
                               u5.ram)
-    monkeypatch.setattr(flash_mod, "load_target", lambda name: bare)
+    # (edgeviz.runner re-exports the function flash(), which shadows the module of that name)
+    monkeypatch.setattr(importlib.import_module("edgeviz.runner.flash"), "load_target", lambda name: bare)
     rc = main(["flash", str(b)])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "no board layer yet" in err[0] and "--port emulator" in err[0], err
