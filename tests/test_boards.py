@@ -122,6 +122,8 @@ def test_a_model_links_for_the_part(name, tmp_path):
 
     sym = _symbols(elf)
     assert sym["__stack_top"] == ram0 + ram_n
+    # .data's initial values are copied from flash by the reset handler
+    assert flash0 + boot <= sym["__data_load"] and sym["__data_load"] + secs[".data"][1] <= flash0 + flash_n
     vec = _section(elf, ".isr_vector", tmp_path)
     sp, reset = int.from_bytes(vec[0:4], "little"), int.from_bytes(vec[4:8], "little")
     assert sp == ram0 + ram_n and reset == sym["Reset_Handler"] | 1
@@ -133,6 +135,7 @@ def test_a_model_links_for_the_part(name, tmp_path):
         # CRC-32 (polynomial 0x04C11DB7, initial 0xFFFFFFFF, no reflection, no final xor) of the first
         # 252 bytes, stored little-endian in the last 4: what the boot ROM checks before running it
         assert int.from_bytes(b2[-4:], "little") == _crc32_mpeg2(b2[:-4])
+        assert (flash0 + boot).to_bytes(4, "little") in b2             # it enters the vector table
         assert (tmp_path / "fw" / "fw.bin").read_bytes()[:boot] == b2
 
 
