@@ -36,7 +36,8 @@ static uint32_t apb1_hz = 16000000u;
 #define GPIOA_PUPDR REG(0x4002000Cu)
 #define GPIOA_AFRL REG(0x40020020u)
 
-/* USART2 at 0x40004400 (APB1); SR / DR / BRR / CR1 at 0x00 / 0x04 / 0x08 / 0x0C (RM0383 "USART register map") */
+/* USART2 at 0x40004400 (APB1); SR / DR / BRR / CR1 at 0x00 / 0x04 / 0x08 / 0x0C (RM0383 "USART
+ * register map") */
 #define USART_SR REG(0x40004400u)
 #define USART_DR REG(0x40004404u)
 #define USART_BRR REG(0x40004408u)
@@ -63,8 +64,8 @@ static void clocks_100mhz(void)
     (void)RCC_APB1ENR;
     PWR_CR = (PWR_CR & ~(3u << 14)) | (3u << 14);       /* voltage scale 1: VOS changes only with
                                                          * the PLL off */
-    /* RCC_PLLCFGR (RM0383 "RCC PLL configuration register"): PLLM[5:0], PLLN[14:6], PLLP[17:16] (00 = /2), PLLSRC bit 22
-     * (0 = HSI), PLLQ[27:24]; the other bits are reserved and kept.
+    /* RCC_PLLCFGR (RM0383 "RCC PLL configuration register"): PLLM[5:0], PLLN[14:6], PLLP[17:16]
+     * (00 = /2), PLLSRC bit 22 (0 = HSI), PLLQ[27:24]; the other bits are reserved and kept.
      * HSI 16 MHz / M 8 = 2 MHz (VCO input 1-2 MHz); x N 100 = 200 MHz VCO; / P 2 = 100 MHz;
      * / Q 5 = 40 MHz (USB / SDIO unused) */
     uint32_t fields = 0x3Fu | (0x1FFu << 6) | (3u << 16) | (1u << 22) | (0xFu << 24);
@@ -73,8 +74,9 @@ static void clocks_100mhz(void)
     if (!ev_wait_bits(&RCC_CR, CR_PLLRDY, CR_PLLRDY, WAIT_LIMIT)) return;
     FLASH_ACR = 3u | (1u << 8) | (1u << 9) | (1u << 10);
     if ((FLASH_ACR & 0xFu) != 3u) return;
-    /* RCC_CFGR (RM0383 "RCC clock configuration register"): HPRE[7:4] = 0 (AHB /1), PPRE1[12:10] = 100 (APB1 /2 = 50 MHz, its
-     * maximum), PPRE2[15:13] = 0 (APB2 /1 = 100 MHz); then SW[1:0] = 10 (PLL), SWS[3:2] follows */
+    /* RCC_CFGR (RM0383 "RCC clock configuration register"): HPRE[7:4] = 0 (AHB /1), PPRE1[12:10] =
+     * 100 (APB1 /2 = 50 MHz, its maximum), PPRE2[15:13] = 0 (APB2 /1 = 100 MHz); then SW[1:0] = 10
+     * (PLL), SWS[3:2] follows */
     RCC_CFGR = (RCC_CFGR & ~((0xFu << 4) | (7u << 10) | (7u << 13))) | (4u << 10);
     RCC_CFGR = (RCC_CFGR & ~3u) | 2u;
     if (ev_wait_bits(&RCC_CFGR, 3u << 2, 2u << 2, WAIT_LIMIT)) {
@@ -100,7 +102,8 @@ void board_init(void)
     USART_CR1 = 0;
     USART_CR2 = 0;
     USART_CR3 = 0;
-    /* oversampling by 16: BRR = f_PCLK1 / baud as mantissa.fraction in 12.4 (RM0383 "Fractional baud rate generation") */
+    /* oversampling by 16: BRR = f_PCLK1 / baud as mantissa.fraction in 12.4 (RM0383 "Fractional baud
+     * rate generation") */
     USART_BRR = (apb1_hz + 115200u / 2u) / 115200u;
     USART_CR1 = (1u << 13) | (1u << 3) | (1u << 2);     /* UE, TE, RE (RM0383 USART_CR1) */
 

@@ -107,7 +107,10 @@ static void clocks_160mhz(void)
     RCC_CFGR3 &= ~(7u << 4);
     RCC_CFGR2 = (RCC_CFGR2 & ~(0xFu | (7u << 4) | (7u << 8))) | 8u;
     RCC_CFGR1 |= 3u;
-    if (!ev_wait_bits(&RCC_CFGR1, 3u << 2, 3u << 2, WAIT_LIMIT)) return;
+    if (!ev_wait_bits(&RCC_CFGR1, 3u << 2, 3u << 2, WAIT_LIMIT)) {
+        RCC_CFGR2 &= ~0xFu;                                 /* still on MSIS: AHB / 1 again */
+        return;
+    }
     for (volatile uint32_t i = 0; i < 200u; i++) { }       /* > 1 us at 80 MHz */
     RCC_CFGR2 &= ~0xFu;
     core_hz = 160000000u;
