@@ -184,28 +184,45 @@ def test_edgeviz_build_links_the_board_image_beside_the_emulators(tmp_path, caps
     assert _crc32_mpeg2(image[:252]) == int.from_bytes(image[252:256], "little")
 
 
+# QEMU machines close enough to a part to boot its board image: (machine, its SRAM where it has less)
+EMULATED = {"stm32f411": ("netduinoplus2", None), "stm32f103": ("stm32vldiscovery", 8 << 10)}
+
+
 @pytest.mark.qemu
-def test_the_stm32f411_image_answers_on_an_emulated_stm32f4(tmp_path, monkeypatch):
-    """The one part layer QEMU can boot: its netduinoplus2 is an STM32F405, whose flash and SRAM sit
-    where the F411's do and whose USART2 is the same block at the same address. The board's own
-    fw.elf (startup, board_init, USART2 polling, the runtime) answers INFO and INFER bit-exact over
-    QEMU's second serial port. QEMU does not model the F4's RCC, GPIO or the DWT (reads as zero): the
-    clock set-up falls back to HSI after its bounded waits and the cycle counts are 0, so this checks
-    neither the clocks nor the pins nor the timing."""
+@pytest.mark.parametrize("name", sorted(EMULATED))
+def test_the_board_image_answers_on_a_similar_emulated_part(name, tmp_path, monkeypatch):
+    """QEMU models two relatives of the parts: netduinoplus2 is an STM32F405 (the F411's flash and SRAM
+    addresses, the same USART2 at the same address), stm32vldiscovery an STM32F100 (the F103's RCC,
+    GPIO and USART2 addresses, but 8 KB SRAM: the F103 image is relinked with that RAM and a 3 KB
+    stack). The board's own code (startup, board_init, USART2 polling) with the runtime answers INFO
+    and INFER bit-exact over the machine's second serial port. QEMU has no model of these parts' RCC
+    or GPIO (writes ignored, reads zero) nor of the DWT: the clock set-up falls back to the internal
+    oscillator after its bounded waits and the cycle counts are 0, so neither the clocks, the pins
+    nor the timing are checked here."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
+    machine, sram = EMULATED[name]
+    t = load_target(name)
     m = make("five-tokens", seed=3)
     x = inputs(m.cfg, 4, seed=4)
-    c = compile_graph(graph_from_vit(m), x, "stm32f411")
+    c = compile_graph(graph_from_vit(m), x, t)
     out = tmp_path / "b"
     write_project(c, out, "five-tokens", x)
+    elf = out / "firmware" / "fw.elf"
+    if sram:
+        fw = out / "firmware"
+        ld = fw / "boards" / t.board / "memory.ld"
+        ld.write_text(re.sub(r"(RAM\s+\(rwx\)\s*:\s*ORIGIN = 0x20000000, LENGTH = )\w+", rf"\g<1>{sram}", ld.read_text()))
+        assert f"LENGTH = {sram}" in ld.read_text()
+        elf = build_firmware(out / "model", t.board, tmp_path / "small", fw_dir=fw, arch_flags=t.cflags,
+                             stack_size=3072)
 
-    def netduino(elf, port, exe, machine):
-        return [exe, "-machine", "netduinoplus2", "-nographic", "-monitor", "none", "-kernel", str(elf),
+    def command(elf, port, exe, _machine):
+        return [exe, "-machine", machine, "-nographic", "-monitor", "none", "-kernel", str(elf),
                 "-serial", "null", "-serial", f"tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on"]
-    monkeypatch.setattr(qemu_mod, "qemu_command", netduino)
+    monkeypatch.setattr(qemu_mod, "qemu_command", command)
     xq = np.stack([quantize_image(c.graph, xi) for xi in x])
     want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
-    with qemu_mod.Emulator(out / "firmware" / "fw.elf", machine="netduinoplus2") as emu:
+    with qemu_mod.Emulator(elf, machine=machine) as emu:
         r = api.validate(out, emu.url, xq, want)
     assert r["bit_exact"] == len(xq), r["mismatched"]
