@@ -38,7 +38,10 @@ def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
                  "edgeviz/_data/firmware/kernels/ev_norm_mve.c", "edgeviz/_data/firmware/kernels/ev_eltwise_mve.c",
                  "edgeviz/_data/firmware/runtime/ev_runtime.c", "edgeviz/_data/firmware/boards/stm32f746/memory.ld",
                  "edgeviz/_data/firmware/boards/qemu_mps.h", "edgeviz/_data/firmware/boards/mps3-an547/memory.ld",
-                 "edgeviz/_data/targets/rp2040.toml",
+                 "edgeviz/_data/targets/rp2040.toml", "edgeviz/_data/firmware/boards/cortex_m.h",
+                 "edgeviz/_data/firmware/boards/rp2040/board.mk", "edgeviz/_data/firmware/boards/rp2040/boot2.S",
+                 "edgeviz/_data/firmware/boards/rp2040/boot2_crc.py",
+                 "edgeviz/_data/firmware/boards/nrf52840/memory.ld",
                  "edgeviz/_data/hls/ev_lib.h", "edgeviz/_data/targets/stm32f746.toml",
                  "edgeviz/search/spaces/default.toml"):
         assert must in names, must

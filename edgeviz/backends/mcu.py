@@ -199,7 +199,7 @@ def write_project(c: Compiled, out: Path, name: str, x_check: np.ndarray, module
                 elf = build_firmware(model_dir, board, fw / f"build-{board}", fw_dir=fw, arch_flags=tgt.cflags,
                                      flash_bytes=tgt.flash_bytes, ram_bytes=tgt.ram_bytes)
                 os.replace(elf, fw / elf_name)
-                for ext in (".bin", ".hex", ".map"):      # flashing tools want these beside the ELF
+                for ext in (".bin", ".hex", ".map", ".uf2"):   # flashing tools want these beside the ELF
                     if elf.with_suffix(ext).exists():
                         os.replace(elf.with_suffix(ext), (fw / elf_name).with_suffix(ext))
             # the facts of the image the target runs: the board's, else the emulator's

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import EdgevizError
@@ -38,8 +39,9 @@ def build_firmware(model_dir, board: str, out_dir, *, stack_size: int | None = N
         boards = sorted(p.parent.name for p in (fw / "boards").glob("*/board.c"))
         raise EdgevizError(f"no firmware board '{board}'; choose one of: {', '.join(boards)}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    # PYTHON: the interpreter running edgeviz, for a board's build-time helpers (the RP2040's boot2 CRC)
     cmd = ["make", "-C", str(fw), f"-j{jobs or os.cpu_count() or 2}", f"BOARD={board}", f"MODEL_DIR={model_dir}",
-           f"OUT={out_dir}"]
+           f"OUT={out_dir}", f"PYTHON={sys.executable}"]
     if stack_size is not None:
         cmd.append(f"STACK_SIZE={int(stack_size)}")
     if not kernels:

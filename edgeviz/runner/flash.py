@@ -52,8 +52,10 @@ def flash_command(tool: str, build: Build) -> list[str]:
         # -W: fail instead of waiting forever for a probe
         return ["pyocd", "flash", "-W", "-t", str(target.get("pyocd_target", build.target)), str(elf)]
     if tool == "openocd":
+        # one board file, or a list (an interface and a target file where OpenOCD has no board file)
         cfg = target.get("openocd_cfg", "board/stm32f746g-disco.cfg")
-        return ["openocd", "-f", cfg, "-c", f"program {elf} verify reset exit"]
+        files = [a for c in ([cfg] if isinstance(cfg, str) else cfg) for a in ("-f", str(c))]
+        return ["openocd", *files, "-c", f"program {elf} verify reset exit"]
     if tool == "st-flash":
         origin = int(target["flash"]["origin"])
         return ["st-flash", "--reset", "write", str(elf.with_suffix(".bin")), f"0x{origin:08x}"]

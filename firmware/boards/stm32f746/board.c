@@ -163,6 +163,8 @@ uint64_t board_counter(void)
 uint8_t board_counter_unit(void) { return EV_UNIT_CYCLES; }
 uint32_t board_counter_per_ms(void) { return core_hz / 1000u; }
 uint32_t board_clock_hz(void) { return core_hz; }
+/* SysTick on the processor clock (what kernels/ev_parts.h reads) ticks once per cycle. */
+uint64_t board_ticks_to_counter(uint64_t ticks) { return ticks; }
 
 int board_uart_getc(uint32_t timeout_ms)
 {
