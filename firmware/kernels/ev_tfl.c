@@ -27,10 +27,20 @@ static inline int32_t ev_tfl_rdbpot(int32_t x, int e)
     return (x >> e) + ((x & mask) > threshold);
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier, x * m * 2^(shift - 31) (shift > 0 a left shift), with the
- * shifts and masks of one multiplier worked out once (ev_tfl__mq_init) for a kernel's loop. */
+/* TFLite's MultiplyByQuantizedMultiplier, x * m * 2^(shift - 31) (shift > 0 a left shift), with one
+ * rounding instead of two. With x' = x << left, p = x' m and e = -shift > 0 (a right shift), the
+ * reference computes v = floor((p + 2^30) / 2^31), then v / 2^e to nearest, ties away from zero:
+ * floor((v + 2^(e-1)) / 2^e) for v >= 0, floor((v + 2^(e-1) - 1) / 2^e) for v < 0. Nested floor
+ * divisions by powers of two merge (floor((floor(n / A) + h) / B) = floor((n + hA) / AB) for integers),
+ * so the result is floor((p + k) / 2^(31 + e)) with k = 2^30 + 2^(30+e), less 2^31 where v < 0. v < 0
+ * only where p < 0, and where p < 0 but v == 0 both constants give 0; so the sign of p (of x' and m)
+ * picks k: one 64-bit multiply-add and one shift (e == 0: v itself). The saturating case of the
+ * doubling multiply (x' == m == INT32_MIN) cannot occur: |m| < 2^31 for every multiplier
+ * QuantizeMultiplier makes. tests/test_tflite.py holds this equal to tflmath's two roundings. The
+ * constants of one multiplier are worked out once (ev_tfl__mq_init) for a kernel's loop. */
 struct ev_tfl__mq {
-    int32_t m, mask, half;
+    int64_t kp, kn;
+    int32_t m;
     int left, right;
 };
 
@@ -39,14 +49,18 @@ static inline void ev_tfl__mq_init(struct ev_tfl__mq *q, int32_t m, int32_t shif
     q->m = m;
     q->left = shift > 0 ? shift : 0;
     q->right = shift > 0 ? 0 : -shift;
-    q->mask = (int32_t)(((uint32_t)1 << q->right) - 1);
-    q->half = q->mask >> 1;
+    q->kp = ((int64_t)1 << 30) + (q->right ? (int64_t)1 << (30 + q->right) : 0);
+    q->kn = q->kp - (q->right ? (int64_t)1 << 31 : 0);
 }
 
 static inline int32_t ev_tfl__mq(int32_t x, const struct ev_tfl__mq *q)
 {
-    const int32_t v = ev_tfl_srdhm((int32_t)((uint32_t)x << q->left), q->m);
-    return (v >> q->right) + ((v & q->mask) > q->half + (v < 0));    /* ev_tfl_rdbpot, masks at hand */
+    const int32_t xs = (int32_t)((uint32_t)x << q->left);
+    const int64_t p = (int64_t)xs * q->m + ((xs ^ q->m) < 0 ? q->kn : q->kp);
+    const int32_t hi = (int32_t)(p >> 32);
+    if (q->right)
+        return hi >> (q->right - 1);
+    return (int32_t)(((uint32_t)hi << 1) | ((uint32_t)p >> 31));
 }
 
 /* The same for a multiplier used once. */
@@ -553,6 +567,111 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
         } else {
             for (i5 = 0; i5 < d[5]; i5++)
                 t[i5 * so[5]] = s[i5 * si[5]];
+        }
+    }
+    EV_PART_LEAVE(pp);
+}
+
+/* MultiplyByQuantizedMultiplier for a small x (|x| < 2^(30 - left), m >= 0; the caller's domain
+ * guarantees it), in one SMMLAR: with x2 = x << (left + 1), SMMLAR(x2, m, a) = floor((a 2^32 + x2 m
+ * + 2^31) / 2^32) = floor((x' m + 2^30 + a 2^31) / 2^31), so a = 2^(e-1) (less one where x < 0) makes
+ * it ev_tfl__mq's floor((p + k) / 2^(31 + e)) before the shift by e (e == 0: a = 0, no shift).
+ * ev_tfl__sm holds m, left + 1, 2^(e-1), the negative-x mask and e. */
+struct ev_tfl__sm {
+    int32_t m, half, neg;
+    int l1, right;
+};
+
+static inline void ev_tfl__sm_init(struct ev_tfl__sm *q, int32_t m, int32_t shift)
+{
+    q->m = m;
+    q->l1 = (shift > 0 ? shift : 0) + 1;
+    q->right = shift > 0 ? 0 : -shift;
+    q->half = q->right ? (int32_t)1 << (q->right - 1) : 0;
+    q->neg = q->right ? -1 : 0;
+}
+
+static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if EV_KERNELS_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + (int64_t)acc * 4294967296LL + 2147483648LL) >> 32);
+#endif
+}
+
+#define EV_TFL__SM(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
+
+static inline int32_t ev_tfl__sat8(int32_t v)
+{
+#if EV_KERNELS_DSP
+    return __ssat(v, 8);
+#else
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+}
+
+/* A converter LayerNorm in one pass per row (edgeviz/ops/tfl_norm.py): the MEAN, SQUARED_DIFFERENCE,
+ * MEAN, table, MUL, MUL, ADD, MUL, ADD it replaces, each element through the same integer steps with
+ * the same roundings and clamps (all -128..127: the matcher fuses no fused activation). p: the
+ * parameters in tfl_norm.PARAMS order; tab: four 256-entry int32 tables (x's side of
+ * SQUARED_DIFFERENCE, t's side of ADD beta, u's and t2's sides of the last ADD), beta's side per
+ * channel, gamma - its zero point per channel; luts: the mean's table (DEQUANTIZE -> NEG -> QUANTIZE)
+ * and the variance's (ADD eps -> RSQRT). Every multiplier's input stays small (tfl_norm checks the
+ * bounds at import), so each requantisation is one SMMLAR (ev_tfl__sm). Each row is read three times
+ * and written once after its last read (so y may be x). */
+enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, LN_SQ_M, LN_SQ_SH, LN_SQ_YZP,
+       LN_SQ_LO, LN_SQ_HI, LN_M2_XZP, LN_M2_M, LN_M2_SH, LN_M2_YZP, LN_G_RZP, LN_G_M, LN_G_SH, LN_G_YZP, LN_G_LO,
+       LN_G_HI, LN_T_NZP, LN_T_RZP, LN_T_M, LN_T_SH, LN_T_YZP, LN_T_LO, LN_T_HI, LN_B_M, LN_B_SH, LN_B_YZP,
+       LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
+       LN_Y_YZP, LN_Y_LO, LN_Y_HI };
+
+void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
+                         int8_t *y)
+{
+    EV_PART_ENTER(pp, EV_PART_NORM);
+    const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
+    const int32_t *t_beta = tab + 1024, *gam = tab + 1024 + c;
+    const int8_t *lut_neg = luts + 128, *lut_r = luts + 384;
+    const int32_t m1_off = p[LN_M1_XZP] * c, m1_zp = p[LN_M1_YZP], sq_bzp = p[LN_SQ_BZP], sq_zp = p[LN_SQ_YZP];
+    const int32_t m2_off = p[LN_M2_XZP] * c, m2_zp = p[LN_M2_YZP], g_rzp = p[LN_G_RZP], g_zp = p[LN_G_YZP];
+    const int32_t t_nzp = p[LN_T_NZP], t_rzp = p[LN_T_RZP], t_zp = p[LN_T_YZP], b_zp = p[LN_B_YZP];
+    const int32_t u_xzp = p[LN_U_XZP], u_rzp = p[LN_U_RZP], u_zp = p[LN_U_YZP], y_zp = p[LN_Y_YZP];
+    struct ev_tfl__sm q_m1, q_sqb, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
+    int r, i;
+    ev_tfl__sm_init(&q_m1, p[LN_M1_M], p[LN_M1_SH]);
+    ev_tfl__sm_init(&q_sqb, p[LN_SQ_BM], p[LN_SQ_BSH]);
+    ev_tfl__sm_init(&q_sq, p[LN_SQ_M], p[LN_SQ_SH]);
+    ev_tfl__sm_init(&q_m2, p[LN_M2_M], p[LN_M2_SH]);
+    ev_tfl__sm_init(&q_g, p[LN_G_M], p[LN_G_SH]);
+    ev_tfl__sm_init(&q_t, p[LN_T_M], p[LN_T_SH]);
+    ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
+    ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
+    ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
+    for (r = 0; r < rows; r++) {
+        const int8_t *xr = x + r * c;
+        int8_t *yr = y + r * c;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        for (i = 0; i < c; i++)
+            s += xr[i];
+        mu = ev_tfl__sat8(EV_TFL__SM(s - m1_off, q_m1) + m1_zp);
+        xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
+        for (i = 0; i < c; i++) {
+            const int32_t d = t_sq[xr[i]] - xb;
+            s2 += ev_tfl__sat8(EV_TFL__SM(d * d, q_sq) + sq_zp);
+        }
+        var = ev_tfl__sat8(EV_TFL__SM(s2 - m2_off, q_m2) + m2_zp);
+        rv = lut_r[var] - g_rzp;
+        nv = lut_neg[mu] - t_nzp;
+        for (i = 0; i < c; i++) {
+            const int32_t rg = ev_tfl__sat8(EV_TFL__SM(rv * gam[i], q_g) + g_zp);
+            const int32_t t = ev_tfl__sat8(EV_TFL__SM(nv * (rg - t_rzp), q_t) + t_zp);
+            const int32_t t2 = ev_tfl__sat8(EV_TFL__SM(t_t[t] + t_beta[i], q_b) + b_zp);
+            const int32_t u = ev_tfl__sat8(EV_TFL__SM((xr[i] - u_xzp) * (rg - u_rzp), q_u) + u_zp);
+            yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SM(t_u[u] + t_t2[t2], q_y) + y_zp);
         }
     }
     EV_PART_LEAVE(pp);
