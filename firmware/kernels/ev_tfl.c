@@ -76,6 +76,48 @@ static inline int8_t ev_tfl_clamp(int32_t v, int32_t lo, int32_t hi)
     return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
+/* MultiplyByQuantizedMultiplier for a small x (|x| < 2^(30 - left), m >= 0; the caller's domain
+ * guarantees it), in one SMMLAR: with x2 = x << (left + 1), SMMLAR(x2, m, a) = floor((a 2^32 + x2 m
+ * + 2^31) / 2^32) = floor((x' m + 2^30 + a 2^31) / 2^31), so a = 2^(e-1) (less one where x < 0) makes
+ * it ev_tfl__mq's floor((p + k) / 2^(31 + e)) before the shift by e (e == 0: a = 0, no shift).
+ * ev_tfl__sm holds m, left + 1, 2^(e-1), the negative-x mask and e. */
+struct ev_tfl__sm {
+    int32_t m, half, neg;
+    int l1, right;
+};
+
+static inline void ev_tfl__sm_init(struct ev_tfl__sm *q, int32_t m, int32_t shift)
+{
+    q->m = m;
+    q->l1 = (shift > 0 ? shift : 0) + 1;
+    q->right = shift > 0 ? 0 : -shift;
+    q->half = q->right ? (int32_t)1 << (q->right - 1) : 0;
+    q->neg = q->right ? -1 : 0;
+}
+
+static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if EV_KERNELS_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + (int64_t)acc * 4294967296LL + 2147483648LL) >> 32);
+#endif
+}
+
+#define EV_TFL__SM(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
+
+static inline int32_t ev_tfl__sat8(int32_t v)
+{
+#if EV_KERNELS_DSP
+    return __ssat(v, 8);
+#else
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
+}
+
 /* round((double)acc * s), C's round() of an IEEE double product, in integers. s = m * 2^-sh with m
  * the double's 53-bit significand (0 for s == 0). The exact product P = |acc| m (< 2^85) is held in
  * two words; the double multiply keeps its top 53 bits, rounding to nearest even (q * 2^d); round()
@@ -441,23 +483,44 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
     struct ev_tfl__mq qa, qb, qy;
-    int32_t ta[256], tb[256];
-    int i0, i1, i2, i3, v;
+    struct ev_tfl__sm sy;
+    int32_t ta[256], tb[256], bound = 0;
+    int i0, i1, i2, i3, v, fast;
     ev_tfl__mq_init(&qa, p[0], p[1]);
     ev_tfl__mq_init(&qb, p[2], p[3]);
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
+    ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
     if (tables) {
+        int32_t ma = 0, mb = 0;
         for (v = -128; v < 128; v++) {
             ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
             tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
+            ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
+            mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
         }
+        bound = ma + mb;                      /* |xa +- xb| */
     }
+    /* the one-SMMLAR requantisation where the input provably fits it (ev_tfl__sm): ADD / SUB over
+     * tables, MUL of two int8 differences (|.| <= 255 * 255) */
+    fast = qy.m >= 0 && qy.left < 16 && ((kind == 2 && 255 * 255 < (1 << (30 - qy.left))) ||
+                         ((kind == 0 || kind == 1) && tables && bound < (1 << (30 - qy.left))));
     for (i0 = 0; i0 < dims[0]; i0++)
     for (i1 = 0; i1 < dims[1]; i1++)
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        if (kind == 2) {
+        if (fast && kind == 2) {
+            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
+                const int32_t d = (*ar - a_zp) * (*br - b_zp);
+                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
+            }
+        } else if (fast) {
+            const int32_t sign = kind == 0 ? 1 : -1;
+            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
+                const int32_t d = ta[*ar + 128] + sign * tb[*br + 128];
+                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
+            }
+        } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
         } else if (tables) {
@@ -482,15 +545,26 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_SOFTMAX);
+    int32_t e12[256];                 /* each exp already in Q12.19, from EV_TFL_TABLE_MIN elements on */
+    const int tabled = rows * len >= EV_TFL_TABLE_MIN;
     int r, i;
+    if (tabled)
+        for (i = 0; i < 256; i++)
+            e12[i] = ev_tfl_rdbpot(exp_table[i], 12);
     for (r = 0; r < rows; r++, x += len, y += len) {
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
         int headroom, exponent, it;
         uint32_t u;
         for (i = 0; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
-        for (i = 0; i < len; i++)
-            sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
+        if (tabled) {
+            const int32_t *e = e12 + 255 - mx;
+            for (i = 0; i < len; i++)
+                sum += e[x[i]];
+        } else {
+            for (i = 0; i < len; i++)
+                sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
+        }
         /* 1 / sum: normalise into [1, 2) and run gemmlowp's one_over_one_plus_x_for_x_in_0_1 */
         u = (uint32_t)sum;
         headroom = 0;
@@ -510,12 +584,25 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         }
         inv = inv > (1 << 30) - 1 ? INT32_MAX : inv < -((1 << 30) - 1) ? INT32_MIN : inv * 2;
         exponent = (12 - headroom) + 31 - 8;
-        for (i = 0; i < len; i++) {
-            const int32_t d = x[i] - mx;
-            if (d >= diff_min)
-                y[i] = ev_tfl_clamp(ev_tfl_rdbpot(ev_tfl_srdhm(inv, exp_table[255 + d]), exponent) - 128, -128, 127);
-            else
-                y[i] = -128;
+        if (inv >= 0 && exponent >= 1 && exponent <= 31) {
+            /* inv >= 0 and every exp >= 0: the doubling high multiply and the rounding shift by
+             * `exponent` merge into floor((inv e + 2^30 + 2^(30 + exponent)) / 2^(31 + exponent))
+             * (nested floor divisions; ev_tfl__mq), and an exp of 0 (below diff_min) gives 0 - 128 */
+            const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
+            const int32_t *e = exp_table + 255 - mx;
+            for (i = 0; i < len; i++) {
+                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * (uint32_t)e[x[i]] + k) >> 32);
+                const int32_t d = x[i] - mx;
+                y[i] = d >= diff_min ? ev_tfl_clamp((int32_t)(hi >> (exponent - 1)) - 128, -128, 127) : (int8_t)-128;
+            }
+        } else {
+            for (i = 0; i < len; i++) {
+                const int32_t d = x[i] - mx;
+                if (d >= diff_min)
+                    y[i] = ev_tfl_clamp(ev_tfl_rdbpot(ev_tfl_srdhm(inv, exp_table[255 + d]), exponent) - 128, -128, 127);
+                else
+                    y[i] = -128;
+            }
         }
     }
     EV_PART_LEAVE(pp);
@@ -543,6 +630,20 @@ void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
     int r, c;
+    if (ch == 1) {                        /* one table: four elements a turn */
+        const int8_t *t = luts + 128;
+        for (r = 0; r + 4 <= n; r += 4) {
+            const int8_t v0 = t[x[r]], v1 = t[x[r + 1]], v2 = t[x[r + 2]], v3 = t[x[r + 3]];
+            y[r] = v0;
+            y[r + 1] = v1;
+            y[r + 2] = v2;
+            y[r + 3] = v3;
+        }
+        for (; r < n; r++)
+            y[r] = t[x[r]];
+        EV_PART_LEAVE(pp);
+        return;
+    }
     for (r = 0; r < n / ch; r++)
         for (c = 0; c < ch; c++, x++, y++)
             *y = luts[c * 256 + *x + 128];
@@ -570,48 +671,6 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
         }
     }
     EV_PART_LEAVE(pp);
-}
-
-/* MultiplyByQuantizedMultiplier for a small x (|x| < 2^(30 - left), m >= 0; the caller's domain
- * guarantees it), in one SMMLAR: with x2 = x << (left + 1), SMMLAR(x2, m, a) = floor((a 2^32 + x2 m
- * + 2^31) / 2^32) = floor((x' m + 2^30 + a 2^31) / 2^31), so a = 2^(e-1) (less one where x < 0) makes
- * it ev_tfl__mq's floor((p + k) / 2^(31 + e)) before the shift by e (e == 0: a = 0, no shift).
- * ev_tfl__sm holds m, left + 1, 2^(e-1), the negative-x mask and e. */
-struct ev_tfl__sm {
-    int32_t m, half, neg;
-    int l1, right;
-};
-
-static inline void ev_tfl__sm_init(struct ev_tfl__sm *q, int32_t m, int32_t shift)
-{
-    q->m = m;
-    q->l1 = (shift > 0 ? shift : 0) + 1;
-    q->right = shift > 0 ? 0 : -shift;
-    q->half = q->right ? (int32_t)1 << (q->right - 1) : 0;
-    q->neg = q->right ? -1 : 0;
-}
-
-static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
-{
-#if EV_KERNELS_DSP
-    int32_t r;
-    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-#else
-    return (int32_t)(((int64_t)a * b + (int64_t)acc * 4294967296LL + 2147483648LL) >> 32);
-#endif
-}
-
-#define EV_TFL__SM(x, q) \
-    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
-
-static inline int32_t ev_tfl__sat8(int32_t v)
-{
-#if EV_KERNELS_DSP
-    return __ssat(v, 8);
-#else
-    return v < -128 ? -128 : v > 127 ? 127 : v;
-#endif
 }
 
 /* A converter LayerNorm in one pass per row (edgeviz/ops/tfl_norm.py): the MEAN, SQUARED_DIFFERENCE,
