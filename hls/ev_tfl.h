@@ -217,4 +217,39 @@ static inline void ev_tfl_copy(const ev_i8 *x, const int *d, const int *si, ev_i
     }
 }
 
+// A converter LayerNorm, one row at a time (edgeviz/ops/tfl_norm.py, ev_tfl.c's ev_tfl_layernorm_s8):
+// p in tfl_norm.PARAMS order; tab: four 256-entry int32 tables, beta's side and gamma per channel;
+// luts: the mean's and the variance's tables. Each output element is written after its row's reads.
+static inline void ev_tfl_layernorm(const ev_i8 *x, int rows, int c, const ev_i32 *p, const ev_i32 *tab,
+                                    const ev_i8 *luts, ev_i8 *y) {
+    for (int r = 0; r < rows; r++) {
+        const ev_i8 *xr = x + r * c;
+        ev_i8 *yr = y + r * c;
+        ev_i32 s = 0, s2 = 0;
+        for (int i = 0; i < c; i++) s += xr[i];
+        const ev_i32 mu = ev_tfl_clamp(ev_tfl_mbqm(s - p[0] * c, p[1], p[2]) + p[3], -128, 127);
+        const ev_i32 xb = ev_tfl_mbqm((mu - p[4]) * (1 << 7), p[5], p[6]);
+        for (int i = 0; i < c; i++) {
+#pragma HLS PIPELINE II=1
+            const ev_i32 d = tab[int(xr[i]) + 128] - xb;
+            s2 += ev_tfl_clamp(ev_tfl_mbqm(d * d, p[7], p[8]) + p[9], p[10], p[11]);
+        }
+        const ev_i32 var = ev_tfl_clamp(ev_tfl_mbqm(s2 - p[12] * c, p[13], p[14]) + p[15], -128, 127);
+        const ev_i32 rv = ev_i32(luts[256 + int(var) + 128]) - p[16];
+        const ev_i32 nv = ev_i32(luts[int(mu) + 128]) - p[22];
+        ln_row:
+        for (int i = 0; i < c; i++) {
+#pragma HLS PIPELINE II=1
+            const ev_i32 rg = ev_tfl_clamp(ev_tfl_mbqm(rv * tab[1024 + c + i], p[17], p[18]) + p[19], p[20], p[21]);
+            const ev_i32 t = ev_tfl_clamp(ev_tfl_mbqm(nv * (rg - p[23]), p[24], p[25]) + p[26], p[27], p[28]);
+            const ev_i32 t2 = ev_tfl_clamp(ev_tfl_mbqm(tab[256 + int(t) + 128] + tab[1024 + i], p[29], p[30]) + p[31],
+                                           p[32], p[33]);
+            const ev_i32 u = ev_tfl_clamp(ev_tfl_mbqm((ev_i32(xr[i]) - p[34]) * (rg - p[35]), p[36], p[37]) + p[38],
+                                          p[39], p[40]);
+            yr[i] = ev_tfl_clamp(ev_tfl_mbqm(tab[512 + int(u) + 128] + tab[768 + int(t2) + 128], p[41], p[42]) + p[43],
+                                 p[44], p[45]);
+        }
+    }
+}
+
 #endif

@@ -240,3 +240,35 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     want = np.stack([run_int8(g, x).reshape(-1) for x in xs])
     r = api.validate(tmp_path / "b", "emulator", xs, want)
     assert r["bit_exact"] == 3, r["mismatched"]
+
+
+# ------------------------------------------------------------------ the fused LayerNorm
+def test_converter_layernorms_are_fused_into_one_row_op():
+    """Every LayerNorm of the ViT fixtures becomes one tfl_layernorm node whose reference replays the
+    ops it replaced (so the numpy, C and HLS comparisons with LiteRT above cover it)."""
+    want = {"vit_relu": 4, "vit_sigmoid_gelu": 4, "vit_gelu": 5, "vit_keras_mha": 4, "vit_float_io": 4}
+    for name, n in want.items():
+        g = import_tflite(FIXTURES / f"{name}.tflite")
+        fused = [k for k in g.nodes if k.op == "tfl_layernorm"]
+        assert len(fused) == n and all(len(k.qattrs["nodes"]) >= 11 for k in fused)
+
+
+def test_one_rounding_equals_tflites_two():
+    """The C kernels' MultiplyByQuantizedMultiplier: floor((x' m + k) / 2^(31 + e)), k = 2^30 + 2^(30+e)
+    less 2^31 where x' m < 0 (ev_tfl__mq), and its SMMLAR form (ev_tfl__sm), against tflmath's doubly
+    rounded reference over random inputs, multipliers and shifts, the ties included."""
+    from edgeviz import tflmath
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        m = int(rng.integers(1 << 30, 1 << 31))
+        shift = int(rng.integers(-20, 3))
+        left, e = max(shift, 0), max(-shift, 0)
+        lim = 1 << (29 - left)
+        x = np.concatenate([rng.integers(-lim, lim, 500), np.arange(-40, 40)]).astype(np.int64)
+        want = tflmath.multiply_by_quantized_multiplier(x, m, shift)
+        p = (x << left) * m
+        k = (1 << 30) + ((1 << (30 + e)) if e else 0) - np.where((p < 0) & (e > 0), 1 << 31, 0)
+        assert np.array_equal((p + k) >> (31 + e), want)
+        a = ((1 << (e - 1)) if e else 0) + np.where((x < 0) & (e > 0), -1, 0)
+        smmlar = ((x << (left + 1)) * m + a * (1 << 32) + (1 << 31)) >> 32
+        assert np.array_equal(smmlar >> e, want)

@@ -19,6 +19,7 @@ from ..errors import EdgevizError
 from ..ir import Graph, Node
 from ..ops import OPS
 from ..ops.tfl_eltwise import BINARY
+from ..ops.tfl_norm import fuse_layernorms
 from . import litert
 from .flatbuffer import TflModel, TflOperator, TflTensor, read_tflite
 
@@ -115,6 +116,7 @@ class _Importer:
         for (n, r), lut in zip(self.tables, litert.element_tables(self.data, [r for _, r in self.tables])):
             n.qattrs["lut"] = lut
             self.check(n, self.m.operators[r[0][-1]])
+        fuse_layernorms(self.g)           # each converter LayerNorm as one row op (ops/tfl_norm.py)
         y = m.outputs[0]
         if self.t(y).dtype == "float32":          # a float interface: the last DEQUANTIZE's input is the output
             prod = [o for o in m.operators if y in o.outputs]

@@ -27,10 +27,20 @@ static inline int32_t ev_tfl_rdbpot(int32_t x, int e)
     return (x >> e) + ((x & mask) > threshold);
 }
 
-/* TFLite's MultiplyByQuantizedMultiplier, x * m * 2^(shift - 31) (shift > 0 a left shift), with the
- * shifts and masks of one multiplier worked out once (ev_tfl__mq_init) for a kernel's loop. */
+/* TFLite's MultiplyByQuantizedMultiplier, x * m * 2^(shift - 31) (shift > 0 a left shift), with one
+ * rounding instead of two. With x' = x << left, p = x' m and e = -shift > 0 (a right shift), the
+ * reference computes v = floor((p + 2^30) / 2^31), then v / 2^e to nearest, ties away from zero:
+ * floor((v + 2^(e-1)) / 2^e) for v >= 0, floor((v + 2^(e-1) - 1) / 2^e) for v < 0. Nested floor
+ * divisions by powers of two merge (floor((floor(n / A) + h) / B) = floor((n + hA) / AB) for integers),
+ * so the result is floor((p + k) / 2^(31 + e)) with k = 2^30 + 2^(30+e), less 2^31 where v < 0. v < 0
+ * only where p < 0, and where p < 0 but v == 0 both constants give 0; so the sign of p (of x' and m)
+ * picks k: one 64-bit multiply-add and one shift (e == 0: v itself). The saturating case of the
+ * doubling multiply (x' == m == INT32_MIN) cannot occur: |m| < 2^31 for every multiplier
+ * QuantizeMultiplier makes. tests/test_tflite.py holds this equal to tflmath's two roundings. The
+ * constants of one multiplier are worked out once (ev_tfl__mq_init) for a kernel's loop. */
 struct ev_tfl__mq {
-    int32_t m, mask, half;
+    int64_t kp, kn;
+    int32_t m;
     int left, right;
 };
 
@@ -39,14 +49,18 @@ static inline void ev_tfl__mq_init(struct ev_tfl__mq *q, int32_t m, int32_t shif
     q->m = m;
     q->left = shift > 0 ? shift : 0;
     q->right = shift > 0 ? 0 : -shift;
-    q->mask = (int32_t)(((uint32_t)1 << q->right) - 1);
-    q->half = q->mask >> 1;
+    q->kp = ((int64_t)1 << 30) + (q->right ? (int64_t)1 << (30 + q->right) : 0);
+    q->kn = q->kp - (q->right ? (int64_t)1 << 31 : 0);
 }
 
 static inline int32_t ev_tfl__mq(int32_t x, const struct ev_tfl__mq *q)
 {
-    const int32_t v = ev_tfl_srdhm((int32_t)((uint32_t)x << q->left), q->m);
-    return (v >> q->right) + ((v & q->mask) > q->half + (v < 0));    /* ev_tfl_rdbpot, masks at hand */
+    const int32_t xs = (int32_t)((uint32_t)x << q->left);
+    const int64_t p = (int64_t)xs * q->m + ((xs ^ q->m) < 0 ? q->kn : q->kp);
+    const int32_t hi = (int32_t)(p >> 32);
+    if (q->right)
+        return hi >> (q->right - 1);
+    return (int32_t)(((uint32_t)hi << 1) | ((uint32_t)p >> 31));
 }
 
 /* The same for a multiplier used once. */
@@ -60,6 +74,48 @@ static inline int32_t ev_tfl_mbqm(int32_t x, int32_t m, int32_t shift)
 static inline int8_t ev_tfl_clamp(int32_t v, int32_t lo, int32_t hi)
 {
     return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+/* MultiplyByQuantizedMultiplier for a small x (|x| < 2^(30 - left), m >= 0; the caller's domain
+ * guarantees it), in one SMMLAR: with x2 = x << (left + 1), SMMLAR(x2, m, a) = floor((a 2^32 + x2 m
+ * + 2^31) / 2^32) = floor((x' m + 2^30 + a 2^31) / 2^31), so a = 2^(e-1) (less one where x < 0) makes
+ * it ev_tfl__mq's floor((p + k) / 2^(31 + e)) before the shift by e (e == 0: a = 0, no shift).
+ * ev_tfl__sm holds m, left + 1, 2^(e-1), the negative-x mask and e. */
+struct ev_tfl__sm {
+    int32_t m, half, neg;
+    int l1, right;
+};
+
+static inline void ev_tfl__sm_init(struct ev_tfl__sm *q, int32_t m, int32_t shift)
+{
+    q->m = m;
+    q->l1 = (shift > 0 ? shift : 0) + 1;
+    q->right = shift > 0 ? 0 : -shift;
+    q->half = q->right ? (int32_t)1 << (q->right - 1) : 0;
+    q->neg = q->right ? -1 : 0;
+}
+
+static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
+{
+#if EV_KERNELS_DSP
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * b + (int64_t)acc * 4294967296LL + 2147483648LL) >> 32);
+#endif
+}
+
+#define EV_TFL__SM(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
+
+static inline int32_t ev_tfl__sat8(int32_t v)
+{
+#if EV_KERNELS_DSP
+    return __ssat(v, 8);
+#else
+    return v < -128 ? -128 : v > 127 ? 127 : v;
+#endif
 }
 
 /* round((double)acc * s), C's round() of an IEEE double product, in integers. s = m * 2^-sh with m
@@ -427,23 +483,44 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
     struct ev_tfl__mq qa, qb, qy;
-    int32_t ta[256], tb[256];
-    int i0, i1, i2, i3, v;
+    struct ev_tfl__sm sy;
+    int32_t ta[256], tb[256], bound = 0;
+    int i0, i1, i2, i3, v, fast;
     ev_tfl__mq_init(&qa, p[0], p[1]);
     ev_tfl__mq_init(&qb, p[2], p[3]);
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
+    ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
     if (tables) {
+        int32_t ma = 0, mb = 0;
         for (v = -128; v < 128; v++) {
             ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
             tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
+            ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
+            mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
         }
+        bound = ma + mb;                      /* |xa +- xb| */
     }
+    /* the one-SMMLAR requantisation where the input provably fits it (ev_tfl__sm): ADD / SUB over
+     * tables, MUL of two int8 differences (|.| <= 255 * 255) */
+    fast = qy.m >= 0 && qy.left < 16 && ((kind == 2 && 255 * 255 < (1 << (30 - qy.left))) ||
+                         ((kind == 0 || kind == 1) && tables && bound < (1 << (30 - qy.left))));
     for (i0 = 0; i0 < dims[0]; i0++)
     for (i1 = 0; i1 < dims[1]; i1++)
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        if (kind == 2) {
+        if (fast && kind == 2) {
+            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
+                const int32_t d = (*ar - a_zp) * (*br - b_zp);
+                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
+            }
+        } else if (fast) {
+            const int32_t sign = kind == 0 ? 1 : -1;
+            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
+                const int32_t d = ta[*ar + 128] + sign * tb[*br + 128];
+                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
+            }
+        } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
         } else if (tables) {
@@ -468,15 +545,26 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_SOFTMAX);
+    int32_t e12[256];                 /* each exp already in Q12.19, from EV_TFL_TABLE_MIN elements on */
+    const int tabled = rows * len >= EV_TFL_TABLE_MIN;
     int r, i;
+    if (tabled)
+        for (i = 0; i < 256; i++)
+            e12[i] = ev_tfl_rdbpot(exp_table[i], 12);
     for (r = 0; r < rows; r++, x += len, y += len) {
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
         int headroom, exponent, it;
         uint32_t u;
         for (i = 0; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
-        for (i = 0; i < len; i++)
-            sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
+        if (tabled) {
+            const int32_t *e = e12 + 255 - mx;
+            for (i = 0; i < len; i++)
+                sum += e[x[i]];
+        } else {
+            for (i = 0; i < len; i++)
+                sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
+        }
         /* 1 / sum: normalise into [1, 2) and run gemmlowp's one_over_one_plus_x_for_x_in_0_1 */
         u = (uint32_t)sum;
         headroom = 0;
@@ -496,12 +584,25 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         }
         inv = inv > (1 << 30) - 1 ? INT32_MAX : inv < -((1 << 30) - 1) ? INT32_MIN : inv * 2;
         exponent = (12 - headroom) + 31 - 8;
-        for (i = 0; i < len; i++) {
-            const int32_t d = x[i] - mx;
-            if (d >= diff_min)
-                y[i] = ev_tfl_clamp(ev_tfl_rdbpot(ev_tfl_srdhm(inv, exp_table[255 + d]), exponent) - 128, -128, 127);
-            else
-                y[i] = -128;
+        if (inv >= 0 && exponent >= 1 && exponent <= 31) {
+            /* inv >= 0 and every exp >= 0: the doubling high multiply and the rounding shift by
+             * `exponent` merge into floor((inv e + 2^30 + 2^(30 + exponent)) / 2^(31 + exponent))
+             * (nested floor divisions; ev_tfl__mq), and an exp of 0 (below diff_min) gives 0 - 128 */
+            const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
+            const int32_t *e = exp_table + 255 - mx;
+            for (i = 0; i < len; i++) {
+                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * (uint32_t)e[x[i]] + k) >> 32);
+                const int32_t d = x[i] - mx;
+                y[i] = d >= diff_min ? ev_tfl_clamp((int32_t)(hi >> (exponent - 1)) - 128, -128, 127) : (int8_t)-128;
+            }
+        } else {
+            for (i = 0; i < len; i++) {
+                const int32_t d = x[i] - mx;
+                if (d >= diff_min)
+                    y[i] = ev_tfl_clamp(ev_tfl_rdbpot(ev_tfl_srdhm(inv, exp_table[255 + d]), exponent) - 128, -128, 127);
+                else
+                    y[i] = -128;
+            }
         }
     }
     EV_PART_LEAVE(pp);
@@ -529,6 +630,20 @@ void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
     int r, c;
+    if (ch == 1) {                        /* one table: four elements a turn */
+        const int8_t *t = luts + 128;
+        for (r = 0; r + 4 <= n; r += 4) {
+            const int8_t v0 = t[x[r]], v1 = t[x[r + 1]], v2 = t[x[r + 2]], v3 = t[x[r + 3]];
+            y[r] = v0;
+            y[r + 1] = v1;
+            y[r + 2] = v2;
+            y[r + 3] = v3;
+        }
+        for (; r < n; r++)
+            y[r] = t[x[r]];
+        EV_PART_LEAVE(pp);
+        return;
+    }
     for (r = 0; r < n / ch; r++)
         for (c = 0; c < ch; c++, x++, y++)
             *y = luts[c * 256 + *x + 128];
@@ -553,6 +668,69 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
         } else {
             for (i5 = 0; i5 < d[5]; i5++)
                 t[i5 * so[5]] = s[i5 * si[5]];
+        }
+    }
+    EV_PART_LEAVE(pp);
+}
+
+/* A converter LayerNorm in one pass per row (edgeviz/ops/tfl_norm.py): the MEAN, SQUARED_DIFFERENCE,
+ * MEAN, table, MUL, MUL, ADD, MUL, ADD it replaces, each element through the same integer steps with
+ * the same roundings and clamps (all -128..127: the matcher fuses no fused activation). p: the
+ * parameters in tfl_norm.PARAMS order; tab: four 256-entry int32 tables (x's side of
+ * SQUARED_DIFFERENCE, t's side of ADD beta, u's and t2's sides of the last ADD), beta's side per
+ * channel, gamma - its zero point per channel; luts: the mean's table (DEQUANTIZE -> NEG -> QUANTIZE)
+ * and the variance's (ADD eps -> RSQRT). Every multiplier's input stays small (tfl_norm checks the
+ * bounds at import), so each requantisation is one SMMLAR (ev_tfl__sm). Each row is read three times
+ * and written once after its last read (so y may be x). */
+enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, LN_SQ_M, LN_SQ_SH, LN_SQ_YZP,
+       LN_SQ_LO, LN_SQ_HI, LN_M2_XZP, LN_M2_M, LN_M2_SH, LN_M2_YZP, LN_G_RZP, LN_G_M, LN_G_SH, LN_G_YZP, LN_G_LO,
+       LN_G_HI, LN_T_NZP, LN_T_RZP, LN_T_M, LN_T_SH, LN_T_YZP, LN_T_LO, LN_T_HI, LN_B_M, LN_B_SH, LN_B_YZP,
+       LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
+       LN_Y_YZP, LN_Y_LO, LN_Y_HI };
+
+void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
+                         int8_t *y)
+{
+    EV_PART_ENTER(pp, EV_PART_NORM);
+    const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
+    const int32_t *t_beta = tab + 1024, *gam = tab + 1024 + c;
+    const int8_t *lut_neg = luts + 128, *lut_r = luts + 384;
+    const int32_t m1_off = p[LN_M1_XZP] * c, m1_zp = p[LN_M1_YZP], sq_bzp = p[LN_SQ_BZP], sq_zp = p[LN_SQ_YZP];
+    const int32_t m2_off = p[LN_M2_XZP] * c, m2_zp = p[LN_M2_YZP], g_rzp = p[LN_G_RZP], g_zp = p[LN_G_YZP];
+    const int32_t t_nzp = p[LN_T_NZP], t_rzp = p[LN_T_RZP], t_zp = p[LN_T_YZP], b_zp = p[LN_B_YZP];
+    const int32_t u_xzp = p[LN_U_XZP], u_rzp = p[LN_U_RZP], u_zp = p[LN_U_YZP], y_zp = p[LN_Y_YZP];
+    struct ev_tfl__sm q_m1, q_sqb, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
+    int r, i;
+    ev_tfl__sm_init(&q_m1, p[LN_M1_M], p[LN_M1_SH]);
+    ev_tfl__sm_init(&q_sqb, p[LN_SQ_BM], p[LN_SQ_BSH]);
+    ev_tfl__sm_init(&q_sq, p[LN_SQ_M], p[LN_SQ_SH]);
+    ev_tfl__sm_init(&q_m2, p[LN_M2_M], p[LN_M2_SH]);
+    ev_tfl__sm_init(&q_g, p[LN_G_M], p[LN_G_SH]);
+    ev_tfl__sm_init(&q_t, p[LN_T_M], p[LN_T_SH]);
+    ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
+    ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
+    ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
+    for (r = 0; r < rows; r++) {
+        const int8_t *xr = x + r * c;
+        int8_t *yr = y + r * c;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        for (i = 0; i < c; i++)
+            s += xr[i];
+        mu = ev_tfl__sat8(EV_TFL__SM(s - m1_off, q_m1) + m1_zp);
+        xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
+        for (i = 0; i < c; i++) {
+            const int32_t d = t_sq[xr[i]] - xb;
+            s2 += ev_tfl__sat8(EV_TFL__SM(d * d, q_sq) + sq_zp);
+        }
+        var = ev_tfl__sat8(EV_TFL__SM(s2 - m2_off, q_m2) + m2_zp);
+        rv = lut_r[var] - g_rzp;
+        nv = lut_neg[mu] - t_nzp;
+        for (i = 0; i < c; i++) {
+            const int32_t rg = ev_tfl__sat8(EV_TFL__SM(rv * gam[i], q_g) + g_zp);
+            const int32_t t = ev_tfl__sat8(EV_TFL__SM(nv * (rg - t_rzp), q_t) + t_zp);
+            const int32_t t2 = ev_tfl__sat8(EV_TFL__SM(t_t[t] + t_beta[i], q_b) + b_zp);
+            const int32_t u = ev_tfl__sat8(EV_TFL__SM((xr[i] - u_xzp) * (rg - u_rzp), q_u) + u_zp);
+            yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SM(t_u[u] + t_t2[t2], q_y) + y_zp);
         }
     }
     EV_PART_LEAVE(pp);
