@@ -133,11 +133,15 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
     for k, s in enumerate(steps):
         for t in s.reads:
             last_read[t] = k
+    born = {}                                     # tensor -> the step that first wrote its buffer
     for k, s in enumerate(steps):
         if s.alias is not None:                   # written over an input already (Op.writes_over)
+            born[s.output] = born.get(s.alias, -1)
             continue
+        born[s.output] = k
         out = g.tensors[s.output]
-        for t in s.reads:
+        # the oldest buffer first: the residual stream stays where it is, a younger tensor's buffer dies
+        for t in sorted(s.reads, key=lambda t: born.get(t, -1)):
             if last_read[t] != k or t in g.inputs or t in g.outputs or g.tensors[t].shape != out.shape:
                 continue
             readers = [n for n in s.nodes if t in n.inputs]
@@ -149,6 +153,7 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             safe_final = t not in final.inputs or OPS[final.op].inplace
             if row_only and safe_final and (s.chained or OPS[final.op].inplace):
                 s.alias = t
+                born[s.output] = born.get(t, -1)
                 break
 
 
