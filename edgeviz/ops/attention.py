@@ -270,7 +270,7 @@ def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratc
     dh = e // h
     oe = out_e or e
     q = node.qattrs
-    lut = c.const(node.name + ".exp_lut", q["exp_lut"])
+    lut = c.const(node.attrs.get("lut_name", node.name + ".exp_lut"), q["exp_lut"])   # one per attention
     b = QUERY_BLOCK
     return [f"for (int r = 0; r < {rows}; r += {b}) {{",
             f"  const int nr = {rows} - r < {b} ? {rows} - r : {b};",
@@ -331,7 +331,7 @@ class AttentionSplit(_StreamsKV):
             o = out.name if h == heads - 1 else g.add_tensor(f"{out.name}_h{h}", out.shape).name
             g.tensors[o].scale = out.scale
             new.append(Node("attention_head", f"{node.name}.h{h}", [q_h.name] + ([prev] if prev else []) + [kv_h.name],
-                            [o], {**node.attrs, "head": h}, node.qattrs))
+                            [o], {**node.attrs, "head": h, "lut_name": node.name + ".exp_lut"}, node.qattrs))
             prev = o
         old = kv_path + q_path + [node]
         i = g.nodes.index(node) - sum(1 for n in old[:-1] if g.nodes.index(n) < g.nodes.index(node))
