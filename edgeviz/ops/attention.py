@@ -379,6 +379,7 @@ class AttentionHead(AttentionSplit):
     name = "attention_head"
     hls_template = False
     fills_columns = True
+    costs_like = "attention_split"       # the same kernels, on one head
 
     def writes_over(self, node):
         return node.inputs[1] if len(node.inputs) == 3 else None

@@ -125,6 +125,10 @@ class Op:
     def macs(self, node: Node, g: Graph) -> int:
         return 0
 
+    # The op whose instruction costs (edgeviz/backends/mcu_latency.py) this op's work takes, when it runs
+    # that op's kernels ('' for its own).
+    costs_like = ""
+
     def work(self, node: Node, g: Graph) -> dict[str, int]:
         """What the op does per inference, by kind: the features of the MCU latency model, which fits an
         instruction cost per op and kind on the emulator (edgeviz/backends/mcu_latency.py). MACs, output
