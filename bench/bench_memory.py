@@ -1,5 +1,5 @@
-"""Memory ablation: peak SRAM with each technique off and on, the planner against the live-set lower
-bound, and (when their result files exist) against TVM's StaticPlanBlockMemory and TF Lite Micro.
+"""Memory ablation: peak SRAM with each technique off and on (K/V per head: with its own lower bound, the
+arena before it), the planner against the live-set lower bound, and (when their result files exist) against TVM's StaticPlanBlockMemory and TF Lite Micro.
 
     .venv/bin/python bench/bench_memory.py            # prints a markdown table, writes results/memory.json
 """
@@ -18,6 +18,7 @@ from edgeviz.passes import Switches  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {
     "all on": Switches(),
+    "no kv-per-head": Switches(kv_per_head=False),
     "no fuse": Switches(fuse=False),
     "no patch-decomp": Switches(patch_decompose=False),
     "no token-overwrite": Switches(token_overwrite=False),
@@ -41,6 +42,9 @@ def main():
             r[label] = rep.peak_sram
             if label == "all on":
                 r["lower bound"] = rep.lower_bound
+            if label == "no kv-per-head":
+                r["lower bound (no kv-per-head)"] = rep.lower_bound
+                r["kv-per-head on/off"] = r["all on"] / rep.peak_sram
         r["planner/LB"] = r["all on"] / r["lower bound"]
         r["off/on"] = r["all off"] / r["all on"]
         if name in tvm:

@@ -33,8 +33,17 @@ def _switches(a) -> Switches:
     default = default_switches(a.target)
     split = default.split_qkv if a.qkv_split is None else a.qkv_split
     split = split and not a.no_fuse
+    if a.kv_per_head and not split:
+        raise EdgevizError("--kv-per-head is part of the qkv split; it cannot be combined with --no-qkv-split or "
+                           "--no-fuse" + (" (off by default on FPGA targets)" if a.qkv_split is None and not a.no_fuse
+                                          else ""))
+    if a.kv_per_head and not default.kv_per_head:
+        raise EdgevizError(f"--kv-per-head: {a.target} builds without it (the FPGA attention templates stream every "
+                           "head's K and V from one bank and have no per-head form)")
+    per_head = (default.kv_per_head if a.kv_per_head is None else a.kv_per_head) and split
     return Switches(fuse=not a.no_fuse, patch_decompose=not a.no_patch_decompose,
-                    token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank)
+                    token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank,
+                    kv_per_head=per_head)
 
 
 def _switch_line(r: dict) -> str:
@@ -172,6 +181,11 @@ def switch_options(f):
                           "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20% less arena "
                           "for 5-12% more instructions), off for FPGA targets (less activation BRAM, but a second "
                           "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)"),
+        click.option("--kv-per-head/--no-kv-per-head", default=None,
+                     help="with the qkv split: make K and V one head at a time and run that head's attention for "
+                          "every query row before the next head's (x + out + 2NE/H bytes live at the attention "
+                          "instead of 3NE; the LayerNorm recomputed per head). Default on MCU targets: tried, "
+                          "kept where it plans a smaller arena; FPGA targets build without it"),
     ]):
         f = opt(f)
     return f

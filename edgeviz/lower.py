@@ -28,16 +28,27 @@ def lower(g: Graph, target: str | Target, switches: Switches | None = None, exac
     smaller arena); the smallest arena wins, the first on a tie. ``exact``: the switches as given."""
     t = load_target(target)
     backend = backend_for(t)
-    best = None
-    for sw in backend.candidate_switches(backend.switches(switches), exact):
+    asked = backend.switches(switches)
+    tried = []
+    for sw in backend.candidate_switches(asked, exact):
         s = schedule(g, sw)
-        p = plan(s, t)
-        if best is None or p.peak < best[1].peak:
-            if best is not None:
-                s.note = (f"operator integration off: {p.peak:,} B unfused against {best[1].peak:,} B fused"
-                          if best[0].switches.fuse and not sw.fuse else f"{sw.label()}: {p.peak:,} B")
-            best = (s, p)
-    return Lowered(g, best[0], best[1], t, backend)
+        tried.append((s, plan(s, t)))
+    s, p = min(tried, key=lambda sp: sp[1].peak)          # the first on a tie
+    s.note = _note(s.switches, p.peak, asked, tried)
+    return Lowered(g, s, p, t, backend)
+
+
+def _note(sw: Switches, peak: int, asked: Switches, tried) -> str:
+    """Why the schedule that won runs other switches than the ones asked for ('' when it does not)."""
+    if sw == asked:
+        return ""
+    if asked.fuse and not sw.fuse:
+        fused = min(p.peak for s, p in tried if s.switches.fuse)
+        return f"operator integration off: {peak:,} B unfused against {fused:,} B fused"
+    if asked.kv_per_head and not sw.kv_per_head:
+        per_head = min(p.peak for s, p in tried if s.switches.kv_per_head)
+        return f"K/V per head off: {peak:,} B with K and V of all heads against {per_head:,} B per head"
+    return f"{sw.label()}: {peak:,} B"
 
 
 def lower_config(cfg: ViTConfig, target: str | Target, switches: Switches | None = None, seed: int = 0) -> Lowered:

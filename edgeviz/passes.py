@@ -8,11 +8,14 @@
   [patches, C*p*p] is materialised first.
 - token overwriting: a step writes its output rows over an input that dies at that step, when each
   output row is written only after the rows it overwrites were read.
+- K/V per head (part of the qkv split): K and V are made one head at a time, and that head's attention
+  runs for every query row into its columns of the output before the next head's K and V exist.
 Two C-layout passes change no byte of any value either: rank padding (zero weights up to the MCU
 kernel's stride) and V^T (attention's V stored transposed).
 
-The rewrites around a node belong to its op (edgeviz.ops.base.Op: fold_epilogue, split_qkv, unfuse,
-pad_rank, transpose_v, materialise_input); this module decides which run, then forms the steps.
+The rewrites around a node belong to its op (edgeviz.ops.base.Op: fold_epilogue, split_qkv,
+split_kv_heads, unfuse, pad_rank, transpose_v, materialise_input); this module decides which run, then
+forms the steps.
 """
 from __future__ import annotations
 
@@ -40,6 +43,12 @@ class Switches:
     # round low-rank ranks up to the MCU linear kernel's stride with zero weights (Linear.pad_rank).
     # Off for the FPGA backend, whose templates take any width.
     pad_rank: bool = True
+    # part of the qkv split: make K_h, V_h [N, E/H] one head at a time (their LayerNorm, and the low-rank
+    # factor, recomputed per head) and run head h's attention for every query row into its columns of the
+    # output (AttentionSplit.split_kv_heads): x + out + 2NE/H live at the attention instead of x + K + V
+    # = 3NE, lower for H >= 3. An MCU build tries the schedule without it too and keeps this one only
+    # where it plans a smaller arena (McuBackend.candidate_switches). Off for the FPGA backend.
+    kv_per_head: bool = True
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -101,6 +110,7 @@ def _chains(g: Graph, fuse: bool) -> list[Step]:
                 nxt, prev_out = g.nodes[i + len(chain)], chain[-1].outputs[0]
                 rowwise = [nxt.inputs[k] for k in OPS[nxt.op].rowwise_inputs]
                 if (prev_out not in rowwise or len(g.consumers(prev_out)) != 1 or prev_out in g.outputs
+                        or OPS[chain[-1].op].fills_columns
                         or g.tensors[nxt.outputs[0]].rows != g.tensors[prev_out].rows):
                     break
                 chain.append(nxt)
@@ -111,7 +121,9 @@ def _chains(g: Graph, fuse: bool) -> list[Step]:
         block = min(CHAIN_BLOCK, g.tensors[chain[-1].outputs[0]].rows) if len(chain) > 1 else 1
         scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
         scratch += sum(g.tensors[t].channels * block for t in inner)
-        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch, block=block))
+        # an op that fills some columns of its output writes it over the input holding the other columns
+        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch,
+                          alias=OPS[chain[-1].op].writes_over(chain[-1]), block=block))
         i += len(chain)
     return steps
 
@@ -121,9 +133,15 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
     for k, s in enumerate(steps):
         for t in s.reads:
             last_read[t] = k
+    born = {}                                     # tensor -> the step that first wrote its buffer
     for k, s in enumerate(steps):
+        if s.alias is not None:                   # written over an input already (Op.writes_over)
+            born[s.output] = born.get(s.alias, -1)
+            continue
+        born[s.output] = k
         out = g.tensors[s.output]
-        for t in s.reads:
+        # the oldest buffer first: the residual stream stays where it is, a younger tensor's buffer dies
+        for t in sorted(s.reads, key=lambda t: born.get(t, -1)):
             if last_read[t] != k or t in g.inputs or t in g.outputs or g.tensors[t].shape != out.shape:
                 continue
             readers = [n for n in s.nodes if t in n.inputs]
@@ -135,6 +153,7 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             safe_final = t not in final.inputs or OPS[final.op].inplace
             if row_only and safe_final and (s.chained or OPS[final.op].inplace):
                 s.alias = t
+                born[s.output] = born.get(t, -1)
                 break
 
 
@@ -150,6 +169,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     if switches.fuse:
         if switches.split_qkv:
             _each(g, "split_qkv")
+            if switches.kv_per_head:
+                _each(g, "split_kv_heads")
     else:
         _each(g, "unfuse")
     _each(g, "transpose_v")

@@ -121,13 +121,31 @@ def test_qkv_split_flag_mcu_analyze(model_file, capsys):
     off = _json(capsys, base + ["--no-qkv-split"])
     assert default["switches"]["split_qkv"] is True and off["switches"]["split_qkv"] is False
     assert default["peak_sram"] == on["peak_sram"] < off["peak_sram"]
-    assert any(l["output"].endswith("_kv") for l in on["layers"])
-    assert not any(l["output"].endswith("_kv") for l in off["layers"])
+    assert any("_kv" in l["output"] for l in on["layers"])
+    assert not any("_kv" in l["output"] for l in off["layers"])
     # the qkv split is part of operator integration: off with --no-fuse, an error if asked for there
     assert _json(capsys, base + ["--no-fuse"])["switches"]["split_qkv"] is False
     _fails(capsys, base + ["--no-fuse", "--qkv-split"], "cannot be combined with --no-fuse")
     assert main(["analyze", str(model_file), "--no-qkv-split"]) == 0
     assert "qkv-split off" in capsys.readouterr().out
+
+
+def test_kv_per_head_flag(capsys, tmp_path):
+    """MCU default: K/V per head tried and kept where it plans a smaller arena (3 heads: it does);
+    --no-kv-per-head never tries it; asking for it without the qkv split or on an FPGA is one line."""
+    p = tmp_path / "vit3.pt"
+    save_model(make("mean-3heads"), p)
+    base = ["analyze", str(p), "--json"]
+    default = _json(capsys, base)
+    off = _json(capsys, base + ["--no-kv-per-head"])
+    assert default["switches"]["kv_per_head"] is True and off["switches"]["kv_per_head"] is False
+    assert default == _json(capsys, base + ["--kv-per-head"])
+    assert default["peak_sram"] < off["peak_sram"] and default["lower_bound_bytes"] < off["lower_bound_bytes"]
+    assert any(l["output"].endswith("_kv2") for l in default["layers"]) and not off["schedule_note"]
+    _fails(capsys, base + ["--no-qkv-split", "--kv-per-head"], "part of the qkv split")
+    _fails(capsys, base + ["--target", "zcu102", "--qkv-split", "--kv-per-head"], "builds without it")
+    assert main(["analyze", str(p), "--no-kv-per-head"]) == 0
+    assert "kv-per-head off" in capsys.readouterr().out
 
 
 def test_qkv_split_flag_fpga_analyze(model_file, capsys):
@@ -136,7 +154,7 @@ def test_qkv_split_flag_fpga_analyze(model_file, capsys):
     default = _json(capsys, base)
     on = _json(capsys, base + ["--qkv-split"])
     assert default["switches"] == {"fuse": True, "patch_decompose": True, "token_overwrite": True,
-                                   "split_qkv": False, "pad_rank": False}
+                                   "split_qkv": False, "pad_rank": False, "kv_per_head": False}
     assert on["switches"]["split_qkv"] is True
     rows = lambda r: [l["name"] for l in r["estimate"]["layers"] if l["name"].endswith(" (q row)")]  # noqa: E731
     assert rows(on) and not rows(default)

@@ -1,4 +1,6 @@
 """The compiler core: TVM import, int8 reference, planner, and host-compiled C bit-exactness."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from conftest import need
@@ -16,6 +18,8 @@ from edgeviz.planner import plan
 from edgeviz.quantize import quantize, quantize_image, run_float, run_int8
 from edgeviz.targets import load_target
 
+DIGITS_E96 = ViTConfig(img_size=32, patch=4, embed=96, heads=3, depth=4, mlp_ratio=2.0,
+                       rank_ratios=(1.0, 0.75, 0.5, 0.5))       # bench/bench_models.py's
 ALL_SWITCHES = [Switches(), Switches(False, False, False), Switches(True, False, True), Switches(False, True, True),
                 Switches(True, True, False), Switches(split_qkv=False)]
 
@@ -124,22 +128,84 @@ def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
 
 
-@pytest.mark.parametrize("name,fused", [("five-tokens", False), ("cls-lowrank", True), ("odd-1head", True)])
+# 5 tokens, 64 channels, one head: the four-row blocks hold more than whole tensors, with or without K/V
+# per head (the 4-head digits subnet of the README runs fused since K/V per head: 1,600 B, 1,704 B unfused)
+ONE_HEAD_SUBNET = ViTConfig(img_size=16, patch=8, embed=64, heads=1, depth=1, rank_ratios=(0.4,))
+
+
+@pytest.mark.parametrize("name,fused", [("one-head-subnet", False), ("five-tokens", True), ("cls-lowrank", True),
+                                        ("odd-1head", True)])
 def test_fusion_only_where_it_lowers_the_peak(name, fused):
-    """Few tokens: the chains' row blocks hold more than whole tensors, so the build runs unfused; the
-    search's oracle (plan_config) judges the same schedule."""
-    m = make(name)
+    """Few tokens: the chains' row blocks hold more than whole tensors, so the build runs unfused; K/V
+    per head likewise only where it plans smaller. The search's oracle (plan_config) judges the same
+    schedule."""
+    m = make(ONE_HEAD_SUBNET if name == "one-head-subnet" else name)
     x = inputs(m.cfg, 2)
     t = load_target("stm32f746")
     c = compile_graph(graph_from_vit(m), x, t)
     g = c.graph
-    peaks = {sw.fuse: plan(schedule(g, sw), t).peak for sw in (Switches(), Switches(fuse=False, split_qkv=False))}
-    assert c.schedule.switches.fuse is fused and c.schedule.switches.split_qkv is fused
-    assert c.plan.peak == min(peaks.values()) == plan_config(m.cfg).peak_sram
-    assert (peaks[False] < peaks[True]) is not fused
-    assert bool(c.schedule.note) is not fused and (fused or f"{peaks[True]:,} B fused" in c.schedule.note)
+    kv_off, kv_on, off = Switches(kv_per_head=False), Switches(), Switches(fuse=False, split_qkv=False, kv_per_head=False)
+    peaks = {sw: plan(schedule(g, sw), t).peak for sw in (kv_off, kv_on, off)}
+    best = min((kv_off, kv_on, off), key=peaks.get)            # the first on a tie
+    assert c.schedule.switches == best and best.fuse is fused and best.split_qkv is fused
+    assert c.plan.peak == peaks[best] == plan_config(m.cfg).peak_sram
+    fused_peak = min(peaks[kv_off], peaks[kv_on])
+    assert (peaks[off] < fused_peak) is not fused
+    assert bool(c.schedule.note) is (best != kv_on)
+    assert fused or f"{fused_peak:,} B fused" in c.schedule.note
+    assert best != kv_off or "K/V per head off" in c.schedule.note
     forced = compile_graph(graph_from_vit(m), x, t, exact_switches=True)
-    assert forced.schedule.switches == Switches() and forced.plan.peak == peaks[True]
+    assert forced.schedule.switches == Switches() and forced.plan.peak == peaks[kv_on]
+
+
+KV_CASES = [("odd-1head", 1), ("cls-lowrank", 2), ("rgb-deep-mean", 2), ("mean-3heads", 3), ("cls-wide-mlp3", 4),
+            ("five-tokens", 4)]
+
+
+@pytest.mark.parametrize("sw", [Switches(), Switches(token_overwrite=False), Switches(patch_decompose=False, pad_rank=False)],
+                         ids=lambda s: s.label())
+@pytest.mark.parametrize("name,heads", KV_CASES)
+def test_kv_per_head_gives_the_same_bits(name, heads, sw, tmp_path):
+    """K/V per head (forced, at any head count) and the same schedule without it: the host C of both
+    equals the int8 reference byte for byte, every head's attention a step of its own."""
+    need("gcc")
+    m = make(name, seed=2)
+    assert m.cfg.heads == heads
+    x = inputs(m.cfg, 6, seed=5)
+    xs = np.concatenate([x, 3 * x[:2]])
+    outs = {}
+    for kv in (True, False):
+        c = compile_graph(graph_from_vit(m), x[:4], "stm32f746", replace(sw, kv_per_head=kv), exact_switches=True)
+        per_head = [n for n in c.schedule.graph.nodes if n.op == "attention_head"]
+        assert len(per_head) == (heads * m.cfg.depth if kv else 0)
+        host = _host(c, tmp_path / str(kv))
+        outs[kv] = np.stack([host.run(quantize_image(c.graph, xi)) for xi in xs])
+        want = np.stack([run_int8(c.graph, quantize_image(c.graph, xi)).reshape(-1) for xi in xs])
+        np.testing.assert_array_equal(outs[kv], want)
+    np.testing.assert_array_equal(outs[True], outs[False])
+
+
+@pytest.mark.parametrize("name", ["mean-3heads", "cls-wide-mlp3", "five-tokens", "digits-32px-e96"])
+def test_kv_per_head_lowers_the_peak_from_three_heads(name):
+    """With H >= 3 heads, K/V per head lowers the live-set lower bound and the planned arena below the
+    same schedule's without it: at a head's attention x + out + 2NE/H (+ scratch) instead of x + K + V
+    (+ scratch); the build (and the search's plan_config) keeps it."""
+    cfg = {**CONFIGS, "digits-32px-e96": DIGITS_E96}[name]
+    assert cfg.heads >= 3
+    g = graph_from_vit(make(cfg))
+    quantize(g, None)
+    t = load_target("stm32f746")
+    on, off = (plan(schedule(g, Switches(kv_per_head=kv)), t) for kv in (True, False))
+    assert on.lower_bound < off.lower_bound and on.peak < off.peak
+    assert on.peak == on.lower_bound                    # the planner reaches the bound
+    n, e = (cfg.img_size // cfg.patch) ** 2 + (cfg.pool == "cls"), cfg.embed      # tokens: patches (+ cls)
+    s = schedule(g, Switches())
+    for k, st in enumerate(s.steps):
+        if st.nodes[-1].op == "attention_head":           # x + out + K_h V_h + the chain's scratch
+            live = sum(b.size for b in on.live_at(k))
+            assert live <= 2 * n * e + 2 * n * e // cfg.heads + st.scratch + 4 * 8, (st.name, live)
+    rep = plan_config(cfg)
+    assert rep.peak_sram == min(on.peak, plan(schedule(g, Switches(fuse=False, split_qkv=False)), t).peak)
 
 
 @pytest.mark.parametrize("name,transposed", [("five-tokens", False), ("cls-lowrank", True), ("mean-3heads", True)])

@@ -13,9 +13,9 @@ from edgeviz.backends.mcu import write_project
 from edgeviz.quantize import quantize_image, run_int8
 
 
-# every model as built, and five-tokens also with the fused schedule its build skips (few tokens plan
-# smaller unfused) but a larger MLP would take
-CASES = [(name, False) for name in sorted(CONFIGS)] + [("five-tokens", True)]
+# every model as built (K/V per head where it plans smaller: from three heads on), five-tokens also with
+# every switch forced on, and odd-1head with K/V per head forced at one head
+CASES = [(name, False) for name in sorted(CONFIGS)] + [("five-tokens", True), ("odd-1head", True)]
 
 
 @pytest.mark.qemu
@@ -28,6 +28,9 @@ def test_firmware_on_qemu_is_bit_exact(name, fused, tmp_path):
     x = inputs(m.cfg, 10, seed=7)
     c = compile_graph(graph_from_vit(m), x[:6], "mps2-an500", exact_switches=fused)
     assert c.schedule.switches.fuse or not fused
+    per_head = any(n.op == "attention_head" for n in c.schedule.graph.nodes)
+    assert per_head == c.schedule.switches.kv_per_head
+    assert per_head or m.cfg.heads < 3 or not c.schedule.switches.fuse
     out = tmp_path / "build"
     write_project(c, out, name, x)
     meta = json.loads((out / "build.json").read_text())

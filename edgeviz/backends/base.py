@@ -96,5 +96,11 @@ class Backend:
 
 
 def unfused(switches: Switches) -> Switches:
-    """The same switches with operator integration (and so the qkv split, a part of it) off."""
-    return replace(switches, fuse=False, split_qkv=False)
+    """The same switches with operator integration (and so the qkv split and K/V per head, parts of it)
+    off."""
+    return replace(switches, fuse=False, split_qkv=False, kv_per_head=False)
+
+
+def kv_all_heads(switches: Switches) -> Switches:
+    """The same switches with K/V per head off: K and V of every head made together."""
+    return replace(switches, kv_per_head=False)

@@ -31,8 +31,13 @@ def fpga_switches(switches: Switches | None = None, **changes) -> Switches:
     The qkv split is off by default here, unlike on the MCU: it saves activation BRAM (x + K + V instead
     of x + [N, 3E] qkv) but adds a second LayerNorm / q datapath per block, so total BRAM is no lower and
     latency is 1.1-3.4x (bench/bench_hls.py; edgeviz's own estimates). Every combination has templates;
-    split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row)."""
-    base = Switches(split_qkv=False, pad_rank=False) if switches is None else switches
+    split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row).
+
+    K/V per head is always off here (whatever `switches` says; only `changes` can ask for it, and
+    hls.generate.check_switches then refuses it): the HLS templates stream every head's K and V from one
+    bank per attention (ev_attention_kv_row) and have no per-head form."""
+    base = (Switches(split_qkv=False, pad_rank=False, kv_per_head=False) if switches is None
+            else dataclasses.replace(switches, kv_per_head=False))
     return dataclasses.replace(base, **changes) if changes else base
 
 

@@ -28,7 +28,7 @@ from ..report import write_build_report
 from ..runner.firmware import build_firmware, require_firmware_tools
 from ..targets import Target
 from ..tflite import litert
-from .base import Backend, Lowered, unfused
+from .base import Backend, Lowered, kv_all_heads, unfused
 from .c_codegen import generate
 from .mcu_latency import estimate
 from .c_toolchain import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
@@ -84,8 +84,14 @@ class McuBackend(Backend):
         """Operator integration stays on only where it lowers the peak: with a handful of tokens its row
         blocks, and the qkv split's per-row recomputation, hold more than whole tensors do (a 5-token
         digits subnet: 2,264 B fused against 1,704 B unfused, and 25% more instructions), so a fused
-        request runs unfused when that plans smaller (``exact``: never)."""
-        return [switches, unfused(switches)] if switches.fuse and not exact else [switches]
+        request runs unfused when that plans smaller (``exact``: never). Likewise K/V per head, which
+        recomputes the LayerNorm per head: a request for it runs with K and V of all heads first, and
+        per head only where that plans a smaller arena."""
+        if exact:
+            return [switches]
+        fused = ([kv_all_heads(switches), switches] if switches.fuse and switches.split_qkv and switches.kv_per_head
+                 else [switches])
+        return fused + [unfused(switches)] if switches.fuse else fused
 
     def fit(self, low, sram_budget=None, flash_budget=None):
         return check_fit(low.plan, low.schedule, low.target, low.weights_bytes, sram_budget, flash_budget)

@@ -9,7 +9,8 @@ of the M4, M7, M33) and Helium (the M55). An op the fit never saw takes the pool
 
 Seconds are instructions at one cycle each over the target's clock: the emulator counts
 instructions, not cycles (the M7's dual issue runs faster, the M0+'s multi-cycle multiplies
-slower), so the figure is the estimate's unit, stated wherever it is shown.
+slower), so the figure is the estimate's unit, stated wherever it is shown. An op that runs another op's
+kernels (Op.costs_like: one head of the split attention) counts its work as that op's.
 """
 from __future__ import annotations
 
@@ -47,8 +48,9 @@ def step_work(step: Step, g: Graph) -> dict[str, float]:
     """The step's features: each node's work under the key 'op.kind', plus the pooled '*.kind'."""
     feats: dict[str, float] = {}
     for n in step.nodes:
+        op = OPS[n.op].costs_like or n.op
         for kind, v in OPS[n.op].work(n, g).items():
-            for key in (f"{n.op}.{kind}", f"{POOLED}.{kind}"):
+            for key in (f"{op}.{kind}", f"{POOLED}.{kind}"):
                 feats[key] = feats.get(key, 0.0) + float(v)
     return feats
 

@@ -24,7 +24,8 @@ write). The planner's scratch buffers are not needed: the templates hold their o
 chains (operator integration) run as one loop over token rows with one-row intermediates; attention
 inside a chain runs per query row (ev_attention_kv_row).
 
-Schedules (edgeviz.passes.Switches), every combination supported and C-simulated bit-exact:
+Schedules (edgeviz.passes.Switches), every combination supported and C-simulated bit-exact, except K/V per
+head (an MCU schedule; backends/fpga.fpga_switches leaves it off, check_switches refuses it):
 - token overwriting on or off (off: every step writes a buffer of its own, the ablation baseline);
 - patch-embedding decomposition on or off (off: an im2col gather fills a [patches, C*p*p] buffer, then one
   linear with a per-row bias embeds it);
@@ -64,10 +65,13 @@ CANDIDATE_REUSE = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192
 def check_switches(switches) -> None:
     """EdgevizError for schedule switches the HLS templates cannot build. Every combination of the
     Switches fields has templates (operator integration off included: ev_attn_scores / ev_softmax /
-    ev_attn_av); kept as the one place to refuse a future switch."""
+    ev_attn_av) except K/V per head."""
     unknown = {f.name for f in dataclasses.fields(switches)} - {f.name for f in dataclasses.fields(Switches)}
     if unknown:
         raise EdgevizError(f"the FPGA backend has no templates for the schedule switches {sorted(unknown)}")
+    if switches.kv_per_head:
+        raise EdgevizError("the FPGA backend has no K/V-per-head schedule (its attention templates stream every "
+                           "head's K and V from one bank); build FPGA targets without --kv-per-head")
 
 
 def cname(name: str) -> str:

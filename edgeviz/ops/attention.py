@@ -93,8 +93,33 @@ class _StreamsKV(Op):
         return f"{a['m_qk']}, {a['s_qk']}, {lut}, {a['m_av']}, {a['s_av']}"
 
 
-def _slice_linear(q: dict, rows: slice) -> dict:
+def _slice_linear(q: dict, rows) -> dict:
+    """A linear's parameters for some of its output channels (a slice or an index array)."""
     return {k: (v[rows] if k in ("w", "bias", "mult", "shift") else v) for k, v in q.items()}
+
+
+def _from_layernorm(lin: Node, g) -> list[Node] | None:
+    """The nodes from a LayerNorm to the linear lin (a low-rank pair's factors between), each output
+    read only by the next; None when lin's input does not come from one that way."""
+    path = [lin]
+    while path[0].op != "layernorm":
+        p = g.producer(path[0].inputs[0])
+        if p is None or p.op not in ("linear", "layernorm") or len(g.consumers(p.outputs[0])) != 1:
+            return None
+        path.insert(0, p)
+    return path
+
+
+def _recompute(path: list[Node], x: str, g, suffix: str, into: list[Node]) -> str:
+    """Copies of path's nodes from x, appended to into; their output tensors get names with suffix and
+    the copies keep the nodes' names, so their constants are shared, not duplicated in flash. Returns
+    the last copy's output (x for an empty path)."""
+    for n in path:
+        t = g.add_tensor(n.outputs[0] + suffix, g.tensors[n.outputs[0]].shape)
+        t.scale = g.tensors[n.outputs[0]].scale
+        into.append(Node(n.op, n.name, [x], [t.name], n.attrs, n.qattrs))
+        x = t.name
+    return x
 
 
 def _scores(node, g) -> int:
@@ -117,13 +142,8 @@ class Attention(_StreamsKV):
         lin = g.producer(qkv)
         if lin is None or lin.op != "linear" or len(g.consumers(qkv)) != 1 or "lut" in lin.qattrs:
             return
-        path = [lin]
-        while path[0].op != "layernorm":
-            p = g.producer(path[0].inputs[0])
-            if p is None or p.op not in ("linear", "layernorm") or len(g.consumers(p.outputs[0])) != 1:
-                break
-            path.insert(0, p)
-        if path[0].op != "layernorm":
+        path = _from_layernorm(lin, g)
+        if path is None:
             return
         rows, e = g.tensors[qkv].rows, g.tensors[qkv].channels // 3
         scale = g.tensors[qkv].scale
@@ -134,13 +154,8 @@ class Attention(_StreamsKV):
         lin.qattrs = _slice_linear(lin.qattrs, slice(e, 3 * e))
         lin.outputs = [kv.name]
         del g.tensors[qkv]
-        copies, prev = [], path[0].inputs[0]
-        for n in path[:-1]:          # same names: their constants are shared, not duplicated in flash
-            t = g.add_tensor(n.outputs[0] + "_q", g.tensors[n.outputs[0]].shape)
-            t.scale = g.tensors[n.outputs[0]].scale
-            copies.append(Node(n.op, n.name, [prev], [t.name], n.attrs, n.qattrs))
-            prev = t.name
-        q_lin.inputs = [prev]
+        copies = []
+        q_lin.inputs = [_recompute(path[:-1], path[0].inputs[0], g, "_q", copies)]
         split = Node("attention_split", node.name, [q.name, kv.name], list(node.outputs), node.attrs, node.qattrs)
         i = g.nodes.index(node)
         g.nodes[i:i + 1] = copies + [q_lin, split]
@@ -246,13 +261,16 @@ def _av_call(node, p: str, p_stride: int, rows: str, v: tuple[str, bool], v_stri
             f"{a['m_av']}, {a['s_av']}, {out}, {out_stride});")
 
 
-def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratch) -> list[str]:
+def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratch, heads=None, out_e=None,
+               col0=0) -> list[str]:
     """Per block of up to QUERY_BLOCK query rows and per head: the block's scores against every
-    key ([nr][n] in scratch), softmax of each score row in place, then p.v for the block."""
-    h = node.attrs["heads"]
+    key ([nr][n] in scratch), softmax of each score row in place, then p.v for the block. e: the
+    width of q (heads x dh); the output rows are out_e wide (default e), the heads' columns from col0."""
+    h = heads or node.attrs["heads"]
     dh = e // h
+    oe = out_e or e
     q = node.qattrs
-    lut = c.const(node.name + ".exp_lut", q["exp_lut"])
+    lut = c.const(node.attrs.get("lut_name", node.name + ".exp_lut"), q["exp_lut"])   # one per attention
     b = QUERY_BLOCK
     return [f"for (int r = 0; r < {rows}; r += {b}) {{",
             f"  const int nr = {rows} - r < {b} ? {rows} - r : {b};",
@@ -262,7 +280,8 @@ def _emit_rows(node, c, n, e, q_row, q_stride, k, k_stride, v, out, rows, scratc
             f"{n}, {dh}, {q['m_qk']}, {q['s_qk']}, {scratch}, {n});",
             f"    for (int i = 0; i < nr; i++) ev_softmax_s8({scratch} + i * {n}, {n}, {lut}, "
             f"{scratch} + i * {n});",
-            "    " + _av_call(node, scratch, n, "nr", v, k_stride, n, dh, f"{out} + r * {e} + hd * {dh}", e),
+            "    " + _av_call(node, scratch, n, "nr", v, k_stride, n, dh,
+                         f"{out} + r * {oe}{f' + {col0}' if col0 else ''} + hd * {dh}", oe),
             "  }", "}"]
 
 
@@ -276,6 +295,50 @@ class AttentionSplit(_StreamsKV):
     def dims(self, node, g):
         ntok, two_e = g.tensors[node.inputs[1]].shape
         return ntok, two_e // 2 // node.attrs["heads"]
+
+    def split_kv_heads(self, node, g):
+        """K/V per head: kv = linear_kv(LN(x)) for all heads -> per head h, K_h V_h = linear_kv_h(LN(x)) for
+        all rows [N, 2 dh], then a per-row chain LN(x) -> linear_q_h -> attention_head h over every query
+        row, writing head h's columns of the output (over the previous heads' output). Same bytes (the
+        heads are independent and each linear row keeps its requantisation); live at head h's attention:
+        x + out + K_h + V_h = (2 + 2/H) NE instead of x + K + V = 3NE; costs the LayerNorm (and a low-rank
+        first factor) recomputed for every head, twice (once for K_h V_h, once in the query chain)."""
+        q_t, kv_t = node.inputs
+        kv_lin, q_lin = g.producer(kv_t), g.producer(q_t)
+        if (kv_lin is None or q_lin is None or kv_lin.op != "linear" or q_lin.op != "linear"
+                or len(g.consumers(kv_t)) != 1 or len(g.consumers(q_t)) != 1 or "v_t" in kv_lin.attrs):
+            return
+        kv_path, q_path = _from_layernorm(kv_lin, g), _from_layernorm(q_lin, g)
+        if kv_path is None or q_path is None or kv_path[0].inputs[0] != q_path[0].inputs[0]:
+            return
+        x, heads = kv_path[0].inputs[0], node.attrs["heads"]
+        n_tok, two_e = g.tensors[kv_t].shape
+        e = two_e // 2
+        dh = e // heads
+        out = g.tensors[node.outputs[0]]
+        new, prev = [], None
+        for h in range(heads):
+            cols = np.arange(h * dh, (h + 1) * dh)
+            kv_h = g.add_tensor(f"{node.name}_kv{h}", (n_tok, 2 * dh))
+            q_h = g.add_tensor(f"{node.name}_q{h}", (n_tok, dh))
+            kv_h.scale = q_h.scale = g.tensors[kv_t].scale
+            src = _recompute(kv_path[:-1], x, g, f"_kv{h}", new)
+            new.append(Node("linear", f"{kv_lin.name}.h{h}", [src], [kv_h.name], kv_lin.attrs,
+                            _slice_linear(kv_lin.qattrs, np.concatenate([cols, e + cols]))))
+            src = _recompute(q_path[:-1], x, g, f"_q{h}", new)
+            new.append(Node("linear", f"{q_lin.name}.h{h}", [src], [q_h.name], q_lin.attrs,
+                            _slice_linear(q_lin.qattrs, cols)))
+            o = out.name if h == heads - 1 else g.add_tensor(f"{out.name}_h{h}", out.shape).name
+            g.tensors[o].scale = out.scale
+            new.append(Node("attention_head", f"{node.name}.h{h}", [q_h.name] + ([prev] if prev else []) + [kv_h.name],
+                            [o], {**node.attrs, "head": h, "lut_name": node.name + ".exp_lut"}, node.qattrs))
+            prev = o
+        old = kv_path + q_path + [node]
+        i = g.nodes.index(node) - sum(1 for n in old[:-1] if g.nodes.index(n) < g.nodes.index(node))
+        g.nodes = [n for n in g.nodes if not any(n is m for m in old)]
+        g.nodes[i:i] = new
+        for n in old[:-1]:
+            del g.tensors[n.outputs[0]]
 
     def hls_kv_buffer(self, node, chained):
         return node.inputs[1]
@@ -306,6 +369,53 @@ class AttentionSplit(_StreamsKV):
         kv = e if node.attrs.get("v_t") else two_e           # row stride of k
         return _emit_rows(node, c, n, e, f"{ins[0]} + r * {e}", e, ins[1], kv, _v_source(node, ins[1], n, e, kv),
                           out, rows, scratch)
+
+
+class AttentionHead(AttentionSplit):
+    """One head of the split attention (AttentionSplit.split_kv_heads): inputs q_h [N, dh] (a chain's
+    query rows), the previous heads' output [N, E] (absent for head 0) and K_h V_h [N, 2 dh] for all
+    tokens; writes columns head*dh.. of the output, which is the previous heads' output written over
+    (Op.writes_over). No HLS template: the FPGA backend builds without K/V per head."""
+    name = "attention_head"
+    hls_template = False
+    fills_columns = True
+    costs_like = "attention_split"       # the same kernels, on one head
+
+    def writes_over(self, node):
+        return node.inputs[1] if len(node.inputs) == 3 else None
+
+    def dims(self, node, g):
+        ntok, two_dh = g.tensors[node.inputs[-1]].shape
+        return ntok, two_dh // 2
+
+    def scratch_bytes(self, node, g):
+        return _score_scratch(g.tensors[node.inputs[0]].rows, g.tensors[node.inputs[-1]].rows)
+
+    def run_int8(self, node, xs):
+        # the attention op over [q_h | k_h | v_h]: one head of width dh, put into its columns
+        q = node.qattrs
+        y = intmath.attention(np.concatenate([xs[0], xs[-1]], axis=-1), 1, q["m_qk"], q["s_qk"], q["exp_lut"],
+                              q["m_av"], q["s_av"])
+        out = (np.array(xs[1], dtype=np.int8) if len(xs) == 3
+               else np.zeros((y.shape[0], y.shape[1] * node.attrs["heads"]), np.int8))
+        dh = y.shape[1]
+        out[:, node.attrs["head"] * dh:(node.attrs["head"] + 1) * dh] = y
+        return out
+
+    def macs(self, node, g):
+        n, dh = self.dims(node, g)
+        return 2 * n * n * dh
+
+    def work(self, node, g):
+        n, _ = self.dims(node, g)
+        return dict(Op.work(self, node, g), macs=self.macs(node, g), scores=g.tensors[node.inputs[0]].rows * n)
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        n, dh = self.dims(node, g)
+        kv = dh if node.attrs.get("v_t") else 2 * dh         # row stride of k
+        return _emit_rows(node, c, n, dh, f"{ins[0]} + r * {dh}", dh, ins[-1], kv, _v_source(node, ins[-1], n, dh, kv),
+                          out, rows, scratch, heads=1, out_e=g.tensors[node.outputs[0]].channels,
+                          col0=node.attrs["head"] * dh)
 
 
 class AttnScores(_StreamsKV):
@@ -414,4 +524,5 @@ class AttnAV(AttnScores):
 
 OP = Attention()
 SPLIT = AttentionSplit()
+HEAD = AttentionHead()
 SCORES, SOFTMAX, AV = AttnScores(), Softmax(), AttnAV()

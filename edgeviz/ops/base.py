@@ -79,6 +79,17 @@ class Op:
     def split_qkv(self, node: Node, g: Graph) -> None:
         """The qkv split (part of operator integration): K, V for all tokens, q per row."""
 
+    def split_kv_heads(self, node: Node, g: Graph) -> None:
+        """K/V per head (part of the qkv split): K and V made, and attended to, one head at a time."""
+
+    # Writes only some columns of its output (one head of attention): the output is never a chain's
+    # row intermediate, and writes_over names the input holding the other columns, which the output is
+    # written over (the step's alias whatever the switches; None: the first such writer).
+    fills_columns = False
+
+    def writes_over(self, node: Node) -> str | None:
+        return None
+
     def unfuse(self, node: Node, g: Graph) -> None:
         """Operator integration off: replace a fused node by the ops it fuses."""
 
@@ -113,6 +124,10 @@ class Op:
     # ------------------------------------------------------------ cost
     def macs(self, node: Node, g: Graph) -> int:
         return 0
+
+    # The op whose instruction costs (edgeviz/backends/mcu_latency.py) this op's work takes, when it runs
+    # that op's kernels ('' for its own).
+    costs_like = ""
 
     def work(self, node: Node, g: Graph) -> dict[str, int]:
         """What the op does per inference, by kind: the features of the MCU latency model, which fits an
