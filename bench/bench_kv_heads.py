@@ -36,7 +36,7 @@ def measure(name: str) -> dict:
     model = ViT(cfg).eval()
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
     r = {"model": name, "heads": cfg.heads}
-    for label, sw in (("off", Switches(kv_per_head=False)), ("on", Switches())):
+    for label, sw in (("off", Switches()), ("on", Switches(kv_per_head=True))):
         c = compile_graph(graph_from_vit(model), x, "mps2-an500", sw, exact_switches=True)
         with tempfile.TemporaryDirectory() as d:
             write_project(c, Path(d) / "b", name, x)

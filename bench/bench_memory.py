@@ -17,11 +17,11 @@ from edgeviz.passes import Switches  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {
-    "all on": Switches(),
-    "no kv-per-head": Switches(kv_per_head=False),
+    "all on": Switches(kv_per_head=True),
+    "no kv-per-head": Switches(),                      # the default build
     "no fuse": Switches(fuse=False),
-    "no patch-decomp": Switches(patch_decompose=False),
-    "no token-overwrite": Switches(token_overwrite=False),
+    "no patch-decomp": Switches(patch_decompose=False, kv_per_head=True),
+    "no token-overwrite": Switches(token_overwrite=False, kv_per_head=True),
     "all off": Switches(False, False, False),
 }
 

@@ -46,9 +46,10 @@ class Switches:
     # part of the qkv split: make K_h, V_h [N, E/H] one head at a time (their LayerNorm, and the low-rank
     # factor, recomputed per head) and run head h's attention for every query row into its columns of the
     # output (AttentionSplit.split_kv_heads): x + out + 2NE/H live at the attention instead of x + K + V
-    # = 3NE, lower for H >= 3. An MCU build tries the schedule without it too and keeps this one only
-    # where it plans a smaller arena (McuBackend.candidate_switches). Off for the FPGA backend.
-    kv_per_head: bool = True
+    # = 3NE, lower for H >= 3, for 12-42% more instructions (bench/bench_kv_heads.py). Off by default:
+    # asked for (--kv-per-head), an MCU build tries the schedule without it too and keeps this one only
+    # where it plans a smaller arena (McuBackend.candidate_switches). Never on for the FPGA backend.
+    kv_per_head: bool = False
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]

@@ -131,20 +131,21 @@ def test_qkv_split_flag_mcu_analyze(model_file, capsys):
 
 
 def test_kv_per_head_flag(capsys, tmp_path):
-    """MCU default: K/V per head tried and kept where it plans a smaller arena (3 heads: it does);
-    --no-kv-per-head never tries it; asking for it without the qkv split or on an FPGA is one line."""
+    """MCU: K/V per head off by default (it costs instructions); --kv-per-head tries it and keeps it
+    where it plans a smaller arena (3 heads: it does); asking for it without the qkv split or on an
+    FPGA is one line."""
     p = tmp_path / "vit3.pt"
     save_model(make("mean-3heads"), p)
     base = ["analyze", str(p), "--json"]
     default = _json(capsys, base)
-    off = _json(capsys, base + ["--no-kv-per-head"])
-    assert default["switches"]["kv_per_head"] is True and off["switches"]["kv_per_head"] is False
-    assert default == _json(capsys, base + ["--kv-per-head"])
-    assert default["peak_sram"] < off["peak_sram"] and default["lower_bound_bytes"] < off["lower_bound_bytes"]
-    assert any(l["output"].endswith("_kv2") for l in default["layers"]) and not off["schedule_note"]
+    on = _json(capsys, base + ["--kv-per-head"])
+    assert default["switches"]["kv_per_head"] is False and on["switches"]["kv_per_head"] is True
+    assert default == _json(capsys, base + ["--no-kv-per-head"])
+    assert on["peak_sram"] < default["peak_sram"] and on["lower_bound_bytes"] < default["lower_bound_bytes"]
+    assert any(l["output"].endswith("_kv2") for l in on["layers"]) and not default["schedule_note"]
     _fails(capsys, base + ["--no-qkv-split", "--kv-per-head"], "part of the qkv split")
     _fails(capsys, base + ["--target", "zcu102", "--qkv-split", "--kv-per-head"], "builds without it")
-    assert main(["analyze", str(p), "--no-kv-per-head"]) == 0
+    assert main(["analyze", str(p)]) == 0
     assert "kv-per-head off" in capsys.readouterr().out
 
 

@@ -129,33 +129,36 @@ def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
 
 
 # 5 tokens, 64 channels, one head: the four-row blocks hold more than whole tensors, with or without K/V
-# per head (the 4-head digits subnet of the README runs fused since K/V per head: 1,600 B, 1,704 B unfused)
+# per head (the 4-head digits subnet of the README runs fused with K/V per head: 1,600 B, 1,704 B unfused)
 ONE_HEAD_SUBNET = ViTConfig(img_size=16, patch=8, embed=64, heads=1, depth=1, rank_ratios=(0.4,))
 
 
-@pytest.mark.parametrize("name,fused", [("one-head-subnet", False), ("five-tokens", True), ("cls-lowrank", True),
-                                        ("odd-1head", True)])
-def test_fusion_only_where_it_lowers_the_peak(name, fused):
+@pytest.mark.parametrize("name,fused,fused_per_head", [("one-head-subnet", False, False), ("five-tokens", False, True),
+                                                       ("cls-lowrank", True, True), ("odd-1head", True, True)])
+def test_fusion_only_where_it_lowers_the_peak(name, fused, fused_per_head):
     """Few tokens: the chains' row blocks hold more than whole tensors, so the build runs unfused; K/V
-    per head likewise only where it plans smaller. The search's oracle (plan_config) judges the same
-    schedule."""
+    per head, when asked for, likewise only where it plans smaller. The search's oracle (plan_config)
+    judges the same schedule."""
     m = make(ONE_HEAD_SUBNET if name == "one-head-subnet" else name)
     x = inputs(m.cfg, 2)
     t = load_target("stm32f746")
     c = compile_graph(graph_from_vit(m), x, t)
     g = c.graph
-    kv_off, kv_on, off = Switches(kv_per_head=False), Switches(), Switches(fuse=False, split_qkv=False, kv_per_head=False)
+    kv_off, kv_on, off = Switches(), Switches(kv_per_head=True), Switches(fuse=False, split_qkv=False)
     peaks = {sw: plan(schedule(g, sw), t).peak for sw in (kv_off, kv_on, off)}
-    best = min((kv_off, kv_on, off), key=peaks.get)            # the first on a tie
+    best = min((kv_off, off), key=peaks.get)                   # the default: K/V per head not tried
     assert c.schedule.switches == best and best.fuse is fused and best.split_qkv is fused
     assert c.plan.peak == peaks[best] == plan_config(m.cfg).peak_sram
-    fused_peak = min(peaks[kv_off], peaks[kv_on])
-    assert (peaks[off] < fused_peak) is not fused
-    assert bool(c.schedule.note) is (best != kv_on)
-    assert fused or f"{fused_peak:,} B fused" in c.schedule.note
-    assert best != kv_off or "K/V per head off" in c.schedule.note
-    forced = compile_graph(graph_from_vit(m), x, t, exact_switches=True)
-    assert forced.schedule.switches == Switches() and forced.plan.peak == peaks[kv_on]
+    assert (peaks[off] < peaks[kv_off]) is not fused
+    assert bool(c.schedule.note) is (best != kv_off)
+    assert fused or f"{peaks[kv_off]:,} B fused" in c.schedule.note
+    # asked for: the per-head schedule is tried beside K and V of all heads, and kept only where smaller
+    asked = compile_graph(graph_from_vit(m), x, t, switches=kv_on)
+    best_asked = min((kv_off, kv_on, off), key=peaks.get)      # the first on a tie
+    assert asked.schedule.switches == best_asked and best_asked.fuse is fused_per_head
+    assert best_asked != kv_off or "K/V per head off" in asked.schedule.note
+    forced = compile_graph(graph_from_vit(m), x, t, kv_on, exact_switches=True)
+    assert forced.schedule.switches == kv_on and forced.plan.peak == peaks[kv_on]
 
 
 KV_CASES = [("odd-1head", 1), ("cls-lowrank", 2), ("rgb-deep-mean", 2), ("mean-3heads", 3), ("cls-wide-mlp3", 4),
@@ -189,7 +192,7 @@ def test_kv_per_head_gives_the_same_bits(name, heads, sw, tmp_path):
 def test_kv_per_head_lowers_the_peak_from_three_heads(name):
     """With H >= 3 heads, K/V per head lowers the live-set lower bound and the planned arena below the
     same schedule's without it: at a head's attention x + out + 2NE/H (+ scratch) instead of x + K + V
-    (+ scratch); the build (and the search's plan_config) keeps it."""
+    (+ scratch); asked for, the build (and the search's plan_config) keeps it."""
     cfg = {**CONFIGS, "digits-32px-e96": DIGITS_E96}[name]
     assert cfg.heads >= 3
     g = graph_from_vit(make(cfg))
@@ -199,12 +202,12 @@ def test_kv_per_head_lowers_the_peak_from_three_heads(name):
     assert on.lower_bound < off.lower_bound and on.peak < off.peak
     assert on.peak == on.lower_bound                    # the planner reaches the bound
     n, e = (cfg.img_size // cfg.patch) ** 2 + (cfg.pool == "cls"), cfg.embed      # tokens: patches (+ cls)
-    s = schedule(g, Switches())
+    s = schedule(g, Switches(kv_per_head=True))
     for k, st in enumerate(s.steps):
         if st.nodes[-1].op == "attention_head":           # x + out + K_h V_h + the chain's scratch
             live = sum(b.size for b in on.live_at(k))
             assert live <= 2 * n * e + 2 * n * e // cfg.heads + st.scratch + 4 * 8, (st.name, live)
-    rep = plan_config(cfg)
+    rep = plan_config(cfg, switches=Switches(kv_per_head=True))      # asked for, it is kept
     assert rep.peak_sram == min(on.peak, plan(schedule(g, Switches(fuse=False, split_qkv=False)), t).peak)
 
 
