@@ -201,9 +201,16 @@ def run_tflm(tflm: Path, work: Path, tags: list[str], part: str) -> dict:
 
 
 def run_edgeviz(name: str, work: Path, root: Path, part: str) -> dict:
+    """edgeviz's figures, or {"does_not_fit": edgeviz's reason} where the model's arena does not fit
+    the part's RAM (vit_relu on the stm32f103's 20 KB: edgeviz refuses the build)."""
     b = work / f"ev_{name}_{part}"
     cli = [sys.executable, "-m", "edgeviz.cli"]
-    sh([*cli, "build", FIXTURES / f"{name}.tflite", "--target", part, "--out", b], cwd=root)
+    r = subprocess.run(list(map(str, [*cli, "build", FIXTURES / f"{name}.tflite", "--target", part, "--out", b])),
+                       cwd=root, capture_output=True, text=True)
+    if r.returncode != 0 and "does not fit" in r.stderr:
+        return {"does_not_fit": r.stderr.strip().splitlines()[-1].removeprefix("edgeviz: error: ")}
+    if r.returncode != 0:
+        raise SystemExit(f"edgeviz build {name} --target {part} failed ({r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     prof = json.loads(sh([*cli, "profile", b, "--port", "emulator", "-n", "3", "--json"], cwd=root))
     meta = json.loads((b / "build.json").read_text())
     return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"],
@@ -238,7 +245,7 @@ def main():
     sys.path.insert(0, str(HARNESS))
     from run_tflm_m7 import RESOLVER      # the ops the harness can register with TFLM's resolver
     names = a.models.split(",")
-    rows, notes = [], []
+    rows, notes, macs = [], [], {}
     with tempfile.TemporaryDirectory(prefix="bench_tflm_") as d:
         work = Path(d)
         ops = {n: harness_inputs(n, work) for n in names}
@@ -255,29 +262,46 @@ def main():
             tf = run_tflm(libs[part][0], work, runnable, part) if runnable else {}
             for n in names:
                 ev = run_edgeviz(n, work, a.edgeviz_root.resolve(), part)
+                fits = "does_not_fit" not in ev
+                if not fits:
+                    notes.append(f"{n} on {part}: edgeviz: {ev['does_not_fit']}")
+                    print(notes[-1], file=sys.stderr)
+                    ev = {"macs": macs.get(n), "build_s": "-", "instructions": "does not fit",
+                          "arena": "does not fit"}
+                macs.setdefault(n, ev["macs"])
                 r = {"model": n, **({"part": part, "core": core} if parts != ["stm32f746"] else {}),
                      "ops": len(ops[n][0]), "macs": ev["macs"], "edgeviz_build_s": ev["build_s"]}
                 t = tf.get(n)
                 if t:
                     ti = statistics.median(t["invoke_instructions"])
+                    ta = t["min_arena_bytes"]
                     r.update(tflm_instructions=ti, edgeviz_instructions=ev["instructions"],
-                             tflm_over_edgeviz_instr=ti / ev["instructions"], tflm_arena=t["min_arena_bytes"],
-                             edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / t["min_arena_bytes"])
+                             tflm_over_edgeviz_instr=ti / ev["instructions"] if fits else "-", tflm_arena=ta,
+                             edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / ta if fits else "-")
                     ref = bytes.fromhex(ops[n][1])
                     got = bytes.fromhex(t["output_hex"])
                     r["tflm_bytes_differ_from_litert_ref"] = f"{sum(p != q for p, q in zip(ref, got))}/{len(ref)}"
                     r["tflm_min_arena_invoke_ok"] = t["min_arena_invoke_ok"]
                     r["tflm_arena_used_bytes"] = t["arena_used_bytes"]
-                    r["tflm_macs_per_instr"] = ev["macs"] / ti
+                    if ev["macs"]:
+                        r["tflm_macs_per_instr"] = ev["macs"] / ti
+                    # the part's largest RAM bank: TFLM's arena alone can outgrow it (harness: 4 MB on QEMU)
+                    r["tflm_arena_fits_part_ram"] = ta <= max(b.size for b in load_target(part).ram)
                 else:
                     r.update(tflm_instructions="no kernel", edgeviz_instructions=ev["instructions"],
                              tflm_over_edgeviz_instr="-", tflm_arena="no kernel", edgeviz_arena=ev["arena"],
                              edgeviz_over_tflm_arena="-", tflm_bytes_differ_from_litert_ref="-")
-                r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
+                if fits:
+                    r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
                 rows.append(r)
                 print(f"{n} on {part}: done at {time.time() - t0:.0f} s", file=sys.stderr)
+    for r in rows:          # a model that did not fit its part came first: its MACs from another part
+        if r["macs"] is None and macs.get(r["model"]):
+            r["macs"] = macs[r["model"]]
+            if isinstance(r["tflm_instructions"], float | int):
+                r["tflm_macs_per_instr"] = r["macs"] / r["tflm_instructions"]
     print_markdown_table(rows, skip=("macs", "tflm_min_arena_invoke_ok", "tflm_arena_used_bytes",
-                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr"))
+                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr", "tflm_arena_fits_part_ram"))
     if len(parts) > 1:
         print_cores_table(rows, parts)
     for line in notes:
@@ -338,11 +362,15 @@ def print_cores_table(rows, parts) -> None:
         cells = []
         for p in parts:
             r = by[(m, p)]
-            tf = f"{r['tflm_macs_per_instr']:.3f}" if "tflm_macs_per_instr" in r else "no kernel"
-            cells.append(f"{r['edgeviz_macs_per_instr']:.3f} / {tf}")
-        base = by[(m, parts[0])]["edgeviz_macs_per_instr"]
-        cells += [f"{by[(m, p)]['edgeviz_macs_per_instr'] / base:.3f}" for p in parts[1:]]
-        print(f"| {m} | {by[(m, parts[0])]['macs']:,} | " + " | ".join(cells) + " |")
+            tf = (f"{r['tflm_macs_per_instr']:.3f}" if "tflm_macs_per_instr" in r
+                  else "no kernel" if r["tflm_instructions"] == "no kernel" else "-")
+            ev = f"{r['edgeviz_macs_per_instr']:.3f}" if "edgeviz_macs_per_instr" in r else "does not fit"
+            cells.append(f"{ev} / {tf}")
+        base = by[(m, parts[0])].get("edgeviz_macs_per_instr")
+        cells += [f"{by[(m, p)]['edgeviz_macs_per_instr'] / base:.3f}"
+                  if base and "edgeviz_macs_per_instr" in by[(m, p)] else "-" for p in parts[1:]]
+        macs = next((by[(m, p)]["macs"] for p in parts if by[(m, p)]["macs"]), None)
+        print(f"| {m} | {f'{macs:,}' if macs else '-'} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
