@@ -1,6 +1,8 @@
 """The same int8 .tflite files under TF Lite Micro + CMSIS-NN (the whole-model peer) and under edgeviz,
 on the same emulated Cortex-M7 (QEMU mps2-an500, -icount shift=0: SysTick counts instructions), and
-with --parts on the Cortex-M4 (stm32f411, mps2-an386) and M33 (stm32u585, mps2-an505) too.
+with --parts on the Cortex-M4 (stm32f411, mps2-an386), M33 (stm32u585, mps2-an505), M0+ (rp2040) and
+M3 (stm32f103; both on mps2-an385, QEMU's M3 machine, which runs ARMv6-M code) and M55 with Helium
+(alif-e3, mps3-an547) too.
 
 Per model: instructions per inference (TFLM: Invoke; edgeviz: `edgeviz profile` end to end), arena
 bytes (TFLM: the smallest arena with which AllocateTensors and Invoke succeed, found by bisection on
@@ -10,11 +12,16 @@ the trees its Makefile would download (CMSIS-NN among them) from bare git mirror
 builds them with TFLM's own Makefile and release flags (-Os core, -O2 kernels), run_tflm_m7.py
 embeds a model in firmware and runs it. The library is built once per TFLM commit and core and cached
 in ~/.cache/edgeviz-tflm, outside the repository; nothing from TFLM or CMSIS-NN comes into it. For the
-M4 and M33 the harness' scripts are copied there with their core re-pointed (TFLM's TARGET_ARCH and
-FPU, the compiler flags of the part's target, its QEMU machine, and on the M33 its Secure addresses).
+other cores the harness' scripts are copied there with their core re-pointed (TFLM's TARGET_ARCH and
+FPU, the compiler flags of the part's target, its QEMU machine, and where that machine's map differs
+from mps2-an500's, its addresses: the M33's Secure aliases, the M55's ITCM / DDR / SRAM).
 
     .venv/bin/python bench/bench_tflm.py [--tflm-mirror /work/.mirror] [--models vit_relu,vit_gelu]
-        [--parts stm32f746,stm32f411,stm32u585] [--json FILE] [--edgeviz-root DIR]
+        [--parts stm32f746,stm32f411,stm32u585,rp2040,stm32f103,alif-e3] [--json FILE]
+        [--edgeviz-root DIR]
+
+The output file keeps the rows of parts that a run leaves out (an earlier run's, with its provenance
+under "earlier_runs"), so the cores can be measured one at a time.
 
 Missing mirrors, harness or cross tools: one line saying what is missing, exit 0. The input is one
 random int8 tensor (seed 0); TFLM's output on it is compared with LiteRT's BUILTIN_REF kernels (as
@@ -48,12 +55,31 @@ HARNESS = Path(os.environ.get("TFLM_M7_HARNESS", "/work/shared/peers/tflm-m7"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeviz-tflm"
 MIRRORS = ["tensorflow+tflite-micro", "google+flatbuffers", "google+gemmlowp", "google+ruy",
            "mborgerding+kissfft", "ARM-software+CMSIS_6", "ARM-software+Cortex_DFP", "ARM-software+CMSIS-NN"]
-# part -> (library variant, TFLM's TARGET_ARCH, its FPU): the M7's is the harness' own build ("default")
+# part -> (library variant, TFLM's TARGET_ARCH, its FPU): the M7's is the harness' own build ("default").
+# No FPU named: TFLM's cortex_m_generic makefile then passes -mfpu=auto, soft float on the M0+ and M3;
+# on the M55 (its TARGET_ARCH cortex-m55: hard float) -mcpu=cortex-m55 -mfpu=auto brings the FPU and
+# MVE, so GCC defines __ARM_FEATURE_MVE and CMSIS-NN compiles its Helium path (ARM_MATH_MVEI).
 PARTS = {"stm32f746": ("default", "cortex-m7+fp", "fpv5-sp-d16"),
          "stm32f411": ("m4", "cortex-m4+fp", "fpv4-sp-d16"),
-         "stm32u585": ("m33", "cortex-m33", "fpv5-sp-d16")}
-# where QEMU's machine puts flash and RAM for the code the core runs, where it is not mps2-an500's map
-SECURE_ALIASES = {"mps2-an505": {"0x00000000": "0x10000000", "0x20000000": "0x38000000"}}
+         "stm32u585": ("m33", "cortex-m33", "fpv5-sp-d16"),
+         "rp2040": ("m0plus", "cortex-m0plus", ""),
+         "stm32f103": ("m3", "cortex-m3", ""),
+         "alif-e3": ("m55", "cortex-m55", "")}
+# where QEMU's machine puts code, constants and RAM, where it is not mps2-an500's map: the harness'
+# link.ld with these replacements (old text -> new, each must be there). mps2-an505 boots Secure with
+# VTOR_S = 0x10000000: the Secure aliases. mps3-an547 boots with VTOR = 0 in a 512 KB ITCM: code
+# there, constants (the model) and the .data image in the DDR at 0x60000000, RAM (the harness' 2 MB
+# arena) in the 4 MB of SRAM at 0x21000000 (firmware/boards/mps3-an547/memory.ld's layout). mps2-an385
+# has mps2-an500's map.
+LINK_EDITS = {
+    "mps2-an505": [("ORIGIN = 0x00000000", "ORIGIN = 0x10000000"), ("ORIGIN = 0x20000000", "ORIGIN = 0x38000000")],
+    "mps3-an547": [("FLASH (rx) : ORIGIN = 0x00000000, LENGTH = 4M",
+                    "FLASH (rx) : ORIGIN = 0x00000000, LENGTH = 512K\n    DDR (rx)   : ORIGIN = 0x60000000, LENGTH = 16M"),
+                   ("RAM (rwx)  : ORIGIN = 0x20000000, LENGTH = 4M", "RAM (rwx)  : ORIGIN = 0x21000000, LENGTH = 4M"),
+                   ("ALIGN(16); } > FLASH", "ALIGN(16); } > DDR"),
+                   ("KEEP(*(.init_array)) __init_array_end = .; } > FLASH",
+                    "KEEP(*(.init_array)) __init_array_end = .; } > DDR"),
+                   ("} > RAM AT > FLASH", "} > RAM AT > DDR")]}
 
 
 def sh(cmd, **kw) -> str:
@@ -104,7 +130,8 @@ def harness_copy(part: str) -> Path:
     """The harness copied into CACHE with one change: its smallest-arena bisection starts at
     arena_used_bytes() + 64, which is too small when AllocateTensors needs temporary room beyond what
     stays allocated (vit_sigmoid_gelu, vit_keras_mha); the copy doubles that start until it works.
-    For a part other than the M7: the part's compiler flags and QEMU machine, and its addresses."""
+    For a part other than the M7: the part's compiler flags and QEMU machine, and its addresses
+    (LINK_EDITS); on ARMv6-M its calibration spin loop in unified assembler syntax."""
     variant = PARTS[part][0]
     dst = CACHE / ("harness" if variant == "default" else f"harness-{variant}")
     shutil.rmtree(dst, ignore_errors=True)
@@ -115,9 +142,18 @@ def harness_copy(part: str) -> Path:
     if anchor not in src:
         raise SystemExit(f"{HARNESS}/fw/main.cc changed: no '{anchor.strip()}' to start the arena search from")
     grow = "  while (hi < ARENA_MAX / 2 && !works(hi, false)) { lo = hi; hi *= 2; }\n"
-    main.write_text(src.replace(anchor, grow + anchor, 1))
+    src = src.replace(anchor, grow + anchor, 1)
+    t = load_target(part)
+    if t.core in ("cortex-m0", "cortex-m0plus"):
+        # GCC hands Thumb-1 inline assembly to the assembler in divided syntax, where the spin loop's
+        # `subs` (the calibration of instructions per SysTick tick) is no Thumb16 instruction: the same
+        # two instructions, in unified syntax
+        spin = '__asm__ volatile("1: subs'
+        if spin not in src:
+            raise SystemExit(f"{HARNESS}/fw/main.cc changed: no '{spin}' spin loop")
+        src = src.replace(spin, '__asm__ volatile(".syntax unified\\n\\t1: subs', 1)
+    main.write_text(src)
     if variant != "default":
-        t = load_target(part)
         run = dst / "tflm-m7" / "run_tflm_m7.py"
         src = run.read_text()
         cpu = 'CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"]'
@@ -128,10 +164,10 @@ def harness_copy(part: str) -> Path:
                        .replace(qemu, f'"-M", "{t.emulator}",'))
         link = dst / "tflm-m7" / "fw" / "link.ld"
         ld = link.read_text()
-        for old, new in SECURE_ALIASES.get(t.emulator, {}).items():
-            if f"ORIGIN = {old}" not in ld:
-                raise SystemExit(f"{HARNESS}/fw/link.ld changed: no ORIGIN = {old}")
-            ld = ld.replace(f"ORIGIN = {old}", f"ORIGIN = {new}")
+        for old, new in LINK_EDITS.get(t.emulator, []):
+            if old not in ld:
+                raise SystemExit(f"{HARNESS}/fw/link.ld changed: no '{old}' to re-point at {t.emulator}")
+            ld = ld.replace(old, new)
         link.write_text(ld)
     return dst / "tflm-m7"
 
@@ -165,9 +201,16 @@ def run_tflm(tflm: Path, work: Path, tags: list[str], part: str) -> dict:
 
 
 def run_edgeviz(name: str, work: Path, root: Path, part: str) -> dict:
+    """edgeviz's figures, or {"does_not_fit": edgeviz's reason} where the model's arena does not fit
+    the part's RAM (vit_relu on the stm32f103's 20 KB: edgeviz refuses the build)."""
     b = work / f"ev_{name}_{part}"
     cli = [sys.executable, "-m", "edgeviz.cli"]
-    sh([*cli, "build", FIXTURES / f"{name}.tflite", "--target", part, "--out", b], cwd=root)
+    r = subprocess.run(list(map(str, [*cli, "build", FIXTURES / f"{name}.tflite", "--target", part, "--out", b])),
+                       cwd=root, capture_output=True, text=True)
+    if r.returncode != 0 and "does not fit" in r.stderr:
+        return {"does_not_fit": r.stderr.strip().splitlines()[-1].removeprefix("edgeviz: error: ")}
+    if r.returncode != 0:
+        raise SystemExit(f"edgeviz build {name} --target {part} failed ({r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     prof = json.loads(sh([*cli, "profile", b, "--port", "emulator", "-n", "3", "--json"], cwd=root))
     meta = json.loads((b / "build.json").read_text())
     return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"],
@@ -202,7 +245,7 @@ def main():
     sys.path.insert(0, str(HARNESS))
     from run_tflm_m7 import RESOLVER      # the ops the harness can register with TFLM's resolver
     names = a.models.split(",")
-    rows, notes = [], []
+    rows, notes, macs = [], [], {}
     with tempfile.TemporaryDirectory(prefix="bench_tflm_") as d:
         work = Path(d)
         ops = {n: harness_inputs(n, work) for n in names}
@@ -219,37 +262,55 @@ def main():
             tf = run_tflm(libs[part][0], work, runnable, part) if runnable else {}
             for n in names:
                 ev = run_edgeviz(n, work, a.edgeviz_root.resolve(), part)
-                r = {"model": n, **({"part": part, "core": core} if len(parts) > 1 else {}),
+                fits = "does_not_fit" not in ev
+                if not fits:
+                    notes.append(f"{n} on {part}: edgeviz: {ev['does_not_fit']}")
+                    print(notes[-1], file=sys.stderr)
+                    ev = {"macs": macs.get(n), "build_s": "-", "instructions": "does not fit",
+                          "arena": "does not fit"}
+                macs.setdefault(n, ev["macs"])
+                r = {"model": n, **({"part": part, "core": core} if parts != ["stm32f746"] else {}),
                      "ops": len(ops[n][0]), "macs": ev["macs"], "edgeviz_build_s": ev["build_s"]}
                 t = tf.get(n)
                 if t:
                     ti = statistics.median(t["invoke_instructions"])
+                    ta = t["min_arena_bytes"]
                     r.update(tflm_instructions=ti, edgeviz_instructions=ev["instructions"],
-                             tflm_over_edgeviz_instr=ti / ev["instructions"], tflm_arena=t["min_arena_bytes"],
-                             edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / t["min_arena_bytes"])
+                             tflm_over_edgeviz_instr=ti / ev["instructions"] if fits else "-", tflm_arena=ta,
+                             edgeviz_arena=ev["arena"], edgeviz_over_tflm_arena=ev["arena"] / ta if fits else "-")
                     ref = bytes.fromhex(ops[n][1])
                     got = bytes.fromhex(t["output_hex"])
                     r["tflm_bytes_differ_from_litert_ref"] = f"{sum(p != q for p, q in zip(ref, got))}/{len(ref)}"
                     r["tflm_min_arena_invoke_ok"] = t["min_arena_invoke_ok"]
                     r["tflm_arena_used_bytes"] = t["arena_used_bytes"]
-                    r["tflm_macs_per_instr"] = ev["macs"] / ti
+                    if ev["macs"]:
+                        r["tflm_macs_per_instr"] = ev["macs"] / ti
+                    # the part's largest RAM bank: TFLM's arena alone can outgrow it (harness: 4 MB on QEMU)
+                    r["tflm_arena_fits_part_ram"] = ta <= max(b.size for b in load_target(part).ram)
                 else:
                     r.update(tflm_instructions="no kernel", edgeviz_instructions=ev["instructions"],
                              tflm_over_edgeviz_instr="-", tflm_arena="no kernel", edgeviz_arena=ev["arena"],
                              edgeviz_over_tflm_arena="-", tflm_bytes_differ_from_litert_ref="-")
-                r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
+                if fits:
+                    r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
                 rows.append(r)
                 print(f"{n} on {part}: done at {time.time() - t0:.0f} s", file=sys.stderr)
+    for r in rows:          # a model that did not fit its part came first: its MACs from another part
+        if r["macs"] is None and macs.get(r["model"]):
+            r["macs"] = macs[r["model"]]
+            if isinstance(r["tflm_instructions"], float | int):
+                r["tflm_macs_per_instr"] = r["macs"] / r["tflm_instructions"]
     print_markdown_table(rows, skip=("macs", "tflm_min_arena_invoke_ok", "tflm_arena_used_bytes",
-                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr"))
+                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr", "tflm_arena_fits_part_ram"))
     if len(parts) > 1:
         print_cores_table(rows, parts)
     for line in notes:
         print(line)
+    kept, earlier = keep_other_parts(out_json, parts)
+    machines = ", ".join(f"{p}: {load_target(p).emulator}" for p in dict.fromkeys([*kept, *parts]))
     write_text(out_json, json.dumps({
         "note": "QEMU -icount shift=0 instruction counts (SysTick x calibrated instructions per tick), not cycles, "
-                "each part on its QEMU machine (stm32f746: mps2-an500, stm32f411: mps2-an386, stm32u585: "
-                "mps2-an505). TFLM: Invoke "
+                f"each part on its QEMU machine ({machines}). TFLM: Invoke "
                 "median of 3, TFLM's Makefile release flags (-Os core, -O2 kernels, CMSIS-NN) for the part's core, "
                 "tflm_arena = smallest arena (bisection) with which AllocateTensors succeeds and Invoke gives "
                 "the same output, persistent allocations included (the search starts from a size that works: "
@@ -258,9 +319,34 @@ def main():
                 "build.json arena_bytes (the "
                 "planned activation arena). Input: one random int8 tensor (numpy default_rng(0)); TFLM's "
                 "output is compared with LiteRT BUILTIN_REF as information (TFLM rounds some ops differently).",
-        "parts": {p: dict(zip(("tflm_variant", "tflm_target_arch", "tflm_fpu"), PARTS[p])) for p in parts},
+        "parts": {p: dict(zip(("tflm_variant", "tflm_target_arch", "tflm_fpu"), PARTS[p]))
+                  for p in dict.fromkeys([*kept, *parts])},
         "tflm_commits": commits, "edgeviz": edgeviz_source(a.edgeviz_root.resolve()), "skipped": notes,
-        "seconds": round(time.time() - t0, 1), "rows": rows}, indent=1) + "\n")
+        "seconds": round(time.time() - t0, 1), **({"earlier_runs": earlier} if earlier else {}),
+        "rows": [r for p in kept for r in kept[p]] + rows}, indent=1) + "\n")
+
+
+def keep_other_parts(out_json: Path, parts: list[str]) -> tuple[dict, list]:
+    """The rows of an existing multi-part results file for the parts this run leaves out, per part,
+    and where they came from (that run's edgeviz, TFLM commits and earlier runs), so that one core
+    can be measured (again) without losing the others. A single-part file (no "part" in its rows) or
+    a run of all the file's parts keeps nothing."""
+    if not out_json.is_file():
+        return {}, []
+    old = json.loads(out_json.read_text())
+    kept: dict = {}
+    for r in old.get("rows", []):
+        if r.get("part") and r["part"] not in parts and r["part"] in PARTS:
+            kept.setdefault(r["part"], []).append(r)
+    if not kept:
+        return {}, []
+    earlier = [{**e, "parts": [p for p in e["parts"] if p in kept]} for e in old.get("earlier_runs", [])]
+    earlier = [e for e in earlier if e["parts"]]
+    mine = sorted(set(kept) - {p for e in earlier for p in e["parts"]})
+    if mine:
+        earlier.append({"parts": mine, "edgeviz": old.get("edgeviz"), "tflm_commits": old.get("tflm_commits"),
+                        "seconds": old.get("seconds")})
+    return kept, earlier
 
 
 def print_cores_table(rows, parts) -> None:
@@ -276,11 +362,15 @@ def print_cores_table(rows, parts) -> None:
         cells = []
         for p in parts:
             r = by[(m, p)]
-            tf = f"{r['tflm_macs_per_instr']:.3f}" if "tflm_macs_per_instr" in r else "no kernel"
-            cells.append(f"{r['edgeviz_macs_per_instr']:.3f} / {tf}")
-        base = by[(m, parts[0])]["edgeviz_macs_per_instr"]
-        cells += [f"{by[(m, p)]['edgeviz_macs_per_instr'] / base:.3f}" for p in parts[1:]]
-        print(f"| {m} | {by[(m, parts[0])]['macs']:,} | " + " | ".join(cells) + " |")
+            tf = (f"{r['tflm_macs_per_instr']:.3f}" if "tflm_macs_per_instr" in r
+                  else "no kernel" if r["tflm_instructions"] == "no kernel" else "-")
+            ev = f"{r['edgeviz_macs_per_instr']:.3f}" if "edgeviz_macs_per_instr" in r else "does not fit"
+            cells.append(f"{ev} / {tf}")
+        base = by[(m, parts[0])].get("edgeviz_macs_per_instr")
+        cells += [f"{by[(m, p)]['edgeviz_macs_per_instr'] / base:.3f}"
+                  if base and "edgeviz_macs_per_instr" in by[(m, p)] else "-" for p in parts[1:]]
+        macs = next((by[(m, p)]["macs"] for p in parts if by[(m, p)]["macs"]), None)
+        print(f"| {m} | {f'{macs:,}' if macs else '-'} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
