@@ -47,16 +47,7 @@ static uint32_t pclk_hz = 8000000u;         /* the USART's bus clock */
 #else
 #define USART_BASE 0x40004400u
 #endif
-/* SR 0x00, DR 0x04, BRR 0x08, CR1 0x0C, CR2 0x10, CR3 0x14 (RM0008 "USART register map") */
-#define USART_SR REG(USART_BASE + 0x00u)
-#define USART_DR REG(USART_BASE + 0x04u)
-#define USART_BRR REG(USART_BASE + 0x08u)
-#define USART_CR1 REG(USART_BASE + 0x0Cu)
-#define USART_CR2 REG(USART_BASE + 0x10u)
-#define USART_CR3 REG(USART_BASE + 0x14u)
-#define SR_RXNE (1u << 5)
-#define SR_TC (1u << 6)
-#define SR_TXE (1u << 7)
+#include "stm32_usart_v1.h"   /* USART_* registers, ev_usart_init, board_uart_getc / write / flush */
 
 #define WAIT_LIMIT 1000000u
 #define HSE_WAIT_LIMIT 100000u              /* ~0.1 s on HSI: a crystal starts within a few ms */
@@ -126,36 +117,8 @@ void board_init(void)
     GPIOA_ODR |= (1u << 3);
 #endif
 
-    USART_CR1 = 0;
-    USART_CR2 = 0;
-    USART_CR3 = 0;
-    /* BRR = f_PCLK / baud as mantissa.fraction in 12.4 (RM0008 "Fractional baud rate generation") */
-    USART_BRR = (pclk_hz + 115200u / 2u) / 115200u;
-    USART_CR1 = (1u << 13) | (1u << 3) | (1u << 2);         /* UE, TE, RE (RM0008 USART_CR1) */
+    ev_usart_init(pclk_hz);
 
     ev_counter_init();
 }
 
-int board_uart_getc(uint32_t timeout_ms)
-{
-    uint64_t start = board_counter();
-    for (;;) {
-        /* reading SR then DR also clears an overrun / framing / noise error (RM0008 USART_SR): a
-         * lost byte shows up as a CRC error */
-        if (USART_SR & SR_RXNE) return (int)(USART_DR & 0xFFu);
-        if (ev_expired(start, timeout_ms)) return -1;
-    }
-}
-
-void board_uart_write(const uint8_t *p, uint32_t n)
-{
-    while (n--) {
-        while (!(USART_SR & SR_TXE)) { }
-        USART_DR = *p++;
-    }
-}
-
-void board_uart_flush(void)
-{
-    while (!(USART_SR & SR_TC)) { }
-}

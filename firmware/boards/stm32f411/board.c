@@ -36,17 +36,9 @@ static uint32_t apb1_hz = 16000000u;
 #define GPIOA_PUPDR REG(0x4002000Cu)
 #define GPIOA_AFRL REG(0x40020020u)
 
-/* USART2 at 0x40004400 (APB1); SR / DR / BRR / CR1 at 0x00 / 0x04 / 0x08 / 0x0C (RM0383 "USART
- * register map") */
-#define USART_SR REG(0x40004400u)
-#define USART_DR REG(0x40004404u)
-#define USART_BRR REG(0x40004408u)
-#define USART_CR1 REG(0x4000440Cu)
-#define USART_CR2 REG(0x40004410u)
-#define USART_CR3 REG(0x40004414u)
-#define SR_RXNE (1u << 5)
-#define SR_TC (1u << 6)
-#define SR_TXE (1u << 7)
+/* USART2 (APB1), RM0383 "USART register map" */
+#define USART_BASE 0x40004400u
+#include "stm32_usart_v1.h"   /* USART_* registers, ev_usart_init, board_uart_getc / write / flush */
 
 #define WAIT_LIMIT 1000000u
 
@@ -99,37 +91,8 @@ void board_init(void)
     GPIOA_PUPDR = (GPIOA_PUPDR & ~(3u << 6)) | (1u << 6);   /* pull-up on RX */
     GPIOA_AFRL = (GPIOA_AFRL & ~(0xFFu << 8)) | (0x77u << 8);
 
-    USART_CR1 = 0;
-    USART_CR2 = 0;
-    USART_CR3 = 0;
-    /* oversampling by 16: BRR = f_PCLK1 / baud as mantissa.fraction in 12.4 (RM0383 "Fractional baud
-     * rate generation") */
-    USART_BRR = (apb1_hz + 115200u / 2u) / 115200u;
-    USART_CR1 = (1u << 13) | (1u << 3) | (1u << 2);     /* UE, TE, RE (RM0383 USART_CR1) */
+    ev_usart_init(apb1_hz);
 
     ev_counter_init();
 }
 
-int board_uart_getc(uint32_t timeout_ms)
-{
-    uint64_t start = board_counter();
-    for (;;) {
-        /* reading SR then DR also clears an overrun / framing / noise error (RM0383 USART_SR): a lost
-         * byte shows up as a CRC error */
-        if (USART_SR & SR_RXNE) return (int)(USART_DR & 0xFFu);
-        if (ev_expired(start, timeout_ms)) return -1;
-    }
-}
-
-void board_uart_write(const uint8_t *p, uint32_t n)
-{
-    while (n--) {
-        while (!(USART_SR & SR_TXE)) { }
-        USART_DR = *p++;
-    }
-}
-
-void board_uart_flush(void)
-{
-    while (!(USART_SR & SR_TC)) { }
-}
