@@ -15,7 +15,7 @@ from . import demo, device_cli
 from .clikit import handler
 from .errors import EdgevizError
 from .frontend import ModelFile
-from .inputs import parse_floats
+from .inputs import parse_floats, search_record
 from .passes import Switches
 from .project import analyze, build, default_switches
 from .search import cli as search_cli
@@ -40,6 +40,9 @@ def _switches(a) -> Switches:
     if a.kv_per_head and load_target(a.target).kind == "fpga":
         raise EdgevizError(f"--kv-per-head: {a.target} builds without it (the FPGA attention templates stream every "
                            "head's K and V from one bank and have no per-head form)")
+    if a.kv_per_head is None and not load_target(a.target).kind == "fpga":
+        # a search's folder: build as its judge planned, so the arena equals the searched peak
+        a.kv_per_head = bool(search_record(a.model).get("switches", {}).get("kv_per_head")) or None
     per_head = (default.kv_per_head if a.kv_per_head is None else a.kv_per_head) and split
     return Switches(fuse=not a.no_fuse, patch_decompose=not a.no_patch_decompose,
                     token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank,

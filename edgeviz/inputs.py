@@ -126,6 +126,18 @@ def read_inputs(spec, shape: tuple, pre: dict | None = None, role: str = "input"
     return x, y, f"inputs from {spec} as given" + ("" if y is not None else " (no labels)")
 
 
+def search_record(model) -> dict:
+    """The subnet.json an edgeviz search wrote beside ``model`` (or in the folder it names), {} if none:
+    the data it trained on (preprocessing) and the switches it judged memory with."""
+    try:
+        p = Path(str(model))
+        sub = (p if p.is_dir() else p.parent) / "subnet.json"
+        found = json.loads(sub.read_text()) if sub.is_file() else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
 def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
     """How image files become this model's inputs, recorded on the graph (and so in model.evq and
     build.json): --mean/--std if given, else the data an edgeviz search trained on, else the built-in
@@ -134,14 +146,7 @@ def record_preprocessing(g: Graph, model, calib, mean=None, std=None) -> dict:
     if mean is not None or std is not None:
         pre = preprocessing(mean, std, c, "--mean/--std")
     else:
-        found = None
-        folder = Path(model) if Path(model).is_dir() else Path(model).parent
-        sub = folder / "subnet.json"
-        if sub.is_file():
-            try:
-                found = json.loads(sub.read_text()).get("data")
-            except (OSError, ValueError):
-                found = None
+        found = search_record(model).get("data")
         if found and "mean" in found and len(found["mean"]) == c:
             pre = preprocessing(found["mean"], found["std"], c, f"the search's data ({found.get('name', '?')})")
         elif calib is None and c == 1:

@@ -47,6 +47,8 @@ def _note(sw: Switches, peak: int, asked: Switches, tried) -> str:
         return f"operator integration off: {peak:,} B unfused against {fused:,} B fused"
     if asked.kv_per_head and not sw.kv_per_head:
         per_head = min(p.peak for s, p in tried if s.switches.kv_per_head)
+        if per_head == peak:      # e.g. a .tflite graph: no split attention for the switch to act on
+            return f"K/V per head off: it saves nothing here ({peak:,} B either way)"
         return f"K/V per head off: {peak:,} B with K and V of all heads against {per_head:,} B per head"
     return f"{sw.label()}: {peak:,} B"
 

@@ -244,3 +244,39 @@ def test_search_under_a_latency_limit_on_an_mcu_runs_within_it(searched, tmp_pat
     instructions = json.loads(capsys.readouterr().out)["end_to_end"]["median"]
     seconds = instructions / load_target("stm32f746").clock_hz
     assert seconds <= limit, (seconds, j["latency_estimate_s"])
+
+
+KV_SPACE = """name = "kv-per-head-test"
+pool = "cls"
+[choices]
+img_size = [16]
+patch = [2]
+embed = [64]
+depth = [1]
+heads = [4]
+mlp_ratio = [2.0]
+rank_ratio = [1.0]
+"""
+
+
+def test_search_with_kv_per_head_holds_the_budget_through_the_build(tmp_path, capsys):
+    """--kv-per-head: the judge plans K and V one head at a time, so a 64-token x 64 subnet (13,768 B with
+    K and V of all heads, 10,984 B per head) fits 12KB only with it; the search's folder records the
+    switch and a build of it links exactly the searched peak. FPGA targets refuse it in one line."""
+    from conftest import need
+    from edgeviz.cli import main
+
+    need("arm-none-eabi-gcc")
+    space = tmp_path / "kv.toml"
+    space.write_text(KV_SPACE)
+    settings = dict(space=space, epochs=1, population=2, generations=1, subset=32, finalists=0, quiet=True)
+    with pytest.raises(EdgevizError, match="smallest candidate"):
+        run_search(SearchSettings("12KB", out=tmp_path / "all", **settings))
+    r = run_search(SearchSettings("12KB", out=tmp_path / "s", kv_per_head=True, **settings))
+    assert r["switches"] == {"kv_per_head": True} and r["peak_sram"] <= 12 * 1024
+    assert main(["build", str(tmp_path / "s"), "--target", "stm32f746", "-o", str(tmp_path / "b"), "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["peak_sram"] == r["peak_sram"] and built["switches"]["kv_per_head"] is True
+    assert main(["search", "--budget", "12KB", "--target", "zcu102", "--kv-per-head", "-o", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--kv-per-head" in err

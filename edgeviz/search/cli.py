@@ -57,6 +57,7 @@ def settings_from_flags(a) -> SearchSettings:
     return SearchSettings(budget=a.budget, target=a.target, flash=a.flash, data=a.data, supernet=a.supernet,
                           epochs=a.epochs, population=a.population, generations=a.generations, out=a.out,
                           json=a.json, space=a.space, macs=a.macs, latency=a.latency, seed=a.seed, evolve_space=a.evolve_space,
+                          kv_per_head=a.kv_per_head,
                           baselines=a.baselines, finalists=a.finalists, finetune_steps=a.finetune_steps,
                           progress=False if a.no_progress else None, quiet=a.json, step_delay=a.step_delay)
 
@@ -115,6 +116,9 @@ def add_cli(group) -> None:
                        "model (calibrated on the emulator) at one instruction a cycle and the target's clock; "
                        "on an FPGA the HLS estimate at the board clock")
     @click.option("--seed", type=int, default=0)
+    @click.option("--kv-per-head", is_flag=True,
+                  help="judge candidates as `edgeviz build --kv-per-head` builds them (K and V one head at a time "
+                       "where that plans a smaller arena, for more instructions); MCU targets only")
     @click.option("--evolve-space", is_flag=True,
                   help="first shift the rank-ratio and patch ranges by fit rate and error (MCUFormer)")
     @click.option("--baselines", is_flag=True,

@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 
 from edgeviz.errors import EdgevizError
+from edgeviz.passes import Switches
 from edgeviz.atomic import SEARCH_LOCK, atomic_path, held_lock, write_json, write_text
 from edgeviz.search.baselines import random_search, uniform_baseline
 from edgeviz.search.budget import format_size
@@ -72,7 +73,11 @@ def pareto_front(cands: list[Candidate]) -> list[Candidate]:
     return front
 
 
-def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: int) -> None:
+def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: int,
+                 finalists: list[dict] | None = None) -> None:
+    """pareto.csv and pareto.png: every candidate at its supernet estimate, the evolution's front, and
+    what decided: each finalist's fine-tuned validation accuracy (a line from its supernet estimate),
+    the exported subnet marked there."""
     front = {id(c) for c in pareto_front([c for c in cands if c.source == "evolution"])}
     rows = []
     for c in sorted(cands, key=lambda c: (c.source, c.peak_sram)):
@@ -103,8 +108,17 @@ def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: i
     fr = pareto_front([c for c in cands if c.source == "evolution"])
     if fr:
         ax.step([c.peak_sram / 1024 for c in fr], [c.acc * 100 for c in fr], where="post", color="tab:blue", lw=1)
-    ax.scatter([chosen.peak_sram / 1024], [chosen.acc * 100], s=160, facecolors="none", edgecolors="k",
-               label="chosen")
+    chosen_acc = chosen.acc
+    if finalists:
+        for i, f in enumerate(finalists):
+            x = f["peak_sram"] / 1024
+            ax.plot([x, x], [f["val_supernet"] * 100, f["val_finetuned"] * 100], color="tab:green", lw=0.8, alpha=0.6)
+            ax.scatter([x], [f["val_finetuned"] * 100], c="tab:green", marker="D", s=26,
+                       label="finalists after fine-tuning (steps by successive halving)" if i == 0 else None)
+            if f["chosen"]:
+                chosen_acc = f["val_finetuned"]
+    ax.scatter([chosen.peak_sram / 1024], [chosen_acc * 100], s=160, facecolors="none", edgecolors="k",
+               label="chosen (exported)")
     ax.axvline(budget / 1024, color="tab:orange", ls="--", label=f"budget {format_size(budget)}")
     ax.set_xlabel("peak SRAM planned by edgeviz (KB)")
     ax.set_ylabel("top-1 accuracy, validation split (%)")
@@ -150,6 +164,7 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
     d = data_for(s.data, sp, seed, s.subset)
     sp = sp.with_data(d.in_chans, d.num_classes)
     plan = planner or production_planner(target, sram_budget=budget_b, flash_budget=flash_b,
+                                         switches=Switches(kv_per_head=True) if s.kv_per_head else None,
                                          latency=s.latency is not None)
     judge = Judge(plan, budget_b, flash_b, s.macs, s.latency)
     log(f"search: budget {format_size(budget_b)} ({budget_b} B), target {target}, flash limit "
@@ -259,6 +274,8 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
         "peak_sram": int(r.peak_sram), "peak_sram_banks": {k: int(v) for k, v in (getattr(r, "banks", {}) or {}).items()},
         "lower_bound_bytes": int(getattr(r, "lower_bound", 0) or 0), "flash": int(r.flash), "macs": int(r.macs),
         "latency_limit_s": s.latency, "latency_estimate_s": getattr(r, "latency_s", None),
+        # what the judge planned with beyond the target's default; a build of this folder uses it too
+        "switches": {"kv_per_head": s.kv_per_head},
         "mcuformer_formula_peak": mcuformer_formula(chosen.cfg), "planner": getattr(plan, "__name__", str(plan)),
         # val_supernet / test_supernet: the evolution's own choice with the supernet's weights;
         # val_finetuned / test_standalone: the exported model (the same subnet when --finalists 0).
@@ -356,7 +373,7 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
             + (f"; random + fine-tune test {ub['random_two_stage']['test']:.4f}; uniform + fine-tune test "
                f"{ub['uniform_two_stage']['test']:.4f}" if finalists else "")
             + f"; searched test {test_acc:.4f}")
-    write_pareto(out, all_cands, chosen, budget_b)
+    write_pareto(out, all_cands, chosen, budget_b, stage["finalists"] if stage else None)
     result["total_seconds"] = round(time.perf_counter() - t_start, 3)
     write_json(out / "subnet.json", result)
     log(f"chosen: {gene_summary(chosen.cfg)}; peak SRAM {format_size(result['peak_sram'])} "

@@ -13,6 +13,7 @@ from typing import Any
 from edgeviz.data import check_builtin
 from edgeviz.errors import EdgevizError
 from edgeviz.search.budget import parse_duration, parse_size
+from edgeviz.targets import load_target
 
 DEFAULT_TARGET = "stm32f746"
 DEFAULT_OUT = "search-out"
@@ -78,6 +79,10 @@ class SearchSettings:
     """Seed of the supernet training, the search and the fine-tuning."""
     evolve_space: bool = False
     """First shift the rank-ratio and patch windows of the space by fit rate and error (MCUFormer)."""
+    kv_per_head: bool = False
+    """Judge candidates with K and V made one head at a time (``edgeviz build --kv-per-head``: a lower
+    attention peak for 12-42% more instructions, kept per candidate only where it plans a smaller arena);
+    MCU targets only. The search's folder records it, and a build of that folder uses it."""
     baselines: bool = False
     """Also run random search and uniform ViTs (from scratch and through the same two stages)."""
     finalists: int = DEFAULT_FINALISTS
@@ -108,6 +113,9 @@ class SearchSettings:
         set_("finetune_steps", whole(self.finetune_steps, "--finetune-steps", 1))
         set_("out", Path(self.out))
         check_builtin(self.data)
+        if self.kv_per_head and load_target(self.target).kind == "fpga":
+            raise EdgevizError(f"--kv-per-head: {self.target} builds without it (the FPGA attention templates "
+                               "have no per-head form); leave it out for FPGA targets")
 
 
 __all__ = ["DEFAULT_FINALISTS", "DEFAULT_FINETUNE_STEPS", "DEFAULT_GENERATIONS", "DEFAULT_OUT", "DEFAULT_POPULATION",
