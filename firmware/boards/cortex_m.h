@@ -1,12 +1,13 @@
 /* What the real boards' layers share: the Cortex-M core's own registers (the same address on every
  * part, from the ARMv7-M / ARMv8-M / ARMv6-M Architecture Reference Manuals), the cycle counter, reset
  * and exit. Each firmware/boards/<board>/board.c defines its part's facts, then includes this file
- * once (like qemu_mps.h for the emulator machines); stm32f746 predates it and keeps its own copy.
+ * once (like qemu_mps.h for the emulator machines).
  *
  * The board.c defines before including:
  *   EV_COUNTER_SYSTICK   (on the M0+, which has no DWT cycle counter) count cycles with SysTick on
  *                        the processor clock, extended to 64 bits by its wrap interrupt; otherwise
  *                        DWT->CYCCNT, extended in software
+ *   EV_DWT_LOCKED        (the Cortex-M7) write the DWT's CoreSight lock access key before using it
  * and provides `static uint32_t core_hz` (the clock board_init configured). */
 #ifndef EV_BOARD_CORTEX_M
 #define EV_BOARD_CORTEX_M
@@ -26,6 +27,7 @@
 /* Data Watchpoint and Trace unit (ARMv7-M ARM C1.8.6-C1.8.7): CTRL.CYCCNTENA is bit 0 */
 #define DWT_CTRL EV_REG(0xE0001000u)
 #define DWT_CYCCNT EV_REG(0xE0001004u)
+#define DWT_LAR EV_REG(0xE0001FB0u)               /* CoreSight lock access (the M7 has it, ARMv8-M not) */
 /* SysTick (ARMv6-M ARM B3.3.2): CSR ENABLE bit 0, TICKINT bit 1, CLKSOURCE bit 2 (processor clock) */
 #define SYST_CSR EV_REG(0xE000E010u)
 #define SYST_RVR EV_REG(0xE000E014u)
@@ -69,6 +71,9 @@ uint64_t board_counter(void)
 static void ev_counter_init(void)
 {
     DEMCR |= (1u << 24);                /* TRCENA */
+#ifdef EV_DWT_LOCKED
+    DWT_LAR = 0xC5ACCE55u;              /* unlock: the M7's DWT ignores writes after reset */
+#endif
     DWT_CYCCNT = 0;
     DWT_CTRL |= 1u;                     /* CYCCNTENA */
 }

@@ -4,10 +4,13 @@
  * Build with -DEV_F746_NO_PLL to stay on the 16 MHz HSI. Not yet run on hardware. */
 #include <stdint.h>
 
-#include "board.h"
-#include "ev_protocol.h"
+#define HSI_HZ 16000000u
+static uint32_t core_hz = HSI_HZ;
 
-#define REG(addr) (*(volatile uint32_t *)(addr))
+#define EV_DWT_LOCKED         /* the M7's DWT is locked after reset: cortex_m.h unlocks it */
+#include "cortex_m.h"         /* SCB_AIRCR, the DWT cycle counter, board_reset / board_exit */
+
+#define REG EV_REG
 
 #define RCC_BASE 0x40023800u
 #define RCC_CR REG(RCC_BASE + 0x00u)
@@ -44,32 +47,19 @@
 #define ISR_TC (1u << 6)
 #define ISR_TXE (1u << 7)
 
-#define DEMCR REG(0xE000EDFCu)
-#define DWT_CTRL REG(0xE0001000u)
-#define DWT_CYCCNT REG(0xE0001004u)
-#define DWT_LAR REG(0xE0001FB0u)
-
-#define SCB_AIRCR REG(0xE000ED0Cu)
 #define SCB_CCR REG(0xE000ED14u)
 #define SCB_CCSIDR REG(0xE000ED80u)
 #define SCB_CSSELR REG(0xE000ED84u)
 #define SCB_ICIALLU REG(0xE000EF50u)
 #define SCB_DCISW REG(0xE000EF60u)
 
-#define HSI_HZ 16000000u
 #define WAIT_LIMIT 1000000u
 
 const char board_name[] = "stm32f746";
 
-static uint32_t core_hz = HSI_HZ;
 static uint32_t apb2_hz = HSI_HZ;
 
-static int wait_set(volatile uint32_t *reg, uint32_t mask)
-{
-    for (uint32_t i = 0; i < WAIT_LIMIT; i++)
-        if ((*reg & mask) == mask) return 1;
-    return 0;
-}
+static int wait_set(volatile uint32_t *reg, uint32_t mask) { return ev_wait_bits(reg, mask, mask, WAIT_LIMIT); }
 
 static void clocks_216mhz(void)
 {
@@ -144,38 +134,18 @@ void board_init(void)
     USART_BRR = (apb2_hz + 115200u / 2u) / 115200u; /* oversampling by 16 */
     USART_CR1 = (1u << 3) | (1u << 2) | 1u;          /* TE, RE, UE */
 
-    DEMCR |= (1u << 24);                             /* TRCENA */
-    DWT_LAR = 0xC5ACCE55u;                           /* the M7's DWT is locked after reset */
-    DWT_CYCCNT = 0;
-    DWT_CTRL |= 1u;                                  /* CYCCNTENA */
+    ev_counter_init();
 }
-
-/* CYCCNT is 32 bits (19.9 s at 216 MHz): extended in software, so read it at least that often. */
-uint64_t board_counter(void)
-{
-    static uint32_t last, high;
-    uint32_t now = DWT_CYCCNT;
-    if (now < last) high++;
-    last = now;
-    return ((uint64_t)high << 32) | now;
-}
-
-uint8_t board_counter_unit(void) { return EV_UNIT_CYCLES; }
-uint32_t board_counter_per_ms(void) { return core_hz / 1000u; }
-uint32_t board_clock_hz(void) { return core_hz; }
-/* SysTick on the processor clock (what kernels/ev_parts.h reads) ticks once per cycle. */
-uint64_t board_ticks_to_counter(uint64_t ticks) { return ticks; }
 
 int board_uart_getc(uint32_t timeout_ms)
 {
-    uint32_t start = DWT_CYCCNT;
-    uint32_t limit = timeout_ms * (core_hz / 1000u);    /* < 2^32 for timeouts below 19 s */
+    uint64_t start = board_counter();
     for (;;) {
         uint32_t isr = USART_ISR;
         if (isr & (ISR_ORE | ISR_FE | ISR_NE))
             USART_ICR = ISR_ORE | ISR_FE | ISR_NE;   /* a lost byte shows up as a CRC error */
         if (isr & ISR_RXNE) return (int)(USART_RDR & 0xFFu);
-        if (timeout_ms != BOARD_WAIT_FOREVER && DWT_CYCCNT - start >= limit) return -1;
+        if (ev_expired(start, timeout_ms)) return -1;
     }
 }
 
@@ -190,19 +160,4 @@ void board_uart_write(const uint8_t *p, uint32_t n)
 void board_uart_flush(void)
 {
     while (!(USART_ISR & ISR_TC)) { }
-}
-
-void board_reset(void)
-{
-    __asm volatile("dsb" ::: "memory");
-    SCB_AIRCR = 0x05FA0004u;
-    __asm volatile("dsb" ::: "memory");
-    for (;;) { }
-}
-
-void board_exit(int code)
-{
-    (void)code;
-    __asm volatile("cpsid i" ::: "memory");
-    for (;;) { __asm volatile("wfi"); }
 }
