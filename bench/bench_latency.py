@@ -91,9 +91,11 @@ def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:
 
 
 def kernels_digest() -> str:
-    """The firmware's kernels and runtime, whose instructions the counts measure."""
+    """The firmware's kernels and runtime, whose instructions the counts measure (not the board layers:
+    a step's count starts and ends inside the runtime, so a board change leaves every count as it was)."""
     h = hashlib.sha256()
-    for f in sorted((ROOT.parent / "firmware").rglob("*")):
+    fw = ROOT.parent / "firmware"
+    for f in sorted([*(fw / "kernels").rglob("*"), *(fw / "runtime").rglob("*")]):
         if f.is_file() and f.suffix in (".c", ".h", ".S"):
             h.update(f.relative_to(ROOT.parent).as_posix().encode() + f.read_bytes())
     return h.hexdigest()[:16]
