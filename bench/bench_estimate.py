@@ -4,8 +4,9 @@ validation accuracy with the accuracy each subnet reaches trained alone, over su
 Picks N subnets of the space, one per log-spaced bucket of peak SRAM (edgeviz.lower.plan_config's figure,
 the number the search judges by), trains each alone from scratch for --steps (as the search's from-scratch
 baselines are trained), and rates each with every given supernet (edgeviz train / a search's supernet.pt,
-same data and seed). Standalone results are kept in the output JSON, so a rerun, or a second supernet to
-compare, costs only the evaluations.
+same data and seed), and, with --finetune, after K steps of fine-tuning from the supernet's weights (the
+search's second stage rates its finalists that way: a few-shot estimate). Standalone results are kept in
+the output JSON, so a rerun, or a second supernet to compare, costs only the evaluations.
 
     python bench/bench_estimate.py --data shapes --supernets out/seed0/supernet.pt --subnets 12
 """
@@ -27,7 +28,8 @@ from edgeviz.lower import plan_config  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.search.judge import Evaluator  # noqa: E402
 from edgeviz.search.space import config_key, gene_summary  # noqa: E402
-from edgeviz.search.standalone import train_from_scratch  # noqa: E402
+from edgeviz.search.settings import FINETUNE_LR  # noqa: E402
+from edgeviz.search.standalone import train_from_scratch, train_standalone  # noqa: E402
 from edgeviz.search.train import (accuracy, as_space, data_for, load_checkpoint,  # noqa: E402
                                   supernet_from_checkpoint, training_threads)
 
@@ -83,6 +85,7 @@ def main(argv=None) -> int:
     ap.add_argument("--supernets", default="", help="comma-separated checkpoints to rate the subnets with")
     ap.add_argument("--subnets", type=int, default=12)
     ap.add_argument("--steps", type=int, default=846, help="standalone training steps per subnet")
+    ap.add_argument("--finetune", default="", help="comma-separated fine-tuning steps to rate each subnet after too")
     ap.add_argument("--space", default=None)
     ap.add_argument("-o", "--out", default="bench-estimate.json")
     a = ap.parse_args(argv)
@@ -122,12 +125,26 @@ def main(argv=None) -> int:
         est = [ev(c) for _, c in picked]
         rho = spearman(est, alone)
         s = blob["settings"]
-        results[path] = {"settings": s, "epochs_done": blob["epochs_done"], "estimates": dict(zip(keys, est)),
-                         "spearman": rho, "spearman_peak": spearman([p for p, _ in picked], alone)}
-        print(f"supernet {path} ({blob['epochs_done']} epochs, {s.get('num_random')} random subnets a step"
-              f"{', ' + s['sampling'] if s.get('sampling') else ''}): Spearman {rho:+.2f} over {len(picked)} subnets")
-        for (peak, cfg), e, al in zip(picked, est, alone):
-            print(f"  {format_size(peak):>9s} {gene_summary(cfg)}: supernet {e:.4f} alone {al:.4f}")
+        rec = results.setdefault(path, {})
+        rec.update({"settings": s, "epochs_done": blob["epochs_done"], "estimates": dict(zip(keys, est)),
+                    "spearman": rho})
+        print(f"supernet {path} ({blob['epochs_done']} epochs, {s.get('num_random')} random subnets a step): "
+              f"Spearman {rho:+.2f} over {len(picked)} subnets")
+        tuned = rec.setdefault("finetuned", {})
+        for k_steps in [int(x) for x in a.finetune.split(",") if x]:
+            got = tuned.setdefault(str(k_steps), {})
+            t = time.perf_counter()
+            for (peak, cfg), key in zip(picked, keys):
+                if key not in got:
+                    model, _ = train_standalone(net.extract(cfg), cfg.img_size, d, k_steps, lr=FINETUNE_LR, seed=a.seed)
+                    got[key] = accuracy(model, d, cfg, "val")
+                    write_json(out, report)
+            vals = [got[k] for k in keys]
+            print(f"  after {k_steps} fine-tuning steps from its weights: Spearman {spearman(vals, alone):+.2f} "
+                  f"({time.perf_counter() - t:.0f} s for {len(keys)} subnets)")
+        for (peak, cfg), e, al, key in zip(picked, est, alone, keys):
+            extra = "".join(f", {k} steps {v[key]:.4f}" for k, v in tuned.items() if key in v)
+            print(f"  {format_size(peak):>9s} {gene_summary(cfg)}: supernet {e:.4f}{extra}; alone {al:.4f}")
     print(f"Spearman of peak SRAM with standalone accuracy: {spearman([p for p, _ in picked], alone):+.2f}")
     write_json(out, report)
     return 0
