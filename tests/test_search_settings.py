@@ -75,13 +75,21 @@ def test_bad_values_are_one_line_errors(kw, says):
     assert says in str(e.value) and "\n" not in str(e.value)
 
 
-def test_training_threads_default_to_one_and_follow_the_environment(monkeypatch):
+def test_training_threads_take_the_idle_cores_and_follow_the_environment(monkeypatch):
     from edgeviz.search import train
 
     monkeypatch.delenv("EDGEVIZ_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(train, "usable_cores", lambda: 8)
+    for load, threads in [(0.0, 8), (0.3, 8), (3.0, 5), (7.2, 1), (40.0, 1)]:
+        monkeypatch.setattr(train.os, "getloadavg", lambda load=load: (load, load, load))
+        assert train.training_threads() == threads, load
+    monkeypatch.setattr(train.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert train.training_threads(world=2) == 4                                      # each rank its share
+    monkeypatch.setattr(train, "usable_cores", lambda: 2)
+    monkeypatch.setattr(train.os, "getloadavg", lambda: (1.0, 1.0, 1.0))              # one busy process beside
     assert train.training_threads() == 1
+    monkeypatch.setattr(train, "usable_cores", lambda: 8)
     monkeypatch.setenv("EDGEVIZ_THREADS", "4")
     assert train.training_threads() == 4 and train.training_threads(world=4) == 2     # a share of the cores
     monkeypatch.setenv("EDGEVIZ_THREADS", "64")

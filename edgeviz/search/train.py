@@ -92,14 +92,22 @@ def usable_cores() -> int:
 
 def training_threads(world: int = 1) -> int:
     """torch's intra-op threads for training and evaluation: EDGEVIZ_THREADS (or OMP_NUM_THREADS) when
-    set, else one, never more than this process's share of the cores it may use. The search's ViTs are
-    too small for intra-op threads to pay (bench/bench_threads.py, 2 cores): one thread ran a supernet
-    step 1.8x faster than torch's default of one per core on a lightly loaded machine and 2.7x faster
-    beside two busy processes, where the default's pool spins waiting for cores it does not get."""
+    set, else the cores no one else is using (the usable cores less the 1-minute load average when the
+    job starts, at least one), never more than this process's share of the usable cores. Measured on 2
+    cores: alone, torch's two threads ran the default search in 553 s (0.93 s a supernet step); beside
+    other work, one thread ran a supernet step 1.8x faster than two (load about 2) and 2.7x faster
+    beside two busy processes, where a thread pool spins waiting for cores it does not get
+    (bench/bench_threads.py)."""
     share = max(1, usable_cores() // max(1, world))
     asked = os.environ.get("EDGEVIZ_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if not asked:
+        try:
+            idle = usable_cores() - os.getloadavg()[0]
+        except OSError:             # no load average on this system: assume others are busy
+            idle = 1
+        return max(1, min(share, int(idle + 0.5) // max(1, world)))
     try:
-        return max(1, min(share, int(asked))) if asked else 1
+        return max(1, min(share, int(asked)))
     except ValueError:
         raise EdgevizError(f"EDGEVIZ_THREADS / OMP_NUM_THREADS must be a whole number (got {asked!r})") from None
 
