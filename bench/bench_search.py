@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgeviz.atomic import write_json  # noqa: E402
+from edgeviz.atomic import write_json, write_text  # noqa: E402
 from edgeviz.search.budget import format_size  # noqa: E402
 from edgeviz.search.run import run_search  # noqa: E402
 from edgeviz.search.settings import DEFAULT_FINALISTS, DEFAULT_FINETUNE_STEPS, SearchSettings  # noqa: E402
@@ -168,6 +168,28 @@ def plot_sweep(summary: dict, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def write_sweep_report(out: Path, report: dict) -> None:
+    """report.html: accuracy vs budget, the table behind it, and each search's accuracy-vs-SRAM plot."""
+    from edgeviz.report import page, table
+
+    rows = []
+    for b, row in report["summary"].items():
+        r = {"budget": b, "seeds": row["seeds"], "searched": row["searched"]["mean"],
+             "chosen peak SRAM": ", ".join(format_size(p) for p in row["peak_sram"])}
+        for key, _ in BASELINES:
+            if key in row:
+                r[key] = row[key]["mean"]
+                r[f"lead over {key} (points)"] = row[key]["lead_mean"]
+        rows.append(r)
+    sections = [("Accuracy vs budget", "<img src='accuracy_vs_budget.png'>"), ("Mean test accuracy over seeds", table(rows))]
+    for seed, runs in report["seeds"].items():
+        for b in runs["budgets"]:
+            png = Path(f"seed{seed}") / b / "pareto.png"
+            if (out / png).exists():
+                sections.append((f"seed {seed}, {b}: what the search saw and what decided", f"<img src='{png.as_posix()}'>"))
+    write_text(out / "report.html", page(f"edgeviz search sweep on {report['data']}", sections))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budgets", default="320KB,128KB", help="comma-separated, run in this order")
@@ -183,6 +205,8 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--out", default="bench-search-out")
     ap.add_argument("--no-baselines", action="store_true")
     ap.add_argument("--no-landscape", action="store_true", help="skip the accuracy-vs-size sweep")
+    ap.add_argument("--report-only", action="store_true",
+                    help="a sweep: summarise, plot and print what -o's bench_search.json holds; run nothing")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -198,7 +222,7 @@ def main(argv=None) -> int:
     old = json.loads(report_path.read_text()) if sweep and report_path.exists() else {}
     report = {"cpu_count": os.cpu_count(), "loadavg_start": os.getloadavg(), "data": a.data or "digits",
               "epochs": a.epochs, "seeds": old.get("seeds", {}), "budgets": {}}
-    for seed in seeds:
+    for seed in seeds if not a.report_only else []:
         sdir = out / f"seed{seed}" if sweep else out
         ckpt = Path(a.supernet) if a.supernet else sdir / "supernet.pt"
         runs = report["seeds"].setdefault(str(seed), {"budgets": {}})
@@ -209,7 +233,7 @@ def main(argv=None) -> int:
                              "cpu_seconds": cpu_seconds() - c0, "history": summary["history"],
                              "train_seconds_in_checkpoint": summary["train_seconds"]}
         write_json(report_path, report)
-    for b in budgets:
+    for b in budgets if not a.report_only else []:
         for seed in seeds:
             runs = report["seeds"][str(seed)]
             if b in runs["budgets"]:
@@ -226,9 +250,11 @@ def main(argv=None) -> int:
                 report["budgets"][b] = runs["budgets"][b]
             report["summary"] = sweep_summary(report)
             write_json(report_path, report)      # a budget's figures survive a crash in the next
+    report["summary"] = sweep_summary(report)
     if sweep and not a.no_baselines:
         plot_sweep(report["summary"], out / "accuracy_vs_budget.png",
                    f"edgeviz search on {a.data or 'digits'}: accuracy vs SRAM budget ({len(seeds)} seeds)")
+        write_sweep_report(out, report)
     if not a.no_landscape and not sweep:
         report["landscape"] = landscape(ckpt, a.space)
     report["loadavg_end"] = os.getloadavg()
