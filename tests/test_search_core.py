@@ -21,9 +21,12 @@ from test_search_doubles import PlannerTestDouble, write_tiny_space
 
 
 # ---------------------------------------------------------------- space
-def test_default_space_is_shipped_and_valid():
+@pytest.mark.parametrize("name", [None, "shapes"])
+def test_shipped_spaces_are_valid(name):
+    """The default space and the one sized for --data shapes (`--space shapes`, found by name)."""
     assert DEFAULT_SPACE.is_file()
-    s = load_space()
+    s = load_space(name)
+    assert s.name == (name or "digits-default")
     assert 1.0 in s.rank_ratio and min(s.rank_ratio) < 1.0
     big, small = s.largest(), s.smallest()
     assert s.contains(big) and s.contains(small)

@@ -183,8 +183,12 @@ class SearchSpace:
 
 
 def load_space(path: str | Path | None = None) -> SearchSpace:
-    """The default space shipped in the package, or a user's TOML file."""
+    """The default space shipped in the package, a shipped one by name ("shapes": spaces/shapes.toml,
+    sized for --data shapes), or a user's TOML file."""
     p = Path(path) if path else DEFAULT_SPACE
+    shipped = DEFAULT_SPACE.parent / f"{path}.toml"
+    if path and isinstance(path, str) and "/" not in path and not p.exists() and shipped.is_file():
+        p = shipped
     try:
         with open(p, "rb") as f:
             d = tomllib.load(f)
