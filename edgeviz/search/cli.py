@@ -78,7 +78,8 @@ def cmd_search(a) -> int:
 
 def add_cli(group) -> None:
     @group.command("train", help="train the weight-sharing supernet of the search space")
-    @click.option("--space", metavar="FILE|NAME", help="search space TOML or a shipped one by name (default: the digits space; shapes: sized for --data shapes)")
+    @click.option("--space", metavar="FILE|NAME", help="search space TOML or a shipped one by name (default: the "
+                                                      "digits space; shapes: sized for --data shapes)")
     @click.option("--data", metavar="NAME|PATH", help="built-in data (digits, shapes), an image folder (one "
                                                       "subfolder per class) or .npz with x, y; default: digits")
     @click.option("--epochs", default=str(DEFAULT_EPOCHS), callback=_positive_int, help=f"default {DEFAULT_EPOCHS}")
@@ -109,7 +110,8 @@ def add_cli(group) -> None:
                   help=f"default {DEFAULT_GENERATIONS}")
     @click.option("-o", "--out", metavar="DIR", default=DEFAULT_OUT, help=f"output folder (default {DEFAULT_OUT})")
     @click.option("--json", is_flag=True, help="print subnet.json on stdout (logs stay in search.log)")
-    @click.option("--space", metavar="FILE|NAME", help="search space TOML, or a shipped one by name (shapes: sized for --data shapes)")
+    @click.option("--space", metavar="FILE|NAME",
+                  help="search space TOML, or a shipped one by name (shapes: sized for --data shapes)")
     @click.option("--macs", default=None, callback=_macs, help="optional MAC limit, e.g. 20M")
     @click.option("--latency", metavar="TIME", default=None,
                   help="optional latency limit per inference, e.g. 50ms: on an MCU the kernels' instruction "
