@@ -94,12 +94,12 @@ def main(names, subnets: dict | None = None, out: str = "cores.json", parts: lis
 if __name__ == "__main__":
     args = sys.argv[1:]
     parts, out = PARTS, None
-    if args[:1] == ["--parts"]:   # --parts stm32f746[,..]: those parts only, to --out FILE
+    if args[:1] == ["--parts"]:   # --parts stm32f746[,..]: those parts only, to results/cores[_subnets]_<parts>.json
         parts, args = args[1].split(","), args[2:]
-        out = "cores_" + "_".join(parts) + ".json"
+        out = "_".join(parts) + ".json"
     if args[:1] == ["--subnets"]:
         found = search_subnets("stm32f103", int(args[1]), seed=0, max_macs=6_000_000)
         subnets = {gene_summary(cfg): m for cfg, m in found}
-        main(list(subnets), subnets, out or "cores_subnets.json", parts)
+        main(list(subnets), subnets, "cores_subnets" + ("_" + out if out else ".json"), parts)
     else:
-        main(args or DEFAULT, out=out or "cores.json", parts=parts)
+        main(args or DEFAULT, out="cores" + ("_" + out if out else ".json"), parts=parts)
