@@ -579,8 +579,7 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
                 a.b[i] = acc + ri * EV__CH_BLOCK + ob;
             }
             for (i = 0; i < r; i++)
-                for (j = 0; j < ob; j++)
-                    acc[i * EV__CH_BLOCK + j] = p->bias[(long)(n + i) * bs + o0 + j];
+                memcpy(acc + i * EV__CH_BLOCK, p->bias + (long)(n + i) * bs + o0, 4u * (unsigned)ob);
             a.xq = xb;
             a.n = ob;
             for (c0 = 0; c0 < kq; c0 += kqc) {
@@ -599,11 +598,15 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
             }
             {
                 /* the one requantisation pass that is separate from the MAC loop */
+                /* per channel: ev__rq's SMMLA + ASR + SSAT for s > 32, set up once for the r rows */
                 EV_PART_ENTER(pq, EV_PART_REQUANT);
-                for (i = 0; i < r; i++)
-                    for (j = 0; j < ob; j++)
-                        p->y[(long)(n + i) * ys + o0 + j] = ev__finish(acc[i * EV__CH_BLOCK + j], p->mult[o0 + j],
-                                                                       p->shift[o0 + j], p->lut);
+                for (j = 0; j < ob; j++) {
+                    struct ev__q q;
+                    int8_t *yj = p->y + (long)n * ys + o0 + j;
+                    ev__qinit(&q, p->mult[o0 + j], p->shift[o0 + j]);
+                    for (i = 0; i < r; i++, yj += ys)
+                        *yj = ev__rq(&q, (uint32_t)acc[i * EV__CH_BLOCK + j], p->lut);
+                }
                 EV_PART_LEAVE(pq);
             }
         }
