@@ -5,6 +5,7 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
 
     .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
     .venv/bin/python bench/bench_cores.py --subnets 3      # the search's subnets: results/cores_subnets.json
+    .venv/bin/python bench/bench_cores.py --parts stm32f746 [--subnets N | model ...]   # some parts only
 
 --subnets N: N subnets of the default search space (extracted from a supernet as `edgeviz search`
 exports them, tests/models.search_subnets) small enough for the smallest part (stm32f103, 20 KB
@@ -72,11 +73,11 @@ def measure(name: str, target: str, model: ViT | None = None) -> dict:
             "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}
 
 
-def main(names, subnets: dict | None = None, out: str = "cores.json"):
+def main(names, subnets: dict | None = None, out: str = "cores.json", parts: list[str] = PARTS):
     rows = []
     for name in names:
         base = None
-        for target in PARTS:
+        for target in parts:
             r = measure(name, target, (subnets or {}).get(name))
             base = base or r["instructions"]
             r["instructions_vs_m7"] = r["instructions"] / base
@@ -92,9 +93,13 @@ def main(names, subnets: dict | None = None, out: str = "cores.json"):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    parts, out = PARTS, None
+    if args[:1] == ["--parts"]:   # --parts stm32f746[,..]: those parts only, to results/cores[_subnets]_<parts>.json
+        parts, args = args[1].split(","), args[2:]
+        out = "_".join(parts) + ".json"
     if args[:1] == ["--subnets"]:
         found = search_subnets("stm32f103", int(args[1]), seed=0, max_macs=6_000_000)
         subnets = {gene_summary(cfg): m for cfg, m in found}
-        main(list(subnets), subnets, "cores_subnets.json")
+        main(list(subnets), subnets, "cores_subnets" + ("_" + out if out else ".json"), parts)
     else:
-        main(args or DEFAULT)
+        main(args or DEFAULT, out="cores" + ("_" + out if out else ".json"), parts=parts)

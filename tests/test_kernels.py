@@ -44,6 +44,7 @@ SIGNATURES = {
     "ev_attn_av_rows": [P, I, I, P, I, I, I, I32, I32, P, I],
     "ev_mean_tokens_s8": [P, I, I, I32, I32, P],
     "ev_patch_gather": [P, I, I, I, I, I, P],
+    "ev_patch_embed_s8": [P, I, I, I, I, I, P, P, P, P, P, P],
 }
 
 
@@ -406,6 +407,22 @@ def test_patch_gather(lib, c, h, w, p):
         lib.ev_patch_gather(ptr(img), c, h, w, p, idx, ptr(row))
         np.testing.assert_array_equal(row[:-1], patches[idx])
     assert row[-1] == 99
+
+
+@pytest.mark.parametrize("c,h,w,p,out", [(1, 16, 16, 4, 32), (3, 12, 20, 4, 5), (2, 15, 10, 5, 3)])
+def test_patch_embed(lib, c, h, w, p, out):
+    rng = rng_for(c, h, w, p, out)
+    img = i8(rng, c, h, w)
+    k, npatch = c * p * p, (h // p) * (w // p)
+    cols = img.reshape(c, h // p, p, w // p, p).transpose(1, 3, 0, 2, 4).reshape(npatch, k)
+    wt = i8(rng, out, k)
+    bias = rng.integers(-30000, 30000, (npatch, out), dtype=np.int32)
+    m = rng.integers(1 << 30, 1 << 31, out, dtype=np.int64).astype(np.int32)
+    s = rng.integers(36, 42, out).astype(np.int8)
+    row = np.zeros(k, np.int8)
+    y = np.zeros((npatch, out), np.int8)
+    lib.ev_patch_embed_s8(ptr(img), c, h, w, p, out, ptr(wt), ptr(bias), ptr(m), ptr(s), ptr(row), ptr(y))
+    np.testing.assert_array_equal(y, im.linear(cols, wt, bias, m, s))
 
 
 # ------------------------------------------------------------------------------------ MCU build

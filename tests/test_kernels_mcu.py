@@ -64,7 +64,16 @@ LINEAR_CASES = [
     # past the M3 loops' groups of 4 / 2, single inputs, a long single row, many channels
     (1, 769, 37, "plain"), (17, 33, 577, "lut"), (2, 3, 9, "row_bias"), (15, 1, 6, "plain"),
     (3, 129, 13, "nobias"), (16, 5, 3, "mixshift"), (13, 302, 7, "min"), (1, 2, 2, "max"),
+    # a lone row through ev__r1c4 (in % 16 == 0, a bias: 4 channels per pass, then 1..3 left to
+    # the 1 x 2 tile): LUT, shifts <= 32 in some quads, per-row biases with 3 rows (the last row
+    # alone), the int32 ends, channel counts 4k, 4k + 1..3
+    (1, 64, 9, "lut"), (1, 32, 8, "mixshift"), (3, 48, 13, "row_bias"), (1, 16, 4, "max"),
+    (1, 96, 96, "min"), (1, 320, 6, "plain"), (3, 16, 11, "mixshift"), (1, 32, 7, "lut"),
 ]
+# ev_patch_embed_s8: (c, h, w, p, out, variant)
+PATCH_CASES = [(1, 16, 16, 4, 32, "plain"), (3, 16, 16, 8, 7, "mixshift"), (3, 12, 8, 4, 5, "plain"),
+               (1, 8, 12, 4, 3, "mixshift"), (1, 28, 4, 4, 9, "plain"), (2, 8, 8, 2, 6, "plain"),
+               (1, 12, 12, 6, 4, "plain"), (4, 8, 8, 8, 3, "plain"), (1, 4, 4, 4, 5, "plain")]
 ATTN_CASES = [(17, 2, 32), (5, 3, 7), (10, 2, 13), (1, 1, 8), (17, 3, 16), (4, 1, 260)]
 # multi-row attention (ev_attn_scores_rows / ev_attn_av_rows), (tokens, heads, dh, rows per call):
 # quads with odd key counts and keys % 4 = 1..3 (p.v padding), remainder rows, dh % 4 != 0 and
@@ -146,6 +155,26 @@ def _cases():
         want = np.zeros((rows, ys_), np.int8)
         want[:, :out] = im.linear(x, w, bias, m, s, lut)   # padding must stay 0 (.bss)
         checks.append((f"lin{idx}", want))
+
+    # the patch embedding (ev_patch_embed_s8): the DSP path's 4-5-patch blocks widened straight
+    # from the image (p % 4 == 0, c p p % 16 == 0), patches left over by the blocks (6, 7, 11),
+    # shifts <= 32 (the channel finished patch by patch), and the one-patch loop (p = 2, 6)
+    for idx, (c, h, w, p, out, variant) in enumerate(PATCH_CASES):
+        img = rng.integers(-128, 128, (c, h, w), dtype=np.int8)
+        k = c * p * p
+        npatch = (h // p) * (w // p)
+        wt = rng.integers(-128, 128, (out, k), dtype=np.int8)
+        bias = rng.integers(-30000, 30000, (npatch, out), dtype=np.int32)
+        m, s = _quant(rng, 74 * 74 * np.sqrt(k), out)
+        if variant == "mixshift":
+            s[::3] = rng.integers(1, 33, len(s[::3]))
+        y = prog.buffer("int8_t", npatch * out)
+        row = prog.buffer("int8_t", k)
+        prog(f"    ev_patch_embed_s8({prog.const(img)}, {c}, {h}, {w}, {p}, {out}, {prog.const(wt)}, "
+             f"{prog.const(bias)}, {prog.const(m)}, {prog.const(s)}, {row}, {y});")
+        prog(f'    emit_hex("patch{idx}", {y}, {npatch * out});')
+        cols = img.reshape(c, h // p, p, w // p, p).transpose(1, 3, 0, 2, 4).reshape(npatch, k)
+        checks.append((f"patch{idx}", im.linear(cols, wt, bias, m, s)))
 
     # requant over every shift through a 1-input linear: y = requant(bias + 1)
     n = 62 * 4 + 2
@@ -464,20 +493,27 @@ def _row_kernel_cases(rng, prog, checks, gelu):
 
     # transposition into V^T (rows written as columns of a wider tensor): column counts around the
     # 8-lane passes, one row, strides up to and past the M55 scatter's 16-bit offsets (7 ys > 65535)
+    # (the DSP path's 4 x 4 register blocks: several row blocks with rows and columns left over,
+    # unaligned rows and columns: the last two start one byte into y)
     for idx, (rows, cols, ys) in enumerate([(4, 48, 36), (1, 1, 1), (3, 17, 5), (4, 8, 4), (2, 65, 70),
-                                            (5, 3, 9362), (2, 3, 9363)]):
+                                            (5, 3, 9362), (2, 3, 9363), (9, 13, 11), (8, 64, 65),
+                                            (4, 96, 67), (7, 21, 9)]):
         x = rng.integers(-128, 128, (rows, cols), dtype=np.int8)
-        y = prog.buffer("int8_t", cols * ys)
-        prog(f"    ev_transpose_s8({prog.const(x)}, {rows}, {cols}, {y}, {ys});")
-        prog(f'    emit_hex("tr{idx}", {y}, {cols * ys});')
-        want = np.zeros((cols, ys), np.int8)
-        want[:, :rows] = x.T
+        off = 1 if idx >= 9 else 0
+        y = prog.buffer("int8_t", cols * ys + off)
+        prog(f"    ev_transpose_s8({prog.const(x)}, {rows}, {cols}, {y} + {off}, {ys});")
+        prog(f'    emit_hex("tr{idx}", {y}, {cols * ys + off});')
+        want = np.zeros(cols * ys + off, np.int8)
+        want[off:].reshape(cols, ys)[:, :rows] = x.T
         checks.append((f"tr{idx}", want))
 
     # token mean: column counts around the 4-lane passes, one row, many rows at the int8 ends,
     # shifts above and at or below 32
     for idx, (rows, c, fill, s) in enumerate([(36, 48, "rand", 40), (1, 3, "rand", 36), (17, 7, "min", 44),
-                                              (5, 4, "max", 20), (300, 9, "min", 45), (65, 33, "rand", 32)]):
+                                              (5, 4, "max", 20), (300, 9, "min", 45), (65, 33, "rand", 32),
+                                              # the DSP path's 16-bit column sums at their ends
+                                              (256, 8, "min", 44), (256, 6, "max", 44), (257, 4, "min", 44),
+                                              (64, 64, "rand", 40)]):
         x = rng.integers(-128, 128, (rows, c), dtype=np.int8)
         if fill != "rand":
             x[...] = -128 if fill == "min" else 127

@@ -149,7 +149,9 @@ def test_parts_add_up_to_each_step(built):
         assert p["other"] >= -p["bound"]
         if p["total"] > 10_000:
             assert p["other"] <= 0.05 * p["total"], layer
-            assert p["bound"] <= 0.06 * p["total"], layer
+            # (the bound is switches x one tick: faster kernels with the same switches raise its share;
+            # cls-lowrank's attention step is at 6.0% since the DSP residual add)
+            assert p["bound"] <= 0.08 * p["total"], layer
     # the counters' price, end to end
     assert 0 <= split["parts"]["overhead"] < 0.04
     assert abs(sum(split["parts"]["share"].values()) - 1) < 1e-9

@@ -141,11 +141,11 @@ class PatchEmbed(Op):
         mv, sv = c.const(node.name + ".mult", q["mult"]), c.const(node.name + ".shift", q["shift"])
         if a.get("decompose", True):
             # patch-embedding decomposition: gather one patch, embed it, next; no patch matrix
-            lines += [f"for (int p = 0; p < {npatch}; p++) {{",
-                      f"  ev_patch_gather({ins[0]}, {ch}, {h}, {w}, {p}, p, {scratch});",
-                      f"  ev_linear_s8({scratch}, {k}, 1, {k}, {e}, {wv}, {bv} + p * {e}, 0, {mv}, {sv}, NULL, "
-                      f"{out} + {first} + p * {e}, {e});",
-                      "}"]
+            # (ev_patch_embed_s8: one patch at a time through the scratch row, or on the DSP path
+            # 4-5 patches per pass over the weights, widened straight from the image)
+            assert npatch == (h // p) * (w // p)
+            lines.append(f"ev_patch_embed_s8({ins[0]}, {ch}, {h}, {w}, {p}, {e}, {wv}, {bv}, {mv}, {sv}, "
+                         f"{scratch}, {out} + {first});")
         else:
             cols = ins[1]   # the im2col matrix, materialised by the im2col step
             lines.append(f"ev_linear_s8({cols}, {k}, {npatch}, {k}, {e}, {wv}, {bv}, {e}, {mv}, {sv}, NULL, "

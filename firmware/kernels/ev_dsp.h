@@ -320,6 +320,18 @@ struct ev__ln_row_k {
 EV__ASM_OFFSET(ev__ln_row_k, mult, 12);
 EV__ASM_OFFSET(ev__ln_row_k, b, 16);
 EV__PRIVATE void ev__ln_row(const int8_t *x, int8_t *y, int c, const struct ev__ln_row_k *k);
+
+/* The residual add's per-value loop (ev_eltwise_m7.S), for n a multiple of 4 (>= 4) values;
+ * ev_add_s8 does the last n % 4 in C. Called through the AAPCS: r0 a, r1 b, r2 y, r3 n, [sp] k. */
+struct ev__add_k {
+    int32_t ma, mb;       /* 0, 4 */
+    uint32_t round;       /* 8: 2^(shift - 1) */
+    int32_t shift;        /* 12 */
+};
+EV__ASM_OFFSET(ev__add_k, round, 8);
+EV__ASM_OFFSET(ev__add_k, shift, 12);
+EV__PRIVATE void ev__add4(const int8_t *a, const int8_t *b, int8_t *y, int n,
+                          const struct ev__add_k *k);
 #endif /* !EV_KERNELS_MVE */
 
 #endif /* EV_KERNELS_DSP */

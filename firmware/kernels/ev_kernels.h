@@ -174,6 +174,14 @@ void ev_mean_tokens_s8(const int8_t *x, int rows, int c, int32_t m, int32_t s, i
  * row[(ci*p + ky)*p + kx] = img[ci][py*p + ky][px*p + kx], patch = py*(w/p) + px. */
 void ev_patch_gather(const int8_t *img, int c, int h, int w, int p, int patch, int8_t *row);
 
+/* The patch embedding without a patch matrix: for each of the (h / p) (w / p) patches n of a CHW
+ * image, y[n][o] = requant(bias[n][o] + patch_n . wt[o], mult[o], shift[o]) (intmath.linear of
+ * ev_patch_gather's row), y rows of `out`, one bias row per patch; row: scratch of c p p bytes.
+ * The DSP path embeds 4-5 patches per pass over the weights, widened straight from the image. */
+void ev_patch_embed_s8(const int8_t *img, int c, int h, int w, int p, int out, const int8_t *wt,
+                       const int32_t *bias, const int32_t *mult, const int8_t *shift, int8_t *row,
+                       int8_t *y);
+
 /* y[c * y_stride + r] = x[r][c] for contiguous x [rows][cols]: a block of rows written as columns
  * (the V^T layout of passes._transpose_v, which p.v reads through ev_attn_scores_rows). */
 void ev_transpose_s8(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);

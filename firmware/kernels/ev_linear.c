@@ -69,7 +69,9 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  *     it), the block's last 1..3 rows through the 2 x 2 and 1 x 2 tiles, whose first pass
  *     widens the weight pair as it goes.
  *  B. 1..3 rows, or rows too wide for A: x rows are widened once (reused by every channel), the
- *     weights on the fly (each widened weight word serves both rows of a pair).
+ *     weights on the fly (each widened weight word serves both rows of a pair). A lone row (1
+ *     row, or the last of 3) with in % 16 == 0 and a bias goes 4 channels per pass through
+ *     ev__r1c4 (ev__row1 below) first.
  *  C. rows too wide for B: both widened on the fly, one output at a time.
  * Rows and channels are widened and interleaved as ev_dsp.h describes. An odd channel count pairs
  * the last channel with itself (the duplicate output is dropped); inputs whose length is not a
@@ -577,8 +579,7 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
                 a.b[i] = acc + ri * EV__CH_BLOCK + ob;
             }
             for (i = 0; i < r; i++)
-                for (j = 0; j < ob; j++)
-                    acc[i * EV__CH_BLOCK + j] = p->bias[(long)(n + i) * bs + o0 + j];
+                memcpy(acc + i * EV__CH_BLOCK, p->bias + (long)(n + i) * bs + o0, 4u * (unsigned)ob);
             a.xq = xb;
             a.n = ob;
             for (c0 = 0; c0 < kq; c0 += kqc) {
@@ -597,13 +598,93 @@ static int ev__stream_chunked(const struct ev__mm *p, int rows, int out, uint32_
             }
             {
                 /* the one requantisation pass that is separate from the MAC loop */
+                /* per channel: ev__rq's SMMLA + ASR + SSAT for s > 32, set up once for the r rows */
                 EV_PART_ENTER(pq, EV_PART_REQUANT);
-                for (i = 0; i < r; i++)
-                    for (j = 0; j < ob; j++)
-                        p->y[(long)(n + i) * ys + o0 + j] = ev__finish(acc[i * EV__CH_BLOCK + j], p->mult[o0 + j],
-                                                                       p->shift[o0 + j], p->lut);
+                for (j = 0; j < ob; j++) {
+                    struct ev__q q;
+                    int8_t *yj = p->y + (long)n * ys + o0 + j;
+                    ev__qinit(&q, p->mult[o0 + j], p->shift[o0 + j]);
+                    for (i = 0; i < r; i++, yj += ys)
+                        *yj = ev__rq(&q, (uint32_t)acc[i * EV__CH_BLOCK + j], p->lut);
+                }
                 EV_PART_LEAVE(pq);
             }
+        }
+        n += r;
+    }
+    return n;
+}
+
+/* Path S for the patch embedding (ev_patch_embed_s8), p % 4 == 0: the rows of a block are image
+ * patches, widened straight from the image in ev__rs<r>'s order (each group of 4 inputs is 4
+ * adjacent pixels of one patch row), so no patch matrix is gathered and the block's weights are
+ * streamed once per 4-5 patches instead of once per patch. Returns the patches it did (the
+ * caller does the 0..3 that do not fit in blocks); a channel with shift <= 32 is finished patch
+ * by patch through `row` (c p p bytes), as ev__stream does it with contiguous rows. */
+static void ev__widen_patches(const int8_t *img, int c, int h, int w, int p, int first, int r,
+                              uint32_t *dst)
+{
+    const int8_t *base[5];
+    const int per_row = w / p;
+    int i, ci, ky, kx;
+    for (i = 0; i < r; i++) {
+        const int n = first + i;
+        base[i] = img + (long)(n / per_row) * p * w + (long)(n % per_row) * p;
+    }
+    for (ci = 0; ci < c; ci++) {
+        for (ky = 0; ky < p; ky++) {
+            const long off = (long)ci * h * w + (long)ky * w;
+            for (kx = 0; kx < p; kx += 4, dst += 2 * r) {
+                for (i = 0; i < r; i++) {
+                    uint32_t u = ev__ld32(base[i] + off + kx);
+                    dst[i] = EV__LO(u);
+                    dst[r + i] = EV__HI(u);
+                }
+            }
+        }
+    }
+}
+
+static __attribute__((noinline)) int
+ev__stream_patches(const int8_t *img, int c, int h, int w, int p, int out, const int8_t *wt,
+                   const int32_t *bias, const int32_t *mult, const int8_t *shift, int8_t *row,
+                   int8_t *y)
+{
+    /* in a frame of its own: the one-patch loop after it calls ev__gemm, which has its own */
+    uint32_t xb[2 * EV_LINEAR_BUF] __attribute__((aligned(8)));
+    const int k = c * p * p, kq = k >> 2, npatch = (h / p) * (w / p);
+    int n5, nb = ev__row_blocks(npatch, &n5), n = 0;
+    while (nb--) {
+        const int r = n5-- > 0 ? 5 : 4;
+        struct ev__rsa a;
+        int i, o = 0;
+        ev__widen_patches(img, c, h, w, p, n, r, xb);
+        for (i = 0; i < 5; i++) {
+            const int ri = i < r ? i : r - 1;
+            a.b[i] = bias + (long)(n + ri) * out + out;
+            a.y[i] = y + (long)(n + ri) * out + out;
+        }
+        a.m = mult + out;
+        a.s = shift + out;
+        a.lut = 0;
+        a.xq = xb;
+        a.xe = xb + 2L * r * kq;
+        a.w_adv = 0;
+        for (;;) {
+            int left;
+            a.w = wt + (long)o * k;
+            a.n = out - o;
+            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            if (!left)
+                break;
+            o = out + left;   /* channel o has shift <= 32: in C, patch by patch */
+            for (i = 0; i < r; i++) {
+                ev_patch_gather(img, c, h, w, p, n + i, row);
+                ev__gemm_scalar(row, k, 1, k, 1, wt + (long)o * k, k, bias + (long)(n + i) * out + o,
+                                0, mult + o, shift + o, 1, 0, y + (long)(n + i) * out + o, out);
+            }
+            if (++o == out)
+                break;
         }
         n += r;
     }
@@ -638,6 +719,72 @@ static void ev__rows_a(const struct ev__mm *p, int rows, int out, uint32_t *xb)
             if (two)
                 ev__put(yr + ys + o, acc[2], acc[3], &q0, &q1, last, lut);
         }
+    }
+}
+
+/* A lone row (rows == 1, or the last of an odd count left to path B) with in % 16 == 0, a bias and
+ * per-channel mult/shift: the row is widened once into xb (2 kq words) and ev__r1c4
+ * (ev_linear_m7.S) runs it against 4 channels per pass, requantising in registers; channels with
+ * shift <= 32 (their quad) and the last out % 4 channels go through path B's 1 x 2 tile. */
+struct ev__r1a {
+    const uint32_t *xq, *xe;   /*  0, 4 */
+    const int8_t *w;           /*  8: channel 0's weights, stride in */
+    int32_t in;                /* 12 */
+    const int32_t *b;          /* 16: bias + out (end-relative, as the channel index) */
+    int8_t *y;                 /* 20 */
+    const int32_t *m;          /* 24 */
+    const int8_t *s;           /* 28 */
+    const int8_t *lut;         /* 32: lut + 128, or NULL */
+    int32_t n;                 /* 36: channels, a multiple of 4 */
+};
+EV__ASM_OFFSET(ev__r1a, b, 16);
+EV__ASM_OFFSET(ev__r1a, n, 36);
+EV__PRIVATE int ev__r1c4(const struct ev__r1a *a);
+
+static void ev__rows_a(const struct ev__mm *p, int rows, int out, uint32_t *xb);
+
+static void ev__row1(const struct ev__mm *p, int n, int out, uint32_t *xb)
+{
+    const int in = 4 * p->kq;
+    const int8_t *const x = p->x + (long)n * p->x_stride;
+    const int32_t *const b = p->bias + (long)n * p->bs;
+    int8_t *const y = p->y + (long)n * p->ys;
+    struct ev__r1a a;
+    struct ev__mm q;
+    int o = 0;
+    ev__widen1(x, p->kq, xb);
+    a.xq = xb;
+    a.xe = xb + 2L * p->kq;
+    a.in = in;
+    a.lut = p->lut ? p->lut + 128 : 0;
+    while (out - o >= 4) {
+        const int n4 = (out - o) & ~3;
+        int left;
+        a.w = p->w + (long)o * in;
+        a.b = b + o + n4;
+        a.y = y + o + n4;
+        a.m = p->mult + o + n4;
+        a.s = p->shift + o + n4;
+        a.n = n4;
+        left = ev__r1c4(&a);
+        if (!left) {
+            o += n4;
+            break;
+        }
+        o += n4 + left;   /* the quad with a shift <= 32: in C, then on after it */
+        ev__gemm_scalar(x, p->x_stride, 1, in, 4, p->w + (long)o * in, in, b + o, 0,
+                        p->mult + o, p->shift + o, 1, p->lut, y + o, p->ys);
+        o += 4;
+    }
+    if (o < out) {   /* the last 1..3 channels: path B's tile on this row */
+        q = *p;
+        q.x = x;
+        q.w = p->w + (long)o * in;
+        q.bias = b + o;
+        q.mult = p->mult + o;
+        q.shift = p->shift + o;
+        q.y = y + o;
+        ev__rows_a(&q, 1, out - o, xb);
     }
 }
 
@@ -697,6 +844,11 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
         return;
     }
     if (2L * kq <= EV_LINEAR_BUF) {
+        if ((rows & 1) && out >= 4 && bias && qstep == 1 && w_stride == in && (in & 15) == 0) {
+            ev__row1(&p, rows - 1, out, buf);   /* a lone row: 4 channels per pass */
+            if (--rows == 0)
+                return;
+        }
         ev__rows_a(&p, rows, out, buf);   /* path B: 4 kq words */
         return;
     }
@@ -714,3 +866,24 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
 }
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
+
+void ev_patch_embed_s8(const int8_t *img, int c, int h, int w, int p, int out, const int8_t *wt,
+                       const int32_t *bias, const int32_t *mult, const int8_t *shift, int8_t *row,
+                       int8_t *y)
+{
+    const int k = c * p * p, npatch = (h / p) * (w / p);
+    int n = 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    if (npatch >= 4 && (p & 3) == 0 && (k & 15) == 0 && 5 * (k >> 2) <= EV_LINEAR_BUF) {
+        EV_PART_ENTER(pp, EV_PART_MAC);
+        n = ev__stream_patches(img, c, h, w, p, out, wt, bias, mult, shift, row, y);
+        EV_PART_LEAVE(pp);
+    }
+#endif
+    /* one patch at a time: gather it into row, embed it */
+    for (; n < npatch; n++) {
+        ev_patch_gather(img, c, h, w, p, n, row);
+        ev_linear_s8(row, k, 1, k, out, wt, bias + (long)n * out, 0, mult, shift, 0,
+                     y + (long)n * out, out);
+    }
+}

@@ -6,6 +6,7 @@
  *                                     widened as they stream, requantised and stored
  *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
  *                                     sums stored back (path S over input chunks)
+ *   ev__r1c4                          one widened row x 4 channels at a time (a lone row)
  *
  * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
  * the data words, 2-3 pointers), which C with inline asm cannot get from GCC (at -O0 with a frame
@@ -380,5 +381,102 @@
     str r7, [r11, lr, lsl #2]
     str r8, [r12, lr, lsl #2]
     EV__RSP_TAIL ev__rs5p
+
+/* ------------------------------------------------------------------------------------------ */
+/* int ev__r1c4(const struct ev__r1a *a), a in r0 (ev_linear.c): one widened row (ev__widen1:
+ * per group x lo, x hi) x n channels (n a multiple of 4), four channels per pass over the row,
+ * in % 16 == 0, requantised (s > 32) and stored. A lone row has no other row to share a widened
+ * weight word with, so per group of 4 inputs: LDRD of the row's pair (shared by the 4 channels)
+ * and per channel LDR + 2 SXTB16 + 2 SMLAD: 21 instructions per 16 MACs, where path B's 1 x 2
+ * tile (GCC) takes 26 and spills around each channel pair. Channel c of a quad reads its weights
+ * at w + c in (register offsets in, 2 in, 3 in); channel 0's post-increment walks them.
+ *
+ * struct ev__r1a: xq 0, xq end 4, w 8, in 12, b + out 16, y + out 20, m + out 24, s + out 28,
+ * lut + 128 (or 0) 32, n 36; copied into a 40-byte frame. The channel index in lr runs from -n
+ * in steps of 4. Returns 0, or -(channels left) from the quad that has a channel with s <= 32
+ * (some of its outputs may be stored; C redoes the quad).
+ * MAC loop registers: x r0, w r1, in r2, 3 in r3, acc r4-r7, x lo / hi r8 / r9, weight word
+ * r10 / r11, x end r12, channel index lr. */
+.macro EV__R1_CH acc, addr:vararg
+    ldr r10, \addr
+    sxtb16 r11, r10
+    sxtb16 r10, r10, ror #8
+    smlad \acc, r8, r11, \acc
+    smlad \acc, r9, r10, \acc
+.endm
+.macro EV__R1_GROUP
+    ldrd r8, r9, [r0], #8
+    EV__R1_CH r5, [r1, r2]
+    EV__R1_CH r6, [r1, r2, lsl #1]
+    EV__R1_CH r7, [r1, r3]
+    EV__R1_CH r4, [r1], #4
+.endm
+/* requantise and store accumulator ACC: s at [r9], m at [r8] (both advanced), y at r12, lut r11
+ * (lut = 1: the table; the quad branches once on whether there is one) */
+.macro EV__R1_RQ acc, lut
+    ldrsb r10, [r9], #1
+    subs r10, r10, #32          /* t = s - 32 */
+    ble 8f
+    ldr r0, [r8], #4            /* m */
+    mov r3, #0x80000000
+    rsb r2, r10, #32
+    lsr r3, r3, r2              /* 2^(t-1) */
+    smmla \acc, \acc, r0, r3
+    asr \acc, \acc, r10
+    ssat \acc, #8, \acc
+    .if \lut
+    ldrsb \acc, [r11, \acc]
+    .endif
+    strb \acc, [r12], #1
+.endm
+
+    EV__FN_BEGIN ev__r1c4
+    push {r4-r11, lr}
+    sub sp, sp, #40
+    ldm r0, {r1-r10}
+    stm sp, {r1-r10}
+    ldr r1, [sp, #8]            /* w */
+    rsb lr, r10, #0             /* channel index -n, -n + 4, .. */
+1:
+    ldr r2, [sp, #12]           /* in */
+    add r3, r2, r2, lsl #1      /* 3 in */
+    ldrd r0, r12, [sp]          /* x, x end */
+    ldr r8, [sp, #16]
+    add r8, r8, lr, lsl #2
+    ldm r8, {r4-r7}             /* the quad's biases */
+2:
+    EV__R1_GROUP
+    EV__R1_GROUP
+    EV__R1_GROUP
+    EV__R1_GROUP
+    cmp r0, r12
+    bne 2b
+    add r1, r1, r3              /* channel 0 ended at channel 1's start: the next quad is 3 in on */
+    ldrd r8, r9, [sp, #24]
+    add r8, r8, lr, lsl #2      /* &m[q] */
+    add r9, r9, lr              /* &s[q] */
+    ldr r12, [sp, #20]          /* y + out */
+    add r12, r12, lr            /* &y[q] */
+    ldr r11, [sp, #32]          /* lut + 128, or 0 */
+    cmp r11, #0
+    bne 5f
+    EV__R1_RQ r4, 0
+    EV__R1_RQ r5, 0
+    EV__R1_RQ r6, 0
+    EV__R1_RQ r7, 0
+    b 6f
+5:
+    EV__R1_RQ r4, 1
+    EV__R1_RQ r5, 1
+    EV__R1_RQ r6, 1
+    EV__R1_RQ r7, 1
+6:
+    adds lr, lr, #4
+    bne 1b
+8:
+    mov r0, lr                  /* 0, or -(channels left) from the quad with s <= 32 */
+    add sp, sp, #40
+    pop {r4-r11, pc}
+    EV__FN_END ev__r1c4
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */

@@ -14,14 +14,10 @@
  *   n  = floor(da mult / 2^32)         SMMUL: floor(d inv / 2^19), Q12
  *   P  = n g + b                       SMLAL into b's two words (LDRD)
  *   y  = clamp(floor((P + 2^27) / 2^28)) = ssat8(floor((32 ssat16(hi) + (lo >> 27) + 1) / 2))
- * 12 instructions per value and the loop's 2. Registers: x r0, y r1, x end r2, g r3, b r12,
- * scale r4, offset r5, mult r6, n r7, g value r8, P r9 (low), r10 (high). y may be x: each value
- * is read before its output is written. */
-    EV__FN_BEGIN ev__ln_row
-    push {r4-r10, lr}
-    ldm r3, {r3, r4, r5, r6, r12}    /* g, scale, offset, mult, b */
-    add r2, r0, r2
-1:
+ * 12 instructions per value; the loop's 2 per pair of values (the first value of an odd c goes
+ * alone). Registers: x r0, y r1, x end r2, g r3, b r12, scale r4, offset r5, mult r6, n r7, g
+ * value r8, P r9 (low), r10 (high). y may be x: each value is read before its output is written. */
+.macro EV__LN1
     ldrsb r7, [r0], #1
     mla r7, r7, r4, r5
     smmul r7, r7, r6
@@ -34,8 +30,23 @@
     add r9, r9, #1
     ssat r9, #8, r9, asr #1
     strb r9, [r1], #1
+.endm
+
+    EV__FN_BEGIN ev__ln_row
+    push {r4-r10, lr}
+    ldm r3, {r3, r4, r5, r6, r12}    /* g, scale, offset, mult, b */
+    tst r2, #1
+    add r2, r0, r2                   /* (no flags: beq tests c's low bit) */
+    beq 1f
+    EV__LN1                          /* odd c: one value alone */
+    cmp r0, r2
+    beq 2f
+1:
+    EV__LN1
+    EV__LN1
     cmp r0, r2
     bne 1b
+2:
     pop {r4-r10, pc}
     EV__FN_END ev__ln_row
 
