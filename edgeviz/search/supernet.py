@@ -15,6 +15,7 @@ standalone ``edgeviz.model.ViT`` computes what the supernet computes in that con
 """
 from __future__ import annotations
 
+import math
 import random
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,7 +60,11 @@ class SuperLinear(nn.Module):
         self.u = nn.Parameter(torch.empty(out_max, self.rmax))
         self.v = nn.Parameter(torch.empty(self.rmax, in_max))
         self.register_buffer("factored", torch.zeros((), dtype=torch.bool))
-        nn.init.trunc_normal_(self.weight, std=0.02)
+        # nn.Linear's own initialisation at the largest fan-in, as the standalone ViT starts: ViT's usual
+        # trunc-normal 0.02 with zero biases left one subnet trained through the supernet at 0.26 val
+        # accuracy after 400 steps on --data shapes against 0.43 with this (0.47 trained alone)
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(in_max), 1 / math.sqrt(in_max))
         self._svd()
 
     @torch.no_grad()
@@ -169,9 +174,7 @@ class Supernet(nn.Module):
         self.head = nn.Linear(e_max, space.num_classes)
         for t in (self.cls_token, self.cls_pos):
             nn.init.trunc_normal_(t, std=0.02)
-        nn.init.normal_(self.pos_embed, std=POS_INIT_STD)
-        nn.init.trunc_normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
+        nn.init.normal_(self.pos_embed, std=POS_INIT_STD)      # the head keeps nn.Linear's own, as ViT's
         self.active: ViTConfig = space.largest()
 
     # ---- subnet selection ----------------------------------------------------------------------
