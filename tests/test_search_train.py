@@ -71,7 +71,14 @@ def test_ddp_two_processes_match_one(tmp_path):
     a = load_checkpoint(one)["supernet"]["state_dict"]
     b = load_checkpoint(two)["supernet"]["state_dict"]
     for k in a:
-        assert torch.allclose(a[k], b[k], atol=2e-5, rtol=1e-4), k
+        x, y = a[k], b[k]
+        if k.endswith("qkv.bias"):
+            # not the K bias: adding it to every key shifts a row's scores by one constant, which softmax
+            # ignores, so its gradient is rounding noise that Adam's normalisation blows up differently
+            # in the two runs (nonzero since the biases start as nn.Linear's do)
+            third = x.shape[0] // 3
+            x, y = torch.cat([x[:third], x[2 * third:]]), torch.cat([y[:third], y[2 * third:]])
+        assert torch.allclose(x, y, atol=2e-5, rtol=1e-4), k
     torch.manual_seed(0)                                    # what training starts from (seed 0)
     init = Supernet(load_space(space)).state_dict()
     assert sum(not torch.equal(init[k], a[k]) for k in a) > len(a) // 2   # it did train
