@@ -272,3 +272,33 @@ def test_one_rounding_equals_tflites_two():
         a = ((1 << (e - 1)) if e else 0) + np.where((x < 0) & (e > 0), -1, 0)
         smmlar = ((x << (left + 1)) * m + a * (1 << 32) + (1 << 31)) >> 32
         assert np.array_equal(smmlar >> e, want)
+
+
+def test_fixed_point_fc_requantisation_equals_the_double_product_where_it_is_used():
+    """tflmath.fc_fixed_point (ev_tfl_fcq_s8's requantisation, SMMLA + ASR + SSAT on the M7): where it
+    returns parameters, they give the reference's int8 output for every accumulator in the channel's
+    reachable range (checked here by enumerating them all), fused clamps and zero points included;
+    a scale it cannot represent gets None (the exact kernel)."""
+    from edgeviz import tflmath
+    rng = np.random.default_rng(3)
+    used = 0
+    for trial in range(40):
+        k = int(rng.integers(1, 5))
+        o = 3
+        scales = 10 ** rng.uniform(-5, -0.7, o)
+        if trial % 10 == 0:
+            scales[0] = 2.0 ** -int(rng.integers(3, 20))          # exact ties
+        bias = rng.integers(-20000, 20000, o)
+        y_zp = int(rng.integers(-128, 128))
+        lo, hi = (-128, 127) if trial % 3 else (max(-128, y_zp), 127)
+        fp = tflmath.fc_fixed_point(scales, bias, k, y_zp, lo, hi)
+        if fp is None:
+            continue
+        used += 1
+        for c in range(o):
+            acc = np.arange(bias[c] - k * 16384, bias[c] + k * 16384 + 1, dtype=np.int64)
+            want = np.clip(tflmath.round_half_away(acc * scales[c]) + y_zp, lo, hi)
+            m, r, t = (int(v) for v in fp[c])
+            assert np.array_equal(np.clip((acc * m + (r << 32)) >> (32 + t), lo, hi), want)
+    assert used >= 30
+    assert tflmath.fc_fixed_point([0.5], [0], 4, 0, -128, 127) is None

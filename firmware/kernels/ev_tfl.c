@@ -354,6 +354,87 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
     EV_PART_LEAVE(pp);
 }
 
+/* FULLY_CONNECTED with the requantisation in fixed point (tflmath.fc_fixed_point, which proves it
+ * equal to ev_tfl_fc_s8's round((double)acc * scale) over every accumulator a channel can reach):
+ * q holds per channel (m, r, t), y = clamp(floor((acc m + r 2^32) / 2^(32 + t)), lo, hi), r with the
+ * rounding half and the zero point folded in. On the M7 path that is ev__t42r's requantisation
+ * (SMMLA + ASR + SSAT, the table for a narrower clamp), so row quads go through ev__t42r
+ * (ev_linear_m7.S): each widened weight pair serves a block of as many rows as xq holds, and the
+ * sums go from registers to the outputs without touching memory. Other rows, inputs whose length
+ * is not a multiple of 4, and the other builds: the 1 x 2 tile and the same formula in C. */
+static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int32_t hi)
+{
+    const int32_t v = (int32_t)(((int64_t)(int32_t)acc * q[0] + (int64_t)((uint64_t)(int64_t)q[1] << 32)) >> (32 + q[2]));
+    return ev_tfl_clamp(v, lo, hi);
+}
+
+void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
+                   int32_t lo, int32_t hi, int8_t *y)
+{
+    EV_PART_ENTER(pp, EV_PART_MAC);
+    uint32_t xb[EV_TFL_BUF];
+    int n = 0, j;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
+    const int kq = k / 4;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;   /* as many rows as fit */
+    if (kq && 4 * kq == k && 4 * kq <= EV_TFL_BUF / 2 && block >= 4 && rows >= 4) {
+        int8_t lut[256];
+        const int narrow = lo > -128 || hi < 127;
+        struct ev__t42q a;
+        int v;
+        if (narrow)
+            for (v = -128; v < 128; v++)
+                lut[v + 128] = ev_tfl_clamp(v, lo, hi);
+        a.init = init;
+        a.ys = o;
+        a.lut = lut;
+        for (; n + 4 <= rows; ) {
+            const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+            int qd, r;
+            for (qd = 0; qd < nb; qd += 4)
+                ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+                ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
+                for (r = 0; r < 4; r++) {
+                    init[2 * r] = (uint32_t)bias[j0];
+                    init[2 * r + 1] = (uint32_t)bias[j1];
+                }
+                a.m0 = q[3 * j0];
+                a.r0 = q[3 * j0 + 1];
+                a.t0 = q[3 * j0 + 2];
+                a.m1 = q[3 * j1];
+                a.r1 = q[3 * j1 + 1];
+                a.t1 = q[3 * j1 + 2];
+                for (qd = 0; qd < nb; qd += 4) {
+                    a.y = y + (n + qd) * o + j0;
+                    if (narrow)
+                        ev__t42r_lut(xq + qd * 2 * kq, wb, kq, &a);
+                    else
+                        ev__t42r(xq + qd * 2 * kq, wb, kq, &a);
+                }
+            }
+            n += nb;
+        }
+    }
+#endif
+    for (; n < rows; n++) {
+        const int8_t *xr = x + n * k;
+        const int widened = ev_tfl__widen(xr, k, xb);
+        for (j = 0; j < o; j += 2) {
+            const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+            uint32_t acc[2];
+            acc[0] = (uint32_t)bias[j0];
+            acc[1] = (uint32_t)bias[j1];
+            ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
+            y[n * o + j0] = ev_tfl__fcq(acc[0], q + 3 * j0, lo, hi);
+            y[n * o + j1] = ev_tfl__fcq(acc[1], q + 3 * j1, lo, hi);
+        }
+    }
+    EV_PART_LEAVE(pp);
+}
+
 /* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
  * zero point) and dotted with the filters; bias holds bias - x_zp sum(filter) (the importer folds
  * it), so a tap at the zero point adds nothing, as in the reference. */
@@ -395,6 +476,58 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
     EV_PART_LEAVE(pp);
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* BATCH_MATMUL's row quads on the M7 path: a block of a's rows widened once (ev__widen4), each
+ * pair of b's rows (output columns) widened once per block (ev__widen2) and run through ev__t42
+ * (ev_linear_m7.S) with the zero-point terms rowsum[r] + colsum[c] as start values; each sum then
+ * requantised by one SMMLAR (ev_tfl__sm, the zero point in its addend) and SSAT. Returns the rows
+ * done (a multiple of 4; 0 where depth is too long for the buffers). */
+static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
+                             const int32_t *rowsum, const int32_t *colsum, const struct ev_tfl__sm *sq, int8_t *y)
+{
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8], acc8[8];
+    const int kq = depth / 4, tail = depth - 4 * kq;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    const struct ev_tfl__sm q = *sq;
+    int n = 0, j;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
+        return 0;
+    while (n + 4 <= rows) {
+        const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+        int qd, r;
+        for (qd = 0; qd < nb; qd += 4)
+            ev__widen4(a + (n + qd) * as, as, kq, xq + qd * 2 * kq);
+        for (j = 0; j < cols; j += 2) {
+            const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
+            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
+            const int32_t c0 = colsum[j0], c1 = colsum[j1];
+            ev__widen2(w0, w1, kq, wb);
+            for (qd = 0; qd < nb; qd += 4) {
+                const int row0 = n + qd;
+                int8_t *yr = y + row0 * cols;
+                for (r = 0; r < 4; r++) {
+                    init[2 * r] = (uint32_t)(rowsum[row0 + r] + c0);
+                    init[2 * r + 1] = (uint32_t)(rowsum[row0 + r] + c1);
+                }
+                ev__t42(xq + qd * 2 * kq, wb, kq, init, acc8);
+                for (r = 0; r < 4; r++, yr += cols) {
+                    int32_t v0 = (int32_t)acc8[2 * r], v1 = (int32_t)acc8[2 * r + 1];
+                    if (tail) {
+                        const int8_t *xr = a + (row0 + r) * as + 4 * kq;
+                        v0 = (int32_t)ev__dot_tail(xr, w0 + 4 * kq, tail, (uint32_t)v0);
+                        v1 = (int32_t)ev__dot_tail(xr, w1 + 4 * kq, tail, (uint32_t)v1);
+                    }
+                    yr[j0] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v0, q));
+                    yr[j1] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v1, q));
+                }
+            }
+        }
+        n += nb;
+    }
+    return n;
+}
+#endif
+
 /* sa, sb: four batch strides (0 where broadcast), then the stride of a row (a: output row,
  * b: output column) and of the depth; y is [batch..., rows, cols], contiguous.
  * sum (a - za)(b - zb) = sum ab - za sum b - zb sum a + depth za zb, all in wrapping int32 as the
@@ -414,10 +547,19 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
     const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
     struct ev_tfl__out f = {0};
     int b0, b1, b2, b3, r, q, i;
+    struct ev_tfl__sm sq;
+    int sm_ok;
     ev_tfl__mq_init(&f.q, m, shift);
     f.y_zp = y_zp;
     f.lo = -128;
     f.hi = 127;
+    /* the one-SMMLAR requantisation (ev_tfl__sm) where every sum fits it: |acc| <= depth 255 255 */
+    ev_tfl__sm_init(&sq, m, shift);
+    sm_ok = m >= 0 && sq.l1 <= 16 && (int64_t)depth * 65025 < ((int64_t)1 << (31 - sq.l1)) &&
+            sq.right <= 22;
+    if (sm_ok)
+        sq.half += y_zp * ((int32_t)1 << sq.right);     /* the zero point rides in SMMLAR's addend */
+    (void)sm_ok;
     for (b0 = 0; b0 < dims[0]; b0++)
     for (b1 = 0; b1 < dims[1]; b1++)
     for (b2 = 0; b2 < dims[2]; b2++)
@@ -458,9 +600,14 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
                 t += ab[r * sa[4] + i];
             rowsum[r] = zz - b_zp * t;              /* depth za zb - zb sum a */
         }
-        f.row_add = rowsum;
+        r = 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+        if (sm_ok)
+            r = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, rowsum, colsum, &sq, y);
+#endif
+        f.row_add = rowsum + r;
         f.col_add = colsum;
-        ev_tfl__gemm(ab, sa[4], rows, depth, bb, brow, cols, 0, &f, y);
+        ev_tfl__gemm(ab + r * sa[4], sa[4], rows - r, depth, bb, brow, cols, 0, &f, y + r * cols);
         y += rows * cols;
     }
     EV_PART_LEAVE(pp);
