@@ -118,6 +118,13 @@ static inline int32_t ev_tfl__sat8(int32_t v)
 #endif
 }
 
+static inline uint32_t ev_tfl__ld32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 /* round((double)acc * s), C's round() of an IEEE double product, in integers. s = m * 2^-sh with m
  * the double's 53-bit significand (0 for s == 0). The exact product P = |acc| m (< 2^85) is held in
  * two words; the double multiply keeps its top 53 bits, rounding to nearest even (q * 2^d); round()
@@ -435,9 +442,205 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
     EV_PART_LEAVE(pp);
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* BATCH_MATMUL's row quads on the M7 path. The operands are widened with their zero points
+ * subtracted (SXTB16, then SSUB16 of the packed zero point: a - za and b - zb lie in -255..255, so
+ * they fit the 16-bit halves SMLAD multiplies), so each sum is the reference's sum (a - za)(b - zb)
+ * itself, from 0, with no row or column terms: a block of a's rows widened once, each pair of b's
+ * rows (output columns) once per block, 4 rows x 2 columns per tile. Where the requantisation
+ * allows (shift <= -1, ev_tfl__sm's SMMLAR with x << 1) the tile is ev_tfl__t42s (ev_tfl_m7.S),
+ * which requantises and stores from registers; otherwise ev__t42 (ev_linear_m7.S) and the same
+ * SMMLAR in C; depth % 4 values at the end are added in C. Returns the rows done (a multiple of
+ * 4; 0 where depth is too long for the buffers). */
+struct ev_tfl__t42s_a {
+    int8_t *y;              /* 0: row 0, column 0; rows at y + r * ys, column 1 at + 1 */
+    int32_t ys;             /* 4 */
+    int32_t m0, hz0, e0;    /* 8: column 0's ev_tfl__sm m, half (the zero point folded in), right shift */
+    int32_t m1, hz1, e1;    /* 20: column 1's */
+    const uint32_t *init;   /* 32: the 8 start values */
+};
+void ev_tfl__t42s(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev_tfl__t42s_a *a);
+
+static inline uint32_t ev_tfl__lo_z(uint32_t u, uint32_t zz)
+{
+    return (uint32_t)__ssub16((int32_t)EV__LO(u), (int32_t)zz);
+}
+
+static inline uint32_t ev_tfl__hi_z(uint32_t u, uint32_t zz)
+{
+    return (uint32_t)__ssub16((int32_t)EV__HI(u), (int32_t)zz);
+}
+
+/* ev__widen4 / ev__widen2 (ev_dsp.h) with the packed zero point zz subtracted from every value */
+static inline void ev_tfl__widen4z(const int8_t *a, int xs, int kq, uint32_t zz, uint32_t *dst)
+{
+    const int8_t *b = a + xs, *c = b + xs, *d = c + xs;
+    const uint32_t *end = dst + 8 * kq;
+    while (dst != end) {
+        uint32_t u = ev__ld32(a), v = ev__ld32(b), t = ev__ld32(c), z = ev__ld32(d);
+        a += 4;
+        b += 4;
+        c += 4;
+        d += 4;
+        EV__STRD(ev_tfl__lo_z(u, zz), ev_tfl__lo_z(v, zz), dst);
+        EV__STRD(ev_tfl__lo_z(t, zz), ev_tfl__lo_z(z, zz), dst);
+        EV__STRD(ev_tfl__hi_z(u, zz), ev_tfl__hi_z(v, zz), dst);
+        EV__STRD(ev_tfl__hi_z(t, zz), ev_tfl__hi_z(z, zz), dst);
+    }
+}
+
+static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uint32_t zz, uint32_t *dst)
+{
+    const uint32_t *end = dst + 4 * kq;
+    while (dst != end) {
+        uint32_t u = ev__ld32(a), v = ev__ld32(b);
+        a += 4;
+        b += 4;
+        EV__STRD(ev_tfl__lo_z(u, zz), ev_tfl__lo_z(v, zz), dst);
+        EV__STRD(ev_tfl__hi_z(u, zz), ev_tfl__hi_z(v, zz), dst);
+    }
+}
+
+static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
+                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
+{
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8];
+    static const uint32_t zero8[8];
+    const uint32_t za = ((uint32_t)a_zp & 0xFFFFu) * 0x10001u, zb = ((uint32_t)b_zp & 0xFFFFu) * 0x10001u;
+    const int kq = depth / 4, tail = depth - 4 * kq;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    const struct ev_tfl__sm q = *sq;
+    const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
+    struct ev_tfl__t42s_a t;
+    int n = 0, j;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
+        return 0;
+    t.ys = cols;
+    t.m0 = t.m1 = q.m;
+    t.hz0 = t.hz1 = q.half;
+    t.e0 = t.e1 = q.right;
+    t.init = zero8;
+    while (n + 4 <= rows) {
+        const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+        int qd, r, i;
+        for (qd = 0; qd < nb; qd += 4)
+            ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
+        for (j = 0; j < cols; j += 2) {
+            const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
+            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
+            ev_tfl__widen2z(w0, w1, kq, zb, wb);
+            if (fused) {
+                for (qd = 0; qd < nb; qd += 4) {
+                    t.y = y + (n + qd) * cols + j0;
+                    ev_tfl__t42s(xq + qd * 2 * kq, wb, kq, &t);
+                }
+                continue;
+            }
+            for (qd = 0; qd < nb; qd += 4) {
+                const int row0 = n + qd;
+                int8_t *yr = y + row0 * cols;
+                ev__t42(xq + qd * 2 * kq, wb, kq, zero8, acc8);
+                for (r = 0; r < 4; r++, yr += cols) {
+                    int32_t v0 = (int32_t)acc8[2 * r], v1 = (int32_t)acc8[2 * r + 1];
+                    const int8_t *xr = a + (row0 + r) * as;
+                    for (i = 4 * kq; i < depth; i++) {
+                        v0 += ((int32_t)xr[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+                        v1 += ((int32_t)xr[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+                    }
+                    yr[j0] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v0, q));
+                    yr[j1] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v1, q));
+                }
+            }
+        }
+        n += nb;
+    }
+    return n;
+}
+#endif
+
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* CONV_2D's quads of output pixels on the M7 path: four pixels of one output row whose patches lie
+ * wholly inside the image are widened straight from it, one run of kw * c contiguous bytes per
+ * filter row (ev__widen4 with the pixels' stride sw * c: no gather), up to as many quads as xq holds;
+ * each filter pair is widened once per block of quads and ev_tfl__t42s (ev_tfl_m7.S) runs each
+ * quad from the biases, requantising per channel with one SMMLAR (ev_tfl__sm) and SSAT. done[]
+ * marks the pixels it wrote; returns how many (0 where the shapes or a channel's multiplier do
+ * not allow it: then the caller's per-pixel path does them all). */
+#ifndef EV_TFL_CONV_XQ
+#define EV_TFL_CONV_XQ 384
+#endif
+
+static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh,
+                              int sw, int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m,
+                              const int32_t *shift, int32_t y_zp, uint32_t *wb, int wb_words, uint8_t *done,
+                              int8_t *y)
+{
+    uint32_t xq[EV_TFL_CONV_XQ], init[8];
+    int16_t quad[EV_TFL_CONV_XQ / 32][2];       /* (oy, ox) of each quad in the block */
+    const int taps = kh * kw * c, run = kw * c, kqr = run / 4, kq = taps / 4;
+    const int fit = (int)(sizeof(xq) / sizeof(xq[0])) / (8 * (kq ? kq : 1));   /* 8 kq words a quad */
+    const int per_block = fit < (int)(sizeof(quad) / sizeof(quad[0])) ? fit : (int)(sizeof(quad) / sizeof(quad[0]));
+    struct ev_tfl__t42s_a t;
+    int oy, ox, j, nq = 0, total = 0;
+    if (run % 4 || !kq || per_block < 1 || taps > wb_words || o < 2)
+        return 0;
+    for (j = 0; j < o; j++) {
+        const int64_t big = (int64_t)(bias[j] < 0 ? -(int64_t)bias[j] : bias[j]) + (int64_t)taps * 16384;
+        if (m[j] < 0 || shift[j] > -1 || shift[j] < -21 || big >= ((int64_t)1 << 30))
+            return 0;
+    }
+    t.ys = o;
+    t.init = init;
+    for (oy = 0; oy < oh; oy++) {
+        const int iy = oy * sh - pad_t;
+        for (ox = 0; ox + 4 <= ow; ox += 4) {
+            const int ix = ox * sw - pad_l, ix_last = (ox + 3) * sw - pad_l;
+            int last = oy == oh - 1 && ox + 8 > ow, q, dy, r;
+            if (iy >= 0 && iy + kh <= h && ix >= 0 && ix_last + kw <= w) {
+                uint32_t *dst = xq + nq * 8 * kq;
+                for (dy = 0; dy < kh; dy++)
+                    ev__widen4(x + ((iy + dy) * w + ix) * c, sw * c, kqr, dst + dy * 8 * kqr);
+                quad[nq][0] = (int16_t)oy;
+                quad[nq][1] = (int16_t)ox;
+                nq++;
+                for (r = 0; r < 4; r++)
+                    done[oy * ow + ox + r] = 1;
+            }
+            if (!nq || (nq < per_block && !last))
+                continue;
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = j0 + 1;
+                struct ev_tfl__sm q0, q1;
+                ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
+                ev_tfl__sm_init(&q0, m[j0], shift[j0]);
+                ev_tfl__sm_init(&q1, m[j1], shift[j1]);
+                t.m0 = q0.m;
+                t.hz0 = q0.half + y_zp * ((int32_t)1 << q0.right);
+                t.e0 = q0.right;
+                t.m1 = q1.m;
+                t.hz1 = q1.half + y_zp * ((int32_t)1 << q1.right);
+                t.e1 = q1.right;
+                for (r = 0; r < 4; r++) {
+                    init[2 * r] = (uint32_t)bias[j0];
+                    init[2 * r + 1] = (uint32_t)bias[j1];
+                }
+                for (q = 0; q < nq; q++) {
+                    t.y = y + (quad[q][0] * ow + quad[q][1]) * o + j0;
+                    ev_tfl__t42s(xq + q * 8 * kq, wb, kq, &t);
+                }
+            }
+            total += 4 * nq;
+            nq = 0;
+        }
+    }
+    return total;
+}
+#endif
+
 /* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
  * zero point) and dotted with the filters; bias holds bias - x_zp sum(filter) (the importer folds
- * it), so a tap at the zero point adds nothing, as in the reference. */
+ * it), so a tap at the zero point adds nothing, as in the reference. On the M7 path
+ * ev_tfl__conv_quads does the pixels it can first (without lo / hi clamps narrower than int8). */
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
@@ -445,11 +648,23 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     const int taps = kh * kw * c;
-    int oy, ox, dy, dx, ch, j;
+    int oy, ox, dy, dx, ch, j, quads = 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    uint8_t done[256];
+    if (lo == -128 && hi == 127 && oh * ow <= (int)sizeof(done)) {
+        memset(done, 0, (size_t)(oh * ow));
+        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, xb,
+                                   EV_TFL_BUF, done, y);
+    }
+#endif
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
             int widened;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (quads && done[oy * ow + ox])
+                continue;
+#endif
             EV_PART_ENTER(pg, EV_PART_MOVE);       /* the im2col gather */
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
@@ -473,60 +688,9 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
             }
         }
     }
+    (void)quads;
     EV_PART_LEAVE(pp);
 }
-
-#if EV_KERNELS_DSP && !EV_KERNELS_MVE
-/* BATCH_MATMUL's row quads on the M7 path: a block of a's rows widened once (ev__widen4), each
- * pair of b's rows (output columns) widened once per block (ev__widen2) and run through ev__t42
- * (ev_linear_m7.S) with the zero-point terms rowsum[r] + colsum[c] as start values; each sum then
- * requantised by one SMMLAR (ev_tfl__sm, the zero point in its addend) and SSAT. Returns the rows
- * done (a multiple of 4; 0 where depth is too long for the buffers). */
-static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
-                             const int32_t *rowsum, const int32_t *colsum, const struct ev_tfl__sm *sq, int8_t *y)
-{
-    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8], acc8[8];
-    const int kq = depth / 4, tail = depth - 4 * kq;
-    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
-    const struct ev_tfl__sm q = *sq;
-    int n = 0, j;
-    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
-        return 0;
-    while (n + 4 <= rows) {
-        const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
-        int qd, r;
-        for (qd = 0; qd < nb; qd += 4)
-            ev__widen4(a + (n + qd) * as, as, kq, xq + qd * 2 * kq);
-        for (j = 0; j < cols; j += 2) {
-            const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
-            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
-            const int32_t c0 = colsum[j0], c1 = colsum[j1];
-            ev__widen2(w0, w1, kq, wb);
-            for (qd = 0; qd < nb; qd += 4) {
-                const int row0 = n + qd;
-                int8_t *yr = y + row0 * cols;
-                for (r = 0; r < 4; r++) {
-                    init[2 * r] = (uint32_t)(rowsum[row0 + r] + c0);
-                    init[2 * r + 1] = (uint32_t)(rowsum[row0 + r] + c1);
-                }
-                ev__t42(xq + qd * 2 * kq, wb, kq, init, acc8);
-                for (r = 0; r < 4; r++, yr += cols) {
-                    int32_t v0 = (int32_t)acc8[2 * r], v1 = (int32_t)acc8[2 * r + 1];
-                    if (tail) {
-                        const int8_t *xr = a + (row0 + r) * as + 4 * kq;
-                        v0 = (int32_t)ev__dot_tail(xr, w0 + 4 * kq, tail, (uint32_t)v0);
-                        v1 = (int32_t)ev__dot_tail(xr, w1 + 4 * kq, tail, (uint32_t)v1);
-                    }
-                    yr[j0] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v0, q));
-                    yr[j1] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v1, q));
-                }
-            }
-        }
-        n += nb;
-    }
-    return n;
-}
-#endif
 
 /* sa, sb: four batch strides (0 where broadcast), then the stride of a row (a: output row,
  * b: output column) and of the depth; y is [batch..., rows, cols], contiguous.
@@ -546,7 +710,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
     int32_t colsum[EV_TFL_BMM_COLS], rowsum[EV_TFL_BMM_COLS];
     const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
     struct ev_tfl__out f = {0};
-    int b0, b1, b2, b3, r, q, i;
+    int b0, b1, b2, b3, r, q, i, n;
     struct ev_tfl__sm sq;
     int sm_ok;
     ev_tfl__mq_init(&f.q, m, shift);
@@ -588,26 +752,28 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             bb = bt;
             brow = depth;
         }
-        for (q = 0; q < cols; q++) {
-            int32_t t = 0;
-            for (i = 0; i < depth; i++)
-                t += bb[q * brow + i];
-            colsum[q] = -a_zp * t;                   /* - za sum b */
-        }
-        for (r = 0; r < rows; r++) {
-            int32_t t = 0;
-            for (i = 0; i < depth; i++)
-                t += ab[r * sa[4] + i];
-            rowsum[r] = zz - b_zp * t;              /* depth za zb - zb sum a */
-        }
-        r = 0;
+        n = 0;
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
         if (sm_ok)
-            r = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, rowsum, colsum, &sq, y);
+            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y);
 #endif
-        f.row_add = rowsum + r;
-        f.col_add = colsum;
-        ev_tfl__gemm(ab + r * sa[4], sa[4], rows - r, depth, bb, brow, cols, 0, &f, y + r * cols);
+        if (n < rows) {                              /* the rows left: raw sums + zero-point terms */
+            for (q = 0; q < cols; q++) {
+                int32_t t = 0;
+                for (i = 0; i < depth; i++)
+                    t += bb[q * brow + i];
+                colsum[q] = -a_zp * t;               /* - za sum b */
+            }
+            for (r = n; r < rows; r++) {
+                int32_t t = 0;
+                for (i = 0; i < depth; i++)
+                    t += ab[r * sa[4] + i];
+                rowsum[r] = zz - b_zp * t;          /* depth za zb - zb sum a */
+            }
+            f.row_add = rowsum + n;
+            f.col_add = colsum;
+            ev_tfl__gemm(ab + n * sa[4], sa[4], rows - n, depth, bb, brow, cols, 0, &f, y + n * cols);
+        }
         y += rows * cols;
     }
     EV_PART_LEAVE(pp);
@@ -620,6 +786,37 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
 #ifndef EV_TFL_TABLE_MIN
 #define EV_TFL_TABLE_MIN 512
 #endif
+
+/* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
+ * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
+static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t *a, const int8_t *b, int n, int sa,
+                                                         int sb, const int32_t *ta, const int32_t *tb, int32_t a_zp,
+                                                         int32_t b_zp, const struct ev_tfl__sm *sq, int32_t y_zp,
+                                                         int32_t lo, int32_t hi, int8_t *y)
+{
+    const struct ev_tfl__sm q = *sq;
+    const int8_t *end = y + n;
+    const int narrow = lo > -128 || hi < 127;
+    if (kind == 2) {
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = (*a - a_zp) * (*b - b_zp);
+            const int32_t v = ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
+            *y = (int8_t)(narrow ? (v < lo ? lo : v > hi ? hi : v) : v);
+        }
+        return;
+    }
+    if (!narrow && kind == 0) {
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = ta[*a] + tb[*b];
+            *y = (int8_t)ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
+        }
+        return;
+    }
+    for (; y != end; y++, a += sa, b += sb) {
+        const int32_t d = kind == 0 ? ta[*a] + tb[*b] : ta[*a] - tb[*b];
+        *y = ev_tfl_clamp(EV_TFL__SM(d, q) + y_zp, lo, hi);
+    }
+}
 
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
@@ -638,12 +835,31 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
     ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
     if (tables) {
-        int32_t ma = 0, mb = 0;
-        for (v = -128; v < 128; v++) {
-            ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
-            tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
-            ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
-            mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
+        /* |(v - zp) 2^left| < 2^28: where the multiplier's own left shift keeps that below 2^(30 - its
+         * left), one SMMLAR (ev_tfl__sm) per entry; every entry is nondecreasing in v (m >= 0), so
+         * the largest magnitudes are at the ends */
+        struct ev_tfl__sm sa_, sb_;
+        int32_t ma, mb;
+        ev_tfl__sm_init(&sa_, qa.m, p[1]);
+        ev_tfl__sm_init(&sb_, qb.m, p[3]);
+        if (qa.m >= 0 && qb.m >= 0 && qa.left < 2 && qb.left < 2) {
+            for (v = -128; v < 128; v++) {
+                ta[v + 128] = EV_TFL__SM((v - a_zp) * (1 << left), sa_);
+                tb[v + 128] = EV_TFL__SM((v - b_zp) * (1 << left), sb_);
+            }
+            ma = ta[0] < 0 ? -ta[0] : ta[0];
+            ma = ta[255] > ma ? ta[255] : ma;
+            mb = tb[0] < 0 ? -tb[0] : tb[0];
+            mb = tb[255] > mb ? tb[255] : mb;
+        } else {
+            ma = 0;
+            mb = 0;
+            for (v = -128; v < 128; v++) {
+                ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
+                tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
+                ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
+                mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
+            }
         }
         bound = ma + mb;                      /* |xa +- xb| */
     }
@@ -656,17 +872,9 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        if (fast && kind == 2) {
-            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
-                const int32_t d = (*ar - a_zp) * (*br - b_zp);
-                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
-            }
-        } else if (fast) {
-            const int32_t sign = kind == 0 ? 1 : -1;
-            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
-                const int32_t d = ta[*ar + 128] + sign * tb[*br + 128];
-                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
-            }
+        if (fast) {
+            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta + 128, tb + 128, a_zp, b_zp, &sy, y_zp, lo, hi, y);
+            y += n3;
         } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
@@ -702,12 +910,35 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
         int headroom, exponent, it;
         uint32_t u;
-        for (i = 0; i < len; i++)
+        i = 0;
+#if EV_KERNELS_DSP
+        if (len >= 8) {                 /* four lanes at a time: SSUB8 sets GE where x >= max, SEL */
+            uint32_t m4 = ev_tfl__ld32(x), u, t;
+            for (i = 4; i + 4 <= len; i += 4) {
+                u = ev_tfl__ld32(x + i);
+                __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(t) : "r"(u), "r"(m4) : "cc");
+                m4 = t;
+            }
+            mx = (int8_t)m4;
+            mx = (int8_t)(m4 >> 8) > mx ? (int8_t)(m4 >> 8) : mx;
+            mx = (int8_t)(m4 >> 16) > mx ? (int8_t)(m4 >> 16) : mx;
+            mx = (int8_t)(m4 >> 24) > mx ? (int8_t)(m4 >> 24) : mx;
+        }
+#endif
+        for (; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
         if (tabled) {
             const int32_t *e = e12 + 255 - mx;
-            for (i = 0; i < len; i++)
+            int32_t s1 = 0, s2 = 0, s3 = 0;
+            for (i = 0; i + 4 <= len; i += 4) {
                 sum += e[x[i]];
+                s1 += e[x[i + 1]];
+                s2 += e[x[i + 2]];
+                s3 += e[x[i + 3]];
+            }
+            for (; i < len; i++)
+                sum += e[x[i]];
+            sum += s1 + s2 + s3;
         } else {
             for (i = 0; i < len; i++)
                 sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
@@ -736,11 +967,13 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
              * `exponent` merge into floor((inv e + 2^30 + 2^(30 + exponent)) / 2^(31 + exponent))
              * (nested floor divisions; ev_tfl__mq), and an exp of 0 (below diff_min) gives 0 - 128 */
             const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
-            const int32_t *e = exp_table + 255 - mx;
+            const uint32_t *e = (const uint32_t *)exp_table + 255 - mx;
+            const int sh = exponent - 1;
+            /* exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
+             * (k >> 32) >> (exponent - 1) = 0, i.e. -128: the reference's skipped element, no test */
             for (i = 0; i < len; i++) {
-                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * (uint32_t)e[x[i]] + k) >> 32);
-                const int32_t d = x[i] - mx;
-                y[i] = d >= diff_min ? ev_tfl_clamp((int32_t)(hi >> (exponent - 1)) - 128, -128, 127) : (int8_t)-128;
+                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * e[x[i]] + k) >> 32);
+                y[i] = (int8_t)ev_tfl__sat8((int32_t)(hi >> sh) - 128);
             }
         } else {
             for (i = 0; i < len; i++) {
@@ -810,7 +1043,11 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
         const int8_t *s = x + i0 * si[0] + i1 * si[1] + i2 * si[2] + i3 * si[3] + i4 * si[4];
         int8_t *t = y + i0 * so[0] + i1 * so[1] + i2 * so[2] + i3 * so[3] + i4 * so[4];
         if (si[5] == 1 && so[5] == 1) {
-            for (i5 = 0; i5 < d[5]; i5++)
+            for (i5 = 0; i5 + 4 <= d[5]; i5 += 4) {     /* a word at a time (unaligned LDR / STR) */
+                const uint32_t v = ev_tfl__ld32(s + i5);
+                memcpy(t + i5, &v, 4);
+            }
+            for (; i5 < d[5]; i5++)
                 t[i5] = s[i5];
         } else {
             for (i5 = 0; i5 < d[5]; i5++)
