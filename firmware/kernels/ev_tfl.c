@@ -1072,6 +1072,94 @@ enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, 
        LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
        LN_Y_YZP, LN_Y_LO, LN_Y_HI };
 
+/* EV_TFL__SM for a right shift >= 1 (the negative-x mask is then -1: x >> 31 itself), with the
+ * output zero point already in q.half (a zero point z added after the shift by e is z 2^e added
+ * before it, exactly). */
+#define EV_TFL__SMR(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
+
+static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm *from, int32_t zp)
+{
+    *q = *from;
+    if (q->right < 1 || q->right > 22)
+        return 0;
+    q->half += zp * ((int32_t)1 << q->right);
+    return 1;
+}
+
+/* ev_tfl_layernorm_s8's rows where every requantisation but x's side of SQUARED_DIFFERENCE shifts
+ * right by 1..22 (the usual case): the zero points folded into the SMMLAR addends, and the last
+ * pass split in two so that each loop's constants fit the registers: per channel rg, t and t2 (the
+ * row's gamma and beta terms, u's second factor and t2's table entry kept in ru / w2), then per
+ * element u and y. The same integer steps and clamps as the general loop. Returns 0 (nothing
+ * done) where a shift is out of that range. */
+#ifndef EV_TFL_LN_MAX
+#define EV_TFL_LN_MAX 256
+#endif
+
+static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, int c, const int32_t *p,
+                                                     const int32_t *tab, const int8_t *luts, int8_t *y,
+                                                     const struct ev_tfl__sm *pm1, const struct ev_tfl__sm *psqb,
+                                                     const struct ev_tfl__sm *psq, const struct ev_tfl__sm *pm2,
+                                                     const struct ev_tfl__sm *pg, const struct ev_tfl__sm *pt,
+                                                     const struct ev_tfl__sm *pb, const struct ev_tfl__sm *pu,
+                                                     const struct ev_tfl__sm *py)
+{
+    const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
+    const int32_t *t_beta = tab + 1024, *gam = tab + 1024 + c;
+    const int8_t *lut_neg = luts + 128, *lut_r = luts + 384;
+    const int32_t m1_off = p[LN_M1_XZP] * c, sq_bzp = p[LN_SQ_BZP], m2_off = p[LN_M2_XZP] * c;
+    const int32_t g_rzp = p[LN_G_RZP], t_nzp = p[LN_T_NZP], t_rzp = p[LN_T_RZP], u_xzp = p[LN_U_XZP];
+    const int32_t u_rzp = p[LN_U_RZP];
+    struct ev_tfl__sm q_m1, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
+    const struct ev_tfl__sm q_sqb = *psqb;
+    int32_t w2[EV_TFL_LN_MAX];
+    int16_t ru[EV_TFL_LN_MAX];
+    int r, i;
+    if (!(ev_tfl__fold_zp(&q_m1, pm1, p[LN_M1_YZP]) & ev_tfl__fold_zp(&q_sq, psq, p[LN_SQ_YZP]) &
+          ev_tfl__fold_zp(&q_m2, pm2, p[LN_M2_YZP]) & ev_tfl__fold_zp(&q_g, pg, p[LN_G_YZP]) &
+          ev_tfl__fold_zp(&q_t, pt, p[LN_T_YZP]) & ev_tfl__fold_zp(&q_b, pb, p[LN_B_YZP]) &
+          ev_tfl__fold_zp(&q_u, pu, p[LN_U_YZP]) & ev_tfl__fold_zp(&q_y, py, p[LN_Y_YZP])))
+        return 0;
+    for (r = 0; r < rows; r++) {
+        const int8_t *xr = x + r * c;
+        int8_t *yr = y + r * c;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        for (i = 0; i < c; i++)
+            s += xr[i];
+        mu = ev_tfl__sat8(EV_TFL__SMR(s - m1_off, q_m1));
+        xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
+        {
+            const struct ev_tfl__sm q = q_sq;
+            for (i = 0; i < c; i++) {
+                const int32_t d = t_sq[xr[i]] - xb;
+                s2 += ev_tfl__sat8(EV_TFL__SMR(d * d, q));
+            }
+        }
+        var = ev_tfl__sat8(EV_TFL__SMR(s2 - m2_off, q_m2));
+        rv = lut_r[var] - g_rzp;
+        nv = lut_neg[mu] - t_nzp;
+        {
+            const struct ev_tfl__sm qg = q_g, qt = q_t, qb = q_b;
+            for (i = 0; i < c; i++) {
+                const int32_t rg = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg));
+                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rg - t_rzp), qt));
+                const int32_t t2 = ev_tfl__sat8(EV_TFL__SMR(t_t[t] + t_beta[i], qb));
+                w2[i] = t_t2[t2];
+                ru[i] = (int16_t)(rg - u_rzp);
+            }
+        }
+        {
+            const struct ev_tfl__sm qu = q_u, qy = q_y;
+            for (i = 0; i < c; i++) {
+                const int32_t u = ev_tfl__sat8(EV_TFL__SMR((xr[i] - u_xzp) * ru[i], qu));
+                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(t_u[u] + w2[i], qy));
+            }
+        }
+    }
+    return 1;
+}
+
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
                          int8_t *y)
 {
@@ -1094,6 +1182,11 @@ void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, con
     ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
     ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
     ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
+    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
+                                              &q_b, &q_u, &q_y)) {
+        EV_PART_LEAVE(pp);
+        return;
+    }
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * c;
         int8_t *yr = y + r * c;
