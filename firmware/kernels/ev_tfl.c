@@ -1072,16 +1072,16 @@ enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, 
        LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
        LN_Y_YZP, LN_Y_LO, LN_Y_HI };
 
-/* EV_TFL__SM for a right shift >= 1 (the negative-x mask is then -1: x >> 31 itself), with the
- * output zero point already in q.half (a zero point z added after the shift by e is z 2^e added
- * before it, exactly). */
+/* EV_TFL__SM for a right shift >= 1: the multiplier's shift is then negative, so no left shift
+ * (l1 == 1) and the negative-x mask is -1 (x >> 31 itself); the output zero point already in
+ * q.half (a zero point z added after the shift by e is z 2^e added before it, exactly). */
 #define EV_TFL__SMR(x, q) \
-    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << 1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
 
 static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm *from, int32_t zp)
 {
     *q = *from;
-    if (q->right < 1 || q->right > 22)
+    if (q->right < 1 || q->right > 22 || q->l1 != 1)
         return 0;
     q->half += zp * ((int32_t)1 << q->right);
     return 1;
@@ -1140,14 +1140,19 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
         rv = lut_r[var] - g_rzp;
         nv = lut_neg[mu] - t_nzp;
         {
-            const struct ev_tfl__sm qg = q_g, qt = q_t, qb = q_b;
+            const struct ev_tfl__sm qg = q_g, qt = q_t;
+            const int32_t tu = u_rzp - t_rzp;          /* rg - t_rzp = (rg - u_rzp) + tu */
             for (i = 0; i < c; i++) {
-                const int32_t rg = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg));
-                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rg - t_rzp), qt));
-                const int32_t t2 = ev_tfl__sat8(EV_TFL__SMR(t_t[t] + t_beta[i], qb));
-                w2[i] = t_t2[t2];
-                ru[i] = (int16_t)(rg - u_rzp);
+                const int32_t rgu = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg)) - u_rzp;
+                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rgu + tu), qt));
+                w2[i] = t_t[t];
+                ru[i] = (int16_t)rgu;
             }
+        }
+        {
+            const struct ev_tfl__sm qb = q_b;
+            for (i = 0; i < c; i++)
+                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i] + t_beta[i], qb))];
         }
         {
             const struct ev_tfl__sm qu = q_u, qy = q_y;
