@@ -109,6 +109,12 @@ static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
 #define EV_TFL__SM(x, q) \
     (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
 
+/* EV_TFL__SM for a right shift >= 1: the multiplier's shift is then negative, so no left shift
+ * (l1 == 1) and the negative-x mask is -1 (x >> 31 itself); the output zero point already in
+ * q.half (a zero point z added after the shift by e is z 2^e added before it, exactly). */
+#define EV_TFL__SMR(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << 1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
+
 static inline int32_t ev_tfl__sat8(int32_t v)
 {
 #if EV_KERNELS_DSP
@@ -805,6 +811,16 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
         }
         return;
     }
+    if (!narrow && kind == 0 && q.l1 == 1 && q.right >= 1 && q.right <= 22) {
+        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend */
+        struct ev_tfl__sm qz = q;
+        qz.half += y_zp * ((int32_t)1 << q.right);
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = ta[*a] + tb[*b];
+            *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d, qz));
+        }
+        return;
+    }
     if (!narrow && kind == 0) {
         for (; y != end; y++, a += sa, b += sb) {
             const int32_t d = ta[*a] + tb[*b];
@@ -1071,12 +1087,6 @@ enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, 
        LN_G_HI, LN_T_NZP, LN_T_RZP, LN_T_M, LN_T_SH, LN_T_YZP, LN_T_LO, LN_T_HI, LN_B_M, LN_B_SH, LN_B_YZP,
        LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
        LN_Y_YZP, LN_Y_LO, LN_Y_HI };
-
-/* EV_TFL__SM for a right shift >= 1: the multiplier's shift is then negative, so no left shift
- * (l1 == 1) and the negative-x mask is -1 (x >> 31 itself); the output zero point already in
- * q.half (a zero point z added after the shift by e is z 2^e added before it, exactly). */
-#define EV_TFL__SMR(x, q) \
-    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << 1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
 
 static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm *from, int32_t zp)
 {
