@@ -305,8 +305,7 @@ def main():
                     if "does_not_fit" not in bf:
                         r["edgeviz_before_instructions"] = bf["instructions"]
                         r["edgeviz_before_per_op"] = bf["per_op"]
-                        if t:
-                            r["tflm_over_edgeviz_before_instr"] = ti / bf["instructions"]
+                        r["tflm_over_edgeviz_before_instr"] = ti / bf["instructions"] if t else "-"
                 rows.append(r)
                 print(f"{n} on {part}: done at {time.time() - t0:.0f} s", file=sys.stderr)
     for r in rows:          # a model that did not fit its part came first: its MACs from another part
