@@ -209,13 +209,14 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     """The M7's blocked SMLAD paths and the M55's Helium dot products (tail-predicated VMLADAVA) at
     sizes the fixtures do not reach: 70 rows (a block and a partial block of quads, then two single
     rows), 22 inputs (a tail of 2 on the M7, of 6 lanes on the M55), 19 channels (an odd last pair),
-    a BATCH_MATMUL whose B is read transposed, zero points everywhere; firmware equal to the numpy
-    reference."""
+    a BATCH_MATMUL whose B is read transposed, zero points everywhere, then a FULLY_CONNECTED with a
+    fused clamp on the fixed-point path; firmware equal to the numpy reference."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
     from edgeviz import tflmath
     from edgeviz.backends.mcu import write_project
     from edgeviz.ir import Graph, Node
+    from edgeviz.ops.tfl_matmul import FULLY_CONNECTED
     from edgeviz.runner import api
     rng = np.random.default_rng(5)
     g = Graph(prequantized=True)
@@ -233,7 +234,17 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
         "a_shape": (1, 70, 19), "b_shape": (1, 19, 70), "adj_x": False, "adj_y": False, "out_shape": (1, 70, 70),
         "batch_dims": [1, 1, 1, 1], "strides": [[0, 0, 0, 0, 19, 1], [0, 0, 0, 0, 1, 70]], "rows": 70, "cols": 70,
         "depth": 19}, {"a_zp": -7, "b_zp": -7, "y_zp": 11, "m": m, "shift": sh}))
-    g.inputs, g.outputs = ["x"], ["s"]
+    # a FULLY_CONNECTED with a narrower clamp (a fused ReLU) on the fixed-point path
+    # (tflmath.fc_fixed_point): s's bytes as 175 rows of 28 inputs (row quads in blocks, 3 rows
+    # left), 13 channels, ev__t42r_lut on the M7
+    t = g.add_tensor("z", (1, 175, 13))
+    t.scale, t.zero_point = 0.05, -20
+    fc2 = Node("tfl_fully_connected", "fc2", ["s"], ["z"], {}, {
+        "w": rng.integers(-127, 128, (13, 28)).astype(np.int8), "bias": rng.integers(-3000, 3000, 13).astype(np.int32),
+        "scale": rng.uniform(1e-3, 8e-3, 13), "y_zp": -20, "lo": -20, "hi": 100})
+    g.nodes.append(fc2)
+    assert fc2.qattrs["lo"] > -128 and FULLY_CONNECTED.fixed_point(fc2) is not None
+    g.inputs, g.outputs = ["x"], ["z"]
     c = compile_graph(g, None, target)
     write_project(c, tmp_path / "b", "awkward", np.zeros((2, 1, 70, 22)), firmware=True)
     xs = rng.integers(-128, 128, (3, 1, 70, 22)).astype(np.int8)
