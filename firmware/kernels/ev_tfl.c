@@ -391,7 +391,7 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
     const int kq = k / 4;
     const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;   /* as many rows as fit */
-    if (kq && 4 * kq == k && 4 * kq <= EV_TFL_BUF / 2 && block >= 4 && rows >= 4) {
+    if (kq && 4 * kq == k && 4 * kq <= EV_TFL_BUF / 2 && block >= 4 && rows >= 4 && o >= 2) {
         int8_t lut[256];
         const int narrow = lo > -128 || hi < 127;
         struct ev__t42q a;
@@ -912,6 +912,21 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     EV_PART_LEAVE(pp);
 }
 
+/* SOFTMAX's outputs of one row where inv >= 0 and 1 <= exponent <= 31 (ev_tfl_softmax_s8): e is
+ * exp_table + 255 - max. exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
+ * (k >> 32) >> (exponent - 1) = 0, i.e. -128: the reference's skipped element, with no test. */
+static __attribute__((noinline)) void ev_tfl__softmax_out(const int8_t *x, int len, const uint32_t *e, uint32_t inv,
+                                                          int exponent, int8_t *y)
+{
+    const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
+    const int sh = exponent - 1;
+    int i;
+    for (i = 0; i < len; i++) {
+        const uint32_t hi = (uint32_t)(((uint64_t)inv * e[x[i]] + k) >> 32);
+        y[i] = (int8_t)ev_tfl__sat8((int32_t)(hi >> sh) - 128);
+    }
+}
+
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
@@ -982,15 +997,7 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
             /* inv >= 0 and every exp >= 0: the doubling high multiply and the rounding shift by
              * `exponent` merge into floor((inv e + 2^30 + 2^(30 + exponent)) / 2^(31 + exponent))
              * (nested floor divisions; ev_tfl__mq), and an exp of 0 (below diff_min) gives 0 - 128 */
-            const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
-            const uint32_t *e = (const uint32_t *)exp_table + 255 - mx;
-            const int sh = exponent - 1;
-            /* exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
-             * (k >> 32) >> (exponent - 1) = 0, i.e. -128: the reference's skipped element, no test */
-            for (i = 0; i < len; i++) {
-                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * e[x[i]] + k) >> 32);
-                y[i] = (int8_t)ev_tfl__sat8((int32_t)(hi >> sh) - 128);
-            }
+            ev_tfl__softmax_out(x, len, (const uint32_t *)exp_table + 255 - mx, (uint32_t)inv, exponent, y);
         } else {
             for (i = 0; i < len; i++) {
                 const int32_t d = x[i] - mx;
