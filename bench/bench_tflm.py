@@ -18,7 +18,7 @@ from mps2-an500's, its addresses: the M33's Secure aliases, the M55's ITCM / DDR
 
     .venv/bin/python bench/bench_tflm.py [--tflm-mirror /work/.mirror] [--models vit_relu,vit_gelu]
         [--parts stm32f746,stm32f411,stm32u585,rp2040,stm32f103,alif-e3] [--json FILE]
-        [--edgeviz-root DIR]
+        [--edgeviz-root DIR] [--before-root DIR]
 
 The output file keeps the rows of parts that a run leaves out (an earlier run's, with its provenance
 under "earlier_runs"), so the cores can be measured one at a time.
@@ -213,8 +213,12 @@ def run_edgeviz(name: str, work: Path, root: Path, part: str) -> dict:
         raise SystemExit(f"edgeviz build {name} --target {part} failed ({r.returncode})\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
     prof = json.loads(sh([*cli, "profile", b, "--port", "emulator", "-n", "3", "--json"], cwd=root))
     meta = json.loads((b / "build.json").read_text())
+    per_op: dict = {}
+    for layer in prof.get("layers", []):        # layer names are <op>_<index>: instructions per op type
+        op = layer["name"].rsplit("_", 1)[0]
+        per_op[op] = per_op.get(op, 0) + layer["median"]
     return {"instructions": prof["end_to_end"]["median"], "arena": meta["arena_bytes"], "macs": meta["macs"],
-            "build_s": round(meta["build_seconds"], 1)}
+            "build_s": round(meta["build_seconds"], 1), "per_op": per_op}
 
 
 def edgeviz_source(root: Path) -> dict:
@@ -230,6 +234,8 @@ def main():
     ap.add_argument("--parts", default="stm32f746", help="of " + ",".join(PARTS))
     ap.add_argument("--json", type=Path, help="default results/tflm_m7.json (M7 alone) or results/tflm_cores.json")
     ap.add_argument("--edgeviz-root", type=Path, default=ROOT, help="the edgeviz checkout whose CLI is run")
+    ap.add_argument("--before-root", type=Path, help="an earlier edgeviz checkout, run in the same session too: "
+                    "its instructions (and per op) beside the current ones")
     a = ap.parse_args()
     parts = a.parts.split(",")
     if set(parts) - set(PARTS):
@@ -293,6 +299,13 @@ def main():
                              edgeviz_over_tflm_arena="-", tflm_bytes_differ_from_litert_ref="-")
                 if fits:
                     r["edgeviz_macs_per_instr"] = ev["macs"] / ev["instructions"]
+                    r["edgeviz_per_op"] = ev["per_op"]
+                if a.before_root and fits:
+                    bf = run_edgeviz(n, work, a.before_root.resolve(), part)
+                    if "does_not_fit" not in bf:
+                        r["edgeviz_before_instructions"] = bf["instructions"]
+                        r["edgeviz_before_per_op"] = bf["per_op"]
+                        r["tflm_over_edgeviz_before_instr"] = ti / bf["instructions"] if t else "-"
                 rows.append(r)
                 print(f"{n} on {part}: done at {time.time() - t0:.0f} s", file=sys.stderr)
     for r in rows:          # a model that did not fit its part came first: its MACs from another part
@@ -301,7 +314,10 @@ def main():
             if isinstance(r["tflm_instructions"], float | int):
                 r["tflm_macs_per_instr"] = r["macs"] / r["tflm_instructions"]
     print_markdown_table(rows, skip=("macs", "tflm_min_arena_invoke_ok", "tflm_arena_used_bytes",
-                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr", "tflm_arena_fits_part_ram"))
+                                     "tflm_macs_per_instr", "edgeviz_macs_per_instr", "tflm_arena_fits_part_ram",
+                                     "edgeviz_per_op", "edgeviz_before_per_op"))
+    if a.before_root:
+        print_per_op_table(rows)
     if len(parts) > 1:
         print_cores_table(rows, parts)
     for line in notes:
@@ -321,7 +337,8 @@ def main():
                 "output is compared with LiteRT BUILTIN_REF as information (TFLM rounds some ops differently).",
         "parts": {p: dict(zip(("tflm_variant", "tflm_target_arch", "tflm_fpu"), PARTS[p]))
                   for p in dict.fromkeys([*kept, *parts])},
-        "tflm_commits": commits, "edgeviz": edgeviz_source(a.edgeviz_root.resolve()), "skipped": notes,
+        "tflm_commits": commits, "edgeviz": edgeviz_source(a.edgeviz_root.resolve()),
+        **({"edgeviz_before": edgeviz_source(a.before_root.resolve())} if a.before_root else {}), "skipped": notes,
         "seconds": round(time.time() - t0, 1), **({"earlier_runs": earlier} if earlier else {}),
         "rows": [r for p in kept for r in kept[p]] + rows}, indent=1) + "\n")
 
@@ -347,6 +364,20 @@ def keep_other_parts(out_json: Path, parts: list[str]) -> tuple[dict, list]:
         earlier.append({"parts": mine, "edgeviz": old.get("edgeviz"), "tflm_commits": old.get("tflm_commits"),
                         "seconds": old.get("seconds")})
     return kept, earlier
+
+
+def print_per_op_table(rows) -> None:
+    """edgeviz's instructions per op type, the --before-root checkout's and the current one's."""
+    for r in rows:
+        if "edgeviz_before_per_op" not in r:
+            continue
+        before, after = r["edgeviz_before_per_op"], r["edgeviz_per_op"]
+        print(f"\n{r['model']}{' on ' + r['part'] if 'part' in r else ''}: instructions per op, before -> after")
+        print("| op | before | after | before / after |")
+        print("|---|---|---|---|")
+        for op in sorted(set(before) | set(after), key=lambda o: -before.get(o, after.get(o, 0))):
+            b, x = before.get(op, 0), after.get(op, 0)
+            print(f"| {op} | {b:,.0f} | {x:,.0f} | {b / x:.2f} |" if x else f"| {op} | {b:,.0f} | {x:,.0f} | - |")
 
 
 def print_cores_table(rows, parts) -> None:

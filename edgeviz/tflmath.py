@@ -122,6 +122,71 @@ def double_parts(scales) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ms, dtype=np.int64), np.array(shs, dtype=np.int32)
 
 
+def _first_at_least(f, lo, hi, levels):
+    """Per row of the [C, V] problem: the least a in [lo, hi] (hi: none) with f(a) >= levels, f
+    nondecreasing in a; lo, hi [C, 1] int64, f(a [C, V]) -> [C, V]."""
+    lo = np.broadcast_to(lo, levels.shape).copy()
+    hi = np.broadcast_to(hi, levels.shape).copy()
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        ok = f(mid) >= levels
+        hi = np.where(ok & (lo < hi), mid, hi)
+        lo = np.where(~ok & (lo < hi), mid + 1, lo)
+    return lo
+
+
+FC_FIXED_MAX_T = 22
+
+
+def fc_fixed_point(scales, bias, k: int, y_zp: int, lo: int, hi: int):
+    """FULLY_CONNECTED's requantisation, round((double)acc * scale) + y_zp clamped to [lo, hi], as one
+    32-bit fixed-point multiply per output where that is provably the same function: per channel
+    (m, r, t) with clamp(floor((acc m + r 2^32) / 2^(32 + t)), lo, hi) (SMMLA, ASR, SSAT; r folds the
+    rounding half 2^(t-1) and y_zp 2^t in) equal to the reference for every accumulator the channel
+    can reach (bias +- k 128 128). Both sides are nondecreasing step functions of acc (a double
+    product by a positive scale and round() are monotonic), so they are equal iff every step, the
+    least acc reaching each output level lo+1..hi, is at the same place: found by bisection on both
+    sides. m is the scale's 31-bit significand, then its neighbours where a step moved. None where
+    a scale is not in (0, 1/4), a range is too wide, or no candidate matches (the caller keeps the
+    exact path)."""
+    s = np.asarray(scales, dtype=np.float64).reshape(-1)
+    b = np.asarray(bias, dtype=np.int64).reshape(-1)
+    span = int(k) * 128 * 128
+    amin, amax = (b - span)[:, None], (b + span)[:, None]
+    if lo >= hi or np.any(~(s > 0)) or np.any(s >= 0.25) or np.any(np.abs(amin) >= 1 << 24) or np.any(np.abs(amax) >= 1 << 24):
+        return None
+    e = np.frexp(s)[1].astype(np.int64)
+    t = -e - 1                                        # s = f 2^e, f in [1/2, 1): m = f 2^31
+    if np.any(t < 1) or np.any(t > FC_FIXED_MAX_T):
+        return None
+    m0 = np.floor(np.ldexp(s, (32 + t).astype(np.int32)) + 0.5).astype(np.int64)
+    levels = np.arange(lo + 1, hi + 1, dtype=np.int64)[None, :].repeat(len(s), 0)
+
+    def ref(a):
+        v = round_half_away(a.astype(np.float64) * s[:, None])
+        return np.clip(v, -(1 << 40), 1 << 40).astype(np.int64) + y_zp
+
+    want = _first_at_least(ref, amin, amax + 1, levels)
+    r = (np.int64(1) << (t - 1)) + np.int64(y_zp) * (np.int64(1) << t)
+    m = np.zeros_like(m0)
+    todo = np.ones(len(s), dtype=bool)
+    for d in (0, 1, -1, 2, -2, 3, -3):
+        md = m0 + d
+        if not np.any(todo) or np.any(md[todo] >= 1 << 31):
+            break
+
+        def fast(a, md=md):
+            return (a * md[:, None] + (r[:, None] << 32)) >> (32 + t)[:, None]
+
+        got = _first_at_least(fast, amin, amax + 1, levels)
+        ok = todo & np.all(got == want, axis=1)
+        m[ok] = md[ok]
+        todo &= ~ok
+    if np.any(todo):
+        return None
+    return np.stack([m, r, t], axis=1).astype(np.int32)
+
+
 def requantize_acc(acc, m, shift, y_zp: int, lo: int = -128, hi: int = 127):
     """int32 accumulators to int8 with TFLite's multipliers (per channel along the last axis)."""
     return clamp8(multiply_by_quantized_multiplier(acc, m, shift) + y_zp, lo, hi)

@@ -34,6 +34,7 @@ def test_wheel_ships_firmware_hls_targets_and_the_search_space(tmp_path):
                  "edgeviz/_data/firmware/kernels/ev_dsp.h", "edgeviz/_data/firmware/kernels/ev_linear_m7.S",
                  "edgeviz/_data/firmware/kernels/ev_attention_m7.S",
                  "edgeviz/_data/firmware/kernels/ev_norm_m7.S", "edgeviz/_data/firmware/kernels/ev_gemm_mve.S",
+                 "edgeviz/_data/firmware/kernels/ev_tfl_m7.S",
                  "edgeviz/_data/firmware/kernels/ev_linear_mve.c", "edgeviz/_data/firmware/kernels/ev_attention_mve.c",
                  "edgeviz/_data/firmware/kernels/ev_norm_mve.c", "edgeviz/_data/firmware/kernels/ev_eltwise_mve.c",
                  "edgeviz/_data/firmware/runtime/ev_runtime.c", "edgeviz/_data/firmware/boards/stm32f746/memory.ld",

@@ -209,13 +209,14 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     """The M7's blocked SMLAD paths and the M55's Helium dot products (tail-predicated VMLADAVA) at
     sizes the fixtures do not reach: 70 rows (a block and a partial block of quads, then two single
     rows), 22 inputs (a tail of 2 on the M7, of 6 lanes on the M55), 19 channels (an odd last pair),
-    a BATCH_MATMUL whose B is read transposed, zero points everywhere; firmware equal to the numpy
-    reference."""
+    a BATCH_MATMUL whose B is read transposed, zero points everywhere, then a FULLY_CONNECTED with a
+    fused clamp on the fixed-point path; firmware equal to the numpy reference."""
     for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
         need(tool)
     from edgeviz import tflmath
     from edgeviz.backends.mcu import write_project
     from edgeviz.ir import Graph, Node
+    from edgeviz.ops.tfl_matmul import FULLY_CONNECTED
     from edgeviz.runner import api
     rng = np.random.default_rng(5)
     g = Graph(prequantized=True)
@@ -233,7 +234,17 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
         "a_shape": (1, 70, 19), "b_shape": (1, 19, 70), "adj_x": False, "adj_y": False, "out_shape": (1, 70, 70),
         "batch_dims": [1, 1, 1, 1], "strides": [[0, 0, 0, 0, 19, 1], [0, 0, 0, 0, 1, 70]], "rows": 70, "cols": 70,
         "depth": 19}, {"a_zp": -7, "b_zp": -7, "y_zp": 11, "m": m, "shift": sh}))
-    g.inputs, g.outputs = ["x"], ["s"]
+    # a FULLY_CONNECTED with a narrower clamp (a fused ReLU) on the fixed-point path
+    # (tflmath.fc_fixed_point): s's bytes as 175 rows of 28 inputs (row quads in blocks, 3 rows
+    # left), 13 channels, ev__t42r_lut on the M7
+    t = g.add_tensor("z", (1, 175, 13))
+    t.scale, t.zero_point = 0.05, -20
+    fc2 = Node("tfl_fully_connected", "fc2", ["s"], ["z"], {}, {
+        "w": rng.integers(-127, 128, (13, 28)).astype(np.int8), "bias": rng.integers(-3000, 3000, 13).astype(np.int32),
+        "scale": rng.uniform(1e-3, 8e-3, 13), "y_zp": -20, "lo": -20, "hi": 100})
+    g.nodes.append(fc2)
+    assert fc2.qattrs["lo"] > -128 and FULLY_CONNECTED.fixed_point(fc2) is not None
+    g.inputs, g.outputs = ["x"], ["z"]
     c = compile_graph(g, None, target)
     write_project(c, tmp_path / "b", "awkward", np.zeros((2, 1, 70, 22)), firmware=True)
     xs = rng.integers(-128, 128, (3, 1, 70, 22)).astype(np.int8)
@@ -272,3 +283,33 @@ def test_one_rounding_equals_tflites_two():
         a = ((1 << (e - 1)) if e else 0) + np.where((x < 0) & (e > 0), -1, 0)
         smmlar = ((x << (left + 1)) * m + a * (1 << 32) + (1 << 31)) >> 32
         assert np.array_equal(smmlar >> e, want)
+
+
+def test_fixed_point_fc_requantisation_equals_the_double_product_where_it_is_used():
+    """tflmath.fc_fixed_point (ev_tfl_fcq_s8's requantisation, SMMLA + ASR + SSAT on the M7): where it
+    returns parameters, they give the reference's int8 output for every accumulator in the channel's
+    reachable range (checked here by enumerating them all), fused clamps and zero points included;
+    a scale it cannot represent gets None (the exact kernel)."""
+    from edgeviz import tflmath
+    rng = np.random.default_rng(3)
+    used = 0
+    for trial in range(40):
+        k = int(rng.integers(1, 5))
+        o = 3
+        scales = 10 ** rng.uniform(-5, -0.7, o)
+        if trial % 10 == 0:
+            scales[0] = 2.0 ** -int(rng.integers(3, 20))          # exact ties
+        bias = rng.integers(-20000, 20000, o)
+        y_zp = int(rng.integers(-128, 128))
+        lo, hi = (-128, 127) if trial % 3 else (max(-128, y_zp), 127)
+        fp = tflmath.fc_fixed_point(scales, bias, k, y_zp, lo, hi)
+        if fp is None:
+            continue
+        used += 1
+        for c in range(o):
+            acc = np.arange(bias[c] - k * 16384, bias[c] + k * 16384 + 1, dtype=np.int64)
+            want = np.clip(tflmath.round_half_away(acc * scales[c]) + y_zp, lo, hi)
+            m, r, t = (int(v) for v in fp[c])
+            assert np.array_equal(np.clip((acc * m + (r << 32)) >> (32 + t), lo, hi), want)
+    assert used >= 30
+    assert tflmath.fc_fixed_point([0.5], [0], 4, 0, -128, 127) is None

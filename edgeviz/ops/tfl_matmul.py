@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import tflmath
-from .tfl_base import TflOp, within
+from .tfl_base import Args, TflOp, within
 
 
 class TflFullyConnected(TflOp):
@@ -37,6 +37,23 @@ class TflFullyConnected(TflOp):
         return [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
                 a.rom("bias", q["bias"], np.int32), a.rom("scale_m", m, np.int64), a.rom("scale_sh", sh, np.int32),
                 str(q["y_zp"]), str(q["lo"]), str(q["hi"]), out]
+
+    def fixed_point(self, node):
+        """Per channel (m, r, t) of tflmath.fc_fixed_point, or None: the C kernels' fixed-point
+        requantisation, proven equal to the double product over every reachable accumulator."""
+        q = node.qattrs
+        return tflmath.fc_fixed_point(q["scale"], q["bias"], q["w"].shape[1], q["y_zp"], q["lo"], q["hi"])
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        fp = self.fixed_point(node)
+        if fp is None:
+            return super().emit_c(node, g, c, ins, out, rows, row0, scratch)
+        q = node.qattrs
+        o, k = q["w"].shape
+        a = Args(node, c, "int32_t")
+        args = [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
+                a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), str(q["lo"]), str(q["hi"]), out]
+        return [f"ev_tfl_fcq_s8({', '.join(args)});"]
 
     def hls_dims(self, node, g):
         o, k = node.qattrs["w"].shape

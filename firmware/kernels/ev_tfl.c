@@ -109,6 +109,12 @@ static inline int32_t ev_tfl__smmlar(int32_t a, int32_t b, int32_t acc)
 #define EV_TFL__SM(x, q) \
     (ev_tfl__smmlar((int32_t)((uint32_t)(x) << (q).l1), (q).m, (q).half + ((int32_t)(x) >> 31 & (q).neg)) >> (q).right)
 
+/* EV_TFL__SM for a right shift >= 1: the multiplier's shift is then negative, so no left shift
+ * (l1 == 1) and the negative-x mask is -1 (x >> 31 itself); the output zero point already in
+ * q.half (a zero point z added after the shift by e is z 2^e added before it, exactly). */
+#define EV_TFL__SMR(x, q) \
+    (ev_tfl__smmlar((int32_t)((uint32_t)(x) << 1), (q).m, (q).half + ((int32_t)(x) >> 31)) >> (q).right)
+
 static inline int32_t ev_tfl__sat8(int32_t v)
 {
 #if EV_KERNELS_DSP
@@ -116,6 +122,13 @@ static inline int32_t ev_tfl__sat8(int32_t v)
 #else
     return v < -128 ? -128 : v > 127 ? 127 : v;
 #endif
+}
+
+static inline uint32_t ev_tfl__ld32(const int8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
 }
 
 /* round((double)acc * s), C's round() of an IEEE double product, in integers. s = m * 2^-sh with m
@@ -354,9 +367,286 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
     EV_PART_LEAVE(pp);
 }
 
+/* FULLY_CONNECTED with the requantisation in fixed point (tflmath.fc_fixed_point, which proves it
+ * equal to ev_tfl_fc_s8's round((double)acc * scale) over every accumulator a channel can reach):
+ * q holds per channel (m, r, t), y = clamp(floor((acc m + r 2^32) / 2^(32 + t)), lo, hi), r with the
+ * rounding half and the zero point folded in. On the M7 path that is ev__t42r's requantisation
+ * (SMMLA + ASR + SSAT, the table for a narrower clamp), so row quads go through ev__t42r
+ * (ev_linear_m7.S): each widened weight pair serves a block of as many rows as xq holds, and the
+ * sums go from registers to the outputs without touching memory. Other rows, inputs whose length
+ * is not a multiple of 4, and the other builds: the 1 x 2 tile and the same formula in C. */
+static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int32_t hi)
+{
+    const int32_t v = (int32_t)(((int64_t)(int32_t)acc * q[0] + (int64_t)((uint64_t)(int64_t)q[1] << 32)) >> (32 + q[2]));
+    return ev_tfl_clamp(v, lo, hi);
+}
+
+void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
+                   int32_t lo, int32_t hi, int8_t *y)
+{
+    EV_PART_ENTER(pp, EV_PART_MAC);
+    uint32_t xb[EV_TFL_BUF];
+    int n = 0, j;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
+    const int kq = k / 4;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;   /* as many rows as fit */
+    if (kq && 4 * kq == k && 4 * kq <= EV_TFL_BUF / 2 && block >= 4 && rows >= 4 && o >= 2) {
+        int8_t lut[256];
+        const int narrow = lo > -128 || hi < 127;
+        struct ev__t42q a;
+        int v;
+        if (narrow)
+            for (v = -128; v < 128; v++)
+                lut[v + 128] = ev_tfl_clamp(v, lo, hi);
+        a.init = init;
+        a.ys = o;
+        a.lut = lut;
+        for (; n + 4 <= rows; ) {
+            const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+            int qd, r;
+            for (qd = 0; qd < nb; qd += 4)
+                ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+                ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
+                for (r = 0; r < 4; r++) {
+                    init[2 * r] = (uint32_t)bias[j0];
+                    init[2 * r + 1] = (uint32_t)bias[j1];
+                }
+                a.m0 = q[3 * j0];
+                a.r0 = q[3 * j0 + 1];
+                a.t0 = q[3 * j0 + 2];
+                a.m1 = q[3 * j1];
+                a.r1 = q[3 * j1 + 1];
+                a.t1 = q[3 * j1 + 2];
+                for (qd = 0; qd < nb; qd += 4) {
+                    a.y = y + (n + qd) * o + j0;
+                    if (narrow)
+                        ev__t42r_lut(xq + qd * 2 * kq, wb, kq, &a);
+                    else
+                        ev__t42r(xq + qd * 2 * kq, wb, kq, &a);
+                }
+            }
+            n += nb;
+        }
+    }
+#endif
+    for (; n < rows; n++) {
+        const int8_t *xr = x + n * k;
+        const int widened = ev_tfl__widen(xr, k, xb);
+        for (j = 0; j < o; j += 2) {
+            const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
+            uint32_t acc[2];
+            acc[0] = (uint32_t)bias[j0];
+            acc[1] = (uint32_t)bias[j1];
+            ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
+            y[n * o + j0] = ev_tfl__fcq(acc[0], q + 3 * j0, lo, hi);
+            y[n * o + j1] = ev_tfl__fcq(acc[1], q + 3 * j1, lo, hi);
+        }
+    }
+    EV_PART_LEAVE(pp);
+}
+
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* BATCH_MATMUL's row quads on the M7 path. The operands are widened with their zero points
+ * subtracted (SXTB16, then SSUB16 of the packed zero point: a - za and b - zb lie in -255..255, so
+ * they fit the 16-bit halves SMLAD multiplies), so each sum is the reference's sum (a - za)(b - zb)
+ * itself, from 0, with no row or column terms: a block of a's rows widened once, each pair of b's
+ * rows (output columns) once per block, 4 rows x 2 columns per tile. Where the requantisation
+ * allows (shift <= -1, ev_tfl__sm's SMMLAR with x << 1) the tile is ev_tfl__t42s (ev_tfl_m7.S),
+ * which requantises and stores from registers; otherwise ev__t42 (ev_linear_m7.S) and the same
+ * SMMLAR in C; depth % 4 values at the end are added in C. Returns the rows done (a multiple of
+ * 4; 0 where depth is too long for the buffers). */
+struct ev_tfl__t42s_a {
+    int8_t *y;              /* 0: row 0, column 0; rows at y + r * ys, column 1 at + 1 */
+    int32_t ys;             /* 4 */
+    int32_t m0, hz0, e0;    /* 8: column 0's ev_tfl__sm m, half (the zero point folded in), right shift */
+    int32_t m1, hz1, e1;    /* 20: column 1's */
+    const uint32_t *init;   /* 32: the 8 start values */
+};
+void ev_tfl__t42s(const uint32_t *xq, const uint32_t *wb, int kq, const struct ev_tfl__t42s_a *a);
+
+static inline uint32_t ev_tfl__lo_z(uint32_t u, uint32_t zz)
+{
+    return (uint32_t)__ssub16((int32_t)EV__LO(u), (int32_t)zz);
+}
+
+static inline uint32_t ev_tfl__hi_z(uint32_t u, uint32_t zz)
+{
+    return (uint32_t)__ssub16((int32_t)EV__HI(u), (int32_t)zz);
+}
+
+/* ev__widen4 / ev__widen2 (ev_dsp.h) with the packed zero point zz subtracted from every value */
+static inline void ev_tfl__widen4z(const int8_t *a, int xs, int kq, uint32_t zz, uint32_t *dst)
+{
+    const int8_t *b = a + xs, *c = b + xs, *d = c + xs;
+    const uint32_t *end = dst + 8 * kq;
+    while (dst != end) {
+        uint32_t u = ev__ld32(a), v = ev__ld32(b), t = ev__ld32(c), z = ev__ld32(d);
+        a += 4;
+        b += 4;
+        c += 4;
+        d += 4;
+        EV__STRD(ev_tfl__lo_z(u, zz), ev_tfl__lo_z(v, zz), dst);
+        EV__STRD(ev_tfl__lo_z(t, zz), ev_tfl__lo_z(z, zz), dst);
+        EV__STRD(ev_tfl__hi_z(u, zz), ev_tfl__hi_z(v, zz), dst);
+        EV__STRD(ev_tfl__hi_z(t, zz), ev_tfl__hi_z(z, zz), dst);
+    }
+}
+
+static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uint32_t zz, uint32_t *dst)
+{
+    const uint32_t *end = dst + 4 * kq;
+    while (dst != end) {
+        uint32_t u = ev__ld32(a), v = ev__ld32(b);
+        a += 4;
+        b += 4;
+        EV__STRD(ev_tfl__lo_z(u, zz), ev_tfl__lo_z(v, zz), dst);
+        EV__STRD(ev_tfl__hi_z(u, zz), ev_tfl__hi_z(v, zz), dst);
+    }
+}
+
+static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
+                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
+{
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8];
+    static const uint32_t zero8[8];
+    const uint32_t za = ((uint32_t)a_zp & 0xFFFFu) * 0x10001u, zb = ((uint32_t)b_zp & 0xFFFFu) * 0x10001u;
+    const int kq = depth / 4, tail = depth - 4 * kq;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    const struct ev_tfl__sm q = *sq;
+    const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
+    struct ev_tfl__t42s_a t;
+    int n = 0, j;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
+        return 0;
+    t.ys = cols;
+    t.m0 = t.m1 = q.m;
+    t.hz0 = t.hz1 = q.half;
+    t.e0 = t.e1 = q.right;
+    t.init = zero8;
+    while (n + 4 <= rows) {
+        const int nb = rows - n < block ? (rows - n) / 4 * 4 : block;
+        int qd, r, i;
+        for (qd = 0; qd < nb; qd += 4)
+            ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
+        for (j = 0; j < cols; j += 2) {
+            const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
+            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
+            ev_tfl__widen2z(w0, w1, kq, zb, wb);
+            if (fused) {
+                for (qd = 0; qd < nb; qd += 4) {
+                    t.y = y + (n + qd) * cols + j0;
+                    ev_tfl__t42s(xq + qd * 2 * kq, wb, kq, &t);
+                }
+                continue;
+            }
+            for (qd = 0; qd < nb; qd += 4) {
+                const int row0 = n + qd;
+                int8_t *yr = y + row0 * cols;
+                ev__t42(xq + qd * 2 * kq, wb, kq, zero8, acc8);
+                for (r = 0; r < 4; r++, yr += cols) {
+                    int32_t v0 = (int32_t)acc8[2 * r], v1 = (int32_t)acc8[2 * r + 1];
+                    const int8_t *xr = a + (row0 + r) * as;
+                    for (i = 4 * kq; i < depth; i++) {
+                        v0 += ((int32_t)xr[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+                        v1 += ((int32_t)xr[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+                    }
+                    yr[j0] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v0, q));
+                    yr[j1] = (int8_t)ev_tfl__sat8(EV_TFL__SM(v1, q));
+                }
+            }
+        }
+        n += nb;
+    }
+    return n;
+}
+#endif
+
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* CONV_2D's quads of output pixels on the M7 path: four pixels of one output row whose patches lie
+ * wholly inside the image are widened straight from it, one run of kw * c contiguous bytes per
+ * filter row (ev__widen4 with the pixels' stride sw * c: no gather), up to as many quads as xq holds;
+ * each filter pair is widened once per block of quads and ev_tfl__t42s (ev_tfl_m7.S) runs each
+ * quad from the biases, requantising per channel with one SMMLAR (ev_tfl__sm) and SSAT. done[]
+ * marks the pixels it wrote; returns how many (0 where the shapes or a channel's multiplier do
+ * not allow it: then the caller's per-pixel path does them all). */
+#ifndef EV_TFL_CONV_XQ
+#define EV_TFL_CONV_XQ 384
+#endif
+
+static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh,
+                              int sw, int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m,
+                              const int32_t *shift, int32_t y_zp, uint32_t *wb, int wb_words, uint8_t *done,
+                              int8_t *y)
+{
+    uint32_t xq[EV_TFL_CONV_XQ], init[8];
+    int16_t quad[EV_TFL_CONV_XQ / 32][2];       /* (oy, ox) of each quad in the block */
+    const int taps = kh * kw * c, run = kw * c, kqr = run / 4, kq = taps / 4;
+    const int fit = (int)(sizeof(xq) / sizeof(xq[0])) / (8 * (kq ? kq : 1));   /* 8 kq words a quad */
+    const int per_block = fit < (int)(sizeof(quad) / sizeof(quad[0])) ? fit : (int)(sizeof(quad) / sizeof(quad[0]));
+    struct ev_tfl__t42s_a t;
+    int oy, ox, j, nq = 0, total = 0;
+    if (run % 4 || !kq || per_block < 1 || taps > wb_words || o < 2)
+        return 0;
+    for (j = 0; j < o; j++) {
+        const int64_t big = (int64_t)(bias[j] < 0 ? -(int64_t)bias[j] : bias[j]) + (int64_t)taps * 16384;
+        if (m[j] < 0 || shift[j] > -1 || shift[j] < -21 || big >= ((int64_t)1 << 30))
+            return 0;
+    }
+    t.ys = o;
+    t.init = init;
+    for (oy = 0; oy < oh; oy++) {
+        const int iy = oy * sh - pad_t;
+        for (ox = 0; ox + 4 <= ow; ox += 4) {
+            const int ix = ox * sw - pad_l, ix_last = (ox + 3) * sw - pad_l;
+            int last = oy == oh - 1 && ox + 8 > ow, q, dy, r;
+            if (iy >= 0 && iy + kh <= h && ix >= 0 && ix_last + kw <= w) {
+                uint32_t *dst = xq + nq * 8 * kq;
+                for (dy = 0; dy < kh; dy++)
+                    ev__widen4(x + ((iy + dy) * w + ix) * c, sw * c, kqr, dst + dy * 8 * kqr);
+                quad[nq][0] = (int16_t)oy;
+                quad[nq][1] = (int16_t)ox;
+                nq++;
+                for (r = 0; r < 4; r++)
+                    done[oy * ow + ox + r] = 1;
+            }
+            if (!nq || (nq < per_block && !last))
+                continue;
+            for (j = 0; j < o; j += 2) {
+                const int j0 = ev_tfl__pair(j, o), j1 = j0 + 1;
+                struct ev_tfl__sm q0, q1;
+                ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
+                ev_tfl__sm_init(&q0, m[j0], shift[j0]);
+                ev_tfl__sm_init(&q1, m[j1], shift[j1]);
+                t.m0 = q0.m;
+                t.hz0 = q0.half + y_zp * ((int32_t)1 << q0.right);
+                t.e0 = q0.right;
+                t.m1 = q1.m;
+                t.hz1 = q1.half + y_zp * ((int32_t)1 << q1.right);
+                t.e1 = q1.right;
+                for (r = 0; r < 4; r++) {
+                    init[2 * r] = (uint32_t)bias[j0];
+                    init[2 * r + 1] = (uint32_t)bias[j1];
+                }
+                for (q = 0; q < nq; q++) {
+                    t.y = y + (quad[q][0] * ow + quad[q][1]) * o + j0;
+                    ev_tfl__t42s(xq + q * 8 * kq, wb, kq, &t);
+                }
+            }
+            total += 4 * nq;
+            nq = 0;
+        }
+    }
+    return total;
+}
+#endif
+
 /* The patch of each output pixel is gathered into `patch` (taps outside the image take the input's
  * zero point) and dotted with the filters; bias holds bias - x_zp sum(filter) (the importer folds
- * it), so a tap at the zero point adds nothing, as in the reference. */
+ * it), so a tap at the zero point adds nothing, as in the reference. On the M7 path
+ * ev_tfl__conv_quads does the pixels it can first (without lo / hi clamps narrower than int8). */
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
@@ -364,11 +654,23 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     const int taps = kh * kw * c;
-    int oy, ox, dy, dx, ch, j;
+    int oy, ox, dy, dx, ch, j, quads = 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    uint8_t done[256];
+    if (lo == -128 && hi == 127 && oh * ow <= (int)sizeof(done)) {
+        memset(done, 0, (size_t)(oh * ow));
+        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, xb,
+                                   EV_TFL_BUF, done, y);
+    }
+#endif
     for (oy = 0; oy < oh; oy++) {
         for (ox = 0; ox < ow; ox++) {
             int8_t *p = patch, *yr = y + (oy * ow + ox) * o;
             int widened;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (quads && done[oy * ow + ox])
+                continue;
+#endif
             EV_PART_ENTER(pg, EV_PART_MOVE);       /* the im2col gather */
             for (dy = 0; dy < kh; dy++) {
                 const int iy = oy * sh - pad_t + dy;
@@ -392,6 +694,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
             }
         }
     }
+    (void)quads;
     EV_PART_LEAVE(pp);
 }
 
@@ -413,11 +716,20 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
     int32_t colsum[EV_TFL_BMM_COLS], rowsum[EV_TFL_BMM_COLS];
     const int32_t zz = (int32_t)((uint32_t)depth * (uint32_t)(a_zp * b_zp));
     struct ev_tfl__out f = {0};
-    int b0, b1, b2, b3, r, q, i;
+    int b0, b1, b2, b3, r, q, i, n;
+    struct ev_tfl__sm sq;
+    int sm_ok;
     ev_tfl__mq_init(&f.q, m, shift);
     f.y_zp = y_zp;
     f.lo = -128;
     f.hi = 127;
+    /* the one-SMMLAR requantisation (ev_tfl__sm) where every sum fits it: |acc| <= depth 255 255 */
+    ev_tfl__sm_init(&sq, m, shift);
+    sm_ok = m >= 0 && sq.l1 <= 16 && (int64_t)depth * 65025 < ((int64_t)1 << (31 - sq.l1)) &&
+            sq.right <= 22;
+    if (sm_ok)
+        sq.half += y_zp * ((int32_t)1 << sq.right);     /* the zero point rides in SMMLAR's addend */
+    (void)sm_ok;
     for (b0 = 0; b0 < dims[0]; b0++)
     for (b1 = 0; b1 < dims[1]; b1++)
     for (b2 = 0; b2 < dims[2]; b2++)
@@ -446,21 +758,28 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             bb = bt;
             brow = depth;
         }
-        for (q = 0; q < cols; q++) {
-            int32_t t = 0;
-            for (i = 0; i < depth; i++)
-                t += bb[q * brow + i];
-            colsum[q] = -a_zp * t;                   /* - za sum b */
+        n = 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+        if (sm_ok)
+            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y);
+#endif
+        if (n < rows) {                              /* the rows left: raw sums + zero-point terms */
+            for (q = 0; q < cols; q++) {
+                int32_t t = 0;
+                for (i = 0; i < depth; i++)
+                    t += bb[q * brow + i];
+                colsum[q] = -a_zp * t;               /* - za sum b */
+            }
+            for (r = n; r < rows; r++) {
+                int32_t t = 0;
+                for (i = 0; i < depth; i++)
+                    t += ab[r * sa[4] + i];
+                rowsum[r] = zz - b_zp * t;          /* depth za zb - zb sum a */
+            }
+            f.row_add = rowsum + n;
+            f.col_add = colsum;
+            ev_tfl__gemm(ab + n * sa[4], sa[4], rows - n, depth, bb, brow, cols, 0, &f, y + n * cols);
         }
-        for (r = 0; r < rows; r++) {
-            int32_t t = 0;
-            for (i = 0; i < depth; i++)
-                t += ab[r * sa[4] + i];
-            rowsum[r] = zz - b_zp * t;              /* depth za zb - zb sum a */
-        }
-        f.row_add = rowsum;
-        f.col_add = colsum;
-        ev_tfl__gemm(ab, sa[4], rows, depth, bb, brow, cols, 0, &f, y);
         y += rows * cols;
     }
     EV_PART_LEAVE(pp);
@@ -473,6 +792,47 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
 #ifndef EV_TFL_TABLE_MIN
 #define EV_TFL_TABLE_MIN 512
 #endif
+
+/* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
+ * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
+static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t *a, const int8_t *b, int n, int sa,
+                                                         int sb, const int32_t *ta, const int32_t *tb, int32_t a_zp,
+                                                         int32_t b_zp, const struct ev_tfl__sm *sq, int32_t y_zp,
+                                                         int32_t lo, int32_t hi, int8_t *y)
+{
+    const struct ev_tfl__sm q = *sq;
+    const int8_t *end = y + n;
+    const int narrow = lo > -128 || hi < 127;
+    if (kind == 2) {
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = (*a - a_zp) * (*b - b_zp);
+            const int32_t v = ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
+            *y = (int8_t)(narrow ? (v < lo ? lo : v > hi ? hi : v) : v);
+        }
+        return;
+    }
+    if (!narrow && kind == 0 && q.l1 == 1 && q.right >= 1 && q.right <= 22) {
+        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend */
+        struct ev_tfl__sm qz = q;
+        qz.half += y_zp * ((int32_t)1 << q.right);
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = ta[*a] + tb[*b];
+            *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d, qz));
+        }
+        return;
+    }
+    if (!narrow && kind == 0) {
+        for (; y != end; y++, a += sa, b += sb) {
+            const int32_t d = ta[*a] + tb[*b];
+            *y = (int8_t)ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
+        }
+        return;
+    }
+    for (; y != end; y++, a += sa, b += sb) {
+        const int32_t d = kind == 0 ? ta[*a] + tb[*b] : ta[*a] - tb[*b];
+        *y = ev_tfl_clamp(EV_TFL__SM(d, q) + y_zp, lo, hi);
+    }
+}
 
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
@@ -491,12 +851,31 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
     ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
     if (tables) {
-        int32_t ma = 0, mb = 0;
-        for (v = -128; v < 128; v++) {
-            ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
-            tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
-            ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
-            mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
+        /* |(v - zp) 2^left| < 2^28: where the multiplier's own left shift keeps that below 2^(30 - its
+         * left), one SMMLAR (ev_tfl__sm) per entry; every entry is nondecreasing in v (m >= 0), so
+         * the largest magnitudes are at the ends */
+        struct ev_tfl__sm sa_, sb_;
+        int32_t ma, mb;
+        ev_tfl__sm_init(&sa_, qa.m, p[1]);
+        ev_tfl__sm_init(&sb_, qb.m, p[3]);
+        if (qa.m >= 0 && qb.m >= 0 && qa.left < 2 && qb.left < 2) {
+            for (v = -128; v < 128; v++) {
+                ta[v + 128] = EV_TFL__SM((v - a_zp) * (1 << left), sa_);
+                tb[v + 128] = EV_TFL__SM((v - b_zp) * (1 << left), sb_);
+            }
+            ma = ta[0] < 0 ? -ta[0] : ta[0];
+            ma = ta[255] > ma ? ta[255] : ma;
+            mb = tb[0] < 0 ? -tb[0] : tb[0];
+            mb = tb[255] > mb ? tb[255] : mb;
+        } else {
+            ma = 0;
+            mb = 0;
+            for (v = -128; v < 128; v++) {
+                ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
+                tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
+                ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
+                mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
+            }
         }
         bound = ma + mb;                      /* |xa +- xb| */
     }
@@ -509,17 +888,9 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
-        if (fast && kind == 2) {
-            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
-                const int32_t d = (*ar - a_zp) * (*br - b_zp);
-                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
-            }
-        } else if (fast) {
-            const int32_t sign = kind == 0 ? 1 : -1;
-            for (i3 = 0; i3 < n3; i3++, y++, ar += s3a, br += s3b) {
-                const int32_t d = ta[*ar + 128] + sign * tb[*br + 128];
-                *y = ev_tfl_clamp(EV_TFL__SM(d, sy) + y_zp, lo, hi);
-            }
+        if (fast) {
+            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta + 128, tb + 128, a_zp, b_zp, &sy, y_zp, lo, hi, y);
+            y += n3;
         } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
@@ -541,6 +912,21 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     EV_PART_LEAVE(pp);
 }
 
+/* SOFTMAX's outputs of one row where inv >= 0 and 1 <= exponent <= 31 (ev_tfl_softmax_s8): e is
+ * exp_table + 255 - max. exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
+ * (k >> 32) >> (exponent - 1) = 0, i.e. -128: the reference's skipped element, with no test. */
+static __attribute__((noinline)) void ev_tfl__softmax_out(const int8_t *x, int len, const uint32_t *e, uint32_t inv,
+                                                          int exponent, int8_t *y)
+{
+    const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
+    const int sh = exponent - 1;
+    int i;
+    for (i = 0; i < len; i++) {
+        const uint32_t hi = (uint32_t)(((uint64_t)inv * e[x[i]] + k) >> 32);
+        y[i] = (int8_t)ev_tfl__sat8((int32_t)(hi >> sh) - 128);
+    }
+}
+
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
 void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
 {
@@ -555,12 +941,35 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         int32_t mx = -128, sum = 0, inv, one_minus, hd, xr;
         int headroom, exponent, it;
         uint32_t u;
-        for (i = 0; i < len; i++)
+        i = 0;
+#if EV_KERNELS_DSP
+        if (len >= 8) {                 /* four lanes at a time: SSUB8 sets GE where x >= max, SEL */
+            uint32_t m4 = ev_tfl__ld32(x), u, t;
+            for (i = 4; i + 4 <= len; i += 4) {
+                u = ev_tfl__ld32(x + i);
+                __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(t) : "r"(u), "r"(m4) : "cc");
+                m4 = t;
+            }
+            mx = (int8_t)m4;
+            mx = (int8_t)(m4 >> 8) > mx ? (int8_t)(m4 >> 8) : mx;
+            mx = (int8_t)(m4 >> 16) > mx ? (int8_t)(m4 >> 16) : mx;
+            mx = (int8_t)(m4 >> 24) > mx ? (int8_t)(m4 >> 24) : mx;
+        }
+#endif
+        for (; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
         if (tabled) {
             const int32_t *e = e12 + 255 - mx;
-            for (i = 0; i < len; i++)
+            int32_t s1 = 0, s2 = 0, s3 = 0;
+            for (i = 0; i + 4 <= len; i += 4) {
                 sum += e[x[i]];
+                s1 += e[x[i + 1]];
+                s2 += e[x[i + 2]];
+                s3 += e[x[i + 3]];
+            }
+            for (; i < len; i++)
+                sum += e[x[i]];
+            sum += s1 + s2 + s3;
         } else {
             for (i = 0; i < len; i++)
                 sum += ev_tfl_rdbpot(exp_table[255 + x[i] - mx], 12);      /* Q0.31 -> Q12.19 */
@@ -588,13 +997,7 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
             /* inv >= 0 and every exp >= 0: the doubling high multiply and the rounding shift by
              * `exponent` merge into floor((inv e + 2^30 + 2^(30 + exponent)) / 2^(31 + exponent))
              * (nested floor divisions; ev_tfl__mq), and an exp of 0 (below diff_min) gives 0 - 128 */
-            const uint64_t k = ((uint64_t)1 << 30) + ((uint64_t)1 << (30 + exponent));
-            const int32_t *e = exp_table + 255 - mx;
-            for (i = 0; i < len; i++) {
-                const uint32_t hi = (uint32_t)(((uint64_t)(uint32_t)inv * (uint32_t)e[x[i]] + k) >> 32);
-                const int32_t d = x[i] - mx;
-                y[i] = d >= diff_min ? ev_tfl_clamp((int32_t)(hi >> (exponent - 1)) - 128, -128, 127) : (int8_t)-128;
-            }
+            ev_tfl__softmax_out(x, len, (const uint32_t *)exp_table + 255 - mx, (uint32_t)inv, exponent, y);
         } else {
             for (i = 0; i < len; i++) {
                 const int32_t d = x[i] - mx;
@@ -663,7 +1066,11 @@ void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t
         const int8_t *s = x + i0 * si[0] + i1 * si[1] + i2 * si[2] + i3 * si[3] + i4 * si[4];
         int8_t *t = y + i0 * so[0] + i1 * so[1] + i2 * so[2] + i3 * so[3] + i4 * so[4];
         if (si[5] == 1 && so[5] == 1) {
-            for (i5 = 0; i5 < d[5]; i5++)
+            for (i5 = 0; i5 + 4 <= d[5]; i5 += 4) {     /* a word at a time (unaligned LDR / STR) */
+                const uint32_t v = ev_tfl__ld32(s + i5);
+                memcpy(t + i5, &v, 4);
+            }
+            for (; i5 < d[5]; i5++)
                 t[i5] = s[i5];
         } else {
             for (i5 = 0; i5 < d[5]; i5++)
@@ -688,6 +1095,93 @@ enum { LN_M1_XZP, LN_M1_M, LN_M1_SH, LN_M1_YZP, LN_SQ_BZP, LN_SQ_BM, LN_SQ_BSH, 
        LN_B_LO, LN_B_HI, LN_U_XZP, LN_U_RZP, LN_U_M, LN_U_SH, LN_U_YZP, LN_U_LO, LN_U_HI, LN_Y_M, LN_Y_SH,
        LN_Y_YZP, LN_Y_LO, LN_Y_HI };
 
+static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm *from, int32_t zp)
+{
+    *q = *from;
+    if (q->right < 1 || q->right > 22 || q->l1 != 1)
+        return 0;
+    q->half += zp * ((int32_t)1 << q->right);
+    return 1;
+}
+
+/* ev_tfl_layernorm_s8's rows where every requantisation but x's side of SQUARED_DIFFERENCE shifts
+ * right by 1..22 (the usual case): the zero points folded into the SMMLAR addends, and the last
+ * pass split in two so that each loop's constants fit the registers: per channel rg, t and t2 (the
+ * row's gamma and beta terms, u's second factor and t2's table entry kept in ru / w2), then per
+ * element u and y. The same integer steps and clamps as the general loop. Returns 0 (nothing
+ * done) where a shift is out of that range. */
+#ifndef EV_TFL_LN_MAX
+#define EV_TFL_LN_MAX 256
+#endif
+
+static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, int c, const int32_t *p,
+                                                     const int32_t *tab, const int8_t *luts, int8_t *y,
+                                                     const struct ev_tfl__sm *pm1, const struct ev_tfl__sm *psqb,
+                                                     const struct ev_tfl__sm *psq, const struct ev_tfl__sm *pm2,
+                                                     const struct ev_tfl__sm *pg, const struct ev_tfl__sm *pt,
+                                                     const struct ev_tfl__sm *pb, const struct ev_tfl__sm *pu,
+                                                     const struct ev_tfl__sm *py)
+{
+    const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
+    const int32_t *t_beta = tab + 1024, *gam = tab + 1024 + c;
+    const int8_t *lut_neg = luts + 128, *lut_r = luts + 384;
+    const int32_t m1_off = p[LN_M1_XZP] * c, sq_bzp = p[LN_SQ_BZP], m2_off = p[LN_M2_XZP] * c;
+    const int32_t g_rzp = p[LN_G_RZP], t_nzp = p[LN_T_NZP], t_rzp = p[LN_T_RZP], u_xzp = p[LN_U_XZP];
+    const int32_t u_rzp = p[LN_U_RZP];
+    struct ev_tfl__sm q_m1, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
+    const struct ev_tfl__sm q_sqb = *psqb;
+    int32_t w2[EV_TFL_LN_MAX];
+    int16_t ru[EV_TFL_LN_MAX];
+    int r, i;
+    if (!(ev_tfl__fold_zp(&q_m1, pm1, p[LN_M1_YZP]) & ev_tfl__fold_zp(&q_sq, psq, p[LN_SQ_YZP]) &
+          ev_tfl__fold_zp(&q_m2, pm2, p[LN_M2_YZP]) & ev_tfl__fold_zp(&q_g, pg, p[LN_G_YZP]) &
+          ev_tfl__fold_zp(&q_t, pt, p[LN_T_YZP]) & ev_tfl__fold_zp(&q_b, pb, p[LN_B_YZP]) &
+          ev_tfl__fold_zp(&q_u, pu, p[LN_U_YZP]) & ev_tfl__fold_zp(&q_y, py, p[LN_Y_YZP])))
+        return 0;
+    for (r = 0; r < rows; r++) {
+        const int8_t *xr = x + r * c;
+        int8_t *yr = y + r * c;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        for (i = 0; i < c; i++)
+            s += xr[i];
+        mu = ev_tfl__sat8(EV_TFL__SMR(s - m1_off, q_m1));
+        xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
+        {
+            const struct ev_tfl__sm q = q_sq;
+            for (i = 0; i < c; i++) {
+                const int32_t d = t_sq[xr[i]] - xb;
+                s2 += ev_tfl__sat8(EV_TFL__SMR(d * d, q));
+            }
+        }
+        var = ev_tfl__sat8(EV_TFL__SMR(s2 - m2_off, q_m2));
+        rv = lut_r[var] - g_rzp;
+        nv = lut_neg[mu] - t_nzp;
+        {
+            const struct ev_tfl__sm qg = q_g, qt = q_t;
+            const int32_t tu = u_rzp - t_rzp;          /* rg - t_rzp = (rg - u_rzp) + tu */
+            for (i = 0; i < c; i++) {
+                const int32_t rgu = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg)) - u_rzp;
+                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rgu + tu), qt));
+                w2[i] = t_t[t];
+                ru[i] = (int16_t)rgu;
+            }
+        }
+        {
+            const struct ev_tfl__sm qb = q_b;
+            for (i = 0; i < c; i++)
+                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i] + t_beta[i], qb))];
+        }
+        {
+            const struct ev_tfl__sm qu = q_u, qy = q_y;
+            for (i = 0; i < c; i++) {
+                const int32_t u = ev_tfl__sat8(EV_TFL__SMR((xr[i] - u_xzp) * ru[i], qu));
+                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(t_u[u] + w2[i], qy));
+            }
+        }
+    }
+    return 1;
+}
+
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
                          int8_t *y)
 {
@@ -710,6 +1204,11 @@ void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, con
     ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
     ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
     ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
+    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
+                                              &q_b, &q_u, &q_y)) {
+        EV_PART_LEAVE(pp);
+        return;
+    }
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * c;
         int8_t *yr = y + r * c;
