@@ -39,6 +39,55 @@
 .endm
 #endif /* EV_KERNELS_DSP || EV_KERNELS_V7M || EV_KERNELS_V6M */
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* The 4 rows x 2 channels MAC loop of ev__t42 (ev_linear_m7.S, which explains the tile) and of
+ * ev_tfl__t42s (ev_tfl_m7.S): r0 xq, r1 wb, r2 = kq on entry, the wb end pointer at [sp, #4],
+ * accumulators r4-r11; r2, r3, r12, lr are clobbered. */
+.macro EV__T42_HALF
+    ldrd r2, r3, [r0], #8
+    ldrd r12, lr, [r1], #8
+    smlad r4, r2, r12, r4
+    smlad r5, r2, lr, r5
+    smlad r6, r3, r12, r6
+    smlad r7, r3, lr, r7
+    ldrd r2, r3, [r0], #8
+    smlad r8, r2, r12, r8
+    smlad r9, r2, lr, r9
+    smlad r10, r3, r12, r10
+    smlad r11, r3, lr, r11
+.endm
+.macro EV__T42_GROUP
+    EV__T42_HALF
+    EV__T42_HALF
+.endm
+
+/* ev__t42's loop: kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4]. kq % 4
+ * groups first (one, then two), then four groups per iteration: the end test (LDR + CMP + BNE,
+ * no register is free to hold the end) costs 3 instructions per 128 MACs. */
+.macro EV__T42_LOOP
+    lsls r2, r2, #31            /* Z: kq even; C: bit 1 of kq */
+    beq 1f
+    EV__T42_GROUP
+1:
+    bcc 2f
+    EV__T42_GROUP
+    EV__T42_GROUP
+2:
+    ldr r2, [sp, #4]
+    cmp r1, r2
+    beq 4f
+3:
+    EV__T42_GROUP
+    EV__T42_GROUP
+    EV__T42_GROUP
+    EV__T42_GROUP
+    ldr r2, [sp, #4]
+    cmp r1, r2
+    bne 3b
+4:
+.endm
+#endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
+
 #else /* C */
 
 #include <stddef.h>

@@ -14,47 +14,6 @@
     .syntax unified
     .thumb
 
-.macro EV_TFL__HALF
-    ldrd r2, r3, [r0], #8
-    ldrd r12, lr, [r1], #8
-    smlad r4, r2, r12, r4
-    smlad r5, r2, lr, r5
-    smlad r6, r3, r12, r6
-    smlad r7, r3, lr, r7
-    ldrd r2, r3, [r0], #8
-    smlad r8, r2, r12, r8
-    smlad r9, r2, lr, r9
-    smlad r10, r3, r12, r10
-    smlad r11, r3, lr, r11
-.endm
-.macro EV_TFL__GROUP
-    EV_TFL__HALF
-    EV_TFL__HALF
-.endm
-
-/* kq (>= 1) groups, r2 = kq on entry, the wb end pointer at [sp, #4] */
-.macro EV_TFL__LOOP
-    lsls r2, r2, #31            /* Z: kq even; C: bit 1 of kq */
-    beq 1f
-    EV_TFL__GROUP
-1:
-    bcc 2f
-    EV_TFL__GROUP
-    EV_TFL__GROUP
-2:
-    ldr r2, [sp, #4]
-    cmp r1, r2
-    beq 4f
-3:
-    EV_TFL__GROUP
-    EV_TFL__GROUP
-    EV_TFL__GROUP
-    EV_TFL__GROUP
-    ldr r2, [sp, #4]
-    cmp r1, r2
-    bne 3b
-4:
-.endm
 
 /* x = reg, r1 = m, r2 = hz (2^(e-1) + y_zp 2^e), r3 = e >= 1 (the multiplier's shift is <= -1, so
  * x is shifted left by 1): SMMLAR(x << 1, m, hz + (x < 0 ? -1 : 0)) >> e, then SSAT 8 */
@@ -74,7 +33,7 @@
     ldm r12, {r4-r11}
     add r12, r1, r2, lsl #4     /* wb end: 16 bytes per group */
     push {r3, r12}              /* [sp] a, [sp, #4] wb end */
-    EV_TFL__LOOP
+    EV__T42_LOOP                /* ev_dsp.h: ev__t42's MAC loop */
     pop {r3, r12}
     ldrd r0, r12, [r3]          /* y, ys */
     push {r3}
