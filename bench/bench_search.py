@@ -11,7 +11,7 @@ differences against the baselines and writes bench_search.json in the output fol
 
     python bench/bench_search.py                       # default space and epochs, budgets 320KB and 128KB
     python bench/bench_search.py --supernet ckpt.pt    # reuse a trained supernet
-    python bench/bench_search.py --data shapes --seeds 0,1,2 --budgets 2KB,8KB,32KB,320KB --epochs 1 -o sweep/
+    python bench/bench_search.py --data shapes --space shapes --seeds 0,1,2 --budgets 2KB,8KB,32KB,64KB --epochs 3 -o sweep/
 
 A sweep (--seeds or --data) trains one supernet per seed (its data split and training seed), runs every
 budget on each, prints accuracy vs budget as the mean and min-max over seeds with the searched subnet's
