@@ -30,6 +30,14 @@ def _env():
     return env
 
 
+def _ctrl_c_reaches_it() -> None:
+    """In the child before exec: SIGINT unblocked and at its default, as in a shell. A child inherits
+    its parent thread's signal mask and ignored signals; one full-suite run saw two searches run to
+    the end through a Ctrl-C (exit 0) that reached them in isolation and in -n 2 runs of this file."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _edgeviz(*args: str) -> list[str]:
     return [sys.executable, "-m", "edgeviz.cli", *args]
 
@@ -44,7 +52,8 @@ def _without_timings(obj):
 
 def _interrupt_when(cmd: list[str], ready, timeout: float = 60) -> subprocess.CompletedProcess:
     """Start cmd, send SIGINT (a Ctrl-C) once ready() is true, and return how it ended."""
-    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=_ctrl_c_reaches_it)
     deadline = time.time() + timeout
     while not ready() and p.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -170,7 +179,7 @@ def test_a_build_or_a_second_search_while_a_search_runs(setup, tmp_path, capsys)
     command, tmp, _ = setup
     out = tmp_path / "o"
     p = subprocess.Popen(command(out, "--step-delay", "0.3"), env=_env(), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_reaches_it)
     try:
         deadline = time.time() + 60
         while not _log_has(out / "search.log", "supernet: loaded")() and p.poll() is None and time.time() < deadline:
