@@ -37,10 +37,11 @@ def _switches(a) -> Switches:
         raise EdgevizError("--kv-per-head is part of the qkv split; it cannot be combined with --no-qkv-split or "
                            "--no-fuse" + (" (off by default on FPGA targets)" if a.qkv_split is None and not a.no_fuse
                                           else ""))
-    if a.kv_per_head and load_target(a.target).kind == "fpga":
+    fpga = load_target(a.target).kind == "fpga"
+    if a.kv_per_head and fpga:
         raise EdgevizError(f"--kv-per-head: {a.target} builds without it (the FPGA attention templates stream every "
                            "head's K and V from one bank and have no per-head form)")
-    if a.kv_per_head is None and not load_target(a.target).kind == "fpga":
+    if a.kv_per_head is None and not fpga:
         # a search's folder: build as its judge planned, so the arena equals the searched peak
         a.kv_per_head = bool(search_record(a.model).get("switches", {}).get("kv_per_head")) or None
     per_head = (default.kv_per_head if a.kv_per_head is None else a.kv_per_head) and split
