@@ -37,7 +37,7 @@ from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.backends.mcu import write_project  # noqa: E402
 from edgeviz.backends.mcu_latency import fit, kernel_path, model_file, step_work  # noqa: E402
 from edgeviz.frontend import graph_from_vit  # noqa: E402
-from edgeviz.lower import plan_config  # noqa: E402
+from edgeviz.lower import lower_config, plan_config  # noqa: E402
 from edgeviz.model import ViT, ViTConfig  # noqa: E402
 from edgeviz.project import compile_graph  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
@@ -62,16 +62,29 @@ def measure(cfg: ViTConfig, target: str) -> dict:
                       for st in c.schedule.steps]}
 
 
-def subnets(n: int, seed: int, target: str) -> list[ViTConfig]:
-    """n distinct subnets of the default search space that fit the target (what a search may pick)."""
+def subnets(n: int, seed: int, target: str, stratify: bool = False) -> list[ViTConfig]:
+    """n distinct subnets of the default search space that fit the target (what a search may pick).
+    stratify: the first ones one per token count of the space, so the fit sees every kernel route
+    (e.g. attention over more than 256 keys, which runs p.v one query row at a time)."""
     space = as_space(None).with_data(1, 10)
     rng, seen, out = random.Random(seed), set(), []
+    tokens = sorted({space.sample(random.Random(i)).num_tokens for i in range(2000)}) if stratify else []
+    misses = 0
     while len(out) < n:
         cfg = space.sample(rng)
+        if tokens and misses > 2000:           # no subnet of this token count fits the target
+            tokens.pop(0)
+            misses = 0
+        if tokens and cfg.num_tokens != tokens[0]:
+            misses += 1
+            continue
         if config_key(cfg) not in seen:
             seen.add(config_key(cfg))
             if plan_config(cfg, target).fits:
                 out.append(cfg)
+                tokens, misses = tokens[1:], 0
+            else:
+                misses += 1
     return out
 
 
@@ -88,6 +101,14 @@ def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:
                 seen.add(config_key(cfg))
                 out.append((f"finalist {budget}", cfg))
     return out
+
+
+def with_features(cfg: ViTConfig, target: str, measured: dict) -> dict:
+    """A measured model with each step's features as the ops state them now (the judge's lowering, the
+    same schedule as the build), so a new work kind needs no new measurement: the cache keeps the counts."""
+    low = lower_config(cfg, target)
+    feats = {st.name: step_work(st, low.schedule.graph) for st in low.schedule.steps}
+    return dict(measured, steps=[dict(s, features=feats[s["layer"]]) for s in measured["steps"]])
 
 
 def kernels_digest() -> str:
@@ -108,7 +129,7 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finali
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     if cache.get("kernels") != kernels:          # other kernels: every count is stale
         cache = {"kernels": kernels, "models": {}}
-    sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target)],
+    sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target, stratify=True)],
             "check": [("subnet", c) for c in subnets(n_check, 2, target)]
             + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
             + search_finalists(target)[:n_finalists]}
@@ -120,7 +141,8 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finali
             print(f"[{i + 1}/{len(todo)}] measured {config_key(cfg)}", file=sys.stderr, flush=True)
             cache["models"][config_key(cfg)] = m
             write_text(cache_file, json.dumps(cache))
-    got = {which: [(f"subnet {i + 1}" if name == "subnet" else name, cfg, cache["models"][config_key(cfg)])
+    got = {which: [(f"subnet {i + 1}" if name == "subnet" else name, cfg, with_features(cfg, target,
+                                                                                     cache["models"][config_key(cfg)]))
                    for i, (name, cfg) in enumerate(items)] for which, items in sets.items()}
     samples = [(s["features"], s["instructions"]) for _, _, m in got["fit"] for s in m["steps"] if s["instructions"] > 0]
     model = fit(samples, kernel_path(t), {"target": target, "machine": t.raw.get("emulator"),

@@ -1,6 +1,8 @@
 """The latency estimate: the MCU's instruction model against the emulator, the FPGA's through the search,
 and latency limits as users write them."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,8 @@ from edgeviz.errors import EdgevizError
 from edgeviz.frontend import graph_from_vit
 from edgeviz.lower import lower_config, plan_config
 from edgeviz.model import ViT, ViTConfig
+from edgeviz.ops.attention import QUAD_MAX, RK4_MAX_DIMS
+from edgeviz.ops.patch_embed import LINEAR_BUF_UNITS
 from edgeviz.project import compile_graph
 from edgeviz.runner import api
 from edgeviz.search.budget import parse_duration
@@ -49,6 +53,33 @@ def test_attention_work_counts_softmax_scores():
     scores = sum(f.get("attention.scores", 0) + f.get("attention_split.scores", 0) for f in feats)
     assert scores == cfg.heads * cfg.num_tokens ** 2          # every head's N x N scores, once
     assert sum(f["*.macs"] for f in feats) == low.macs
+
+
+def _c_define(path: str, name: str) -> int:
+    text = (Path(__file__).resolve().parents[1] / "firmware" / "kernels" / path).read_text()
+    return int(re.search(rf"#define {name}\s+(\d+)", text).group(1))
+
+
+def test_row_by_row_work_follows_the_kernels_limits():
+    """The DSP kernels run p.v over V^T four query rows at a time up to 256 keys and one row at a time
+    beyond; patches stream from the image only for a patch that is a multiple of 4. The latency model
+    counts the one-at-a-time work apart (row_macs, row_outputs), with the C's own limits."""
+    assert RK4_MAX_DIMS == 4 * _c_define("ev_dsp.h", "EV__RK_MAXQ")
+    assert QUAD_MAX == 4 * _c_define("ev_attention.c", "EV__ATT_KQ")
+    assert LINEAR_BUF_UNITS == _c_define("ev_linear.c", "EV_LINEAR_BUF")
+
+    def row_macs(cfg):
+        low = lower_config(cfg, "stm32f746")
+        feats = [step_work(st, low.schedule.graph) for st in low.schedule.steps]
+        return ({k: sum(f.get(k, 0) for f in feats) for k in ("attention_split.row_macs", "patch_embed.row_outputs")},
+                low.macs)
+
+    short, _ = row_macs(ViTConfig(img_size=32, patch=4, embed=64, heads=2, depth=1))      # 65 tokens
+    assert short == {"attention_split.row_macs": 0, "patch_embed.row_outputs": 0}
+    long_cfg = ViTConfig(img_size=40, patch=2, embed=64, heads=2, depth=1)                 # 401 tokens, p.v by rows
+    long, _ = row_macs(long_cfg)
+    assert long["attention_split.row_macs"] == long_cfg.num_tokens ** 2 * long_cfg.embed
+    assert long["patch_embed.row_outputs"] == 400 * 64
 
 
 def test_the_fit_recovers_known_costs_and_pools_unseen_ops():

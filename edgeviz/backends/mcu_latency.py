@@ -1,7 +1,8 @@
 """An MCU build's latency before it is built: instructions per step from what each op does.
 
 Every op says what it does per inference by kind (`Op.work`: MACs, output elements and rows, calls,
-softmax scores). The model gives each (op, kind) pair an instruction cost, fitted by non-negative
+softmax scores, and the work its kernels do one row at a time where the shape leaves the multi-row
+kernels' limits: row_macs, row_outputs). The model gives each (op, kind) pair an instruction cost, fitted by non-negative
 least squares, relative to the step, over the per-step instruction counts of builds profiled on the
 emulator (`bench/bench_latency.py` measures them and writes the fit). One model per kernel path,
 since the path decides the instructions: the ARMv6-M and ARMv7-M tiles, DSP (the SMLAD kernels

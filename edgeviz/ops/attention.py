@@ -122,6 +122,22 @@ def _recompute(path: list[Node], x: str, g, suffix: str, into: list[Node]) -> st
     return x
 
 
+# The DSP path's multi-row kernels and their limits (EV__RK_MAXQ in firmware/kernels/ev_dsp.h,
+# EV__ATT_KQ in ev_attention.c; tests/test_latency.py holds these equal to the C): past them
+# ev_attn_scores_rows / ev_attn_av_rows run one query row at a time, at about twice the instructions
+# per MAC, so the latency model counts those MACs apart (e.g. p.v over V^T with more than 256 keys).
+RK4_MAX_DIMS = 4 * 64          # ev__scores_rk4: 4..256-long dot products (s == 32, what quantize gives)
+QUAD_MAX = 4 * 32              # ev__scores_quad: dims, ev__av_quad: keys
+
+
+def row_by_row_macs(rows: int, keys: int, dh: int, heads: int, v_t: bool, qk: bool = True, av: bool = True) -> int:
+    """MACs of q.k (qk) and p.v (av) that the DSP kernels run one query row at a time."""
+    qk_multi = 4 <= dh <= RK4_MAX_DIMS or (dh >= 8 and dh % 4 == 0 and dh <= QUAD_MAX)
+    # p.v over V^T is q.k's kernel with keys as the dot product's length
+    av_multi = 4 <= keys <= RK4_MAX_DIMS if v_t else (dh >= 4 and dh % 4 == 0 and 4 <= keys <= QUAD_MAX)
+    return rows * keys * dh * heads * ((qk and not qk_multi) + (av and not av_multi))
+
+
 def _scores(node, g) -> int:
     """Softmax elements of a fused attention op: every head's query rows x keys."""
     rows = g.tensors[node.outputs[0]].rows
@@ -225,7 +241,10 @@ class Attention(_StreamsKV):
         return 2 * n * n * (three_e // 3)
 
     def work(self, node, g):
-        return dict(super().work(node, g), scores=_scores(node, g))
+        n, dh = self.dims(node, g)
+        return dict(super().work(node, g), scores=_scores(node, g),
+                    row_macs=row_by_row_macs(g.tensors[node.outputs[0]].rows, n, dh, node.attrs["heads"],
+                                             "v_t" in node.attrs))
 
     def scratch_bytes(self, node, g):
         n = g.tensors[node.inputs[0]].shape[0]
@@ -361,7 +380,10 @@ class AttentionSplit(_StreamsKV):
         return 2 * n * n * (two_e // 2)
 
     def work(self, node, g):
-        return dict(super().work(node, g), scores=_scores(node, g))
+        n, dh = self.dims(node, g)
+        return dict(super().work(node, g), scores=_scores(node, g),
+                    row_macs=row_by_row_macs(g.tensors[node.outputs[0]].rows, n, dh, node.attrs["heads"],
+                                             "v_t" in node.attrs))
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape
@@ -407,8 +429,10 @@ class AttentionHead(AttentionSplit):
         return 2 * n * n * dh
 
     def work(self, node, g):
-        n, _ = self.dims(node, g)
-        return dict(Op.work(self, node, g), macs=self.macs(node, g), scores=g.tensors[node.inputs[0]].rows * n)
+        n, dh = self.dims(node, g)
+        rows = g.tensors[node.inputs[0]].rows
+        return dict(Op.work(self, node, g), macs=self.macs(node, g), scores=rows * n,
+                    row_macs=row_by_row_macs(rows, n, dh, 1, "v_t" in node.attrs))
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, dh = self.dims(node, g)
@@ -441,6 +465,12 @@ class AttnScores(_StreamsKV):
     def macs(self, node, g):            # q.k: half of the attention op's 2 N^2 E
         a = node.attrs
         return a["tokens"] * a["tokens"] * a["embed"]
+
+    def work(self, node, g):
+        n, dh = self.dims(node, g)
+        qk = self.name == "attn_scores"         # AttnAV: p.v
+        return dict(super().work(node, g), row_macs=row_by_row_macs(n, n, dh, node.attrs["heads"],
+                                                                    "v_t" in node.attrs, qk=qk, av=not qk))
 
     def run_int8(self, node, xs):       # intmath.attention's first product, every head's [N, N] scores
         a = node.attrs

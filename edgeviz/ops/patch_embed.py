@@ -22,6 +22,10 @@ def im2col(img: np.ndarray, p: int) -> np.ndarray:
     return t.reshape(*lead, (h // p) * (w // p), c * p * p)
 
 
+# EV_LINEAR_BUF's default in firmware/kernels/ev_linear.c (tests/test_latency.py holds them equal)
+LINEAR_BUF_UNITS = 384
+
+
 class PatchEmbed(Op):
     name = "patch_embed"
     writes_prefix_scaled = True
@@ -85,6 +89,17 @@ class PatchEmbed(Op):
 
     def macs(self, node, g):
         return node.attrs["bias_tokens"].shape[0] * node.attrs["w"].size
+
+    def work(self, node, g):
+        """The outputs that ev_patch_embed_s8's DSP path computes one patch at a time (row_outputs: a
+        gather and a single-row linear per patch, whose cost goes with the outputs more than the MACs): all
+        of them unless the patches stream 4-5 at a time from the image (patch a multiple of 4, C p^2 a
+        multiple of 16 and within EV_LINEAR_BUF's 384 8-byte units, at least 4 patches)."""
+        out, k = node.attrs["w"].shape[0], int(np.prod(node.attrs["w"].shape[1:]))
+        npatch = node.attrs["bias_tokens"].shape[0]
+        streams = npatch >= 4 and node.attrs["patch"] % 4 == 0 and k % 16 == 0 and 5 * (k // 4) <= LINEAR_BUF_UNITS
+        decomposed = node.attrs.get("decompose", True) and len(node.inputs) == 1
+        return dict(super().work(node, g), row_outputs=0 if streams or not decomposed else npatch * out)
 
     def scratch_bytes(self, node, g):
         # decomposed: one patch row at a time; otherwise the whole im2col matrix is a tensor of its own
