@@ -2,9 +2,10 @@
 
 Every op says what it does per inference by kind (`Op.work`: MACs, output elements and rows, calls,
 softmax scores, and the work its kernels do one row at a time where the shape leaves the multi-row
-kernels' limits: row_macs, row_outputs). The model gives each (op, kind) pair an instruction cost, fitted by non-negative
-least squares, relative to the step, over the per-step instruction counts of builds profiled on the
-emulator (`bench/bench_latency.py` measures them and writes the fit). One model per kernel path,
+kernels' limits: row_macs, row_outputs). The model gives each (op, kind) pair an instruction cost,
+fitted by non-negative least squares, relative to the step, over the per-step instruction counts of
+builds profiled on the emulator (`bench/bench_latency.py` measures them and writes the fit). One
+model per kernel path,
 since the path decides the instructions: the ARMv6-M and ARMv7-M tiles, DSP (the SMLAD kernels
 of the M4, M7, M33) and Helium (the M55). An op the fit never saw takes the pooled costs of all ops.
 
