@@ -89,10 +89,11 @@ ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "r
 
 # shift 32 (ev__rk4: SMMULR + SSAT; quantize.py's choice for attention): (rows, keys, dh, fill, m).
 # q.k and, with keys and dims swapped, p.v over V^T: reduction lengths % 4 = 0..3, one group (dh 4:
-# no chain), the whole chain (256 = 64 groups), remainder rows, extreme multipliers.
+# no chain), the whole chain (512 = 128 groups), 401-long reductions (p.v of a 401-token ViT over V^T),
+# remainder rows, extreme multipliers.
 ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30), (8, 65, 32, "rand", 0),
-                  (5, 7, 16, "rand", 0), (4, 4, 4, "rand", 0), (4, 9, 256, "rand", 0),
-                  (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
+                  (5, 7, 16, "rand", 0), (4, 4, 4, "rand", 0), (4, 9, 256, "rand", 0), (4, 5, 512, "max", 1 << 22),
+                  (5, 6, 401, "rand", 0), (5, 401, 16, "rand", 0), (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
 
 
 def _attn_head_case(rng, ntok, e, dh):

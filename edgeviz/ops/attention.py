@@ -125,8 +125,8 @@ def _recompute(path: list[Node], x: str, g, suffix: str, into: list[Node]) -> st
 # The DSP path's multi-row kernels and their limits (EV__RK_MAXQ in firmware/kernels/ev_dsp.h,
 # EV__ATT_KQ in ev_attention.c; tests/test_latency.py holds these equal to the C): past them
 # ev_attn_scores_rows / ev_attn_av_rows run one query row at a time, at about twice the instructions
-# per MAC, so the latency model counts those MACs apart (e.g. p.v over V^T with more than 256 keys).
-RK4_MAX_DIMS = 4 * 64          # ev__scores_rk4: 4..256-long dot products (s == 32, what quantize gives)
+# per MAC, so the latency model counts those MACs apart (e.g. p.v over V^T with more than 512 keys).
+RK4_MAX_DIMS = 4 * 128         # ev__scores_rk4: 4..512-long dot products (s == 32, what quantize gives)
 QUAD_MAX = 4 * 32              # ev__scores_quad: dims, ev__av_quad: keys
 
 

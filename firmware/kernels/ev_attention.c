@@ -332,7 +332,7 @@ static inline void ev__widen4_pad(const int8_t *a, int xs, int n, uint32_t *dst)
 /* 4 query rows through ev__rk4 (s == 32): the rows widened once, zero past dh; each key is read
  * as ceil(dh / 4) words, so up to 3 bytes past a key's dh are read and multiplied by those
  * zeros (the next key's or head's bytes: the sums, hence the bits, do not change). Also p.v over
- * the qkv split's V^T, with keys and dims swapped. Out of line: its 2 KiB buffer is never on the
+ * the qkv split's V^T, with keys and dims swapped. Out of line: its 4 KiB buffer is never on the
  * stack together with ev_linear_s8's. */
 static __attribute__((noinline)) void
 ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,

@@ -67,20 +67,25 @@
     stm sp, {r1-r6}             /* xq, m, w_adv, ys, ys2, ys3; [sp, #24]: the entry */
     ldm r0, {r1, r2, r4, r5}    /* w, y, n, kq */
     add lr, r2, r4
-    adr.w r3, 9f
-    sub r5, r5, #1
+    /* the entry: past the first group and the jump, the chain's first EV__RK_MAXQ - kq groups
+     * skipped (from 1f, not back from 9f: the chain is longer than ADR's 4 KiB reach) */
+    adr.w r3, 1f
+    rsb r5, r5, #EV__RK_MAXQ
     mov r12, #52
-    mls r3, r12, r5, r3         /* skip the chain's first EV__RK_MAXQ - kq groups */
-    orr r3, r3, #1
+    mla r3, r12, r5, r3
+    add r3, r3, #(52 + 4 + 1)   /* + 1: the Thumb bit */
     str r3, [sp, #24]
     ldr r0, [sp]
 1:
     EV__RK4_GROUP 1
-    ldr pc, [sp, #24]
+    ldr.w pc, [sp, #24]
     .rept EV__RK_MAXQ - 1
     EV__RK4_GROUP 0
     .endr
 9:
+    .if (9b - 1b) != 52 + 4 + 52 * (EV__RK_MAXQ - 1)
+    .error "ev__rk4: the entry computation counts 52-byte groups and a 4-byte jump"
+    .endif
     ldm sp, {r0, r3, r8-r11}    /* xq, m, w_adv, ys, ys2, ys3 */
     add r1, r1, r8
     smmulr r4, r4, r3

@@ -18,7 +18,7 @@
 
 /* ev__rk4's unrolled MAC chain (ev_attention_m7.S) covers 1..EV__RK_MAXQ groups of 4 inputs;
  * ev_attention.c sends it only reductions that fit (dh or keys <= 4 * EV__RK_MAXQ). */
-#define EV__RK_MAXQ 64
+#define EV__RK_MAXQ 128
 
 #ifdef __ASSEMBLER__
 

@@ -67,9 +67,9 @@ extern "C" {
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
  * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.6 KiB with its
  * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
- * DSP path takes 0.7 KiB, ev_attn_scores_rows' 1.9 KiB (a 2 KiB buffer plus frames at s == 32) and ev_attn_av_rows'
- * 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 256 at s == 32; larger sizes take the
- * single-row kernels); they are
+ * DSP path takes 0.7 KiB, ev_attn_scores_rows' 4.3 KiB (a 4 KiB buffer plus frames at s == 32) and
+ * ev_attn_av_rows' 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 512 at s == 32; larger
+ * sizes take the single-row kernels); they are
  * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
  * ev_linear.c). Portable kernels take under 150 bytes. The MVE path (EV_KERNELS_MVE) instead: ev_linear_s8
  * and q.k 2.3 KiB with frames (1.5 KiB of int32 sums, -DEV_MVE_SUMS=N words), p.v over V's rows 4.0 KiB
@@ -159,7 +159,7 @@ void ev_attn_av_row(const int8_t *p, const int8_t *v, int v_stride, int n_keys, 
 /* Several query rows per pass over K (or V): row r of q at q + r * q_stride, its scores at
  * scores + r * s_stride (r < rows); the same sums as ev_attn_scores_row row by row. The DSP
  * path reuses each widened key word for four query rows; at s == 32 (what quantize.py gives
- * attention) it streams the keys through one assembly routine (up to 256 dims) and may read up
+ * attention) it streams the keys through one assembly routine (up to 512 dims) and may read up
  * to 3 bytes past each key's dh (multiplied by zero). Over V^T ([dh][n_keys], passes._transpose_v)
  * it is p.v too: q = probability rows, k = V^T, k_stride = n_keys, n_keys = dh, dh = n_keys. */
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
