@@ -69,6 +69,11 @@ LINEAR_CASES = [
     # alone), the int32 ends, channel counts 4k, 4k + 1..3
     (1, 64, 9, "lut"), (1, 32, 8, "mixshift"), (3, 48, 13, "row_bias"), (1, 16, 4, "max"),
     (1, 96, 96, "min"), (1, 320, 6, "plain"), (3, 16, 11, "mixshift"), (1, 32, 7, "lut"),
+    # row pairs through ev__rs2 (in % 16 == 0, a bias: 2 channels per pass, an odd last channel
+    # to the 1 x 2 tile): LUT, shifts <= 32 (every pair stops the routine and C finishes it),
+    # per-row biases, the int32 ends, the pair path S leaves (6 rows) and a pair before a lone row
+    (2, 48, 10, "lut"), (2, 32, 6, "mixshift"), (6, 64, 7, "max"), (2, 16, 2, "min"),
+    (2, 256, 9, "row_bias"), (3, 32, 5, "plain"), (7, 16, 33, "lut"), (2, 304, 4, "plain"),
 ]
 # ev_patch_embed_s8: (c, h, w, p, out, variant)
 PATCH_CASES = [(1, 16, 16, 4, 32, "plain"), (3, 16, 16, 8, 7, "mixshift"), (3, 12, 8, 4, 5, "plain"),

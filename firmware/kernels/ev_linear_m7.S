@@ -7,6 +7,7 @@
  *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
  *                                     sums stored back (path S over input chunks)
  *   ev__r1c4                          one widened row x 4 channels at a time (a lone row)
+ *   ev__rs2                           two widened rows x 2 channels at a time (a row pair)
  *
  * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
  * the data words, 2-3 pointers), which C with inline asm cannot get from GCC (at -O0 with a frame
@@ -436,5 +437,114 @@
     add sp, sp, #40
     pop {r4-r11, pc}
     EV__FN_END ev__r1c4
+
+/* ------------------------------------------------------------------------------------------ */
+/* int ev__rs2(const struct ev__r2a *a), a in r0 (ev_linear.c): two widened rows (ev__widen2: per
+ * group x0 lo, x1 lo, x0 hi, x1 hi) x n channels (n even), two channels per pass, in % 16 == 0,
+ * requantised (s > 32) and stored: the row pairs path B left to GCC's 2 x 2 tile and C
+ * requantisation (0.48-0.53 MACs per instruction at 48-64 inputs; a block of 4k + 2 tokens ends on
+ * such a pair). Per group of 4 inputs: LDR of each channel's weight word (channel 1 at w + in),
+ * 2 LDRD of the widened pair, 4 SXTB16 (each shared by the 2 rows) and 8 SMLAD: 16 instructions
+ * per 16 MACs; per channel pair about 45 instructions of bias loads, requantisation (SMMLA + ASR +
+ * SSAT, as ev__rs4) and stores.
+ *
+ * struct ev__r2a: xq 0, xq end 4, w 8, in 12, b0 + out 16, b1 + out 20, y0 + out 24,
+ * y1 + out 28, m + out 32, s + out 36, lut + 128 (or 0) 40, n 44; copied into a 48-byte frame.
+ * The channel index in lr runs from -n in steps of 2. Returns 0, or -(channels left) at the pair
+ * that has a channel with s <= 32 (nothing of that pair is stored; C finishes it).
+ * MAC loop registers: xq r0, w r1 (channel 0, post-incremented; channel 1 at [r1, r2]), in r2,
+ * channel 1's word r3, channel 0's word r12, x words r8 / r9, widened weights r10, acc r4 (row 0
+ * channel 0), r5 (row 0 channel 1), r6 (row 1 channel 0), r7 (row 1 channel 1), xq end r11. */
+.macro EV__RS2_GROUP
+    ldr r3, [r1, r2]
+    ldr r12, [r1], #4
+    ldrd r8, r9, [r0], #8
+    sxtb16 r10, r12
+    smlad r4, r8, r10, r4
+    smlad r6, r9, r10, r6
+    sxtb16 r10, r3
+    smlad r5, r8, r10, r5
+    smlad r7, r9, r10, r7
+    ldrd r8, r9, [r0], #8
+    sxtb16 r10, r12, ror #8
+    smlad r4, r8, r10, r4
+    smlad r6, r9, r10, r6
+    sxtb16 r10, r3, ror #8
+    smlad r5, r8, r10, r5
+    smlad r7, r9, r10, r7
+.endm
+
+    EV__FN_BEGIN ev__rs2
+    push {r4-r11, lr}
+    sub sp, sp, #48
+    ldm r0, {r1-r12}
+    stm sp, {r1-r12}
+    ldr r1, [sp, #8]            /* w */
+    rsb lr, r12, #0             /* channel index -n, -n + 2, .. */
+1:
+    ldrd r0, r11, [sp]          /* xq, xq end */
+    ldr r2, [sp, #12]           /* in */
+    ldrd r8, r9, [sp, #16]      /* b0, b1 (+ out) */
+    add r8, r8, lr, lsl #2
+    ldrd r4, r5, [r8]           /* row 0's biases of the pair */
+    add r9, r9, lr, lsl #2
+    ldrd r6, r7, [r9]           /* row 1's */
+2:
+    EV__RS2_GROUP
+    EV__RS2_GROUP
+    EV__RS2_GROUP
+    EV__RS2_GROUP
+    cmp r0, r11
+    bne 2b
+    add r1, r1, r2              /* channel 0 ended at channel 1's start: the next pair is in on */
+    ldrd r8, r9, [sp, #32]      /* m, s (+ out) */
+    add r8, r8, lr, lsl #2
+    ldrd r2, r3, [r8]           /* m0, m1 */
+    add r9, r9, lr
+    ldrsb r10, [r9]             /* s0 */
+    ldrsb r11, [r9, #1]         /* s1 */
+    subs r10, r10, #32          /* t0 = s0 - 32 */
+    ble 8f
+    subs r11, r11, #32          /* t1 */
+    ble 8f
+    rsb r8, r10, #32
+    mov r12, #0x80000000
+    lsr r12, r12, r8            /* 2^(t0-1) */
+    smmla r4, r4, r2, r12
+    asr r4, r4, r10
+    ssat r4, #8, r4
+    smmla r6, r6, r2, r12
+    asr r6, r6, r10
+    ssat r6, #8, r6
+    rsb r8, r11, #32
+    mov r12, #0x80000000
+    lsr r12, r12, r8            /* 2^(t1-1) */
+    smmla r5, r5, r3, r12
+    asr r5, r5, r11
+    ssat r5, #8, r5
+    smmla r7, r7, r3, r12
+    asr r7, r7, r11
+    ssat r7, #8, r7
+    ldr r3, [sp, #40]           /* lut + 128, or 0 */
+    cbz r3, 3f
+    ldrsb r4, [r3, r4]
+    ldrsb r5, [r3, r5]
+    ldrsb r6, [r3, r6]
+    ldrsb r7, [r3, r7]
+3:
+    ldrd r8, r9, [sp, #24]      /* y0, y1 (+ out) */
+    add r8, r8, lr
+    add r9, r9, lr
+    strb r4, [r8]
+    strb r5, [r8, #1]
+    strb r6, [r9]
+    strb r7, [r9, #1]
+    adds lr, lr, #2
+    bne 1b
+8:
+    mov r0, lr                  /* 0, or -(channels left) from the pair with s <= 32 */
+    add sp, sp, #48
+    pop {r4-r11, pc}
+    EV__FN_END ev__rs2
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
