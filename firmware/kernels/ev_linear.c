@@ -449,8 +449,8 @@ static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32
  * and the x block is fetched with LDM, four words per instruction:
  *   R = 4: LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs,
  *   R = 5: LDR + 2 SXTB16 + 2 LDM + LDRD + 10 SMLAD = 16 per 20,
- * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 36 instructions
- * per channel. Nothing is written back to the stack buffer, so no weight widening pass, no
+ * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 33 instructions
+ * per channel (the table lookup in variants of their own, ev__rs4_lut / ev__rs5_lut). Nothing is written back to the stack buffer, so no weight widening pass, no
  * remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
  * the 1..3 rows that cannot be (6, 7, 11 rows) go through paths A/B. A channel with shift <= 32
  * stops the routine, which returns -(channels left); C finishes that channel with
@@ -475,6 +475,16 @@ EV__ASM_OFFSET(ev__rsa, m, 40);
 EV__ASM_OFFSET(ev__rsa, w_adv, 68);
 EV__PRIVATE int ev__rs4(const struct ev__rsa *a);
 EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
+/* the same with a table (a->lut != NULL): the table test stays out of the channel loop */
+EV__PRIVATE int ev__rs4_lut(const struct ev__rsa *a);
+EV__PRIVATE int ev__rs5_lut(const struct ev__rsa *a);
+/* the routine for r rows (4 or 5), with or without a table */
+static inline int ev__rs(const struct ev__rsa *a, int r)
+{
+    if (a->lut)
+        return r == 4 ? ev__rs4_lut(a) : ev__rs5_lut(a);
+    return r == 4 ? ev__rs4(a) : ev__rs5(a);
+}
 /* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
  * on one chunk of the inputs, the accumulators start at b[r][c] and are stored back there instead
  * of being requantised; channel c's chunk starts at w + c * (chunk + w_adv). */
@@ -537,7 +547,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
             int left;
             a.w = p->w + (long)o * p->w_stride;
             a.n = out - o;
-            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            left = ev__rs(&a, r);
             if (!left)
                 break;
             o = out + left;   /* channel o has shift <= 32: in C, then on after it */
@@ -676,7 +686,7 @@ ev__stream_patches(const int8_t *img, int c, int h, int w, int p, int out, const
             int left;
             a.w = wt + (long)o * k;
             a.n = out - o;
-            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            left = ev__rs(&a, r);
             if (!left)
                 break;
             o = out + left;   /* channel o has shift <= 32: in C, patch by patch */
@@ -809,6 +819,7 @@ EV__ASM_OFFSET(ev__r2a, b0, 16);
 EV__ASM_OFFSET(ev__r2a, lut, 40);
 EV__ASM_OFFSET(ev__r2a, n, 44);
 EV__PRIVATE int ev__rs2(const struct ev__r2a *a);
+EV__PRIVATE int ev__rs2_lut(const struct ev__r2a *a);   /* a->lut != NULL */
 
 static void ev__rows2(const struct ev__mm *p, int n, int out, uint32_t *xb)
 {
@@ -834,7 +845,7 @@ static void ev__rows2(const struct ev__mm *p, int n, int out, uint32_t *xb)
         int left;
         a.w = p->w + (long)o * in;
         a.n = n2 - o;
-        left = ev__rs2(&a);
+        left = a.lut ? ev__rs2_lut(&a) : ev__rs2(&a);
         if (!left)
             break;
         o = n2 + left;   /* the pair with a shift <= 32: in C, then on after it */

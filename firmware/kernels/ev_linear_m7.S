@@ -2,12 +2,12 @@
  * instructions (SMLAD, SXTB16, SMMLA, SSAT):
  *   ev__t42, ev__t42r, ev__t42r_lut   4 widened rows x 2 widened channels (path A; the attention
  *                                     quads of ev_attention.c use them too), ev_dsp.h
- *   ev__rs4, ev__rs5                  path S: 4 / 5 widened rows x every channel, weights
+ *   ev__rs4, ev__rs5 (and _lut)       path S: 4 / 5 widened rows x every channel, weights
  *                                     widened as they stream, requantised and stored
  *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
  *                                     sums stored back (path S over input chunks)
  *   ev__r1c4                          one widened row x 4 channels at a time (a lone row)
- *   ev__rs2                           two widened rows x 2 channels at a time (a row pair)
+ *   ev__rs2 (and _lut)                two widened rows x 2 channels at a time (a row pair)
  *
  * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
  * the data words, 2-3 pointers), which C with inline asm cannot get from GCC (at -O0 with a frame
@@ -156,13 +156,6 @@
     pop {r4-r11, pc}
     EV__FN_END \name
 .endm
-/* requantise accumulator R: m in M, round in r3, shift in T */
-.macro EV__RSQ reg, m, t
-    smmla \reg, \reg, \m, r3
-    asr \reg, \reg, \t
-    ssat \reg, #8, \reg
-.endm
-
 /* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr.
  * Per group LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs: the weight word is
  * widened once in registers for the 4 rows, the block comes in four words per LDM. */
@@ -199,30 +192,38 @@
     bne 2b
 .endm
 
-/* After the MACs: the channel's m (r8) and s (r9); s <= 32 leaves (label 8); else t = s - 32
- * (r10), round 2^(t-1) (r3), SMMLA + ASR + SSAT per row, the table (r3 = lut + 128) if any, and
- * the 4 stores through y[0..3] (r8-r11). */
-    EV__RS_HEAD ev__rs4
+/* After the MACs: the channel's m (r8) and s (r9); s <= 32 leaves (label 8); else t - 1 = s - 33
+ * (r10), round 2^(t-1) (r3), per row SMMLA + ASR by t - 1 + SSAT of that ASR 1 (floor(floor(v /
+ * 2^(t-1)) / 2) = floor(v / 2^t): one instruction less per channel than shifting by t, which needs
+ * 2^(t-1) from 2^31 >> (32 - t)), the table (r3 = lut + 128) in the _lut variant, and the 4 stores
+ * through y[0..3] (r8-r11). The two variants (ev_linear.c picks one per call) leave the table test
+ * out of the channel loop. */
+.macro EV__RSQ1 reg, m, t1
+    smmla \reg, \reg, \m, r3
+    asr \reg, \reg, \t1
+    ssat \reg, #8, \reg, asr #1
+.endm
+.macro EV__RS4_BODY name, lut
+    EV__RS_HEAD \name
     EV__RS4_MACS
     ldrd r8, r9, [sp, #40]
     ldr r8, [r8, lr, lsl #2]    /* m */
     ldrsb r9, [r9, lr]          /* s */
-    subs r10, r9, #32           /* t = s - 32 */
-    ble 8f
-    rsb r9, r9, #64
-    mov r3, #0x80000000
-    lsr r3, r3, r9              /* 2^(t-1) */
-    EV__RSQ r4, r8, r10
-    EV__RSQ r5, r8, r10
-    EV__RSQ r6, r8, r10
-    EV__RSQ r7, r8, r10
+    subs r10, r9, #33           /* t - 1 = s - 33; negative: s <= 32 */
+    bmi 8f
+    mov r3, #1
+    lsl r3, r3, r10             /* 2^(t-1) */
+    EV__RSQ1 r4, r8, r10
+    EV__RSQ1 r5, r8, r10
+    EV__RSQ1 r6, r8, r10
+    EV__RSQ1 r7, r8, r10
+    .if \lut
     ldr r3, [sp, #48]
-    cbz r3, 3f
     ldrsb r4, [r3, r4]
     ldrsb r5, [r3, r5]
     ldrsb r6, [r3, r6]
     ldrsb r7, [r3, r7]
-3:
+    .endif
     add r3, sp, #20
     ldm r3, {r8-r11}
     strb r4, [r8, lr]
@@ -232,7 +233,10 @@
     adds lr, lr, #1
     bne 1b
 8:
-    EV__RS_TAIL ev__rs4
+    EV__RS_TAIL \name
+.endm
+    EV__RS4_BODY ev__rs4, 0
+    EV__RS4_BODY ev__rs4_lut, 1
 
 /* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
  * reloaded from the frame once per four groups (no register is left for it). Group layout
@@ -274,30 +278,30 @@
     bne 2b
 .endm
 
-/* As ev__rs4 with 5 rows: m r9, s r10, t r11, round r3, y[0..4] in r0, r9-r12. */
-    EV__RS_HEAD ev__rs5
+/* As ev__rs4 with 5 rows: m r9, s r10, t - 1 r11, round r3, y[0..4] in r0, r9-r12. */
+.macro EV__RS5_BODY name, lut
+    EV__RS_HEAD \name
     EV__RS5_MACS
     ldrd r9, r10, [sp, #40]
     ldr r9, [r9, lr, lsl #2]    /* m */
     ldrsb r10, [r10, lr]        /* s */
-    subs r11, r10, #32          /* t = s - 32 */
-    ble 8f
-    rsb r10, r10, #64
-    mov r3, #0x80000000
-    lsr r3, r3, r10             /* 2^(t-1) */
-    EV__RSQ r4, r9, r11
-    EV__RSQ r5, r9, r11
-    EV__RSQ r6, r9, r11
-    EV__RSQ r7, r9, r11
-    EV__RSQ r8, r9, r11
+    subs r11, r10, #33          /* t - 1 */
+    bmi 8f
+    mov r3, #1
+    lsl r3, r3, r11             /* 2^(t-1) */
+    EV__RSQ1 r4, r9, r11
+    EV__RSQ1 r5, r9, r11
+    EV__RSQ1 r6, r9, r11
+    EV__RSQ1 r7, r9, r11
+    EV__RSQ1 r8, r9, r11
+    .if \lut
     ldr r3, [sp, #48]
-    cbz r3, 3f
     ldrsb r4, [r3, r4]
     ldrsb r5, [r3, r5]
     ldrsb r6, [r3, r6]
     ldrsb r7, [r3, r7]
     ldrsb r8, [r3, r8]
-3:
+    .endif
     add r3, sp, #20
     ldm r3, {r0, r9-r12}
     strb r4, [r0, lr]
@@ -308,7 +312,10 @@
     adds lr, lr, #1
     bne 1b
 8:
-    EV__RS_TAIL ev__rs5
+    EV__RS_TAIL \name
+.endm
+    EV__RS5_BODY ev__rs5, 0
+    EV__RS5_BODY ev__rs5_lut, 1
 
 /* The partial-sum variants: store the accumulators back into b[r], on to the next chunk (a
  * channel's chunk is followed by w_adv bytes of inputs other chunks cover). */
@@ -374,15 +381,14 @@
  * (lut = 1: the table; the quad branches once on whether there is one) */
 .macro EV__R1_RQ acc, lut
     ldrsb r10, [r9], #1
-    subs r10, r10, #32          /* t = s - 32 */
-    ble 8f
+    subs r10, r10, #33          /* t - 1 = s - 33; negative: s <= 32 */
+    bmi 8f
     ldr r0, [r8], #4            /* m */
-    mov r3, #0x80000000
-    rsb r2, r10, #32
-    lsr r3, r3, r2              /* 2^(t-1) */
+    mov r3, #1
+    lsl r3, r3, r10             /* 2^(t-1) */
     smmla \acc, \acc, r0, r3
-    asr \acc, \acc, r10
-    ssat \acc, #8, \acc
+    asr \acc, \acc, r10       /* by t - 1, then 1 more in SSAT (as EV__RSQ1) */
+    ssat \acc, #8, \acc, asr #1
     .if \lut
     ldrsb \acc, [r11, \acc]
     .endif
@@ -474,7 +480,8 @@
     smlad r7, r9, r10, r7
 .endm
 
-    EV__FN_BEGIN ev__rs2
+.macro EV__RS2_BODY name, lut
+    EV__FN_BEGIN \name
     push {r4-r11, lr}
     sub sp, sp, #48
     ldm r0, {r1-r12}
@@ -503,35 +510,33 @@
     add r9, r9, lr
     ldrsb r10, [r9]             /* s0 */
     ldrsb r11, [r9, #1]         /* s1 */
-    subs r10, r10, #32          /* t0 = s0 - 32 */
-    ble 8f
-    subs r11, r11, #32          /* t1 */
-    ble 8f
-    rsb r8, r10, #32
-    mov r12, #0x80000000
-    lsr r12, r12, r8            /* 2^(t0-1) */
+    subs r10, r10, #33          /* t0 - 1 = s0 - 33; negative: s0 <= 32 */
+    bmi 8f
+    subs r11, r11, #33          /* t1 - 1 */
+    bmi 8f
+    mov r12, #1
+    lsl r12, r12, r10           /* 2^(t0-1) */
     smmla r4, r4, r2, r12
     asr r4, r4, r10
-    ssat r4, #8, r4
+    ssat r4, #8, r4, asr #1
     smmla r6, r6, r2, r12
     asr r6, r6, r10
-    ssat r6, #8, r6
-    rsb r8, r11, #32
-    mov r12, #0x80000000
-    lsr r12, r12, r8            /* 2^(t1-1) */
+    ssat r6, #8, r6, asr #1
+    mov r12, #1
+    lsl r12, r12, r11           /* 2^(t1-1) */
     smmla r5, r5, r3, r12
     asr r5, r5, r11
-    ssat r5, #8, r5
+    ssat r5, #8, r5, asr #1
     smmla r7, r7, r3, r12
     asr r7, r7, r11
-    ssat r7, #8, r7
-    ldr r3, [sp, #40]           /* lut + 128, or 0 */
-    cbz r3, 3f
+    ssat r7, #8, r7, asr #1
+    .if \lut
+    ldr r3, [sp, #40]           /* lut + 128 */
     ldrsb r4, [r3, r4]
     ldrsb r5, [r3, r5]
     ldrsb r6, [r3, r6]
     ldrsb r7, [r3, r7]
-3:
+    .endif
     ldrd r8, r9, [sp, #24]      /* y0, y1 (+ out) */
     add r8, r8, lr
     add r9, r9, lr
@@ -545,6 +550,9 @@
     mov r0, lr                  /* 0, or -(channels left) from the pair with s <= 32 */
     add sp, sp, #48
     pop {r4-r11, pc}
-    EV__FN_END ev__rs2
+    EV__FN_END \name
+.endm
+    EV__RS2_BODY ev__rs2, 0
+    EV__RS2_BODY ev__rs2_lut, 1
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
