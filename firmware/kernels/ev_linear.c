@@ -18,12 +18,27 @@ static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t 
     return lut ? lut[v + 128] : v;
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+static int ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w,
+                       const int32_t *bias, int bs, const int32_t *mult, const int8_t *shift,
+                       const int8_t *lut, int8_t *y, int ys);
+#endif
+
 void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
                   const int8_t *w, const int32_t *bias, int bias_row_stride,
                   const int32_t *mult, const int8_t *shift, const int8_t *lut,
                   int8_t *y, int y_stride)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    /* the fused chains' row blocks: one block of path S, without ev__gemm's general set-up */
+    if ((rows == 4 || rows == 5) && out > 0 && bias && in > 0 && (in & 15) == 0
+        && ev__block45(x, x_stride, rows, in, out, w, bias, bias_row_stride, mult, shift, lut, y,
+                       y_stride)) {
+        EV_PART_LEAVE(pp);
+        return;
+    }
+#endif
     ev__gemm(x, x_stride, rows, in, out, w, in, bias, bias_row_stride, mult, shift, 1, lut,
              y, y_stride);
     EV_PART_LEAVE(pp);
@@ -560,6 +575,57 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         n += r;
     }
     return n;
+}
+
+/* ev_linear_s8 on one block of 4 or 5 rows (what the fused chains pass it: passes.CHAIN_BLOCK)
+ * with in % 16 == 0 and a bias (the caller checks those): ev__stream's work for that block, set up
+ * directly (ev__gemm's general prologue, its operand struct and the row-block loops cost about 200
+ * instructions a call, as much as a channel's MACs at 64 inputs). Same routines, same sums.
+ * Returns 0 (nothing done) when the widened block does not fit the buffer (5 kq > EV_LINEAR_BUF). */
+static __attribute__((noinline)) int
+ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w, const int32_t *bias,
+            int bs, const int32_t *mult, const int8_t *shift, const int8_t *lut, int8_t *y, int ys)
+{
+    uint32_t xb[2 * EV_LINEAR_BUF] __attribute__((aligned(8)));
+    const int kq = in >> 2;
+    struct ev__rsa a;
+    int o = 0;
+    if (5 * kq > EV_LINEAR_BUF)
+        return 0;
+    if (r == 4)
+        ev__widen4(x, xs, kq, xb);
+    else
+        ev__widen_r(x, xs, 5, kq, xb);
+    a.b[0] = bias + out;
+    a.b[1] = a.b[0] + bs;
+    a.b[2] = a.b[1] + bs;
+    a.b[3] = a.b[2] + bs;
+    a.b[4] = r == 5 ? a.b[3] + bs : a.b[3];
+    a.y[0] = y + out;
+    a.y[1] = a.y[0] + ys;
+    a.y[2] = a.y[1] + ys;
+    a.y[3] = a.y[2] + ys;
+    a.y[4] = r == 5 ? a.y[3] + ys : a.y[3];
+    a.m = mult + out;
+    a.s = shift + out;
+    a.lut = lut ? lut + 128 : 0;
+    a.xq = xb;
+    a.xe = xb + 2L * r * kq;
+    a.w_adv = 0;
+    for (;;) {
+        int left;
+        a.w = w + (long)o * in;
+        a.n = out - o;
+        left = ev__rs(&a, r);
+        if (!left)
+            break;
+        o = out + left;   /* channel o has shift <= 32: in C, then on after it */
+        ev__gemm_scalar(x, xs, r, in, 1, w + (long)o * in, in, bias + o, bs, mult + o, shift + o, 1,
+                        lut, y + o, ys);
+        if (++o == out)
+            break;
+    }
+    return 1;
 }
 
 /* Path S for inputs too wide for a widened 5-row block in buf (in > 304 at the default
