@@ -506,6 +506,9 @@ static inline int ev__rs(const struct ev__rsa *a, int r)
 EV__PRIVATE void ev__rs4p(const struct ev__rsa *a);
 EV__PRIVATE void ev__rs5p(const struct ev__rsa *a);
 
+/* ev__widen4 in assembly (ev_linear_m7.S) for kq a positive multiple of 2 */
+EV__PRIVATE void ev__widen4a(const int8_t *x, int xs, int kq, uint32_t *dst);
+
 /* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
  * then their high halves. */
 static void ev__widen_r(const int8_t *x, int xs, int r, int kq, uint32_t *dst)
@@ -544,7 +547,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         struct ev__rsa a;
         int i, o = 0;
         if (r == 4)
-            ev__widen4(x, xs, kq, xb);
+            ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0 */
         else
             ev__widen_r(x, xs, 5, kq, xb);
         for (i = 0; i < 5; i++) {
@@ -593,7 +596,7 @@ ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w, co
     if (5 * kq > EV_LINEAR_BUF)
         return 0;
     if (r == 4)
-        ev__widen4(x, xs, kq, xb);
+        ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0: kq % 4 == 0 */
     else
         ev__widen_r(x, xs, 5, kq, xb);
     a.b[0] = bias + out;

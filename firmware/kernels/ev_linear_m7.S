@@ -7,6 +7,7 @@
  *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
  *                                     sums stored back (path S over input chunks)
  *   ev__r1c4                          one widened row x 4 channels at a time (a lone row)
+ *   ev__widen4a                       ev__widen4 (4 rows widened) for path S's blocks
  *   ev__rs2 (and _lut)                two widened rows x 2 channels at a time (a row pair)
  *
  * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
@@ -413,6 +414,41 @@
     EV__RSP_TAIL ev__rs5p
 
 /* ------------------------------------------------------------------------------------------ */
+/* ev__widen4a(x r0, xs r1, kq r2, dst r3): ev__widen4 (ev_dsp.h) for kq a positive multiple of 2:
+ * per group the low halves of rows x, x + xs, x + 2 xs, x + 3 xs, then their high halves. The
+ * raw words land in the registers of the high halves, SXTB16 gives the low halves into the four
+ * below and the high halves in place, and one STM stores the 8 words in order: 15 instructions
+ * per group with two groups a pass (GCC's loop: 18). x rows may be unaligned (LDR). */
+.macro EV__W4_GROUP
+    ldr r10, [r0], #4
+    ldr r11, [r4], #4
+    ldr r12, [r5], #4
+    ldr lr, [r6], #4
+    sxtb16 r1, r10
+    sxtb16 r7, r11
+    sxtb16 r8, r12
+    sxtb16 r9, lr
+    sxtb16 r10, r10, ror #8
+    sxtb16 r11, r11, ror #8
+    sxtb16 r12, r12, ror #8
+    sxtb16 lr, lr, ror #8
+    stmia r3!, {r1, r7-r12, lr}
+.endm
+    EV__FN_BEGIN ev__widen4a
+    push {r4-r11, lr}
+    add r4, r0, r1              /* row 1 */
+    add r5, r4, r1              /* row 2 */
+    add r6, r5, r1              /* row 3 */
+    add r2, r3, r2, lsl #5      /* dst end: 32 bytes per group */
+1:
+    EV__W4_GROUP
+    EV__W4_GROUP
+    cmp r3, r2
+    bne 1b
+    pop {r4-r11, pc}
+    EV__FN_END ev__widen4a
+
+/* ------------------------------------------------------------------------------------------ */
 /* int ev__r1c4(const struct ev__r1a *a), a in r0 (ev_linear.c): one widened row (ev__widen1:
  * per group x lo, x hi) x n channels (n a multiple of 4), four channels per pass over the row,
  * in % 16 == 0, requantised (s > 32) and stored. A lone row has no other row to share a widened
@@ -519,14 +555,15 @@
  * SSAT, as ev__rs4) and stores.
  *
  * struct ev__r2a: xq 0, xq end 4, w 8, in 12, b0 + out 16, b1 + out 20, y0 + out 24,
- * y1 + out 28, m + out 32, s + out 36, lut + 128 (or 0) 40, n 44; copied into a 48-byte frame.
+ * y1 + out 28, m + out 32, s + out 36, lut + 128 (or 0) 40, n 44; copied into a 56-byte frame
+ * whose word at 48 holds the entry into the channel pair's chain of 16 groups (as ev__rs4's).
  * The channel index in lr runs from -n in steps of 2. Returns 0, or -(channels left) at the pair
  * that has a channel with s <= 32 (nothing of that pair is stored; C finishes it).
  * MAC loop registers: xq r0, w r1 (channel 0, post-incremented; channel 1 at [r1, r2]), in r2,
  * channel 1's word r3, channel 0's word r12, x words r8 / r9, widened weights r10, acc r4 (row 0
  * channel 0), r5 (row 0 channel 1), r6 (row 1 channel 0), r7 (row 1 channel 1), xq end r11. */
 .macro EV__RS2_GROUP
-    ldr r3, [r1, r2]
+    ldr.w r3, [r1, r2]          /* .w: every instruction of a group 32-bit (the chain's entry) */
     ldr r12, [r1], #4
     ldrd r8, r9, [r0], #8
     sxtb16 r10, r12
@@ -547,11 +584,19 @@
 .macro EV__RS2_BODY name, lut
     EV__FN_BEGIN \name
     push {r4-r11, lr}
-    sub sp, sp, #48
+    sub sp, sp, #56
     ldm r0, {r1-r12}
     stm sp, {r1-r12}
-    ldr r1, [sp, #8]            /* w */
     rsb lr, r12, #0             /* channel index -n, -n + 2, .. */
+    sub r3, r2, r1              /* the block's bytes, 16 per group */
+    lsr r3, r3, #4              /* kq */
+    rsb r3, r3, #0
+    and r3, r3, #15             /* groups to skip in the chain of 16: -kq mod 16 (as ev__rs4) */
+    adr r4, 2f
+    add r3, r4, r3, lsl #6      /* 64 bytes per group */
+    orr r3, r3, #1
+    str r3, [sp, #48]           /* the chain's entry */
+    ldr r1, [sp, #8]            /* w */
 1:
     ldrd r0, r11, [sp]          /* xq, xq end */
     ldr r2, [sp, #12]           /* in */
@@ -560,11 +605,14 @@
     ldrd r4, r5, [r8]           /* row 0's biases of the pair */
     add r9, r9, lr, lsl #2
     ldrd r6, r7, [r9]           /* row 1's */
+    ldr pc, [sp, #48]
 2:
+    .rept 16
     EV__RS2_GROUP
-    EV__RS2_GROUP
-    EV__RS2_GROUP
-    EV__RS2_GROUP
+    .endr
+    .if (. - 2b) - 16 * 64
+    .error "ev__rs2's chain: a group is not 64 bytes"
+    .endif
     cmp r0, r11
     bne 2b
     add r1, r1, r2              /* channel 0 ended at channel 1's start: the next pair is in on */
@@ -612,7 +660,7 @@
     bne 1b
 8:
     mov r0, lr                  /* 0, or -(channels left) from the pair with s <= 32 */
-    add sp, sp, #48
+    add sp, sp, #56
     pop {r4-r11, pc}
     EV__FN_END \name
 .endm
