@@ -345,8 +345,12 @@
 /* As ev__rs4 with 5 rows: m r9, s r10, t - 1 r11, round r3, y[0..4] in r0, r9-r12. */
 .macro EV__RS5_BODY name, lut
     EV__RS_HEAD \name
+    .if \lut                    /* only unfused builds' 5-row blocks have a table: the loop of 4 */
+    EV__RS5_MACS
+    .else
     EV__RS_ENTRY 5, 64
     EV__RS5_CHAIN
+    .endif
     ldrd r9, r10, [sp, #40]
     ldr r9, [r9, lr, lsl #2]    /* m */
     ldrsb r10, [r10, lr]        /* s */
@@ -588,6 +592,7 @@
     ldm r0, {r1-r12}
     stm sp, {r1-r12}
     rsb lr, r12, #0             /* channel index -n, -n + 2, .. */
+    .if !\lut                   /* with a table (a 2-row block's MLP): the loop of 4, less code */
     sub r3, r2, r1              /* the block's bytes, 16 per group */
     lsr r3, r3, #4              /* kq */
     rsb r3, r3, #0
@@ -596,6 +601,7 @@
     add r3, r4, r3, lsl #6      /* 64 bytes per group */
     orr r3, r3, #1
     str r3, [sp, #48]           /* the chain's entry */
+    .endif
     ldr r1, [sp, #8]            /* w */
 1:
     ldrd r0, r11, [sp]          /* xq, xq end */
@@ -605,6 +611,12 @@
     ldrd r4, r5, [r8]           /* row 0's biases of the pair */
     add r9, r9, lr, lsl #2
     ldrd r6, r7, [r9]           /* row 1's */
+    .if \lut
+2:
+    .rept 4
+    EV__RS2_GROUP
+    .endr
+    .else
     ldr pc, [sp, #48]
 2:
     .rept 16
@@ -612,6 +624,7 @@
     .endr
     .if (. - 2b) - 16 * 64
     .error "ev__rs2's chain: a group is not 64 bytes"
+    .endif
     .endif
     cmp r0, r11
     bne 2b
