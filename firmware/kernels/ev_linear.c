@@ -95,10 +95,11 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  * multiple of 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip
  * all this.
  *
- * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.008
- * (17x64->192, S), 1.002 (4x64->192, S), 1.122 (17x192->576, S), 1.119 (4x192->576, S) MACs
- * per instruction; 1.080 (17x768->192, S over input chunks) and 0.46 (1x128->64, B), against
- * 0.18-0.20 for the portable path. Path A alone (a row quad with its requantisation,
+ * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.045
+ * (17x64->192, S), 1.041 (4x64->192, S), 1.159 (17x192->576, S), 1.154 (4x192->576, S), 0.864
+ * (4x32->32, S) MACs per instruction; 1.078 (17x768->192, S over input chunks), 0.664
+ * (1x128->64, B: ev__r1c4), 0.794 (2x48->192, B: ev__rs2), against 0.13-0.20 for the portable
+ * path. Path A alone (a row quad with its requantisation,
  * ev__t42r: 1.20 at in = 64, 1.33 at in = 192) reached 0.96 / 0.92 on the 17-row calls and
  * 0.64 / 0.83 on the 4-row ones, which widen each weight pair for four rows only. */
 
