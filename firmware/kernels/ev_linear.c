@@ -87,8 +87,8 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  *     weights on the fly (each widened weight word serves both rows of a pair). A lone row (1
  *     row, or the last of 3) with in % 16 == 0 and a bias goes 4 channels per pass through
  *     ev__r1c4 (ev__row1 below) first, and with in % 16 == 0 and a bias the row pairs 2 channels
- *     per pass through ev__rs2 (ev__rows2 below: 2 x 48 -> 192 0.48 -> 0.77 MACs/instruction,
- *     2 x 256 -> 48 0.75 -> 0.90), e.g. the last 2 rows of a chain of 4k + 2 tokens.
+ *     per pass through ev__rs2 (ev__rows2 below: 2 x 48 -> 192 0.48 -> 0.79 MACs/instruction,
+ *     2 x 256 -> 48 0.75 -> 0.92), e.g. the last 2 rows of a chain of 4k + 2 tokens.
  *  C. rows too wide for B: both widened on the fly, one output at a time.
  * Rows and channels are widened and interleaved as ev_dsp.h describes. An odd channel count pairs
  * the last channel with itself (the duplicate output is dropped); inputs whose length is not a
@@ -466,8 +466,9 @@ static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32
  *   R = 4: LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs,
  *   R = 5: LDR + 2 SXTB16 + 2 LDM + LDRD + 10 SMLAD = 16 per 20,
  * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 33 instructions
- * per channel (the table lookup in variants of their own, ev__rs4_lut / ev__rs5_lut). Nothing is written back to the stack buffer, so no weight widening pass, no
- * remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
+ * per channel (the table lookup in variants of their own, ev__rs4_lut / ev__rs5_lut); each
+ * channel's groups run as an unrolled chain of 16 (ev_linear_m7.S). Nothing is written back to
+ * the stack buffer, so no weight widening pass, no remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
  * the 1..3 rows that cannot be (6, 7, 11 rows) go through paths A/B. A channel with shift <= 32
  * stops the routine, which returns -(channels left); C finishes that channel with
  * ev__gemm_scalar and restarts the routine after it.

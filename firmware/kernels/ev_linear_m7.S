@@ -133,7 +133,8 @@
  * indexed by a negative channel index in lr, so that the channel loop ends on ADDS + BNE. The
  * struct (72 bytes) is copied into the routine's 76-byte stack frame, because sp-relative loads
  * need no register: [sp] b[0..4], [sp, #20] y[0..4], [sp, #40] m, [sp, #44] s, [sp, #48] lut + 128
- * (or 0), [sp, #52] xq, [sp, #56] xq end, [sp, #60] w, [sp, #64] n, [sp, #68] w_adv.
+ * (or 0), [sp, #52] xq, [sp, #56] xq end, [sp, #60] w, [sp, #64] n, [sp, #68] w_adv; [sp, #72]
+ * holds the entry into the MAC chain (ev__rs4 / ev__rs5, below).
  *
  * The head leaves r1 = w (the weights stream on from channel to channel: a channel's `in`
  * weights follow the previous one's), r2 = xq end, lr = -n. ev__rs4 / ev__rs5 return 0, or
