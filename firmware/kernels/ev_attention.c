@@ -288,8 +288,9 @@ void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *
             ev__scores_rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m,
                            scores + (long)r * s_stride, s_stride);
         /* 2-3 rows left (a chain's last block of 4k + 2 or 4k + 3 tokens): one 4-row pass costs
-         * about as much as 2 single rows at 17 keys x 16 and less elsewhere (bench_kernels.py:
-         * 2 rows of 26 keys x 32: q.k 4,124 -> 3,429 instructions, p.v over V^T 4,812 -> 3,799) */
+         * less than 2 single rows at 10-26 keys x 16-32 (bench_kernels.py's harness, 2 rows of 26
+         * keys x 32: q.k 4,180 -> 3,424 instructions, p.v over V^T 5,108 -> 3,794; 10 x 16: 1,244
+         * -> 880 and 1,828 -> 1,146) */
         if (rows - r >= 2) {
             ev__scores_rk4_rem(q + (long)r * q_stride, q_stride, rows - r, k, k_stride, n_keys, dh,
                                m, scores + (long)r * s_stride, s_stride);
