@@ -40,8 +40,11 @@ import kernel_qemu as harness  # noqa: E402
 from edgeviz import intmath as im  # noqa: E402
 
 # 17 rows: a whole token sequence; 4 rows: the row blocks the fused chains pass (CHAIN_BLOCK)
+# 4 x 32 / 16 inputs and row pairs: the small models' short reductions and a chain's last block of
+# 4k + 2 tokens
 LINEAR_SHAPES = [(17, 64, 192), (17, 64, 128), (1, 128, 64), (17, 192, 576), (17, 768, 192),
-                 (4, 64, 192), (4, 192, 576), (5, 7, 5)]
+                 (4, 64, 192), (4, 192, 576), (5, 7, 5), (4, 32, 32), (4, 16, 32), (2, 48, 192),
+                 (2, 256, 48)]
 ATTN_SHAPES = [(17, 32), (17, 64), (65, 32)]   # (keys, head dim)
 ATTN_ROWS = 4                                   # query rows per multi-row call (passes.CHAIN_BLOCK)
 # row kernels: (kernel, rows, row length); softmax one row per call (as the attention chains call
@@ -252,6 +255,8 @@ def linear_path(rows: int, k: int, buf: int = 384) -> str:
         return s if rows not in (6, 7, 11) else s + "+A/B"
     if rows >= 4 and buf // kq >= 6:
         return "A"
+    if 2 * kq <= buf and k % 16 == 0 and rows <= 2:   # ev__r1c4 (a lone row), ev__rs2 (a pair)
+        return "B r1" if rows == 1 else "B rs2"
     return "B" if 2 * kq <= buf else "C"
 
 

@@ -69,6 +69,11 @@ LINEAR_CASES = [
     # alone), the int32 ends, channel counts 4k, 4k + 1..3
     (1, 64, 9, "lut"), (1, 32, 8, "mixshift"), (3, 48, 13, "row_bias"), (1, 16, 4, "max"),
     (1, 96, 96, "min"), (1, 320, 6, "plain"), (3, 16, 11, "mixshift"), (1, 32, 7, "lut"),
+    # row pairs through ev__rs2 (in % 16 == 0, a bias: 2 channels per pass, an odd last channel
+    # to the 1 x 2 tile): LUT, shifts <= 32 (every pair stops the routine and C finishes it),
+    # per-row biases, the int32 ends, the pair path S leaves (6 rows) and a pair before a lone row
+    (2, 48, 10, "lut"), (2, 32, 6, "mixshift"), (6, 64, 7, "max"), (2, 16, 2, "min"),
+    (2, 256, 9, "row_bias"), (3, 32, 5, "plain"), (7, 16, 33, "lut"), (2, 304, 4, "plain"),
 ]
 # ev_patch_embed_s8: (c, h, w, p, out, variant)
 PATCH_CASES = [(1, 16, 16, 4, 32, "plain"), (3, 16, 16, 8, 7, "mixshift"), (3, 12, 8, 4, 5, "plain"),
@@ -93,7 +98,10 @@ ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "r
 # remainder rows, extreme multipliers.
 ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30), (8, 65, 32, "rand", 0),
                   (5, 7, 16, "rand", 0), (4, 4, 4, "rand", 0), (4, 9, 256, "rand", 0), (4, 5, 512, "max", 1 << 22),
-                  (5, 6, 401, "rand", 0), (5, 401, 16, "rand", 0), (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16)]
+                  (5, 6, 401, "rand", 0), (5, 401, 16, "rand", 0), (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16),
+                  # 2-3 rows left after the quads: one ev__rk4 pass with the last row repeated
+                  (6, 17, 16, "rand", 0), (2, 26, 32, "min", (1 << 31) - 1), (3, 10, 16, "max", 1 << 30),
+                  (2, 9, 7, "rand", 0), (3, 5, 64, "rand", 0), (2, 401, 16, "rand", 0)]
 
 
 def _attn_head_case(rng, ntok, e, dh):

@@ -18,12 +18,27 @@ static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t 
     return lut ? lut[v + 128] : v;
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+static int ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w,
+                       const int32_t *bias, int bs, const int32_t *mult, const int8_t *shift,
+                       const int8_t *lut, int8_t *y, int ys);
+#endif
+
 void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
                   const int8_t *w, const int32_t *bias, int bias_row_stride,
                   const int32_t *mult, const int8_t *shift, const int8_t *lut,
                   int8_t *y, int y_stride)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    /* the fused chains' row blocks: one block of path S, without ev__gemm's general set-up */
+    if ((rows == 4 || rows == 5) && out > 0 && bias && in > 0 && (in & 15) == 0
+        && ev__block45(x, x_stride, rows, in, out, w, bias, bias_row_stride, mult, shift, lut, y,
+                       y_stride)) {
+        EV_PART_LEAVE(pp);
+        return;
+    }
+#endif
     ev__gemm(x, x_stride, rows, in, out, w, in, bias, bias_row_stride, mult, shift, 1, lut,
              y, y_stride);
     EV_PART_LEAVE(pp);
@@ -71,17 +86,20 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  *  B. 1..3 rows, or rows too wide for A: x rows are widened once (reused by every channel), the
  *     weights on the fly (each widened weight word serves both rows of a pair). A lone row (1
  *     row, or the last of 3) with in % 16 == 0 and a bias goes 4 channels per pass through
- *     ev__r1c4 (ev__row1 below) first.
+ *     ev__r1c4 (ev__row1 below) first, and with in % 16 == 0 and a bias the row pairs 2 channels
+ *     per pass through ev__rs2 (ev__rows2 below: 2 x 48 -> 192 0.48 -> 0.79 MACs/instruction,
+ *     2 x 256 -> 48 0.75 -> 0.92), e.g. the last 2 rows of a chain of 4k + 2 tokens.
  *  C. rows too wide for B: both widened on the fly, one output at a time.
  * Rows and channels are widened and interleaved as ev_dsp.h describes. An odd channel count pairs
  * the last channel with itself (the duplicate output is dropped); inputs whose length is not a
  * multiple of 4 finish with a scalar loop over the last 1..3 values; inputs shorter than 8 skip
  * all this.
  *
- * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.008
- * (17x64->192, S), 1.002 (4x64->192, S), 1.122 (17x192->576, S), 1.119 (4x192->576, S) MACs
- * per instruction; 1.080 (17x768->192, S over input chunks) and 0.46 (1x128->64, B), against
- * 0.18-0.20 for the portable path. Path A alone (a row quad with its requantisation,
+ * Instruction counts under QEMU (bench/bench_kernels.py, GCC 12 -O2), whole calls: 1.045
+ * (17x64->192, S), 1.041 (4x64->192, S), 1.159 (17x192->576, S), 1.154 (4x192->576, S), 0.864
+ * (4x32->32, S) MACs per instruction; 1.078 (17x768->192, S over input chunks), 0.664
+ * (1x128->64, B: ev__r1c4), 0.794 (2x48->192, B: ev__rs2), against 0.13-0.20 for the portable
+ * path. Path A alone (a row quad with its requantisation,
  * ev__t42r: 1.20 at in = 64, 1.33 at in = 192) reached 0.96 / 0.92 on the 17-row calls and
  * 0.64 / 0.83 on the 4-row ones, which widen each weight pair for four rows only. */
 
@@ -447,9 +465,10 @@ static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32
  * and the x block is fetched with LDM, four words per instruction:
  *   R = 4: LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs,
  *   R = 5: LDR + 2 SXTB16 + 2 LDM + LDRD + 10 SMLAD = 16 per 20,
- * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 36 instructions
- * per channel. Nothing is written back to the stack buffer, so no weight widening pass, no
- * remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
+ * then requantisation (SMMLA + ASR + SSAT, as ev__t42r) and the stores, about 33 instructions
+ * per channel (the table lookup in variants of their own, ev__rs4_lut / ev__rs5_lut); each
+ * channel's groups run as an unrolled chain of 16 (ev_linear_m7.S). Nothing is written back to
+ * the stack buffer, so no weight widening pass, no remainder tiles and no per-pair C. Rows are split into blocks of 4 and 5 (17 = 4 + 4 + 4 + 5);
  * the 1..3 rows that cannot be (6, 7, 11 rows) go through paths A/B. A channel with shift <= 32
  * stops the routine, which returns -(channels left); C finishes that channel with
  * ev__gemm_scalar and restarts the routine after it.
@@ -473,11 +492,24 @@ EV__ASM_OFFSET(ev__rsa, m, 40);
 EV__ASM_OFFSET(ev__rsa, w_adv, 68);
 EV__PRIVATE int ev__rs4(const struct ev__rsa *a);
 EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
+/* the same with a table (a->lut != NULL): the table test stays out of the channel loop */
+EV__PRIVATE int ev__rs4_lut(const struct ev__rsa *a);
+EV__PRIVATE int ev__rs5_lut(const struct ev__rsa *a);
+/* the routine for r rows (4 or 5), with or without a table */
+static inline int ev__rs(const struct ev__rsa *a, int r)
+{
+    if (a->lut)
+        return r == 4 ? ev__rs4_lut(a) : ev__rs5_lut(a);
+    return r == 4 ? ev__rs4(a) : ev__rs5(a);
+}
 /* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
  * on one chunk of the inputs, the accumulators start at b[r][c] and are stored back there instead
  * of being requantised; channel c's chunk starts at w + c * (chunk + w_adv). */
 EV__PRIVATE void ev__rs4p(const struct ev__rsa *a);
 EV__PRIVATE void ev__rs5p(const struct ev__rsa *a);
+
+/* ev__widen4 in assembly (ev_linear_m7.S) for kq a positive multiple of 2 */
+EV__PRIVATE void ev__widen4a(const int8_t *x, int xs, int kq, uint32_t *dst);
 
 /* Widen r rows group by group in ev__rs<r>'s order: per group the low halves of rows 0..r-1,
  * then their high halves. */
@@ -517,7 +549,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         struct ev__rsa a;
         int i, o = 0;
         if (r == 4)
-            ev__widen4(x, xs, kq, xb);
+            ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0 */
         else
             ev__widen_r(x, xs, 5, kq, xb);
         for (i = 0; i < 5; i++) {
@@ -535,7 +567,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
             int left;
             a.w = p->w + (long)o * p->w_stride;
             a.n = out - o;
-            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            left = ev__rs(&a, r);
             if (!left)
                 break;
             o = out + left;   /* channel o has shift <= 32: in C, then on after it */
@@ -548,6 +580,57 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         n += r;
     }
     return n;
+}
+
+/* ev_linear_s8 on one block of 4 or 5 rows (what the fused chains pass it: passes.CHAIN_BLOCK)
+ * with in % 16 == 0 and a bias (the caller checks those): ev__stream's work for that block, set up
+ * directly (ev__gemm's general prologue, its operand struct and the row-block loops cost about 200
+ * instructions a call, as much as a channel's MACs at 64 inputs). Same routines, same sums.
+ * Returns 0 (nothing done) when the widened block does not fit the buffer (5 kq > EV_LINEAR_BUF). */
+static __attribute__((noinline)) int
+ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w, const int32_t *bias,
+            int bs, const int32_t *mult, const int8_t *shift, const int8_t *lut, int8_t *y, int ys)
+{
+    uint32_t xb[2 * EV_LINEAR_BUF] __attribute__((aligned(8)));
+    const int kq = in >> 2;
+    struct ev__rsa a;
+    int o = 0;
+    if (5 * kq > EV_LINEAR_BUF)
+        return 0;
+    if (r == 4)
+        ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0: kq % 4 == 0 */
+    else
+        ev__widen_r(x, xs, 5, kq, xb);
+    a.b[0] = bias + out;
+    a.b[1] = a.b[0] + bs;
+    a.b[2] = a.b[1] + bs;
+    a.b[3] = a.b[2] + bs;
+    a.b[4] = r == 5 ? a.b[3] + bs : a.b[3];
+    a.y[0] = y + out;
+    a.y[1] = a.y[0] + ys;
+    a.y[2] = a.y[1] + ys;
+    a.y[3] = a.y[2] + ys;
+    a.y[4] = r == 5 ? a.y[3] + ys : a.y[3];
+    a.m = mult + out;
+    a.s = shift + out;
+    a.lut = lut ? lut + 128 : 0;
+    a.xq = xb;
+    a.xe = xb + 2L * r * kq;
+    a.w_adv = 0;
+    for (;;) {
+        int left;
+        a.w = w + (long)o * in;
+        a.n = out - o;
+        left = ev__rs(&a, r);
+        if (!left)
+            break;
+        o = out + left;   /* channel o has shift <= 32: in C, then on after it */
+        ev__gemm_scalar(x, xs, r, in, 1, w + (long)o * in, in, bias + o, bs, mult + o, shift + o, 1,
+                        lut, y + o, ys);
+        if (++o == out)
+            break;
+    }
+    return 1;
 }
 
 /* Path S for inputs too wide for a widened 5-row block in buf (in > 304 at the default
@@ -674,7 +757,7 @@ ev__stream_patches(const int8_t *img, int c, int h, int w, int p, int out, const
             int left;
             a.w = wt + (long)o * k;
             a.n = out - o;
-            left = r == 4 ? ev__rs4(&a) : ev__rs5(&a);
+            left = ev__rs(&a, r);
             if (!left)
                 break;
             o = out + left;   /* channel o has shift <= 32: in C, patch by patch */
@@ -788,6 +871,71 @@ static void ev__row1(const struct ev__mm *p, int n, int out, uint32_t *xb)
     }
 }
 
+/* A row pair (rows 2k, 2k + 1 of path B's rows) with in % 16 == 0, a bias and per-channel
+ * mult/shift: the pair is widened once into xb (4 kq words) and ev__rs2 (ev_linear_m7.S) runs it
+ * against 2 channels per pass, requantising in registers; a channel pair with a shift <= 32 and an
+ * odd last channel go through ev__gemm_scalar / path B's tile. */
+struct ev__r2a {
+    const uint32_t *xq, *xe;   /*  0, 4 */
+    const int8_t *w;           /*  8: channel 0's weights, stride in */
+    int32_t in;                /* 12 */
+    const int32_t *b0, *b1;    /* 16, 20: the rows' biases + out (end-relative) */
+    int8_t *y0, *y1;           /* 24, 28: the rows' outputs + out */
+    const int32_t *m;          /* 32: mult + out */
+    const int8_t *s;           /* 36: shift + out */
+    const int8_t *lut;         /* 40: lut + 128, or NULL */
+    int32_t n;                 /* 44: channels, even */
+};
+EV__ASM_OFFSET(ev__r2a, b0, 16);
+EV__ASM_OFFSET(ev__r2a, lut, 40);
+EV__ASM_OFFSET(ev__r2a, n, 44);
+EV__PRIVATE int ev__rs2(const struct ev__r2a *a);
+EV__PRIVATE int ev__rs2_lut(const struct ev__r2a *a);   /* a->lut != NULL */
+
+static void ev__rows2(const struct ev__mm *p, int n, int out, uint32_t *xb)
+{
+    const int in = 4 * p->kq, xs = p->x_stride, ys = p->ys, n2 = out & ~1;
+    const int8_t *const x = p->x + (long)n * xs;
+    const int32_t *const b = p->bias + (long)n * p->bs;
+    int8_t *const y = p->y + (long)n * ys;
+    struct ev__r2a a;
+    struct ev__mm q;
+    int o = 0;
+    ev__widen2(x, x + xs, p->kq, xb);
+    a.xq = xb;
+    a.xe = xb + 4L * p->kq;
+    a.in = in;
+    a.b1 = b + p->bs + n2;
+    a.y1 = y + ys + n2;
+    a.b0 = b + n2;
+    a.y0 = y + n2;
+    a.m = p->mult + n2;
+    a.s = p->shift + n2;
+    a.lut = p->lut ? p->lut + 128 : 0;
+    while (o < n2) {
+        int left;
+        a.w = p->w + (long)o * in;
+        a.n = n2 - o;
+        left = a.lut ? ev__rs2_lut(&a) : ev__rs2(&a);
+        if (!left)
+            break;
+        o = n2 + left;   /* the pair with a shift <= 32: in C, then on after it */
+        ev__gemm_scalar(x, xs, 2, in, 2, p->w + (long)o * in, in, b + o, p->bs, p->mult + o,
+                        p->shift + o, 1, p->lut, y + o, ys);
+        o += 2;
+    }
+    if (n2 < out) {   /* an odd last channel: path B's tile on this pair */
+        q = *p;
+        q.x = x;
+        q.w = p->w + (long)n2 * in;
+        q.bias = b + n2;
+        q.mult = p->mult + n2;
+        q.shift = p->shift + n2;
+        q.y = y + n2;
+        ev__rows_a(&q, 2, 1, xb);
+    }
+}
+
 /* The shared core (ev_dsp.h), DSP build. */
 void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
               const int8_t *w, int w_stride, const int32_t *bias, int bias_row_stride,
@@ -848,6 +996,16 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
             ev__row1(&p, rows - 1, out, buf);   /* a lone row: 4 channels per pass */
             if (--rows == 0)
                 return;
+        }
+        if (out >= 2 && bias && qstep == 1 && w_stride == in && (in & 15) == 0) {
+            for (n = 0; n + 1 < rows; n += 2)
+                ev__rows2(&p, n, out, buf);   /* row pairs: 2 channels per pass */
+            if (n == rows)
+                return;
+            p.x = x += (long)n * x_stride;
+            p.bias = bias += (long)n * bias_row_stride;
+            p.y = y += (long)n * y_stride;
+            rows -= n;
         }
         ev__rows_a(&p, rows, out, buf);   /* path B: 4 kq words */
         return;

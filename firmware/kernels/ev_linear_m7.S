@@ -2,11 +2,13 @@
  * instructions (SMLAD, SXTB16, SMMLA, SSAT):
  *   ev__t42, ev__t42r, ev__t42r_lut   4 widened rows x 2 widened channels (path A; the attention
  *                                     quads of ev_attention.c use them too), ev_dsp.h
- *   ev__rs4, ev__rs5                  path S: 4 / 5 widened rows x every channel, weights
+ *   ev__rs4, ev__rs5 (and _lut)       path S: 4 / 5 widened rows x every channel, weights
  *                                     widened as they stream, requantised and stored
  *   ev__rs4p, ev__rs5p                the same MAC loops over one chunk of the inputs, partial
  *                                     sums stored back (path S over input chunks)
  *   ev__r1c4                          one widened row x 4 channels at a time (a lone row)
+ *   ev__widen4a                       ev__widen4 (4 rows widened) for path S's blocks
+ *   ev__rs2 (and _lut)                two widened rows x 2 channels at a time (a row pair)
  *
  * Why assembly: these loops need every one of the 14 allocatable registers (8 or 5 accumulators,
  * the data words, 2-3 pointers), which C with inline asm cannot get from GCC (at -O0 with a frame
@@ -131,7 +133,8 @@
  * indexed by a negative channel index in lr, so that the channel loop ends on ADDS + BNE. The
  * struct (72 bytes) is copied into the routine's 76-byte stack frame, because sp-relative loads
  * need no register: [sp] b[0..4], [sp, #20] y[0..4], [sp, #40] m, [sp, #44] s, [sp, #48] lut + 128
- * (or 0), [sp, #52] xq, [sp, #56] xq end, [sp, #60] w, [sp, #64] n, [sp, #68] w_adv.
+ * (or 0), [sp, #52] xq, [sp, #56] xq end, [sp, #60] w, [sp, #64] n, [sp, #68] w_adv; [sp, #72]
+ * holds the entry into the MAC chain (ev__rs4 / ev__rs5, below).
  *
  * The head leaves r1 = w (the weights stream on from channel to channel: a channel's `in`
  * weights follow the previous one's), r2 = xq end, lr = -n. ev__rs4 / ev__rs5 return 0, or
@@ -155,13 +158,6 @@
     pop {r4-r11, pc}
     EV__FN_END \name
 .endm
-/* requantise accumulator R: m in M, round in r3, shift in T */
-.macro EV__RSQ reg, m, t
-    smmla \reg, \reg, \m, r3
-    asr \reg, \reg, \t
-    ssat \reg, #8, \reg
-.endm
-
 /* R = 4: xq r0, w r1, xq end r2, wl r3, wh r12, acc r4-r7, x r8-r11, channel index lr.
  * Per group LDR + 2 SXTB16 + 2 LDM + 8 SMLAD = 13 instructions per 16 MACs: the weight word is
  * widened once in registers for the 4 rows, the block comes in four words per LDM. */
@@ -198,30 +194,101 @@
     bne 2b
 .endm
 
-/* After the MACs: the channel's m (r8) and s (r9); s <= 32 leaves (label 8); else t = s - 32
- * (r10), round 2^(t-1) (r3), SMMLA + ASR + SSAT per row, the table (r3 = lut + 128) if any, and
- * the 4 stores through y[0..3] (r8-r11). */
-    EV__RS_HEAD ev__rs4
-    EV__RS4_MACS
+/* After the MACs: the channel's m (r8) and s (r9); s <= 32 leaves (label 8); else t - 1 = s - 33
+ * (r10), round 2^(t-1) (r3), per row SMMLA + ASR by t - 1 + SSAT of that ASR 1 (floor(floor(v /
+ * 2^(t-1)) / 2) = floor(v / 2^t): one instruction less per channel than shifting by t, which needs
+ * 2^(t-1) from 2^31 >> (32 - t)), the table (r3 = lut + 128) in the _lut variant, and the 4 stores
+ * through y[0..3] (r8-r11). The two variants (ev_linear.c picks one per call) leave the table test
+ * out of the channel loop. */
+.macro EV__RSQ1 reg, m, t1
+    smmla \reg, \reg, \m, r3
+    asr \reg, \reg, \t1
+    ssat \reg, #8, \reg, asr #1
+.endm
+/* ev__rs4 / ev__rs5 (and _lut) run each channel's groups as one unrolled chain of 16 (64 inputs)
+ * instead of a loop of 4: a channel jumps into the chain (LDR PC from the frame, [sp, #72]) where
+ * the groups left, kq mod 16 (16 when 0), end at the chain's end, and the loop test follows every
+ * 16 groups only: per channel 1 + 2 instructions at up to 64 inputs (3 with ev__rs5's reload of
+ * the end) where the loop of 4 took 2 (3) per 16 inputs: at 48 inputs 3 instructions less per
+ * channel, at 64 5, at 256 23. EV__RS_ENTRY computes the entry once per call: the chain's start
+ * (label 2 below it) + (-kq mod 16) groups of GB bytes (every instruction of a group is a 32-bit
+ * one; the chain checks its own length), bit 0 set for the Thumb state. kq = block bytes / (8 R).
+ * Uses r3-r5 (free in the head). */
+.macro EV__RS_ENTRY r, gb
+    ldr r3, [sp, #52]           /* xq */
+    sub r3, r2, r3              /* the block's bytes: 8 R per group */
+    mov r4, #(8 * \r)
+    udiv r3, r3, r4             /* kq */
+    rsb r3, r3, #0
+    and r3, r3, #15             /* groups to skip: -kq mod 16 */
+    adr r4, 2f
+    mov r5, #\gb
+    mla r3, r3, r5, r4
+    orr r3, r3, #1
+    str r3, [sp, #72]
+.endm
+.macro EV__RS4_CHAIN
+1:
+    ldr r0, [sp, #52]
+    ldm sp, {r3, r9-r11}
+    ldr r4, [r3, lr, lsl #2]
+    ldr r5, [r9, lr, lsl #2]
+    ldr r6, [r10, lr, lsl #2]
+    ldr r7, [r11, lr, lsl #2]
+    ldr pc, [sp, #72]
+2:
+    .rept 16
+    EV__RS4_GROUP
+    .endr
+    .if (. - 2b) - 16 * 52
+    .error "ev__rs4's chain: a group is not 52 bytes"
+    .endif
+    cmp r0, r2
+    bne 2b
+.endm
+.macro EV__RS5_CHAIN
+1:
+    ldr r0, [sp, #52]
+    ldm sp, {r3, r9-r12}
+    ldr r4, [r3, lr, lsl #2]
+    ldr r5, [r9, lr, lsl #2]
+    ldr r6, [r10, lr, lsl #2]
+    ldr r7, [r11, lr, lsl #2]
+    ldr r8, [r12, lr, lsl #2]
+    ldr pc, [sp, #72]
+2:
+    .rept 16
+    EV__RS5_GROUP
+    .endr
+    .if (. - 2b) - 16 * 64
+    .error "ev__rs5's chain: a group is not 64 bytes"
+    .endif
+    ldr r2, [sp, #56]
+    cmp r0, r2
+    bne 2b
+.endm
+.macro EV__RS4_BODY name, lut
+    EV__RS_HEAD \name
+    EV__RS_ENTRY 4, 52
+    EV__RS4_CHAIN
     ldrd r8, r9, [sp, #40]
     ldr r8, [r8, lr, lsl #2]    /* m */
     ldrsb r9, [r9, lr]          /* s */
-    subs r10, r9, #32           /* t = s - 32 */
-    ble 8f
-    rsb r9, r9, #64
-    mov r3, #0x80000000
-    lsr r3, r3, r9              /* 2^(t-1) */
-    EV__RSQ r4, r8, r10
-    EV__RSQ r5, r8, r10
-    EV__RSQ r6, r8, r10
-    EV__RSQ r7, r8, r10
+    subs r10, r9, #33           /* t - 1 = s - 33; negative: s <= 32 */
+    bmi 8f
+    mov r3, #1
+    lsl r3, r3, r10             /* 2^(t-1) */
+    EV__RSQ1 r4, r8, r10
+    EV__RSQ1 r5, r8, r10
+    EV__RSQ1 r6, r8, r10
+    EV__RSQ1 r7, r8, r10
+    .if \lut
     ldr r3, [sp, #48]
-    cbz r3, 3f
     ldrsb r4, [r3, r4]
     ldrsb r5, [r3, r5]
     ldrsb r6, [r3, r6]
     ldrsb r7, [r3, r7]
-3:
+    .endif
     add r3, sp, #20
     ldm r3, {r8-r11}
     strb r4, [r8, lr]
@@ -231,7 +298,10 @@
     adds lr, lr, #1
     bne 1b
 8:
-    EV__RS_TAIL ev__rs4
+    EV__RS_TAIL \name
+.endm
+    EV__RS4_BODY ev__rs4, 0
+    EV__RS4_BODY ev__rs4_lut, 1
 
 /* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
  * reloaded from the frame once per four groups (no register is left for it). Group layout
@@ -273,30 +343,35 @@
     bne 2b
 .endm
 
-/* As ev__rs4 with 5 rows: m r9, s r10, t r11, round r3, y[0..4] in r0, r9-r12. */
-    EV__RS_HEAD ev__rs5
+/* As ev__rs4 with 5 rows: m r9, s r10, t - 1 r11, round r3, y[0..4] in r0, r9-r12. */
+.macro EV__RS5_BODY name, lut
+    EV__RS_HEAD \name
+    .if \lut                    /* only unfused builds' 5-row blocks have a table: the loop of 4 */
     EV__RS5_MACS
+    .else
+    EV__RS_ENTRY 5, 64
+    EV__RS5_CHAIN
+    .endif
     ldrd r9, r10, [sp, #40]
     ldr r9, [r9, lr, lsl #2]    /* m */
     ldrsb r10, [r10, lr]        /* s */
-    subs r11, r10, #32          /* t = s - 32 */
-    ble 8f
-    rsb r10, r10, #64
-    mov r3, #0x80000000
-    lsr r3, r3, r10             /* 2^(t-1) */
-    EV__RSQ r4, r9, r11
-    EV__RSQ r5, r9, r11
-    EV__RSQ r6, r9, r11
-    EV__RSQ r7, r9, r11
-    EV__RSQ r8, r9, r11
+    subs r11, r10, #33          /* t - 1 */
+    bmi 8f
+    mov r3, #1
+    lsl r3, r3, r11             /* 2^(t-1) */
+    EV__RSQ1 r4, r9, r11
+    EV__RSQ1 r5, r9, r11
+    EV__RSQ1 r6, r9, r11
+    EV__RSQ1 r7, r9, r11
+    EV__RSQ1 r8, r9, r11
+    .if \lut
     ldr r3, [sp, #48]
-    cbz r3, 3f
     ldrsb r4, [r3, r4]
     ldrsb r5, [r3, r5]
     ldrsb r6, [r3, r6]
     ldrsb r7, [r3, r7]
     ldrsb r8, [r3, r8]
-3:
+    .endif
     add r3, sp, #20
     ldm r3, {r0, r9-r12}
     strb r4, [r0, lr]
@@ -307,7 +382,10 @@
     adds lr, lr, #1
     bne 1b
 8:
-    EV__RS_TAIL ev__rs5
+    EV__RS_TAIL \name
+.endm
+    EV__RS5_BODY ev__rs5, 0
+    EV__RS5_BODY ev__rs5_lut, 1
 
 /* The partial-sum variants: store the accumulators back into b[r], on to the next chunk (a
  * channel's chunk is followed by w_adv bytes of inputs other chunks cover). */
@@ -339,6 +417,41 @@
     str r7, [r11, lr, lsl #2]
     str r8, [r12, lr, lsl #2]
     EV__RSP_TAIL ev__rs5p
+
+/* ------------------------------------------------------------------------------------------ */
+/* ev__widen4a(x r0, xs r1, kq r2, dst r3): ev__widen4 (ev_dsp.h) for kq a positive multiple of 2:
+ * per group the low halves of rows x, x + xs, x + 2 xs, x + 3 xs, then their high halves. The
+ * raw words land in the registers of the high halves, SXTB16 gives the low halves into the four
+ * below and the high halves in place, and one STM stores the 8 words in order: 15 instructions
+ * per group with two groups a pass (GCC's loop: 18). x rows may be unaligned (LDR). */
+.macro EV__W4_GROUP
+    ldr r10, [r0], #4
+    ldr r11, [r4], #4
+    ldr r12, [r5], #4
+    ldr lr, [r6], #4
+    sxtb16 r1, r10
+    sxtb16 r7, r11
+    sxtb16 r8, r12
+    sxtb16 r9, lr
+    sxtb16 r10, r10, ror #8
+    sxtb16 r11, r11, ror #8
+    sxtb16 r12, r12, ror #8
+    sxtb16 lr, lr, ror #8
+    stmia r3!, {r1, r7-r12, lr}
+.endm
+    EV__FN_BEGIN ev__widen4a
+    push {r4-r11, lr}
+    add r4, r0, r1              /* row 1 */
+    add r5, r4, r1              /* row 2 */
+    add r6, r5, r1              /* row 3 */
+    add r2, r3, r2, lsl #5      /* dst end: 32 bytes per group */
+1:
+    EV__W4_GROUP
+    EV__W4_GROUP
+    cmp r3, r2
+    bne 1b
+    pop {r4-r11, pc}
+    EV__FN_END ev__widen4a
 
 /* ------------------------------------------------------------------------------------------ */
 /* int ev__r1c4(const struct ev__r1a *a), a in r0 (ev_linear.c): one widened row (ev__widen1:
@@ -373,15 +486,14 @@
  * (lut = 1: the table; the quad branches once on whether there is one) */
 .macro EV__R1_RQ acc, lut
     ldrsb r10, [r9], #1
-    subs r10, r10, #32          /* t = s - 32 */
-    ble 8f
+    subs r10, r10, #33          /* t - 1 = s - 33; negative: s <= 32 */
+    bmi 8f
     ldr r0, [r8], #4            /* m */
-    mov r3, #0x80000000
-    rsb r2, r10, #32
-    lsr r3, r3, r2              /* 2^(t-1) */
+    mov r3, #1
+    lsl r3, r3, r10             /* 2^(t-1) */
     smmla \acc, \acc, r0, r3
-    asr \acc, \acc, r10
-    ssat \acc, #8, \acc
+    asr \acc, \acc, r10       /* by t - 1, then 1 more in SSAT (as EV__RSQ1) */
+    ssat \acc, #8, \acc, asr #1
     .if \lut
     ldrsb \acc, [r11, \acc]
     .endif
@@ -436,5 +548,137 @@
     add sp, sp, #40
     pop {r4-r11, pc}
     EV__FN_END ev__r1c4
+
+/* ------------------------------------------------------------------------------------------ */
+/* int ev__rs2(const struct ev__r2a *a), a in r0 (ev_linear.c): two widened rows (ev__widen2: per
+ * group x0 lo, x1 lo, x0 hi, x1 hi) x n channels (n even), two channels per pass, in % 16 == 0,
+ * requantised (s > 32) and stored: the row pairs path B left to GCC's 2 x 2 tile and C
+ * requantisation (0.48-0.53 MACs per instruction at 48-64 inputs; a block of 4k + 2 tokens ends on
+ * such a pair). Per group of 4 inputs: LDR of each channel's weight word (channel 1 at w + in),
+ * 2 LDRD of the widened pair, 4 SXTB16 (each shared by the 2 rows) and 8 SMLAD: 16 instructions
+ * per 16 MACs; per channel pair about 45 instructions of bias loads, requantisation (SMMLA + ASR +
+ * SSAT, as ev__rs4) and stores.
+ *
+ * struct ev__r2a: xq 0, xq end 4, w 8, in 12, b0 + out 16, b1 + out 20, y0 + out 24,
+ * y1 + out 28, m + out 32, s + out 36, lut + 128 (or 0) 40, n 44; copied into a 56-byte frame
+ * whose word at 48 holds the entry into the channel pair's chain of 16 groups (as ev__rs4's).
+ * The channel index in lr runs from -n in steps of 2. Returns 0, or -(channels left) at the pair
+ * that has a channel with s <= 32 (nothing of that pair is stored; C finishes it).
+ * MAC loop registers: xq r0, w r1 (channel 0, post-incremented; channel 1 at [r1, r2]), in r2,
+ * channel 1's word r3, channel 0's word r12, x words r8 / r9, widened weights r10, acc r4 (row 0
+ * channel 0), r5 (row 0 channel 1), r6 (row 1 channel 0), r7 (row 1 channel 1), xq end r11. */
+.macro EV__RS2_GROUP
+    ldr.w r3, [r1, r2]          /* .w: every instruction of a group 32-bit (the chain's entry) */
+    ldr r12, [r1], #4
+    ldrd r8, r9, [r0], #8
+    sxtb16 r10, r12
+    smlad r4, r8, r10, r4
+    smlad r6, r9, r10, r6
+    sxtb16 r10, r3
+    smlad r5, r8, r10, r5
+    smlad r7, r9, r10, r7
+    ldrd r8, r9, [r0], #8
+    sxtb16 r10, r12, ror #8
+    smlad r4, r8, r10, r4
+    smlad r6, r9, r10, r6
+    sxtb16 r10, r3, ror #8
+    smlad r5, r8, r10, r5
+    smlad r7, r9, r10, r7
+.endm
+
+.macro EV__RS2_BODY name, lut
+    EV__FN_BEGIN \name
+    push {r4-r11, lr}
+    sub sp, sp, #56
+    ldm r0, {r1-r12}
+    stm sp, {r1-r12}
+    rsb lr, r12, #0             /* channel index -n, -n + 2, .. */
+    .if !\lut                   /* with a table (a 2-row block's MLP): the loop of 4, less code */
+    sub r3, r2, r1              /* the block's bytes, 16 per group */
+    lsr r3, r3, #4              /* kq */
+    rsb r3, r3, #0
+    and r3, r3, #15             /* groups to skip in the chain of 16: -kq mod 16 (as ev__rs4) */
+    adr r4, 2f
+    add r3, r4, r3, lsl #6      /* 64 bytes per group */
+    orr r3, r3, #1
+    str r3, [sp, #48]           /* the chain's entry */
+    .endif
+    ldr r1, [sp, #8]            /* w */
+1:
+    ldrd r0, r11, [sp]          /* xq, xq end */
+    ldr r2, [sp, #12]           /* in */
+    ldrd r8, r9, [sp, #16]      /* b0, b1 (+ out) */
+    add r8, r8, lr, lsl #2
+    ldrd r4, r5, [r8]           /* row 0's biases of the pair */
+    add r9, r9, lr, lsl #2
+    ldrd r6, r7, [r9]           /* row 1's */
+    .if \lut
+2:
+    .rept 4
+    EV__RS2_GROUP
+    .endr
+    .else
+    ldr pc, [sp, #48]
+2:
+    .rept 16
+    EV__RS2_GROUP
+    .endr
+    .if (. - 2b) - 16 * 64
+    .error "ev__rs2's chain: a group is not 64 bytes"
+    .endif
+    .endif
+    cmp r0, r11
+    bne 2b
+    add r1, r1, r2              /* channel 0 ended at channel 1's start: the next pair is in on */
+    ldrd r8, r9, [sp, #32]      /* m, s (+ out) */
+    add r8, r8, lr, lsl #2
+    ldrd r2, r3, [r8]           /* m0, m1 */
+    add r9, r9, lr
+    ldrsb r10, [r9]             /* s0 */
+    ldrsb r11, [r9, #1]         /* s1 */
+    subs r10, r10, #33          /* t0 - 1 = s0 - 33; negative: s0 <= 32 */
+    bmi 8f
+    subs r11, r11, #33          /* t1 - 1 */
+    bmi 8f
+    mov r12, #1
+    lsl r12, r12, r10           /* 2^(t0-1) */
+    smmla r4, r4, r2, r12
+    asr r4, r4, r10
+    ssat r4, #8, r4, asr #1
+    smmla r6, r6, r2, r12
+    asr r6, r6, r10
+    ssat r6, #8, r6, asr #1
+    mov r12, #1
+    lsl r12, r12, r11           /* 2^(t1-1) */
+    smmla r5, r5, r3, r12
+    asr r5, r5, r11
+    ssat r5, #8, r5, asr #1
+    smmla r7, r7, r3, r12
+    asr r7, r7, r11
+    ssat r7, #8, r7, asr #1
+    .if \lut
+    ldr r3, [sp, #40]           /* lut + 128 */
+    ldrsb r4, [r3, r4]
+    ldrsb r5, [r3, r5]
+    ldrsb r6, [r3, r6]
+    ldrsb r7, [r3, r7]
+    .endif
+    ldrd r8, r9, [sp, #24]      /* y0, y1 (+ out) */
+    add r8, r8, lr
+    add r9, r9, lr
+    strb r4, [r8]
+    strb r5, [r8, #1]
+    strb r6, [r9]
+    strb r7, [r9, #1]
+    adds lr, lr, #2
+    bne 1b
+8:
+    mov r0, lr                  /* 0, or -(channels left) from the pair with s <= 32 */
+    add sp, sp, #56
+    pop {r4-r11, pc}
+    EV__FN_END \name
+.endm
+    EV__RS2_BODY ev__rs2, 0
+    EV__RS2_BODY ev__rs2_lut, 1
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
