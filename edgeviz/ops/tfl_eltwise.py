@@ -15,6 +15,22 @@ from .. import tflmath
 from .tfl_base import TflOp, within
 
 BINARY_KINDS = {"add": 0, "sub": 1, "mul": 2, "squared_difference": 3}
+LEFT = {"add": tflmath.ADD_LEFT_SHIFT, "sub": tflmath.ADD_LEFT_SHIFT, "squared_difference": tflmath.SQDIFF_LEFT_SHIFT}
+
+
+def input_tables(kind: str, q: dict) -> np.ndarray | None:
+    """ADD / SUB / SQUARED_DIFFERENCE: each input's scaled value, mq((v - zp) << left), depends on its
+    int8 value alone: both as 256-entry int32 tables (a's, then b's, v = -128..127) made here with
+    tflmath's own function, then max |a's| + max |b's| (the C kernel's bound for its one-SMMLAR
+    requantisation). In flash, so no call builds them. None for MUL."""
+    if kind not in LEFT:
+        return None
+    ma, sa, mb, sb = q["params"][:4]
+    v = np.arange(-128, 128, dtype=np.int64)
+    ta = tflmath.multiply_by_quantized_multiplier((v - q["a_zp"]) << LEFT[kind], ma, sa)
+    tb = tflmath.multiply_by_quantized_multiplier((v - q["b_zp"]) << LEFT[kind], mb, sb)
+    bound = int(np.abs(ta).max()) + int(np.abs(tb).max())
+    return np.concatenate([ta, tb, [min(bound, (1 << 31) - 1)]]).astype(np.int32)
 
 
 def _strided(x: np.ndarray, strides, dims) -> np.ndarray:
@@ -59,9 +75,14 @@ class TflBinary(TflOp):
         if "const" in q:
             ptrs.insert(at["const_index"], a.rom("const", q["const"], np.int8))
         params = [q["m"], q["shift"], 0, 0, 0, 0] if at["kind"] == "mul" else list(q["params"])
+        tabs = input_tables(at["kind"], q)
         return [str(BINARY_KINDS[at["kind"]]), ptrs[0], ptrs[1], a.ints("dims", at["dims"]), a.ints("sa", at["strides"][0]),
                 a.ints("sb", at["strides"][1]), str(q["a_zp"]), str(q["b_zp"]), str(q["y_zp"]), a.ints("p", params),
-                str(q["lo"]), str(q["hi"]), out]
+                "0" if tabs is None else a.rom("tabs", tabs, np.int32), str(q["lo"]), str(q["hi"]), out]
+
+    def flash_bytes(self, node):
+        tabs = input_tables(node.attrs["kind"], node.qattrs)
+        return super().flash_bytes(node) + (0 if tabs is None else tabs.nbytes)
 
 
 class TflTable(TflOp):

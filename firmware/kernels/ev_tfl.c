@@ -787,11 +787,9 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
 
 /* kind 0 ADD, 1 SUB: p = {ma, sa, mb, sb, my, sy}, inputs scaled by 2^20 first;
  * kind 2 MUL: p = {m, shift}; kind 3 SQUARED_DIFFERENCE: as ADD with 2^7 and the difference squared.
- * An input's scaled value depends on its int8 value alone: from EV_TFL_TABLE_MIN elements on, both
- * are tabulated once per call (256 entries each, on the stack) instead of computed per element. */
-#ifndef EV_TFL_TABLE_MIN
-#define EV_TFL_TABLE_MIN 512
-#endif
+ * An input's scaled value depends on its int8 value alone: for kinds 0, 1 and 3 both are tabulated
+ * at compile time (tabs: a's 256 entries, b's 256, then max |a's| + max |b's|; the op's
+ * input_tables, edgeviz/ops/tfl_eltwise.py), in flash; MUL passes none. */
 
 /* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
  * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
@@ -812,9 +810,23 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
         return;
     }
     if (!narrow && kind == 0 && q.l1 == 1 && q.right >= 1 && q.right <= 22) {
-        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend */
+        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend;
+         * contiguous operands four bytes a word */
         struct ev_tfl__sm qz = q;
         qz.half += y_zp * ((int32_t)1 << q.right);
+        if (sa == 1 && sb == 1) {
+            for (; end - y >= 4; y += 4, a += 4, b += 4) {
+                const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
+                const int32_t d0 = ta[(int8_t)wa] + tb[(int8_t)wb];
+                const int32_t d1 = ta[(int8_t)(wa >> 8)] + tb[(int8_t)(wb >> 8)];
+                const int32_t d2 = ta[(int8_t)(wa >> 16)] + tb[(int8_t)(wb >> 16)];
+                const int32_t d3 = ta[(int32_t)wa >> 24] + tb[(int32_t)wb >> 24];
+                y[0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d0, qz));
+                y[1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d1, qz));
+                y[2] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d2, qz));
+                y[3] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d3, qz));
+            }
+        }
         for (; y != end; y++, a += sa, b += sb) {
             const int32_t d = ta[*a] + tb[*b];
             *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d, qz));
@@ -836,74 +848,35 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
 
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
-                      int32_t lo, int32_t hi, int8_t *y)
+                      const int32_t *tabs, int32_t lo, int32_t hi, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
-    const int left = kind == 3 ? 7 : 20;
-    const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
-    struct ev_tfl__mq qa, qb, qy;
+    const int32_t *ta = kind == 2 ? 0 : tabs + 128, *tb = kind == 2 ? 0 : tabs + 384;
+    const int32_t bound = kind == 2 ? 0 : tabs[512];          /* |xa +- xb| */
+    struct ev_tfl__mq qy;
     struct ev_tfl__sm sy;
-    int32_t ta[256], tb[256], bound = 0;
-    int i0, i1, i2, i3, v, fast;
-    ev_tfl__mq_init(&qa, p[0], p[1]);
-    ev_tfl__mq_init(&qb, p[2], p[3]);
+    int i0, i1, i2, i3, fast;
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
     ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
-    if (tables) {
-        /* |(v - zp) 2^left| < 2^28: where the multiplier's own left shift keeps that below 2^(30 - its
-         * left), one SMMLAR (ev_tfl__sm) per entry; every entry is nondecreasing in v (m >= 0), so
-         * the largest magnitudes are at the ends */
-        struct ev_tfl__sm sa_, sb_;
-        int32_t ma, mb;
-        ev_tfl__sm_init(&sa_, qa.m, p[1]);
-        ev_tfl__sm_init(&sb_, qb.m, p[3]);
-        if (qa.m >= 0 && qb.m >= 0 && qa.left < 2 && qb.left < 2) {
-            for (v = -128; v < 128; v++) {
-                ta[v + 128] = EV_TFL__SM((v - a_zp) * (1 << left), sa_);
-                tb[v + 128] = EV_TFL__SM((v - b_zp) * (1 << left), sb_);
-            }
-            ma = ta[0] < 0 ? -ta[0] : ta[0];
-            ma = ta[255] > ma ? ta[255] : ma;
-            mb = tb[0] < 0 ? -tb[0] : tb[0];
-            mb = tb[255] > mb ? tb[255] : mb;
-        } else {
-            ma = 0;
-            mb = 0;
-            for (v = -128; v < 128; v++) {
-                ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
-                tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
-                ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
-                mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
-            }
-        }
-        bound = ma + mb;                      /* |xa +- xb| */
-    }
     /* the one-SMMLAR requantisation where the input provably fits it (ev_tfl__sm): ADD / SUB over
      * tables, MUL of two int8 differences (|.| <= 255 * 255) */
     fast = qy.m >= 0 && qy.left < 16 && ((kind == 2 && 255 * 255 < (1 << (30 - qy.left))) ||
-                         ((kind == 0 || kind == 1) && tables && bound < (1 << (30 - qy.left))));
+                         ((kind == 0 || kind == 1) && bound < (1 << (30 - qy.left))));
     for (i0 = 0; i0 < dims[0]; i0++)
     for (i1 = 0; i1 < dims[1]; i1++)
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
         if (fast) {
-            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta + 128, tb + 128, a_zp, b_zp, &sy, y_zp, lo, hi, y);
+            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta, tb, a_zp, b_zp, &sy, y_zp, lo, hi, y);
             y += n3;
         } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
-        } else if (tables) {
-            for (i3 = 0; i3 < n3; i3++, y++) {
-                const int32_t xa = ta[ar[i3 * s3a] + 128], xb = tb[br[i3 * s3b] + 128];
-                const int32_t d = kind == 0 ? xa + xb : xa - xb;
-                *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
-            }
         } else {
             for (i3 = 0; i3 < n3; i3++, y++) {
-                const int32_t xa = ev_tfl__mq((ar[i3 * s3a] - a_zp) * (1 << left), &qa);
-                const int32_t xb = ev_tfl__mq((br[i3 * s3b] - b_zp) * (1 << left), &qb);
+                const int32_t xa = ta[ar[i3 * s3a]], xb = tb[br[i3 * s3b]];
                 const int32_t d = kind == 0 ? xa + xb : xa - xb;
                 *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
             }
@@ -911,6 +884,11 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     }
     EV_PART_LEAVE(pp);
 }
+
+/* SOFTMAX tabulates its exps once per call from this many elements on */
+#ifndef EV_TFL_TABLE_MIN
+#define EV_TFL_TABLE_MIN 512
+#endif
 
 /* SOFTMAX's outputs of one row where inv >= 0 and 1 <= exponent <= 31 (ev_tfl_softmax_s8): e is
  * exp_table + 255 - max. exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
