@@ -802,6 +802,32 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
     const int8_t *end = y + n;
     const int narrow = lo > -128 || hi < 127;
     if (kind == 2) {
+#if EV_KERNELS_DSP
+        if (!narrow && q.l1 == 1 && q.right >= 1 && q.right <= 22 && sa == 1 && sb == 1) {
+            /* contiguous MUL, four elements a word: both operands widened to 16-bit halves with their
+             * zero points subtracted (|v - zp| <= 255), four SMULxy products (|.| <= 255 * 255), then
+             * EV_TFL__SMR with the output zero point in the addend, as the ADD loop */
+            struct ev_tfl__sm qz = q;
+            const uint32_t za = (uint32_t)(uint16_t)a_zp * 0x10001u, zb = (uint32_t)(uint16_t)b_zp * 0x10001u;
+            qz.half += y_zp * ((int32_t)1 << q.right);
+            for (; end - y >= 4; y += 4, a += 4, b += 4) {
+                const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
+                const int32_t a02 = __ssub16((int32_t)EV__LO(wa), (int32_t)za);
+                const int32_t a13 = __ssub16((int32_t)EV__HI(wa), (int32_t)za);
+                const int32_t b02 = __ssub16((int32_t)EV__LO(wb), (int32_t)zb);
+                const int32_t b13 = __ssub16((int32_t)EV__HI(wb), (int32_t)zb);
+                const int32_t d0 = (int16_t)a02 * (int16_t)b02, d1 = (int16_t)a13 * (int16_t)b13;     /* SMULBB */
+                const int32_t d2 = (a02 >> 16) * (b02 >> 16), d3 = (a13 >> 16) * (b13 >> 16);        /* SMULTT */
+                y[0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d0, qz));
+                y[1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d1, qz));
+                y[2] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d2, qz));
+                y[3] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d3, qz));
+            }
+            for (; y != end; y++, a++, b++)
+                *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR((*a - a_zp) * (*b - b_zp), qz));
+            return;
+        }
+#endif
         for (; y != end; y++, a += sa, b += sb) {
             const int32_t d = (*a - a_zp) * (*b - b_zp);
             const int32_t v = ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
@@ -1119,9 +1145,21 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * c;
         int8_t *yr = y + r * c;
-        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv2, nv2;
+#if EV_KERNELS_DSP
+        /* four bytes a word: USADA8 sums them as unsigned (x + 128, the sign bit flipped) */
+        {
+            uint32_t su = 0;
+            for (i = 0; i + 4 <= c; i += 4)
+                su = __usada8(ev_tfl__ld32(xr + i) ^ 0x80808080u, 0, su);
+            s = (int32_t)su - 128 * i;
+            for (; i < c; i++)
+                s += xr[i];
+        }
+#else
         for (i = 0; i < c; i++)
             s += xr[i];
+#endif
         mu = ev_tfl__sat8(EV_TFL__SMR(s - m1_off, q_m1));
         xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
         {
@@ -1132,27 +1170,33 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
             }
         }
         var = ev_tfl__sat8(EV_TFL__SMR(s2 - m2_off, q_m2));
-        rv = lut_r[var] - g_rzp;
-        nv = lut_neg[mu] - t_nzp;
+        /* EV_TFL__SMR(v, q) doubles v for its SMMLAR: here one factor of each product is doubled
+         * once per row instead (|rv gamma|, |nv (rg - t_rzp)| < 2^30 by the import's bounds, so the
+         * doubled product is exact and has the product's sign) */
+        rv2 = 2 * (lut_r[var] - g_rzp);
+        nv2 = 2 * (lut_neg[mu] - t_nzp);
         {
             const struct ev_tfl__sm qg = q_g, qt = q_t;
             const int32_t tu = u_rzp - t_rzp;          /* rg - t_rzp = (rg - u_rzp) + tu */
             for (i = 0; i < c; i++) {
-                const int32_t rgu = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg)) - u_rzp;
-                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rgu + tu), qt));
-                w2[i] = t_t[t];
-                ru[i] = (int16_t)rgu;
+                const int32_t vg = rv2 * gam[i];
+                const int32_t rgu = ev_tfl__sat8(ev_tfl__smmlar(vg, qg.m, qg.half + (vg >> 31)) >> qg.right) - u_rzp;
+                const int32_t vt = nv2 * (rgu + tu);
+                const int32_t t = ev_tfl__sat8(ev_tfl__smmlar(vt, qt.m, qt.half + (vt >> 31)) >> qt.right);
+                w2[i] = t_t[t] + t_beta[i];
+                ru[i] = (int16_t)(2 * rgu);
             }
         }
         {
             const struct ev_tfl__sm qb = q_b;
             for (i = 0; i < c; i++)
-                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i] + t_beta[i], qb))];
+                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i], qb))];
         }
         {
             const struct ev_tfl__sm qu = q_u, qy = q_y;
             for (i = 0; i < c; i++) {
-                const int32_t u = ev_tfl__sat8(EV_TFL__SMR((xr[i] - u_xzp) * ru[i], qu));
+                const int32_t vu = (xr[i] - u_xzp) * ru[i];
+                const int32_t u = ev_tfl__sat8(ev_tfl__smmlar(vu, qu.m, qu.half + (vu >> 31)) >> qu.right);
                 yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(t_u[u] + w2[i], qy));
             }
         }
