@@ -97,9 +97,36 @@ class TflConv(TflOp):
                 a.rom("bias", q["bias"], np.int32), a.rom("m", q["m"], np.int32), a.rom("shift", q["shift"], np.int32),
                 *map(str, (q["x_zp"], q["y_zp"], q["lo"], q["hi"])), out]
 
+    @staticmethod
+    def widened(node) -> np.ndarray | None:
+        """The filters as the M7 path's tile reads them (ev__widen2's layout, ev_dsp.h), made once
+        here into flash instead of per block of four pixels: channel pairs (j0, j0 + 1) as
+        ev_tfl__pair walks them, per group of 4 taps t..t+3 the int16 values (a_t, a_t+2, b_t, b_t+2,
+        a_t+1, a_t+3, b_t+1, b_t+3), a and b the pair's filters (4 words a group). None where that path does not run
+        (a filter row kw * c not a multiple of 4 bytes, or a single channel)."""
+        w = node.qattrs["w"]
+        o, _, kw, c = w.shape
+        if (kw * c) % 4 or o < 2:
+            return None
+        f = w.reshape(o, -1).astype(np.int16)
+        pairs = []
+        for j in range(0, o, 2):
+            j0 = j if j + 1 < o else o - 2
+            a, b = f[j0].reshape(-1, 4), f[j0 + 1].reshape(-1, 4)
+            pairs.append(np.stack([a[:, 0], a[:, 2], b[:, 0], b[:, 2], a[:, 1], a[:, 3], b[:, 1], b[:, 3]], axis=1))
+        return np.concatenate(pairs).reshape(-1)
+
+    def flash_bytes(self, node):
+        wide = self.widened(node)
+        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
-        return [lines[0].replace(f", {out});", f", {scratch}, {out});")]      # the C kernel's patch buffer
+        wide = self.widened(node)
+        # two int16 values a word, the first in the low half (the M7 is little-endian)
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide.astype("<i2").view("<i4"))
+        # the pre-widened filters (C only: the HLS template reads w) and the C kernel's patch buffer
+        return [lines[0].replace(f", {out});", f", {fw}, {scratch}, {out});")]
 
     def hls_dims(self, node, g):
         o = node.qattrs["w"].shape[0]

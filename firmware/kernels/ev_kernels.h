@@ -133,7 +133,8 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                    int32_t lo, int32_t hi, int8_t *y);
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
-                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y);
+                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const int32_t *fw, int8_t *patch,
+                    int8_t *y);
 void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa, const int32_t *sb,
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
                    int32_t y_zp, int8_t *bt, int8_t *y);

@@ -578,8 +578,8 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
 
 static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh,
                               int sw, int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m,
-                              const int32_t *shift, int32_t y_zp, uint32_t *wb, int wb_words, uint8_t *done,
-                              int8_t *y)
+                              const int32_t *shift, int32_t y_zp, const int32_t *fw, uint32_t *wb, int wb_words,
+                              uint8_t *done, int8_t *y)
 {
     uint32_t xq[EV_TFL_CONV_XQ], init[8];
     int16_t quad[EV_TFL_CONV_XQ / 32][2];       /* (oy, ox) of each quad in the block */
@@ -617,7 +617,11 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = j0 + 1;
                 struct ev_tfl__sm q0, q1;
-                ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
+                const uint32_t *wp = wb;
+                if (fw)              /* widened at compile time: pair j / 2's 4 kq words */
+                    wp = (const uint32_t *)fw + (j / 2) * 4 * kq;
+                else
+                    ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
                 ev_tfl__sm_init(&q0, m[j0], shift[j0]);
                 ev_tfl__sm_init(&q1, m[j1], shift[j1]);
                 t.m0 = q0.m;
@@ -632,7 +636,7 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
                 }
                 for (q = 0; q < nq; q++) {
                     t.y = y + (quad[q][0] * ow + quad[q][1]) * o + j0;
-                    ev_tfl__t42s(xq + q * 8 * kq, wb, kq, &t);
+                    ev_tfl__t42s(xq + q * 8 * kq, wp, kq, &t);
                 }
             }
             total += 4 * nq;
@@ -649,7 +653,7 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
  * ev_tfl__conv_quads does the pixels it can first (without lo / hi clamps narrower than int8). */
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
-                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
+                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const int32_t *fw, int8_t *patch, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
@@ -659,8 +663,8 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
     uint8_t done[256];
     if (lo == -128 && hi == 127 && oh * ow <= (int)sizeof(done)) {
         memset(done, 0, (size_t)(oh * ow));
-        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, xb,
-                                   EV_TFL_BUF, done, y);
+        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, fw,
+                                   xb, EV_TFL_BUF, done, y);
     }
 #endif
     for (oy = 0; oy < oh; oy++) {
@@ -695,6 +699,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
         }
     }
     (void)quads;
+    (void)fw;
     EV_PART_LEAVE(pp);
 }
 
