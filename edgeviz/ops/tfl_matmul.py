@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import tflmath
 from .tfl_base import Args, TflOp, within
+from .tfl_copy import read_through
 
 
 class TflFullyConnected(TflOp):
@@ -154,6 +155,13 @@ class TflBatchMatmul(TflOp):
 
     def run_int8(self, node, xs):
         a, q = node.attrs, node.qattrs
+        if "offsets" in a:
+            # operands read in place through folded copies (fold_copies_into_bmm): each gathered as
+            # the kernels walk it, every batch dimension expanded (a broadcast batch is the same
+            # product either way), B as [batch, depth, cols]
+            x, y = self.box(node, 0, xs[0]), np.swapaxes(self.box(node, 1, xs[1]), -1, -2)
+            out = tflmath.batch_matmul(x, y, q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])
+            return out.reshape(a["out_shape"])
         x, y = xs[0].reshape(a["a_shape"]), xs[1].reshape(a["b_shape"])
         if a["adj_x"]:
             x = np.swapaxes(x, -1, -2)
@@ -165,17 +173,32 @@ class TflBatchMatmul(TflOp):
         a = node.attrs
         return int(np.prod(a["out_shape"])) * a["depth"]
 
+    @staticmethod
+    def box(node, i: int, x: np.ndarray) -> np.ndarray:
+        """Operand i as the kernels walk it: [batch (all of batch_dims), rows (a) or cols (b), depth],
+        read from x through the node's strides from its offset."""
+        at = node.attrs
+        dims = list(at["batch_dims"]) + [at["rows"] if i == 0 else at["cols"], at["depth"]]
+        flat = np.ascontiguousarray(x).reshape(-1)
+        off = at.get("offsets", (0, 0))[i]
+        b = np.lib.stride_tricks.as_strided(flat[off:], shape=tuple(dims),
+                                            strides=tuple(s * flat.itemsize for s in at["strides"][i]), writeable=False)
+        return np.ascontiguousarray(b).reshape(-1, *dims[4:])
+
     def call(self, node, g, a, ins, out):
         at, q = node.attrs, node.qattrs
         sa, sb = at["strides"]          # per operand: 4 batch strides, row stride, depth stride
-        return [ins[0], ins[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
+        oa, ob = at.get("offsets", (0, 0))      # where each operand's box starts (fold_copies_into_bmm)
+        ptrs = [f"{p} + {o}" if o else p for p, o in zip(ins, (oa, ob))]
+        return [ptrs[0], ptrs[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
                 *map(str, (at["rows"], at["cols"], at["depth"], q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])), out]
 
     def fits(self, node, in_sizes, out_size):
         at = node.attrs
         dims = list(at["batch_dims"])
         boxes = [(dims + [at["rows"], at["depth"]], at["strides"][0]), (dims + [at["cols"], at["depth"]], at["strides"][1])]
-        return (all(within(n, 0, d, s) for n, (d, s) in zip(in_sizes, boxes))
+        offs = at.get("offsets", (0, 0))
+        return (all(within(n, o, d, s) for n, o, (d, s) in zip(in_sizes, offs, boxes))
                 and out_size == int(np.prod(dims)) * at["rows"] * at["cols"])
 
     def scratch_bytes(self, node, g):
@@ -194,3 +217,33 @@ class TflBatchMatmul(TflOp):
 
 
 FULLY_CONNECTED, CONV, BATCH_MATMUL = TflFullyConnected(), TflConv(), TflBatchMatmul()
+
+
+def fold_copies_into_bmm(g) -> int:
+    """A copy (TRANSPOSE, a head's STRIDED_SLICE of the packed qkv) whose output only a
+    BATCH_MATMUL reads, as one strided box of the copy's input (tfl_copy.read_through): the
+    BATCH_MATMUL reads that box in place (its strides and an offset), the copy and its output go.
+    A's depth must stay contiguous (the kernels' fast path; B's is copied to scratch when it is
+    not). Returns how many copies were removed."""
+    removed = 0
+    for node in [k for k in g.nodes if k.op == "tfl_batch_matmul"]:
+        at = node.attrs
+        for i in (0, 1):
+            dims = list(at["batch_dims"]) + [at["rows"] if i == 0 else at["cols"], at["depth"]]
+            offs = list(at.get("offsets", (0, 0)))
+            got = read_through(g, node, i, dims, at["strides"][i], offs[i])
+            if got is None:
+                continue
+            src, base, strides = got
+            if (i == 0 and strides[5] != 1 and at["depth"] > 1) or not within(g.tensors[src].nbytes, base, dims, strides):
+                continue
+            copy = next(k for k in g.nodes if node.inputs[i] in k.outputs)
+            g.tensors.pop(node.inputs[i], None)
+            node.inputs = [src if j == i else t for j, t in enumerate(node.inputs)]
+            offs[i] = base
+            st = [list(v) for v in at["strides"]]
+            st[i] = strides
+            at = node.attrs = {**at, "strides": st, "offsets": offs}
+            g.nodes[:] = [k for k in g.nodes if k is not copy]
+            removed += 1
+    return removed
