@@ -507,6 +507,80 @@ static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uin
     }
 }
 
+/* The depth's products from d4 on (its last 1-3) of four rows (x, stride xs) with columns w0, w1:
+ * ev_tfl__t42s' start values, in its order (row r: init[2r] column 0, init[2r + 1] column 1). */
+static inline __attribute__((always_inline)) void ev_tfl__tail_init(const int8_t *x, int xs, const int8_t *w0, const int8_t *w1,
+                                                        int d4, int depth, int32_t a_zp, int32_t b_zp, uint32_t *init)
+{
+    int r, i;
+    for (r = 0; r < 4; r++, x += xs) {
+        int32_t v0 = 0, v1 = 0;
+        for (i = d4; i < depth; i++) {
+            v0 += ((int32_t)x[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+            v1 += ((int32_t)x[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+        }
+        init[2 * r] = (uint32_t)v0;
+        init[2 * r + 1] = (uint32_t)v1;
+    }
+}
+
+/* ev_tfl__bmm_quads' path for depths that are not a multiple of 4 where the requantisation is
+ * ev_tfl__t42s' (a right shift >= 1): every row, the 1-3 rows after the last quad included. The
+ * depth's last 1-3 products of each row and column go into the tile's start values (init), so the
+ * tile's 4-deep groups do the rest; rows left over after the quads are copied into a quad of
+ * their own (the last row repeated) whose outputs go to part[] and from there to y. */
+static __attribute__((noinline)) int ev_tfl__bmm_all(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
+                                                      int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *q, int8_t *y)
+{
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
+    static const uint32_t zero8[8];
+    int8_t pad[4 * (EV_TFL_BUF / 2 + 4)], part[8];
+    const uint32_t za = ((uint32_t)a_zp & 0xFFFFu) * 0x10001u, zb = ((uint32_t)b_zp & 0xFFFFu) * 0x10001u;
+    const int kq = depth / 4, d4 = 4 * kq;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    struct ev_tfl__t42s_a t;
+    int n = 0;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4 || depth > EV_TFL_BUF / 2 + 4)
+        return 0;
+    t.m0 = t.m1 = q->m;
+    t.hz0 = t.hz1 = q->half;
+    t.e0 = t.e1 = q->right;
+    t.init = d4 == depth ? zero8 : init;
+    t.ys = cols;
+    while (n < rows) {
+        const int left = rows - n, padded = left < 4;
+        const int nb = padded ? 4 : left < block ? left / 4 * 4 : block;
+        const int8_t *ab = a + n * as;
+        int abs_ = as, qd, j, r;
+        if (padded) {
+            for (r = 0; r < 4; r++)
+                memcpy(pad + r * depth, a + (n + (r < left ? r : left - 1)) * as, (size_t)depth);
+            ab = pad;
+            abs_ = depth;
+            t.ys = 2;
+        }
+        for (qd = 0; qd < nb; qd += 4)
+            ev_tfl__widen4z(ab + qd * abs_, abs_, kq, za, xq + qd * 2 * kq);
+        for (j = 0; j < cols; j += 2) {
+            const int j0 = ev_tfl__pair(j, cols), j1 = j0 + 1;
+            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
+            ev_tfl__widen2z(w0, w1, kq, zb, wb);
+            for (qd = 0; qd < nb; qd += 4) {
+                if (d4 < depth)
+                    ev_tfl__tail_init(ab + qd * abs_, abs_, w0, w1, d4, depth, a_zp, b_zp, init);
+                t.y = padded ? part : y + (n + qd) * cols + j0;
+                ev_tfl__t42s(xq + qd * 2 * kq, wb, kq, &t);
+            }
+            for (r = 0; padded && r < left; r++) {
+                y[(n + r) * cols + j0] = part[2 * r];
+                y[(n + r) * cols + j1] = part[2 * r + 1];
+            }
+        }
+        n += padded ? left : nb;
+    }
+    return n;
+}
+
 static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
                              int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
 {
@@ -519,6 +593,11 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
     const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
     struct ev_tfl__t42s_a t;
     int n = 0, j;
+    if (tail && q.l1 == 1 && q.right >= 1 && cols >= 2) {      /* the loop below leaves a tail to C */
+        const int all = ev_tfl__bmm_all(a, as, rows, depth, b, bs, cols, a_zp, b_zp, &q, y);
+        if (all)
+            return all;
+    }
     if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
         return 0;
     t.ys = cols;
