@@ -10,6 +10,25 @@ from .tfl_base import Args, TflOp, within
 from .tfl_copy import read_through
 
 
+def widened_pairs(f: np.ndarray) -> np.ndarray | None:
+    """Filters / weight rows f [o, k] as the M7 path's 4 x 2 tiles read them (ev__widen2's layout,
+    ev_dsp.h), made once at compile time into flash instead of per call or per block: channel pairs
+    (j0, j0 + 1) as ev_tfl__pair walks them, per group of 4 inputs t..t+3 the int16 values (a_t,
+    a_t+2, b_t, b_t+2, a_t+1, a_t+3, b_t+1, b_t+3), a and b the pair's rows, two to a little-endian
+    word (4 words a group). None where the kernels do not read them (k not a multiple of 4, or a
+    single channel)."""
+    o, k = f.shape
+    if k % 4 or o < 2:
+        return None
+    f = f.astype(np.int16)
+    pairs = []
+    for j in range(0, o, 2):
+        j0 = j if j + 1 < o else o - 2
+        a, b = f[j0].reshape(-1, 4), f[j0 + 1].reshape(-1, 4)
+        pairs.append(np.stack([a[:, 0], a[:, 2], b[:, 0], b[:, 2], a[:, 1], a[:, 3], b[:, 1], b[:, 3]], axis=1))
+    return np.concatenate(pairs).reshape(-1).astype("<i2").view("<i4")
+
+
 class TflFullyConnected(TflOp):
     """y[n, o] = clamp(round((bias'[o] + sum_k x[n, k] w[o, k]) * scale[o]) + y_zp), the reference
     kernel's double-precision requantisation (run in integers by the kernels: tflmath.double_parts);
@@ -52,9 +71,16 @@ class TflFullyConnected(TflOp):
         q = node.qattrs
         o, k = q["w"].shape
         a = Args(node, c, "int32_t")
+        wide = widened_pairs(q["w"])
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)     # the M7 path's weight pairs
         args = [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
-                a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), str(q["lo"]), str(q["hi"]), out]
+                a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), fw, str(q["lo"]), str(q["hi"]),
+                out]
         return [f"ev_tfl_fcq_s8({', '.join(args)});"]
+
+    def flash_bytes(self, node):
+        wide = widened_pairs(node.qattrs["w"]) if self.fixed_point(node) is not None else None
+        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
 
     def hls_dims(self, node, g):
         o, k = node.qattrs["w"].shape
@@ -100,22 +126,11 @@ class TflConv(TflOp):
 
     @staticmethod
     def widened(node) -> np.ndarray | None:
-        """The filters as the M7 path's tile reads them (ev__widen2's layout, ev_dsp.h), made once
-        here into flash instead of per block of four pixels: channel pairs (j0, j0 + 1) as
-        ev_tfl__pair walks them, per group of 4 taps t..t+3 the int16 values (a_t, a_t+2, b_t, b_t+2,
-        a_t+1, a_t+3, b_t+1, b_t+3), a and b the pair's filters (4 words a group). None where that path does not run
-        (a filter row kw * c not a multiple of 4 bytes, or a single channel)."""
+        """The filters pre-widened for the M7 path's quads of pixels (widened_pairs, [o, kh kw c]);
+        None where that path does not run (a filter row kw * c not a multiple of 4 bytes)."""
         w = node.qattrs["w"]
         o, _, kw, c = w.shape
-        if (kw * c) % 4 or o < 2:
-            return None
-        f = w.reshape(o, -1).astype(np.int16)
-        pairs = []
-        for j in range(0, o, 2):
-            j0 = j if j + 1 < o else o - 2
-            a, b = f[j0].reshape(-1, 4), f[j0 + 1].reshape(-1, 4)
-            pairs.append(np.stack([a[:, 0], a[:, 2], b[:, 0], b[:, 2], a[:, 1], a[:, 3], b[:, 1], b[:, 3]], axis=1))
-        return np.concatenate(pairs).reshape(-1)
+        return None if (kw * c) % 4 else widened_pairs(w.reshape(o, -1))
 
     def flash_bytes(self, node):
         wide = self.widened(node)
@@ -124,8 +139,7 @@ class TflConv(TflOp):
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
         wide = self.widened(node)
-        # two int16 values a word, the first in the low half (the M7 is little-endian)
-        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide.astype("<i2").view("<i4"))
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)
         # the pre-widened filters (C only: the HLS template reads w) and the C kernel's patch buffer
         return [lines[0].replace(f", {out});", f", {fw}, {scratch}, {out});")]
 

@@ -130,7 +130,7 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
                   const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y);
 /* The same with its requantisation in fixed point, per channel (m, r, t): tflmath.fc_fixed_point. */
 void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
-                   int32_t lo, int32_t hi, int8_t *y);
+                   const int32_t *fw, int32_t lo, int32_t hi, int8_t *y);
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
                     int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const int32_t *fw, int8_t *patch,

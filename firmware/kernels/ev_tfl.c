@@ -382,11 +382,12 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
 }
 
 void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
-                   int32_t lo, int32_t hi, int8_t *y)
+                   const int32_t *fw, int32_t lo, int32_t hi, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     int n = 0, j;
+    (void)fw;                           /* the M7 path's pre-widened weight pairs (NULL: widened here) */
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
     const int kq = k / 4;
@@ -409,7 +410,11 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
-                ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
+                const uint32_t *wp = wb;
+                if (fw)              /* widened at compile time: pair j / 2's 4 kq words */
+                    wp = (const uint32_t *)fw + (j / 2) * 4 * kq;
+                else
+                    ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
                 for (r = 0; r < 4; r++) {
                     init[2 * r] = (uint32_t)bias[j0];
                     init[2 * r + 1] = (uint32_t)bias[j1];
@@ -423,9 +428,9 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 for (qd = 0; qd < nb; qd += 4) {
                     a.y = y + (n + qd) * o + j0;
                     if (narrow)
-                        ev__t42r_lut(xq + qd * 2 * kq, wb, kq, &a);
+                        ev__t42r_lut(xq + qd * 2 * kq, wp, kq, &a);
                     else
-                        ev__t42r(xq + qd * 2 * kq, wb, kq, &a);
+                        ev__t42r(xq + qd * 2 * kq, wp, kq, &a);
                 }
             }
             n += nb;
@@ -1218,8 +1223,7 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
     const int32_t u_rzp = p[LN_U_RZP];
     struct ev_tfl__sm q_m1, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
     const struct ev_tfl__sm q_sqb = *psqb;
-    int32_t w2[EV_TFL_LN_MAX];
-    int16_t ru[EV_TFL_LN_MAX];
+    int32_t w2[EV_TFL_LN_MAX], ru[EV_TFL_LN_MAX];
     int r, i;
     if (!(ev_tfl__fold_zp(&q_m1, pm1, p[LN_M1_YZP]) & ev_tfl__fold_zp(&q_sq, psq, p[LN_SQ_YZP]) &
           ev_tfl__fold_zp(&q_m2, pm2, p[LN_M2_YZP]) & ev_tfl__fold_zp(&q_g, pg, p[LN_G_YZP]) &
@@ -1255,34 +1259,42 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
         }
         var = ev_tfl__sat8(EV_TFL__SMR(s2 - m2_off, q_m2));
         /* EV_TFL__SMR(v, q) doubles v for its SMMLAR: here one factor of each product is doubled
-         * once per row instead (|rv gamma|, |nv (rg - t_rzp)| < 2^30 by the import's bounds, so the
-         * doubled product is exact and has the product's sign) */
+         * instead (|rv gamma|, |nv (rg - t_rzp)|, |(x - u_xzp)(rg - u_rzp)| < 2^30 by the import's
+         * bounds, so the doubled product is exact and has the product's sign). The last pass runs as
+         * five loops of few constants each, so that each keeps its constants in registers. */
         rv2 = 2 * (lut_r[var] - g_rzp);
         nv2 = 2 * (lut_neg[mu] - t_nzp);
         {
-            const struct ev_tfl__sm qg = q_g, qt = q_t;
-            const int32_t tu = u_rzp - t_rzp;          /* rg - t_rzp = (rg - u_rzp) + tu */
-            for (i = 0; i < c; i++) {
+            const struct ev_tfl__sm qg = q_g;
+            for (i = 0; i < c; i++) {           /* ru = 2 (rg - u_rzp) */
                 const int32_t vg = rv2 * gam[i];
-                const int32_t rgu = ev_tfl__sat8(ev_tfl__smmlar(vg, qg.m, qg.half + (vg >> 31)) >> qg.right) - u_rzp;
-                const int32_t vt = nv2 * (rgu + tu);
-                const int32_t t = ev_tfl__sat8(ev_tfl__smmlar(vt, qt.m, qt.half + (vt >> 31)) >> qt.right);
-                w2[i] = t_t[t] + t_beta[i];
-                ru[i] = (int16_t)(2 * rgu);
+                ru[i] = 2 * (ev_tfl__sat8(ev_tfl__smmlar(vg, qg.m, qg.half + (vg >> 31)) >> qg.right) - u_rzp);
+            }
+        }
+        {
+            const struct ev_tfl__sm qt = q_t;
+            const int32_t nv = nv2 / 2, k = nv2 * (u_rzp - t_rzp);   /* nv2 (rg - t_rzp) = nv ru + k */
+            for (i = 0; i < c; i++) {           /* w2 = t_t[t] + t_beta */
+                const int32_t vt = nv * ru[i] + k;
+                w2[i] = t_t[ev_tfl__sat8(ev_tfl__smmlar(vt, qt.m, qt.half + (vt >> 31)) >> qt.right)] + t_beta[i];
             }
         }
         {
             const struct ev_tfl__sm qb = q_b;
-            for (i = 0; i < c; i++)
+            for (i = 0; i < c; i++)             /* w2 = t_t2[t2] */
                 w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i], qb))];
         }
         {
-            const struct ev_tfl__sm qu = q_u, qy = q_y;
-            for (i = 0; i < c; i++) {
+            const struct ev_tfl__sm qu = q_u;
+            for (i = 0; i < c; i++) {           /* w2 = t_u[u] + t_t2[t2] */
                 const int32_t vu = (xr[i] - u_xzp) * ru[i];
-                const int32_t u = ev_tfl__sat8(ev_tfl__smmlar(vu, qu.m, qu.half + (vu >> 31)) >> qu.right);
-                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(t_u[u] + w2[i], qy));
+                w2[i] += t_u[ev_tfl__sat8(ev_tfl__smmlar(vu, qu.m, qu.half + (vu >> 31)) >> qu.right)];
             }
+        }
+        {
+            const struct ev_tfl__sm qy = q_y;
+            for (i = 0; i < c; i++)
+                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(w2[i], qy));
         }
     }
     return 1;
