@@ -141,7 +141,8 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
                       const int32_t *tabs, int32_t lo, int32_t hi, int8_t *y);
-void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y);
+void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min,
+                       const int32_t *exp12, int8_t *y);
 void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp, int32_t y_zp, int32_t m,
                     int32_t shift, int8_t *y);
 void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y);

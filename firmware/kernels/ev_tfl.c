@@ -1021,13 +1021,15 @@ static __attribute__((noinline)) void ev_tfl__softmax_out(const int8_t *x, int l
 }
 
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
-void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
+void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min,
+                       const int32_t *exp12, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_SOFTMAX);
-    int32_t e12[256];                 /* each exp already in Q12.19, from EV_TFL_TABLE_MIN elements on */
-    const int tabled = rows * len >= EV_TFL_TABLE_MIN;
+    int32_t e12[256];                 /* each exp already in Q12.19: exp12 (made at compile time), or here */
+    const int tabled = exp12 || rows * len >= EV_TFL_TABLE_MIN;
+    const int32_t *e12t = exp12 ? exp12 : e12;
     int r, i;
-    if (tabled)
+    if (tabled && !exp12)
         for (i = 0; i < 256; i++)
             e12[i] = ev_tfl_rdbpot(exp_table[i], 12);
     for (r = 0; r < rows; r++, x += len, y += len) {
@@ -1052,7 +1054,7 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         for (; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
         if (tabled) {
-            const int32_t *e = e12 + 255 - mx;
+            const int32_t *e = e12t + 255 - mx;
             int32_t s1 = 0, s2 = 0, s3 = 0;
             for (i = 0; i + 4 <= len; i += 4) {
                 sum += e[x[i]];
@@ -1069,11 +1071,16 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         }
         /* 1 / sum: normalise into [1, 2) and run gemmlowp's one_over_one_plus_x_for_x_in_0_1 */
         u = (uint32_t)sum;
+#if EV_KERNELS_DSP
+        headroom = u ? __builtin_clz(u) : 32;       /* CLZ */
+        u = headroom < 32 ? u << headroom : 0;
+#else
         headroom = 0;
         while (headroom < 32 && !(u & 0x80000000u)) {
             u <<= 1;
             headroom++;
         }
+#endif
         xr = (int32_t)(u - 0x80000000u);
         hd = (int32_t)(((int64_t)xr + INT32_MAX + 1) / 2);             /* (xr + 1) / 2, rounded */
         inv = 1515870810 + ev_tfl_srdhm(hd, -1010580540);               /* Q2.29 */
