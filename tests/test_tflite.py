@@ -204,6 +204,24 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu"])
+def test_m7_firmware_equals_litert_at_the_range_ends(name, tmp_path):
+    """The M7's assembly paths (the fused LayerNorm's row routine, the tiles) on QEMU against LiteRT
+    with inputs at -128 and 127 everywhere as well as random ones."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.project import build
+    from edgeviz.runner import api
+    g = import_tflite(FIXTURES / f"{name}.tflite")
+    build(FIXTURES / f"{name}.tflite", "stm32f746", tmp_path / "b")
+    xs = int8_inputs(g, 4, seed=7)
+    xs[0], xs[1] = -128, 127
+    want = litert.run_graph((FIXTURES / f"{name}.tflite").read_bytes(), g, xs)
+    r = api.validate(tmp_path / "b", "emulator", xs, want)
+    assert r["bit_exact"] == 4, r["mismatched"]
+
+
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["stm32f746", "alif-e3"])
 def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     """The M7's blocked SMLAD paths and the M55's Helium dot products (tail-predicated VMLADAVA) at

@@ -148,7 +148,7 @@ void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp
 void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y);
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so);
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab,
-                         const int8_t *luts, int8_t *y);
+                         const int8_t *luts, const int32_t *gb, int8_t *y);
 
 /* scores[j] = requant(sum_d q[d] k_j[d], m, s), k_j = k + j * k_stride. */
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,

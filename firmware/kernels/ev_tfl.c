@@ -1214,8 +1214,30 @@ static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm 
 #define EV_TFL_LN_MAX 256
 #endif
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* ev_tfl__ln_row's operands (ev_tfl_m7.S reads them by these offsets) */
+struct ev_tfl__lnr {
+    const int32_t *gb;          /* 0: {gamma, beta's table entry} per channel */
+    int32_t *rec;               /* 4: 3 c words of scratch */
+    int32_t c;                  /* 8 */
+    int32_t rv2, mg, hg, eg;    /* 12 */
+    int32_t u2, nux;            /* 28: 2 u_rzp, -u_xzp */
+    int32_t nv, k;              /* 36 */
+    int32_t mt, ht, et;         /* 44 */
+    int32_t mb, hb, eb;         /* 56 */
+    const int32_t *t_t;         /* 68 */
+    const int8_t *x;            /* 72 */
+    int8_t *y;                  /* 76 */
+    int32_t mu, hu, eu;         /* 80 */
+    int32_t my, hy, ey;         /* 92 */
+    const int32_t *t_u;         /* 104 */
+};
+void ev_tfl__ln_row(const struct ev_tfl__lnr *a);
+#endif
+
 static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, int c, const int32_t *p,
-                                                     const int32_t *tab, const int8_t *luts, int8_t *y,
+                                                     const int32_t *tab, const int8_t *luts, const int32_t *gb,
+                                                     int8_t *y,
                                                      const struct ev_tfl__sm *pm1, const struct ev_tfl__sm *psqb,
                                                      const struct ev_tfl__sm *psq, const struct ev_tfl__sm *pm2,
                                                      const struct ev_tfl__sm *pg, const struct ev_tfl__sm *pt,
@@ -1230,13 +1252,44 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
     const int32_t u_rzp = p[LN_U_RZP];
     struct ev_tfl__sm q_m1, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
     const struct ev_tfl__sm q_sqb = *psqb;
-    int32_t w2[EV_TFL_LN_MAX], ru[EV_TFL_LN_MAX];
+    int32_t wr[2 * EV_TFL_LN_MAX];
+    int32_t *const w2 = wr, *const ru = wr + EV_TFL_LN_MAX;
     int r, i;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    struct ev_tfl__lnr a;
+    const int row_asm = gb && 3 * c <= 2 * EV_TFL_LN_MAX;      /* its records fit wr */
+#endif
     if (!(ev_tfl__fold_zp(&q_m1, pm1, p[LN_M1_YZP]) & ev_tfl__fold_zp(&q_sq, psq, p[LN_SQ_YZP]) &
           ev_tfl__fold_zp(&q_m2, pm2, p[LN_M2_YZP]) & ev_tfl__fold_zp(&q_g, pg, p[LN_G_YZP]) &
           ev_tfl__fold_zp(&q_t, pt, p[LN_T_YZP]) & ev_tfl__fold_zp(&q_b, pb, p[LN_B_YZP]) &
           ev_tfl__fold_zp(&q_u, pu, p[LN_U_YZP]) & ev_tfl__fold_zp(&q_y, py, p[LN_Y_YZP])))
         return 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    a.gb = gb;
+    a.rec = wr;
+    a.c = c;
+    a.mg = q_g.m;
+    a.hg = q_g.half;
+    a.eg = q_g.right;
+    a.u2 = 2 * u_rzp;
+    a.nux = -u_xzp;
+    a.mt = q_t.m;
+    a.ht = q_t.half;
+    a.et = q_t.right;
+    a.mb = q_b.m;
+    a.hb = q_b.half;
+    a.eb = q_b.right;
+    a.t_t = t_t;
+    a.mu = q_u.m;
+    a.hu = q_u.half;
+    a.eu = q_u.right;
+    a.my = q_y.m;
+    a.hy = q_y.half;
+    a.ey = q_y.right;
+    a.t_u = t_u;
+#else
+    (void)gb;
+#endif
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * c;
         int8_t *yr = y + r * c;
@@ -1271,6 +1324,17 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
          * five loops of few constants each, so that each keeps its constants in registers. */
         rv2 = 2 * (lut_r[var] - g_rzp);
         nv2 = 2 * (lut_neg[mu] - t_nzp);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+        if (row_asm) {              /* the same steps in ev_tfl__ln_row (ev_tfl_m7.S) */
+            a.rv2 = rv2;
+            a.nv = nv2 / 2;
+            a.k = nv2 * (u_rzp - t_rzp);
+            a.x = xr;
+            a.y = yr;
+            ev_tfl__ln_row(&a);
+            continue;
+        }
+#endif
         {
             const struct ev_tfl__sm qg = q_g;
             for (i = 0; i < c; i++) {           /* ru = 2 (rg - u_rzp) */
@@ -1308,7 +1372,7 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
 }
 
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
-                         int8_t *y)
+                         const int32_t *gb, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
     const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
@@ -1329,7 +1393,7 @@ void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, con
     ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
     ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
     ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
-    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
+    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, gb, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
                                               &q_b, &q_u, &q_y)) {
         EV_PART_LEAVE(pp);
         return;
