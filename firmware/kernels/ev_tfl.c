@@ -381,6 +381,28 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
     return ev_tfl_clamp(v, lo, hi);
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
+ * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
+static inline void ev_tfl__t12w(const uint32_t *xb, const uint32_t *wp, int kq, uint32_t acc[2])
+{
+    uint32_t a0 = acc[0], a1 = acc[1];
+    const uint32_t *end = xb + 2 * kq;
+    while (xb != end) {
+        uint32_t xl, xh, al, bl, ah, bh;
+        EV__LDRD(xl, xh, xb);
+        EV__LDRD(al, bl, wp);
+        EV__LDRD(ah, bh, wp);
+        a0 = EV__MAC(xl, al, a0);
+        a1 = EV__MAC(xl, bl, a1);
+        a0 = EV__MAC(xh, ah, a0);
+        a1 = EV__MAC(xh, bh, a1);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+#endif
+
 void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
                    const int32_t *fw, int32_t lo, int32_t hi, int8_t *y)
 {
@@ -445,7 +467,12 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
             uint32_t acc[2];
             acc[0] = (uint32_t)bias[j0];
             acc[1] = (uint32_t)bias[j1];
-            ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (fw && widened && !(k & 3))      /* the pre-widened pair j / 2 (k words) */
+                ev_tfl__t12w(xb, (const uint32_t *)fw + (j / 2) * k, k / 4, acc);
+            else
+#endif
+                ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
             y[n * o + j0] = ev_tfl__fcq(acc[0], q + 3 * j0, lo, hi);
             y[n * o + j1] = ev_tfl__fcq(acc[1], q + 3 * j1, lo, hi);
         }
@@ -529,61 +556,73 @@ static inline __attribute__((always_inline)) void ev_tfl__tail_init(const int8_t
     }
 }
 
-/* ev_tfl__bmm_quads' path for depths that are not a multiple of 4 where the requantisation is
- * ev_tfl__t42s' (a right shift >= 1): every row, the 1-3 rows after the last quad included. The
- * depth's last 1-3 products of each row and column go into the tile's start values (init), so the
- * tile's 4-deep groups do the rest; rows left over after the quads are copied into a quad of
- * their own (the last row repeated) whose outputs go to part[] and from there to y. */
+/* ev_tfl__bmm_quads' path for a depth that is not a multiple of 4 or rows that are not, where the
+ * requantisation is ev_tfl__t42s' (a right shift >= 1): every row. The depth's last 1-3 products
+ * of each row and column go into the tile's start values (init), so the tile's 4-deep groups do
+ * the rest; the 1-3 rows after the last quad are widened once and run 1 x 2 against each widened
+ * column pair (ev_tfl__t12w) with the same requantisation in C (EV_TFL__SMR, the zero point in
+ * the addend as in the tile). */
 static __attribute__((noinline)) int ev_tfl__bmm_all(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
                                                       int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *q, int8_t *y)
 {
-    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8], xl[3][EV_TFL_BUF / 4];
     static const uint32_t zero8[8];
-    int8_t pad[4 * (EV_TFL_BUF / 2 + 4)], part[8];
     const uint32_t za = ((uint32_t)a_zp & 0xFFFFu) * 0x10001u, zb = ((uint32_t)b_zp & 0xFFFFu) * 0x10001u;
-    const int kq = depth / 4, d4 = 4 * kq;
+    const int kq = depth / 4, d4 = 4 * kq, full = rows / 4 * 4, left = rows - full;
     const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    const struct ev_tfl__sm qq = *q;
     struct ev_tfl__t42s_a t;
-    int n = 0;
-    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4 || depth > EV_TFL_BUF / 2 + 4)
+    int n = 0, r, g;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
         return 0;
-    t.m0 = t.m1 = q->m;
-    t.hz0 = t.hz1 = q->half;
-    t.e0 = t.e1 = q->right;
+    t.m0 = t.m1 = qq.m;
+    t.hz0 = t.hz1 = qq.half;
+    t.e0 = t.e1 = qq.right;
     t.init = d4 == depth ? zero8 : init;
     t.ys = cols;
-    while (n < rows) {
-        const int left = rows - n, padded = left < 4;
-        const int nb = padded ? 4 : left < block ? left / 4 * 4 : block;
-        const int8_t *ab = a + n * as;
-        int abs_ = as, qd, j, r;
-        if (padded) {
-            for (r = 0; r < 4; r++)
-                memcpy(pad + r * depth, a + (n + (r < left ? r : left - 1)) * as, (size_t)depth);
-            ab = pad;
-            abs_ = depth;
-            t.ys = 2;
+    for (r = 0; r < left; r++) {            /* the rows after the last quad, widened once */
+        const int8_t *xr = a + (full + r) * as;
+        for (g = 0; g < kq; g++) {
+            const uint32_t u = ev_tfl__ld32(xr + 4 * g);
+            xl[r][2 * g] = ev_tfl__lo_z(u, za);
+            xl[r][2 * g + 1] = ev_tfl__hi_z(u, za);
         }
+    }
+    for (;;) {
+        const int nb = full - n < block ? full - n : block, last = n + nb >= full;
+        int qd, j, i;
         for (qd = 0; qd < nb; qd += 4)
-            ev_tfl__widen4z(ab + qd * abs_, abs_, kq, za, xq + qd * 2 * kq);
+            ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
         for (j = 0; j < cols; j += 2) {
             const int j0 = ev_tfl__pair(j, cols), j1 = j0 + 1;
             const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
             ev_tfl__widen2z(w0, w1, kq, zb, wb);
             for (qd = 0; qd < nb; qd += 4) {
                 if (d4 < depth)
-                    ev_tfl__tail_init(ab + qd * abs_, abs_, w0, w1, d4, depth, a_zp, b_zp, init);
-                t.y = padded ? part : y + (n + qd) * cols + j0;
+                    ev_tfl__tail_init(a + (n + qd) * as, as, w0, w1, d4, depth, a_zp, b_zp, init);
+                t.y = y + (n + qd) * cols + j0;
                 ev_tfl__t42s(xq + qd * 2 * kq, wb, kq, &t);
             }
-            for (r = 0; padded && r < left; r++) {
-                y[(n + r) * cols + j0] = part[2 * r];
-                y[(n + r) * cols + j1] = part[2 * r + 1];
+            for (r = 0; last && r < left; r++) {       /* 1 x 2: the row against the widened pair */
+                const int8_t *xr = a + (full + r) * as;
+                uint32_t acc[2];
+                int32_t v0 = 0, v1 = 0;
+                for (i = d4; i < depth; i++) {
+                    v0 += ((int32_t)xr[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+                    v1 += ((int32_t)xr[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+                }
+                acc[0] = (uint32_t)v0;
+                acc[1] = (uint32_t)v1;
+                ev_tfl__t12w(xl[r], wb, kq, acc);
+                y[(full + r) * cols + j0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR((int32_t)acc[0], qq));
+                y[(full + r) * cols + j1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR((int32_t)acc[1], qq));
             }
         }
-        n += padded ? left : nb;
+        n += nb;
+        if (last)
+            break;
     }
-    return n;
+    return rows;
 }
 
 static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
@@ -598,7 +637,7 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
     const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
     struct ev_tfl__t42s_a t;
     int n = 0, j;
-    if (tail && q.l1 == 1 && q.right >= 1 && cols >= 2) {      /* the loop below leaves a tail to C */
+    if ((tail || rows % 4) && q.l1 == 1 && q.right >= 1 && cols >= 2) {   /* the loop below leaves them to C */
         const int all = ev_tfl__bmm_all(a, as, rows, depth, b, bs, cols, a_zp, b_zp, &q, y);
         if (all)
             return all;
@@ -840,6 +879,21 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         }
         if (sb[5] != 1) {
             EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
+#if EV_KERNELS_DSP
+            if (sb[4] == 1 && cols % 4 == 0) {     /* columns contiguous: four a word */
+                for (i = 0; i < depth; i++) {
+                    const int8_t *src = bb + i * sb[5];
+                    int8_t *dst = bt + i;
+                    for (q = 0; q < cols; q += 4, dst += 4 * depth) {
+                        const uint32_t u = ev_tfl__ld32(src + q);
+                        dst[0] = (int8_t)u;
+                        dst[depth] = (int8_t)(u >> 8);
+                        dst[2 * depth] = (int8_t)(u >> 16);
+                        dst[3 * depth] = (int8_t)(u >> 24);
+                    }
+                }
+            } else
+#endif
             for (q = 0; q < cols; q++)
                 for (i = 0; i < depth; i++)
                     bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
