@@ -126,10 +126,12 @@ static inline void ev_tfl_bmm(const ev_i8 *a, const ev_i8 *b, const int *dims, c
     }
 }
 
-// ADD (0), SUB (1), MUL (2), SQUARED_DIFFERENCE (3) over a 4-D walk with broadcast strides.
+// ADD (0), SUB (1), MUL (2), SQUARED_DIFFERENCE (3) over a 4-D walk with broadcast strides. ADD, SUB
+// and SQUARED_DIFFERENCE read each input's scaled value from its ROM (tabs: a's 256, b's 256, made at
+// compile time by tflmath's multiply_by_quantized_multiplier((v - zp) << left)); MUL has none (0).
 static inline void ev_tfl_binary(int kind, const ev_i8 *a, const ev_i8 *b, const int *dims, const int *sa, const int *sb,
-                          ev_i32 a_zp, ev_i32 b_zp, ev_i32 y_zp, const ev_i32 *p, ev_i32 lo, ev_i32 hi, ev_i8 *y) {
-    const int left = kind == 3 ? 7 : 20;
+                          ev_i32 a_zp, ev_i32 b_zp, ev_i32 y_zp, const ev_i32 *p, const ev_i32 *tabs, ev_i32 lo,
+                          ev_i32 hi, ev_i8 *y) {
     int out = 0;
     for (int i0 = 0; i0 < dims[0]; i0++)
     for (int i1 = 0; i1 < dims[1]; i1++)
@@ -137,14 +139,14 @@ static inline void ev_tfl_binary(int kind, const ev_i8 *a, const ev_i8 *b, const
     binary_row:
     for (int i3 = 0; i3 < dims[3]; i3++) {
 #pragma HLS PIPELINE II=1
-        const ev_i32 va = ev_i32(a[i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]) - a_zp;
-        const ev_i32 vb = ev_i32(b[i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]) - b_zp;
+        const ev_i32 ra = ev_i32(a[i0 * sa[0] + i1 * sa[1] + i2 * sa[2] + i3 * sa[3]]);
+        const ev_i32 rb = ev_i32(b[i0 * sb[0] + i1 * sb[1] + i2 * sb[2] + i3 * sb[3]]);
         ev_i32 v;
         if (kind == 2) {
-            v = ev_tfl_mbqm(va * vb, p[0], p[1]);
+            v = ev_tfl_mbqm((ra - a_zp) * (rb - b_zp), p[0], p[1]);
         } else {
-            const ev_i32 xa = ev_tfl_mbqm(va * (1 << left), p[0], p[1]);
-            const ev_i32 xb = ev_tfl_mbqm(vb * (1 << left), p[2], p[3]);
+            const ev_i32 xa = tabs[ra + 128];
+            const ev_i32 xb = tabs[256 + rb + 128];
             const ev_i32 d = kind == 0 ? xa + xb : xa - xb;
             v = ev_tfl_mbqm(kind == 3 ? d * d : d, p[4], p[5]);
         }

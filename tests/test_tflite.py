@@ -204,6 +204,24 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
 
 
 @pytest.mark.qemu
+@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu"])
+def test_m7_firmware_equals_litert_at_the_range_ends(name, tmp_path):
+    """The M7's assembly paths (the fused LayerNorm's row routine, the tiles) on QEMU against LiteRT
+    with inputs at -128 and 127 everywhere as well as random ones."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.project import build
+    from edgeviz.runner import api
+    g = import_tflite(FIXTURES / f"{name}.tflite")
+    build(FIXTURES / f"{name}.tflite", "stm32f746", tmp_path / "b")
+    xs = int8_inputs(g, 4, seed=7)
+    xs[0], xs[1] = -128, 127
+    want = litert.run_graph((FIXTURES / f"{name}.tflite").read_bytes(), g, xs)
+    r = api.validate(tmp_path / "b", "emulator", xs, want)
+    assert r["bit_exact"] == 4, r["mismatched"]
+
+
+@pytest.mark.qemu
 @pytest.mark.parametrize("target", ["stm32f746", "alif-e3"])
 def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     """The M7's blocked SMLAD paths and the M55's Helium dot products (tail-predicated VMLADAVA) at
@@ -313,3 +331,60 @@ def test_fixed_point_fc_requantisation_equals_the_double_product_where_it_is_use
             assert np.array_equal(np.clip((acc * m + (r << 32)) >> (32 + t), lo, hi), want)
     assert used >= 30
     assert tflmath.fc_fixed_point([0.5], [0], 4, 0, -128, 127) is None
+
+
+# ------------------------------------------------------------------ import-time fusions
+def test_unary_chains_and_copies_fold_and_keep_every_byte(tmp_path):
+    """vit_sigmoid_gelu's x * sigmoid(1.702 x) becomes one table, and the ViTs' q / k / v slices and
+    head transposes are read in place by BATCH_MATMUL (no copy feeds one). On a synthetic graph a
+    BATCH_MATMUL reading a transposed copy with a broadcast batch, and a copy of a copy, give the
+    same reference bytes after the passes as before (random inputs, the range ends included), and
+    host C equals that reference."""
+    import copy
+    need("gcc")
+    from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
+    from edgeviz import tflmath
+    from edgeviz.ir import Graph, Node
+    from edgeviz.ops.tfl_copy import fuse_copies
+    from edgeviz.ops.tfl_matmul import fold_copies_into_bmm
+    g = import_tflite(FIXTURES / "vit_sigmoid_gelu.tflite")
+    assert not any(k.op == "tfl_binary" and k.attrs["kind"] == "mul" for k in g.nodes)
+    assert any("LOGISTIC+MUL" in k.attrs.get("function", "") for k in g.nodes if k.op == "tfl_table")
+    for name in ("vit_sigmoid_gelu", "vit_keras_mha", "vit_relu"):
+        g = import_tflite(FIXTURES / f"{name}.tflite")
+        made = {t: k for k in g.nodes for t in k.outputs}
+        assert not any(made.get(t) is not None and made[t].op == "tfl_copy"
+                       for k in g.nodes if k.op == "tfl_batch_matmul" for t in k.inputs)
+    # x [1, 2, 6, 5] -> slice channels 1..4 -> transpose to [1, 2, 4, 6] -> bmm with h [1, 6, 3]
+    # broadcast over the batch of 2 (b = the copy, read with depth 6 strided)
+    g = Graph(prequantized=True)
+    for name, shape, zp in (("x", (1, 2, 6, 5), 3), ("s", (1, 2, 6, 4), 3), ("t", (1, 2, 4, 6), 3),
+                            ("h", (1, 6, 3), -5), ("y", (1, 2, 4, 3), 7)):
+        t = g.add_tensor(name, shape)
+        t.scale, t.zero_point = 0.05, zp
+    piece = lambda dims, si, off: {"input": 0, "dims": dims, "in_strides": si, "in_offset": off,  # noqa: E731
+                                   "out_strides": list(np.cumprod([1] + dims[:0:-1])[::-1]), "out_offset": 0}
+    g.nodes.append(Node("tfl_copy", "strided_slice_1", ["x"], ["s"], {"out_shape": (1, 2, 6, 4),
+                        "pieces": [piece([2, 6, 4], [30, 5, 1], 1)]}, {}))
+    g.nodes.append(Node("tfl_copy", "transpose_2", ["s"], ["t"], {"out_shape": (1, 2, 4, 6),
+                        "pieces": [piece([2, 4, 6], [24, 1, 4], 0)]}, {}))
+    m, sh = tflmath.quantize_multiplier(0.004)
+    g.nodes.append(Node("tfl_batch_matmul", "batch_matmul_3", ["t", "h"], ["y"], {
+        "a_shape": (1, 2, 4, 6), "b_shape": (1, 6, 3), "adj_x": False, "adj_y": False, "out_shape": (1, 2, 4, 3),
+        "batch_dims": [1, 1, 1, 2], "strides": [[0, 0, 0, 24, 6, 1], [0, 0, 0, 0, 1, 3]], "rows": 4, "cols": 3,
+        "depth": 6}, {"a_zp": 3, "b_zp": -5, "y_zp": 7, "m": m, "shift": sh}))
+    g.nodes.insert(0, Node("tfl_copy", "h_0", ["x"], ["h"], {"out_shape": (1, 6, 3),
+                           "pieces": [piece([6, 3], [5, 1], 0)]}, {}))
+    g.inputs, g.outputs = ["x"], ["y"]
+    xs = np.random.default_rng(6).integers(-128, 128, (6, 1, 2, 6, 5)).astype(np.int8)
+    xs[0], xs[1] = -128, 127
+    want = np.stack([run_int8(g, x).reshape(-1) for x in xs])
+    fused = copy.deepcopy(g)
+    assert fuse_copies(fused) == 1 and fold_copies_into_bmm(fused) >= 1
+    assert [k.op for k in fused.nodes].count("tfl_copy") <= 1
+    got = np.stack([run_int8(fused, x).reshape(-1) for x in xs])
+    assert np.array_equal(got, want)
+    c = compile_graph(fused, None, "stm32f746")
+    write_model_sources(c.model_c, c.model_h, tmp_path / "m")
+    host = HostModel(build_host_library(tmp_path / "m", tmp_path / "m.so"), c.model_h)
+    assert np.array_equal(np.stack([host.run(x).reshape(-1) for x in xs]), want)

@@ -7,6 +7,26 @@ import numpy as np
 
 from .. import tflmath
 from .tfl_base import Args, TflOp, within
+from .tfl_copy import read_through
+
+
+def widened_pairs(f: np.ndarray) -> np.ndarray | None:
+    """Filters / weight rows f [o, k] as the M7 path's 4 x 2 tiles read them (ev__widen2's layout,
+    ev_dsp.h), made once at compile time into flash instead of per call or per block: channel pairs
+    (j0, j0 + 1) as ev_tfl__pair walks them, per group of 4 inputs t..t+3 the int16 values (a_t,
+    a_t+2, b_t, b_t+2, a_t+1, a_t+3, b_t+1, b_t+3), a and b the pair's rows, two to a little-endian
+    word (4 words a group). None where the kernels do not read them (k not a multiple of 4, or a
+    single channel)."""
+    o, k = f.shape
+    if k % 4 or o < 2:
+        return None
+    f = f.astype(np.int16)
+    pairs = []
+    for j in range(0, o, 2):
+        j0 = j if j + 1 < o else o - 2
+        a, b = f[j0].reshape(-1, 4), f[j0 + 1].reshape(-1, 4)
+        pairs.append(np.stack([a[:, 0], a[:, 2], b[:, 0], b[:, 2], a[:, 1], a[:, 3], b[:, 1], b[:, 3]], axis=1))
+    return np.concatenate(pairs).reshape(-1).astype("<i2").view("<i4")
 
 
 class TflFullyConnected(TflOp):
@@ -51,9 +71,16 @@ class TflFullyConnected(TflOp):
         q = node.qattrs
         o, k = q["w"].shape
         a = Args(node, c, "int32_t")
+        wide = widened_pairs(q["w"])
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)     # the M7 path's weight pairs
         args = [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
-                a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), str(q["lo"]), str(q["hi"]), out]
+                a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), fw, str(q["lo"]), str(q["hi"]),
+                out]
         return [f"ev_tfl_fcq_s8({', '.join(args)});"]
+
+    def flash_bytes(self, node):
+        wide = widened_pairs(node.qattrs["w"]) if self.fixed_point(node) is not None else None
+        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
 
     def hls_dims(self, node, g):
         o, k = node.qattrs["w"].shape
@@ -97,9 +124,24 @@ class TflConv(TflOp):
                 a.rom("bias", q["bias"], np.int32), a.rom("m", q["m"], np.int32), a.rom("shift", q["shift"], np.int32),
                 *map(str, (q["x_zp"], q["y_zp"], q["lo"], q["hi"])), out]
 
+    @staticmethod
+    def widened(node) -> np.ndarray | None:
+        """The filters pre-widened for the M7 path's quads of pixels (widened_pairs, [o, kh kw c]);
+        None where that path does not run (a filter row kw * c not a multiple of 4 bytes)."""
+        w = node.qattrs["w"]
+        o, _, kw, c = w.shape
+        return None if (kw * c) % 4 else widened_pairs(w.reshape(o, -1))
+
+    def flash_bytes(self, node):
+        wide = self.widened(node)
+        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
-        return [lines[0].replace(f", {out});", f", {scratch}, {out});")]      # the C kernel's patch buffer
+        wide = self.widened(node)
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)
+        # the pre-widened filters (C only: the HLS template reads w) and the C kernel's patch buffer
+        return [lines[0].replace(f", {out});", f", {fw}, {scratch}, {out});")]
 
     def hls_dims(self, node, g):
         o = node.qattrs["w"].shape[0]
@@ -127,6 +169,13 @@ class TflBatchMatmul(TflOp):
 
     def run_int8(self, node, xs):
         a, q = node.attrs, node.qattrs
+        if "offsets" in a:
+            # operands read in place through folded copies (fold_copies_into_bmm): each gathered as
+            # the kernels walk it, every batch dimension expanded (a broadcast batch is the same
+            # product either way), B as [batch, depth, cols]
+            x, y = self.box(node, 0, xs[0]), np.swapaxes(self.box(node, 1, xs[1]), -1, -2)
+            out = tflmath.batch_matmul(x, y, q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])
+            return out.reshape(a["out_shape"])
         x, y = xs[0].reshape(a["a_shape"]), xs[1].reshape(a["b_shape"])
         if a["adj_x"]:
             x = np.swapaxes(x, -1, -2)
@@ -138,17 +187,32 @@ class TflBatchMatmul(TflOp):
         a = node.attrs
         return int(np.prod(a["out_shape"])) * a["depth"]
 
+    @staticmethod
+    def box(node, i: int, x: np.ndarray) -> np.ndarray:
+        """Operand i as the kernels walk it: [batch (all of batch_dims), rows (a) or cols (b), depth],
+        read from x through the node's strides from its offset."""
+        at = node.attrs
+        dims = list(at["batch_dims"]) + [at["rows"] if i == 0 else at["cols"], at["depth"]]
+        flat = np.ascontiguousarray(x).reshape(-1)
+        off = at.get("offsets", (0, 0))[i]
+        b = np.lib.stride_tricks.as_strided(flat[off:], shape=tuple(dims),
+                                            strides=tuple(s * flat.itemsize for s in at["strides"][i]), writeable=False)
+        return np.ascontiguousarray(b).reshape(-1, *dims[4:])
+
     def call(self, node, g, a, ins, out):
         at, q = node.attrs, node.qattrs
         sa, sb = at["strides"]          # per operand: 4 batch strides, row stride, depth stride
-        return [ins[0], ins[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
+        oa, ob = at.get("offsets", (0, 0))      # where each operand's box starts (fold_copies_into_bmm)
+        ptrs = [f"{p} + {o}" if o else p for p, o in zip(ins, (oa, ob))]
+        return [ptrs[0], ptrs[1], a.ints("dims", at["batch_dims"]), a.ints("sa", sa), a.ints("sb", sb),
                 *map(str, (at["rows"], at["cols"], at["depth"], q["a_zp"], q["b_zp"], q["m"], q["shift"], q["y_zp"])), out]
 
     def fits(self, node, in_sizes, out_size):
         at = node.attrs
         dims = list(at["batch_dims"])
         boxes = [(dims + [at["rows"], at["depth"]], at["strides"][0]), (dims + [at["cols"], at["depth"]], at["strides"][1])]
-        return (all(within(n, 0, d, s) for n, (d, s) in zip(in_sizes, boxes))
+        offs = at.get("offsets", (0, 0))
+        return (all(within(n, o, d, s) for n, o, (d, s) in zip(in_sizes, offs, boxes))
                 and out_size == int(np.prod(dims)) * at["rows"] * at["cols"])
 
     def scratch_bytes(self, node, g):
@@ -167,3 +231,33 @@ class TflBatchMatmul(TflOp):
 
 
 FULLY_CONNECTED, CONV, BATCH_MATMUL = TflFullyConnected(), TflConv(), TflBatchMatmul()
+
+
+def fold_copies_into_bmm(g) -> int:
+    """A copy (TRANSPOSE, a head's STRIDED_SLICE of the packed qkv) whose output only a
+    BATCH_MATMUL reads, as one strided box of the copy's input (tfl_copy.read_through): the
+    BATCH_MATMUL reads that box in place (its strides and an offset), the copy and its output go.
+    A's depth must stay contiguous (the kernels' fast path; B's is copied to scratch when it is
+    not). Returns how many copies were removed."""
+    removed = 0
+    for node in [k for k in g.nodes if k.op == "tfl_batch_matmul"]:
+        at = node.attrs
+        for i in (0, 1):
+            dims = list(at["batch_dims"]) + [at["rows"] if i == 0 else at["cols"], at["depth"]]
+            offs = list(at.get("offsets", (0, 0)))
+            got = read_through(g, node, i, dims, at["strides"][i], offs[i])
+            if got is None:
+                continue
+            src, base, strides = got
+            if (i == 0 and strides[5] != 1 and at["depth"] > 1) or not within(g.tensors[src].nbytes, base, dims, strides):
+                continue
+            copy = next(k for k in g.nodes if node.inputs[i] in k.outputs)
+            g.tensors.pop(node.inputs[i], None)
+            node.inputs = [src if j == i else t for j, t in enumerate(node.inputs)]
+            offs[i] = base
+            st = [list(v) for v in at["strides"]]
+            st[i] = strides
+            at = node.attrs = {**at, "strides": st, "offsets": offs}
+            g.nodes[:] = [k for k in g.nodes if k is not copy]
+            removed += 1
+    return removed

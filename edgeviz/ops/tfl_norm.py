@@ -56,7 +56,7 @@ class TflLayerNorm(TflOp):
 
     def flash_bytes(self, node):
         q = node.qattrs
-        return q["p"].nbytes + q["tab"].nbytes + q["luts"].nbytes
+        return q["p"].nbytes + q["tab"].nbytes + q["luts"].nbytes + 8 * node.attrs["rows_c"][1]
 
     def work(self, node, g):
         w = super().work(node, g)
@@ -67,6 +67,15 @@ class TflLayerNorm(TflOp):
         q, (rows, c) = node.qattrs, node.attrs["rows_c"]
         return [ins[0], str(rows), str(c), a.rom("p", q["p"], np.int32), a.rom("tab", q["tab"], np.int32),
                 a.rom("luts", q["luts"], np.int8), out]
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        # C only: per channel {gamma - zp, beta's ADD table entry} side by side (one LDRD for both
+        # in the M7's ev_tfl__ln_row), from tab
+        n = node.attrs["rows_c"][1]
+        tab = node.qattrs["tab"]
+        gb = np.stack([tab[1024 + n:1024 + 2 * n], tab[1024:1024 + n]], axis=1).astype(np.int32)
+        lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
+        return [lines[0].replace(f", {out});", f", {c.const(node.name + '.gb', gb)}, {out});")]
 
     def hls_dims(self, node, g):
         rows, c = node.attrs["rows_c"]

@@ -18,7 +18,9 @@ from .. import tflmath
 from ..errors import EdgevizError
 from ..ir import Graph, Node
 from ..ops import OPS
-from ..ops.tfl_eltwise import BINARY
+from ..ops.tfl_copy import fuse_copies
+from ..ops.tfl_eltwise import BINARY, fuse_unary_chains
+from ..ops.tfl_matmul import fold_copies_into_bmm
 from ..ops.tfl_norm import fuse_layernorms
 from . import litert
 from .flatbuffer import TflModel, TflOperator, TflTensor, read_tflite
@@ -117,6 +119,9 @@ class _Importer:
             n.qattrs["lut"] = lut
             self.check(n, self.m.operators[r[0][-1]])
         fuse_layernorms(self.g)           # each converter LayerNorm as one row op (ops/tfl_norm.py)
+        fuse_unary_chains(self.g)         # element-wise chains of one tensor as one table (ops/tfl_eltwise.py)
+        fuse_copies(self.g)               # a copy of a copy as one copy (ops/tfl_copy.py)
+        fold_copies_into_bmm(self.g)      # BATCH_MATMUL reads through the copies only it reads (ops/tfl_matmul.py)
         y = m.outputs[0]
         if self.t(y).dtype == "float32":          # a float interface: the last DEQUANTIZE's input is the output
             prod = [o for o in m.operators if y in o.outputs]

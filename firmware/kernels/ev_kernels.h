@@ -130,23 +130,25 @@ void ev_tfl_fc_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, cons
                   const int64_t *scale_m, const int32_t *scale_sh, int32_t y_zp, int32_t lo, int32_t hi, int8_t *y);
 /* The same with its requantisation in fixed point, per channel (m, r, t): tflmath.fc_fixed_point. */
 void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
-                   int32_t lo, int32_t hi, int8_t *y);
+                   const int32_t *fw, int32_t lo, int32_t hi, int8_t *y);
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
-                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y);
+                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const int32_t *fw, int8_t *patch,
+                    int8_t *y);
 void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa, const int32_t *sb,
                    int rows, int cols, int depth, int32_t a_zp, int32_t b_zp, int32_t m, int32_t shift,
                    int32_t y_zp, int8_t *bt, int8_t *y);
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
-                      int32_t lo, int32_t hi, int8_t *y);
-void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y);
+                      const int32_t *tabs, int32_t lo, int32_t hi, int8_t *y);
+void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min,
+                       const int32_t *exp12, int8_t *y);
 void ev_tfl_mean_s8(const int8_t *x, int outer, int red, int inner, int32_t x_zp, int32_t y_zp, int32_t m,
                     int32_t shift, int8_t *y);
 void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y);
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so);
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab,
-                         const int8_t *luts, int8_t *y);
+                         const int8_t *luts, const int32_t *gb, int8_t *y);
 
 /* scores[j] = requant(sum_d q[d] k_j[d], m, s), k_j = k + j * k_stride. */
 void ev_attn_scores_row(const int8_t *q, const int8_t *k, int k_stride, int n_keys, int dh,

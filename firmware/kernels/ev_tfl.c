@@ -381,12 +381,35 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
     return ev_tfl_clamp(v, lo, hi);
 }
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
+ * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
+static inline void ev_tfl__t12w(const uint32_t *xb, const uint32_t *wp, int kq, uint32_t acc[2])
+{
+    uint32_t a0 = acc[0], a1 = acc[1];
+    const uint32_t *end = xb + 2 * kq;
+    while (xb != end) {
+        uint32_t xl, xh, al, bl, ah, bh;
+        EV__LDRD(xl, xh, xb);
+        EV__LDRD(al, bl, wp);
+        EV__LDRD(ah, bh, wp);
+        a0 = EV__MAC(xl, al, a0);
+        a1 = EV__MAC(xl, bl, a1);
+        a0 = EV__MAC(xh, ah, a0);
+        a1 = EV__MAC(xh, bh, a1);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+}
+#endif
+
 void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, const int32_t *bias, const int32_t *q,
-                   int32_t lo, int32_t hi, int8_t *y)
+                   const int32_t *fw, int32_t lo, int32_t hi, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
     int n = 0, j;
+    (void)fw;                           /* the M7 path's pre-widened weight pairs (NULL: widened here) */
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8];
     const int kq = k / 4;
@@ -409,7 +432,11 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
-                ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
+                const uint32_t *wp = wb;
+                if (fw)              /* widened at compile time: pair j / 2's 4 kq words */
+                    wp = (const uint32_t *)fw + (j / 2) * 4 * kq;
+                else
+                    ev__widen2(w + j0 * k, w + j1 * k, kq, wb);
                 for (r = 0; r < 4; r++) {
                     init[2 * r] = (uint32_t)bias[j0];
                     init[2 * r + 1] = (uint32_t)bias[j1];
@@ -423,9 +450,9 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 for (qd = 0; qd < nb; qd += 4) {
                     a.y = y + (n + qd) * o + j0;
                     if (narrow)
-                        ev__t42r_lut(xq + qd * 2 * kq, wb, kq, &a);
+                        ev__t42r_lut(xq + qd * 2 * kq, wp, kq, &a);
                     else
-                        ev__t42r(xq + qd * 2 * kq, wb, kq, &a);
+                        ev__t42r(xq + qd * 2 * kq, wp, kq, &a);
                 }
             }
             n += nb;
@@ -440,7 +467,12 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
             uint32_t acc[2];
             acc[0] = (uint32_t)bias[j0];
             acc[1] = (uint32_t)bias[j1];
-            ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (fw && widened && !(k & 3))      /* the pre-widened pair j / 2 (k words) */
+                ev_tfl__t12w(xb, (const uint32_t *)fw + (j / 2) * k, k / 4, acc);
+            else
+#endif
+                ev_tfl__dot2(widened, xb, xr, k, w + j0 * k, w + j1 * k, acc);
             y[n * o + j0] = ev_tfl__fcq(acc[0], q + 3 * j0, lo, hi);
             y[n * o + j1] = ev_tfl__fcq(acc[1], q + 3 * j1, lo, hi);
         }
@@ -507,6 +539,92 @@ static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uin
     }
 }
 
+/* The depth's products from d4 on (its last 1-3) of four rows (x, stride xs) with columns w0, w1:
+ * ev_tfl__t42s' start values, in its order (row r: init[2r] column 0, init[2r + 1] column 1). */
+static inline __attribute__((always_inline)) void ev_tfl__tail_init(const int8_t *x, int xs, const int8_t *w0, const int8_t *w1,
+                                                        int d4, int depth, int32_t a_zp, int32_t b_zp, uint32_t *init)
+{
+    int r, i;
+    for (r = 0; r < 4; r++, x += xs) {
+        int32_t v0 = 0, v1 = 0;
+        for (i = d4; i < depth; i++) {
+            v0 += ((int32_t)x[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+            v1 += ((int32_t)x[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+        }
+        init[2 * r] = (uint32_t)v0;
+        init[2 * r + 1] = (uint32_t)v1;
+    }
+}
+
+/* ev_tfl__bmm_quads' path for a depth that is not a multiple of 4 or rows that are not, where the
+ * requantisation is ev_tfl__t42s' (a right shift >= 1): every row. The depth's last 1-3 products
+ * of each row and column go into the tile's start values (init), so the tile's 4-deep groups do
+ * the rest; the 1-3 rows after the last quad are widened once and run 1 x 2 against each widened
+ * column pair (ev_tfl__t12w) with the same requantisation in C (EV_TFL__SMR, the zero point in
+ * the addend as in the tile). */
+static __attribute__((noinline)) int ev_tfl__bmm_all(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
+                                                      int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *q, int8_t *y)
+{
+    uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], init[8], xl[3][EV_TFL_BUF / 4];
+    static const uint32_t zero8[8];
+    const uint32_t za = ((uint32_t)a_zp & 0xFFFFu) * 0x10001u, zb = ((uint32_t)b_zp & 0xFFFFu) * 0x10001u;
+    const int kq = depth / 4, d4 = 4 * kq, full = rows / 4 * 4, left = rows - full;
+    const int block = kq ? (int)(sizeof(xq) / sizeof(xq[0])) / (2 * kq) / 4 * 4 : 0;
+    const struct ev_tfl__sm qq = *q;
+    struct ev_tfl__t42s_a t;
+    int n = 0, r, g;
+    if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
+        return 0;
+    t.m0 = t.m1 = qq.m;
+    t.hz0 = t.hz1 = qq.half;
+    t.e0 = t.e1 = qq.right;
+    t.init = d4 == depth ? zero8 : init;
+    t.ys = cols;
+    for (r = 0; r < left; r++) {            /* the rows after the last quad, widened once */
+        const int8_t *xr = a + (full + r) * as;
+        for (g = 0; g < kq; g++) {
+            const uint32_t u = ev_tfl__ld32(xr + 4 * g);
+            xl[r][2 * g] = ev_tfl__lo_z(u, za);
+            xl[r][2 * g + 1] = ev_tfl__hi_z(u, za);
+        }
+    }
+    for (;;) {
+        const int nb = full - n < block ? full - n : block, last = n + nb >= full;
+        int qd, j, i;
+        for (qd = 0; qd < nb; qd += 4)
+            ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
+        for (j = 0; j < cols; j += 2) {
+            const int j0 = ev_tfl__pair(j, cols), j1 = j0 + 1;
+            const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
+            ev_tfl__widen2z(w0, w1, kq, zb, wb);
+            for (qd = 0; qd < nb; qd += 4) {
+                if (d4 < depth)
+                    ev_tfl__tail_init(a + (n + qd) * as, as, w0, w1, d4, depth, a_zp, b_zp, init);
+                t.y = y + (n + qd) * cols + j0;
+                ev_tfl__t42s(xq + qd * 2 * kq, wb, kq, &t);
+            }
+            for (r = 0; last && r < left; r++) {       /* 1 x 2: the row against the widened pair */
+                const int8_t *xr = a + (full + r) * as;
+                uint32_t acc[2];
+                int32_t v0 = 0, v1 = 0;
+                for (i = d4; i < depth; i++) {
+                    v0 += ((int32_t)xr[i] - a_zp) * ((int32_t)w0[i] - b_zp);
+                    v1 += ((int32_t)xr[i] - a_zp) * ((int32_t)w1[i] - b_zp);
+                }
+                acc[0] = (uint32_t)v0;
+                acc[1] = (uint32_t)v1;
+                ev_tfl__t12w(xl[r], wb, kq, acc);
+                y[(full + r) * cols + j0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR((int32_t)acc[0], qq));
+                y[(full + r) * cols + j1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR((int32_t)acc[1], qq));
+            }
+        }
+        n += nb;
+        if (last)
+            break;
+    }
+    return rows;
+}
+
 static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
                              int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
 {
@@ -519,6 +637,11 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
     const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
     struct ev_tfl__t42s_a t;
     int n = 0, j;
+    if ((tail || rows % 4) && q.l1 == 1 && q.right >= 1 && cols >= 2) {   /* the loop below leaves them to C */
+        const int all = ev_tfl__bmm_all(a, as, rows, depth, b, bs, cols, a_zp, b_zp, &q, y);
+        if (all)
+            return all;
+    }
     if (!kq || 4 * kq > EV_TFL_BUF / 2 || block < 4)
         return 0;
     t.ys = cols;
@@ -578,8 +701,8 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
 
 static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh,
                               int sw, int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m,
-                              const int32_t *shift, int32_t y_zp, uint32_t *wb, int wb_words, uint8_t *done,
-                              int8_t *y)
+                              const int32_t *shift, int32_t y_zp, const int32_t *fw, uint32_t *wb, int wb_words,
+                              uint8_t *done, int8_t *y)
 {
     uint32_t xq[EV_TFL_CONV_XQ], init[8];
     int16_t quad[EV_TFL_CONV_XQ / 32][2];       /* (oy, ox) of each quad in the block */
@@ -617,7 +740,11 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = j0 + 1;
                 struct ev_tfl__sm q0, q1;
-                ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
+                const uint32_t *wp = wb;
+                if (fw)              /* widened at compile time: pair j / 2's 4 kq words */
+                    wp = (const uint32_t *)fw + (j / 2) * 4 * kq;
+                else
+                    ev__widen2(f + j0 * taps, f + j1 * taps, kq, wb);
                 ev_tfl__sm_init(&q0, m[j0], shift[j0]);
                 ev_tfl__sm_init(&q1, m[j1], shift[j1]);
                 t.m0 = q0.m;
@@ -632,7 +759,7 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
                 }
                 for (q = 0; q < nq; q++) {
                     t.y = y + (quad[q][0] * ow + quad[q][1]) * o + j0;
-                    ev_tfl__t42s(xq + q * 8 * kq, wb, kq, &t);
+                    ev_tfl__t42s(xq + q * 8 * kq, wp, kq, &t);
                 }
             }
             total += 4 * nq;
@@ -649,7 +776,7 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
  * ev_tfl__conv_quads does the pixels it can first (without lo / hi clamps narrower than int8). */
 void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o, int kh, int kw, int sh, int sw,
                     int pad_t, int pad_l, int oh, int ow, const int32_t *bias, const int32_t *m, const int32_t *shift,
-                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, int8_t *patch, int8_t *y)
+                    int32_t x_zp, int32_t y_zp, int32_t lo, int32_t hi, const int32_t *fw, int8_t *patch, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_MAC);
     uint32_t xb[EV_TFL_BUF];
@@ -659,8 +786,8 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
     uint8_t done[256];
     if (lo == -128 && hi == 127 && oh * ow <= (int)sizeof(done)) {
         memset(done, 0, (size_t)(oh * ow));
-        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, xb,
-                                   EV_TFL_BUF, done, y);
+        quads = ev_tfl__conv_quads(x, h, w, c, f, o, kh, kw, sh, sw, pad_t, pad_l, oh, ow, bias, m, shift, y_zp, fw,
+                                   xb, EV_TFL_BUF, done, y);
     }
 #endif
     for (oy = 0; oy < oh; oy++) {
@@ -695,6 +822,7 @@ void ev_tfl_conv_s8(const int8_t *x, int h, int w, int c, const int8_t *f, int o
         }
     }
     (void)quads;
+    (void)fw;
     EV_PART_LEAVE(pp);
 }
 
@@ -751,6 +879,21 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         }
         if (sb[5] != 1) {
             EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
+#if EV_KERNELS_DSP
+            if (sb[4] == 1 && cols % 4 == 0) {     /* columns contiguous: four a word */
+                for (i = 0; i < depth; i++) {
+                    const int8_t *src = bb + i * sb[5];
+                    int8_t *dst = bt + i;
+                    for (q = 0; q < cols; q += 4, dst += 4 * depth) {
+                        const uint32_t u = ev_tfl__ld32(src + q);
+                        dst[0] = (int8_t)u;
+                        dst[depth] = (int8_t)(u >> 8);
+                        dst[2 * depth] = (int8_t)(u >> 16);
+                        dst[3 * depth] = (int8_t)(u >> 24);
+                    }
+                }
+            } else
+#endif
             for (q = 0; q < cols; q++)
                 for (i = 0; i < depth; i++)
                     bt[q * depth + i] = bb[q * sb[4] + i * sb[5]];
@@ -787,11 +930,9 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
 
 /* kind 0 ADD, 1 SUB: p = {ma, sa, mb, sb, my, sy}, inputs scaled by 2^20 first;
  * kind 2 MUL: p = {m, shift}; kind 3 SQUARED_DIFFERENCE: as ADD with 2^7 and the difference squared.
- * An input's scaled value depends on its int8 value alone: from EV_TFL_TABLE_MIN elements on, both
- * are tabulated once per call (256 entries each, on the stack) instead of computed per element. */
-#ifndef EV_TFL_TABLE_MIN
-#define EV_TFL_TABLE_MIN 512
-#endif
+ * An input's scaled value depends on its int8 value alone: for kinds 0, 1 and 3 both are tabulated
+ * at compile time (tabs: a's 256 entries, b's 256, then max |a's| + max |b's|; the op's
+ * input_tables, edgeviz/ops/tfl_eltwise.py), in flash; MUL passes none. */
 
 /* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
  * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
@@ -804,6 +945,32 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
     const int8_t *end = y + n;
     const int narrow = lo > -128 || hi < 127;
     if (kind == 2) {
+#if EV_KERNELS_DSP
+        if (!narrow && q.l1 == 1 && q.right >= 1 && q.right <= 22 && sa == 1 && sb == 1) {
+            /* contiguous MUL, four elements a word: both operands widened to 16-bit halves with their
+             * zero points subtracted (|v - zp| <= 255), four SMULxy products (|.| <= 255 * 255), then
+             * EV_TFL__SMR with the output zero point in the addend, as the ADD loop */
+            struct ev_tfl__sm qz = q;
+            const uint32_t za = (uint32_t)(uint16_t)a_zp * 0x10001u, zb = (uint32_t)(uint16_t)b_zp * 0x10001u;
+            qz.half += y_zp * ((int32_t)1 << q.right);
+            for (; end - y >= 4; y += 4, a += 4, b += 4) {
+                const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
+                const int32_t a02 = __ssub16((int32_t)EV__LO(wa), (int32_t)za);
+                const int32_t a13 = __ssub16((int32_t)EV__HI(wa), (int32_t)za);
+                const int32_t b02 = __ssub16((int32_t)EV__LO(wb), (int32_t)zb);
+                const int32_t b13 = __ssub16((int32_t)EV__HI(wb), (int32_t)zb);
+                const int32_t d0 = (int16_t)a02 * (int16_t)b02, d1 = (int16_t)a13 * (int16_t)b13;     /* SMULBB */
+                const int32_t d2 = (a02 >> 16) * (b02 >> 16), d3 = (a13 >> 16) * (b13 >> 16);        /* SMULTT */
+                y[0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d0, qz));
+                y[1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d1, qz));
+                y[2] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d2, qz));
+                y[3] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d3, qz));
+            }
+            for (; y != end; y++, a++, b++)
+                *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR((*a - a_zp) * (*b - b_zp), qz));
+            return;
+        }
+#endif
         for (; y != end; y++, a += sa, b += sb) {
             const int32_t d = (*a - a_zp) * (*b - b_zp);
             const int32_t v = ev_tfl__sat8(EV_TFL__SM(d, q) + y_zp);
@@ -812,9 +979,23 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
         return;
     }
     if (!narrow && kind == 0 && q.l1 == 1 && q.right >= 1 && q.right <= 22) {
-        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend */
+        /* EV_TFL__SMR's form (ev_tfl_layernorm_s8 says why it is the same), the zero point in the addend;
+         * contiguous operands four bytes a word */
         struct ev_tfl__sm qz = q;
         qz.half += y_zp * ((int32_t)1 << q.right);
+        if (sa == 1 && sb == 1) {
+            for (; end - y >= 4; y += 4, a += 4, b += 4) {
+                const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
+                const int32_t d0 = ta[(int8_t)wa] + tb[(int8_t)wb];
+                const int32_t d1 = ta[(int8_t)(wa >> 8)] + tb[(int8_t)(wb >> 8)];
+                const int32_t d2 = ta[(int8_t)(wa >> 16)] + tb[(int8_t)(wb >> 16)];
+                const int32_t d3 = ta[(int32_t)wa >> 24] + tb[(int32_t)wb >> 24];
+                y[0] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d0, qz));
+                y[1] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d1, qz));
+                y[2] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d2, qz));
+                y[3] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d3, qz));
+            }
+        }
         for (; y != end; y++, a += sa, b += sb) {
             const int32_t d = ta[*a] + tb[*b];
             *y = (int8_t)ev_tfl__sat8(EV_TFL__SMR(d, qz));
@@ -836,74 +1017,35 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
 
 void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t *dims, const int32_t *sa,
                       const int32_t *sb, int32_t a_zp, int32_t b_zp, int32_t y_zp, const int32_t *p,
-                      int32_t lo, int32_t hi, int8_t *y)
+                      const int32_t *tabs, int32_t lo, int32_t hi, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_REQUANT);
-    const int left = kind == 3 ? 7 : 20;
-    const int tables = kind != 2 && dims[0] * dims[1] * dims[2] * dims[3] >= EV_TFL_TABLE_MIN;
     const int n3 = dims[3], s3a = sa[3], s3b = sb[3];
-    struct ev_tfl__mq qa, qb, qy;
+    const int32_t *ta = kind == 2 ? 0 : tabs + 128, *tb = kind == 2 ? 0 : tabs + 384;
+    const int32_t bound = kind == 2 ? 0 : tabs[512];          /* |xa +- xb| */
+    struct ev_tfl__mq qy;
     struct ev_tfl__sm sy;
-    int32_t ta[256], tb[256], bound = 0;
-    int i0, i1, i2, i3, v, fast;
-    ev_tfl__mq_init(&qa, p[0], p[1]);
-    ev_tfl__mq_init(&qb, p[2], p[3]);
+    int i0, i1, i2, i3, fast;
     ev_tfl__mq_init(&qy, kind == 2 ? p[0] : p[4], kind == 2 ? p[1] : p[5]);
     ev_tfl__sm_init(&sy, qy.m, kind == 2 ? p[1] : p[5]);
-    if (tables) {
-        /* |(v - zp) 2^left| < 2^28: where the multiplier's own left shift keeps that below 2^(30 - its
-         * left), one SMMLAR (ev_tfl__sm) per entry; every entry is nondecreasing in v (m >= 0), so
-         * the largest magnitudes are at the ends */
-        struct ev_tfl__sm sa_, sb_;
-        int32_t ma, mb;
-        ev_tfl__sm_init(&sa_, qa.m, p[1]);
-        ev_tfl__sm_init(&sb_, qb.m, p[3]);
-        if (qa.m >= 0 && qb.m >= 0 && qa.left < 2 && qb.left < 2) {
-            for (v = -128; v < 128; v++) {
-                ta[v + 128] = EV_TFL__SM((v - a_zp) * (1 << left), sa_);
-                tb[v + 128] = EV_TFL__SM((v - b_zp) * (1 << left), sb_);
-            }
-            ma = ta[0] < 0 ? -ta[0] : ta[0];
-            ma = ta[255] > ma ? ta[255] : ma;
-            mb = tb[0] < 0 ? -tb[0] : tb[0];
-            mb = tb[255] > mb ? tb[255] : mb;
-        } else {
-            ma = 0;
-            mb = 0;
-            for (v = -128; v < 128; v++) {
-                ta[v + 128] = ev_tfl__mq((v - a_zp) * (1 << left), &qa);
-                tb[v + 128] = ev_tfl__mq((v - b_zp) * (1 << left), &qb);
-                ma = ta[v + 128] > ma ? ta[v + 128] : -ta[v + 128] > ma ? -ta[v + 128] : ma;
-                mb = tb[v + 128] > mb ? tb[v + 128] : -tb[v + 128] > mb ? -tb[v + 128] : mb;
-            }
-        }
-        bound = ma + mb;                      /* |xa +- xb| */
-    }
     /* the one-SMMLAR requantisation where the input provably fits it (ev_tfl__sm): ADD / SUB over
      * tables, MUL of two int8 differences (|.| <= 255 * 255) */
     fast = qy.m >= 0 && qy.left < 16 && ((kind == 2 && 255 * 255 < (1 << (30 - qy.left))) ||
-                         ((kind == 0 || kind == 1) && tables && bound < (1 << (30 - qy.left))));
+                         ((kind == 0 || kind == 1) && bound < (1 << (30 - qy.left))));
     for (i0 = 0; i0 < dims[0]; i0++)
     for (i1 = 0; i1 < dims[1]; i1++)
     for (i2 = 0; i2 < dims[2]; i2++) {
         const int8_t *ar = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
         const int8_t *br = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
         if (fast) {
-            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta + 128, tb + 128, a_zp, b_zp, &sy, y_zp, lo, hi, y);
+            ev_tfl__binary_run(kind, ar, br, n3, s3a, s3b, ta, tb, a_zp, b_zp, &sy, y_zp, lo, hi, y);
             y += n3;
         } else if (kind == 2) {
             for (i3 = 0; i3 < n3; i3++, y++)
                 *y = ev_tfl_clamp(ev_tfl__mq((ar[i3 * s3a] - a_zp) * (br[i3 * s3b] - b_zp), &qy) + y_zp, lo, hi);
-        } else if (tables) {
-            for (i3 = 0; i3 < n3; i3++, y++) {
-                const int32_t xa = ta[ar[i3 * s3a] + 128], xb = tb[br[i3 * s3b] + 128];
-                const int32_t d = kind == 0 ? xa + xb : xa - xb;
-                *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
-            }
         } else {
             for (i3 = 0; i3 < n3; i3++, y++) {
-                const int32_t xa = ev_tfl__mq((ar[i3 * s3a] - a_zp) * (1 << left), &qa);
-                const int32_t xb = ev_tfl__mq((br[i3 * s3b] - b_zp) * (1 << left), &qb);
+                const int32_t xa = ta[ar[i3 * s3a]], xb = tb[br[i3 * s3b]];
                 const int32_t d = kind == 0 ? xa + xb : xa - xb;
                 *y = ev_tfl_clamp(ev_tfl__mq(kind == 3 ? d * d : d, &qy) + y_zp, lo, hi);
             }
@@ -911,6 +1053,11 @@ void ev_tfl_binary_s8(int kind, const int8_t *a, const int8_t *b, const int32_t 
     }
     EV_PART_LEAVE(pp);
 }
+
+/* SOFTMAX tabulates its exps once per call from this many elements on */
+#ifndef EV_TFL_TABLE_MIN
+#define EV_TFL_TABLE_MIN 512
+#endif
 
 /* SOFTMAX's outputs of one row where inv >= 0 and 1 <= exponent <= 31 (ev_tfl_softmax_s8): e is
  * exp_table + 255 - max. exp_table is 0 below diff_min (tflmath.softmax_exp_table), and a 0 gives
@@ -928,13 +1075,15 @@ static __attribute__((noinline)) void ev_tfl__softmax_out(const int8_t *x, int l
 }
 
 /* exp_table[255 + d]: exp(d * input scale) in Q0.31 for d = x - max(row), 0 below diff_min. */
-void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min, int8_t *y)
+void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_table, int32_t diff_min,
+                       const int32_t *exp12, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_SOFTMAX);
-    int32_t e12[256];                 /* each exp already in Q12.19, from EV_TFL_TABLE_MIN elements on */
-    const int tabled = rows * len >= EV_TFL_TABLE_MIN;
+    int32_t e12[256];                 /* each exp already in Q12.19: exp12 (made at compile time), or here */
+    const int tabled = exp12 || rows * len >= EV_TFL_TABLE_MIN;
+    const int32_t *e12t = exp12 ? exp12 : e12;
     int r, i;
-    if (tabled)
+    if (tabled && !exp12)
         for (i = 0; i < 256; i++)
             e12[i] = ev_tfl_rdbpot(exp_table[i], 12);
     for (r = 0; r < rows; r++, x += len, y += len) {
@@ -959,7 +1108,7 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         for (; i < len; i++)
             mx = x[i] > mx ? x[i] : mx;
         if (tabled) {
-            const int32_t *e = e12 + 255 - mx;
+            const int32_t *e = e12t + 255 - mx;
             int32_t s1 = 0, s2 = 0, s3 = 0;
             for (i = 0; i + 4 <= len; i += 4) {
                 sum += e[x[i]];
@@ -976,11 +1125,16 @@ void ev_tfl_softmax_s8(const int8_t *x, int rows, int len, const int32_t *exp_ta
         }
         /* 1 / sum: normalise into [1, 2) and run gemmlowp's one_over_one_plus_x_for_x_in_0_1 */
         u = (uint32_t)sum;
+#if EV_KERNELS_DSP
+        headroom = u ? __builtin_clz(u) : 32;       /* CLZ */
+        u = headroom < 32 ? u << headroom : 0;
+#else
         headroom = 0;
         while (headroom < 32 && !(u & 0x80000000u)) {
             u <<= 1;
             headroom++;
         }
+#endif
         xr = (int32_t)(u - 0x80000000u);
         hd = (int32_t)(((int64_t)xr + INT32_MAX + 1) / 2);             /* (xr + 1) / 2, rounded */
         inv = 1515870810 + ev_tfl_srdhm(hd, -1010580540);               /* Q2.29 */
@@ -1114,8 +1268,30 @@ static inline int ev_tfl__fold_zp(struct ev_tfl__sm *q, const struct ev_tfl__sm 
 #define EV_TFL_LN_MAX 256
 #endif
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* ev_tfl__ln_row's operands (ev_tfl_m7.S reads them by these offsets) */
+struct ev_tfl__lnr {
+    const int32_t *gb;          /* 0: {gamma, beta's table entry} per channel */
+    int32_t *rec;               /* 4: 3 c words of scratch */
+    int32_t c;                  /* 8 */
+    int32_t rv2, mg, hg, eg;    /* 12 */
+    int32_t u2, nux;            /* 28: 2 u_rzp, -u_xzp */
+    int32_t nv, k;              /* 36 */
+    int32_t mt, ht, et;         /* 44 */
+    int32_t mb, hb, eb;         /* 56 */
+    const int32_t *t_t;         /* 68 */
+    const int8_t *x;            /* 72 */
+    int8_t *y;                  /* 76 */
+    int32_t mu, hu, eu;         /* 80 */
+    int32_t my, hy, ey;         /* 92 */
+    const int32_t *t_u;         /* 104 */
+};
+void ev_tfl__ln_row(const struct ev_tfl__lnr *a);
+#endif
+
 static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, int c, const int32_t *p,
-                                                     const int32_t *tab, const int8_t *luts, int8_t *y,
+                                                     const int32_t *tab, const int8_t *luts, const int32_t *gb,
+                                                     int8_t *y,
                                                      const struct ev_tfl__sm *pm1, const struct ev_tfl__sm *psqb,
                                                      const struct ev_tfl__sm *psq, const struct ev_tfl__sm *pm2,
                                                      const struct ev_tfl__sm *pg, const struct ev_tfl__sm *pt,
@@ -1130,20 +1306,62 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
     const int32_t u_rzp = p[LN_U_RZP];
     struct ev_tfl__sm q_m1, q_sq, q_m2, q_g, q_t, q_b, q_u, q_y;
     const struct ev_tfl__sm q_sqb = *psqb;
-    int32_t w2[EV_TFL_LN_MAX];
-    int16_t ru[EV_TFL_LN_MAX];
+    int32_t wr[2 * EV_TFL_LN_MAX];
+    int32_t *const w2 = wr, *const ru = wr + EV_TFL_LN_MAX;
     int r, i;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    struct ev_tfl__lnr a;
+    const int row_asm = gb && 3 * c <= 2 * EV_TFL_LN_MAX;      /* its records fit wr */
+#endif
     if (!(ev_tfl__fold_zp(&q_m1, pm1, p[LN_M1_YZP]) & ev_tfl__fold_zp(&q_sq, psq, p[LN_SQ_YZP]) &
           ev_tfl__fold_zp(&q_m2, pm2, p[LN_M2_YZP]) & ev_tfl__fold_zp(&q_g, pg, p[LN_G_YZP]) &
           ev_tfl__fold_zp(&q_t, pt, p[LN_T_YZP]) & ev_tfl__fold_zp(&q_b, pb, p[LN_B_YZP]) &
           ev_tfl__fold_zp(&q_u, pu, p[LN_U_YZP]) & ev_tfl__fold_zp(&q_y, py, p[LN_Y_YZP])))
         return 0;
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+    a.gb = gb;
+    a.rec = wr;
+    a.c = c;
+    a.mg = q_g.m;
+    a.hg = q_g.half;
+    a.eg = q_g.right;
+    a.u2 = 2 * u_rzp;
+    a.nux = -u_xzp;
+    a.mt = q_t.m;
+    a.ht = q_t.half;
+    a.et = q_t.right;
+    a.mb = q_b.m;
+    a.hb = q_b.half;
+    a.eb = q_b.right;
+    a.t_t = t_t;
+    a.mu = q_u.m;
+    a.hu = q_u.half;
+    a.eu = q_u.right;
+    a.my = q_y.m;
+    a.hy = q_y.half;
+    a.ey = q_y.right;
+    a.t_u = t_u;
+#else
+    (void)gb;
+#endif
     for (r = 0; r < rows; r++) {
         const int8_t *xr = x + r * c;
         int8_t *yr = y + r * c;
-        int32_t s = 0, s2 = 0, mu, xb, var, rv, nv;
+        int32_t s = 0, s2 = 0, mu, xb, var, rv2, nv2;
+#if EV_KERNELS_DSP
+        /* four bytes a word: USADA8 sums them as unsigned (x + 128, the sign bit flipped) */
+        {
+            uint32_t su = 0;
+            for (i = 0; i + 4 <= c; i += 4)
+                su = __usada8(ev_tfl__ld32(xr + i) ^ 0x80808080u, 0, su);
+            s = (int32_t)su - 128 * i;
+            for (; i < c; i++)
+                s += xr[i];
+        }
+#else
         for (i = 0; i < c; i++)
             s += xr[i];
+#endif
         mu = ev_tfl__sat8(EV_TFL__SMR(s - m1_off, q_m1));
         xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
         {
@@ -1154,36 +1372,61 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
             }
         }
         var = ev_tfl__sat8(EV_TFL__SMR(s2 - m2_off, q_m2));
-        rv = lut_r[var] - g_rzp;
-        nv = lut_neg[mu] - t_nzp;
+        /* EV_TFL__SMR(v, q) doubles v for its SMMLAR: here one factor of each product is doubled
+         * instead (|rv gamma|, |nv (rg - t_rzp)|, |(x - u_xzp)(rg - u_rzp)| < 2^30 by the import's
+         * bounds, so the doubled product is exact and has the product's sign). The last pass runs as
+         * five loops of few constants each, so that each keeps its constants in registers. */
+        rv2 = 2 * (lut_r[var] - g_rzp);
+        nv2 = 2 * (lut_neg[mu] - t_nzp);
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+        if (row_asm) {              /* the same steps in ev_tfl__ln_row (ev_tfl_m7.S) */
+            a.rv2 = rv2;
+            a.nv = nv2 / 2;
+            a.k = nv2 * (u_rzp - t_rzp);
+            a.x = xr;
+            a.y = yr;
+            ev_tfl__ln_row(&a);
+            continue;
+        }
+#endif
         {
-            const struct ev_tfl__sm qg = q_g, qt = q_t;
-            const int32_t tu = u_rzp - t_rzp;          /* rg - t_rzp = (rg - u_rzp) + tu */
-            for (i = 0; i < c; i++) {
-                const int32_t rgu = ev_tfl__sat8(EV_TFL__SMR(rv * gam[i], qg)) - u_rzp;
-                const int32_t t = ev_tfl__sat8(EV_TFL__SMR(nv * (rgu + tu), qt));
-                w2[i] = t_t[t];
-                ru[i] = (int16_t)rgu;
+            const struct ev_tfl__sm qg = q_g;
+            for (i = 0; i < c; i++) {           /* ru = 2 (rg - u_rzp) */
+                const int32_t vg = rv2 * gam[i];
+                ru[i] = 2 * (ev_tfl__sat8(ev_tfl__smmlar(vg, qg.m, qg.half + (vg >> 31)) >> qg.right) - u_rzp);
+            }
+        }
+        {
+            const struct ev_tfl__sm qt = q_t;
+            const int32_t nv = nv2 / 2, k = nv2 * (u_rzp - t_rzp);   /* nv2 (rg - t_rzp) = nv ru + k */
+            for (i = 0; i < c; i++) {           /* w2 = t_t[t] + t_beta */
+                const int32_t vt = nv * ru[i] + k;
+                w2[i] = t_t[ev_tfl__sat8(ev_tfl__smmlar(vt, qt.m, qt.half + (vt >> 31)) >> qt.right)] + t_beta[i];
             }
         }
         {
             const struct ev_tfl__sm qb = q_b;
-            for (i = 0; i < c; i++)
-                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i] + t_beta[i], qb))];
+            for (i = 0; i < c; i++)             /* w2 = t_t2[t2] */
+                w2[i] = t_t2[ev_tfl__sat8(EV_TFL__SMR(w2[i], qb))];
         }
         {
-            const struct ev_tfl__sm qu = q_u, qy = q_y;
-            for (i = 0; i < c; i++) {
-                const int32_t u = ev_tfl__sat8(EV_TFL__SMR((xr[i] - u_xzp) * ru[i], qu));
-                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(t_u[u] + w2[i], qy));
+            const struct ev_tfl__sm qu = q_u;
+            for (i = 0; i < c; i++) {           /* w2 = t_u[u] + t_t2[t2] */
+                const int32_t vu = (xr[i] - u_xzp) * ru[i];
+                w2[i] += t_u[ev_tfl__sat8(ev_tfl__smmlar(vu, qu.m, qu.half + (vu >> 31)) >> qu.right)];
             }
+        }
+        {
+            const struct ev_tfl__sm qy = q_y;
+            for (i = 0; i < c; i++)
+                yr[i] = (int8_t)ev_tfl__sat8(EV_TFL__SMR(w2[i], qy));
         }
     }
     return 1;
 }
 
 void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, const int32_t *tab, const int8_t *luts,
-                         int8_t *y)
+                         const int32_t *gb, int8_t *y)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
     const int32_t *t_sq = tab + 128, *t_t = tab + 384, *t_u = tab + 640, *t_t2 = tab + 896;
@@ -1204,7 +1447,7 @@ void ev_tfl_layernorm_s8(const int8_t *x, int rows, int c, const int32_t *p, con
     ev_tfl__sm_init(&q_b, p[LN_B_M], p[LN_B_SH]);
     ev_tfl__sm_init(&q_u, p[LN_U_M], p[LN_U_SH]);
     ev_tfl__sm_init(&q_y, p[LN_Y_M], p[LN_Y_SH]);
-    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
+    if (c <= EV_TFL_LN_MAX && ev_tfl__ln_fast(x, rows, c, p, tab, luts, gb, y, &q_m1, &q_sqb, &q_sq, &q_m2, &q_g, &q_t,
                                               &q_b, &q_u, &q_y)) {
         EV_PART_LEAVE(pp);
         return;

@@ -1,8 +1,10 @@
-/* Hand-written Cortex-M7 routine of the .tflite kernels (ev_tfl.c), ARMv7E-M DSP instructions:
+/* Hand-written Cortex-M7 routines of the .tflite kernels (ev_tfl.c), ARMv7E-M DSP instructions:
  *   ev_tfl__t42s   a 4 rows x 2 columns tile (BATCH_MATMUL: operands widened with their zero points
  *                  subtracted, sums from 0; CONV_2D: four patches, sums from the biases), then
  *                  TFLite's requantisation per column as one SMMLAR each (ev_tfl__sm, the output
  *                  zero point in its addend), SSAT and the stores.
+ *   ev_tfl__ln_row the fused LayerNorm's last pass over one row (ev_tfl__ln_fast says what each
+ *                  step is): per channel rg, t and t2 in two loops, then per element u and y.
  * The MAC loop is ev__t42's (ev_linear_m7.S: 3 LDRD + 8 SMLAD per 16 MACs, the same layouts of the
  * widened rows and columns, ev_dsp.h), repeated here so that file stays as it is. Called through the
  * AAPCS like the routines there; the operand struct (struct ev_tfl__t42s_a, ev_tfl.c) gives the
@@ -63,5 +65,107 @@
     strb r11, [lr, r12, lsl #1]
     pop {r4-r11, pc}
     EV__FN_END ev_tfl__t42s
+
+/* ev_tfl__ln_row(a r0): struct ev_tfl__lnr (ev_tfl.c) gives the offsets. Records of 3 words per
+ * channel at rec: {ru, beta then w2, C}. Each requantisation is ev_tfl__sm's SMMLAR with the
+ * zero point in the addend: a = h + (v < 0 ? -1 : 0), SMMLAR(v', m, a) >> e, SSAT 8, where v' is
+ * the doubled product (one factor doubled beforehand) or v << 1. */
+    EV__FN_BEGIN ev_tfl__ln_row
+    push {r4-r11, lr}
+    /* per channel: ru = 2 (rg - u_rzp), rg = sat(SM(rv gamma)); C = -u_xzp ru; beta copied */
+    ldr r1, [r0, #0]            /* gb: {gamma, beta} per channel */
+    ldr r2, [r0, #4]            /* rec */
+    ldr r3, [r0, #8]            /* c */
+    add r3, r1, r3, lsl #3      /* gb end */
+    ldr r4, [r0, #12]           /* rv2 */
+    ldr r5, [r0, #16]           /* mg */
+    ldr r6, [r0, #20]           /* hg */
+    ldr r7, [r0, #24]           /* eg */
+    ldr r8, [r0, #28]           /* 2 u_rzp */
+    ldr r9, [r0, #32]           /* -u_xzp */
+1:
+    ldrd r10, r11, [r1], #8     /* gamma, beta */
+    smulbb r10, r10, r4         /* 2 rv gamma */
+    add lr, r6, r10, asr #31
+    smmlar r10, r10, r5, lr
+    asr r10, r10, r7
+    ssat r10, #8, r10           /* rg */
+    rsb r10, r8, r10, lsl #1    /* ru */
+    mul r12, r10, r9            /* C */
+    stmia r2!, {r10, r11, r12}
+    cmp r1, r3
+    bne 1b
+    /* per channel: t = sat(SM(nv ru + K)) (= 2 nv (rg - t_rzp)), t2 = sat(SM(t_t[t] + beta)),
+     * w2 = t_t2[t2] (t_t2 = t_t + 512 words) */
+    push {r0}
+    ldr r1, [r0, #4]            /* rec */
+    ldr r3, [r0, #8]
+    add r2, r3, r3, lsl #1
+    add r2, r1, r2, lsl #2      /* rec end */
+    ldr r3, [r0, #36]           /* nv */
+    ldr r4, [r0, #40]           /* K */
+    ldr r5, [r0, #44]           /* mt */
+    ldr r6, [r0, #48]           /* ht */
+    ldr r7, [r0, #52]           /* et */
+    ldr r8, [r0, #56]           /* mb */
+    ldr r9, [r0, #60]           /* hb */
+    ldr r10, [r0, #64]          /* eb */
+    ldr r11, [r0, #68]          /* t_t (entry 0) */
+2:
+    ldrd r12, lr, [r1], #12     /* ru, beta */
+    mla r12, r12, r3, r4
+    add r0, r6, r12, asr #31
+    smmlar r12, r12, r5, r0
+    asr r12, r12, r7
+    ssat r12, #8, r12           /* t */
+    ldr r12, [r11, r12, lsl #2]
+    add r12, r12, lr
+    add r0, r9, r12, asr #31
+    lsl r12, r12, #1
+    smmlar r12, r12, r8, r0
+    asr r12, r12, r10
+    ssat r12, #8, r12           /* t2 */
+    add r12, r11, r12, lsl #2
+    ldr r12, [r12, #2048]
+    str r12, [r1, #-8]          /* w2 */
+    cmp r1, r2
+    bne 2b
+    pop {r0}
+    /* per element: u = sat(SM(x ru + C)) (= 2 (x - u_xzp)(rg - u_rzp)), y = sat(SM(t_u[u] + w2)) */
+    ldr r1, [r0, #72]           /* x */
+    ldr r2, [r0, #76]           /* y */
+    ldr r3, [r0, #4]            /* rec */
+    ldr r4, [r0, #80]           /* mu */
+    ldr r5, [r0, #84]           /* hu */
+    ldr r6, [r0, #88]           /* eu */
+    ldr r7, [r0, #92]           /* my */
+    ldr r8, [r0, #96]           /* hy */
+    ldr r9, [r0, #100]          /* ey */
+    ldr r10, [r0, #104]         /* t_u (entry 0) */
+    ldr r11, [r0, #8]
+    add r11, r2, r11            /* y end */
+    push {r11}
+3:
+    ldrsb r0, [r1], #1          /* x */
+    ldm r3!, {r11, r12, lr}     /* ru, w2, C */
+    smlabb r0, r0, r11, lr
+    add lr, r5, r0, asr #31
+    smmlar r0, r0, r4, lr
+    asr r0, r0, r6
+    ssat r0, #8, r0             /* u */
+    ldr r0, [r10, r0, lsl #2]
+    add r0, r0, r12
+    add lr, r8, r0, asr #31
+    lsl r0, r0, #1
+    smmlar r0, r0, r7, lr
+    asr r0, r0, r9
+    ssat r0, #8, r0
+    strb r0, [r2], #1
+    ldr lr, [sp]
+    cmp r2, lr
+    bne 3b
+    add sp, sp, #4
+    pop {r4-r11, pc}
+    EV__FN_END ev_tfl__ln_row
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
