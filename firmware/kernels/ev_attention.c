@@ -273,8 +273,14 @@ EV__ASM_OFFSET(ev__rka, w, 24);
 EV__ASM_OFFSET(ev__rka, kq, 36);
 EV__PRIVATE void ev__rk4(const struct ev__rka *a);
 
-static void ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
-                           int dh, int32_t m, int8_t *scores, int s_stride);
+/* ev__rk4's widened rows take 8 words a group of 4 inputs on the stack: 2 KiB up to EV__RK_SHORTQ
+ * groups (every q.k, p.v over up to 256 keys), 4 KiB beyond (p.v over V^T of 257-512 keys). A frame
+ * past 4 KiB reaches its stacked arguments through extra instructions, which the short calls should
+ * not pay, hence two entries. */
+#define EV__RK_SHORTQ 64
+typedef void ev__rk4_rows_fn(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
+                             int dh, int32_t m, int8_t *scores, int s_stride);
+static ev__rk4_rows_fn ev__scores_rk4, ev__scores_rk4_long;
 static void ev__scores_rk4_rem(const int8_t *q, int q_stride, int rem, const int8_t *k, int k_stride,
                                int n_keys, int dh, int32_t m, int8_t *scores, int s_stride);
 
@@ -284,14 +290,15 @@ void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *
     EV_PART_ENTER(pp, EV_PART_MAC);
     int r = 0;
     if (s == 32 && dh >= 4 && dh <= 4 * EV__RK_MAXQ && n_keys > 0) {
+        ev__rk4_rows_fn *const rk4 = dh <= 4 * EV__RK_SHORTQ ? ev__scores_rk4 : ev__scores_rk4_long;
         for (; r + 4 <= rows; r += 4)
-            ev__scores_rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m,
-                           scores + (long)r * s_stride, s_stride);
+            rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m, scores + (long)r * s_stride,
+                s_stride);
         /* 2-3 rows left (a chain's last block of 4k + 2 or 4k + 3 tokens): one 4-row pass costs
          * less than 2 single rows at 10-26 keys x 16-32 (bench_kernels.py's harness, 2 rows of 26
          * keys x 32: q.k 4,180 -> 3,424 instructions, p.v over V^T 5,108 -> 3,794; 10 x 16: 1,244
          * -> 880 and 1,828 -> 1,146) */
-        if (rows - r >= 2) {
+        if (rows - r >= 2 && dh <= 4 * EV__RK_SHORTQ) {
             ev__scores_rk4_rem(q + (long)r * q_stride, q_stride, rows - r, k, k_stride, n_keys, dh,
                                m, scores + (long)r * s_stride, s_stride);
             r = rows;
@@ -361,16 +368,14 @@ static void ev__widen4_pad_rem(const int8_t *a, int xs, int rem, int n, uint32_t
     }
 }
 
-/* 4 query rows through ev__rk4 (s == 32): the rows widened once, zero past dh; each key is read
- * as ceil(dh / 4) words, so up to 3 bytes past a key's dh are read and multiplied by those
+/* 4 query rows through ev__rk4 (s == 32): the rows widened once into xq, zero past dh; each key
+ * is read as ceil(dh / 4) words, so up to 3 bytes past a key's dh are read and multiplied by those
  * zeros (the next key's or head's bytes: the sums, hence the bits, do not change). Also p.v over
- * the qkv split's V^T, with keys and dims swapped. Out of line: its 4 KiB buffer is never on the
- * stack together with ev_linear_s8's. */
-static __attribute__((noinline)) void
-ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
-               int32_t m, int8_t *scores, int s_stride)
+ * the qkv split's V^T, with keys and dims swapped. Its two entries below are out of line: their
+ * buffers are never on the stack together with ev_linear_s8's. */
+static inline void ev__scores_rk4_in(uint32_t *xq, const int8_t *q, int q_stride, const int8_t *k, int k_stride,
+                                     int n_keys, int dh, int32_t m, int8_t *scores, int s_stride)
 {
-    uint32_t xq[8 * EV__RK_MAXQ] __attribute__((aligned(8)));
     struct ev__rka a;
     a.kq = (dh + 3) >> 2;
     ev__widen4_pad(q, q_stride, dh, xq);
@@ -386,6 +391,22 @@ ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int
     ev__rk4(&a);
 }
 
+static __attribute__((noinline)) void
+ev__scores_rk4(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
+               int32_t m, int8_t *scores, int s_stride)
+{
+    uint32_t xq[8 * EV__RK_SHORTQ] __attribute__((aligned(8)));
+    ev__scores_rk4_in(xq, q, q_stride, k, k_stride, n_keys, dh, m, scores, s_stride);
+}
+
+static __attribute__((noinline)) void
+ev__scores_rk4_long(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
+                    int32_t m, int8_t *scores, int s_stride)
+{
+    uint32_t xq[8 * EV__RK_MAXQ] __attribute__((aligned(8)));
+    ev__scores_rk4_in(xq, q, q_stride, k, k_stride, n_keys, dh, m, scores, s_stride);
+}
+
 /* The last 2-3 rows (rem) of a call through ev__rk4 as 4 rows, the last one repeated: its outputs
  * are written 2-3 times with the same bytes (row offsets ys2, ys3 point at it). One pass over
  * K / V^T for the 2-3 rows instead of one per row through the single-row kernels (0.3-0.4 MACs
@@ -394,7 +415,7 @@ static __attribute__((noinline)) void
 ev__scores_rk4_rem(const int8_t *q, int q_stride, int rem, const int8_t *k, int k_stride,
                    int n_keys, int dh, int32_t m, int8_t *scores, int s_stride)
 {
-    uint32_t xq[8 * EV__RK_MAXQ] __attribute__((aligned(8)));
+    uint32_t xq[8 * EV__RK_SHORTQ] __attribute__((aligned(8)));
     struct ev__rka a;
     a.kq = (dh + 3) >> 2;
     ev__widen4_pad_rem(q, q_stride, rem, dh, xq);

@@ -67,7 +67,7 @@ extern "C" {
 /* Stack: ev_linear_s8's DSP path widens int8 rows once into a stack buffer of EV_LINEAR_BUF
  * 8-byte units (default 384: 3 KiB of the 6 KiB stack the targets reserve; 3.6 KiB with its
  * frames, GCC 12 -O2) and falls back to slower code when rows do not fit; ev_attn_scores_row's
- * DSP path takes 0.7 KiB, ev_attn_scores_rows' 4.3 KiB (a 4 KiB buffer plus frames at s == 32) and
+ * DSP path takes 0.7 KiB, ev_attn_scores_rows' 2.2 KiB at s == 32 (4.3 KiB over 257-512 keys) and
  * ev_attn_av_rows' 2.4 KiB with frames (up to 128 dims / 128 keys per pass, 512 at s == 32; larger
  * sizes take the single-row kernels); they are
  * never on the stack together with ev_linear_s8's buffer. Override with -DEV_LINEAR_BUF=N (see
