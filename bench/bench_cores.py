@@ -6,6 +6,7 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
     .venv/bin/python bench/bench_cores.py [model ...]     # writes results/cores.json
     .venv/bin/python bench/bench_cores.py --subnets 3      # the search's subnets: results/cores_subnets.json
     .venv/bin/python bench/bench_cores.py --parts stm32f746 [--subnets N | model ...]   # some parts only
+    .venv/bin/python bench/bench_cores.py --out long_attention.json --parts stm32f746 tokens401-e64 tokens257-e128
 
 --subnets N: N subnets of the default search space (extracted from a supernet as `edgeviz search`
 exports them, tests/models.search_subnets) small enough for the smallest part (stm32f103, 20 KB
@@ -29,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
+from bench_models import BENCH_CONFIGS, LONG_ATTENTION_CONFIGS, print_markdown_table  # noqa: E402
 from models import search_subnets  # noqa: E402  (tests/, on the path through bench_models)
 
 from edgeviz.atomic import write_text  # noqa: E402
@@ -53,7 +54,7 @@ MVE = {"cortex-m55"}
 def measure(name: str, target: str, model: ViT | None = None) -> dict:
     if model is None:
         torch.manual_seed(0)
-        model = ViT(BENCH_CONFIGS[name]).eval()
+        model = ViT((BENCH_CONFIGS | LONG_ATTENTION_CONFIGS)[name]).eval()
     cfg = model.cfg
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
     c = compile_graph(graph_from_vit(model), x, target)
@@ -93,13 +94,15 @@ def main(names, subnets: dict | None = None, out: str = "cores.json", parts: lis
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    parts, out = PARTS, None
+    parts, out, named = PARTS, None, None
+    if args[:1] == ["--out"]:     # --out NAME.json: results/NAME.json, leaving the section tables' files alone
+        named, args = args[1], args[2:]
     if args[:1] == ["--parts"]:   # --parts stm32f746[,..]: those parts only, to results/cores[_subnets]_<parts>.json
         parts, args = args[1].split(","), args[2:]
         out = "_".join(parts) + ".json"
     if args[:1] == ["--subnets"]:
         found = search_subnets("stm32f103", int(args[1]), seed=0, max_macs=6_000_000)
         subnets = {gene_summary(cfg): m for cfg, m in found}
-        main(list(subnets), subnets, "cores_subnets" + ("_" + out if out else ".json"), parts)
+        main(list(subnets), subnets, named or "cores_subnets" + ("_" + out if out else ".json"), parts)
     else:
-        main(args or DEFAULT, out="cores" + ("_" + out if out else ".json"), parts=parts)
+        main(args or DEFAULT, out=named or "cores" + ("_" + out if out else ".json"), parts=parts)

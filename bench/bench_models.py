@@ -19,6 +19,13 @@ BENCH_CONFIGS = {
                                   rank_ratios=(0.5, 0.5, 0.5)),
 }
 
+# the search space's longest attentions (257 and 401 tokens: p.v over V^T reduces over every key);
+# bench_cores.py runs them by name, the other benches leave them out
+LONG_ATTENTION_CONFIGS = {
+    "tokens401-e64": ViTConfig(img_size=40, patch=2, embed=64, heads=2, depth=1, mlp_ratio=3.0, rank_ratios=(0.9,)),
+    "tokens257-e128": ViTConfig(img_size=32, patch=2, embed=128, heads=2, depth=1, mlp_ratio=2.0),
+}
+
 
 def print_markdown_table(rows: list[dict], skip: tuple = ()) -> None:
     """The rows as a README table: small floats to 3 places, counts with thousands separators."""
