@@ -37,6 +37,8 @@ def test_firmware_on_qemu_is_bit_exact(name, fused, tmp_path):
     write_project(c, out, name, x)
     meta = json.loads((out / "build.json").read_text())
     assert meta["elf_arena_bytes"] == c.plan.peak
+    # the flash the planner judged by (weights + the target's code_bytes) covers what links
+    assert meta["elf_flash_bytes"] <= meta["flash_estimate"], (meta["elf_flash_bytes"], meta["flash_estimate"])
     xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])
     want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
     r = api.validate(out, "emulator", xq, want)
