@@ -86,7 +86,8 @@ def landscape(ckpt: Path, space_path) -> dict:
 BASELINES = [("uniform_vit", "largest uniform ViT, from scratch (MCUFormer's baseline)"),
              ("uniform_best", "best uniform ViT, from scratch"),
              ("random_two_stage", "random search + fine-tuning"),
-             ("uniform_two_stage", "uniform ViTs, two stages")]
+             ("uniform_two_stage", "uniform ViTs, two stages"),
+             ("searched_scratch", "the searched architecture, from scratch")]
 
 
 def budget_record(r: dict, t0: float, c0: float) -> dict:

@@ -198,9 +198,11 @@ def test_search_baselines_and_space_evolution(searched, tmp_path):
     assert 1 <= len(r["baselines"]["random_two_stage"]["finalists"]) <= 2
     ub = r["baselines"]["uniform_best"]      # the search confined to uniform full-rank ViTs
     assert set(ub["config"]["rank_ratios"]) == {1.0} and ub["peak_sram"] <= 2048 and ub["evaluations"] >= 1
+    sa = r["baselines"]["searched_scratch"]  # the exported architecture, trained as the uniform ViTs are
+    assert sa["config"] == r["config"] and sa["steps"] == un["steps"] and sa["peak_sram"] == r["peak_sram"]
     assert r["search"]["space_evolution"]
     sources = {line.split(",")[0] for line in (tmp_path / "b" / "pareto.csv").read_text().splitlines()[1:]}
-    assert sources == {"evolution", "random", "uniform"}
+    assert sources == {"evolution", "random", "uniform", "scratch"}
 
 
 def test_search_under_a_latency_limit_on_an_fpga(searched, tmp_path, capsys):

@@ -99,7 +99,8 @@ def write_pareto(out: Path, cands: list[Candidate], chosen: Candidate, budget: i
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     styles = {"evolution": ("tab:blue", "o", "evolution (supernet weights)"),
               "random": ("tab:gray", "x", "random search (same evaluations)"),
-              "uniform": ("tab:red", "s", "uniform ViT (trained from scratch)")}
+              "uniform": ("tab:red", "s", "uniform ViT (trained from scratch)"),
+              "scratch": ("tab:green", "^", "searched architecture (trained from scratch)")}
     for src, (col, mk, lab) in styles.items():
         pts = [c for c in cands if c.source == src]
         if pts:
@@ -301,7 +302,8 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
         # schedule and seed) as the exported subnet got in all: the supernet's steps (each trains 4
         # subnets on one batch, the sandwich rule) plus the S fine-tuning steps. The architecture-only
         # comparison is "uniform_two_stage": the same two stages (evolution on the same supernet, K
-        # finalists through the same halving) confined to uniform, full-rank ViTs.
+        # finalists through the same halving) confined to uniform, full-rank ViTs; "searched_scratch" is the
+        # exported architecture trained from scratch like the uniform ViTs (the architectures alone compared).
         total_steps = steps_trained + (finetune_steps if finalists else 0)
         rs = random_search(sp, judge, evaluator, res.evaluations, seed=seed + 1)
         all_cands += rs.evaluated
@@ -310,7 +312,7 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
         # what it was trained from and how), a stopped one's progress in baselines/NAME.progress.pt.
         baselines_dir = out / "baselines"
 
-        def from_scratch(ucfg, what: str, name: str) -> dict:
+        def from_scratch(ucfg, what: str, name: str, source: str = "uniform") -> dict:
             run = {"config": ucfg.to_dict(), "steps": total_steps, "batch_size": blob["settings"]["batch_size"],
                    "lr": blob["settings"]["lr"], "seed": seed, "data": d.digest}
             kept = baselines_dir / f"{name}.json"
@@ -329,7 +331,7 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
                        "train_seconds": useconds, "steps": total_steps}
                 write_json(kept, {"run": run, "result": row})
                 progress_file.unlink(missing_ok=True)
-            ucand = Candidate.make(ucfg, row["val"], judge, "uniform")
+            ucand = Candidate.make(ucfg, row["val"], judge, source)
             all_cands.append(ucand)
             return row | {"peak_sram": ucand.peak_sram, "flash": ucand.flash}
 
@@ -362,7 +364,10 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
             "random_search": {"evaluations": rs.evaluations, "best_val": rs.best.acc,
                               "best_test": accuracy(net, d, rs.best.cfg, "test"),
                               "best_config": rs.best.cfg.to_dict(), "peak_sram": rs.best.peak_sram},
-            "uniform_vit": largest_row, "uniform_best": best_row | {"evaluations": ures.evaluations}}
+            "uniform_vit": largest_row, "uniform_best": best_row | {"evaluations": ures.evaluations},
+            # the architecture alone: the exported subnet's configuration trained as the uniform ViTs are
+            "searched_scratch": from_scratch(chosen.cfg, "the searched architecture, from scratch",
+                                             "searched_scratch", "scratch")}
         ub = result["baselines"]
         if finalists:
             ub["random_two_stage"] = two_stage(rs.evaluated, "random search + fine-tune",
@@ -374,6 +379,7 @@ def _search(s: SearchSettings, planner: Planner | None, t_start: float) -> dict:
             f"{ub['uniform_vit']['test']:.4f}; best uniform ViT test {ub['uniform_best']['test']:.4f}"
             + (f"; random + fine-tune test {ub['random_two_stage']['test']:.4f}; uniform + fine-tune test "
                f"{ub['uniform_two_stage']['test']:.4f}" if finalists else "")
+            + f"; searched architecture from scratch test {ub['searched_scratch']['test']:.4f}"
             + f"; searched test {test_acc:.4f}")
     write_pareto(out, all_cands, chosen, budget_b, stage["finalists"] if stage else None)
     result["total_seconds"] = round(time.perf_counter() - t_start, 3)
