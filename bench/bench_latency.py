@@ -65,27 +65,25 @@ def measure(cfg: ViTConfig, target: str) -> dict:
 def subnets(n: int, seed: int, target: str, stratify: bool = False) -> list[ViTConfig]:
     """n distinct subnets of the default search space that fit the target (what a search may pick).
     stratify: the first ones one per token count of the space, so the fit sees every kernel route
-    (e.g. attention over more than 256 keys, which runs p.v one query row at a time)."""
+    (e.g. attention over more than 512 keys, which runs p.v one query row at a time); a token count
+    no subnet of which fits in 2,000 draws is left out."""
     space = as_space(None).with_data(1, 10)
-    rng, seen, out = random.Random(seed), set(), []
-    tokens = sorted({space.sample(random.Random(i)).num_tokens for i in range(2000)}) if stratify else []
-    misses = 0
-    while len(out) < n:
-        cfg = space.sample(rng)
-        if tokens and misses > 2000:           # no subnet of this token count fits the target
-            tokens.pop(0)
-            misses = 0
-        if tokens and cfg.num_tokens != tokens[0]:
-            misses += 1
-            continue
-        if config_key(cfg) not in seen:
-            seen.add(config_key(cfg))
-            if plan_config(cfg, target).fits:
-                out.append(cfg)
-                tokens, misses = tokens[1:], 0
-            else:
-                misses += 1
-    return out
+    rng, seen = random.Random(seed), set()
+
+    def draw(tokens: int | None = None, tries: int | None = None) -> ViTConfig | None:
+        while tries is None or tries > 0:
+            cfg = space.sample(rng)
+            tries = None if tries is None else tries - 1
+            if (tokens is None or cfg.num_tokens == tokens) and config_key(cfg) not in seen:
+                seen.add(config_key(cfg))
+                if plan_config(cfg, target).fits:
+                    return cfg
+        return None
+
+    grid = sorted({space.config(img_size=r, patch=p, embed=space.embed[0], heads=space.heads[0], depth=1).num_tokens
+                   for r, p in space.res_patch_pairs()}) if stratify else []
+    out = [cfg for t in grid[:n] if (cfg := draw(t, tries=2000)) is not None]
+    return out + [draw() for _ in range(n - len(out))]
 
 
 def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:

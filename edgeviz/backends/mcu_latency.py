@@ -5,9 +5,9 @@ softmax scores, and the work its kernels do one row at a time where the shape le
 kernels' limits: row_macs, row_outputs). The model gives each (op, kind) pair an instruction cost,
 fitted by non-negative least squares, relative to the step, over the per-step instruction counts of
 builds profiled on the emulator (`bench/bench_latency.py` measures them and writes the fit). One
-model per kernel path,
-since the path decides the instructions: the ARMv6-M and ARMv7-M tiles, DSP (the SMLAD kernels
-of the M4, M7, M33) and Helium (the M55). An op the fit never saw takes the pooled costs of all ops.
+model per kernel path, since the path decides the instructions: the ARMv6-M and ARMv7-M tiles, DSP
+(the SMLAD kernels of the M4, M7, M33) and Helium (the M55). An op the fit never saw takes the
+pooled costs of all ops.
 
 Seconds are instructions at one cycle each over the target's clock: the emulator counts
 instructions, not cycles (the M7's dual issue runs faster, the M0+'s multi-cycle multiplies

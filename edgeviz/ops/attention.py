@@ -42,6 +42,15 @@ class _StreamsKV(Op):
     reads_kv = True
     hls_template = True
     kv_parts = 3                 # the K/V tensor they read is [q | k | v] (the split's kv: [k | v])
+    products = (True, True)      # (q.k, p.v) the op runs: the fused forms both, the unfused steps one each
+
+    def work(self, node, g):
+        """The fused forms: every head's softmax scores, and the MACs the DSP kernels run one query row
+        at a time (row_macs)."""
+        n, dh = self.dims(node, g)
+        return dict(super().work(node, g), scores=_scores(node, g),
+                    row_macs=row_by_row_macs(g.tensors[node.outputs[0]].rows, n, dh, node.attrs["heads"],
+                                             "v_t" in node.attrs))
 
     def transpose_v(self, node, g):
         """The linear that writes the K/V tensor (qkv, or the split's kv: V is its last E columns) puts V
@@ -240,12 +249,6 @@ class Attention(_StreamsKV):
         n, three_e = g.tensors[node.inputs[0]].shape
         return 2 * n * n * (three_e // 3)
 
-    def work(self, node, g):
-        n, dh = self.dims(node, g)
-        return dict(super().work(node, g), scores=_scores(node, g),
-                    row_macs=row_by_row_macs(g.tensors[node.outputs[0]].rows, n, dh, node.attrs["heads"],
-                                             "v_t" in node.attrs))
-
     def scratch_bytes(self, node, g):
         n = g.tensors[node.inputs[0]].shape[0]
         return _score_scratch(n, n)                    # a block of score rows
@@ -379,12 +382,6 @@ class AttentionSplit(_StreamsKV):
         n, two_e = g.tensors[node.inputs[1]].shape
         return 2 * n * n * (two_e // 2)
 
-    def work(self, node, g):
-        n, dh = self.dims(node, g)
-        return dict(super().work(node, g), scores=_scores(node, g),
-                    row_macs=row_by_row_macs(g.tensors[node.outputs[0]].rows, n, dh, node.attrs["heads"],
-                                             "v_t" in node.attrs))
-
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         n, two_e = g.tensors[node.inputs[1]].shape
         e = two_e // 2
@@ -445,6 +442,7 @@ class AttentionHead(AttentionSplit):
 class AttnScores(_StreamsKV):
     """Unfused step 1: scores[h, i, :] for every head and query row."""
     name = "attn_scores"
+    products = (True, False)
 
     def dims(self, node, g):
         return node.attrs["tokens"], node.attrs["embed"] // node.attrs["heads"]
@@ -466,11 +464,11 @@ class AttnScores(_StreamsKV):
         a = node.attrs
         return a["tokens"] * a["tokens"] * a["embed"]
 
-    def work(self, node, g):
+    def work(self, node, g):          # no softmax here: the unfused schedule's softmax step counts it
         n, dh = self.dims(node, g)
-        qk = self.name == "attn_scores"         # AttnAV: p.v
-        return dict(super().work(node, g), row_macs=row_by_row_macs(n, n, dh, node.attrs["heads"],
-                                                                    "v_t" in node.attrs, qk=qk, av=not qk))
+        qk, av = self.products
+        return dict(Op.work(self, node, g),
+                    row_macs=row_by_row_macs(n, n, dh, node.attrs["heads"], "v_t" in node.attrs, qk=qk, av=av))
 
     def run_int8(self, node, xs):       # intmath.attention's first product, every head's [N, N] scores
         a = node.attrs
@@ -522,6 +520,7 @@ class Softmax(Op):
 class AttnAV(AttnScores):
     """Unfused step 3: out[i, h*dh:(h+1)*dh] = probs[h, i, :] v_h."""
     name = "attn_av"
+    products = (False, True)
 
     def hls_kv_buffer(self, node, chained):
         return node.inputs[1]
