@@ -98,8 +98,8 @@ def affine(values: np.ndarray) -> tuple[int, list[int]] | None:
 
 def read_through(g, node, i: int, dims, strides, offset: int = 0):
     """Where operand i of `node`, read as a box (dims, element strides from offset), is a copy's
-    output that nothing else reads: the same box read from the copy's input instead, (tensor,
-    offset, strides), if that is one strided box too; else None."""
+    output that nothing else reads: that copy and the same box read from its input instead, (copy,
+    tensor, offset, strides), if that is one strided box too; else None."""
     t = node.inputs[i]
     prod = next((k for k in g.nodes if t in k.outputs), None)
     if prod is None or prod.op != "tfl_copy" or t in g.outputs:
@@ -115,7 +115,7 @@ def read_through(g, node, i: int, dims, strides, offset: int = 0):
     fit = affine(np.ascontiguousarray(box))
     if fit is None:
         return None
-    return src, fit[0], fit[1]
+    return prod, src, fit[0], fit[1]
 
 
 def fuse_copies(g) -> int:
@@ -136,8 +136,7 @@ def fuse_copies(g) -> int:
             got = read_through(g, node, 0, p["dims"], p["in_strides"], p["in_offset"])
             if got is None:
                 continue
-            src, base, strides = got
-            first = next(k for k in g.nodes if node.inputs[0] in k.outputs)
+            first, src, base, strides = got
             if not within(g.tensors[src].nbytes, base, p["dims"], strides):
                 continue
             g.tensors.pop(node.inputs[0], None)

@@ -248,10 +248,9 @@ def fold_copies_into_bmm(g) -> int:
             got = read_through(g, node, i, dims, at["strides"][i], offs[i])
             if got is None:
                 continue
-            src, base, strides = got
+            copy, src, base, strides = got
             if (i == 0 and strides[5] != 1 and at["depth"] > 1) or not within(g.tensors[src].nbytes, base, dims, strides):
                 continue
-            copy = next(k for k in g.nodes if node.inputs[i] in k.outputs)
             g.tensors.pop(node.inputs[i], None)
             node.inputs = [src if j == i else t for j, t in enumerate(node.inputs)]
             offs[i] = base
