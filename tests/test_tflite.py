@@ -388,3 +388,66 @@ def test_unary_chains_and_copies_fold_and_keep_every_byte(tmp_path):
     write_model_sources(c.model_c, c.model_h, tmp_path / "m")
     host = HostModel(build_host_library(tmp_path / "m", tmp_path / "m.so"), c.model_h)
     assert np.array_equal(np.stack([host.run(x).reshape(-1) for x in xs]), want)
+
+
+def test_a_packed_fully_connected_splits_per_reader_and_keeps_every_byte(tmp_path):
+    """vit_sigmoid_gelu's packed qkv Dense becomes one FULLY_CONNECTED each for q, k and v, so q and k
+    die at q.k and the arena peak is no longer p.v with [N, 3E] live (5,304 -> 4,080 B, the live-set
+    lower bound). On a synthetic graph (a FULLY_CONNECTED read as two BATCH_MATMUL operands and by a
+    copy) the reference bytes and host C are the same after the split; channel ranges that overlap,
+    or a reader that walks the tensor whole, leave it alone."""
+    import copy
+    need("gcc")
+    from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
+    from edgeviz import tflmath
+    from edgeviz.ir import Graph, Node
+    from edgeviz.ops.tfl_matmul import split_fc_by_readers
+    g = import_tflite(FIXTURES / "vit_sigmoid_gelu.tflite")
+    assert sum(k.name.startswith("fully_connected_17.c") for k in g.nodes) == 3
+    c = compile_graph(g, None, "stm32f746")
+    assert c.plan.peak == c.plan.lower_bound == 4080
+
+    def graph(read_b_cols):
+        g = Graph(prequantized=True)
+        for name, shape in (("x", (5, 8)), ("f", (5, 9)), ("y", (1, 1, 5, 5)), ("z", (1, 1, 5, 3)),
+                            ("o", (1, 1, 5, 3))):
+            t = g.add_tensor(name, shape)
+            t.scale, t.zero_point = 0.05, -2
+        rng = np.random.default_rng(3)
+        g.nodes.append(Node("tfl_fully_connected", "fc_0", ["x"], ["f"], {}, {
+            "w": rng.integers(-128, 128, (9, 8)).astype(np.int8), "bias": rng.integers(-900, 900, 9),
+            "scale": rng.uniform(0.002, 0.01, 9), "y_zp": -2, "lo": -128, "hi": 127}))
+        m, sh = tflmath.quantize_multiplier(0.01)
+
+        def bmm(name, ins, out, depth, cols, sa, sb, offsets):
+            return Node("tfl_batch_matmul", name, ins, [out], {
+                "a_shape": (5, depth), "b_shape": (cols, depth), "adj_x": False, "adj_y": True,
+                "out_shape": (1, 1, 5, cols), "batch_dims": [1, 1, 1, 1], "strides": [[0] * 4 + sa, [0] * 4 + sb],
+                "rows": 5, "cols": cols, "depth": depth, "offsets": offsets},
+                {"a_zp": -2, "b_zp": -2, "y_zp": 4, "m": m, "shift": sh})
+        # y = f[:, 0:3] @ f[:, b0:b0+3]^T (q.k's shape), z = f[:, 6:9] copied, o = y @ z (p.v's)
+        g.nodes.append(bmm("bmm_1", ["f", "f"], "y", 3, 5, [9, 1], [9, 1], [0, read_b_cols]))
+        g.nodes.append(Node("tfl_copy", "slice_2", ["f"], ["z"], {"out_shape": (1, 1, 5, 3), "pieces": [
+            {"input": 0, "dims": [5, 3], "in_strides": [9, 1], "in_offset": 6, "out_strides": [3, 1],
+             "out_offset": 0}]}, {}))
+        g.nodes.append(bmm("bmm_3", ["y", "z"], "o", 5, 3, [5, 1], [1, 3], [0, 0]))
+        g.inputs, g.outputs = ["x"], ["o"]
+        return g
+
+    g = graph(3)
+    xs = np.random.default_rng(7).integers(-128, 128, (6, 5, 8)).astype(np.int8)
+    xs[0], xs[1] = -128, 127
+    want = np.stack([run_int8(g, x).reshape(-1) for x in xs])
+    split = copy.deepcopy(g)
+    assert split_fc_by_readers(split) == 1
+    assert [k.op for k in split.nodes].count("tfl_fully_connected") == 3 and "f" not in split.tensors
+    assert np.array_equal(np.stack([run_int8(split, x).reshape(-1) for x in xs]), want)
+    assert len(set(map(bytes, want))) > 3           # the outputs vary with the input
+    c = compile_graph(split, None, "stm32f746")
+    write_model_sources(c.model_c, c.model_h, tmp_path / "m")
+    host = HostModel(build_host_library(tmp_path / "m", tmp_path / "m.so"), c.model_h)
+    assert np.array_equal(np.stack([host.run(x).reshape(-1) for x in xs]), want)
+    assert split_fc_by_readers(graph(2)) == 0          # k reads channels 2..4, overlapping q's 0..2
+    g = graph(3)
+    g.nodes.insert(1, Node("tfl_table", "t_9", ["f"], ["u"], {}, {"lut": np.arange(256, dtype=np.int8)}))
+    assert split_fc_by_readers(g) == 0                 # a reader that walks f whole

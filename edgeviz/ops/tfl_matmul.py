@@ -3,11 +3,13 @@ FULLY_CONNECTED, CONV_2D and BATCH_MATMUL. Their integer parameters come from th
 (edgeviz/tflite/importer.py), so quantize() has nothing to do."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import tflmath
 from .tfl_base import Args, TflOp, within
-from .tfl_copy import read_through
+from .tfl_copy import affine, read_through
 
 
 def widened_pairs(f: np.ndarray) -> np.ndarray | None:
@@ -260,3 +262,103 @@ def fold_copies_into_bmm(g) -> int:
             g.nodes[:] = [k for k in g.nodes if k is not copy]
             removed += 1
     return removed
+
+
+def _box_index(dims, strides, offset: int) -> np.ndarray:
+    """The flat element index of every element of a strided box, [dims]."""
+    idx = np.indices(tuple(int(d) for d in dims), dtype=np.int64)
+    return offset + sum(i * int(s) for i, s in zip(idx, strides))
+
+
+def _reads(g, t: str):
+    """Every strided read of tensor t: (node, where, dims, strides, offset), where = ("bmm", operand)
+    or ("copy", piece index); None when some reader reads t another way (a kernel that walks it
+    whole)."""
+    reads = []
+    for k in g.nodes:
+        if t not in k.inputs:
+            continue
+        if k.op == "tfl_batch_matmul":
+            at = k.attrs
+            for i in (0, 1):
+                if k.inputs[i] == t:
+                    dims = list(at["batch_dims"]) + [at["rows"] if i == 0 else at["cols"], at["depth"]]
+                    reads.append((k, ("bmm", i), dims, at["strides"][i], at.get("offsets", (0, 0))[i]))
+        elif k.op == "tfl_copy":
+            for j, p in enumerate(k.attrs["pieces"]):
+                if "const" not in p and k.inputs[p["input"]] == t:
+                    reads.append((k, ("copy", j), p["dims"], p["in_strides"], p["in_offset"]))
+        else:
+            return None
+    return reads
+
+
+def split_fc_by_readers(g) -> int:
+    """A FULLY_CONNECTED whose output channels fall into groups that different readers read (the
+    packed qkv Dense, read as q, k and v by the attention's BATCH_MATMULs): one FULLY_CONNECTED per
+    group, each channel computed exactly as before (per-channel weights, bias and scale), so each
+    group's tensor dies with its own last reader instead of all three living until p.v (the packed
+    [N, 3E] tensor was vit_sigmoid_gelu's arena peak). Every read is re-expressed as one strided box
+    of its group's tensor (checked by walking index arrays), else nothing changes. Returns how many
+    FULLY_CONNECTED were split."""
+    split = 0
+    for fc in [k for k in g.nodes if k.op == "tfl_fully_connected"]:
+        t = fc.outputs[0]
+        reads = _reads(g, t) if t not in g.outputs else None
+        if not reads:
+            continue
+        w = fc.qattrs["w"]
+        o = w.shape[0]
+        ranges = []
+        for _, _, dims, strides, offset in reads:
+            idx = _box_index(dims, strides, offset)
+            ranges.append((int((idx % o).min()), int((idx % o).max()) + 1) if idx.size else (0, o))
+        groups = sorted(set(ranges))
+        # readers' channel ranges must partition [0, o): each group one contiguous block of channels
+        if len(groups) < 2 or groups[0][0] != 0 or groups[-1][1] != o or any(
+                a[1] != b[0] for a, b in zip(groups, groups[1:])):
+            continue
+        rows = g.tensors[t].nbytes // o
+        moved = []
+        for (k, where, dims, strides, offset), (c0, c1) in zip(reads, ranges):
+            idx = _box_index(dims, strides, offset)
+            fit = affine((idx // o) * (c1 - c0) + idx % o - c0) if idx.size else (0, list(strides))
+            if fit is None or not within(rows * (c1 - c0), fit[0], dims, fit[1]):
+                break
+            moved.append((k, where, (c0, c1), fit))
+        else:
+            names = {}
+            src = g.tensors[t]
+            new_nodes = []
+            for c0, c1 in groups:
+                nt = g.add_tensor(f"{t}.c{c0}", (rows, c1 - c0))
+                nt.scale, nt.zero_point = src.scale, src.zero_point
+                names[(c0, c1)] = nt.name
+                q = {**fc.qattrs, **{key: fc.qattrs[key][c0:c1] for key in ("w", "bias", "scale")}}
+                new_nodes.append(dataclasses.replace(fc, name=f"{fc.name}.c{c0}", inputs=list(fc.inputs),
+                                                     outputs=[nt.name], attrs=dict(fc.attrs), qattrs=q))
+            for k, (kind, i), grp, (base, strides) in moved:
+                if kind == "bmm":
+                    at = k.attrs
+                    offs, st = list(at.get("offsets", (0, 0))), [list(v) for v in at["strides"]]
+                    offs[i], st[i] = base, strides
+                    k.inputs = [names[grp] if j == i else x for j, x in enumerate(k.inputs)]
+                    k.attrs = {**at, "strides": st, "offsets": offs}
+                else:
+                    ps = [dict(p) for p in k.attrs["pieces"]]
+                    if names[grp] not in k.inputs:
+                        k.inputs = k.inputs + [names[grp]]
+                    ps[i].update(input=k.inputs.index(names[grp]), in_offset=base, in_strides=strides)
+                    k.attrs = {**k.attrs, "pieces": ps}
+            for k in {id(m[0]): m[0] for m in moved}.values():
+                if k.op == "tfl_copy":          # t no longer read by this copy: drop it from its inputs
+                    keep = [x for x in k.inputs if x != t]
+                    remap = {k.inputs.index(x): keep.index(x) for x in keep}
+                    k.attrs = {**k.attrs, "pieces": [p if "const" in p else {**p, "input": remap[p["input"]]}
+                                                     for p in k.attrs["pieces"]]}
+                    k.inputs = keep
+            at = g.nodes.index(fc)
+            g.nodes[at:at + 1] = new_nodes
+            g.tensors.pop(t, None)
+            split += 1
+    return split

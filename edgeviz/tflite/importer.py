@@ -20,7 +20,7 @@ from ..ir import Graph, Node
 from ..ops import OPS
 from ..ops.tfl_copy import fuse_copies
 from ..ops.tfl_eltwise import BINARY, fuse_unary_chains
-from ..ops.tfl_matmul import fold_copies_into_bmm
+from ..ops.tfl_matmul import fold_copies_into_bmm, split_fc_by_readers
 from ..ops.tfl_norm import fuse_layernorms
 from . import litert
 from .flatbuffer import TflModel, TflOperator, TflTensor, read_tflite
@@ -122,6 +122,7 @@ class _Importer:
         fuse_unary_chains(self.g)         # element-wise chains of one tensor as one table (ops/tfl_eltwise.py)
         fuse_copies(self.g)               # a copy of a copy as one copy (ops/tfl_copy.py)
         fold_copies_into_bmm(self.g)      # BATCH_MATMUL reads through the copies only it reads (ops/tfl_matmul.py)
+        split_fc_by_readers(self.g)       # a packed qkv FULLY_CONNECTED as one per reader (ops/tfl_matmul.py)
         y = m.outputs[0]
         if self.t(y).dtype == "float32":          # a float interface: the last DEQUANTIZE's input is the output
             prod = [o for o in m.operators if y in o.outputs]
