@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -55,6 +56,9 @@ HARNESS = Path(os.environ.get("TFLM_M7_HARNESS", "/work/shared/peers/tflm-m7"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeviz-tflm"
 MIRRORS = ["tensorflow+tflite-micro", "google+flatbuffers", "google+gemmlowp", "google+ruy",
            "mborgerding+kissfft", "ARM-software+CMSIS_6", "ARM-software+Cortex_DFP", "ARM-software+CMSIS-NN"]
+# TFLM kernels the fixtures need beyond the harness' own lists (build_lib.sh's KERNELS, run_tflm_m7.py's
+# RESOLVER): op -> (its resolver call, TFLM's kernel objects). The library and the harness copy get them.
+EXTRA_KERNELS = {"HARD_SWISH": ("AddHardSwish", ["hard_swish", "hard_swish_common"])}
 # part -> (library variant, TFLM's TARGET_ARCH, its FPU): the M7's is the harness' own build ("default").
 # No FPU named: TFLM's cortex_m_generic makefile then passes -mfpu=auto, soft float on the M0+ and M3;
 # on the M55 (its TARGET_ARCH cortex-m55: hard float) -mcpu=cortex-m55 -mfpu=auto brings the FPU and
@@ -110,17 +114,24 @@ def tflm_library(mirror: Path, part: str) -> tuple[Path, dict]:
         shutil.rmtree(tflm / "gen_default", ignore_errors=True)   # libraries of the old commit
         for v, _, _ in PARTS.values():
             shutil.rmtree(tflm / f"gen_{v}", ignore_errors=True)
-    if not (tflm / f"gen_{variant}" / "libtflm_subset.a").is_file():
-        print(f"building TF Lite Micro {head[:12]} + CMSIS-NN for {arch} into {CACHE} (once; ~10 min on 2 cores)",
-              file=sys.stderr)
-        script = HARNESS / "build_lib.sh"
+    script = HARNESS / "build_lib.sh"
+    listed = re.search(r'KERNELS=\$\{KERNELS:-"([^"]*)"\}', script.read_text())
+    if not listed:
+        raise SystemExit(f"{script} changed: no KERNELS list to add {', '.join(EXTRA_KERNELS)} to")
+    extra = [k for _, ks in EXTRA_KERNELS.values() for k in ks]
+    built = tflm / f"gen_{variant}" / "kernel_objs.txt"
+    have = {Path(line).stem for line in built.read_text().split()} if built.is_file() else set()
+    if not (tflm / f"gen_{variant}" / "libtflm_subset.a").is_file() or not set(extra) <= have:
+        print(f"building TF Lite Micro {head[:12]} + CMSIS-NN for {arch} into {CACHE} (once; ~10 min on 2 cores, "
+              f"seconds when only kernels are added)", file=sys.stderr)
         if variant != "default":        # the harness builds for the M7: the same script, another core
             src, anchor = script.read_text(), "TARGET_ARCH=cortex-m7+fp FPU=fpv5-sp-d16"
             if anchor not in src:
                 raise SystemExit(f"{script} changed: no '{anchor}' to re-point at {arch}")
             script = CACHE / f"build_lib_{variant}.sh"
             script.write_text(src.replace(anchor, f"TARGET_ARCH={arch} FPU={fpu}"))
-        sh(["bash", script, tflm, variant], env={**os.environ, "PYVENV": sys.prefix})
+        kernels = " ".join(listed.group(1).split() + extra)
+        sh(["bash", script, tflm, variant], env={**os.environ, "PYVENV": sys.prefix, "KERNELS": kernels})
     pins = (tflm / "tensorflow/lite/micro/tools/make/downloads/COMMITS").read_text().splitlines()
     pins = dict(line.split() for line in pins)
     return tflm, {"tensorflow/tflite-micro": head, **{k.replace("+", "/"): v for k, v in pins.items()}}
@@ -153,8 +164,13 @@ def harness_copy(part: str) -> Path:
             raise SystemExit(f"{HARNESS}/fw/main.cc changed: no '{spin}' spin loop")
         src = src.replace(spin, '__asm__ volatile(".syntax unified\\n\\t1: subs', 1)
     main.write_text(src)
+    run = dst / "tflm-m7" / "run_tflm_m7.py"
+    src, anchor = run.read_text(), "RESOLVER = {"
+    if anchor not in src:
+        raise SystemExit(f"{HARNESS}/run_tflm_m7.py changed: no '{anchor}' to add {', '.join(EXTRA_KERNELS)} to")
+    run.write_text(src.replace(anchor, anchor + "".join(f"\n    {op!r}: {call!r}," for op, (call, _) in
+                                                        EXTRA_KERNELS.items()), 1))
     if variant != "default":
-        run = dst / "tflm-m7" / "run_tflm_m7.py"
         src = run.read_text()
         cpu = 'CPU = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"]'
         qemu = '"-M", "mps2-an500", "-cpu", "cortex-m7",'
@@ -257,7 +273,7 @@ def main():
         ops = {n: harness_inputs(n, work) for n in names}
         runnable = []
         for n in names:
-            lack = sorted(set(ops[n][0]) - set(RESOLVER))
+            lack = sorted(set(ops[n][0]) - set(RESOLVER) - set(EXTRA_KERNELS))
             if lack:
                 notes.append(f"{n}: TF Lite Micro has no {'/'.join(lack)} kernel, edgeviz figures only")
                 print(notes[-1], file=sys.stderr)
