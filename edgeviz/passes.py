@@ -146,7 +146,10 @@ def _overwrite_tokens(g: Graph, steps: list[Step]) -> None:
             if last_read[t] != k or t in g.inputs or t in g.outputs or g.tensors[t].shape != out.shape:
                 continue
             readers = [n for n in s.nodes if t in n.inputs]
-            row_only = all(t in [n.inputs[j] for j in OPS[n.op].rowwise_inputs] for n in readers)
+            # an unchained in-place op (an imported file's table, softmax) reads and writes each
+            # element (softmax: each row) at the same place, whatever its rows
+            row_only = all(t in [n.inputs[j] for j in OPS[n.op].rowwise_inputs]
+                           or (OPS[n.op].inplace and not s.chained and n.inputs == [t]) for n in readers)
             final = s.nodes[-1]
             if OPS[final.op].scatters_rows(final):
                 break

@@ -204,7 +204,7 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu", "vit_mha_cls_hswish"])
+@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu", "vit_mha_cls_hswish", "vit_relu"])
 def test_m7_firmware_equals_litert_at_the_range_ends(name, tmp_path):
     """The M7's assembly paths (the fused LayerNorm's row routine, the tiles) on QEMU against LiteRT
     with inputs at -128 and 127 everywhere as well as random ones."""
@@ -451,3 +451,16 @@ def test_a_packed_fully_connected_splits_per_reader_and_keeps_every_byte(tmp_pat
     g = graph(3)
     g.nodes.insert(1, Node("tfl_table", "t_9", ["f"], ["u"], {}, {"lut": np.arange(256, dtype=np.int8)}))
     assert split_fc_by_readers(g) == 0                 # a reader that walks f whole
+
+
+def test_imported_tables_and_softmax_write_over_their_dying_input():
+    """Token overwriting for an imported file's in-place ops: vit_relu's 1/sqrt(d) table and its
+    SOFTMAX write over the [2, 64, 64] scores they read, so three score-sized tensors are never live
+    together (20,480 -> 16,384 B, the lower bound); host C and QEMU runs of the fixtures check the
+    bytes (test_host_c_equals_litert, test_m7_firmware_equals_litert_at_the_range_ends)."""
+    g = import_tflite(FIXTURES / "vit_relu.tflite")
+    c = compile_graph(g, None, "stm32f746")
+    assert c.plan.peak == c.plan.lower_bound == 16384
+    for n in g.nodes:
+        if n.op in ("tfl_softmax", "tfl_table") and g.tensors[n.inputs[0]].nbytes == 8192:
+            assert c.plan.offsets[n.outputs[0]] == c.plan.offsets[n.inputs[0]], n.name
