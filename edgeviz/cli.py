@@ -47,7 +47,7 @@ def _switches(a) -> Switches:
     per_head = (default.kv_per_head if a.kv_per_head is None else a.kv_per_head) and split
     return Switches(fuse=not a.no_fuse, patch_decompose=not a.no_patch_decompose,
                     token_overwrite=not a.no_token_overwrite, split_qkv=split, pad_rank=default.pad_rank,
-                    kv_per_head=per_head)
+                    kv_per_head=per_head, stream_scores=default.stream_scores and not a.no_fuse)
 
 
 def _switch_line(r: dict) -> str:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from .ir import Graph, Node
 from .ops import OPS
 from .ops.attention import QUERY_BLOCK
+from .ops.tfl_attention import stream_scores
 
 # A chain advances this many rows at a time: the intermediates are CHAIN_BLOCK rows each, which
 # costs a few hundred bytes and lets the linear kernel reuse each widened weight word across rows.
@@ -50,6 +51,10 @@ class Switches:
     # asked for (--kv-per-head), an MCU build tries the schedule without it too and keeps this one only
     # where it plans a smaller arena (McuBackend.candidate_switches). Never on for the FPGA backend.
     kv_per_head: bool = False
+    # part of operator integration, for an imported file: its attention (BATCH_MATMUL, tables, SOFTMAX,
+    # BATCH_MATMUL) runs a block of query rows at a time, so the [H, N, N] scores never exist whole
+    # (ops/tfl_attention.py). Off for the FPGA backend, whose serial templates take them whole.
+    stream_scores: bool = True
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -177,6 +182,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
                 _each(g, "split_kv_heads")
     else:
         _each(g, "unfuse")
+    if switches.fuse and switches.stream_scores:
+        stream_scores(g)
     _each(g, "transpose_v")
     if not switches.patch_decompose:
         _each(g, "materialise_input")

@@ -454,13 +454,39 @@ def test_a_packed_fully_connected_splits_per_reader_and_keeps_every_byte(tmp_pat
 
 
 def test_imported_tables_and_softmax_write_over_their_dying_input():
-    """Token overwriting for an imported file's in-place ops: vit_relu's 1/sqrt(d) table and its
-    SOFTMAX write over the [2, 64, 64] scores they read, so three score-sized tensors are never live
-    together (20,480 -> 16,384 B, the lower bound); host C and QEMU runs of the fixtures check the
-    bytes (test_host_c_equals_litert, test_m7_firmware_equals_litert_at_the_range_ends)."""
+    """Token overwriting for an imported file's in-place ops: with the scores whole (no
+    stream_scores), vit_relu's 1/sqrt(d) table and its SOFTMAX write over the [2, 64, 64] scores they
+    read, so three score-sized tensors are never live together (20,480 -> 16,384 B, the lower bound);
+    test_streamed_attention_equals_litert runs that schedule's C."""
+    from edgeviz.passes import Switches
     g = import_tflite(FIXTURES / "vit_relu.tflite")
-    c = compile_graph(g, None, "stm32f746")
+    c = compile_graph(g, None, "stm32f746", Switches(stream_scores=False), exact_switches=True)
     assert c.plan.peak == c.plan.lower_bound == 16384
     for n in g.nodes:
         if n.op in ("tfl_softmax", "tfl_table") and g.tensors[n.inputs[0]].nbytes == 8192:
             assert c.plan.offsets[n.outputs[0]] == c.plan.offsets[n.inputs[0]], n.name
+
+
+@pytest.mark.parametrize("name", ["vit_relu", "vit_sigmoid_gelu", "vit_keras_mha", "vit_mha_cls_hswish"])
+def test_streamed_attention_equals_litert(name, tmp_path):
+    """An imported attention a block of query rows at a time (ops/tfl_attention.py) and the same
+    model with its scores whole both equal LiteRT on host C: 64 tokens (vit_relu: the build's
+    default there, 16,384 -> 11,520 B), 17 tokens (a last block of one row) with q / k / v read
+    through offsets (vit_sigmoid_gelu), V read through strides (keras MultiHeadAttention) and 3 heads."""
+    need("gcc")
+    from edgeviz.backends.c_toolchain import HostModel, build_host_library, write_model_sources
+    from edgeviz.passes import Switches
+    g = import_tflite(FIXTURES / f"{name}.tflite")
+    xs = int8_inputs(g, 4, seed=5)
+    xs[0], xs[1] = -128, 127
+    want = litert.run_graph((FIXTURES / f"{name}.tflite").read_bytes(), g, xs)
+    for k, sw in enumerate((Switches(), Switches(stream_scores=False))):
+        c = compile_graph(g, None, "stm32f746", sw, exact_switches=True)
+        fused = [n for n in c.schedule.graph.nodes if n.op == "tfl_attention"]
+        assert len(fused) == (2 if sw.stream_scores else 0)
+        write_model_sources(c.model_c, c.model_h, tmp_path / f"m{k}")
+        host = HostModel(build_host_library(tmp_path / f"m{k}", tmp_path / f"m{k}.so"), c.model_h)
+        got = np.stack([host.run(x) for x in xs])
+        assert np.array_equal(got, want.reshape(got.shape)), sw.label()
+    if name == "vit_relu":
+        assert compile_graph(g, None, "stm32f746").plan.peak == 11520

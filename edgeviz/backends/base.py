@@ -98,7 +98,7 @@ class Backend:
 def unfused(switches: Switches) -> Switches:
     """The same switches with operator integration (and so the qkv split and K/V per head, parts of it)
     off."""
-    return replace(switches, fuse=False, split_qkv=False, kv_per_head=False)
+    return replace(switches, fuse=False, split_qkv=False, kv_per_head=False, stream_scores=False)
 
 
 def kv_all_heads(switches: Switches) -> Switches:

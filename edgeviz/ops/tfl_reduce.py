@@ -25,12 +25,15 @@ class TflSoftmax(TflOp):
         return [ins[0], str(t.rows), str(t.channels), a.rom("exp", node.qattrs["exp"], np.int32),
                 str(node.qattrs["diff_min"]), out]
 
+    @staticmethod
+    def exp_q12(node, c) -> str:
+        """The C kernel's sums add each exp in Q12.19, rounding_divide_by_pot(exp, 12): that table too
+        (C only), made once into flash instead of per call."""
+        return c.const(node.name + ".e12", tflmath.rounding_divide_by_pot(node.qattrs["exp"], 12).astype(np.int32))
+
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
-        # the C kernel's sums add each exp in Q12.19, rounding_divide_by_pot(exp, 12): that table too
-        # (C only), made here once instead of per call
-        e12 = tflmath.rounding_divide_by_pot(node.qattrs["exp"], 12).astype(np.int32)
         lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
-        return [lines[0].replace(f", {out});", f", {c.const(node.name + '.e12', e12)}, {out});")]
+        return [lines[0].replace(f", {out});", f", {self.exp_q12(node, c)}, {out});")]
 
     def flash_bytes(self, node):
         return super().flash_bytes(node) + node.qattrs["exp"].size * 4

@@ -1,0 +1,154 @@
+"""An imported .tflite file's attention, a block of query rows at a time: the converter's BATCH_MATMUL
+(q k^T), its element-wise tables (the 1/sqrt(d) MUL), SOFTMAX and BATCH_MATMUL (p v) as one node
+whose C runs the same four kernels on QUERY_ROWS query rows of one head (batch) at a time, so the
+[H, N, N] scores exist one [QUERY_ROWS, N] block at a time (an MCU schedule: Switches.stream_scores).
+Each kernel's rows are independent and each table and softmax row reads only its own row, so every
+byte is the unfused ops' own: the reference is theirs, run in order."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .tfl_base import Args, TflOp
+from .tfl_eltwise import TABLE
+from .tfl_matmul import BATCH_MATMUL
+from .tfl_reduce import SOFTMAX
+
+# Query rows a block: the M7 path's row quads (ev_tfl__bmm_quads) take four at a time, and the
+# scores block is QUERY_ROWS * N bytes of scratch.
+QUERY_ROWS = 4
+
+
+class TflAttention(TflOp):
+    name = "tfl_attention"
+    hls_template = False            # FPGA schedules keep the four nodes (Switches.stream_scores off)
+
+    @staticmethod
+    def parts(node):
+        """(q k^T BATCH_MATMUL, its tables, SOFTMAX, p v BATCH_MATMUL): the nodes it replaced."""
+        p = node.attrs["parts"]
+        return p[0], p[1:-2], p[-2], p[-1]
+
+    def run_int8(self, node, xs):
+        qk, tables, sm, pv = self.parts(node)
+        s = BATCH_MATMUL.run_int8(qk, xs[:2]).reshape(-1)
+        for t in tables:
+            s = TABLE.run_int8(t, [s])
+        s = SOFTMAX.run_int8(sm, [s.reshape(-1, qk.attrs["cols"])])
+        return BATCH_MATMUL.run_int8(pv, [s.reshape(-1), xs[2]])
+
+    def macs(self, node, g):
+        qk, _, _, pv = self.parts(node)
+        return sum(int(np.prod(p.attrs["out_shape"])) * p.attrs["depth"] for p in (qk, pv))
+
+    def fits(self, node, in_sizes, out_size):
+        qk, _, _, pv = self.parts(node)
+        scores = int(np.prod(qk.attrs["out_shape"]))
+        return (BATCH_MATMUL.fits(qk, in_sizes[:2], scores)
+                and BATCH_MATMUL.fits(pv, [scores, in_sizes[2]], out_size))
+
+    def flash_bytes(self, node):
+        qk, tables, sm, pv = self.parts(node)
+        return sum(self_op.flash_bytes(p) for self_op, p in
+                   [(BATCH_MATMUL, qk), *((TABLE, t) for t in tables), (SOFTMAX, sm), (BATCH_MATMUL, pv)])
+
+    @staticmethod
+    def _b_transposed(pv) -> bool:
+        """p v's B (V) has its depth (the keys) strided: copied transposed once per head, not per block."""
+        return pv.attrs["strides"][1][5] != 1
+
+    def scratch_bytes(self, node, g):
+        qk, _, _, pv = self.parts(node)
+        block = min(QUERY_ROWS, qk.attrs["rows"]) * qk.attrs["cols"]
+        vt = pv.attrs["cols"] * pv.attrs["depth"] if self._b_transposed(pv) else 0
+        return block + vt + BATCH_MATMUL.scratch_bytes(qk, g)
+
+    def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
+        qk, tables, sm, pv = self.parts(node)
+        at, bt = qk.attrs, pv.attrs
+        n, keys, dv = at["rows"], at["cols"], bt["cols"]
+        block = min(QUERY_ROWS, n)
+        heads = [int(d) for d in at["batch_dims"]]
+        # per head (flattened batch index): where q, k, v start, from the nodes' strides and offsets
+        idx = np.indices(heads).reshape(4, -1).T
+        sa, sb, sv = at["strides"][0], at["strides"][1], bt["strides"][1]
+        oq, ok, ov = (at.get("offsets", (0, 0))[0], at.get("offsets", (0, 0))[1], bt.get("offsets", (0, 0))[1])
+        starts = [[o + int(np.dot(i, s[:4])) for i in idx] for o, s in ((oq, sa), (ok, sb), (ov, sv))]
+        s_blk = f"({scratch})"
+        vt = f"({scratch} + {block * keys})"
+        kt = f"({scratch} + {block * keys + (dv * keys if self._b_transposed(pv) else 0)})"
+        one = [1, 1, 1, 1]
+        # one head's block: rows query rows from q row r; the scores block, then p v into the output
+        qk1 = dataclasses.replace(qk, attrs={**at, "batch_dims": one, "rows": "rows", "offsets": [0, 0],
+                                             "strides": [[0] * 4 + list(sa[4:]), [0] * 4 + list(sb[4:])]})
+        v_strides = [0] * 4 + ([keys, 1] if self._b_transposed(pv) else list(sv[4:]))
+        pv1 = dataclasses.replace(pv, attrs={**bt, "batch_dims": one, "rows": "rows", "offsets": [0, 0],
+                                             "strides": [[0] * 4 + [keys, 1], v_strides]})
+        lines = [f"for (int h = 0; h < {len(idx)}; h++) {{",
+                 f"  static const int32_t q0[{len(idx)}] = {{{', '.join(map(str, starts[0]))}}}, "
+                 f"k0[{len(idx)}] = {{{', '.join(map(str, starts[1]))}}}, v0[{len(idx)}] = {{{', '.join(map(str, starts[2]))}}};"]
+        v_ptr = f"{ins[2]} + v0[h]"
+        if self._b_transposed(pv):
+            # V^T of this head into scratch once: vt[c * keys + j] = v[j * key stride + c * column stride]
+            d6 = [1, 1, 1, 1, dv, keys]
+            lines.append(f"  {{ static const int32_t d[6] = {{{', '.join(map(str, d6))}}}, "
+                         f"si[6] = {{0, 0, 0, 0, {sv[4]}, {sv[5]}}}, so[6] = {{0, 0, 0, 0, {keys}, 1}}; "
+                         f"ev_tfl_copy_s8({v_ptr}, d, si, {vt}, so); }}")
+            v_ptr = vt
+        lines.append(f"  for (int r = 0; r < {n}; r += {block}) {{")
+        lines.append(f"    const int rows = {n} - r < {block} ? {n} - r : {block};")
+        body = BATCH_MATMUL.emit_c(qk1, g, c, [f"{ins[0]} + q0[h] + r * {sa[4]}", f"{ins[1]} + k0[h]"], s_blk,
+                                   "rows", "0", kt)
+        for t in tables:
+            lut = t.qattrs["lut"]
+            body.append(f"ev_tfl_lut_s8({s_blk}, rows * {keys}, {1 if lut.ndim == 1 else lut.shape[0]}, "
+                        f"{Args(t, c, 'int32_t').rom('lut', lut, np.int8)}, {s_blk});")
+        exp = Args(sm, c, "int32_t").rom("exp", sm.qattrs["exp"], np.int32)
+        body.append(f"ev_tfl_softmax_s8({s_blk}, rows, {keys}, {exp}, {sm.qattrs['diff_min']}, "
+                    f"{SOFTMAX.exp_q12(sm, c)}, {s_blk});")
+        body += BATCH_MATMUL.emit_c(pv1, g, c, [s_blk, v_ptr], f"{out} + (h * {n} + r) * {dv}", "rows", "0", "NULL")
+        lines += ["    " + b for b in body] + ["  }", "}"]
+        return lines
+
+
+ATTENTION = TflAttention()
+
+
+def stream_scores(g) -> int:
+    """Each BATCH_MATMUL -> tables -> SOFTMAX -> BATCH_MATMUL whose scores and probabilities nothing
+    else reads, where p v reads the probabilities in the order they are written (checked by walking
+    an index array through its strides) and the tables are one 256-entry table each, becomes one
+    tfl_attention node at p v's place (q, k and v are all made by then). Returns how many were
+    fused."""
+    fused = 0
+    for pv in [k for k in g.nodes if k.op == "tfl_batch_matmul"]:
+        made = {t: k for k in g.nodes for t in k.outputs}
+        sm = made.get(pv.inputs[0])
+        if sm is None or sm.op != "tfl_softmax":
+            continue
+        tables, t = [], sm.inputs[0]
+        while t in made and made[t].op == "tfl_table":
+            tables.insert(0, made[t])
+            t = made[t].inputs[0]
+        qk = made.get(t)
+        if qk is None or qk.op != "tfl_batch_matmul":
+            continue
+        chain = [qk, *tables, sm]
+        inner = [k.outputs[0] for k in chain]
+        scores = g.tensors[qk.outputs[0]].nbytes
+        keys = qk.attrs["cols"]
+        if (any(sum(x in k.inputs for k in g.nodes) != 1 or x in g.outputs for x in inner)
+                or list(pv.attrs["batch_dims"]) != list(qk.attrs["batch_dims"])
+                or pv.attrs["rows"] != qk.attrs["rows"] or pv.attrs["depth"] != keys
+                or g.tensors[sm.inputs[0]].channels != keys or any(t.qattrs["lut"].ndim != 1 for t in tables)
+                or not np.array_equal(BATCH_MATMUL.box(pv, 0, np.arange(scores)).reshape(-1), np.arange(scores))):
+            continue
+        node = dataclasses.replace(pv, op="tfl_attention", name=pv.name + ".attention",
+                                   inputs=[qk.inputs[0], qk.inputs[1], pv.inputs[1]],
+                                   attrs={"parts": [*chain, pv]}, qattrs={})
+        for x in inner:
+            g.tensors.pop(x, None)
+        g.nodes[:] = [node if k is pv else k for k in g.nodes if not any(k is m for m in chain)]
+        fused += 1
+    return fused
