@@ -15,9 +15,11 @@ from .tfl_eltwise import TABLE
 from .tfl_matmul import BATCH_MATMUL
 from .tfl_reduce import SOFTMAX
 
-# Query rows a block: the M7 path's row quads (ev_tfl__bmm_quads) take four at a time, and the
-# scores block is QUERY_ROWS * N bytes of scratch.
-QUERY_ROWS = 4
+# Query rows a block: the scores block is QUERY_ROWS * N bytes of scratch, and each block's
+# BATCH_MATMULs widen K again and copy V transposed again (ev_tfl_bmm_s8), so fewer rows cost
+# instructions. vit_relu (64 tokens, 2 heads; its scores whole: 16,384 B, 2,962,640 instructions):
+# 4 rows 11,520 B / +22%, 8 rows 11,776 B / +9.9%, 16 rows 12,288 B / +3.7%, 32 rows 13,312 B / +1.3%.
+QUERY_ROWS = 16
 
 
 class TflAttention(TflOp):
@@ -53,61 +55,44 @@ class TflAttention(TflOp):
         return sum(self_op.flash_bytes(p) for self_op, p in
                    [(BATCH_MATMUL, qk), *((TABLE, t) for t in tables), (SOFTMAX, sm), (BATCH_MATMUL, pv)])
 
-    @staticmethod
-    def _b_transposed(pv) -> bool:
-        """p v's B (V) has its depth (the keys) strided: copied transposed once per head, not per block."""
-        return pv.attrs["strides"][1][5] != 1
-
     def scratch_bytes(self, node, g):
+        """The scores block, then the kernels' own copy of a B whose depth is strided (V, or K), one
+        product at a time: both BATCH_MATMULs take it in turn."""
         qk, _, _, pv = self.parts(node)
-        block = min(QUERY_ROWS, qk.attrs["rows"]) * qk.attrs["cols"]
-        vt = pv.attrs["cols"] * pv.attrs["depth"] if self._b_transposed(pv) else 0
-        return block + vt + BATCH_MATMUL.scratch_bytes(qk, g)
+        bt = max(BATCH_MATMUL.scratch_bytes(qk, g), BATCH_MATMUL.scratch_bytes(pv, g))
+        return min(QUERY_ROWS, qk.attrs["rows"]) * qk.attrs["cols"] + bt
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         qk, tables, sm, pv = self.parts(node)
         at, bt = qk.attrs, pv.attrs
         n, keys, dv = at["rows"], at["cols"], bt["cols"]
         block = min(QUERY_ROWS, n)
-        heads = [int(d) for d in at["batch_dims"]]
-        # per head (flattened batch index): where q, k, v start, from the nodes' strides and offsets
-        idx = np.indices(heads).reshape(4, -1).T
-        sa, sb, sv = at["strides"][0], at["strides"][1], bt["strides"][1]
-        oq, ok, ov = (at.get("offsets", (0, 0))[0], at.get("offsets", (0, 0))[1], bt.get("offsets", (0, 0))[1])
-        starts = [[o + int(np.dot(i, s[:4])) for i in idx] for o, s in ((oq, sa), (ok, sb), (ov, sv))]
-        s_blk = f"({scratch})"
-        vt = f"({scratch} + {block * keys})"
-        kt = f"({scratch} + {block * keys + (dv * keys if self._b_transposed(pv) else 0)})"
-        one = [1, 1, 1, 1]
-        # one head's block: rows query rows from q row r; the scores block, then p v into the output
-        qk1 = dataclasses.replace(qk, attrs={**at, "batch_dims": one, "rows": "rows", "offsets": [0, 0],
-                                             "strides": [[0] * 4 + list(sa[4:]), [0] * 4 + list(sb[4:])]})
-        v_strides = [0] * 4 + ([keys, 1] if self._b_transposed(pv) else list(sv[4:]))
-        pv1 = dataclasses.replace(pv, attrs={**bt, "batch_dims": one, "rows": "rows", "offsets": [0, 0],
-                                             "strides": [[0] * 4 + [keys, 1], v_strides]})
-        lines = [f"for (int h = 0; h < {len(idx)}; h++) {{",
-                 f"  static const int32_t q0[{len(idx)}] = {{{', '.join(map(str, starts[0]))}}}, "
-                 f"k0[{len(idx)}] = {{{', '.join(map(str, starts[1]))}}}, v0[{len(idx)}] = {{{', '.join(map(str, starts[2]))}}};"]
-        v_ptr = f"{ins[2]} + v0[h]"
-        if self._b_transposed(pv):
-            # V^T of this head into scratch once: vt[c * keys + j] = v[j * key stride + c * column stride]
-            d6 = [1, 1, 1, 1, dv, keys]
-            lines.append(f"  {{ static const int32_t d[6] = {{{', '.join(map(str, d6))}}}, "
-                         f"si[6] = {{0, 0, 0, 0, {sv[4]}, {sv[5]}}}, so[6] = {{0, 0, 0, 0, {keys}, 1}}; "
-                         f"ev_tfl_copy_s8({v_ptr}, d, si, {vt}, so); }}")
-            v_ptr = vt
+        # per head (the flattened batch index, in the kernels' order): where q, k and v start, from the
+        # nodes' batch strides and offsets
+        heads = np.indices([int(d) for d in at["batch_dims"]]).reshape(4, -1).T
+        (oq, ok), ov = at.get("offsets", (0, 0)), bt.get("offsets", (0, 0))[1]
+        starts = {name: [o + int(np.dot(h, s[:4])) for h in heads] for name, o, s in
+                  (("q0", oq, at["strides"][0]), ("k0", ok, at["strides"][1]), ("v0", ov, bt["strides"][1]))}
+        s_blk, b_copy = f"({scratch})", f"({scratch} + {block * keys})"
+        one_head = {"batch_dims": [1, 1, 1, 1], "rows": "rows", "offsets": [0, 0]}
+        qk1 = dataclasses.replace(qk, attrs={**at, **one_head, "strides": [[0] * 4 + list(s[4:]) for s in at["strides"]]})
+        pv1 = dataclasses.replace(pv, attrs={**bt, **one_head,
+                                             "strides": [[0] * 4 + [keys, 1], [0] * 4 + list(bt["strides"][1][4:])]})
+        lines = [f"for (int h = 0; h < {len(heads)}; h++) {{",
+                 "  static const int32_t " + ", ".join(f"{k}[{len(heads)}] = {{{', '.join(map(str, v))}}}"
+                                                    for k, v in starts.items()) + ";"]
         lines.append(f"  for (int r = 0; r < {n}; r += {block}) {{")
         lines.append(f"    const int rows = {n} - r < {block} ? {n} - r : {block};")
-        body = BATCH_MATMUL.emit_c(qk1, g, c, [f"{ins[0]} + q0[h] + r * {sa[4]}", f"{ins[1]} + k0[h]"], s_blk,
-                                   "rows", "0", kt)
-        for t in tables:
-            lut = t.qattrs["lut"]
-            body.append(f"ev_tfl_lut_s8({s_blk}, rows * {keys}, {1 if lut.ndim == 1 else lut.shape[0]}, "
-                        f"{Args(t, c, 'int32_t').rom('lut', lut, np.int8)}, {s_blk});")
+        body = BATCH_MATMUL.emit_c(qk1, g, c, [f"{ins[0]} + q0[h] + r * {at['strides'][0][4]}", f"{ins[1]} + k0[h]"],
+                                   s_blk, "rows", "0", b_copy)
+        for t in tables:            # one 256-entry table each (stream_scores)
+            body.append(f"ev_tfl_lut_s8({s_blk}, rows * {keys}, 1, {Args(t, c, 'int32_t').rom('lut', t.qattrs['lut'], np.int8)}, "
+                        f"{s_blk});")
         exp = Args(sm, c, "int32_t").rom("exp", sm.qattrs["exp"], np.int32)
         body.append(f"ev_tfl_softmax_s8({s_blk}, rows, {keys}, {exp}, {sm.qattrs['diff_min']}, "
                     f"{SOFTMAX.exp_q12(sm, c)}, {s_blk});")
-        body += BATCH_MATMUL.emit_c(pv1, g, c, [s_blk, v_ptr], f"{out} + (h * {n} + r) * {dv}", "rows", "0", "NULL")
+        body += BATCH_MATMUL.emit_c(pv1, g, c, [s_blk, f"{ins[2]} + v0[h]"], f"{out} + (h * {n} + r) * {dv}", "rows",
+                                    "0", b_copy)
         lines += ["    " + b for b in body] + ["  }", "}"]
         return lines
 
