@@ -100,12 +100,14 @@ class TflAttention(TflOp):
 ATTENTION = TflAttention()
 
 
-def stream_scores(g) -> int:
+def stream_scores(g, only_where_smaller: bool = True) -> int:
     """Each BATCH_MATMUL -> tables -> SOFTMAX -> BATCH_MATMUL whose scores and probabilities nothing
     else reads, where p v reads the probabilities in the order they are written (checked by walking
     an index array through its strides) and the tables are one 256-entry table each, becomes one
-    tfl_attention node at p v's place (q, k and v are all made by then). Returns how many were
-    fused."""
+    tfl_attention node at p v's place (q, k and v are all made by then), where the scores are more
+    bytes than q, k and a block (a 16-token attention's are not). The build still keeps it only where
+    the planner finds a smaller arena. only_where_smaller=False: every such attention (tests).
+    Returns how many were fused."""
     fused = 0
     for pv in [k for k in g.nodes if k.op == "tfl_batch_matmul"]:
         made = {t: k for k in g.nodes for t in k.outputs}
@@ -123,7 +125,9 @@ def stream_scores(g) -> int:
         inner = [k.outputs[0] for k in chain]
         scores = g.tensors[qk.outputs[0]].nbytes
         keys = qk.attrs["cols"]
-        if (any(sum(x in k.inputs for k in g.nodes) != 1 or x in g.outputs for x in inner)
+        # streamed, q and k stay live until p v's place: worth it only where the scores outweigh them
+        held = sum(g.tensors[x].nbytes for x in set(qk.inputs)) + min(QUERY_ROWS, qk.attrs["rows"]) * keys
+        if ((only_where_smaller and scores <= held) or any(sum(x in k.inputs for k in g.nodes) != 1 or x in g.outputs for x in inner)
                 or list(pv.attrs["batch_dims"]) != list(qk.attrs["batch_dims"])
                 or pv.attrs["rows"] != qk.attrs["rows"] or pv.attrs["depth"] != keys
                 or g.tensors[sm.inputs[0]].channels != keys or any(t.qattrs["lut"].ndim != 1 for t in tables)
