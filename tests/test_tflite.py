@@ -166,7 +166,7 @@ def test_integer_requantisation_equals_the_double_product_near_every_tie(tmp_pat
     assert np.array_equal(out, want.reshape(-1))
 
 
-@pytest.mark.parametrize("name", ["vit_sigmoid_gelu", "vit_keras_mha", "vit_mha_cls_hswish", "ops_mix", "ops_mix2"])
+@pytest.mark.parametrize("name", MODELS)
 def test_hls_csim_equals_the_reference(name, tmp_path):
     """The FPGA build of the same file: C simulation of the HLS project against edgeviz's numpy
     reference, which the tests above hold equal to LiteRT."""
@@ -204,7 +204,7 @@ def test_every_core_runs_a_tflite_bit_exact(target, tmp_path):
 
 
 @pytest.mark.qemu
-@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu", "vit_mha_cls_hswish", "vit_relu"])
+@pytest.mark.parametrize("name", ["vit_keras_mha", "vit_sigmoid_gelu", "vit_mha_cls_hswish", "vit_relu", "ops_mix2"])
 def test_m7_firmware_equals_litert_at_the_range_ends(name, tmp_path):
     """The M7's assembly paths (the fused LayerNorm's row routine, the tiles) on QEMU against LiteRT
     with inputs at -128 and 127 everywhere as well as random ones."""
