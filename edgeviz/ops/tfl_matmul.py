@@ -294,11 +294,11 @@ def _reads(g, t: str):
 
 
 def split_fc_by_readers(g) -> int:
-    """A FULLY_CONNECTED whose output channels fall into groups that different readers read (the
+    """A FULLY_CONNECTED whose output channels fall into blocks that different readers read (the
     packed qkv Dense, read as q, k and v by the attention's BATCH_MATMULs): one FULLY_CONNECTED per
-    group, each channel computed exactly as before (per-channel weights, bias and scale), so each
-    group's tensor dies with its own last reader instead of all three living until p.v (the packed
-    [N, 3E] tensor was vit_sigmoid_gelu's arena peak). Every read is re-expressed as one strided box
+    set of readers (q and k together, v), each channel computed exactly as before (per-channel
+    weights, bias and scale), so each tensor dies with its own last reader instead of all of [N, 3E]
+    living until p.v (vit_sigmoid_gelu's arena peak). Every read is re-expressed as one strided box
     of its group's tensor (checked by walking index arrays), else nothing changes. Returns how many
     FULLY_CONNECTED were split."""
     split = 0
@@ -315,9 +315,21 @@ def split_fc_by_readers(g) -> int:
             ranges.append((int((idx % o).min()), int((idx % o).max()) + 1) if idx.size else (0, o))
         groups = sorted(set(ranges))
         # readers' channel ranges must partition [0, o): each group one contiguous block of channels
-        if len(groups) < 2 or groups[0][0] != 0 or groups[-1][1] != o or any(
-                a[1] != b[0] for a, b in zip(groups, groups[1:])):
+        if groups[0][0] != 0 or groups[-1][1] != o or any(a[1] != b[0] for a, b in zip(groups, groups[1:])):
             continue
+        # neighbouring blocks read by the same nodes die together: one FULLY_CONNECTED for them (q and k,
+        # both read by q.k), since each call widens the input rows again
+        readers = [frozenset(id(k) for (k, *_), r in zip(reads, ranges) if r == grp) for grp in groups]
+        merged = [list(groups[0])]
+        for grp, who, before in zip(groups[1:], readers[1:], readers):
+            if who == before:
+                merged[-1][1] = grp[1]
+            else:
+                merged.append(list(grp))
+        if len(merged) < 2:
+            continue
+        groups = [tuple(m) for m in merged]
+        ranges = [next(grp for grp in groups if grp[0] <= r[0] and r[1] <= grp[1]) for r in ranges]
         rows = g.tensors[t].nbytes // o
         moved = []
         for (k, where, dims, strides, offset), (c0, c1) in zip(reads, ranges):
