@@ -382,6 +382,30 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
 }
 
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* Every 4 x 2 tile of a block in one call (ev_tfl_m7.S): channel pairs outer, xq's row quads
+ * inner. Pair p's widened columns at wp + 4 kq p words, its start values at bias + bstep p bytes
+ * (two words), its two requantisations (three words each) at q + qstep p bytes; the tile of quad i
+ * and pair p writes y + 4 i ys + 2 p. run42f requantises as ev__t42r (FULLY_CONNECTED's fixed
+ * point, q = tflmath's (m, r, t) per channel), run42s as ev_tfl__t42s (ev_tfl__sm's (m, half,
+ * right)). */
+struct ev_tfl__run_a {
+    const uint32_t *xq;         /* 0: the block's widened quads, 8 kq words each */
+    const uint32_t *xq_end;     /* 4 */
+    const uint32_t *wp;         /* 8 */
+    int32_t np;                 /* 12: pairs >= 1 */
+    const int32_t *bias;        /* 16 */
+    const int32_t *q;           /* 20 */
+    int32_t qstep;              /* 24 */
+    int8_t *y;                  /* 28 */
+    int32_t ys;                 /* 32 */
+    int32_t kq;                 /* 36: >= 1 */
+    int32_t bstep;              /* 40 */
+};
+EV__ASM_OFFSET(ev_tfl__run_a, ys, 32);
+EV__ASM_OFFSET(ev_tfl__run_a, bstep, 40);
+void ev_tfl__run42f(const struct ev_tfl__run_a *a);
+void ev_tfl__run42s(const struct ev_tfl__run_a *a);
+
 /* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
  * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
 static inline void ev_tfl__t12w(const uint32_t *xb, const uint32_t *wp, int kq, uint32_t acc[2])
@@ -430,6 +454,23 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
             int qd, r;
             for (qd = 0; qd < nb; qd += 4)
                 ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
+            if (fw && !narrow && !(o & 1)) {    /* the compile-time pairs, in order: one call */
+                struct ev_tfl__run_a ra;
+                ra.xq = xq;
+                ra.xq_end = xq + nb * 2 * kq;
+                ra.wp = (const uint32_t *)fw;
+                ra.np = o / 2;
+                ra.bias = bias;
+                ra.bstep = 8;
+                ra.q = q;
+                ra.qstep = 24;
+                ra.y = y + n * o;
+                ra.ys = o;
+                ra.kq = kq;
+                ev_tfl__run42f(&ra);
+                n += nb;
+                continue;
+            }
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
                 const uint32_t *wp = wb;

@@ -168,4 +168,149 @@
     pop {r4-r11, pc}
     EV__FN_END ev_tfl__ln_row
 
+/* ev_tfl__run42f(a r0) / ev_tfl__run42s(a r0): every 4 x 2 tile of a block, one call, struct
+ * ev_tfl__run_a (ev_tfl.c) for the offsets: for each channel pair (outer), each row quad of xq
+ * (inner), the MAC loop and the requantisation from registers. ev_tfl__t42s and ev__t42r are one
+ * call per tile, and the C around them (start values, the pair's multipliers, the output address,
+ * the call) cost some 100 instructions per tile, more than half of the tile's MACs at k = 32; here
+ * the loop state lives in the frame and each tile pays about 50.
+ *   f: FULLY_CONNECTED's fixed point (ev__t42r's SMMLA with r in the addend, ASR t, SSAT)
+ *   s: ev_tfl__sm's SMMLAR (ev_tfl__t42s' EV_TFL__RQ, x doubled, the zero point in the addend)
+ * The MAC loop is one chain of 16 EV__T42_GROUPs entered part way (kq % 16 groups the first
+ * time, a jump to a precomputed address) and repeated from its top while wb is short of the
+ * pair's end: one end test (3 instructions) per tile where kq <= 16, instead of EV__T42_LOOP's
+ * entry tests and one test per 4 groups.
+ * Frame: 0 the 8 start values (a pair's biases, ev__t42's order, LDM'd per tile), 32 the pair's
+ * two (m, r/h, t/e), 56 y of the tile, 60 ys, 64 xq saved, 68 the pair's wb, 72 its end, 76 the
+ * chain entry (Thumb bit set), 80 a, 84 pairs left, 88 y of the pair, 92 bias, 96 q, 100 xq end. */
+.macro EV_TFL__RUN42 name, form
+    EV__FN_BEGIN \name
+    push {r4-r11, lr}
+    sub sp, sp, #108
+    str r0, [sp, #80]
+    ldr r2, [r0, #36]           /* kq >= 1 */
+    sub r3, r2, #1
+    and r3, r3, #15
+    rsb r3, r3, #15             /* groups to skip: 16 - ((kq - 1) % 16 + 1) */
+    adr r12, .Lchain_\name
+    mov r1, #((.Lend_\name - .Lchain_\name) / 16)
+    mla r12, r3, r1, r12
+    orr r12, r12, #1
+    str r12, [sp, #76]
+    ldr r1, [r0, #32]
+    str r1, [sp, #60]           /* ys */
+    ldr r1, [r0, #28]
+    str r1, [sp, #88]           /* y */
+    ldr r1, [r0, #16]
+    str r1, [sp, #92]           /* bias */
+    ldr r1, [r0, #20]
+    str r1, [sp, #96]           /* q */
+    ldr r1, [r0, #12]
+    str r1, [sp, #84]           /* pairs */
+    ldr r1, [r0, #8]
+    str r1, [sp, #68]           /* wb of pair 0 */
+    ldr r1, [r0, #4]
+    str r1, [sp, #100]          /* xq end */
+.Lpair_\name:
+    ldr r0, [sp, #80]
+    ldr r1, [sp, #68]
+    ldr r2, [r0, #36]
+    add r2, r1, r2, lsl #4      /* 16 kq bytes a pair */
+    str r2, [sp, #72]
+    ldr r3, [sp, #92]
+    ldr r2, [r0, #40]           /* bias step */
+    ldrd r4, r5, [r3]
+    add r3, r3, r2
+    str r3, [sp, #92]
+    mov r6, r4
+    mov r7, r5
+    mov r8, r4
+    mov r9, r5
+    mov r10, r4
+    mov r11, r5
+    stm sp, {r4-r11}
+    ldr r3, [sp, #96]
+    ldr r2, [r0, #24]           /* q step */
+    ldm r3, {r4-r9}
+    add r3, r3, r2
+    str r3, [sp, #96]
+    add r12, sp, #32
+    stm r12, {r4-r9}
+    ldr r2, [sp, #88]
+    str r2, [sp, #56]
+    add r2, r2, #2
+    str r2, [sp, #88]
+    ldr r0, [r0]                /* xq */
+.Ltile_\name:
+    ldm sp, {r4-r11}
+    ldr r1, [sp, #68]
+    ldr pc, [sp, #76]
+.Lchain_\name:
+    .rept 16
+    EV__T42_GROUP
+    .endr
+.Lend_\name:
+    ldr r2, [sp, #72]
+    cmp r1, r2
+    bne .Lchain_\name
+    str r0, [sp, #64]
+    ldrd r0, r12, [sp, #56]     /* y, ys */
+    add r3, sp, #32
+    ldm r3, {r1, r2, r3}        /* column 0's */
+    EV_TFL__RQ2 \form, r4
+    EV_TFL__RQ2 \form, r6
+    EV_TFL__RQ2 \form, r8
+    EV_TFL__RQ2 \form, r10
+    add r2, r0, r12
+    strb r4, [r0]
+    strb r6, [r2]
+    strb r8, [r0, r12, lsl #1]
+    strb r10, [r2, r12, lsl #1]
+    add r2, r0, r12, lsl #2
+    str r2, [sp, #56]           /* the next quad's y */
+    add r0, r0, #1
+    add r3, sp, #44
+    ldm r3, {r1, r2, r3}        /* column 1's */
+    EV_TFL__RQ2 \form, r5
+    EV_TFL__RQ2 \form, r7
+    EV_TFL__RQ2 \form, r9
+    EV_TFL__RQ2 \form, r11
+    add r2, r0, r12
+    strb r5, [r0]
+    strb r7, [r2]
+    strb r9, [r0, r12, lsl #1]
+    strb r11, [r2, r12, lsl #1]
+    ldr r0, [sp, #64]
+    ldr r1, [sp, #100]
+    cmp r0, r1
+    bne .Ltile_\name
+    ldr r1, [sp, #72]           /* the next pair's wb follows this one's */
+    str r1, [sp, #68]
+    ldr r1, [sp, #84]
+    subs r1, r1, #1
+    str r1, [sp, #84]
+    bne .Lpair_\name
+    add sp, sp, #108
+    pop {r4-r11, pc}
+    EV__FN_END \name
+.endm
+
+/* one output: r1 = m, r2 = r (f) or h (s), r3 = t or e; lr free */
+.macro EV_TFL__RQ2 form, reg
+    .ifc \form, f
+    smmla \reg, \reg, r1, r2
+    asr \reg, \reg, r3
+    ssat \reg, #8, \reg
+    .else
+    add lr, r2, \reg, asr #31
+    lsl \reg, \reg, #1
+    smmlar \reg, \reg, r1, lr
+    asr \reg, \reg, r3
+    ssat \reg, #8, \reg
+    .endif
+.endm
+
+    EV_TFL__RUN42 ev_tfl__run42f, f
+    EV_TFL__RUN42 ev_tfl__run42s, s
+
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
