@@ -405,6 +405,10 @@ EV__ASM_OFFSET(ev_tfl__run_a, ys, 32);
 EV__ASM_OFFSET(ev_tfl__run_a, bstep, 40);
 void ev_tfl__run42f(const struct ev_tfl__run_a *a);
 void ev_tfl__run42s(const struct ev_tfl__run_a *a);
+void ev_tfl__run42f1(const struct ev_tfl__run_a *a);       /* kq <= 16 */
+void ev_tfl__run42s1(const struct ev_tfl__run_a *a);
+#define EV_TFL__RUN42F(a) ((a)->kq <= 16 ? ev_tfl__run42f1(a) : ev_tfl__run42f(a))
+#define EV_TFL__RUN42S(a) ((a)->kq <= 16 ? ev_tfl__run42s1(a) : ev_tfl__run42s(a))
 
 /* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
  * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
@@ -467,7 +471,7 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 ra.y = y + n * o;
                 ra.ys = o;
                 ra.kq = kq;
-                ev_tfl__run42f(&ra);
+                EV_TFL__RUN42F(&ra);
                 n += nb;
                 continue;
             }
@@ -695,6 +699,31 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
         int qd, r, i;
         for (qd = 0; qd < nb; qd += 4)
             ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
+        if (fused && !(cols & 1) && 4 * kq <= EV_TFL_BUF / 2) {
+            /* as many column pairs as wb holds widened at a time, then all their tiles in one call */
+            const int per = (EV_TFL_BUF / 2) / (4 * kq);
+            const int32_t qv[6] = {q.m, q.half, q.right, q.m, q.half, q.right};
+            struct ev_tfl__run_a ra;
+            ra.xq = xq;
+            ra.xq_end = xq + nb * 2 * kq;
+            ra.wp = wb;
+            ra.bias = (const int32_t *)zero8;
+            ra.bstep = 0;
+            ra.q = qv;
+            ra.qstep = 0;
+            ra.ys = cols;
+            ra.kq = kq;
+            for (j = 0; j < cols; j += 2 * ra.np) {
+                int p;
+                ra.np = (cols - j) / 2 < per ? (cols - j) / 2 : per;
+                for (p = 0; p < ra.np; p++)
+                    ev_tfl__widen2z(b + (j + 2 * p) * bs, b + (j + 2 * p + 1) * bs, kq, zb, wb + p * 4 * kq);
+                ra.y = y + n * cols + j;
+                EV_TFL__RUN42S(&ra);
+            }
+            n += nb;
+            continue;
+        }
         for (j = 0; j < cols; j += 2) {
             const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
             const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
@@ -736,6 +765,9 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
  * quad from the biases, requantising per channel with one SMMLAR (ev_tfl__sm) and SSAT. done[]
  * marks the pixels it wrote; returns how many (0 where the shapes or a channel's multiplier do
  * not allow it: then the caller's per-pixel path does them all). */
+#ifndef EV_TFL_CONV_QO         /* output channels whose requantisations ev_tfl__conv_quads tabulates */
+#define EV_TFL_CONV_QO 64
+#endif
 #ifndef EV_TFL_CONV_XQ
 #define EV_TFL_CONV_XQ 384
 #endif
@@ -761,6 +793,47 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
     }
     t.ys = o;
     t.init = init;
+    if (fw && !(o & 1) && o <= EV_TFL_CONV_QO) {
+        /* each quad's tiles in one call (ev_tfl__run42s), the requantisations made once: the
+         * per-pair C below costs as much per tile as the call where a quad of a large patch
+         * fills xq alone */
+        int32_t qt[3 * EV_TFL_CONV_QO];
+        struct ev_tfl__run_a ra;
+        for (j = 0; j < o; j++) {
+            struct ev_tfl__sm qj;
+            ev_tfl__sm_init(&qj, m[j], shift[j]);
+            qt[3 * j] = qj.m;
+            qt[3 * j + 1] = qj.half + y_zp * ((int32_t)1 << qj.right);
+            qt[3 * j + 2] = qj.right;
+        }
+        ra.xq = xq;
+        ra.xq_end = xq + 8 * kq;
+        ra.wp = (const uint32_t *)fw;
+        ra.np = o / 2;
+        ra.bias = bias;
+        ra.bstep = 8;
+        ra.q = qt;
+        ra.qstep = 24;
+        ra.ys = o;
+        ra.kq = kq;
+        for (oy = 0; oy < oh; oy++) {
+            const int iy = oy * sh - pad_t;
+            int dy, r;
+            for (ox = 0; ox + 4 <= ow; ox += 4) {
+                const int ix = ox * sw - pad_l, ix_last = (ox + 3) * sw - pad_l;
+                if (iy >= 0 && iy + kh <= h && ix >= 0 && ix_last + kw <= w) {
+                    for (dy = 0; dy < kh; dy++)
+                        ev__widen4(x + ((iy + dy) * w + ix) * c, sw * c, kqr, xq + dy * 8 * kqr);
+                    ra.y = y + (oy * ow + ox) * o;
+                    EV_TFL__RUN42S(&ra);
+                    for (r = 0; r < 4; r++)
+                        done[oy * ow + ox + r] = 1;
+                    total += 4;
+                }
+            }
+        }
+        return total;
+    }
     for (oy = 0; oy < oh; oy++) {
         const int iy = oy * sh - pad_t;
         for (ox = 0; ox + 4 <= ow; ox += 4) {

@@ -178,12 +178,13 @@
  *   s: ev_tfl__sm's SMMLAR (ev_tfl__t42s' EV_TFL__RQ, x doubled, the zero point in the addend)
  * The MAC loop is one chain of 16 EV__T42_GROUPs entered part way (kq % 16 groups the first
  * time, a jump to a precomputed address) and repeated from its top while wb is short of the
- * pair's end: one end test (3 instructions) per tile where kq <= 16, instead of EV__T42_LOOP's
- * entry tests and one test per 4 groups.
+ * pair's end (one end test, 3 instructions, per pass), instead of EV__T42_LOOP's entry tests and
+ * one test per 4 groups; where kq <= 16 one pass does it and the variants ending in 1 leave the
+ * test out.
  * Frame: 0 the 8 start values (a pair's biases, ev__t42's order, LDM'd per tile), 32 the pair's
  * two (m, r/h, t/e), 56 y of the tile, 60 ys, 64 xq saved, 68 the pair's wb, 72 its end, 76 the
  * chain entry (Thumb bit set), 80 a, 84 pairs left, 88 y of the pair, 92 bias, 96 q, 100 xq end. */
-.macro EV_TFL__RUN42 name, form
+.macro EV_TFL__RUN42 name, form, loop
     EV__FN_BEGIN \name
     push {r4-r11, lr}
     sub sp, sp, #108
@@ -250,9 +251,11 @@
     EV__T42_GROUP
     .endr
 .Lend_\name:
+    .if \loop
     ldr r2, [sp, #72]
     cmp r1, r2
     bne .Lchain_\name
+    .endif
     str r0, [sp, #64]
     ldrd r0, r12, [sp, #56]     /* y, ys */
     add r3, sp, #32
@@ -310,7 +313,10 @@
     .endif
 .endm
 
-    EV_TFL__RUN42 ev_tfl__run42f, f
-    EV_TFL__RUN42 ev_tfl__run42s, s
+/* the 1 suffix: kq <= 16, one pass of the chain, no end test */
+    EV_TFL__RUN42 ev_tfl__run42f, f, 1
+    EV_TFL__RUN42 ev_tfl__run42s, s, 1
+    EV_TFL__RUN42 ev_tfl__run42f1, f, 0
+    EV_TFL__RUN42 ev_tfl__run42s1, s, 0
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
