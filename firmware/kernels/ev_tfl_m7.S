@@ -4,7 +4,9 @@
  *                  TFLite's requantisation per column as one SMMLAR each (ev_tfl__sm, the output
  *                  zero point in its addend), SSAT and the stores.
  *   ev_tfl__ln_row the fused LayerNorm's last pass over one row (ev_tfl__ln_fast says what each
- *                  step is): per channel rg, t and t2 in two loops, then per element u and y.
+ *                  step is): per channel rg, t and t2 in two loops, then per element u and y;
+ *                  each loop two channels an iteration (an odd c enters at the second), which
+ *                  halves the end tests.
  * The MAC loop is ev__t42's (ev_linear_m7.S: 3 LDRD + 8 SMLAD per 16 MACs, the same layouts of the
  * widened rows and columns, ev_dsp.h), repeated here so that file stays as it is. Called through the
  * AAPCS like the routines there; the operand struct (struct ev_tfl__t42s_a, ev_tfl.c) gives the
@@ -76,6 +78,7 @@
     ldr r1, [r0, #0]            /* gb: {gamma, beta} per channel */
     ldr r2, [r0, #4]            /* rec */
     ldr r3, [r0, #8]            /* c */
+    lsls r12, r3, #31           /* Z: c even */
     add r3, r1, r3, lsl #3      /* gb end */
     ldr r4, [r0, #12]           /* rv2 */
     ldr r5, [r0, #16]           /* mg */
@@ -83,7 +86,18 @@
     ldr r7, [r0, #24]           /* eg */
     ldr r8, [r0, #28]           /* 2 u_rzp */
     ldr r9, [r0, #32]           /* -u_xzp */
+    bne 11f                     /* c odd: the second copy first */
 1:
+    ldrd r10, r11, [r1], #8     /* gamma, beta */
+    smulbb r10, r10, r4         /* 2 rv gamma */
+    add lr, r6, r10, asr #31
+    smmlar r10, r10, r5, lr
+    asr r10, r10, r7
+    ssat r10, #8, r10           /* rg */
+    rsb r10, r8, r10, lsl #1    /* ru */
+    mul r12, r10, r9            /* C */
+    stmia r2!, {r10, r11, r12}
+11:
     ldrd r10, r11, [r1], #8     /* gamma, beta */
     smulbb r10, r10, r4         /* 2 rv gamma */
     add lr, r6, r10, asr #31
@@ -101,6 +115,7 @@
     ldr r1, [r0, #4]            /* rec */
     ldr r3, [r0, #8]
     add r2, r3, r3, lsl #1
+    lsls r3, r3, #31            /* Z: c even (the loads below keep the flags) */
     add r2, r1, r2, lsl #2      /* rec end */
     ldr r3, [r0, #36]           /* nv */
     ldr r4, [r0, #40]           /* K */
@@ -111,7 +126,25 @@
     ldr r9, [r0, #60]           /* hb */
     ldr r10, [r0, #64]          /* eb */
     ldr r11, [r0, #68]          /* t_t (entry 0) */
+    bne 22f
 2:
+    ldrd r12, lr, [r1], #12     /* ru, beta */
+    mla r12, r12, r3, r4
+    add r0, r6, r12, asr #31
+    smmlar r12, r12, r5, r0
+    asr r12, r12, r7
+    ssat r12, #8, r12           /* t */
+    ldr r12, [r11, r12, lsl #2]
+    add r12, r12, lr
+    add r0, r9, r12, asr #31
+    lsl r12, r12, #1
+    smmlar r12, r12, r8, r0
+    asr r12, r12, r10
+    ssat r12, #8, r12           /* t2 */
+    add r12, r11, r12, lsl #2
+    ldr r12, [r12, #2048]
+    str r12, [r1, #-8]          /* w2 */
+22:
     ldrd r12, lr, [r1], #12     /* ru, beta */
     mla r12, r12, r3, r4
     add r0, r6, r12, asr #31
@@ -143,9 +176,27 @@
     ldr r9, [r0, #100]          /* ey */
     ldr r10, [r0, #104]         /* t_u (entry 0) */
     ldr r11, [r0, #8]
+    lsls r12, r11, #31          /* Z: c even */
     add r11, r2, r11            /* y end */
     push {r11}
+    bne 33f
 3:
+    ldrsb r0, [r1], #1          /* x */
+    ldm r3!, {r11, r12, lr}     /* ru, w2, C */
+    smlabb r0, r0, r11, lr
+    add lr, r5, r0, asr #31
+    smmlar r0, r0, r4, lr
+    asr r0, r0, r6
+    ssat r0, #8, r0             /* u */
+    ldr r0, [r10, r0, lsl #2]
+    add r0, r0, r12
+    add lr, r8, r0, asr #31
+    lsl r0, r0, #1
+    smmlar r0, r0, r7, lr
+    asr r0, r0, r9
+    ssat r0, #8, r0
+    strb r0, [r2], #1
+33:
     ldrsb r0, [r1], #1          /* x */
     ldm r3!, {r11, r12, lr}     /* ru, w2, C */
     smlabb r0, r0, r11, lr
