@@ -1325,24 +1325,30 @@ void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so)
 {
     EV_PART_ENTER(pp, EV_PART_MOVE);
+    /* the shape and strides in locals: the int8 stores may alias them as far as the compiler knows,
+     * so read through the pointers they were reloaded and the five-term addresses remade per run */
+    const int d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], n = d[5];
+    const int a0 = si[0], a1 = si[1], a2 = si[2], a3 = si[3], a4 = si[4], a5 = si[5];
+    const int b0 = so[0], b1 = so[1], b2 = so[2], b3 = so[3], b4 = so[4], b5 = so[5];
     int i0, i1, i2, i3, i4, i5;
-    for (i0 = 0; i0 < d[0]; i0++)
-    for (i1 = 0; i1 < d[1]; i1++)
-    for (i2 = 0; i2 < d[2]; i2++)
-    for (i3 = 0; i3 < d[3]; i3++)
-    for (i4 = 0; i4 < d[4]; i4++) {
-        const int8_t *s = x + i0 * si[0] + i1 * si[1] + i2 * si[2] + i3 * si[3] + i4 * si[4];
-        int8_t *t = y + i0 * so[0] + i1 * so[1] + i2 * so[2] + i3 * so[3] + i4 * so[4];
-        if (si[5] == 1 && so[5] == 1) {
-            for (i5 = 0; i5 + 4 <= d[5]; i5 += 4) {     /* a word at a time (unaligned LDR / STR) */
-                const uint32_t v = ev_tfl__ld32(s + i5);
-                memcpy(t + i5, &v, 4);
+    for (i0 = 0; i0 < d0; i0++)
+    for (i1 = 0; i1 < d1; i1++)
+    for (i2 = 0; i2 < d2; i2++)
+    for (i3 = 0; i3 < d3; i3++) {
+        const int8_t *s = x + i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
+        int8_t *t = y + i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
+        for (i4 = 0; i4 < d4; i4++, s += a4, t += b4) {
+            if (a5 == 1 && b5 == 1) {
+                for (i5 = 0; i5 + 4 <= n; i5 += 4) {        /* a word at a time (unaligned LDR / STR) */
+                    const uint32_t v = ev_tfl__ld32(s + i5);
+                    memcpy(t + i5, &v, 4);
+                }
+                for (; i5 < n; i5++)
+                    t[i5] = s[i5];
+            } else {
+                for (i5 = 0; i5 < n; i5++)
+                    t[i5 * b5] = s[i5 * a5];
             }
-            for (; i5 < d[5]; i5++)
-                t[i5] = s[i5];
-        } else {
-            for (i5 = 0; i5 < d[5]; i5++)
-                t[i5 * so[5]] = s[i5 * si[5]];
         }
     }
     EV_PART_LEAVE(pp);
