@@ -405,10 +405,6 @@ EV__ASM_OFFSET(ev_tfl__run_a, ys, 32);
 EV__ASM_OFFSET(ev_tfl__run_a, bstep, 40);
 void ev_tfl__run42f(const struct ev_tfl__run_a *a);
 void ev_tfl__run42s(const struct ev_tfl__run_a *a);
-void ev_tfl__run42f1(const struct ev_tfl__run_a *a);       /* kq <= 16 */
-void ev_tfl__run42s1(const struct ev_tfl__run_a *a);
-#define EV_TFL__RUN42F(a) ((a)->kq <= 16 ? ev_tfl__run42f1(a) : ev_tfl__run42f(a))
-#define EV_TFL__RUN42S(a) ((a)->kq <= 16 ? ev_tfl__run42s1(a) : ev_tfl__run42s(a))
 
 /* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
  * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
@@ -471,7 +467,7 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
                 ra.y = y + n * o;
                 ra.ys = o;
                 ra.kq = kq;
-                EV_TFL__RUN42F(&ra);
+                ev_tfl__run42f(&ra);
                 n += nb;
                 continue;
             }
@@ -719,7 +715,7 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
                 for (p = 0; p < ra.np; p++)
                     ev_tfl__widen2z(b + (j + 2 * p) * bs, b + (j + 2 * p + 1) * bs, kq, zb, wb + p * 4 * kq);
                 ra.y = y + n * cols + j;
-                EV_TFL__RUN42S(&ra);
+                ev_tfl__run42s(&ra);
             }
             n += nb;
             continue;
@@ -825,7 +821,7 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
                     for (dy = 0; dy < kh; dy++)
                         ev__widen4(x + ((iy + dy) * w + ix) * c, sw * c, kqr, xq + dy * 8 * kqr);
                     ra.y = y + (oy * ow + ox) * o;
-                    EV_TFL__RUN42S(&ra);
+                    ev_tfl__run42s(&ra);
                     for (r = 0; r < 4; r++)
                         done[oy * ow + ox + r] = 1;
                     total += 4;

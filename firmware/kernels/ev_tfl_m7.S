@@ -224,21 +224,79 @@
  * (inner), the MAC loop and the requantisation from registers. ev_tfl__t42s and ev__t42r are one
  * call per tile, and the C around them (start values, the pair's multipliers, the output address,
  * the call) cost some 100 instructions per tile, more than half of the tile's MACs at k = 32; here
- * the loop state lives in the frame and each tile pays about 50.
- *   f: FULLY_CONNECTED's fixed point (ev__t42r's SMMLA with r in the addend, ASR t, SSAT)
+ * the loop state lives in the frame.
+ *   f: FULLY_CONNECTED's fixed point (ev__t42r's SMMLA with r in the addend, then >> t, SSAT)
  *   s: ev_tfl__sm's SMMLAR (ev_tfl__t42s' EV_TFL__RQ, x doubled, the zero point in the addend)
  * The MAC loop is one chain of 16 EV__T42_GROUPs entered part way (kq % 16 groups the first
- * time, a jump to a precomputed address) and repeated from its top while wb is short of the
- * pair's end (one end test, 3 instructions, per pass), instead of EV__T42_LOOP's entry tests and
- * one test per 4 groups; where kq <= 16 one pass does it and the variants ending in 1 leave the
- * test out.
+ * time, a jump to an address made once per call) and, where kq > 16, repeated from its top while
+ * wb is short of the pair's end (3 instructions a pass): no per-group loop tests.
+ * The right shift (t or e, 1..22) is SSAT's own immediate shift: each column's requantisation and
+ * stores are one block per shift value, the pair's two blocks picked once per pair (the address
+ * from the shift), so an output costs SMMLA + SSAT (f) and no ASR. The chain ends in a jump to
+ * column 0's block (or the end test), which ends in a jump to column 1's, which ends with the
+ * quad loop's test.
  * Frame: 0 the 8 start values (a pair's biases, ev__t42's order, LDM'd per tile), 32 the pair's
  * two (m, r/h, t/e), 56 y of the tile, 60 ys, 64 xq saved, 68 the pair's wb, 72 its end, 76 the
- * chain entry (Thumb bit set), 80 a, 84 pairs left, 88 y of the pair, 92 bias, 96 q, 100 xq end. */
-.macro EV_TFL__RUN42 name, form, loop
+ * chain entry (Thumb bit set), 80 a, 84 pairs left, 88 y of the pair, 92 bias, 96 q, 100 xq end,
+ * 104 where the chain goes (column 0's block, or the end test), 108 column 0's block, 112 column
+ * 1's, 116 / 120 the blocks of shift 0 (one block before the first), 124 where a pair writes its
+ * column 0 block besides 108 (104, or 128, a slot nothing reads, where kq > 16), 128. */
+.macro EV_TFL__RQ3 form, reg, sh
+    .ifc \form, f
+    smmla \reg, \reg, r1, r2
+    ssat \reg, #8, \reg, asr #\sh
+    .else
+    add.w lr, r2, \reg, asr #31
+    lsl.w \reg, \reg, #1
+    smmlar \reg, \reg, r1, lr
+    ssat \reg, #8, \reg, asr #\sh
+    .endif
+.endm
+
+/* (.w: 32-bit encodings throughout, so that every block of a column has the same size) */
+/* column 0's block for shift sh: r0 = xq after the chain (saved), accumulators r4, r6, r8, r10 */
+.macro EV_TFL__COL0 name, form, sh
+    str.w r0, [sp, #64]
+    ldrd r0, r12, [sp, #56]     /* y, ys */
+    ldrd r1, r2, [sp, #32]      /* m, r / h */
+    EV_TFL__RQ3 \form, r4, \sh
+    EV_TFL__RQ3 \form, r6, \sh
+    EV_TFL__RQ3 \form, r8, \sh
+    EV_TFL__RQ3 \form, r10, \sh
+    add.w r2, r0, r12
+    strb.w r4, [r0]
+    strb.w r6, [r2]
+    strb.w r8, [r0, r12, lsl #1]
+    strb.w r10, [r2, r12, lsl #1]
+    add.w r2, r0, r12, lsl #2
+    str.w r2, [sp, #56]           /* the next quad's y */
+    add.w r0, r0, #1
+    ldr.w pc, [sp, #112]
+.endm
+
+/* column 1's block: r0 = y + 1, r12 = ys, accumulators r5, r7, r9, r11; then the quad loop */
+.macro EV_TFL__COL1 name, form, sh
+    ldrd r1, r2, [sp, #44]
+    EV_TFL__RQ3 \form, r5, \sh
+    EV_TFL__RQ3 \form, r7, \sh
+    EV_TFL__RQ3 \form, r9, \sh
+    EV_TFL__RQ3 \form, r11, \sh
+    add.w r2, r0, r12
+    strb.w r5, [r0]
+    strb.w r7, [r2]
+    strb.w r9, [r0, r12, lsl #1]
+    strb.w r11, [r2, r12, lsl #1]
+    ldr.w r0, [sp, #64]
+    ldr.w r1, [sp, #100]
+    cmp.w r0, r1
+    bne.w .Ltile_\name
+    b.w .Lpairend_\name
+.endm
+
+.macro EV_TFL__RUN42 name, form
     EV__FN_BEGIN \name
     push {r4-r11, lr}
-    sub sp, sp, #108
+    sub sp, sp, #132
     str r0, [sp, #80]
     ldr r2, [r0, #36]           /* kq >= 1 */
     sub r3, r2, #1
@@ -249,6 +307,23 @@
     mla r12, r3, r1, r12
     orr r12, r12, #1
     str r12, [sp, #76]
+    add r12, sp, #104           /* kq <= 16: the chain goes straight to column 0's block */
+    cmp r2, #16
+    ble 1f
+    adr r12, .Ltest_\name
+    orr r12, r12, #1
+    str r12, [sp, #104]
+    add r12, sp, #128
+1:
+    str r12, [sp, #124]
+    ldr r12, =.Lc0a_\name      /* out of ADR's reach in the s form */
+    sub r12, r12, #(.Lc0b_\name - .Lc0a_\name)
+    orr r12, r12, #1
+    str r12, [sp, #116]
+    ldr r12, =.Lc1a_\name
+    sub r12, r12, #(.Lc1b_\name - .Lc1a_\name)
+    orr r12, r12, #1
+    str r12, [sp, #120]
     ldr r1, [r0, #32]
     str r1, [sp, #60]           /* ys */
     ldr r1, [r0, #28]
@@ -288,6 +363,16 @@
     str r3, [sp, #96]
     add r12, sp, #32
     stm r12, {r4-r9}
+    ldr r2, [sp, #116]          /* the pair's blocks from its two shifts */
+    mov r3, #(.Lc0b_\name - .Lc0a_\name)
+    mla r2, r6, r3, r2
+    str r2, [sp, #108]
+    ldr r3, [sp, #124]
+    str r2, [r3]
+    ldr r2, [sp, #120]
+    mov r3, #(.Lc1b_\name - .Lc1a_\name)
+    mla r2, r9, r3, r2
+    str r2, [sp, #112]
     ldr r2, [sp, #88]
     str r2, [sp, #56]
     add r2, r2, #2
@@ -302,72 +387,47 @@
     EV__T42_GROUP
     .endr
 .Lend_\name:
-    .if \loop
+    ldr pc, [sp, #104]
+.Ltest_\name:
     ldr r2, [sp, #72]
     cmp r1, r2
     bne .Lchain_\name
-    .endif
-    str r0, [sp, #64]
-    ldrd r0, r12, [sp, #56]     /* y, ys */
-    add r3, sp, #32
-    ldm r3, {r1, r2, r3}        /* column 0's */
-    EV_TFL__RQ2 \form, r4
-    EV_TFL__RQ2 \form, r6
-    EV_TFL__RQ2 \form, r8
-    EV_TFL__RQ2 \form, r10
-    add r2, r0, r12
-    strb r4, [r0]
-    strb r6, [r2]
-    strb r8, [r0, r12, lsl #1]
-    strb r10, [r2, r12, lsl #1]
-    add r2, r0, r12, lsl #2
-    str r2, [sp, #56]           /* the next quad's y */
-    add r0, r0, #1
-    add r3, sp, #44
-    ldm r3, {r1, r2, r3}        /* column 1's */
-    EV_TFL__RQ2 \form, r5
-    EV_TFL__RQ2 \form, r7
-    EV_TFL__RQ2 \form, r9
-    EV_TFL__RQ2 \form, r11
-    add r2, r0, r12
-    strb r5, [r0]
-    strb r7, [r2]
-    strb r9, [r0, r12, lsl #1]
-    strb r11, [r2, r12, lsl #1]
-    ldr r0, [sp, #64]
-    ldr r1, [sp, #100]
-    cmp r0, r1
-    bne .Ltile_\name
+    ldr pc, [sp, #108]
+.Lpairend_\name:
     ldr r1, [sp, #72]           /* the next pair's wb follows this one's */
     str r1, [sp, #68]
     ldr r1, [sp, #84]
     subs r1, r1, #1
     str r1, [sp, #84]
     bne .Lpair_\name
-    add sp, sp, #108
+    add sp, sp, #132
     pop {r4-r11, pc}
+    .ltorg
+.Lc0a_\name:
+    EV_TFL__COL0 \name, \form, 1
+.Lc0b_\name:
+    .irp sh, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22
+    EV_TFL__COL0 \name, \form, \sh
+    .endr
+.Lc0z_\name:
+.Lc1a_\name:
+    EV_TFL__COL1 \name, \form, 1
+.Lc1b_\name:
+    .irp sh, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22
+    EV_TFL__COL1 \name, \form, \sh
+    .endr
+.Lc1z_\name:
+    /* every block the same size, or the addresses made from the shifts would miss */
+    .if (.Lc0z_\name - .Lc0a_\name) != 22 * (.Lc0b_\name - .Lc0a_\name)
+    .error "ev_tfl__run42: column 0's blocks differ in size"
+    .endif
+    .if (.Lc1z_\name - .Lc1a_\name) != 22 * (.Lc1b_\name - .Lc1a_\name)
+    .error "ev_tfl__run42: column 1's blocks differ in size"
+    .endif
     EV__FN_END \name
 .endm
 
-/* one output: r1 = m, r2 = r (f) or h (s), r3 = t or e; lr free */
-.macro EV_TFL__RQ2 form, reg
-    .ifc \form, f
-    smmla \reg, \reg, r1, r2
-    asr \reg, \reg, r3
-    ssat \reg, #8, \reg
-    .else
-    add lr, r2, \reg, asr #31
-    lsl \reg, \reg, #1
-    smmlar \reg, \reg, r1, lr
-    asr \reg, \reg, r3
-    ssat \reg, #8, \reg
-    .endif
-.endm
-
-/* the 1 suffix: kq <= 16, one pass of the chain, no end test */
-    EV_TFL__RUN42 ev_tfl__run42f, f, 1
-    EV_TFL__RUN42 ev_tfl__run42s, s, 1
-    EV_TFL__RUN42 ev_tfl__run42f1, f, 0
-    EV_TFL__RUN42 ev_tfl__run42s1, s, 0
+    EV_TFL__RUN42 ev_tfl__run42f, f
+    EV_TFL__RUN42 ev_tfl__run42s, s
 
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
