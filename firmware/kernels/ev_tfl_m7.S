@@ -237,10 +237,11 @@
  * quad loop's test.
  * Frame: 0 the 8 start values (a pair's biases, ev__t42's order, LDM'd per tile), 32 the pair's
  * two (m, r/h, t/e), 56 y of the tile, 60 ys, 64 xq saved, 68 the pair's wb, 72 its end, 76 the
- * chain entry (Thumb bit set), 80 a, 84 pairs left, 88 y of the pair, 92 bias, 96 q, 100 xq end,
+ * chain entry (Thumb bit set), 84 pairs left, 88 y of the pair, 92 16 kq, 96 xq, 100 xq end,
  * 104 where the chain goes (column 0's block, or the end test), 108 column 0's block, 112 column
  * 1's, 116 / 120 the blocks of shift 0 (one block before the first), 124 where a pair writes its
- * column 0 block besides 108 (104, or 128, a slot nothing reads, where kq > 16), 128. */
+ * column 0 block besides 108 (104, or 128, a slot nothing reads, where kq > 16), 144 bias, 148 q,
+ * 152 / 156 their steps (one LDM per pair). */
 .macro EV_TFL__RQ3 form, reg, sh
     .ifc \form, f
     smmla \reg, \reg, r1, r2
@@ -296,8 +297,7 @@
 .macro EV_TFL__RUN42 name, form
     EV__FN_BEGIN \name
     push {r4-r11, lr}
-    sub sp, sp, #132
-    str r0, [sp, #80]
+    sub sp, sp, #164
     ldr r2, [r0, #36]           /* kq >= 1 */
     sub r3, r2, #1
     and r3, r3, #15
@@ -324,31 +324,47 @@
     sub r12, r12, #(.Lc1b_\name - .Lc1a_\name)
     orr r12, r12, #1
     str r12, [sp, #120]
+    lsl r1, r2, #4
+    str r1, [sp, #92]           /* 16 kq: a pair's wb bytes */
     ldr r1, [r0, #32]
     str r1, [sp, #60]           /* ys */
     ldr r1, [r0, #28]
     str r1, [sp, #88]           /* y */
     ldr r1, [r0, #16]
-    str r1, [sp, #92]           /* bias */
+    str r1, [sp, #144]          /* bias */
     ldr r1, [r0, #20]
-    str r1, [sp, #96]           /* q */
+    str r1, [sp, #148]          /* q */
+    ldr r1, [r0, #40]
+    str r1, [sp, #152]          /* bias step */
+    ldr r1, [r0, #24]
+    str r1, [sp, #156]          /* q step */
     ldr r1, [r0, #12]
     str r1, [sp, #84]           /* pairs */
     ldr r1, [r0, #8]
     str r1, [sp, #68]           /* wb of pair 0 */
     ldr r1, [r0, #4]
     str r1, [sp, #100]          /* xq end */
+    ldr r1, [r0]
+    str r1, [sp, #96]           /* xq */
 .Lpair_\name:
-    ldr r0, [sp, #80]
-    ldr r1, [sp, #68]
-    ldr r2, [r0, #36]
-    add r2, r1, r2, lsl #4      /* 16 kq bytes a pair */
-    str r2, [sp, #72]
-    ldr r3, [sp, #92]
-    ldr r2, [r0, #40]           /* bias step */
-    ldrd r4, r5, [r3]
-    add r3, r3, r2
-    str r3, [sp, #92]
+    add r12, sp, #144
+    ldm r12, {r0-r3}            /* bias, q, their steps */
+    ldrd r4, r5, [r0]
+    add r0, r0, r2
+    ldm r1, {r6-r11}            /* m, r / h, t / e of both columns */
+    add r1, r1, r3
+    stm r12, {r0, r1}
+    add r12, sp, #32
+    stm r12, {r6-r11}
+    ldrd r2, r3, [sp, #116]     /* the pair's blocks from its two shifts */
+    mov r0, #(.Lc0b_\name - .Lc0a_\name)
+    mla r2, r8, r0, r2
+    str r2, [sp, #108]
+    ldr r0, [sp, #124]
+    str r2, [r0]
+    mov r0, #(.Lc1b_\name - .Lc1a_\name)
+    mla r3, r11, r0, r3
+    str r3, [sp, #112]
     mov r6, r4
     mov r7, r5
     mov r8, r4
@@ -356,28 +372,14 @@
     mov r10, r4
     mov r11, r5
     stm sp, {r4-r11}
-    ldr r3, [sp, #96]
-    ldr r2, [r0, #24]           /* q step */
-    ldm r3, {r4-r9}
-    add r3, r3, r2
-    str r3, [sp, #96]
-    add r12, sp, #32
-    stm r12, {r4-r9}
-    ldr r2, [sp, #116]          /* the pair's blocks from its two shifts */
-    mov r3, #(.Lc0b_\name - .Lc0a_\name)
-    mla r2, r6, r3, r2
-    str r2, [sp, #108]
-    ldr r3, [sp, #124]
-    str r2, [r3]
-    ldr r2, [sp, #120]
-    mov r3, #(.Lc1b_\name - .Lc1a_\name)
-    mla r2, r9, r3, r2
-    str r2, [sp, #112]
-    ldr r2, [sp, #88]
-    str r2, [sp, #56]
-    add r2, r2, #2
-    str r2, [sp, #88]
-    ldr r0, [r0]                /* xq */
+    ldrd r1, r2, [sp, #88]      /* y of the pair, 16 kq */
+    str r1, [sp, #56]
+    add r1, r1, #2
+    str r1, [sp, #88]
+    ldr r1, [sp, #68]
+    add r2, r1, r2
+    str r2, [sp, #72]           /* the pair's wb end */
+    ldr r0, [sp, #96]           /* xq */
 .Ltile_\name:
     ldm sp, {r4-r11}
     ldr r1, [sp, #68]
@@ -400,7 +402,7 @@
     subs r1, r1, #1
     str r1, [sp, #84]
     bne .Lpair_\name
-    add sp, sp, #132
+    add sp, sp, #164
     pop {r4-r11, pc}
     .ltorg
 .Lc0a_\name:
