@@ -580,6 +580,31 @@ static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uin
     }
 }
 
+/* ev_tfl__widen2z's layout for four columns c..c+3 of a b stored depth-major (depth row i at b + i
+ * ds, the columns contiguous, as p.v's v): pair (c, c + 1) at dst, pair (c + 2, c + 3) at dst + 4
+ * kq. Per group of 4 depths one word of each row: SXTB16 gives columns (c, c + 2) of a row, with
+ * ROR 8 (c + 1, c + 3), and PKHBT / PKHTB put rows 4g and 4g + 2 (the lo word) or 4g + 1 and 4g + 3
+ * (hi) of one column side by side; this replaces the byte transpose into bt and the widening of
+ * its rows. */
+static inline void ev_tfl__widen_cols4z(const int8_t *b, int ds, int kq, uint32_t zz, uint32_t *dst)
+{
+    uint32_t *d1 = dst + 4 * kq;
+    const uint32_t *end = d1;
+    while (dst != end) {
+        const uint32_t r0 = ev_tfl__ld32(b), r1 = ev_tfl__ld32(b + ds);
+        const uint32_t r2 = ev_tfl__ld32(b + 2 * ds), r3 = ev_tfl__ld32(b + 3 * ds);
+        const uint32_t e0 = ev_tfl__lo_z(r0, zz), o0 = ev_tfl__hi_z(r0, zz);
+        const uint32_t e1 = ev_tfl__lo_z(r1, zz), o1 = ev_tfl__hi_z(r1, zz);
+        const uint32_t e2 = ev_tfl__lo_z(r2, zz), o2 = ev_tfl__hi_z(r2, zz);
+        const uint32_t e3 = ev_tfl__lo_z(r3, zz), o3 = ev_tfl__hi_z(r3, zz);
+        b += 4 * ds;
+        EV__STRD((e0 & 0xFFFFu) | (e2 << 16), (o0 & 0xFFFFu) | (o2 << 16), dst);
+        EV__STRD((e1 & 0xFFFFu) | (e3 << 16), (o1 & 0xFFFFu) | (o3 << 16), dst);
+        EV__STRD((e0 >> 16) | (e2 & 0xFFFF0000u), (o0 >> 16) | (o2 & 0xFFFF0000u), d1);
+        EV__STRD((e1 >> 16) | (e3 & 0xFFFF0000u), (o1 >> 16) | (o3 & 0xFFFF0000u), d1);
+    }
+}
+
 /* The depth's products from d4 on (its last 1-3) of four rows (x, stride xs) with columns w0, w1:
  * ev_tfl__t42s' start values, in its order (row r: init[2r] column 0, init[2r + 1] column 1). */
 static inline __attribute__((always_inline)) void ev_tfl__tail_init(const int8_t *x, int xs, const int8_t *w0, const int8_t *w1,
@@ -667,7 +692,7 @@ static __attribute__((noinline)) int ev_tfl__bmm_all(const int8_t *a, int as, in
 }
 
 static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
-                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
+                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y, int bds)
 {
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8];
     static const uint32_t zero8[8];
@@ -678,6 +703,10 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
     const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
     struct ev_tfl__t42s_a t;
     int n = 0, j;
+    /* bds: b depth-major (ev_tfl__widen_cols4z), only where the fused path below takes every row;
+     * otherwise 0 rows, and the caller transposes b */
+    if (bds && (tail || rows % 4 || !fused || cols % 4 || 8 * kq > EV_TFL_BUF / 2 || block < 4))
+        return 0;
     if ((tail || rows % 4) && q.l1 == 1 && q.right >= 1 && cols >= 2) {   /* the loop below leaves them to C */
         const int all = ev_tfl__bmm_all(a, as, rows, depth, b, bs, cols, a_zp, b_zp, &q, y);
         if (all)
@@ -697,7 +726,7 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
             ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
         if (fused && !(cols & 1) && 4 * kq <= EV_TFL_BUF / 2) {
             /* as many column pairs as wb holds widened at a time, then all their tiles in one call */
-            const int per = (EV_TFL_BUF / 2) / (4 * kq);
+            const int per = (EV_TFL_BUF / 2) / (4 * kq) & (bds ? ~1 : ~0);      /* bds: pairs of pairs */
             const int32_t qv[6] = {q.m, q.half, q.right, q.m, q.half, q.right};
             struct ev_tfl__run_a ra;
             ra.xq = xq;
@@ -712,8 +741,12 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
             for (j = 0; j < cols; j += 2 * ra.np) {
                 int p;
                 ra.np = (cols - j) / 2 < per ? (cols - j) / 2 : per;
-                for (p = 0; p < ra.np; p++)
-                    ev_tfl__widen2z(b + (j + 2 * p) * bs, b + (j + 2 * p + 1) * bs, kq, zb, wb + p * 4 * kq);
+                if (bds)
+                    for (p = 0; p < ra.np; p += 2)
+                        ev_tfl__widen_cols4z(b + j + 2 * p, bds, kq, zb, wb + p * 4 * kq);
+                else
+                    for (p = 0; p < ra.np; p++)
+                        ev_tfl__widen2z(b + (j + 2 * p) * bs, b + (j + 2 * p + 1) * bs, kq, zb, wb + p * 4 * kq);
                 ra.y = y + n * cols + j;
                 ev_tfl__run42s(&ra);
             }
@@ -988,6 +1021,14 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             continue;
         }
         if (sb[5] != 1) {
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            /* columns contiguous: widened straight from b where the quads take every row */
+            if (sm_ok && sb[4] == 1 &&
+                ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, 0, cols, a_zp, b_zp, &sq, y, sb[5]) == rows) {
+                y += rows * cols;
+                continue;
+            }
+#endif
             EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
 #if EV_KERNELS_DSP
             if (sb[4] == 1 && cols % 4 == 0) {     /* columns contiguous: four a word */
@@ -1014,7 +1055,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         n = 0;
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
         if (sm_ok)
-            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y);
+            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y, 0);
 #endif
         if (n < rows) {                              /* the rows left: raw sums + zero-point terms */
             for (q = 0; q < cols; q++) {
