@@ -236,7 +236,7 @@
  * column 0's block (or the end test), which ends in a jump to column 1's, which ends with the
  * quad loop's test.
  * Frame: 0 the 8 start values (a pair's biases, ev__t42's order, LDM'd per tile), 32 the pair's
- * two (m, r/h, t/e), 56 y of the tile, 60 ys, 64 xq saved, 68 the pair's wb, 72 its end, 76 the
+ * two (m, r/h, t/e), 56 y of the tile, 60 ys, 68 the pair's wb, 72 its end, 76 the
  * chain entry (Thumb bit set), 84 pairs left, 88 y of the pair, 92 16 kq, 96 xq, 100 xq end,
  * 104 where the chain goes (column 0's block, or the end test), 108 column 0's block, 112 column
  * 1's, 116 / 120 the blocks of shift 0 (one block before the first), 124 where a pair writes its
@@ -255,39 +255,38 @@
 .endm
 
 /* (.w: 32-bit encodings throughout, so that every block of a column has the same size) */
-/* column 0's block for shift sh: r0 = xq after the chain (saved), accumulators r4, r6, r8, r10 */
+/* column 0's block for shift sh: r0 = the next quad's xq (kept), accumulators r4, r6, r8, r10;
+ * r3 (no shift register any more) holds y */
 .macro EV_TFL__COL0 name, form, sh
-    str.w r0, [sp, #64]
-    ldrd r0, r12, [sp, #56]     /* y, ys */
+    ldrd r3, r12, [sp, #56]     /* y, ys */
     ldrd r1, r2, [sp, #32]      /* m, r / h */
     EV_TFL__RQ3 \form, r4, \sh
     EV_TFL__RQ3 \form, r6, \sh
     EV_TFL__RQ3 \form, r8, \sh
     EV_TFL__RQ3 \form, r10, \sh
-    add.w r2, r0, r12
-    strb.w r4, [r0]
+    add.w r2, r3, r12
+    strb.w r4, [r3]
     strb.w r6, [r2]
-    strb.w r8, [r0, r12, lsl #1]
+    strb.w r8, [r3, r12, lsl #1]
     strb.w r10, [r2, r12, lsl #1]
-    add.w r2, r0, r12, lsl #2
+    add.w r2, r3, r12, lsl #2
     str.w r2, [sp, #56]           /* the next quad's y */
-    add.w r0, r0, #1
+    add.w r3, r3, #1
     ldr.w pc, [sp, #112]
 .endm
 
-/* column 1's block: r0 = y + 1, r12 = ys, accumulators r5, r7, r9, r11; then the quad loop */
+/* column 1's block: r3 = y + 1, r12 = ys, accumulators r5, r7, r9, r11; then the quad loop */
 .macro EV_TFL__COL1 name, form, sh
     ldrd r1, r2, [sp, #44]
     EV_TFL__RQ3 \form, r5, \sh
     EV_TFL__RQ3 \form, r7, \sh
     EV_TFL__RQ3 \form, r9, \sh
     EV_TFL__RQ3 \form, r11, \sh
-    add.w r2, r0, r12
-    strb.w r5, [r0]
+    add.w r2, r3, r12
+    strb.w r5, [r3]
     strb.w r7, [r2]
-    strb.w r9, [r0, r12, lsl #1]
+    strb.w r9, [r3, r12, lsl #1]
     strb.w r11, [r2, r12, lsl #1]
-    ldr.w r0, [sp, #64]
     ldr.w r1, [sp, #100]
     cmp.w r0, r1
     bne.w .Ltile_\name
