@@ -1085,6 +1085,20 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
  * at compile time (tabs: a's 256 entries, b's 256, then max |a's| + max |b's|; the op's
  * input_tables, edgeviz/ops/tfl_eltwise.py), in flash; MUL passes none. */
 
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* ev_tfl__add_run's operands (ev_tfl_m7.S): the contiguous ADD's word loop over y .. y_end (a
+ * multiple of 4 bytes), the shift 1..22 */
+struct ev_tfl__add_a {
+    const int8_t *a, *b;        /* 0, 4 */
+    int8_t *y, *y_end;          /* 8, 12 */
+    const int32_t *ta, *tb;     /* 16, 20: indexed by the signed value */
+    int32_t m, h, sh;           /* 24, 28, 32 */
+};
+EV__ASM_OFFSET(ev_tfl__add_a, h, 28);
+EV__ASM_OFFSET(ev_tfl__add_a, sh, 32);
+void ev_tfl__add_run(const struct ev_tfl__add_a *a);
+#endif
+
 /* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
  * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
 static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t *a, const int8_t *b, int n, int sa,
@@ -1135,6 +1149,25 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
         struct ev_tfl__sm qz = q;
         qz.half += y_zp * ((int32_t)1 << q.right);
         if (sa == 1 && sb == 1) {
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (end - y >= 4) {         /* the same, in assembly (ev_tfl_m7.S) */
+                struct ev_tfl__add_a r;
+                const int n4 = (int)(end - y) / 4 * 4;
+                r.a = a;
+                r.b = b;
+                r.y = y;
+                r.y_end = y + n4;
+                r.ta = ta;
+                r.tb = tb;
+                r.m = qz.m;
+                r.h = qz.half;
+                r.sh = qz.right;
+                ev_tfl__add_run(&r);
+                y += n4;
+                a += n4;
+                b += n4;
+            }
+#endif
             for (; end - y >= 4; y += 4, a += 4, b += 4) {
                 const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
                 const int32_t d0 = ta[(int8_t)wa] + tb[(int8_t)wb];

@@ -431,4 +431,64 @@
     EV_TFL__RUN42 ev_tfl__run42f, f
     EV_TFL__RUN42 ev_tfl__run42s, s
 
+/* ev_tfl__add_run(a r0): ev_tfl__binary_run's contiguous ADD, four elements a word of each input,
+ * struct ev_tfl__add_a (ev_tfl.c) for the offsets. Per element both table entries (indexed by the
+ * signed byte: SXTB with ROR picks it from the word), their sum d, then EV_TFL__SMR with the
+ * output zero point in h: SMMLAR(d << 1, m, h + (d < 0 ? -1 : 0)), the right shift (1..22) as
+ * SSAT's immediate: one copy of the loop per shift, entered at the copy's address. 10
+ * instructions an element, 5 a word of four. */
+.macro EV_TFL__ADD1 k, sh
+    .if \k == 3
+    asr.w r10, r8, #24
+    asr.w r11, r9, #24
+    .elseif \k == 0
+    sxtb.w r10, r8
+    sxtb.w r11, r9
+    .else
+    sxtb.w r10, r8, ror #(8 * \k)
+    sxtb.w r11, r9, ror #(8 * \k)
+    .endif
+    ldr.w r10, [r4, r10, lsl #2]
+    ldr.w r11, [r5, r11, lsl #2]
+    add.w r10, r10, r11
+    add.w lr, r7, r10, asr #31
+    lsl.w r10, r10, #1
+    smmlar r10, r10, r6, lr
+    ssat r10, #8, r10, asr #\sh
+    strb.w r10, [r2, #\k]
+.endm
+.macro EV_TFL__ADDLOOP sh
+1:
+    ldr.w r8, [r0], #4
+    ldr.w r9, [r1], #4
+    EV_TFL__ADD1 0, \sh
+    EV_TFL__ADD1 1, \sh
+    EV_TFL__ADD1 2, \sh
+    EV_TFL__ADD1 3, \sh
+    add.w r2, r2, #4
+    cmp.w r2, r3
+    bne.w 1b
+    b.w .Ladd_done
+.endm
+    EV__FN_BEGIN ev_tfl__add_run
+    push {r4-r11, lr}
+    ldr r12, [r0, #32]          /* shift, 1..22 */
+    ldr r3, =.Ladd_1
+    sub r3, r3, #(.Ladd_2 - .Ladd_1)
+    mov r4, #(.Ladd_2 - .Ladd_1)
+    mla r12, r12, r4, r3
+    orr r12, r12, #1
+    ldm r0, {r0-r7}             /* a, b, y, y end, ta, tb, m, h */
+    bx r12
+.Ladd_done:
+    pop {r4-r11, pc}
+    .ltorg
+.Ladd_1:
+    EV_TFL__ADDLOOP 1
+.Ladd_2:
+    .irp sh, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22
+    EV_TFL__ADDLOOP \sh
+    .endr
+    EV__FN_END ev_tfl__add_run
+
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */
