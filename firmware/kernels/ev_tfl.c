@@ -387,7 +387,9 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
  * (two words), its two requantisations (three words each) at q + qstep p bytes; the tile of quad i
  * and pair p writes y + 4 i ys + 2 p. run42f requantises as ev__t42r (FULLY_CONNECTED's fixed
  * point, q = tflmath's (m, r, t) per channel), run42s as ev_tfl__t42s (ev_tfl__sm's (m, half,
- * right)). */
+ * right)). Every shift t / right must lie in 1..22, since the routine holds one requantisation block
+ * per value: tflmath.fc_fixed_point gives t <= FC_FIXED_MAX_T = 22, BATCH_MATMUL's sm_ok and the
+ * fused test give 1 <= right <= 22, CONV_2D's multiplier check 1..21. */
 struct ev_tfl__run_a {
     const uint32_t *xq;         /* 0: the block's widened quads, 8 kq words each */
     const uint32_t *xq_end;     /* 4 */
