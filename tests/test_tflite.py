@@ -271,6 +271,46 @@ def test_tfl_kernels_at_awkward_sizes_on_the_m7_and_m55(target, tmp_path):
     assert r["bit_exact"] == 3, r["mismatched"]
 
 
+@pytest.mark.qemu
+def test_tfl_tile_routines_at_sizes_the_fixtures_do_not_reach(tmp_path):
+    """The M7's one-call tile routines (ev_tfl__run42f / run42s, ev_tfl_m7.S) where the fixtures do
+    not take them: a FULLY_CONNECTED of 80 inputs (kq = 20 > 16: the MAC chain repeated, with its
+    end test) over 44 rows (several blocks of quads) and 32 channels, then a BATCH_MATMUL whose B is
+    read depth-major with its columns contiguous (p.v's layout: widened straight from B, its 22
+    column pairs in chunks of 4, the last of 2); firmware equal to the numpy reference."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz import tflmath
+    from edgeviz.backends.mcu import write_project
+    from edgeviz.ir import Graph, Node
+    from edgeviz.ops.tfl_matmul import FULLY_CONNECTED
+    from edgeviz.runner import api
+    rng = np.random.default_rng(11)
+    g = Graph(prequantized=True)
+    for name, shape, zp in (("x", (1, 44, 80), -5), ("h", (1, 44, 32), 9), ("s", (1, 44, 44), -13)):
+        t = g.add_tensor(name, shape)
+        t.scale, t.zero_point = 0.05, zp
+    fc = Node("tfl_fully_connected", "fc", ["x"], ["h"], {}, {
+        "w": rng.integers(-127, 128, (32, 80)).astype(np.int8), "bias": rng.integers(-3000, 3000, 32).astype(np.int32),
+        "scale": rng.uniform(2e-4, 2e-3, 32), "y_zp": 9, "lo": -128, "hi": 127})
+    g.nodes.append(fc)
+    assert FULLY_CONNECTED.fixed_point(fc) is not None
+    m, sh = tflmath.quantize_multiplier(0.003)
+    # s = h @ B with B = h's bytes as [32, 44]: depth strided by 44, the columns contiguous
+    g.nodes.append(Node("tfl_batch_matmul", "bmm", ["h", "h"], ["s"], {
+        "a_shape": (1, 44, 32), "b_shape": (1, 32, 44), "adj_x": False, "adj_y": False, "out_shape": (1, 44, 44),
+        "batch_dims": [1, 1, 1, 1], "strides": [[0, 0, 0, 0, 32, 1], [0, 0, 0, 0, 1, 44]], "rows": 44, "cols": 44,
+        "depth": 32}, {"a_zp": 9, "b_zp": 9, "y_zp": -13, "m": m, "shift": sh}))
+    g.inputs, g.outputs = ["x"], ["s"]
+    c = compile_graph(g, None, "stm32f746")
+    write_project(c, tmp_path / "b", "tiles", np.zeros((2, 1, 44, 80)), firmware=True)
+    xs = rng.integers(-128, 128, (3, 1, 44, 80)).astype(np.int8)
+    xs[0] = -128
+    want = np.stack([run_int8(g, x).reshape(-1) for x in xs])
+    r = api.validate(tmp_path / "b", "emulator", xs, want)
+    assert r["bit_exact"] == 3, r["mismatched"]
+
+
 # ------------------------------------------------------------------ the fused LayerNorm
 def test_converter_layernorms_are_fused_into_one_row_op():
     """Every LayerNorm of the ViT fixtures becomes one tfl_layernorm node whose reference replays the

@@ -382,6 +382,32 @@ static inline int8_t ev_tfl__fcq(uint32_t acc, const int32_t *q, int32_t lo, int
 }
 
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* Every 4 x 2 tile of a block in one call (ev_tfl_m7.S): channel pairs outer, xq's row quads
+ * inner. Pair p's widened columns at wp + 4 kq p words, its start values at bias + bstep p bytes
+ * (two words), its two requantisations (three words each) at q + qstep p bytes; the tile of quad i
+ * and pair p writes y + 4 i ys + 2 p. run42f requantises as ev__t42r (FULLY_CONNECTED's fixed
+ * point, q = tflmath's (m, r, t) per channel), run42s as ev_tfl__t42s (ev_tfl__sm's (m, half,
+ * right)). Every shift t / right must lie in 1..22, since the routine holds one requantisation block
+ * per value: tflmath.fc_fixed_point gives t <= FC_FIXED_MAX_T = 22, BATCH_MATMUL's sm_ok and the
+ * fused test give 1 <= right <= 22, CONV_2D's multiplier check 1..21. */
+struct ev_tfl__run_a {
+    const uint32_t *xq;         /* 0: the block's widened quads, 8 kq words each */
+    const uint32_t *xq_end;     /* 4 */
+    const uint32_t *wp;         /* 8 */
+    int32_t np;                 /* 12: pairs >= 1 */
+    const int32_t *bias;        /* 16 */
+    const int32_t *q;           /* 20 */
+    int32_t qstep;              /* 24 */
+    int8_t *y;                  /* 28 */
+    int32_t ys;                 /* 32 */
+    int32_t kq;                 /* 36: >= 1 */
+    int32_t bstep;              /* 40 */
+};
+EV__ASM_OFFSET(ev_tfl__run_a, ys, 32);
+EV__ASM_OFFSET(ev_tfl__run_a, bstep, 40);
+void ev_tfl__run42f(const struct ev_tfl__run_a *a);
+void ev_tfl__run42s(const struct ev_tfl__run_a *a);
+
 /* One widened row (ev__widen1's (lo, hi) per group of 4) against a pre-widened channel pair
  * (widened_pairs' (a lo, b lo, a hi, b hi) per group): 3 LDRD + 4 SMLAD per 8 MACs. */
 static inline void ev_tfl__t12w(const uint32_t *xb, const uint32_t *wp, int kq, uint32_t acc[2])
@@ -430,6 +456,23 @@ void ev_tfl_fcq_s8(const int8_t *x, int rows, int k, int o, const int8_t *w, con
             int qd, r;
             for (qd = 0; qd < nb; qd += 4)
                 ev__widen4(x + (n + qd) * k, k, kq, xq + qd * 2 * kq);
+            if (fw && !narrow && !(o & 1)) {    /* the compile-time pairs, in order: one call */
+                struct ev_tfl__run_a ra;
+                ra.xq = xq;
+                ra.xq_end = xq + nb * 2 * kq;
+                ra.wp = (const uint32_t *)fw;
+                ra.np = o / 2;
+                ra.bias = bias;
+                ra.bstep = 8;
+                ra.q = q;
+                ra.qstep = 24;
+                ra.y = y + n * o;
+                ra.ys = o;
+                ra.kq = kq;
+                ev_tfl__run42f(&ra);
+                n += nb;
+                continue;
+            }
             for (j = 0; j < o; j += 2) {
                 const int j0 = ev_tfl__pair(j, o), j1 = o > 1 ? j0 + 1 : j0;
                 const uint32_t *wp = wb;
@@ -539,6 +582,31 @@ static inline void ev_tfl__widen2z(const int8_t *a, const int8_t *b, int kq, uin
     }
 }
 
+/* ev_tfl__widen2z's layout for four columns c..c+3 of a b stored depth-major (depth row i at b + i
+ * ds, the columns contiguous, as p.v's v): pair (c, c + 1) at dst, pair (c + 2, c + 3) at dst + 4
+ * kq. Per group of 4 depths one word of each row: SXTB16 gives columns (c, c + 2) of a row, with
+ * ROR 8 (c + 1, c + 3), and PKHBT / PKHTB put rows 4g and 4g + 2 (the lo word) or 4g + 1 and 4g + 3
+ * (hi) of one column side by side; this replaces the byte transpose into bt and the widening of
+ * its rows. */
+static inline void ev_tfl__widen_cols4z(const int8_t *b, int ds, int kq, uint32_t zz, uint32_t *dst)
+{
+    uint32_t *d1 = dst + 4 * kq;
+    const uint32_t *end = d1;
+    while (dst != end) {
+        const uint32_t r0 = ev_tfl__ld32(b), r1 = ev_tfl__ld32(b + ds);
+        const uint32_t r2 = ev_tfl__ld32(b + 2 * ds), r3 = ev_tfl__ld32(b + 3 * ds);
+        const uint32_t e0 = ev_tfl__lo_z(r0, zz), o0 = ev_tfl__hi_z(r0, zz);
+        const uint32_t e1 = ev_tfl__lo_z(r1, zz), o1 = ev_tfl__hi_z(r1, zz);
+        const uint32_t e2 = ev_tfl__lo_z(r2, zz), o2 = ev_tfl__hi_z(r2, zz);
+        const uint32_t e3 = ev_tfl__lo_z(r3, zz), o3 = ev_tfl__hi_z(r3, zz);
+        b += 4 * ds;
+        EV__STRD((e0 & 0xFFFFu) | (e2 << 16), (o0 & 0xFFFFu) | (o2 << 16), dst);
+        EV__STRD((e1 & 0xFFFFu) | (e3 << 16), (o1 & 0xFFFFu) | (o3 << 16), dst);
+        EV__STRD((e0 >> 16) | (e2 & 0xFFFF0000u), (o0 >> 16) | (o2 & 0xFFFF0000u), d1);
+        EV__STRD((e1 >> 16) | (e3 & 0xFFFF0000u), (o1 >> 16) | (o3 & 0xFFFF0000u), d1);
+    }
+}
+
 /* The depth's products from d4 on (its last 1-3) of four rows (x, stride xs) with columns w0, w1:
  * ev_tfl__t42s' start values, in its order (row r: init[2r] column 0, init[2r + 1] column 1). */
 static inline __attribute__((always_inline)) void ev_tfl__tail_init(const int8_t *x, int xs, const int8_t *w0, const int8_t *w1,
@@ -626,7 +694,7 @@ static __attribute__((noinline)) int ev_tfl__bmm_all(const int8_t *a, int as, in
 }
 
 static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const int8_t *b, int bs, int cols,
-                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y)
+                             int32_t a_zp, int32_t b_zp, const struct ev_tfl__sm *sq, int8_t *y, int bds)
 {
     uint32_t xq[EV_TFL_BLOCK * EV_TFL_BUF / 8], wb[EV_TFL_BUF / 2], acc8[8];
     static const uint32_t zero8[8];
@@ -637,6 +705,10 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
     const int fused = q.l1 == 1 && q.right >= 1 && !tail && cols >= 2;
     struct ev_tfl__t42s_a t;
     int n = 0, j;
+    /* bds: b depth-major (ev_tfl__widen_cols4z), only where the fused path below takes every row;
+     * otherwise 0 rows, and the caller transposes b */
+    if (bds && (tail || rows % 4 || !fused || cols % 4 || 8 * kq > EV_TFL_BUF / 2 || block < 4))
+        return 0;
     if ((tail || rows % 4) && q.l1 == 1 && q.right >= 1 && cols >= 2) {   /* the loop below leaves them to C */
         const int all = ev_tfl__bmm_all(a, as, rows, depth, b, bs, cols, a_zp, b_zp, &q, y);
         if (all)
@@ -654,6 +726,35 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
         int qd, r, i;
         for (qd = 0; qd < nb; qd += 4)
             ev_tfl__widen4z(a + (n + qd) * as, as, kq, za, xq + qd * 2 * kq);
+        if (fused && !(cols & 1) && 4 * kq <= EV_TFL_BUF / 2) {
+            /* as many column pairs as wb holds widened at a time, then all their tiles in one call */
+            const int per = (EV_TFL_BUF / 2) / (4 * kq) & (bds ? ~1 : ~0);      /* bds: pairs of pairs */
+            const int32_t qv[6] = {q.m, q.half, q.right, q.m, q.half, q.right};
+            struct ev_tfl__run_a ra;
+            ra.xq = xq;
+            ra.xq_end = xq + nb * 2 * kq;
+            ra.wp = wb;
+            ra.bias = (const int32_t *)zero8;
+            ra.bstep = 0;
+            ra.q = qv;
+            ra.qstep = 0;
+            ra.ys = cols;
+            ra.kq = kq;
+            for (j = 0; j < cols; j += 2 * ra.np) {
+                int p;
+                ra.np = (cols - j) / 2 < per ? (cols - j) / 2 : per;
+                if (bds)
+                    for (p = 0; p < ra.np; p += 2)
+                        ev_tfl__widen_cols4z(b + j + 2 * p, bds, kq, zb, wb + p * 4 * kq);
+                else
+                    for (p = 0; p < ra.np; p++)
+                        ev_tfl__widen2z(b + (j + 2 * p) * bs, b + (j + 2 * p + 1) * bs, kq, zb, wb + p * 4 * kq);
+                ra.y = y + n * cols + j;
+                ev_tfl__run42s(&ra);
+            }
+            n += nb;
+            continue;
+        }
         for (j = 0; j < cols; j += 2) {
             const int j0 = ev_tfl__pair(j, cols), j1 = cols > 1 ? j0 + 1 : j0;
             const int8_t *w0 = b + j0 * bs, *w1 = b + j1 * bs;
@@ -695,6 +796,9 @@ static int ev_tfl__bmm_quads(const int8_t *a, int as, int rows, int depth, const
  * quad from the biases, requantising per channel with one SMMLAR (ev_tfl__sm) and SSAT. done[]
  * marks the pixels it wrote; returns how many (0 where the shapes or a channel's multiplier do
  * not allow it: then the caller's per-pixel path does them all). */
+#ifndef EV_TFL_CONV_QO         /* output channels whose requantisations ev_tfl__conv_quads tabulates */
+#define EV_TFL_CONV_QO 64
+#endif
 #ifndef EV_TFL_CONV_XQ
 #define EV_TFL_CONV_XQ 384
 #endif
@@ -720,6 +824,47 @@ static int ev_tfl__conv_quads(const int8_t *x, int h, int w, int c, const int8_t
     }
     t.ys = o;
     t.init = init;
+    if (fw && !(o & 1) && o <= EV_TFL_CONV_QO) {
+        /* each quad's tiles in one call (ev_tfl__run42s), the requantisations made once: the
+         * per-pair C below costs as much per tile as the call where a quad of a large patch
+         * fills xq alone */
+        int32_t qt[3 * EV_TFL_CONV_QO];
+        struct ev_tfl__run_a ra;
+        for (j = 0; j < o; j++) {
+            struct ev_tfl__sm qj;
+            ev_tfl__sm_init(&qj, m[j], shift[j]);
+            qt[3 * j] = qj.m;
+            qt[3 * j + 1] = qj.half + y_zp * ((int32_t)1 << qj.right);
+            qt[3 * j + 2] = qj.right;
+        }
+        ra.xq = xq;
+        ra.xq_end = xq + 8 * kq;
+        ra.wp = (const uint32_t *)fw;
+        ra.np = o / 2;
+        ra.bias = bias;
+        ra.bstep = 8;
+        ra.q = qt;
+        ra.qstep = 24;
+        ra.ys = o;
+        ra.kq = kq;
+        for (oy = 0; oy < oh; oy++) {
+            const int iy = oy * sh - pad_t;
+            int dy, r;
+            for (ox = 0; ox + 4 <= ow; ox += 4) {
+                const int ix = ox * sw - pad_l, ix_last = (ox + 3) * sw - pad_l;
+                if (iy >= 0 && iy + kh <= h && ix >= 0 && ix_last + kw <= w) {
+                    for (dy = 0; dy < kh; dy++)
+                        ev__widen4(x + ((iy + dy) * w + ix) * c, sw * c, kqr, xq + dy * 8 * kqr);
+                    ra.y = y + (oy * ow + ox) * o;
+                    ev_tfl__run42s(&ra);
+                    for (r = 0; r < 4; r++)
+                        done[oy * ow + ox + r] = 1;
+                    total += 4;
+                }
+            }
+        }
+        return total;
+    }
     for (oy = 0; oy < oh; oy++) {
         const int iy = oy * sh - pad_t;
         for (ox = 0; ox + 4 <= ow; ox += 4) {
@@ -878,6 +1023,14 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
             continue;
         }
         if (sb[5] != 1) {
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            /* columns contiguous: widened straight from b where the quads take every row */
+            if (sm_ok && sb[4] == 1 &&
+                ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, 0, cols, a_zp, b_zp, &sq, y, sb[5]) == rows) {
+                y += rows * cols;
+                continue;
+            }
+#endif
             EV_PART_ENTER(pt, EV_PART_MOVE);       /* b transposed into bt */
 #if EV_KERNELS_DSP
             if (sb[4] == 1 && cols % 4 == 0) {     /* columns contiguous: four a word */
@@ -904,7 +1057,7 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
         n = 0;
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
         if (sm_ok)
-            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y);
+            n = ev_tfl__bmm_quads(ab, sa[4], rows, depth, bb, brow, cols, a_zp, b_zp, &sq, y, 0);
 #endif
         if (n < rows) {                              /* the rows left: raw sums + zero-point terms */
             for (q = 0; q < cols; q++) {
@@ -933,6 +1086,20 @@ void ev_tfl_bmm_s8(const int8_t *a, const int8_t *b, const int32_t *dims, const 
  * An input's scaled value depends on its int8 value alone: for kinds 0, 1 and 3 both are tabulated
  * at compile time (tabs: a's 256 entries, b's 256, then max |a's| + max |b's|; the op's
  * input_tables, edgeviz/ops/tfl_eltwise.py), in flash; MUL passes none. */
+
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* ev_tfl__add_run's operands (ev_tfl_m7.S): the contiguous ADD's word loop over y .. y_end (a
+ * multiple of 4 bytes), the shift 1..22 */
+struct ev_tfl__add_a {
+    const int8_t *a, *b;        /* 0, 4 */
+    int8_t *y, *y_end;          /* 8, 12 */
+    const int32_t *ta, *tb;     /* 16, 20: indexed by the signed value */
+    int32_t m, h, sh;           /* 24, 28, 32 */
+};
+EV__ASM_OFFSET(ev_tfl__add_a, h, 28);
+EV__ASM_OFFSET(ev_tfl__add_a, sh, 32);
+void ev_tfl__add_run(const struct ev_tfl__add_a *a);
+#endif
 
 /* ev_tfl_binary_s8's one-SMMLAR loops over a run of n elements (kind 0 ADD, 1 SUB over the
  * tables, 2 MUL), in a function of their own so that the loop's constants stay in registers. */
@@ -984,6 +1151,25 @@ static __attribute__((noinline)) void ev_tfl__binary_run(int kind, const int8_t 
         struct ev_tfl__sm qz = q;
         qz.half += y_zp * ((int32_t)1 << q.right);
         if (sa == 1 && sb == 1) {
+#if EV_KERNELS_DSP && !EV_KERNELS_MVE
+            if (end - y >= 4) {         /* the same, in assembly (ev_tfl_m7.S) */
+                struct ev_tfl__add_a r;
+                const int n4 = (int)(end - y) / 4 * 4;
+                r.a = a;
+                r.b = b;
+                r.y = y;
+                r.y_end = y + n4;
+                r.ta = ta;
+                r.tb = tb;
+                r.m = qz.m;
+                r.h = qz.half;
+                r.sh = qz.right;
+                ev_tfl__add_run(&r);
+                y += n4;
+                a += n4;
+                b += n4;
+            }
+#endif
             for (; end - y >= 4; y += 4, a += 4, b += 4) {
                 const uint32_t wa = ev_tfl__ld32(a), wb = ev_tfl__ld32(b);
                 const int32_t d0 = ta[(int8_t)wa] + tb[(int8_t)wb];
@@ -1211,24 +1397,30 @@ void ev_tfl_lut_s8(const int8_t *x, int n, int ch, const int8_t *luts, int8_t *y
 void ev_tfl_copy_s8(const int8_t *x, const int32_t *d, const int32_t *si, int8_t *y, const int32_t *so)
 {
     EV_PART_ENTER(pp, EV_PART_MOVE);
+    /* the shape and strides in locals: the int8 stores may alias them as far as the compiler knows,
+     * so read through the pointers they were reloaded and the five-term addresses remade per run */
+    const int d0 = d[0], d1 = d[1], d2 = d[2], d3 = d[3], d4 = d[4], n = d[5];
+    const int a0 = si[0], a1 = si[1], a2 = si[2], a3 = si[3], a4 = si[4], a5 = si[5];
+    const int b0 = so[0], b1 = so[1], b2 = so[2], b3 = so[3], b4 = so[4], b5 = so[5];
     int i0, i1, i2, i3, i4, i5;
-    for (i0 = 0; i0 < d[0]; i0++)
-    for (i1 = 0; i1 < d[1]; i1++)
-    for (i2 = 0; i2 < d[2]; i2++)
-    for (i3 = 0; i3 < d[3]; i3++)
-    for (i4 = 0; i4 < d[4]; i4++) {
-        const int8_t *s = x + i0 * si[0] + i1 * si[1] + i2 * si[2] + i3 * si[3] + i4 * si[4];
-        int8_t *t = y + i0 * so[0] + i1 * so[1] + i2 * so[2] + i3 * so[3] + i4 * so[4];
-        if (si[5] == 1 && so[5] == 1) {
-            for (i5 = 0; i5 + 4 <= d[5]; i5 += 4) {     /* a word at a time (unaligned LDR / STR) */
-                const uint32_t v = ev_tfl__ld32(s + i5);
-                memcpy(t + i5, &v, 4);
+    for (i0 = 0; i0 < d0; i0++)
+    for (i1 = 0; i1 < d1; i1++)
+    for (i2 = 0; i2 < d2; i2++)
+    for (i3 = 0; i3 < d3; i3++) {
+        const int8_t *s = x + i0 * a0 + i1 * a1 + i2 * a2 + i3 * a3;
+        int8_t *t = y + i0 * b0 + i1 * b1 + i2 * b2 + i3 * b3;
+        for (i4 = 0; i4 < d4; i4++, s += a4, t += b4) {
+            if (a5 == 1 && b5 == 1) {
+                for (i5 = 0; i5 + 4 <= n; i5 += 4) {        /* a word at a time (unaligned LDR / STR) */
+                    const uint32_t v = ev_tfl__ld32(s + i5);
+                    memcpy(t + i5, &v, 4);
+                }
+                for (; i5 < n; i5++)
+                    t[i5] = s[i5];
+            } else {
+                for (i5 = 0; i5 < n; i5++)
+                    t[i5 * b5] = s[i5 * a5];
             }
-            for (; i5 < d[5]; i5++)
-                t[i5] = s[i5];
-        } else {
-            for (i5 = 0; i5 < d[5]; i5++)
-                t[i5 * so[5]] = s[i5 * si[5]];
         }
     }
     EV_PART_LEAVE(pp);
@@ -1365,8 +1557,15 @@ static __attribute__((noinline)) int ev_tfl__ln_fast(const int8_t *x, int rows, 
         mu = ev_tfl__sat8(EV_TFL__SMR(s - m1_off, q_m1));
         xb = EV_TFL__SM((mu - sq_bzp) * (1 << 7), q_sqb);
         {
+            /* EV_TFL__SMR(d d, q) without its sign term: d d >= 0 (the product fits an int32, as
+             * EV_TFL__SMR's x << 1 needs), so that term is 0; two elements an iteration */
             const struct ev_tfl__sm q = q_sq;
-            for (i = 0; i < c; i++) {
+            for (i = 0; i + 2 <= c; i += 2) {
+                const int32_t d0 = t_sq[xr[i]] - xb, d1 = t_sq[xr[i + 1]] - xb;
+                s2 += ev_tfl__sat8(ev_tfl__smmlar((int32_t)((uint32_t)(d0 * d0) << 1), q.m, q.half) >> q.right);
+                s2 += ev_tfl__sat8(ev_tfl__smmlar((int32_t)((uint32_t)(d1 * d1) << 1), q.m, q.half) >> q.right);
+            }
+            for (; i < c; i++) {
                 const int32_t d = t_sq[xr[i]] - xb;
                 s2 += ev_tfl__sat8(EV_TFL__SMR(d * d, q));
             }
