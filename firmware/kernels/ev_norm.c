@@ -272,13 +272,19 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         xp += 4;
         __asm__("ssub8 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(mx4), "=&r"(diff) : "r"(u) : "cc");
     }
+    if (xp != end && len >= 4) {   /* the last 1..3 values: the row's last word again (max is
+                                    * idempotent, so the bytes seen twice change nothing) */
+        uint32_t u = ev__ld32(end - 4), diff;
+        xp = end;
+        __asm__("ssub8 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(mx4), "=&r"(diff) : "r"(u) : "cc");
+    }
+    {   /* the 4 bytes' maximum in byte 0: the word against itself rotated by 16, then by 8 */
+        uint32_t t, diff;
+        __asm__("ror %1, %0, #16\n\tssub8 %2, %1, %0\n\tsel %0, %1, %0\n\t"
+                "ror %1, %0, #8\n\tssub8 %2, %1, %0\n\tsel %0, %1, %0"
+                : "+r"(mx4), "=&r"(t), "=&r"(diff) : : "cc");
+    }
     mx = (int8_t)mx4;
-    if ((int8_t)(mx4 >> 8) > mx)
-        mx = (int8_t)(mx4 >> 8);
-    if ((int8_t)(mx4 >> 16) > mx)
-        mx = (int8_t)(mx4 >> 16);
-    if ((int8_t)(mx4 >> 24) > mx)
-        mx = (int8_t)(mx4 >> 24);
     for (; xp != end; xp++)
         if (*xp > mx)
             mx = *xp;
