@@ -248,7 +248,7 @@
  * before the chain, each row's accumulator starting at the one bias (SMLAD's addend r4, the row 0
  * product last), so the bias is one load where each row took its own (3 instructions less a
  * channel); the chain is then entered for the kq - 1 groups left (EV__RS_ENTRY's head). */
-.macro EV__RS4_CHAIN shared, loop4=0
+.macro EV__RS4_CHAIN shared, loop4=0, single=0
 1:
     .if \shared
     ldrd r3, r12, [sp, #12]     /* b[3] (== b[0]), xq (the frame's b[4] slot, EV__RS4_BODY) */
@@ -288,8 +288,10 @@
     .error "ev__rs4's chain: a group is not 52 bytes"
     .endif
     .endif
+    .if !\single                /* single: the block is one pass of the chain (at most 64 inputs) */
     cmp r12, r2
     bne 2b
+    .endif
 .endm
 .macro EV__RS5_CHAIN
 1:
@@ -322,7 +324,7 @@
  * this routine, written once per call: a channel then starts with one LDM of b[0..3] and xq, and
  * ends with one LDM of y[0..3], 1, m and s (2^(t-1) is one LSL of that 1), 33 instructions per
  * channel besides its MACs where the separate loads took 36. */
-.macro EV__RS4_BODY name, lut, shared=0, loop4=0
+.macro EV__RS4_BODY name, lut, shared=0, loop4=0, single=0
     EV__RS_HEAD \name
     .if !\loop4
     EV__RS_ENTRY 4, 52, \shared
@@ -331,7 +333,7 @@
     mov r4, #1
     str r3, [sp, #16]           /* xq */
     str r4, [sp, #36]           /* 1 */
-    EV__RS4_CHAIN \shared, \loop4
+    EV__RS4_CHAIN \shared, \loop4, \single
     add r0, sp, #20
     ldm r0, {r0, r3, r8-r12}    /* y[0..3] r0 r3 r8 r9, 1 r10, m r11, s r12 */
     ldr r11, [r11, lr, lsl #2]  /* m */
@@ -366,6 +368,11 @@
     EV__RS4_BODY ev__rs4_lut, 1, 0, 1
     EV__RS4_BODY ev__rs4s, 0, 1
     EV__RS4_BODY ev__rs4s_lut, 1, 1
+/* ev__rs4s1: ev__rs4s for blocks of at most 64 inputs (the head group and at most 15 of the
+ * chain's 16: one pass), without the chain's end test: 2 instructions less a channel, for 900
+ * bytes of code (every linear of up to 64 inputs in the fused chains; the table variant keeps
+ * the test, less code) */
+    EV__RS4_BODY ev__rs4s1, 0, 1, 0, 1
 
 /* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
  * reloaded from the frame once per four groups (no register is left for it). Group layout
