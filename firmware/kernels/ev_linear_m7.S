@@ -251,7 +251,7 @@
 .macro EV__RS4_CHAIN shared, loop4=0, single=0
 1:
     .if \shared
-    ldrd r3, r12, [sp, #12]     /* b[3] (== b[0]), xq (the frame's b[4] slot, EV__RS4_BODY) */
+    ldrd r3, r12, [sp, #56]     /* b[3] (== b[0]), xq (moved there by EV__RS4_BODY) */
     ldr r4, [r3, lr, lsl #2]
     ldr r0, [r1], #4
     sxtb16 r3, r0
@@ -329,13 +329,30 @@
     .if !\loop4
     EV__RS_ENTRY 4, 52, \shared
     .endif
+    .if \shared
+    /* one bias: b[0..4]'s slots are free, and xq end and w are in r2 / r1 already, so the frame
+     * starts with y[0..3], 1, m, s (one LDM from sp at each channel's end) and b[3], xq go to
+     * xq end's and w's slots (one LDRD at each channel's start) */
+    ldr r10, [sp, #12]          /* b[3] */
+    ldr r11, [sp, #52]          /* xq */
+    strd r10, r11, [sp, #56]
+    add r3, sp, #20
+    ldm r3, {r3-r9}             /* y[0..4], m, s */
+    mov r7, #1
+    stm sp, {r3-r9}             /* y[0..3], 1, m, s */
+    .else
     ldr r3, [sp, #52]
     mov r4, #1
     str r3, [sp, #16]           /* xq */
     str r4, [sp, #36]           /* 1 */
+    .endif
     EV__RS4_CHAIN \shared, \loop4, \single
+    .if \shared
+    ldm sp, {r0, r3, r8-r12}    /* y[0..3] r0 r3 r8 r9, 1 r10, m r11, s r12 */
+    .else
     add r0, sp, #20
     ldm r0, {r0, r3, r8-r12}    /* y[0..3] r0 r3 r8 r9, 1 r10, m r11, s r12 */
+    .endif
     ldr r11, [r11, lr, lsl #2]  /* m */
     ldrsb r12, [r12, lr]        /* s */
     subs r12, r12, #33          /* t - 1 = s - 33; negative: s <= 32 */
