@@ -22,6 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from edgeviz import intmath as im  # noqa: E402
+from edgeviz.ops.layernorm import prescaled  # noqa: E402
 
 KDIR = ROOT / "firmware" / "kernels"
 SOURCES = sorted(KDIR.glob("*.c"))          # the host build: C only (the portable path)
@@ -34,6 +35,7 @@ P, I, I32, I64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int32, ctypes.c_int64
 SIGNATURES = {
     "ev_linear_s8": [P, I, I, I, I, P, P, I, P, P, P, P, I],
     "ev_layernorm_s8": [P, I, I, I, P, P, I64, P, I],
+    "ev_layernorm_pre_s8": [P, I, I, I, P, P, I64, P, I],
     "ev_softmax_s8": [P, I, P, P],
     "ev_add_s8": [P, P, I, I32, I32, I32, P],
     "ev_mul_s8": [P, P, I, I32, I32, P],
@@ -202,6 +204,33 @@ def test_layernorm(lib, rows, c, inplace):
         assert (y[:, c] == 99).all()
         got = y[:, :c]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("c", [1, 3, 4, 5, 7, 32, 48, 64, 65, 96, 192])
+def test_layernorm_pre(lib, c):
+    """ev_layernorm_pre_s8 with ops/layernorm.prescaled's constants: intmath.layernorm's integers,
+    also with gamma and beta at the edges of the prescaled range (|g| < 2^27, |b| < 2^58)."""
+    rng = rng_for(c, 7)
+    rows = 4
+    x = i8(rng, rows, c)
+    x[1] = rng.integers(-128, 128)                                # constant row
+    for kind in ("plain", "edges"):
+        if kind == "plain":
+            g, b = im.layernorm_params(rng.uniform(-2.0, 2.0, c), rng.uniform(-1, 1, c), 0.03)
+        else:
+            g = rng.integers(-(1 << 27) + 1, 1 << 27, c, dtype=np.int64).astype(np.int32)
+            g[::3] = rng.choice([-(1 << 27) + 1, (1 << 27) - 1], len(g[::3]))
+            b = rng.integers(-(1 << 40), 1 << 40, c, dtype=np.int64)
+            b[::4] = rng.choice([-(1 << 58) + 1, (1 << 58) - 1], len(b[::4]))
+        pre = prescaled({"g": g, "b": b})
+        assert pre is not None
+        for eps in (0, im.layernorm_eps(1e-5, 0.05, c)):
+            y = np.full((rows, c + 1), 99, np.int8)
+            lib.ev_layernorm_pre_s8(ptr(x), c, rows, c, ptr(pre["g"]), ptr(pre["b"]), eps, ptr(y), c + 1)
+            assert (y[:, c] == 99).all()
+            np.testing.assert_array_equal(y[:, :c], im.layernorm(x, g, b, eps), err_msg=f"{kind} eps={eps}")
+    assert prescaled({"g": np.array([1 << 27], np.int32), "b": np.zeros(1, np.int64)}) is None
+    assert prescaled({"g": np.ones(1, np.int32), "b": np.array([-(1 << 58)], np.int64)}) is None
 
 
 def test_layernorm_large_eps(lib):

@@ -30,6 +30,7 @@ for p in (ROOT, ROOT / "tests", ROOT / "tests" / "fixtures" / "kernel_qemu"):
 
 import kernel_qemu as harness  # noqa: E402
 from edgeviz import intmath as im  # noqa: E402
+from edgeviz.ops.layernorm import prescaled  # noqa: E402
 from test_kernels import requant_ties  # noqa: E402
 
 pytestmark = pytest.mark.skipif(harness.missing_tools() is not None,
@@ -381,6 +382,48 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
         want[:, :c] = im.layernorm(x, g, b, eps)
         checks.append((f"lnr{idx}", want))
+
+    # ev_layernorm_pre_s8 (constants prescaled at build time, ops/layernorm.prescaled): every
+    # length (the DSP loop's c mod 4 values alone, the Helium path's predicated last pass), gamma
+    # and beta at the edges of that range (|g| < 2^27, |b| < 2^58: clamps), in place for odd c
+    for idx, c in enumerate(ROW_LENGTHS + [1024, 1100, 2]):
+        x = _ln_rows(rng, c, "ends" if idx % 2 else "rand")
+        if idx % 3 == 2:
+            g = rng.integers(-(1 << 27) + 1, 1 << 27, c, dtype=np.int64).astype(np.int32)
+            g[::3] = rng.choice([-(1 << 27) + 1, (1 << 27) - 1], len(g[::3]))
+            b = rng.integers(-(1 << 40), 1 << 40, c, dtype=np.int64)
+            b[::4] = rng.choice([-(1 << 58) + 1, (1 << 58) - 1], len(b[::4]))
+        else:
+            g, b = im.layernorm_params(rng.uniform(-2, 2, c), rng.uniform(-1, 1, c), 0.03)
+        pre = prescaled({"g": g, "b": b})
+        eps = im.layernorm_eps(1e-5, 0.05, c) if idx % 4 else 0
+        stride = c + 1
+        xp = np.zeros((3, stride), np.int8)
+        xp[:, :c] = x
+        buf = prog.buffer("int8_t", 3 * stride)
+        if c % 2:
+            prog(f"    for (int i = 0; i < {3 * stride}; i++) {buf}[i] = {prog.const(xp)}[i];")
+            src = buf
+        else:
+            src = prog.const(xp)
+        prog(f"    ev_layernorm_pre_s8({src}, {stride}, 3, {c}, {prog.const(pre['g'])}, "
+             f"{prog.const(pre['b'])}, {eps}LL, {buf}, {stride});")
+        prog(f'    emit_hex("lnp{idx}", {buf}, {3 * stride});')
+        want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
+        want[:, :c] = im.layernorm(x, g, b, eps)
+        checks.append((f"lnp{idx}", want))
+    # ... and its sigma-1 rows (inv = 2^31) with the largest prescaled gamma
+    for idx, row in enumerate(([5, 5, 6], [127, -128], [-3, -3, -3, -2, -3])):
+        x = np.array([row], np.int8)
+        c = x.shape[1]
+        g = np.full(c, (1 << 27) - 1, np.int32)
+        b = np.arange(c, dtype=np.int64) << 26
+        pre = prescaled({"g": g, "b": b})
+        y = prog.buffer("int8_t", c)
+        prog(f"    ev_layernorm_pre_s8({prog.const(x)}, {c}, 1, {c}, {prog.const(pre['g'])}, "
+             f"{prog.const(pre['b'])}, 0LL, {y}, {c});")
+        prog(f'    emit_hex("lnps{idx}", {y}, {c});')
+        checks.append((f"lnps{idx}", im.layernorm(x, g, b, 0)))
 
     # sigma 1 with d != 0 (C Q - S^2 in 1..3, eps 0): inv = 2^31, the Helium path's other scaling
     for idx, row in enumerate(([5, 5, 6], [-3, -3, -3, -2], [0, 1], [127, -128])):

@@ -84,15 +84,43 @@ class LayerNorm(Op):
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         q = node.qattrs
         ch = q["g"].shape[0]
-        consts = {k: c.const(f"{node.name}.{k}", q[k]) for k in ("g", "b", "g_prefix", "b_prefix") if k in q}
+        keys = [k for k in ("g", "b", "g_prefix", "b_prefix") if k in q]
+        pre = prescaled(q)
+        if pre is None:
+            fn, consts = "ev_layernorm_s8", {k: c.const(f"{node.name}.{k}", q[k]) for k in keys}
+        else:   # the same integers, the rounding folded into the constants (ev_kernels.h)
+            fn = "ev_layernorm_pre_s8"
+            consts = {k: c.const(f"{node.name}.{k}16", pre[k]) for k in keys}
 
         def call(prefix, r, skip):
             eps = q["eps_prefix"] if prefix else q["eps"]
             gv = consts["g_prefix" if prefix and "g_prefix" in q else "g"]
             bv = consts["b_prefix" if prefix and "b_prefix" in q else "b"]
-            return (f"ev_layernorm_s8({row_offset(ins[0], skip, ch)}, {ch}, {r}, {ch}, {gv}, {bv}, {eps}LL, "
+            return (f"{fn}({row_offset(ins[0], skip, ch)}, {ch}, {r}, {ch}, {gv}, {bv}, {eps}LL, "
                     f"{row_offset(out, skip, ch)}, {ch});")
         return prefix_split_c(q["prefix_rows"], rows, row0, call) if "prefix_rows" in q else [call(False, rows, "0")]
+
+
+def prescaled(q: dict) -> dict | None:
+    """ev_layernorm_pre_s8's constants for qattrs q: g' = 16 g (int32) and b' = 16 b + 2^31
+    (int64), with which intmath.layernorm's floor((n g + b + 2^27) / 2^28) is the high word of
+    n g' + b', so the firmware's per-value loop drops the rounding and the 64-bit shift. None where
+    a value would not fit (|g| >= 2^27 or |b| >= 2^58: gamma or beta over 2^11 or 2^30 output steps,
+    which no trained model here comes near); ev_layernorm_s8 then takes the constants as they are."""
+    out = {}
+    for k in ("g", "b", "g_prefix", "b_prefix"):
+        if k not in q:
+            continue
+        v = np.asarray(q[k], np.int64)
+        if k.startswith("g"):
+            if np.abs(v).max(initial=0) >= 1 << 27:
+                return None
+            out[k] = (v * 16).astype(np.int32)
+        else:
+            if np.abs(v).max(initial=0) >= 1 << 58:
+                return None
+            out[k] = v * 16 + (1 << 31)
+    return out
 
 
 OP = LayerNorm()

@@ -166,6 +166,8 @@ static inline uint32_t ev__isqrt_udiv(uint64_t v)
 }
 EV__PRIVATE void ev__layernorm_s8_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
                                     const int64_t *b, int64_t eps, int8_t *y, int y_stride);
+EV__PRIVATE void ev__layernorm_pre_s8_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
+                                        const int64_t *b, int64_t eps, int8_t *y, int y_stride);
 #endif
 #if EV_KERNELS_MVE
 EV__PRIVATE void ev__transpose_s8_c(const int8_t *x, int rows, int cols, int8_t *y, int y_stride);
@@ -369,6 +371,8 @@ struct ev__ln_row_k {
 EV__ASM_OFFSET(ev__ln_row_k, mult, 12);
 EV__ASM_OFFSET(ev__ln_row_k, b, 16);
 EV__PRIVATE void ev__ln_row(const int8_t *x, int8_t *y, int c, const struct ev__ln_row_k *k);
+/* The same with ev_layernorm_pre_s8's prescaled g and b (the struct's g and b point at those). */
+EV__PRIVATE void ev__ln_row_pre(const int8_t *x, int8_t *y, int c, const struct ev__ln_row_k *k);
 
 /* The residual add's per-value loop (ev_eltwise_m7.S), for n a multiple of 4 (>= 4) values;
  * ev_add_s8 does the last n % 4 in C. Called through the AAPCS: r0 a, r1 b, r2 y, r3 n, [sp] k. */

@@ -112,6 +112,13 @@ void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
 void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
                      const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride);
 
+/* The same integers as ev_layernorm_s8 with constants prepared at build time: g' = 16 g and
+ * b' = 16 b + 2^31 (|g| < 2^27, |b| < 2^58: ops/layernorm.py checks, else it calls
+ * ev_layernorm_s8), so that y = clamp(floor((n g' + b') / 2^32)), the high word of one 64-bit
+ * multiply-accumulate: floor((16 P + 2^31) / 2^32) = floor((P + 2^27) / 2^28), P = n g + b. */
+void ev_layernorm_pre_s8(const int8_t *x, int x_stride, int rows, int c,
+                         const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride);
+
 /* Softmax of one row of len int8 scores (intmath.softmax), probabilities at scale 1/127.
  * lut: 256 uint16 exp entries indexed by x - max + 255. y may == x. len <= 32768. */
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y);

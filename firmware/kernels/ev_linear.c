@@ -495,12 +495,22 @@ EV__PRIVATE int ev__rs5(const struct ev__rsa *a);
 /* the same with a table (a->lut != NULL): the table test stays out of the channel loop */
 EV__PRIVATE int ev__rs4_lut(const struct ev__rsa *a);
 EV__PRIVATE int ev__rs5_lut(const struct ev__rsa *a);
+/* ev__rs4 where the 4 rows share one bias (b[0] == b[3], the fused chains' blocks): the bias is
+ * loaded once per channel, into the first group's SMLADs (3 instructions less a channel) */
+EV__PRIVATE int ev__rs4s(const struct ev__rsa *a);
+EV__PRIVATE int ev__rs4s_lut(const struct ev__rsa *a);
+/* ev__rs4s for at most 64 inputs (16 groups: 8 words each), one pass of its chain, no end test */
+EV__PRIVATE int ev__rs4s1(const struct ev__rsa *a);
 /* the routine for r rows (4 or 5), with or without a table */
 static inline int ev__rs(const struct ev__rsa *a, int r)
 {
     if (a->lut)
-        return r == 4 ? ev__rs4_lut(a) : ev__rs5_lut(a);
-    return r == 4 ? ev__rs4(a) : ev__rs5(a);
+        return r == 5 ? ev__rs5_lut(a) : a->b[3] == a->b[0] ? ev__rs4s_lut(a) : ev__rs4_lut(a);
+    if (r == 5)
+        return ev__rs5(a);
+    if (a->b[3] != a->b[0])
+        return ev__rs4(a);
+    return a->xe - a->xq <= 8 * 16 ? ev__rs4s1(a) : ev__rs4s(a);
 }
 /* Partial sums (inputs too wide for one widened block, see ev__stream_chunked): the same MAC loop
  * on one chunk of the inputs, the accumulators start at b[r][c] and are stored back there instead

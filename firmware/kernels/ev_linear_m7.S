@@ -214,12 +214,12 @@
  * (label 2 below it) + (-kq mod 16) groups of GB bytes (every instruction of a group is a 32-bit
  * one; the chain checks its own length), bit 0 set for the Thumb state. kq = block bytes / (8 R).
  * Uses r3-r5 (free in the head). */
-.macro EV__RS_ENTRY r, gb
+.macro EV__RS_ENTRY r, gb, head=0
     ldr r3, [sp, #52]           /* xq */
     sub r3, r2, r3              /* the block's bytes: 8 R per group */
     mov r4, #(8 * \r)
     udiv r3, r3, r4             /* kq */
-    rsb r3, r3, #0
+    rsb r3, r3, #\head          /* head: groups run before the chain (kq > head) */
     and r3, r3, #15             /* groups to skip: -kq mod 16 */
     adr r4, 2f
     mov r5, #\gb
@@ -227,24 +227,71 @@
     orr r3, r3, #1
     str r3, [sp, #72]
 .endm
-.macro EV__RS4_CHAIN
+/* ev__rs4's chain: x pointer r12 and weight scratch r0 (EV__RS4_GROUP's roles swapped), so
+ * that the x block's start comes in with the biases' pointers in one LDM (see EV__RS4_BODY). */
+.macro EV__RS4_GROUPX
+    ldr r0, [r1], #4
+    sxtb16 r3, r0
+    sxtb16 r0, r0, ror #8
+    ldm r12!, {r8-r11}
+    smlad r4, r8, r3, r4
+    smlad r5, r9, r3, r5
+    smlad r6, r10, r3, r6
+    smlad r7, r11, r3, r7
+    ldm r12!, {r8-r11}
+    smlad r4, r8, r0, r4
+    smlad r5, r9, r0, r5
+    smlad r6, r10, r0, r6
+    smlad r7, r11, r0, r7
+.endm
+/* shared = 1 (one bias for the 4 rows, b[3] == b[0]: ev__rs4s): the channel's first group runs
+ * before the chain, each row's accumulator starting at the one bias (SMLAD's addend r4, the row 0
+ * product last), so the bias is one load where each row took its own (3 instructions less a
+ * channel); the chain is then entered for the kq - 1 groups left (EV__RS_ENTRY's head). */
+.macro EV__RS4_CHAIN shared, loop4=0, single=0
 1:
-    ldr r0, [sp, #52]
-    ldm sp, {r3, r9-r11}
+    .if \shared
+    ldrd r3, r12, [sp, #56]     /* b[3] (== b[0]), xq (moved there by EV__RS4_BODY) */
+    ldr r4, [r3, lr, lsl #2]
+    ldr r0, [r1], #4
+    sxtb16 r3, r0
+    sxtb16 r0, r0, ror #8
+    ldm r12!, {r8-r11}
+    smlad r5, r9, r3, r4
+    smlad r6, r10, r3, r4
+    smlad r7, r11, r3, r4
+    smlad r4, r8, r3, r4
+    ldm r12!, {r8-r11}
+    smlad r4, r8, r0, r4
+    smlad r5, r9, r0, r5
+    smlad r6, r10, r0, r6
+    smlad r7, r11, r0, r7
+    .else
+    ldm sp, {r3, r9-r12}        /* b[0..3], xq (the frame's b[4] slot, EV__RS4_BODY) */
     ldr r4, [r3, lr, lsl #2]
     ldr r5, [r9, lr, lsl #2]
     ldr r6, [r10, lr, lsl #2]
     ldr r7, [r11, lr, lsl #2]
+    .endif
+    .if \loop4                  /* a loop of 4 groups instead of the chain: 620 bytes less code */
+2:
+    .rept 4
+    EV__RS4_GROUPX
+    .endr
+    .else
     ldr pc, [sp, #72]
 2:
     .rept 16
-    EV__RS4_GROUP
+    EV__RS4_GROUPX
     .endr
     .if (. - 2b) - 16 * 52
     .error "ev__rs4's chain: a group is not 52 bytes"
     .endif
-    cmp r0, r2
+    .endif
+    .if !\single                /* single: the block is one pass of the chain (at most 64 inputs) */
+    cmp r12, r2
     bne 2b
+    .endif
 .endm
 .macro EV__RS5_CHAIN
 1:
@@ -267,41 +314,82 @@
     cmp r0, r2
     bne 2b
 .endm
-.macro EV__RS4_BODY name, lut
+/* 4 rows: round r10, m r11, t - 1 r12 */
+.macro EV__RSQ4 reg
+    smmla \reg, \reg, r11, r10
+    asr \reg, \reg, r12
+    ssat \reg, #8, \reg, asr #1
+.endm
+/* The frame's b[4] and y[4] slots (ev__rsa's fifth row, unused with 4 rows) hold xq and 1 for
+ * this routine, written once per call: a channel then starts with one LDM of b[0..3] and xq, and
+ * ends with one LDM of y[0..3], 1, m and s (2^(t-1) is one LSL of that 1), 33 instructions per
+ * channel besides its MACs where the separate loads took 36. */
+.macro EV__RS4_BODY name, lut, shared=0, loop4=0, single=0
     EV__RS_HEAD \name
-    EV__RS_ENTRY 4, 52
-    EV__RS4_CHAIN
-    ldrd r8, r9, [sp, #40]
-    ldr r8, [r8, lr, lsl #2]    /* m */
-    ldrsb r9, [r9, lr]          /* s */
-    subs r10, r9, #33           /* t - 1 = s - 33; negative: s <= 32 */
-    bmi 8f
-    mov r3, #1
-    lsl r3, r3, r10             /* 2^(t-1) */
-    EV__RSQ1 r4, r8, r10
-    EV__RSQ1 r5, r8, r10
-    EV__RSQ1 r6, r8, r10
-    EV__RSQ1 r7, r8, r10
-    .if \lut
-    ldr r3, [sp, #48]
-    ldrsb r4, [r3, r4]
-    ldrsb r5, [r3, r5]
-    ldrsb r6, [r3, r6]
-    ldrsb r7, [r3, r7]
+    .if !\loop4
+    EV__RS_ENTRY 4, 52, \shared
     .endif
+    .if \shared
+    /* one bias: b[0..4]'s slots are free, and xq end and w are in r2 / r1 already, so the frame
+     * starts with y[0..3], 1, m, s (one LDM from sp at each channel's end) and b[3], xq go to
+     * xq end's and w's slots (one LDRD at each channel's start) */
+    ldr r10, [sp, #12]          /* b[3] */
+    ldr r11, [sp, #52]          /* xq */
+    strd r10, r11, [sp, #56]
     add r3, sp, #20
-    ldm r3, {r8-r11}
-    strb r4, [r8, lr]
-    strb r5, [r9, lr]
-    strb r6, [r10, lr]
-    strb r7, [r11, lr]
+    ldm r3, {r3-r9}             /* y[0..4], m, s */
+    mov r7, #1
+    stm sp, {r3-r9}             /* y[0..3], 1, m, s */
+    .else
+    ldr r3, [sp, #52]
+    mov r4, #1
+    str r3, [sp, #16]           /* xq */
+    str r4, [sp, #36]           /* 1 */
+    .endif
+    EV__RS4_CHAIN \shared, \loop4, \single
+    .if \shared
+    ldm sp, {r0, r3, r8-r12}    /* y[0..3] r0 r3 r8 r9, 1 r10, m r11, s r12 */
+    .else
+    add r0, sp, #20
+    ldm r0, {r0, r3, r8-r12}    /* y[0..3] r0 r3 r8 r9, 1 r10, m r11, s r12 */
+    .endif
+    ldr r11, [r11, lr, lsl #2]  /* m */
+    ldrsb r12, [r12, lr]        /* s */
+    subs r12, r12, #33          /* t - 1 = s - 33; negative: s <= 32 */
+    bmi 8f
+    lsl r10, r10, r12           /* 2^(t-1) */
+    EV__RSQ4 r4
+    EV__RSQ4 r5
+    EV__RSQ4 r6
+    EV__RSQ4 r7
+    .if \lut
+    ldr r10, [sp, #48]
+    ldrsb r4, [r10, r4]
+    ldrsb r5, [r10, r5]
+    ldrsb r6, [r10, r6]
+    ldrsb r7, [r10, r7]
+    .endif
+    strb r4, [r0, lr]
+    strb r5, [r3, lr]
+    strb r6, [r8, lr]
+    strb r7, [r9, lr]
     adds lr, lr, #1
     bne 1b
 8:
     EV__RS_TAIL \name
 .endm
+/* ev__rs4 / ev__rs4_lut: a bias per row (the patch embedding's position rows); a table with such
+ * biases occurs in no model here, so ev__rs4_lut keeps the loop of 4 (less code). ev__rs4s /
+ * ev__rs4s_lut: one bias for the 4 rows, every linear of the fused chains. */
     EV__RS4_BODY ev__rs4, 0
-    EV__RS4_BODY ev__rs4_lut, 1
+    EV__RS4_BODY ev__rs4_lut, 1, 0, 1
+    EV__RS4_BODY ev__rs4s, 0, 1
+    EV__RS4_BODY ev__rs4s_lut, 1, 1
+/* ev__rs4s1: ev__rs4s for blocks of at most 64 inputs (the head group and at most 15 of the
+ * chain's 16: one pass), without the chain's end test: 2 instructions less a channel, for 900
+ * bytes of code (every linear of up to 64 inputs in the fused chains; the table variant keeps
+ * the test, less code) */
+    EV__RS4_BODY ev__rs4s1, 0, 1, 0, 1
 
 /* R = 5: xq r0, w r1, wl r2, wh r3, acc r4-r8, x r9-r12, channel index lr; the xq end is
  * reloaded from the frame once per four groups (no register is left for it). Group layout

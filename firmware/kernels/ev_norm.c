@@ -6,9 +6,10 @@
 #include "ev_dsp.h"
 #include "ev_parts.h"
 
-/* The MVE build has its own ev_layernorm_s8 and ev_softmax_s8 (ev_norm_mve.c); the other DSP
- * builds (M7, M4, M33) have theirs below (EV__NORM_DSP). In both this file's C LayerNorm stays as
- * ev__layernorm_s8_c, which the faster ones call for rows past their range. */
+/* The MVE build has its own ev_layernorm_s8, ev_layernorm_pre_s8 and ev_softmax_s8
+ * (ev_norm_mve.c); the other DSP builds (M7, M4, M33) have theirs below (EV__NORM_DSP). In both
+ * this file's C LayerNorms stay as ev__layernorm_s8_c and ev__layernorm_pre_s8_c, which the faster
+ * ones call for rows past their range. */
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
 #define EV__NORM_DSP 1
 #else
@@ -16,8 +17,10 @@
 #endif
 #if EV_KERNELS_DSP
 #define EV__LAYERNORM_C ev__layernorm_s8_c
+#define EV__LAYERNORM_PRE_C ev__layernorm_pre_s8_c
 #else
 #define EV__LAYERNORM_C ev_layernorm_s8
+#define EV__LAYERNORM_PRE_C ev_layernorm_pre_s8
 #endif
 
 /* floor(sqrt(v)), exact, digit by digit in base 4 (no floats, no libm). For v < 2^63 the root
@@ -39,8 +42,11 @@ uint32_t ev__isqrt64(uint64_t v)
     return (uint32_t)r;
 }
 
-void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
-                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+/* pre: g and b are the prescaled constants of ev_layernorm_pre_s8 (ev_kernels.h), 16 g and
+ * 16 b + 2^31, so that t is the high word of q g + b: floor((16 P + 2^31) / 2^32) =
+ * floor((P + 2^27) / 2^28) for P = q g_Q16 + b_Q28, the same integer. */
+static inline void ev__layernorm_c(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
+                                   const int64_t *b, int64_t eps, int8_t *y, int y_stride, int pre)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
     int n, i;
@@ -69,14 +75,35 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
         /* 2^31 / sigma: both fit uint32_t, so one UDIV on the M7 instead of a 64-bit division */
         inv = 0x80000000u / sigma;
 
-        for (i = 0; i < c; i++) {
-            int32_t d = c * xr[i] - sum;
-            int64_t q = ((int64_t)d * inv) >> 19;                 /* Q12, floor */
-            int64_t t = (q * g[i] + b[i] + ((int64_t)1 << 27)) >> 28;
-            yr[i] = (int8_t)(t < -128 ? -128 : t > 127 ? 127 : t);
+        if (pre) {
+            for (i = 0; i < c; i++) {
+                int32_t d = c * xr[i] - sum;
+                int64_t q = ((int64_t)d * inv) >> 19;             /* Q12, floor */
+                int64_t t = (q * g[i] + b[i]) >> 32;
+                yr[i] = (int8_t)(t < -128 ? -128 : t > 127 ? 127 : t);
+            }
+        } else {
+            for (i = 0; i < c; i++) {
+                int32_t d = c * xr[i] - sum;
+                int64_t q = ((int64_t)d * inv) >> 19;             /* Q12, floor */
+                int64_t t = (q * g[i] + b[i] + ((int64_t)1 << 27)) >> 28;
+                yr[i] = (int8_t)(t < -128 ? -128 : t > 127 ? 127 : t);
+            }
         }
     }
     EV_PART_LEAVE(pp);
+}
+
+void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
+                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_c(x, x_stride, rows, c, g, b, eps, y, y_stride, 0);
+}
+
+void EV__LAYERNORM_PRE_C(const int8_t *x, int x_stride, int rows, int c,
+                         const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_c(x, x_stride, rows, c, g, b, eps, y, y_stride, 1);
 }
 
 
@@ -97,7 +124,9 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
  *  - y = clamp(floor((n g + b + 2^27) / 2^28)): SMLAL n g into b's two words (one LDRD), then
  *    floor(P / 2^27) = 32 hi + (lo >> 27) and y = floor((that + 1) / 2) (a floor of a floor).
  *    hi is clamped to 16 bits first: past that y is beyond the int8 clamp on the same side.
- *    This loop is ev__ln_row (ev_norm_m7.S): 14 instructions per value.
+ *    This loop is ev__ln_row (ev_norm_m7.S): 12 instructions per value. With ev_layernorm_pre_s8's
+ *    constants (16 g, 16 b + 2^31, made at build time) the SMLAL's high word is already y before
+ *    the clamp: ev__ln_row_pre, SSAT #8 of it, 8 instructions per value.
  * Softmax, per row:
  *  - the maximum four bytes per SSUB8 + SEL (a per-byte signed max); e = lut[x - max + 255] is one
  *    LDRH indexed by the signed x itself (base lut + 255 - max).
@@ -115,8 +144,11 @@ void EV__LAYERNORM_C(const int8_t *x, int x_stride, int rows, int c,
 #define EV__SM_RECIP_LIMIT (1u << 24)
 #define EV__SM_RECIP_MIN_LEN 8
 
-void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
-                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+/* The rows of both entry points; pre picks the per-value loop: ev__ln_row (g, b as intmath has
+ * them) or ev__ln_row_pre (ev_layernorm_pre_s8's prescaled g, b: the rounded value is the SMLAL's
+ * high word, 8 instructions a value instead of 12). Inline, so each entry keeps one call. */
+static inline void ev__layernorm_dsp(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
+                                     const int64_t *b, int64_t eps, int8_t *y, int y_stride, int pre)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
     int n;
@@ -125,7 +157,10 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
         return;
     }
     if (c > EV__LN_DSP_MAX_C) {
-        ev__layernorm_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
+        if (pre)
+            ev__layernorm_pre_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
+        else
+            ev__layernorm_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
         EV_PART_LEAVE(pp);
         return;
     }
@@ -175,10 +210,25 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
             k.offset = 0u - ((uint32_t)s << a);
             k.mult = mult;
             k.b = b;
-            ev__ln_row(xr, yr, c, &k);
+            if (pre)
+                ev__ln_row_pre(xr, yr, c, &k);
+            else
+                ev__ln_row(xr, yr, c, &k);
         }
     }
     EV_PART_LEAVE(pp);
+}
+
+void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_dsp(x, x_stride, rows, c, g, b, eps, y, y_stride, 0);
+}
+
+void ev_layernorm_pre_s8(const int8_t *x, int x_stride, int rows, int c,
+                         const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_dsp(x, x_stride, rows, c, g, b, eps, y, y_stride, 1);
 }
 
 /* ceil(2^(32+p) / d) for 2^p < d < 2^(p+1), p <= 23 (< 2^32). The same ratio as 2^55 / dn with
@@ -222,13 +272,19 @@ void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
         xp += 4;
         __asm__("ssub8 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(mx4), "=&r"(diff) : "r"(u) : "cc");
     }
+    if (xp != end && len >= 4) {   /* the last 1..3 values: the row's last word again (max is
+                                    * idempotent, so the bytes seen twice change nothing) */
+        uint32_t u = ev__ld32(end - 4), diff;
+        xp = end;
+        __asm__("ssub8 %1, %2, %0\n\tsel %0, %2, %0" : "+r"(mx4), "=&r"(diff) : "r"(u) : "cc");
+    }
+    {   /* the 4 bytes' maximum in byte 0: the word against itself rotated by 16, then by 8 */
+        uint32_t t, diff;
+        __asm__("ror %1, %0, #16\n\tssub8 %2, %1, %0\n\tsel %0, %1, %0\n\t"
+                "ror %1, %0, #8\n\tssub8 %2, %1, %0\n\tsel %0, %1, %0"
+                : "+r"(mx4), "=&r"(t), "=&r"(diff) : : "cc");
+    }
     mx = (int8_t)mx4;
-    if ((int8_t)(mx4 >> 8) > mx)
-        mx = (int8_t)(mx4 >> 8);
-    if ((int8_t)(mx4 >> 16) > mx)
-        mx = (int8_t)(mx4 >> 16);
-    if ((int8_t)(mx4 >> 24) > mx)
-        mx = (int8_t)(mx4 >> 24);
     for (; xp != end; xp++)
         if (*xp > mx)
             mx = *xp;

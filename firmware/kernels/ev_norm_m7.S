@@ -50,4 +50,46 @@
     pop {r4-r10, pc}
     EV__FN_END ev__ln_row
 
+/* ev__ln_row_pre(x r0, y r1, c r2 >= 1, k r3): as ev__ln_row with ev_layernorm_pre_s8's
+ * constants, g' = 16 g and b' = 16 b + 2^31 (ev_kernels.h): the SMLAL's high word is
+ *   floor((n g' + b') / 2^32) = floor((n g + b + 2^27) / 2^28)
+ * (|n g'| < 2^59 and |b'| < 2^62 keep the 64-bit sum exact), so y = SSAT #8 of it: 8
+ * instructions per value where ev__ln_row spends 12 (its LSR, SSAT #16, 2 ADDs and the halving
+ * SSAT become one SSAT). 4 values per pass (the loop's 2 instructions per 4 values) after
+ * c mod 4 values alone. Registers as ev__ln_row. */
+.macro EV__LNP1
+    ldrsb r7, [r0], #1
+    mla r7, r7, r4, r5
+    smmul r7, r7, r6
+    ldr r8, [r3], #4
+    ldrd r9, r10, [r12], #8
+    smlal r9, r10, r7, r8
+    ssat r10, #8, r10
+    strb r10, [r1], #1
+.endm
+
+    EV__FN_BEGIN ev__ln_row_pre
+    push {r4-r10, lr}
+    ldm r3, {r3, r4, r5, r6, r12}    /* g', scale, offset, mult, b' */
+    add r2, r0, r2                   /* x end */
+1:
+    sub r7, r2, r0
+    tst r7, #3
+    beq 2f
+    EV__LNP1                         /* c mod 4 values alone, before the passes */
+    b 1b
+2:
+    cmp r0, r2
+    beq 4f
+3:
+    EV__LNP1
+    EV__LNP1
+    EV__LNP1
+    EV__LNP1
+    cmp r0, r2
+    bne 3b
+4:
+    pop {r4-r10, pc}
+    EV__FN_END ev__ln_row_pre
+
 #endif /* EV_KERNELS_DSP && !EV_KERNELS_MVE */

@@ -43,8 +43,10 @@
 /* widest LayerNorm row the vector path takes: (C x - S) 2^12 must fit int32 (see above) */
 #define EV__LN_MVE_MAX_C 2048
 
-void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
-                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+/* Both entry points; pre: ev_layernorm_pre_s8's constants g' = 16 g, b' = 16 b + 2^31
+ * (ev_kernels.h), whose y before the clamp is the high word of n g' + b' (see its loop below). */
+static inline void ev__layernorm_mve(const int8_t *x, int x_stride, int rows, int c, const int32_t *g,
+                                     const int64_t *b, int64_t eps, int8_t *y, int y_stride, int pre)
 {
     EV_PART_ENTER(pp, EV_PART_NORM);
     int n;
@@ -53,7 +55,10 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
         return;
     }
     if (c > EV__LN_MVE_MAX_C) {
-        ev__layernorm_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
+        if (pre)
+            ev__layernorm_pre_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
+        else
+            ev__layernorm_s8_c(x, x_stride, rows, c, g, b, eps, y, y_stride);
         EV_PART_LEAVE(pp);
         return;
     }
@@ -92,6 +97,36 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
          * adds: each pass loads the low words with writeback (+32: the next 4 int64) and the high
          * words at +4 */
         b_addr = (uint32_t)(uintptr_t)b - 32;
+        if (pre) {
+            /* y = hi(n g') + hi(b') + the carry out of lo(n g') + lo(b'), that carry being bit 31
+             * of their halved sum (VHADD.U32); |hi(n g')| < 2^17 and |hi(b')| <= 2^30, so the
+             * sum fits int32 and the narrows clamp it: 15 instructions per 4 values (16 below) */
+            __asm__ volatile(
+                "vdup.32     q4, %[ds]\n\t"
+                "vidup.u32   q5, %[ba], #8\n\t"
+                "dlstp.32    lr, %[c]\n"
+                "1:\n\t"
+                "vldrb.s32   q0, [%[x]], #4\n\t"
+                "vmlas.s32   q0, q4, %[off]\n\t"      /* d 2^d_shift */
+                "vqdmulh.s32 q0, q0, %[m]\n\t"        /* n */
+                "vldrw.u32   q1, [%[g]], #16\n\t"
+                "vmulh.s32   q2, q0, q1\n\t"          /* n g' = hi 2^32 + lo */
+                "vmul.i32    q0, q0, q1\n\t"
+                "vldrw.u32   q1, [q5, #32]!\n\t"      /* b''s low words */
+                "vldrw.u32   q3, [q5, #4]\n\t"        /* b''s high words */
+                "vhadd.u32   q0, q0, q1\n\t"          /* floor((lo + b'_lo) / 2) */
+                "vadd.i32    q2, q2, q3\n\t"
+                "vshr.u32    q0, q0, #31\n\t"         /* the carry of lo + b'_lo */
+                "vadd.i32    q2, q2, q0\n\t"
+                "vqmovnb.s32 q1, q2\n\t"              /* clamp: int32 -> int16 -> int8 */
+                "vqmovnb.s16 q3, q1\n\t"
+                "vstrb.32    q3, [%[y]], #4\n\t"
+                "letp        lr, 1b"
+                : [x] "+l"(xr), [g] "+r"(gp), [y] "+l"(yr), [ba] "+Te"(b_addr)
+                : [ds] "r"(d_scale), [off] "r"(d_offset), [m] "r"(mult), [c] "r"(c)
+                : "q0", "q1", "q2", "q3", "q4", "q5", "lr", "memory");
+            continue;
+        }
         __asm__ volatile(
             "vdup.32     q4, %[ds]\n\t"
             "vidup.u32   q5, %[ba], #8\n\t"
@@ -119,6 +154,18 @@ void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
             : "q0", "q1", "q2", "q3", "q4", "q5", "lr", "memory");
     }
     EV_PART_LEAVE(pp);
+}
+
+void ev_layernorm_s8(const int8_t *x, int x_stride, int rows, int c,
+                     const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_mve(x, x_stride, rows, c, g, b, eps, y, y_stride, 0);
+}
+
+void ev_layernorm_pre_s8(const int8_t *x, int x_stride, int rows, int c,
+                         const int32_t *g, const int64_t *b, int64_t eps, int8_t *y, int y_stride)
+{
+    ev__layernorm_mve(x, x_stride, rows, c, g, b, eps, y, y_stride, 1);
 }
 
 void ev_softmax_s8(const int8_t *x, int len, const uint16_t *lut, int8_t *y)
