@@ -2,7 +2,8 @@
 
 - operator integration (fuse): GELU becomes the linear layer's table epilogue; chains of row-wise
   ops run a block of rows at a time so their intermediates are row blocks; attention takes the block's
-  query rows together (one pass over K and V), so no [N, N] score matrix exists.
+  query rows together (one pass over K and V), so no [N, N] score matrix exists; an imported file's
+  attention runs 16 query rows at a time where its scores outweigh q and k (ops/tfl_attention.py).
   Off: every op materialises its whole output, attention included ([H*N, N] scores and probs).
 - patch-embedding decomposition: the image is embedded patch by patch. Off: an im2col matrix
   [patches, C*p*p] is materialised first.

@@ -369,7 +369,7 @@ def split_fc_by_readers(g) -> int:
                     k.attrs = {**k.attrs, "pieces": [p if "const" in p else {**p, "input": remap[p["input"]]}
                                                      for p in k.attrs["pieces"]]}
                     k.inputs = keep
-            at = g.nodes.index(fc)
+            at = next(i for i, k in enumerate(g.nodes) if k is fc)
             g.nodes[at:at + 1] = new_nodes
             g.tensors.pop(t, None)
             split += 1
