@@ -51,7 +51,7 @@ from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.targets import load_target  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "tflite"
-DEFAULT = ["vit_relu", "vit_sigmoid_gelu", "vit_gelu", "vit_keras_mha"]
+DEFAULT = ["vit_relu", "vit_sigmoid_gelu", "vit_gelu", "vit_keras_mha", "vit_mha_cls_hswish"]
 HARNESS = Path(os.environ.get("TFLM_M7_HARNESS", "/work/shared/peers/tflm-m7"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgeviz-tflm"
 MIRRORS = ["tensorflow+tflite-micro", "google+flatbuffers", "google+gemmlowp", "google+ruy",
