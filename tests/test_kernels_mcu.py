@@ -350,6 +350,26 @@ def _ln_rows(rng, c, kind):
     return x
 
 
+def _ln_strided_case(prog, checks, tag, fn, x, consts, want_rows, eps, stride):
+    """One LayerNorm call `fn` over the rows x [3, c] stored `stride` apart, with constants (g, b) as
+    the kernel takes them: written in place (y == x) for odd c, to another buffer for even c."""
+    c = x.shape[1]
+    xp = np.zeros((3, stride), np.int8)
+    xp[:, :c] = x
+    buf = prog.buffer("int8_t", 3 * stride)
+    if c % 2:   # in place: y == x, same stride
+        prog(f"    for (int i = 0; i < {3 * stride}; i++) {buf}[i] = {prog.const(xp)}[i];")
+        src = buf
+    else:
+        src = prog.const(xp)
+    prog(f"    {fn}({src}, {stride}, 3, {c}, {prog.const(consts[0])}, {prog.const(consts[1])}, "
+         f"{eps}LL, {buf}, {stride});")
+    prog(f'    emit_hex("{tag}", {buf}, {3 * stride});')
+    want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
+    want[:, :c] = want_rows
+    checks.append((tag, want))
+
+
 def _row_kernel_cases(rng, prog, checks, gelu):
     """LayerNorm, softmax, residual add, LUT, transposition and token mean over awkward lengths, zero-variance
     rows, equal scores, saturating values, strided and in-place rows (the M55 builds run them on
@@ -367,21 +387,8 @@ def _row_kernel_cases(rng, prog, checks, gelu):
         else:
             g, b = im.layernorm_params(rng.uniform(-2, 2, c), rng.uniform(-1, 1, c), 0.03)
         eps = im.layernorm_eps(1e-5, 0.05, c) if eps is None else eps
-        stride = c + 3
-        xp = np.zeros((3, stride), np.int8)
-        xp[:, :c] = x
-        buf = prog.buffer("int8_t", 3 * stride)
-        if c % 2:   # in place: y == x, same stride
-            prog(f"    for (int i = 0; i < {3 * stride}; i++) {buf}[i] = {prog.const(xp)}[i];")
-            src = buf
-        else:
-            src = prog.const(xp)
-        prog(f"    ev_layernorm_s8({src}, {stride}, 3, {c}, {prog.const(g)}, {prog.const(b)}, "
-             f"{eps}LL, {buf}, {stride});")
-        prog(f'    emit_hex("lnr{idx}", {buf}, {3 * stride});')
-        want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
-        want[:, :c] = im.layernorm(x, g, b, eps)
-        checks.append((f"lnr{idx}", want))
+        _ln_strided_case(prog, checks, f"lnr{idx}", "ev_layernorm_s8", x, (g, b), im.layernorm(x, g, b, eps), eps,
+                         c + 3)
 
     # ev_layernorm_pre_s8 (constants prescaled at build time, ops/layernorm.prescaled): every
     # length (the DSP loop's c mod 4 values alone, the Helium path's predicated last pass), gamma
@@ -397,21 +404,8 @@ def _row_kernel_cases(rng, prog, checks, gelu):
             g, b = im.layernorm_params(rng.uniform(-2, 2, c), rng.uniform(-1, 1, c), 0.03)
         pre = prescaled({"g": g, "b": b})
         eps = im.layernorm_eps(1e-5, 0.05, c) if idx % 4 else 0
-        stride = c + 1
-        xp = np.zeros((3, stride), np.int8)
-        xp[:, :c] = x
-        buf = prog.buffer("int8_t", 3 * stride)
-        if c % 2:
-            prog(f"    for (int i = 0; i < {3 * stride}; i++) {buf}[i] = {prog.const(xp)}[i];")
-            src = buf
-        else:
-            src = prog.const(xp)
-        prog(f"    ev_layernorm_pre_s8({src}, {stride}, 3, {c}, {prog.const(pre['g'])}, "
-             f"{prog.const(pre['b'])}, {eps}LL, {buf}, {stride});")
-        prog(f'    emit_hex("lnp{idx}", {buf}, {3 * stride});')
-        want = xp.copy() if c % 2 else np.zeros((3, stride), np.int8)
-        want[:, :c] = im.layernorm(x, g, b, eps)
-        checks.append((f"lnp{idx}", want))
+        _ln_strided_case(prog, checks, f"lnp{idx}", "ev_layernorm_pre_s8", x, (pre["g"], pre["b"]),
+                         im.layernorm(x, g, b, eps), eps, c + 1)
     # ... and its sigma-1 rows (inv = 2^31) with the largest prescaled gamma
     for idx, row in enumerate(([5, 5, 6], [127, -128], [-3, -3, -3, -2, -3])):
         x = np.array([row], np.int8)
