@@ -43,7 +43,7 @@ class TflAttention(TflOp):
 
     def macs(self, node, g):
         qk, _, _, pv = self.parts(node)
-        return sum(int(np.prod(p.attrs["out_shape"])) * p.attrs["depth"] for p in (qk, pv))
+        return BATCH_MATMUL.macs(qk, g) + BATCH_MATMUL.macs(pv, g)
 
     def fits(self, node, in_sizes, out_size):
         qk, _, _, pv = self.parts(node)
@@ -53,7 +53,7 @@ class TflAttention(TflOp):
 
     def flash_bytes(self, node):
         qk, tables, sm, pv = self.parts(node)
-        return sum(self_op.flash_bytes(p) for self_op, p in
+        return sum(op.flash_bytes(p) for op, p in
                    [(BATCH_MATMUL, qk), *((TABLE, t) for t in tables), (SOFTMAX, sm), (BATCH_MATMUL, pv)])
 
     def scratch_bytes(self, node, g):
