@@ -124,7 +124,9 @@ def cmd_analyze(a) -> int:
         tab.add_row(l["layer"], f"{l['macs']:,}", f"{l['params']:,}", f"{l['flash']:,}", f"{l['sram_live']:,}",
                     l["overwrites"] or "")
     Console().print(tab)
-    print(f"total: {r['macs']:,} MACs, {r['params']:,} params, flash {r['flash']:,} B, peak SRAM {r['peak_sram']:,} B "
+    extra = r["executed_macs"] - r["macs"]
+    print(f"total: {r['macs']:,} MACs" + (f" (the steps run {extra:,} more: recomputed rows, padded ranks)" if extra else "")
+          + f", {r['params']:,} params, flash {r['flash']:,} B, peak SRAM {r['peak_sram']:,} B "
           f"(lower bound {r['lower_bound_bytes']:,} B) -> {'fits' if r['fits'] else 'does NOT fit: ' + r['why']}")
     print(_switch_line(r))
     return 0

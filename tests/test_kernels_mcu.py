@@ -37,7 +37,8 @@ pytestmark = pytest.mark.skipif(harness.missing_tools() is not None,
                                 reason=str(harness.missing_tools()))
 
 # (rows, in, out, variant); paths with the default EV_LINEAR_BUF (384):
-#   S: rows >= 4, in % 16 == 0, in <= 304, with a bias (then the 0..3 rows it leaves: A/B),
+#   S: rows >= 4, in % 4 == 0, 8 <= in <= 304, with a bias (not a multiple of 16: not with per-row
+#      biases and a LUT), then the 0..3 rows it leaves: A/B,
 #   A: otherwise rows >= 4 and in <= 259 (row blocks of at most 22 rows at in = 64, 6 at in = 192;
 #      13 rows at in = 192 give blocks 6, 6, 1), B: otherwise in <= 771, C: wider
 LINEAR_CASES = [
@@ -55,6 +56,11 @@ LINEAR_CASES = [
     (5, 32, 3, "lut"), (6, 16, 5, "row_bias"), (7, 48, 9, "mixshift"), (8, 64, 1, "min"),
     (9, 32, 11, "row_bias"), (11, 16, 4, "lut"), (17, 64, 7, "mixshift"), (5, 64, 6, "max"),
     (4, 304, 5, "plain"), (9, 320, 3, "plain"), (4, 20, 3, "plain"),
+    # path S at in % 16 != 0 (in % 4 == 0, in >= 8: the chain is entered at any group): the
+    # fewest inputs, an odd number of groups (4-row blocks widened in C), more than one pass of
+    # the chain (17 groups), shared and per-row biases, LUT, shifts <= 32, extremes
+    (4, 8, 5, "plain"), (4, 12, 9, "lut"), (5, 28, 6, "row_bias"), (13, 40, 11, "mixshift"),
+    (10, 24, 7, "max"), (6, 12, 4, "min"), (4, 68, 3, "lut"), (9, 36, 5, "plain"), (4, 44, 3, "row_bias"),
     # path S over input chunks (5 kq > 384: int32 partial sums, 208-input chunks, 48-channel
     # blocks): a last chunk shorter than the others, one channel block and several with a short
     # last one, 4-5-row blocks plus rows left to A/B, per-row biases, LUT, shifts <= 32, extremes

@@ -52,7 +52,7 @@ def test_attention_work_counts_softmax_scores():
     feats = [step_work(st, low.schedule.graph) for st in low.schedule.steps]
     scores = sum(f.get("attention.scores", 0) + f.get("attention_split.scores", 0) for f in feats)
     assert scores == cfg.heads * cfg.num_tokens ** 2          # every head's N x N scores, once
-    assert sum(f["*.macs"] for f in feats) == low.macs
+    assert sum(f["*.macs"] for f in feats) == low.executed_macs
 
 
 def _c_define(path: str, name: str) -> int:

@@ -35,11 +35,19 @@ class Lowered:
 
     @property
     def macs(self) -> int:
+        """The model's MACs (the figure MACs per instruction and the search's --macs are judged by)."""
+        return graph_macs(self.graph)
+
+    @property
+    def executed_macs(self) -> int:
+        """The MACs the device runs: the model's plus what the schedule adds for memory or speed (rows
+        recomputed by the qkv split, the zero columns of padded ranks)."""
         return graph_macs(self.schedule.graph)
 
 
 def graph_macs(g: Graph) -> int:
-    """MACs of a graph; of a schedule's graph, the MACs the device executes (recomputed rows included)."""
+    """MACs of a graph; of a schedule's graph, the MACs the device executes (recomputed rows and
+    padded ranks included)."""
     return sum(OPS[n.op].macs(n, g) for n in g.nodes)
 
 

@@ -104,7 +104,7 @@ class McuBackend(Backend):
     def compile(self, low: Lowered) -> Compiled:
         """The C sources of a lowered (and calibrated) graph."""
         src, hdr, info = generate(low.schedule, low.plan)
-        info.update(macs=low.macs, peak_sram=low.plan.peak, lower_bound=low.plan.lower_bound, banks=low.plan.banks)
+        info.update(macs=low.macs, executed_macs=low.executed_macs, peak_sram=low.plan.peak, lower_bound=low.plan.lower_bound, banks=low.plan.banks)
         return Compiled(low.graph, low.schedule, low.plan, low.target, src, hdr, info)
 
     def preflight(self, options):
@@ -118,6 +118,7 @@ class McuBackend(Backend):
         s, p, t = low.schedule, low.plan, low.target
         layers = []
         for k, st in enumerate(s.steps):
+            # a step's MACs as the device runs them (recomputed rows, padded ranks): they sum to executed_macs
             layers.append({"layer": st.name, "macs": sum(OPS[n.op].macs(n, s.graph) for n in st.nodes),
                            # float weights, or an imported int8 file's (its ops hold only those)
                            "params": sum(int(np.asarray(n.attrs.get("w", n.qattrs.get("w"))).size)
@@ -126,7 +127,7 @@ class McuBackend(Backend):
                            "sram_live": sum(b.size for b in p.live_at(k)),
                            "output": st.output, "overwrites": st.alias})
         why = self.fit(low)
-        return {"target": t.name, "macs": low.macs, "params": sum(l["params"] for l in layers),
+        return {"target": t.name, "macs": low.macs, "executed_macs": low.executed_macs, "params": sum(l["params"] for l in layers),
                 "flash": low.weights_bytes + t.code_bytes, "weights_bytes": low.weights_bytes,
                 "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
                 "fits": not why, "why": why, "switches": dict(s.switches.__dict__), "schedule_note": s.note,
@@ -242,7 +243,7 @@ def _summary(c: Compiled, tgt, model: str, acc, switches: Switches) -> dict:
         "output_shape": list(outp.shape), "output_scale": outp.scale,
         "arena_bytes": c.plan.peak, "peak_sram": c.plan.peak, "peak_sram_banks": c.plan.banks,
         "lower_bound_bytes": c.plan.lower_bound, "weights_bytes": c.info["weights_bytes"],
-        "flash_estimate": c.info["weights_bytes"] + tgt.code_bytes, "macs": c.info["macs"],
+        "flash_estimate": c.info["weights_bytes"] + tgt.code_bytes, "macs": c.info["macs"], "executed_macs": c.info["executed_macs"],
         "layers": list(c.plan.steps), "switches": dict(switches.__dict__), "schedule_note": c.schedule.note,
         "accuracy": acc, "preprocess": getattr(g, "preprocess", None),
         "plan": "plan.json", "memory_png": "memory.png",

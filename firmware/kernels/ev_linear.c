@@ -19,6 +19,13 @@ static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t 
 }
 
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
+/* Whether path S's routines take `in` inputs: whole groups of 4, at least 2 (the shared-bias
+ * routines run the first group before the chain), and a multiple of 16 for ev__rs4_lut (per-row
+ * biases with a table), whose loop takes 4 groups a pass. */
+static inline int ev__streams(int in, int bias_row_stride, const int8_t *lut)
+{
+    return in >= 8 && (in & 3) == 0 && ((in & 15) == 0 || !lut || bias_row_stride == 0);
+}
 static int ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w,
                        const int32_t *bias, int bs, const int32_t *mult, const int8_t *shift,
                        const int8_t *lut, int8_t *y, int ys);
@@ -32,7 +39,7 @@ void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
     EV_PART_ENTER(pp, EV_PART_MAC);
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
     /* the fused chains' row blocks: one block of path S, without ev__gemm's general set-up */
-    if ((rows == 4 || rows == 5) && out > 0 && bias && in > 0 && (in & 15) == 0
+    if ((rows == 4 || rows == 5) && out > 0 && bias && ev__streams(in, bias_row_stride, lut)
         && ev__block45(x, x_stride, rows, in, out, w, bias, bias_row_stride, mult, shift, lut, y,
                        y_stride)) {
         EV_PART_LEAVE(pp);
@@ -73,9 +80,9 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  *
  * Widened words must be reused. Four ways, picked by size (all give the same sums, so the same
  * bits):
- *  S. rows >= 4, in % 16 == 0, in <= 304 and a bias: blocks of 4 and 5 x rows widened once,
- *     each channel's weights widened in registers as they stream through an assembly routine
- *     that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3 rows it cannot
+ *  S. rows >= 4, in % 4 == 0, 8 <= in <= 304 and a bias (ev__streams): blocks of 4 and 5 x rows
+ *     widened once, each channel's weights widened in registers as they stream through an
+ *     assembly routine that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3 rows it cannot
  *     place in blocks (6, 7 and 11 rows) continue with A/B.
  *  A. rows >= 4 and in <= 259 otherwise: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
@@ -457,7 +464,7 @@ static void ev__block_ab(const struct ev__mm *p, int n0, int nb, int out, uint32
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Path S (streamed weights): rows >= 4, in % 16 == 0, with a bias. A block of R = 4 or 5 rows is
+/* Path S (streamed weights): rows >= 4, in % 4 == 0, with a bias. A block of R = 4 or 5 rows is
  * widened once (ev__widen_r: per group the low halves of the R rows, then the high halves) and
  * every output channel then runs through one assembly routine, ev__rs4 / ev__rs5, which loops
  * over the channels itself: per channel R accumulators start at the bias, the channel's weights
@@ -535,6 +542,15 @@ static void ev__widen_r(const int8_t *x, int xs, int r, int kq, uint32_t *dst)
     }
 }
 
+/* Path S's block of r rows widened into dst: the assembly for 4 rows and an even kq */
+static inline void ev__widen_block(const int8_t *x, int xs, int r, int kq, uint32_t *dst)
+{
+    if (r == 4 && !(kq & 1))
+        ev__widen4a(x, xs, kq, dst);
+    else
+        ev__widen_r(x, xs, r, kq, dst);
+}
+
 /* How many blocks of 4 and 5 rows path S splits rows into (as many rows as they can take:
  * 17 = 5 + 4 + 4 + 4), *n5 of them of 5 rows, which go first. */
 static int ev__row_blocks(int rows, int *n5)
@@ -547,7 +563,7 @@ static int ev__row_blocks(int rows, int *n5)
 }
 
 /* Path S on the first rows of the call: blocks of 5 rows, then of 4, as many rows as they can
- * take; returns how many rows it did (the caller does the other 0..3). Needs a bias, in % 16 == 0,
+ * take; returns how many rows it did (the caller does the other 0..3). Needs a bias, ev__streams(in),
  * w_stride == in, per-channel mult/shift and 10 kq words of buf. */
 static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
 {
@@ -558,10 +574,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
         const int8_t *const x = p->x + (long)n * xs;
         struct ev__rsa a;
         int i, o = 0;
-        if (r == 4)
-            ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0 */
-        else
-            ev__widen_r(x, xs, 5, kq, xb);
+        ev__widen_block(x, xs, r, kq, xb);
         for (i = 0; i < 5; i++) {
             const int ri = i < r ? i : r - 1;
             a.b[i] = p->bias + (long)(n + ri) * bs + out;
@@ -593,7 +606,7 @@ static int ev__stream(const struct ev__mm *p, int rows, int out, uint32_t *xb)
 }
 
 /* ev_linear_s8 on one block of 4 or 5 rows (what the fused chains pass it: passes.CHAIN_BLOCK)
- * with in % 16 == 0 and a bias (the caller checks those): ev__stream's work for that block, set up
+ * with ev__streams(in) and a bias (the caller checks those): ev__stream's work for that block, set up
  * directly (ev__gemm's general prologue, its operand struct and the row-block loops cost about 200
  * instructions a call, as much as a channel's MACs at 64 inputs). Same routines, same sums.
  * Returns 0 (nothing done) when the widened block does not fit the buffer (5 kq > EV_LINEAR_BUF). */
@@ -607,10 +620,7 @@ ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w, co
     int o = 0;
     if (5 * kq > EV_LINEAR_BUF)
         return 0;
-    if (r == 4)
-        ev__widen4a(x, xs, kq, xb);   /* in % 16 == 0: kq % 4 == 0 */
-    else
-        ev__widen_r(x, xs, 5, kq, xb);
+    ev__widen_block(x, xs, r, kq, xb);
     a.b[0] = bias + out;
     a.b[1] = a.b[0] + bs;
     a.b[2] = a.b[1] + bs;
@@ -969,8 +979,8 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     p.x_stride = x_stride; p.w_stride = w_stride; p.bs = bias_row_stride; p.ys = y_stride;
     p.qstep = qstep; p.k4 = in & ~3; p.kt = in & 3; p.kq = kq;
 
-    if (rows >= 4 && bias && qstep == 1 && w_stride == in && (in & 15) == 0
-        && (5 * kq <= EV_LINEAR_BUF || EV__CHUNK_Q >= 4)) {
+    if (rows >= 4 && bias && qstep == 1 && w_stride == in && ev__streams(in, bias_row_stride, lut)
+        && (5 * kq <= EV_LINEAR_BUF || ((in & 15) == 0 && EV__CHUNK_Q >= 4))) {
         /* path S (over input chunks when the rows are too wide), then the 0..3 rows it leaves
          * through A/B */
         n = 5 * kq <= EV_LINEAR_BUF ? ev__stream(&p, rows, out, buf)
