@@ -50,6 +50,9 @@ def _note(sw: Switches, peak: int, asked: Switches, tried) -> str:
         if per_head == peak:      # e.g. a .tflite graph: no split attention for the switch to act on
             return f"K/V per head off: it saves nothing here ({peak:,} B either way)"
         return f"K/V per head off: {peak:,} B with K and V of all heads against {per_head:,} B per head"
+    if asked.keep_rank and not sw.keep_rank:
+        kept = min(p.peak for s, p in tried if s.switches.keep_rank)
+        return f"low-rank factor recomputed per query row: {peak:,} B against {kept:,} B with it kept whole"
     return f"{sw.label()}: {peak:,} B"
 
 

@@ -52,6 +52,11 @@ class Switches:
     # asked for (--kv-per-head), an MCU build tries the schedule without it too and keeps this one only
     # where it plans a smaller arena (McuBackend.candidate_switches). Never on for the FPGA backend.
     kv_per_head: bool = False
+    # part of the qkv split, for a low-rank qkv: the query rows read the first factor's output (tokens x
+    # rank, kept whole from the K/V step) instead of recomputing their LayerNorm and that factor. On by
+    # default; an MCU build tries the recomputation too and keeps whichever plans the smaller arena
+    # (McuBackend.candidate_switches), this one on a tie.
+    keep_rank: bool = True
     # part of operator integration, for an imported file: its attention (BATCH_MATMUL, tables, SOFTMAX,
     # BATCH_MATMUL) runs a block of query rows at a time, so the [H, N, N] scores never exist whole
     # (ops/tfl_attention.py). Off for the FPGA backend, whose serial templates take them whole.
@@ -97,13 +102,13 @@ def _clone(g: Graph) -> Graph:
     return h
 
 
-def _each(g: Graph, hook: str) -> int:
+def _each(g: Graph, hook: str, *args) -> int:
     """Call an op's rewrite hook (edgeviz.ops.base.Op) on every node still in the graph, in order;
     the sum of what the hooks return (constant bytes added)."""
     added = 0
     for n in list(g.nodes):
         if any(m is n for m in g.nodes):          # an earlier rewrite may have replaced it
-            added += getattr(OPS[n.op], hook)(n, g) or 0
+            added += getattr(OPS[n.op], hook)(n, g, *args) or 0
     return added
 
 
@@ -178,7 +183,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
         pad_bytes = _each(g, "pad_rank")
     if switches.fuse:
         if switches.split_qkv:
-            _each(g, "split_qkv")
+            # K/V per head recomputes the factor per head from the LayerNorm: nothing whole to keep
+            _each(g, "split_qkv", switches.keep_rank and not switches.kv_per_head)
             if switches.kv_per_head:
                 _each(g, "split_kv_heads")
     else:

@@ -99,13 +99,13 @@ def test_every_schedule_gives_the_same_bits(sw, tmp_path):
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
 
 
-# Ranks that are no multiple of the kernel's stride: 64 x 0.4 -> 26; 40 x 0.7 -> 28, 40 x 0.9 -> 36.
+# Ranks that are no multiple of the kernel's stride: 64 x 0.4 -> 26; 40 x 0.575 -> 23, 40 x 0.85 -> 34.
 ODD_RANKS = [ViTConfig(img_size=16, patch=8, embed=64, heads=4, depth=1, rank_ratios=(0.4,)),
-             ViTConfig(img_size=24, patch=4, embed=40, heads=2, depth=2, mlp_ratio=3.0, rank_ratios=(0.7, 0.9))]
+             ViTConfig(img_size=24, patch=4, embed=40, heads=2, depth=2, mlp_ratio=3.0, rank_ratios=(0.575, 0.85))]
 
 
 @pytest.mark.parametrize("sw", [Switches(), Switches(pad_rank=False), Switches(False, False, False),
-                                Switches(split_qkv=False)], ids=lambda s: s.label())
+                                Switches(split_qkv=False), Switches(keep_rank=False)], ids=lambda s: s.label())
 @pytest.mark.parametrize("k", range(len(ODD_RANKS)))
 def test_rank_padding_keeps_the_bits(k, sw, tmp_path):
     """Linear.pad_rank widens every low-rank pair's rank to RANK_ALIGN with zero weights: the C gives
@@ -145,16 +145,17 @@ def test_fusion_only_where_it_lowers_the_peak(name, fused, fused_per_head):
     c = compile_graph(graph_from_vit(m), x, t)
     g = c.graph
     kv_off, kv_on, off = Switches(), Switches(kv_per_head=True), Switches(fuse=False, split_qkv=False, stream_scores=False)
-    peaks = {sw: plan(schedule(g, sw), t).peak for sw in (kv_off, kv_on, off)}
-    best = min((kv_off, off), key=peaks.get)                   # the default: K/V per head not tried
+    recompute = Switches(keep_rank=False)                     # the low-rank factor recomputed for q (tried too)
+    peaks = {sw: plan(schedule(g, sw), t).peak for sw in (kv_off, recompute, kv_on, off)}
+    best = min((kv_off, recompute, off), key=peaks.get)        # the default: K/V per head not tried
     assert c.schedule.switches == best and best.fuse is fused and best.split_qkv is fused
     assert c.plan.peak == peaks[best] == plan_config(m.cfg).peak_sram
-    assert (peaks[off] < peaks[kv_off]) is not fused
+    assert (peaks[off] < min(peaks[kv_off], peaks[recompute])) is not fused
     assert bool(c.schedule.note) is (best != kv_off)
-    assert fused or f"{peaks[kv_off]:,} B fused" in c.schedule.note
+    assert fused or f"{min(peaks[kv_off], peaks[recompute]):,} B fused" in c.schedule.note
     # asked for: the per-head schedule is tried beside K and V of all heads, and kept only where smaller
     asked = compile_graph(graph_from_vit(m), x, t, switches=kv_on)
-    best_asked = min((kv_off, kv_on, off), key=peaks.get)      # the first on a tie
+    best_asked = min((kv_off, recompute, kv_on, off), key=peaks.get)      # the first on a tie
     assert asked.schedule.switches == best_asked and best_asked.fuse is fused_per_head
     assert best_asked != kv_off or "K/V per head off" in asked.schedule.note
     forced = compile_graph(graph_from_vit(m), x, t, kv_on, exact_switches=True)
@@ -260,6 +261,27 @@ def test_plan_config_reports_misfit_with_bank_and_tensor():
     r = plan_config(ViTConfig(img_size=64, patch=2, embed=128, heads=2, depth=1))
     assert not r.fits
     assert "overflows" in r.why and "largest live tensors" in r.why
+
+
+@pytest.mark.parametrize("k", range(len(ODD_RANKS)))
+def test_keep_rank_reads_the_first_factor_instead_of_recomputing(k):
+    """Switches.keep_rank: the query rows of a low-rank qkv read the first factor's output instead of
+    their own LayerNorm and factor (fewer executed MACs, the model's unchanged), and an MCU build keeps
+    whichever of the two plans the smaller arena, the kept factor on a tie."""
+    from edgeviz.lower import lower
+    cfg = ODD_RANKS[k]
+    g = graph_from_vit(make(cfg, seed=k))
+    quantize(g, None)
+    keep = lower(g, "stm32f746", Switches(), exact=True)
+    again = lower(g, "stm32f746", Switches(keep_rank=False), exact=True)
+    q_inputs = [n.inputs[0] for n in keep.schedule.graph.nodes if n.op == "linear" and n.name.endswith(".q")]
+    assert q_inputs and all(keep.schedule.graph.producer(t).op == "linear" for t in q_inputs)
+    assert not any(n.op == "layernorm" and n.outputs[0].endswith("_q") for n in keep.schedule.graph.nodes)
+    assert any(n.op == "layernorm" and n.outputs[0].endswith("_q") for n in again.schedule.graph.nodes)
+    assert keep.macs == again.macs and keep.executed_macs < again.executed_macs
+    chosen = lower(g, "stm32f746")
+    assert chosen.plan.peak == min(keep.plan.peak, again.plan.peak, chosen.plan.peak)
+    assert chosen.schedule.switches.keep_rank == (keep.plan.peak <= again.plan.peak) or not chosen.schedule.switches.fuse
 
 
 @pytest.mark.parametrize("name", ["cls-lowrank", "five-tokens", "cls-wide-mlp3"])

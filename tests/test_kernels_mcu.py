@@ -61,6 +61,9 @@ LINEAR_CASES = [
     # the chain (17 groups), shared and per-row biases, LUT, shifts <= 32, extremes
     (4, 8, 5, "plain"), (4, 12, 9, "lut"), (5, 28, 6, "row_bias"), (13, 40, 11, "mixshift"),
     (10, 24, 7, "max"), (6, 12, 4, "min"), (4, 68, 3, "lut"), (9, 36, 5, "plain"), (4, 44, 3, "row_bias"),
+    # row pairs through ev__rs2 at in % 16 != 0 (its chain; with a table path B's tiles): a pair
+    # alone, the pair path S leaves (7 rows), a pair before a lone row
+    (2, 28, 7, "plain"), (2, 12, 4, "mixshift"), (3, 40, 6, "row_bias"), (2, 36, 5, "lut"), (7, 24, 5, "max"),
     # path S over input chunks (5 kq > 384: int32 partial sums, 208-input chunks, 48-channel
     # blocks): a last chunk shorter than the others, one channel block and several with a short
     # last one, 4-5-row blocks plus rows left to A/B, per-row biases, LUT, shifts <= 32, extremes

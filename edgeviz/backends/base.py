@@ -109,6 +109,11 @@ def unfused(switches: Switches) -> Switches:
     return replace(switches, fuse=False, split_qkv=False, kv_per_head=False, stream_scores=False)
 
 
+def rank_recomputed(switches: Switches) -> Switches:
+    """The same switches with the query rows recomputing a low-rank qkv's first factor (keep_rank off)."""
+    return replace(switches, keep_rank=False)
+
+
 def kv_all_heads(switches: Switches) -> Switches:
     """The same switches with K/V per head off: K and V of every head made together."""
     return replace(switches, kv_per_head=False)

@@ -28,7 +28,7 @@ from ..report import write_build_report
 from ..runner.firmware import build_firmware, require_firmware_tools
 from ..targets import Target
 from ..tflite import litert
-from .base import Backend, Lowered, kv_all_heads, unfused
+from .base import Backend, Lowered, kv_all_heads, rank_recomputed, unfused
 from .c_codegen import generate
 from .mcu_latency import estimate
 from .c_toolchain import (HostModel, build_host_library, copy_firmware_tree, elf_sections, elf_symbol_size,
@@ -86,11 +86,15 @@ class McuBackend(Backend):
         digits subnet: 2,264 B fused against 1,704 B unfused, and 25% more instructions), so a fused
         request runs unfused when that plans smaller (``exact``: never). Likewise K/V per head, which
         recomputes the LayerNorm per head: a request for it runs with K and V of all heads first, and
-        per head only where that plans a smaller arena."""
+        per head only where that plans a smaller arena. And the other way round for keep_rank, which
+        saves the query rows' recomputation for a tokens x rank tensor: tried first, kept where the
+        recomputation plans no smaller arena."""
         if exact:
             return [switches]
         fused = ([kv_all_heads(switches), switches] if switches.fuse and switches.split_qkv and switches.kv_per_head
                  else [switches])
+        fused = [v for sw in fused for v in ([sw, rank_recomputed(sw)] if sw.fuse and sw.split_qkv and sw.keep_rank
+                                             and not sw.kv_per_head else [sw])]
         return fused + [unfused(switches)] if switches.fuse else fused
 
     def fit(self, low, sram_budget=None, flash_budget=None):

@@ -158,11 +158,12 @@ class Attention(_StreamsKV):
     name = "attention"
     row_producer = True          # inside a chain it takes the chain's query rows (QUERY_BLOCK)
 
-    def split_qkv(self, node, g):
+    def split_qkv(self, node, g, keep_rank=False):
         """qkv = linear(LN(x)) feeding attention -> kv = linear_kv(LN(x)) for all rows, plus a per-row
         chain LN(x) -> linear_q -> attention row. Same bytes (per-channel requantisation, one output
         scale), 3NE instead of 4NE live at the attention; costs one more LayerNorm (and the low-rank V
-        product) per row."""
+        product) per row. keep_rank, for a low-rank qkv: the rows read the V product (tokens x rank)
+        that the K/V step made, kept whole, instead of recomputing it."""
         qkv = node.inputs[0]
         lin = g.producer(qkv)
         if lin is None or lin.op != "linear" or len(g.consumers(qkv)) != 1 or "lut" in lin.qattrs:
@@ -180,7 +181,10 @@ class Attention(_StreamsKV):
         lin.outputs = [kv.name]
         del g.tensors[qkv]
         copies = []
-        q_lin.inputs = [_recompute(path[:-1], path[0].inputs[0], g, "_q", copies)]
+        if keep_rank and len(path) > 2:
+            q_lin.inputs = [path[-2].outputs[0]]
+        else:
+            q_lin.inputs = [_recompute(path[:-1], path[0].inputs[0], g, "_q", copies)]
         split = Node("attention_split", node.name, [q.name, kv.name], list(node.outputs), node.attrs, node.qattrs)
         i = g.nodes.index(node)
         g.nodes[i:i + 1] = copies + [q_lin, split]

@@ -76,8 +76,9 @@ class Op:
     def fold_epilogue(self, node: Node, g: Graph) -> None:
         """Operator integration: fold this node into its producer's epilogue."""
 
-    def split_qkv(self, node: Node, g: Graph) -> None:
-        """The qkv split (part of operator integration): K, V for all tokens, q per row."""
+    def split_qkv(self, node: Node, g: Graph, keep_rank: bool = False) -> None:
+        """The qkv split (part of operator integration): K, V for all tokens, q per row (keep_rank:
+        Switches.keep_rank)."""
 
     def split_kv_heads(self, node: Node, g: Graph) -> None:
         """K/V per head (part of the qkv split): K and V made, and attended to, one head at a time."""

@@ -8,10 +8,12 @@ from .attention import QUERY_BLOCK
 from .base import Op, hls_mac_reuse, quantize_weights, requant_params
 
 
-# The MCU linear kernel's fast path (ev_linear.c, path S) streams inputs 16 at a time. A low-rank
-# layer's second factor reads the rank r, which rarely is a multiple of 16 and then falls to the
-# slower paths: measured on the emulator, 5 x 25 -> 192 ran at 0.29 MACs/instruction.
-RANK_ALIGN = 16
+# The MCU linear kernels' fast paths (ev_linear.c: path S, the row pairs) stream inputs in groups of
+# 4. A low-rank layer's second factor reads the rank r, which otherwise ends on 1..3 inputs and falls
+# to the slower paths (measured on the emulator: 5 x 25 -> 192 ran at 0.29 MACs/instruction). Padding
+# to 16, as when those paths took 16 inputs a pass, cost the 10-token subnet of bench_cores 3.9% more
+# instructions than 4 (rank 26: 32 against 28).
+RANK_ALIGN = 4
 
 
 class Linear(Op):

@@ -891,7 +891,7 @@ static void ev__row1(const struct ev__mm *p, int n, int out, uint32_t *xb)
     }
 }
 
-/* A row pair (rows 2k, 2k + 1 of path B's rows) with in % 16 == 0, a bias and per-channel
+/* A row pair (rows 2k, 2k + 1 of path B's rows) with in % 4 == 0 (% 16 with a table), a bias and per-channel
  * mult/shift: the pair is widened once into xb (4 kq words) and ev__rs2 (ev_linear_m7.S) runs it
  * against 2 channels per pass, requantising in registers; a channel pair with a shift <= 32 and an
  * odd last channel go through ev__gemm_scalar / path B's tile. */
@@ -1017,7 +1017,8 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
             if (--rows == 0)
                 return;
         }
-        if (out >= 2 && bias && qstep == 1 && w_stride == in && (in & 15) == 0) {
+        /* ev__rs2 enters its chain at any group; ev__rs2_lut's loop takes 4 groups a pass */
+        if (out >= 2 && bias && qstep == 1 && w_stride == in && (in & 3) == 0 && ((in & 15) == 0 || !lut)) {
             for (n = 0; n + 1 < rows; n += 2)
                 ev__rows2(&p, n, out, buf);   /* row pairs: 2 channels per pass */
             if (n == rows)

@@ -639,7 +639,8 @@
 
 /* ------------------------------------------------------------------------------------------ */
 /* int ev__rs2(const struct ev__r2a *a), a in r0 (ev_linear.c): two widened rows (ev__widen2: per
- * group x0 lo, x1 lo, x0 hi, x1 hi) x n channels (n even), two channels per pass, in % 16 == 0,
+ * group x0 lo, x1 lo, x0 hi, x1 hi) x n channels (n even), two channels per pass, in % 4 == 0
+ * (ev__rs2_lut, a loop of 4 groups: in % 16 == 0),
  * requantised (s > 32) and stored: the row pairs path B left to GCC's 2 x 2 tile and C
  * requantisation (0.48-0.53 MACs per instruction at 48-64 inputs; a block of 4k + 2 tokens ends on
  * such a pair). Per group of 4 inputs: LDR of each channel's weight word (channel 1 at w + in),
