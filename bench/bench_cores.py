@@ -7,6 +7,7 @@ the int8 reference. Baseline in the same run: the Cortex-M7 (stm32f746's image o
     .venv/bin/python bench/bench_cores.py --subnets 3      # the search's subnets: results/cores_subnets.json
     .venv/bin/python bench/bench_cores.py --parts stm32f746 [--subnets N | model ...]   # some parts only
     .venv/bin/python bench/bench_cores.py --out long_attention.json --parts stm32f746 tokens401-e64 tokens257-e128
+    .venv/bin/python bench/bench_cores.py --optimize time --out NAME.json --parts stm32f746 [model ...]
 
 --subnets N: N subnets of the default search space (extracted from a supernet as `edgeviz search`
 exports them, tests/models.search_subnets) small enough for the smallest part (stm32f103, 20 KB
@@ -51,13 +52,13 @@ NODSP = {"cortex-m0plus": "ARMv6-M tiles", "cortex-m3": "ARMv7-M tiles"}
 MVE = {"cortex-m55"}
 
 
-def measure(name: str, target: str, model: ViT | None = None) -> dict:
+def measure(name: str, target: str, model: ViT | None = None, optimize: str = "ram") -> dict:
     if model is None:
         torch.manual_seed(0)
         model = ViT((BENCH_CONFIGS | LONG_ATTENTION_CONFIGS)[name]).eval()
     cfg = model.cfg
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
-    c = compile_graph(graph_from_vit(model), x, target)
+    c = compile_graph(graph_from_vit(model), x, target, optimize=optimize)
     t = load_target(target)
     with tempfile.TemporaryDirectory() as d:
         b = Path(d) / "b"
@@ -71,16 +72,18 @@ def measure(name: str, target: str, model: ViT | None = None) -> dict:
             "kernels": NODSP[t.core] if t.core in NODSP else "MVE (Helium)" if t.core in MVE else "DSP (SMLAD)",
             "macs": c.info["macs"], "executed_macs": c.info["executed_macs"], "instructions": total,
             "macs_per_instr": c.info["macs"] / total,   # the model's MACs (executed_macs: with recomputed rows, padding)
-            "bit_exact": f"{val['bit_exact']}/{val['n']}",
+            "bit_exact": f"{val['bit_exact']}/{val['n']}", "arena": c.plan.peak, "optimize": optimize,
+            "schedule": c.schedule.switches.label(),
             "code_bytes": meta["elf_flash_bytes"] - meta["weights_bytes"]}
 
 
-def main(names, subnets: dict | None = None, out: str = "cores.json", parts: list[str] = PARTS):
+def main(names, subnets: dict | None = None, out: str = "cores.json", parts: list[str] = PARTS,
+         optimize: str = "ram"):
     rows = []
     for name in names:
         base = None
         for target in parts:
-            r = measure(name, target, (subnets or {}).get(name))
+            r = measure(name, target, (subnets or {}).get(name), optimize)
             base = base or r["instructions"]
             r["instructions_vs_m7"] = r["instructions"] / base
             rows.append(r)
@@ -95,7 +98,9 @@ def main(names, subnets: dict | None = None, out: str = "cores.json", parts: lis
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    parts, out, named = PARTS, None, None
+    parts, out, named, optimize = PARTS, None, None, "ram"
+    if args[:1] == ["--optimize"]:  # --optimize time: the schedule `edgeviz build --optimize time` picks
+        optimize, args = args[1], args[2:]
     if args[:1] == ["--out"]:     # --out NAME.json: results/NAME.json, leaving the section tables' files alone
         named, args = args[1], args[2:]
     if args[:1] == ["--parts"]:   # --parts stm32f746[,..]: those parts only, to results/cores[_subnets]_<parts>.json
@@ -104,6 +109,6 @@ if __name__ == "__main__":
     if args[:1] == ["--subnets"]:
         found = search_subnets("stm32f103", int(args[1]), seed=0, max_macs=6_000_000)
         subnets = {gene_summary(cfg): m for cfg, m in found}
-        main(list(subnets), subnets, named or "cores_subnets" + ("_" + out if out else ".json"), parts)
+        main(list(subnets), subnets, named or "cores_subnets" + ("_" + out if out else ".json"), parts, optimize)
     else:
-        main(args or DEFAULT, out=named or "cores" + ("_" + out if out else ".json"), parts=parts)
+        main(args or DEFAULT, out=named or "cores" + ("_" + out if out else ".json"), parts=parts, optimize=optimize)

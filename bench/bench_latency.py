@@ -4,7 +4,9 @@ Builds subnets of the default search space and the bench models for a target, pr
 QEMU machine (-icount: instructions per layer), fits the per-(op, kind) instruction costs on one set
 of random subnets and reports the model's error on the others (held out: other random subnets and
 every bench model, every finalist of the last bench_search.py run), per model and per step, in the
-same run. `--write` stores the fit as the
+same run. The fit subnets and the bench models are measured under the default schedule and the two
+faster ones `--optimize time` chooses from (SCHEDULES: the whole [N, 3E] qkv, unfused), so that the
+model ranks schedules as well as models. `--write` stores the fit as the
 kernel path's shipped model (firmware/kernels/instructions-<path>.json). Measurements are cached
 in results/latency_measured-<target>.json under a digest of the firmware sources, so an interrupted
 run resumes and a kernel change measures everything again.
@@ -37,7 +39,8 @@ from edgeviz.atomic import write_text  # noqa: E402
 from edgeviz.backends.mcu import write_project  # noqa: E402
 from edgeviz.backends.mcu_latency import fit, kernel_path, model_file, step_work  # noqa: E402
 from edgeviz.frontend import graph_from_vit  # noqa: E402
-from edgeviz.lower import lower_config, plan_config  # noqa: E402
+from edgeviz.lower import lower, lower_config, plan_config  # noqa: E402
+from edgeviz.passes import Switches  # noqa: E402
 from edgeviz.model import ViT, ViTConfig  # noqa: E402
 from edgeviz.project import compile_graph  # noqa: E402
 from edgeviz.runner import api  # noqa: E402
@@ -48,11 +51,23 @@ from edgeviz.targets import load_target  # noqa: E402
 RESULTS = ROOT / "results"
 
 
-def measure(cfg: ViTConfig, target: str) -> dict:
+# The schedules each model is measured under: the build's default (the smallest arena) and the two
+# faster ones `--optimize time` may pick (ops the default never runs: the fused attention over the whole
+# [N, 3E] qkv; the unfused q.k, softmax and p.v steps), so the model can rank them.
+SCHEDULES = {"default": None, "whole-qkv": Switches(split_qkv=False),
+             "unfused": Switches(fuse=False, split_qkv=False, stream_scores=False)}
+
+
+def key(cfg: ViTConfig, sched: str) -> str:
+    return config_key(cfg) + ("" if sched == "default" else f" @{sched}")
+
+
+def measure(cfg: ViTConfig, target: str, sched: str = "default") -> dict:
     """Per-step features and measured instructions of one build of cfg (random weights, 4 inputs)."""
     torch.manual_seed(0)
     x = np.random.default_rng(0).standard_normal((4, cfg.in_chans, cfg.img_size, cfg.img_size))
-    c = compile_graph(graph_from_vit(ViT(cfg).eval()), x, target)
+    sw = SCHEDULES[sched]
+    c = compile_graph(graph_from_vit(ViT(cfg).eval()), x, target, sw, exact_switches=sw is not None)
     with tempfile.TemporaryDirectory() as d:
         write_project(c, Path(d) / "b", "m", x)
         prof = api.profile(Path(d) / "b", "emulator", n=1)
@@ -101,12 +116,21 @@ def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:
     return out
 
 
-def with_features(cfg: ViTConfig, target: str, measured: dict) -> dict:
+def with_features(cfg: ViTConfig, target: str, measured: dict, sched: str = "default") -> dict:
     """A measured model with each step's features as the ops state them now (the judge's lowering, the
     same schedule as the build), so a new work kind needs no new measurement: the cache keeps the counts."""
     low = lower_config(cfg, target)
+    if SCHEDULES[sched] is not None:
+        low = lower(low.graph, target, SCHEDULES[sched], exact=True)
     feats = {st.name: step_work(st, low.schedule.graph) for st in low.schedule.steps}
     return dict(measured, steps=[dict(s, features=feats[s["layer"]]) for s in measured["steps"]])
+
+
+def _fits(cfg: ViTConfig, target: str, sched: str) -> bool:
+    """Whether cfg fits the target under the schedule (the faster ones hold more arena)."""
+    sw = SCHEDULES[sched]
+    low = lower_config(cfg, target) if sw is None else lower(lower_config(cfg, target).graph, target, sw, exact=True)
+    return not low.backend.fit(low)
 
 
 def kernels_digest() -> str:
@@ -127,21 +151,25 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finali
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     if cache.get("kernels") != kernels:          # other kernels: every count is stale
         cache = {"kernels": kernels, "models": {}}
-    sets = {"fit": [("subnet", c) for c in subnets(n_fit, 1, target, stratify=True)],
-            "check": [("subnet", c) for c in subnets(n_check, 2, target)]
-            + [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
-            + search_finalists(target)[:n_finalists]}
-    todo = list({config_key(c): c for items in sets.values() for _, c in items
-                 if config_key(c) not in cache["models"]}.values())
+    fits = [c for c in subnets(n_fit, 1, target, stratify=True)]
+    bench = [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
+    sets = {"fit": [(f"subnet {i + 1}", c, sched) for sched in SCHEDULES for i, c in enumerate(fits)
+                    if _fits(c, target, sched)],
+            "check": [(f"subnet {i + 1}", c, "default") for i, c in enumerate(subnets(n_check, 2, target))]
+            + [(k, c, sched) for sched in SCHEDULES for k, c in bench if _fits(c, target, sched)]
+            + [(k, c, "default") for k, c in search_finalists(target)[:n_finalists]]}
+    todo = list({key(c, sched): (c, sched) for items in sets.values() for _, c, sched in items
+                 if key(c, sched) not in cache["models"]}.values())
     # two builds at a time: gcc and QEMU each keep one core busy
     with ProcessPoolExecutor(max(1, min(jobs, len(todo) or 1)), mp_context=get_context("spawn")) as pool:
-        for i, (cfg, m) in enumerate(zip(todo, pool.map(measure, todo, [target] * len(todo)))):
-            print(f"[{i + 1}/{len(todo)}] measured {config_key(cfg)}", file=sys.stderr, flush=True)
-            cache["models"][config_key(cfg)] = m
+        for i, ((cfg, sched), m) in enumerate(zip(todo, pool.map(measure, [c for c, _ in todo], [target] * len(todo),
+                                                                  [s for _, s in todo]))):
+            print(f"[{i + 1}/{len(todo)}] measured {key(cfg, sched)}", file=sys.stderr, flush=True)
+            cache["models"][key(cfg, sched)] = m
             write_text(cache_file, json.dumps(cache))
-    got = {which: [(f"subnet {i + 1}" if name == "subnet" else name, cfg, with_features(cfg, target,
-                                                                                     cache["models"][config_key(cfg)]))
-                   for i, (name, cfg) in enumerate(items)] for which, items in sets.items()}
+    got = {which: [(name if sched == "default" else f"{name} @{sched}", cfg,
+                    with_features(cfg, target, cache["models"][key(cfg, sched)], sched))
+                   for name, cfg, sched in items] for which, items in sets.items()}
     samples = [(s["features"], s["instructions"]) for _, _, m in got["fit"] for s in m["steps"] if s["instructions"] > 0]
     model = fit(samples, kernel_path(t), {"target": target, "machine": t.raw.get("emulator"),
                                           "models": len(got["fit"]), "steps": len(samples)})

@@ -77,7 +77,7 @@ def cmd_build(a) -> int:
     fpga = {k: getattr(a, k) for k in ("reuse", "reuse_file", "csim") if getattr(a, k)}
     with _status(not a.json) as say:
         s = build(_model(a), a.target, a.out, a.calib, _switches(a), progress=say, mean=parse_floats(a.mean),
-                  std=parse_floats(a.std), **fpga)
+                  std=parse_floats(a.std), optimize=a.optimize, **fpga)
     if s.get("kind") == "fpga":
         e = s["estimate"]
         if a.json:
@@ -109,7 +109,7 @@ def cmd_build(a) -> int:
 
 
 def cmd_analyze(a) -> int:
-    r = analyze(_model(a), a.target, _switches(a), a.reuse)
+    r = analyze(_model(a), a.target, _switches(a), a.reuse, a.optimize)
     if a.json:
         print(json.dumps({k: v for k, v in r.items() if k != "report"}))
         return 0
@@ -187,6 +187,10 @@ def switch_options(f):
                           "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20% less arena "
                           "for 5-12% more instructions), off for FPGA targets (less activation BRAM, but a second "
                           "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)"),
+        click.option("--optimize", type=click.Choice(["ram", "time"]), default="ram", show_default=True,
+                     help="ram: the schedule with the smallest arena; time: of the schedules that fit the target, "
+                          "the one the latency model estimates fastest (the whole [N, 3E] qkv, a low-rank factor "
+                          "kept whole: more arena, fewer instructions)"),
         click.option("--kv-per-head/--no-kv-per-head", default=None,
                      help="with the qkv split: make K and V one head at a time and run that head's attention for "
                           "every query row before the next head's (x + out + 2NE/H bytes live at the attention "

@@ -13,6 +13,7 @@ import torch
 
 from .backends import backend_for
 from .backends.base import Lowered
+from .errors import EdgevizError
 from .frontend import graph_from_vit
 from .ir import Graph
 from .model import ViT, ViTConfig
@@ -22,20 +23,40 @@ from .quantize import quantize
 from .targets import Target, load_target
 
 
-def lower(g: Graph, target: str | Target, switches: Switches | None = None, exact: bool = False) -> Lowered:
+OPTIMIZE = ("ram", "time")
+
+
+def lower(g: Graph, target: str | Target, switches: Switches | None = None, exact: bool = False,
+          optimize: str = "ram") -> Lowered:
     """Schedule and plan a quantized graph for a target. switches: None for the backend's default.
     The backend may offer other schedules (the MCU: operator integration off, where that plans a
-    smaller arena); the smallest arena wins, the first on a tie. ``exact``: the switches as given."""
+    smaller arena); ``optimize`` "ram": the smallest arena wins, the first on a tie; "time": of the
+    schedules that fit the target, the one the backend's latency model estimates fastest (the MCU
+    offers faster ones too: the whole [N, 3E] qkv, the low-rank factor kept), the smaller arena on a
+    tie; the smallest arena when none fits. ``exact``: the switches as given."""
+    if optimize not in OPTIMIZE:
+        raise EdgevizError(f"unknown optimisation goal {optimize!r}: use one of {', '.join(OPTIMIZE)}")
     t = load_target(target)
     backend = backend_for(t)
     asked = backend.switches(switches)
     tried = []
-    for sw in backend.candidate_switches(asked, exact):
+    for sw in backend.candidate_switches(asked, exact, optimize):
         s = schedule(g, sw)
-        tried.append((s, plan(s, t)))
-    s, p = min(tried, key=lambda sp: sp[1].peak)          # the first on a tie
-    s.note = _note(s.switches, p.peak, asked, tried)
-    return Lowered(g, s, p, t, backend)
+        tried.append(Lowered(g, s, plan(s, t), t, backend))
+    low = smallest = min(tried, key=lambda lo: lo.plan.peak)          # the first on a tie
+    fitting = [lo for lo in tried if not backend.fit(lo)] if optimize == "time" and len(tried) > 1 else []
+    if fitting:
+        low = min(fitting, key=lambda lo: (backend.latency(lo)["seconds"], lo.plan.peak))
+    low.schedule.note = (_note(low.schedule.switches, low.plan.peak, asked, [(lo.schedule, lo.plan) for lo in tried])
+                         if low is smallest else _time_note(low, smallest))
+    return low
+
+
+def _time_note(fast: Lowered, small: Lowered) -> str:
+    """Why --optimize time runs a schedule with a larger arena than the smallest one."""
+    est, est_small = (lo.backend.latency(lo)["seconds"] for lo in (fast, small))
+    return (f"optimize time: {fast.plan.peak:,} B, estimated {est * 1e3:.3g} ms, against {small.plan.peak:,} B "
+            f"and {est_small * 1e3:.3g} ms for the smallest arena")
 
 
 def _note(sw: Switches, peak: int, asked: Switches, tried) -> str:

@@ -41,33 +41,35 @@ def default_switches(target: str | Target = "stm32f746") -> Switches:
 
 
 def lower_calibrated(g: Graph, calib, target: str | Target, switches: Switches | None = None,
-                     exact: bool = False, check: bool = True) -> Lowered:
-    """Quantize `g` on the calibration inputs and lower it. With `check`, a model that cannot fit is
-    refused before calibrating: sizes do not depend on ranges."""
+                     exact: bool = False, check: bool = True, optimize: str = "ram") -> Lowered:
+    """Quantize `g` on the calibration inputs and lower it (optimize: lower.lower's goal, "ram" or
+    "time"). With `check`, a model that cannot fit is refused before calibrating: sizes do not depend
+    on ranges."""
     t = load_target(target)
     if check:
         quantize(g, None)
-        low = lower(g, t, switches, exact)
+        low = lower(g, t, switches, exact, optimize)
         why = low.backend.fit(low)
         if why:
             raise EdgevizError(f"model does not fit {t.name}: {why}")
     quantize(g, calib)
-    return lower(g, t, switches, exact)
+    return lower(g, t, switches, exact, optimize)
 
 
 def compile_graph(g: Graph, calib: np.ndarray, target: str | Target, switches: Switches | None = None,
-                  check: bool = True, exact_switches: bool = False) -> Compiled:
+                  check: bool = True, exact_switches: bool = False, optimize: str = "ram") -> Compiled:
     """The C sources of a graph for an MCU target. ``exact_switches``: schedule with ``switches`` as
     given (tests use it to run fused kernels on graphs the build would run unfused)."""
-    low = lower_calibrated(g, calib, target, switches, exact_switches, check)
+    low = lower_calibrated(g, calib, target, switches, exact_switches, check, optimize)
     return low.backend.compile(low)
 
 
 def build(model: str | Path | ModelFile, target: str | Target = "stm32f746", out: str | Path | None = None,
           calib: str | Path | None = None, switches: Switches | None = None, progress=None, mean=None, std=None,
-          **options) -> dict:
+          optimize: str = "ram", **options) -> dict:
     """switches: None for the target's default (default_switches). mean / std: per-channel
-    preprocessing of image files (inputs.record_preprocessing). options: the backend's own (MCU:
+    preprocessing of image files (inputs.record_preprocessing). optimize: "ram" (the smallest arena)
+    or "time" (the schedule estimated fastest that fits the target). options: the backend's own (MCU:
     firmware; FPGA: reuse, reuse_file, csim)."""
     t = load_target(target)
     backend = backend_for(t)
@@ -79,20 +81,20 @@ def build(model: str | Path | ModelFile, target: str | Target = "stm32f746", out
     record_preprocessing(g, model, calib, mean, std)
     x_cal, test = calibration_data(g, calib)
     say("quantizing and planning")
-    low = lower_calibrated(g, x_cal, t, switches)
+    low = lower_calibrated(g, x_cal, t, switches, optimize=optimize)
     return backend.emit(low, Path(out or "build"), name=Path(model).name, x_check=x_cal, module=module,
                         test=test, say=say, **options)
 
 
 def analyze(model: str | Path | ModelFile, target: str | Target = "stm32f746", switches: Switches | None = None,
-            reuse=None) -> dict:
+            reuse=None, optimize: str = "ram") -> dict:
     """MACs, parameters, flash and peak SRAM per layer and in total, without building anything (for
     an FPGA target: the resource and latency estimate at the given or automatic reuse factor).
     switches: None for the target's default (default_switches)."""
     t = load_target(target)
     g, _ = load_graph(model)
     quantize(g, None)          # sizes only: ranges do not change any byte count
-    low = lower(g, t, switches)
+    low = lower(g, t, switches, optimize=optimize)
     return low.backend.analyze(low, {"reuse": reuse})
 
 

@@ -91,6 +91,9 @@ def test_analyze_json(model_file, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["fits"] and r["peak_sram"] >= r["lower_bound_bytes"] > 0
     assert sum(l["macs"] for l in r["layers"]) == r["executed_macs"] >= r["macs"]
+    # the model's parameters whatever the schedule (the qkv split's slices and copies counted once)
+    assert main(["analyze", str(model_file), "--json", "--no-fuse"]) == 0
+    assert json.loads(capsys.readouterr().out)["params"] == r["params"]
 
 
 def test_no_traceback_from_the_real_command(tmp_path):
@@ -103,6 +106,17 @@ def test_no_traceback_from_the_real_command(tmp_path):
 def _json(capsys, argv) -> dict:
     assert main(argv) == 0
     return json.loads(capsys.readouterr().out)
+
+
+def test_optimize_time_flag(model_file, capsys):
+    """--optimize time: the schedule the latency model estimates fastest among those that fit (more arena,
+    the reason in the schedule note); ram is the default; an unknown goal is one line and exit 2."""
+    base = ["analyze", str(model_file), "--json"]
+    ram, fast = _json(capsys, base), _json(capsys, base + ["--optimize", "time"])
+    assert ram == _json(capsys, base + ["--optimize", "ram"])
+    assert fast["fits"] and fast["peak_sram"] >= ram["peak_sram"] and fast["macs"] == ram["macs"]
+    assert fast["switches"] != ram["switches"] and "optimize time" in fast["schedule_note"]
+    _fails(capsys, base + ["--optimize", "fast"], "--optimize")
 
 
 def test_qkv_split_flag_in_help(capsys):
@@ -155,7 +169,8 @@ def test_qkv_split_flag_fpga_analyze(model_file, capsys):
     default = _json(capsys, base)
     on = _json(capsys, base + ["--qkv-split"])
     assert default["switches"] == {"fuse": True, "patch_decompose": True, "token_overwrite": True,
-                                   "split_qkv": False, "pad_rank": False, "kv_per_head": False, "stream_scores": False}
+                                   "split_qkv": False, "pad_rank": False, "kv_per_head": False, "keep_rank": False,
+                                   "stream_scores": False}
     assert on["switches"]["split_qkv"] is True
     rows = lambda r: [l["name"] for l in r["estimate"]["layers"] if l["name"].endswith(" (q row)")]  # noqa: E731
     assert rows(on) and not rows(default)

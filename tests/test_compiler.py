@@ -284,6 +284,28 @@ def test_keep_rank_reads_the_first_factor_instead_of_recomputing(k):
     assert chosen.schedule.switches.keep_rank == (keep.plan.peak <= again.plan.peak) or not chosen.schedule.switches.fuse
 
 
+@pytest.mark.parametrize("name", ["cls-lowrank", "mean-3heads", "odd-1head"])
+def test_optimize_time_keeps_the_fastest_schedule_that_fits(name):
+    """lower(..., optimize="time"): of the schedules tried (the default's, the whole [N, 3E] qkv, unfused,
+    the low-rank factor kept or recomputed), the fastest by the latency model among those that fit the
+    target; never estimated slower than the smallest arena's schedule; "ram" is lower's default."""
+    from edgeviz.errors import EdgevizError
+    from edgeviz.lower import lower
+    g = graph_from_vit(make(name))
+    quantize(g, None)
+    ram, fast = lower(g, "stm32f746"), lower(g, "stm32f746", optimize="time")
+    est = lambda lo: lo.backend.latency(lo)["seconds"]  # noqa: E731
+    assert lower(g, "stm32f746", optimize="ram").plan.peak == ram.plan.peak
+    assert not fast.backend.fit(fast) and est(fast) <= est(ram) and fast.plan.peak >= ram.plan.peak
+    assert fast.macs == ram.macs
+    for sw in (Switches(), Switches(split_qkv=False), Switches(False, True, True, split_qkv=False, stream_scores=False)):
+        other = lower(g, "stm32f746", sw, exact=True)
+        assert est(fast) <= est(other) or other.backend.fit(other), sw
+    assert (fast.schedule.switches == ram.schedule.switches) or "optimize time" in fast.schedule.note
+    with pytest.raises(EdgevizError, match="unknown optimisation goal"):
+        lower(g, "stm32f746", optimize="fast")
+
+
 @pytest.mark.parametrize("name", ["cls-lowrank", "five-tokens", "cls-wide-mlp3"])
 def test_macs_are_equal_across_schedules(name):
     """Every schedule runs the model's MACs (the unfused attention steps count theirs too); the qkv

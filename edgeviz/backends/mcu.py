@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,11 @@ def check_fit(p: Plan, s: Schedule, t: Target, weights: int, sram_budget: int | 
     return ""
 
 
+def _params(nodes) -> int:
+    """Weights of the nodes: float ones, or an imported int8 file's (its ops hold only those)."""
+    return sum(int(np.asarray(n.attrs.get("w", n.qattrs.get("w"))).size) for n in nodes if "w" in n.attrs or "w" in n.qattrs)
+
+
 class McuBackend(Backend):
     kind = "mcu"
 
@@ -80,7 +85,7 @@ class McuBackend(Backend):
         instructions)."""
         return Switches() if requested is None else requested
 
-    def candidate_switches(self, switches, exact):
+    def candidate_switches(self, switches, exact, optimize="ram"):
         """Operator integration stays on only where it lowers the peak: with a handful of tokens its row
         blocks, and the qkv split's per-row recomputation, hold more than whole tensors do (a 5-token
         digits subnet: 2,264 B fused against 1,704 B unfused, and 25% more instructions), so a fused
@@ -88,13 +93,17 @@ class McuBackend(Backend):
         recomputes the LayerNorm per head: a request for it runs with K and V of all heads first, and
         per head only where that plans a smaller arena. And the other way round for keep_rank, which
         saves the query rows' recomputation for a tokens x rank tensor: tried first, kept where the
-        recomputation plans no smaller arena."""
+        recomputation plans no smaller arena. Optimising for time, the schedule without the qkv split
+        is tried too (lower keeps the fastest that fits)."""
         if exact:
             return [switches]
         fused = ([kv_all_heads(switches), switches] if switches.fuse and switches.split_qkv and switches.kv_per_head
                  else [switches])
         fused = [v for sw in fused for v in ([sw, rank_recomputed(sw)] if sw.fuse and sw.split_qkv and sw.keep_rank
                                              and not sw.kv_per_head else [sw])]
+        if optimize == "time" and switches.fuse and switches.split_qkv:
+            # the qkv split and K/V per head trade instructions for arena: the whole [N, 3E] qkv is faster
+            fused += [replace(switches, split_qkv=False, kv_per_head=False)]
         return fused + [unfused(switches)] if switches.fuse else fused
 
     def fit(self, low, sram_budget=None, flash_budget=None):
@@ -124,14 +133,13 @@ class McuBackend(Backend):
         for k, st in enumerate(s.steps):
             # a step's MACs as the device runs them (recomputed rows, padded ranks): they sum to executed_macs
             layers.append({"layer": st.name, "macs": sum(OPS[n.op].macs(n, s.graph) for n in st.nodes),
-                           # float weights, or an imported int8 file's (its ops hold only those)
-                           "params": sum(int(np.asarray(n.attrs.get("w", n.qattrs.get("w"))).size)
-                                         for n in st.nodes if "w" in n.attrs or "w" in n.qattrs),
+                           "params": _params(st.nodes),
                            "flash": sum(OPS[n.op].flash_bytes(n) for n in st.nodes),
                            "sram_live": sum(b.size for b in p.live_at(k)),
                            "output": st.output, "overwrites": st.alias})
         why = self.fit(low)
-        return {"target": t.name, "macs": low.macs, "executed_macs": low.executed_macs, "params": sum(l["params"] for l in layers),
+        # the model's parameters: the steps' would count the qkv split's slices and recomputed copies twice
+        return {"target": t.name, "macs": low.macs, "executed_macs": low.executed_macs, "params": _params(low.graph.nodes),
                 "flash": low.weights_bytes + t.code_bytes, "weights_bytes": low.weights_bytes,
                 "peak_sram": p.peak, "peak_sram_banks": p.banks, "lower_bound_bytes": p.lower_bound,
                 "fits": not why, "why": why, "switches": dict(s.switches.__dict__), "schedule_note": s.note,
