@@ -46,6 +46,21 @@ def test_kernel_path_follows_the_core():
         ["dsp", "dsp", "armv6m", "armv7m", "helium"]
 
 
+def test_chain_steps_count_their_kernel_calls():
+    """A chain calls each kernel once per block of rows: step_work's 'blocks' (17 tokens in blocks of
+    4: 5 calls per node); an unchained step has no such feature."""
+    cfg = ViTConfig(img_size=16, patch=4, embed=32, heads=2, depth=1)
+    low = lower_config(cfg, "stm32f746")
+    chains = [st for st in low.schedule.steps if st.chained]
+    assert chains
+    for st in chains:
+        feats = step_work(st, low.schedule.graph)
+        rows = {n.name: low.schedule.graph.tensors[n.outputs[0]].rows for n in st.nodes}
+        assert feats["*.blocks"] == sum(-(-r // st.block) for r in rows.values()), st.name
+    assert not any("*.blocks" in step_work(st, low.schedule.graph) for st in low.schedule.steps if not st.chained)
+    assert any(step_work(st, low.schedule.graph).get("linear.blocks") == 5 for st in chains)
+
+
 def test_attention_work_counts_softmax_scores():
     cfg = ViTConfig(img_size=16, patch=4, embed=32, heads=2, depth=1)
     low = lower_config(cfg, "stm32f746")

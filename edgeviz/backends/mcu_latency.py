@@ -47,11 +47,16 @@ def kernel_path(target: Target) -> str:
 
 
 def step_work(step: Step, g: Graph) -> dict[str, float]:
-    """The step's features: each node's work under the key 'op.kind', plus the pooled '*.kind'."""
+    """The step's features: each node's work under the key 'op.kind', plus the pooled '*.kind'. A chain
+    calls each of its kernels once per block of rows: 'blocks' counts those calls (the set-up a call
+    costs, which the Helium kernels pay more of than the others)."""
     feats: dict[str, float] = {}
     for n in step.nodes:
         op = OPS[n.op].costs_like or n.op
-        for kind, v in OPS[n.op].work(n, g).items():
+        work = OPS[n.op].work(n, g)
+        if step.chained:
+            work["blocks"] = -(-g.tensors[n.outputs[0]].rows // step.block)
+        for kind, v in work.items():
             for key in (f"{op}.{kind}", f"{POOLED}.{kind}"):
                 feats[key] = feats.get(key, 0.0) + float(v)
     return feats
