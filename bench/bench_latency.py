@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench_models import BENCH_CONFIGS, print_markdown_table  # noqa: E402
 
 from edgeviz.atomic import write_text  # noqa: E402
+from edgeviz.backends.base import unfused  # noqa: E402
 from edgeviz.backends.mcu import write_project  # noqa: E402
 from edgeviz.backends.mcu_latency import fit, kernel_path, model_file, step_work  # noqa: E402
 from edgeviz.frontend import graph_from_vit  # noqa: E402
@@ -54,8 +55,7 @@ RESULTS = ROOT / "results"
 # The schedules each model is measured under: the build's default (the smallest arena) and the two
 # faster ones `--optimize time` may pick (ops the default never runs: the fused attention over the whole
 # [N, 3E] qkv; the unfused q.k, softmax and p.v steps), so the model can rank them.
-SCHEDULES = {"default": None, "whole-qkv": Switches(split_qkv=False),
-             "unfused": Switches(fuse=False, split_qkv=False, stream_scores=False)}
+SCHEDULES = {"default": None, "whole-qkv": Switches(split_qkv=False), "unfused": unfused(Switches())}
 
 
 def key(cfg: ViTConfig, sched: str) -> str:
@@ -151,7 +151,7 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finali
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     if cache.get("kernels") != kernels:          # other kernels: every count is stale
         cache = {"kernels": kernels, "models": {}}
-    fits = [c for c in subnets(n_fit, 1, target, stratify=True)]
+    fits = subnets(n_fit, 1, target, stratify=True)
     bench = [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
     sets = {"fit": [(f"subnet {i + 1}", c, sched) for sched in SCHEDULES for i, c in enumerate(fits)
                     if _fits(c, target, sched)],

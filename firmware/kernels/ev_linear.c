@@ -86,8 +86,8 @@ void ev__gemm_scalar(const int8_t *x, int x_stride, int rows, int in, int out,
  * bits):
  *  S. rows >= 4, in % 4 == 0, 8 <= in <= 304 and a bias (ev__streams): blocks of 4 and 5 x rows
  *     widened once, each channel's weights widened in registers as they stream through an
- *     assembly routine that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3 rows it cannot
- *     place in blocks (6, 7 and 11 rows) continue with A/B.
+ *     assembly routine that loops over all channels (ev__rs4 / ev__rs5, ev_linear_m7.S). 1..3
+ *     rows it cannot place in blocks (6, 7 and 11 rows) continue with A/B.
  *  A. rows >= 4 and in <= 259 otherwise: a block of x rows is widened once into a stack buffer and
  *     reused by every output channel; each pair of weight rows is widened once per block into the
  *     same buffer and reused by every row of the block. Rows go four at a time through a 4 rows x
@@ -895,8 +895,8 @@ static void ev__row1(const struct ev__mm *p, int n, int out, uint32_t *xb)
     }
 }
 
-/* A row pair (rows 2k, 2k + 1 of path B's rows) with in % 4 == 0 (% 16 with a table), a bias and per-channel
- * mult/shift: the pair is widened once into xb (4 kq words) and ev__rs2 (ev_linear_m7.S) runs it
+/* A row pair (rows 2k, 2k + 1 of path B's rows) with in % 4 == 0 (% 16 with a table), a bias and
+ * per-channel mult/shift: the pair is widened once into xb (4 kq words) and ev__rs2 (ev_linear_m7.S) runs it
  * against 2 channels per pass, requantising in registers; a channel pair with a shift <= 32 and an
  * odd last channel go through ev__gemm_scalar / path B's tile. */
 struct ev__r2a {
@@ -983,7 +983,8 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     p.x_stride = x_stride; p.w_stride = w_stride; p.bs = bias_row_stride; p.ys = y_stride;
     p.qstep = qstep; p.k4 = in & ~3; p.kt = in & 3; p.kq = kq;
 
-    if (rows >= 4 && bias && qstep == 1 && w_stride == in && ev__streams(in, rows, bias_row_stride, lut)
+    if (rows >= 4 && bias && qstep == 1 && w_stride == in
+        && ev__streams(in, rows, bias_row_stride, lut)
         && (5 * kq <= EV_LINEAR_BUF || ((in & 15) == 0 && EV__CHUNK_Q >= 4))) {
         /* path S (over input chunks when the rows are too wide), then the 0..3 rows it leaves
          * through A/B */
@@ -1022,7 +1023,8 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
                 return;
         }
         /* ev__rs2 enters its chain at any group; ev__rs2_lut's loop takes 4 groups a pass */
-        if (out >= 2 && bias && qstep == 1 && w_stride == in && (in & 3) == 0 && ((in & 15) == 0 || !lut)) {
+        if (out >= 2 && bias && qstep == 1 && w_stride == in && (in & 3) == 0
+            && ((in & 15) == 0 || !lut)) {
             for (n = 0; n + 1 < rows; n += 2)
                 ev__rows2(&p, n, out, buf);   /* row pairs: 2 channels per pass */
             if (n == rows)
