@@ -119,6 +119,18 @@ def test_optimize_time_flag(model_file, capsys):
     _fails(capsys, base + ["--optimize", "fast"], "--optimize")
 
 
+def test_optimize_time_build_links_its_arena(model_file, tmp_path, capsys):
+    """A build with --optimize time links the arena its schedule planned, byte for byte, records the
+    schedule and why, and its outputs stay the int8 reference's (the host check of every build)."""
+    need("arm-none-eabi-gcc")
+    out = tmp_path / "t"
+    s = _json(capsys, ["build", str(model_file), "-o", str(out), "--json", "--optimize", "time"])
+    meta = json.loads((out / "build.json").read_text())
+    fast = _json(capsys, ["analyze", str(model_file), "--json", "--optimize", "time"])
+    assert meta["elf_arena_bytes"] == s["peak_sram"] == fast["peak_sram"]
+    assert meta["switches"] == fast["switches"] and "optimize time" in meta["schedule_note"]
+
+
 def test_qkv_split_flag_in_help(capsys):
     for cmd in ("build", "analyze"):
         assert main([cmd, "--help"]) == 0
