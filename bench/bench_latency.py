@@ -116,20 +116,23 @@ def search_finalists(target: str) -> list[tuple[str, ViTConfig]]:
     return out
 
 
-def with_features(cfg: ViTConfig, target: str, measured: dict, sched: str = "default") -> dict:
-    """A measured model with each step's features as the ops state them now (the judge's lowering, the
-    same schedule as the build), so a new work kind needs no new measurement: the cache keeps the counts."""
+def _lowered(cfg: ViTConfig, target: str, sched: str):
+    """cfg lowered as measure() builds it: the judge's lowering, or the schedule's switches as given."""
     low = lower_config(cfg, target)
-    if SCHEDULES[sched] is not None:
-        low = lower(low.graph, target, SCHEDULES[sched], exact=True)
+    return low if SCHEDULES[sched] is None else lower(low.graph, target, SCHEDULES[sched], exact=True)
+
+
+def with_features(cfg: ViTConfig, target: str, measured: dict, sched: str = "default") -> dict:
+    """A measured model with each step's features as the ops state them now (the same schedule as the
+    build), so a new work kind needs no new measurement: the cache keeps the counts."""
+    low = _lowered(cfg, target, sched)
     feats = {st.name: step_work(st, low.schedule.graph) for st in low.schedule.steps}
     return dict(measured, steps=[dict(s, features=feats[s["layer"]]) for s in measured["steps"]])
 
 
 def _fits(cfg: ViTConfig, target: str, sched: str) -> bool:
     """Whether cfg fits the target under the schedule (the faster ones hold more arena)."""
-    sw = SCHEDULES[sched]
-    low = lower_config(cfg, target) if sw is None else lower(lower_config(cfg, target).graph, target, sw, exact=True)
+    low = _lowered(cfg, target, sched)
     return not low.backend.fit(low)
 
 

@@ -16,6 +16,7 @@ from .clikit import handler
 from .errors import EdgevizError
 from .frontend import ModelFile
 from .inputs import parse_floats, search_record
+from .lower import OPTIMIZE
 from .passes import Switches
 from .project import analyze, build, default_switches
 from .search import cli as search_cli
@@ -187,7 +188,7 @@ def switch_options(f):
                           "the [N, 3E] qkv tensor never exists. Default: on for MCU targets (up to 20% less arena "
                           "for 5-12% more instructions), off for FPGA targets (less activation BRAM, but a second "
                           "LayerNorm / q datapath per block: no lower total BRAM, 1.1-3.4x the latency)"),
-        click.option("--optimize", type=click.Choice(["ram", "time"]), default="ram", show_default=True,
+        click.option("--optimize", type=click.Choice(OPTIMIZE), default="ram", show_default=True,
                      help="ram: the schedule with the smallest arena; time: of the schedules that fit the target, "
                           "the one the latency model estimates fastest (the whole [N, 3E] qkv, a low-rank factor "
                           "kept whole: more arena, fewer instructions)"),

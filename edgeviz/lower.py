@@ -44,35 +44,35 @@ def lower(g: Graph, target: str | Target, switches: Switches | None = None, exac
         s = schedule(g, sw)
         tried.append(Lowered(g, s, plan(s, t), t, backend))
     low = smallest = min(tried, key=lambda lo: lo.plan.peak)          # the first on a tie
-    fitting = [lo for lo in tried if not backend.fit(lo)] if optimize == "time" and len(tried) > 1 else []
-    if fitting:
-        low = min(fitting, key=lambda lo: (backend.latency(lo)["seconds"], lo.plan.peak))
-    low.schedule.note = (_note(low.schedule.switches, low.plan.peak, asked, [(lo.schedule, lo.plan) for lo in tried])
-                         if low is smallest else _time_note(low, smallest))
+    if optimize == "time" and len(tried) > 1:
+        seconds = {id(lo): backend.latency(lo)["seconds"] for lo in tried}   # each estimated once
+        fitting = [lo for lo in tried if not backend.fit(lo)]
+        if fitting:
+            low = min(fitting, key=lambda lo: (seconds[id(lo)], lo.plan.peak))
+        if low is not smallest:
+            low.schedule.note = (f"optimize time: {low.plan.peak:,} B, estimated {seconds[id(low)] * 1e3:.3g} ms, "
+                                 f"against {smallest.plan.peak:,} B and {seconds[id(smallest)] * 1e3:.3g} ms for the "
+                                 "smallest arena")
+            return low
+    low.schedule.note = _note(low, asked, tried)
     return low
 
 
-def _time_note(fast: Lowered, small: Lowered) -> str:
-    """Why --optimize time runs a schedule with a larger arena than the smallest one."""
-    est, est_small = (lo.backend.latency(lo)["seconds"] for lo in (fast, small))
-    return (f"optimize time: {fast.plan.peak:,} B, estimated {est * 1e3:.3g} ms, against {small.plan.peak:,} B "
-            f"and {est_small * 1e3:.3g} ms for the smallest arena")
-
-
-def _note(sw: Switches, peak: int, asked: Switches, tried) -> str:
+def _note(low: Lowered, asked: Switches, tried: list[Lowered]) -> str:
     """Why the schedule that won runs other switches than the ones asked for ('' when it does not)."""
+    sw, peak = low.schedule.switches, low.plan.peak
     if sw == asked:
         return ""
     if asked.fuse and not sw.fuse:
-        fused = min(p.peak for s, p in tried if s.switches.fuse)
+        fused = min(lo.plan.peak for lo in tried if lo.schedule.switches.fuse)
         return f"operator integration off: {peak:,} B unfused against {fused:,} B fused"
     if asked.kv_per_head and not sw.kv_per_head:
-        per_head = min(p.peak for s, p in tried if s.switches.kv_per_head)
+        per_head = min(lo.plan.peak for lo in tried if lo.schedule.switches.kv_per_head)
         if per_head == peak:      # e.g. a .tflite graph: no split attention for the switch to act on
             return f"K/V per head off: it saves nothing here ({peak:,} B either way)"
         return f"K/V per head off: {peak:,} B with K and V of all heads against {per_head:,} B per head"
     if asked.keep_rank and not sw.keep_rank:
-        kept = min(p.peak for s, p in tried if s.switches.keep_rank)
+        kept = min(lo.plan.peak for lo in tried if lo.schedule.switches.keep_rank)
         return f"low-rank factor recomputed per query row: {peak:,} B against {kept:,} B with it kept whole"
     return f"{sw.label()}: {peak:,} B"
 
