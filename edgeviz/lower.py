@@ -32,15 +32,16 @@ def lower(g: Graph, target: str | Target, switches: Switches | None = None, exac
     The backend may offer other schedules (the MCU: operator integration off, where that plans a
     smaller arena); ``optimize`` "ram": the smallest arena wins, the first on a tie; "time": of the
     schedules that fit the target, the one the backend's latency model estimates fastest (the MCU
-    offers faster ones too: the whole [N, 3E] qkv, the low-rank factor kept), the smaller arena on a
-    tie; the smallest arena when none fits. ``exact``: the switches as given."""
+    offers faster ones too: the whole [N, 3E] qkv, the low-rank factor kept, on the DSP kernels the
+    chains' last blocks merged), the smaller arena on a tie; the smallest arena when none fits.
+    ``exact``: the switches as given."""
     if optimize not in OPTIMIZE:
         raise EdgevizError(f"unknown optimisation goal {optimize!r}: use one of {', '.join(OPTIMIZE)}")
     t = load_target(target)
     backend = backend_for(t)
     asked = backend.switches(switches)
     tried = []
-    for sw in backend.candidate_switches(asked, exact, optimize):
+    for sw in backend.candidate_switches(asked, exact, optimize, t):
         s = schedule(g, sw)
         tried.append(Lowered(g, s, plan(s, t), t, backend))
     low = smallest = min(tried, key=lambda lo: lo.plan.peak)          # the first on a tie

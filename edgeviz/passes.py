@@ -61,6 +61,12 @@ class Switches:
     # BATCH_MATMUL) runs a block of query rows at a time, so the [H, N, N] scores never exist whole
     # (ops/tfl_attention.py). Off for the FPGA backend, whose serial templates take them whole.
     stream_scores: bool = True
+    # part of operator integration: a chain whose rows leave 1 or 3 over its blocks runs them with its last
+    # block (5 of 17 rows, 7 of 19), so the linear kernels take a block of 5 rows where a lone row ran their
+    # slowest path (4k + 2 rows would leave 5 + a lone row, no better than 4 + a pair: not merged). The
+    # chain's row intermediates hold those rows too (a few hundred bytes). Off by default; an MCU build
+    # optimising for time tries it (McuBackend.candidate_switches). Off for the FPGA backend (row by row).
+    merge_tail: bool = False
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -76,6 +82,13 @@ class Step:
     scratch: int = 0                     # bytes: op scratch + row intermediates
     alias: str | None = None             # output overwrites this input (token overwriting)
     block: int = 1                       # rows per chain iteration
+    last: int = 0                        # rows of the last iteration when it takes the rows left over
+                                         # (Switches.merge_tail), else 0
+
+    @property
+    def held_rows(self) -> int:
+        """The most rows an iteration holds: the size of each row intermediate."""
+        return max(self.block, self.last)
 
     @property
     def name(self) -> str:
@@ -112,7 +125,7 @@ def _each(g: Graph, hook: str, *args) -> int:
     return added
 
 
-def _chains(g: Graph, fuse: bool) -> list[Step]:
+def _chains(g: Graph, fuse: bool, merge_tail: bool = False) -> list[Step]:
     steps: list[Step] = []
     i = 0
     while i < len(g.nodes):
@@ -130,12 +143,14 @@ def _chains(g: Graph, fuse: bool) -> list[Step]:
         reads = []
         for n in chain:
             reads += [t for t in n.inputs if t not in inner and t not in reads]
-        block = min(CHAIN_BLOCK, g.tensors[chain[-1].outputs[0]].rows) if len(chain) > 1 else 1
+        rows = g.tensors[chain[-1].outputs[0]].rows
+        block = min(CHAIN_BLOCK, rows) if len(chain) > 1 else 1
+        last = block + rows % block if merge_tail and len(chain) > 1 and rows > block and rows % block in (1, 3) else 0
         scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
-        scratch += sum(g.tensors[t].channels * block for t in inner)
+        scratch += sum(g.tensors[t].channels * max(block, last) for t in inner)
         # an op that fills some columns of its output writes it over the input holding the other columns
         steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch,
-                          alias=OPS[chain[-1].op].writes_over(chain[-1]), block=block))
+                          alias=OPS[chain[-1].op].writes_over(chain[-1]), block=block, last=last))
         i += len(chain)
     return steps
 
@@ -194,7 +209,7 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     _each(g, "transpose_v")
     if not switches.patch_decompose:
         _each(g, "materialise_input")
-    steps = _chains(g, switches.fuse)
+    steps = _chains(g, switches.fuse, switches.merge_tail)
     if switches.token_overwrite:
         _overwrite_tokens(g, steps)
     return Schedule(g, steps, switches, pad_bytes)

@@ -371,3 +371,48 @@ def test_weights_far_smaller_than_their_bias_keep_the_accumulator_in_int32(tmp_p
     for xi in x:
         xq = quantize_image(c.graph, xi)
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
+
+
+
+@pytest.mark.parametrize("name,last", [("cls-wide-mlp3", 5), ("deit-11-tokens", 7), ("mean-3heads", 0),
+                                       ("five-tokens", 5)])
+def test_merge_tail_runs_the_rows_left_with_the_last_block(name, last, tmp_path):
+    """Switches.merge_tail: a chain of 4k + 1 (4k + 3) rows runs its last block with the row (rows) left,
+    5 (7) at once; the row intermediates grow to that many rows, nothing else changes; 36 tokens (4k) keep
+    blocks of 4. The C gives the reference's bits (the DSP kernels' 5-row blocks: tests/test_firmware_qemu.py)."""
+    need("gcc")
+    if name == "deit-11-tokens":
+        from zoo import deit_11_tokens
+        g, x = deit_11_tokens()
+    else:
+        m = make(name, seed=2)
+        g, x = graph_from_vit(m), inputs(m.cfg, 6, seed=2)
+    base, merged = (compile_graph(g, x[:4], "stm32f746", Switches(merge_tail=on), exact_switches=True)
+                    for on in (False, True))
+    chains = [(a, b) for a, b in zip(base.schedule.steps, merged.schedule.steps) if b.chained]
+    assert chains and [s.name for s in base.schedule.steps] == [s.name for s in merged.schedule.steps]
+    for a, b in chains:
+        rows = merged.schedule.graph.tensors[b.output].rows
+        assert a.last == 0 and b.last == (last if rows % 4 in (1, 3) and rows > 4 else 0)
+        inner = sum(merged.schedule.graph.tensors[t].channels for t in b.row_tensors)
+        assert b.scratch - a.scratch == inner * (b.held_rows - a.held_rows)
+    assert any(b.last == last for _, b in chains)
+    assert merged.plan.peak >= base.plan.peak and merged.info["macs"] == base.info["macs"]
+    assert last or (merged.plan.peak == base.plan.peak and merged.model_c == base.model_c)
+    host = _host(merged, tmp_path)
+    for xi in np.concatenate([x, 3 * x[:2]]):
+        xq = quantize_image(merged.graph, xi)
+        np.testing.assert_array_equal(host.run(xq), run_int8(merged.graph, xq).reshape(-1))
+
+
+def test_optimize_time_merges_the_tail_on_dsp_kernels_only():
+    """--optimize time tries merged tails on the DSP kernels (M4 / M7 / M33: ev__rs5 takes the 5 rows),
+    not on the others' tiles (the M3 gains nothing); never the default, never on an FPGA."""
+    from edgeviz.backends.fpga import fpga_switches
+    from edgeviz.lower import lower
+    g = graph_from_vit(make("cls-wide-mlp3"))
+    quantize(g, None)
+    assert lower(g, "stm32f746", optimize="time").schedule.switches.merge_tail
+    assert not lower(g, "stm32f746").schedule.switches.merge_tail
+    assert not lower(g, "stm32f103", optimize="time").schedule.switches.merge_tail
+    assert not fpga_switches(Switches(merge_tail=True)).merge_tail

@@ -43,3 +43,28 @@ def test_firmware_on_qemu_is_bit_exact(name, fused, tmp_path):
     want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
     r = api.validate(out, "emulator", xq, want)
     assert r["bit_exact"] == len(xq), r["mismatched"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("name", ["cls-wide-mlp3", "deit-11-tokens"])
+def test_merged_tail_on_qemu_is_bit_exact(name, tmp_path):
+    """Switches.merge_tail: chains of 17 and 11 rows end in a block of 5 and 7 rows, which the M7's path S
+    runs as one 5-row block (ev__rs5) and a pair; the same bytes as the reference, and the planned arena links."""
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        need(tool)
+    from edgeviz.runner import api
+    if name == "deit-11-tokens":
+        from zoo import deit_11_tokens
+        g, x = deit_11_tokens()
+    else:
+        m = make(name, seed=4)
+        g, x = graph_from_vit(m), inputs(m.cfg, 6, seed=4)
+    c = compile_graph(g, x[:4], "mps2-an500", Switches(merge_tail=True), exact_switches=True)
+    assert any(st.last >= 5 for st in c.schedule.steps)
+    out = tmp_path / "build"
+    write_project(c, out, name, x)
+    assert json.loads((out / "build.json").read_text())["elf_arena_bytes"] == c.plan.peak
+    xq = np.stack([quantize_image(c.graph, xi) for xi in np.concatenate([x, 4 * x[:2]])])
+    want = np.stack([run_int8(c.graph, q).reshape(-1) for q in xq])
+    r = api.validate(out, "emulator", xq, want)
+    assert r["bit_exact"] == len(xq), r["mismatched"]

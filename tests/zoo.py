@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import torch
 
+from edgeviz.frontend import import_torch
+
 
 def _torchvision():
     # torchvision's wheel is built against a CUDA torch; next to the CPU wheel its compiled ops do not
@@ -174,6 +176,18 @@ def make_zoo(name: str, seed: int = 0) -> torch.nn.Module:
             if isinstance(mod, torch.nn.Linear) and (mod.out_features == 10 or mod.weight.std() < 1e-4):
                 mod.weight.normal_(0, mod.in_features ** -0.5)
     return m
+
+
+def deit_11_tokens():
+    """(graph, 6 inputs): timm's distilled DeiT at 24 px / patch 8, cls + distillation token + 9 patches
+    = 11 rows (4k + 3, which no square grid with one prefix token gives), imported through torch.export."""
+    torch.manual_seed(3)
+    m = _timm(name="deit_tiny_distilled_patch16_224", img_size=24).eval()
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if any(k in n for k in ("cls_token", "dist_token", "pos_embed")):
+                p.normal_(0, 0.3)
+    return import_torch(m, torch.zeros(1, 3, 24, 24)), np.random.default_rng(3).standard_normal((6, 3, 24, 24))
 
 
 def zoo_inputs(name: str, n: int, seed: int = 0) -> np.ndarray:

@@ -67,9 +67,10 @@ class Backend:
         """The schedule switches to build with: the requested ones (checked), else the kind's default."""
         return Switches() if requested is None else requested
 
-    def candidate_switches(self, switches: Switches, exact: bool, optimize: str = "ram") -> list[Switches]:
-        """Schedules to try, in order of preference; lower keeps the first with the smallest arena (with
-        optimize "time": the fastest that fits)."""
+    def candidate_switches(self, switches: Switches, exact: bool, optimize: str = "ram",
+                           target: Target | None = None) -> list[Switches]:
+        """Schedules to try for the target, in order of preference; lower keeps the first with the smallest
+        arena (with optimize "time": the fastest that fits)."""
         return [switches]
 
     def fit(self, low: Lowered, sram_budget: int | None = None, flash_budget: int | None = None) -> str:

@@ -63,7 +63,7 @@ def emit_step(s: Schedule, p: Plan, k: int, c: CWriter) -> list[str]:
         cursor += OPS[n.op].scratch_bytes(n, g)
     for t in st.row_tensors:
         row_buf[t] = cursor
-        cursor += g.tensors[t].channels * st.block
+        cursor += g.tensors[t].channels * st.held_rows
     if not st.chained:
         n = st.nodes[0]
         ins = [_ptr(p.offsets[t]) for t in n.inputs]
@@ -85,9 +85,13 @@ def emit_step(s: Schedule, p: Plan, k: int, c: CWriter) -> list[str]:
         o = n.outputs[0]
         out = _ptr(row_buf[o]) if o in row_buf else f"{_ptr(p.offsets[o])} + n * {g.tensors[o].channels}"
         body += OPS[n.op].emit_c(n, g, c, ins, out, "nb", "n", _ptr(op_scratch[n.name]))
-    return ([f"for (int n = 0; n < {rows}; n += {st.block}) {{",
-             f"  const int nb = {rows} - n < {st.block} ? {rows} - n : {st.block};"]
-            + ["  " + line for line in body] + ["}"])
+    if st.last:      # a merged tail (Switches.merge_tail): the last iteration takes the st.last rows left
+        head = [f"for (int n = 0, nb; n < {rows}; n += nb) {{",
+                f"  nb = {rows} - n <= {st.last} ? {rows} - n : {st.block};"]
+    else:
+        head = [f"for (int n = 0; n < {rows}; n += {st.block}) {{",
+                f"  const int nb = {rows} - n < {st.block} ? {rows} - n : {st.block};"]
+    return head + ["  " + line for line in body] + ["}"]
 
 
 def model_id(s: Schedule, p: Plan, c: CWriter) -> int:

@@ -34,13 +34,15 @@ def fpga_switches(switches: Switches | None = None, **changes) -> Switches:
     split_qkv=False keeps the fused [N, 3E] qkv tensor (ev_attention_row).
 
     The low-rank factor kept whole for the query rows (keep_rank) is an MCU schedule: the split's HLS
-    q datapath recomputes its LayerNorm and factor per row, so keep_rank is always off here.
+    q datapath recomputes its LayerNorm and factor per row, so keep_rank is always off here. So is
+    merge_tail (an MCU chain's last block of 5 or 7 rows): the HLS chains run row by row.
 
     K/V per head is always off here (whatever `switches` says; only `changes` can ask for it, and
     hls.generate.check_switches then refuses it): the HLS templates stream every head's K and V from one
     bank per attention (ev_attention_kv_row) and have no per-head form."""
     base = (Switches(split_qkv=False, pad_rank=False, kv_per_head=False, keep_rank=False, stream_scores=False)
-            if switches is None else dataclasses.replace(switches, kv_per_head=False, keep_rank=False, stream_scores=False))
+            if switches is None else dataclasses.replace(switches, kv_per_head=False, keep_rank=False, stream_scores=False,
+                                                         merge_tail=False))
     return dataclasses.replace(base, **changes) if changes else base
 
 

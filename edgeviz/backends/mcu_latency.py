@@ -55,7 +55,9 @@ def step_work(step: Step, g: Graph) -> dict[str, float]:
         op = OPS[n.op].costs_like or n.op
         work = OPS[n.op].work(n, g)
         if step.chained:
-            work["blocks"] = -(-g.tensors[n.outputs[0]].rows // step.block)
+            rows = g.tensors[n.outputs[0]].rows
+            # a merged tail (Switches.merge_tail) is one call for the last block and the rows left over
+            work["blocks"] = (rows - step.last) // step.block + 1 if step.last else -(-rows // step.block)
         for kind, v in work.items():
             for key in (f"{op}.{kind}", f"{POOLED}.{kind}"):
                 feats[key] = feats.get(key, 0.0) + float(v)
