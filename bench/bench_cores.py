@@ -79,6 +79,10 @@ def measure(name: str, target: str, model: ViT | None = None, optimize: str = "r
 
 def main(names, subnets: dict | None = None, out: str = "cores.json", parts: list[str] = PARTS,
          optimize: str = "ram"):
+    unknown = [n for n in names if n not in (subnets or BENCH_CONFIGS | LONG_ATTENTION_CONFIGS)]
+    if unknown:
+        raise SystemExit(f"unknown model {', '.join(unknown)}: use one of "
+                         f"{', '.join(BENCH_CONFIGS | LONG_ATTENTION_CONFIGS)} (or --subnets N)")
     rows = []
     for name in names:
         base = None
@@ -98,6 +102,9 @@ def main(names, subnets: dict | None = None, out: str = "cores.json", parts: lis
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    if {"-h", "--help"} & set(args):
+        print(__doc__)
+        raise SystemExit(0)
     parts, out, named, optimize = PARTS, None, None, "ram"
     if args[:1] == ["--optimize"]:  # --optimize time: the schedule `edgeviz build --optimize time` picks
         optimize, args = args[1], args[2:]
