@@ -191,7 +191,7 @@ def switch_options(f):
         click.option("--optimize", type=click.Choice(OPTIMIZE), default="ram", show_default=True,
                      help="ram: the schedule with the smallest arena; time: of the schedules that fit the target, "
                           "the one the latency model estimates fastest (the whole [N, 3E] qkv, a low-rank factor "
-                          "kept whole: more arena, fewer instructions)"),
+                          "kept whole, on DSP cores the chains' last blocks merged: more arena, fewer instructions)"),
         click.option("--kv-per-head/--no-kv-per-head", default=None,
                      help="with the qkv split: make K and V one head at a time and run that head's attention for "
                           "every query row before the next head's (x + out + 2NE/H bytes live at the attention "
