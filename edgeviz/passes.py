@@ -145,7 +145,8 @@ def _chains(g: Graph, fuse: bool, merge_tail: bool = False) -> list[Step]:
             reads += [t for t in n.inputs if t not in inner and t not in reads]
         rows = g.tensors[chain[-1].outputs[0]].rows
         block = min(CHAIN_BLOCK, rows) if len(chain) > 1 else 1
-        last = block + rows % block if merge_tail and len(chain) > 1 and rows > block and rows % block in (1, 3) else 0
+        merged = merge_tail and len(chain) > 1 and rows > block and rows % block in (1, 3)
+        last = block + rows % block if merged else 0
         scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
         scratch += sum(g.tensors[t].channels * max(block, last) for t in inner)
         # an op that fills some columns of its output writes it over the input holding the other columns

@@ -373,7 +373,6 @@ def test_weights_far_smaller_than_their_bias_keep_the_accumulator_in_int32(tmp_p
         np.testing.assert_array_equal(host.run(xq), run_int8(c.graph, xq).reshape(-1))
 
 
-
 @pytest.mark.parametrize("name,last", [("cls-wide-mlp3", 5), ("deit-11-tokens", 7), ("mean-3heads", 0),
                                        ("five-tokens", 5)])
 def test_merge_tail_runs_the_rows_left_with_the_last_block(name, last, tmp_path):
