@@ -111,9 +111,11 @@ ATTN_ROWS_EDGE = [(4, 17, 32, "min", 45), (4, 18, 32, "max", 40), (8, 65, 32, "r
 ATTN_RK4_CASES = [(4, 17, 32, "min", (1 << 31) - 1), (4, 18, 32, "max", 1 << 30), (8, 65, 32, "rand", 0),
                   (5, 7, 16, "rand", 0), (4, 4, 4, "rand", 0), (4, 9, 256, "rand", 0), (4, 5, 512, "max", 1 << 22),
                   (5, 6, 401, "rand", 0), (5, 401, 16, "rand", 0), (7, 66, 5, "rand", 0), (4, 129, 13, "max", 3 << 16),
-                  # 2-3 rows left after the quads: one ev__rk4 pass with the last row repeated
+                  # 2-3 rows left after the quads: 3 through one ev__rk4 pass with the last row repeated,
+                  # 2 through the pair tile (odd key counts, reductions % 4 = 1..3, up to 256 and past it)
                   (6, 17, 16, "rand", 0), (2, 26, 32, "min", (1 << 31) - 1), (3, 10, 16, "max", 1 << 30),
-                  (2, 9, 7, "rand", 0), (3, 5, 64, "rand", 0), (2, 401, 16, "rand", 0)]
+                  (2, 9, 7, "rand", 0), (3, 5, 64, "rand", 0), (2, 401, 16, "rand", 0),
+                  (6, 27, 22, "max", 0), (2, 1, 256, "rand", 0), (10, 50, 24, "min", 3 << 16)]
 
 
 def _attn_head_case(rng, ntok, e, dh):

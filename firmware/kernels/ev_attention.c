@@ -283,6 +283,8 @@ typedef void ev__rk4_rows_fn(const int8_t *q, int q_stride, const int8_t *k, int
 static ev__rk4_rows_fn ev__scores_rk4, ev__scores_rk4_long;
 static void ev__scores_rk4_rem(const int8_t *q, int q_stride, int rem, const int8_t *k, int k_stride,
                                int n_keys, int dh, int32_t m, int8_t *scores, int s_stride);
+static void ev__scores_pair(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys,
+                            int dh, int32_t m, int8_t *scores, int s_stride);
 
 void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *k, int k_stride,
                          int n_keys, int dh, int32_t m, int32_t s, int8_t *scores, int s_stride)
@@ -294,11 +296,17 @@ void ev_attn_scores_rows(const int8_t *q, int q_stride, int rows, const int8_t *
         for (; r + 4 <= rows; r += 4)
             rk4(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m, scores + (long)r * s_stride,
                 s_stride);
-        /* 2-3 rows left (a chain's last block of 4k + 2 or 4k + 3 tokens): one 4-row pass costs
-         * less than 2 single rows at 10-26 keys x 16-32 (bench_kernels.py's harness, 2 rows of 26
-         * keys x 32: q.k 4,180 -> 3,424 instructions, p.v over V^T 5,108 -> 3,794; 10 x 16: 1,244
-         * -> 880 and 1,828 -> 1,146) */
-        if (rows - r >= 2 && dh <= 4 * EV__RK_SHORTQ) {
+        /* 2-3 rows left (a chain's last block of 4k + 2 or 4k + 3 tokens): 3 rows through one
+         * 4-row pass, which costs less than 3 single rows at 10-26 keys x 16-32 (bench_kernels.py's
+         * harness, 2 rows of 26 keys x 32: q.k 4,180 -> 3,424 instructions, p.v over V^T 5,108 ->
+         * 3,794; 10 x 16: 1,244 -> 880 and 1,828 -> 1,146); 2 rows through the pair tile, which
+         * does no repeated row's work (2 rows of 26 keys x 32: q.k 3,430 -> 2,794, p.v over V^T
+         * 3,800 -> 3,129; 10 x 16: 886 -> 730 and 1,152 -> 985) */
+        if (rows - r == 2 && dh <= 4 * EV__RK_SHORTQ) {
+            ev__scores_pair(q + (long)r * q_stride, q_stride, k, k_stride, n_keys, dh, m,
+                            scores + (long)r * s_stride, s_stride);
+            r = rows;
+        } else if (rows - r == 3 && dh <= 4 * EV__RK_SHORTQ) {
             ev__scores_rk4_rem(q + (long)r * q_stride, q_stride, rows - r, k, k_stride, n_keys, dh,
                                m, scores + (long)r * s_stride, s_stride);
             r = rows;
@@ -429,6 +437,39 @@ ev__scores_rk4_rem(const int8_t *q, int q_stride, int rem, const int8_t *k, int 
     a.y = scores;
     a.n = n_keys;
     ev__rk4(&a);
+}
+
+/* The last 2 rows of a call (s == 32): widened once as a pair (ev__widen2's order, zero past dh), the
+ * keys 2 at a time through ev__t22_a (16 instructions per 16 MACs), each sum requantised as ev__rk4
+ * does (SMMULR + SSAT). Keys are read as ceil(dh / 4) words, up to 3 bytes past dh, which the zeros
+ * cancel (as in ev__rk4). An odd last key pairs with itself, its duplicate sums dropped. */
+static __attribute__((noinline)) void
+ev__scores_pair(const int8_t *q, int q_stride, const int8_t *k, int k_stride, int n_keys, int dh,
+                int32_t m, int8_t *scores, int s_stride)
+{
+    uint32_t xb[4 * EV__RK_SHORTQ] __attribute__((aligned(8)));
+    const int kq = (dh + 3) >> 2, rest = dh & 3;
+    struct ev__q rq;
+    int j;
+    ev__qinit(&rq, m, 32);
+    ev__widen2(q, q + q_stride, dh >> 2, xb);
+    if (rest) {
+        uint32_t u = 0, v = 0, *dst = xb + 4 * (dh >> 2);
+        memcpy(&u, q + (dh & ~3), (size_t)rest);
+        memcpy(&v, q + q_stride + (dh & ~3), (size_t)rest);
+        dst[0] = EV__LO(u); dst[1] = EV__LO(v); dst[2] = EV__HI(u); dst[3] = EV__HI(v);
+    }
+    for (j = 0; j < n_keys; j += 2) {
+        const int8_t *k0 = k + (long)j * k_stride, *k1 = j + 1 < n_keys ? k0 + k_stride : k0;
+        uint32_t acc[4] = {0, 0, 0, 0};
+        ev__t22_a(xb, kq, k0, k1, acc);
+        scores[j] = ev__rq(&rq, acc[0], 0);
+        scores[s_stride + j] = ev__rq(&rq, acc[2], 0);
+        if (j + 1 < n_keys) {
+            scores[j + 1] = ev__rq(&rq, acc[1], 0);
+            scores[s_stride + j + 1] = ev__rq(&rq, acc[3], 0);
+        }
+    }
 }
 
 /* One group of 4 key rows (words ua, ub, uc, ue: dims d..d+3 of keys 4g..4g+3) into wa, wb. */

@@ -225,37 +225,6 @@ static inline void ev__t12_ab(const uint32_t *xb, const uint32_t *wb, int kq, ui
     acc[0] = a0; acc[1] = a1;
 }
 
-/* 2 widened rows (x0 lo, x1 lo, x0 hi, x1 hi per group) x 2 channels widened on the fly:
- * 2 LDRD + 2 LDR + 4 SXTB16 + 8 SMLAD per 16 MACs. */
-static inline void ev__t22_a(const uint32_t *xb, int kq, const int8_t *w0, const int8_t *w1,
-                             uint32_t acc[4])
-{
-    uint32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    const uint32_t *end = xb + 4 * kq;
-    while (xb != end) {
-        uint32_t x0l, x0h, x1l, x1h, u, wl, wh;
-        EV__LDRD(x0l, x1l, xb);
-        EV__LDRD(x0h, x1h, xb);
-        u = ev__ld32(w0);
-        wl = EV__LO(u);
-        wh = EV__HI(u);
-        a00 = EV__MAC(x0l, wl, a00);
-        a00 = EV__MAC(x0h, wh, a00);
-        a10 = EV__MAC(x1l, wl, a10);
-        a10 = EV__MAC(x1h, wh, a10);
-        u = ev__ld32(w1);
-        wl = EV__LO(u);
-        wh = EV__HI(u);
-        a01 = EV__MAC(x0l, wl, a01);
-        a01 = EV__MAC(x0h, wh, a01);
-        a11 = EV__MAC(x1l, wl, a11);
-        a11 = EV__MAC(x1h, wh, a11);
-        w0 += 4;
-        w1 += 4;
-    }
-    acc[0] = a00; acc[1] = a01; acc[2] = a10; acc[3] = a11;
-}
-
 /* 1 row x 1 channel, both widened on the fly (path C). */
 static inline uint32_t ev__dot_fly(const int8_t *x, const int8_t *w, int kq, uint32_t a)
 {
