@@ -39,7 +39,7 @@ def lower(g: Graph, target: str | Target, switches: Switches | None = None, exac
         raise EdgevizError(f"unknown optimisation goal {optimize!r}: use one of {', '.join(OPTIMIZE)}")
     t = load_target(target)
     backend = backend_for(t)
-    asked = backend.switches(switches)
+    asked = backend.switches(switches, t)
     tried = []
     for sw in backend.candidate_switches(asked, exact, optimize, t):
         s = schedule(g, sw)

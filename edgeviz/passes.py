@@ -67,6 +67,11 @@ class Switches:
     # chain's row intermediates hold those rows too (a few hundred bytes). Off by default; an MCU build
     # optimising for time tries it (McuBackend.candidate_switches). Off for the FPGA backend (row by row).
     merge_tail: bool = False
+    # C layout, like pad_rank: an imported file's FULLY_CONNECTED / CONV_2D weights also stored pre-widened
+    # (16-bit pairs) in flash, which the DSP kernels (M4, M7, M33) read instead of widening them at run time;
+    # the other cores' kernels do not read them, so the MCU backend turns this off there (twice the flash
+    # for nothing). Off for the FPGA backend (its templates read the int8 weights).
+    widen_weights: bool = True
 
     def label(self) -> str:
         on = [k for k, v in self.__dict__.items() if v]
@@ -104,7 +109,8 @@ class Schedule:
     graph: Graph
     steps: list[Step]
     switches: Switches
-    pad_bytes: int = 0                   # constant bytes Linear.pad_rank added (zero weights, their requant)
+    pad_bytes: int = 0                   # constant bytes the C layout added: Linear.pad_rank's zero weights and
+                                         # their requant, pre-widened weights (widen_weights)
     note: str = ""                       # why the switches differ from the ones asked for
 
 
@@ -208,6 +214,8 @@ def schedule(qgraph: Graph, switches: Switches = Switches()) -> Schedule:
     if switches.fuse and switches.stream_scores:
         stream_scores(g)
     _each(g, "transpose_v")
+    if switches.widen_weights:
+        pad_bytes += _each(g, "widen_weights")
     if not switches.patch_decompose:
         _each(g, "materialise_input")
     steps = _chains(g, switches.fuse, switches.merge_tail)

@@ -37,7 +37,7 @@ def default_switches(target: str | Target = "stm32f746") -> Switches:
     memory technique on, the qkv split included, on an MCU; on an FPGA the qkv split is off
     (backends/fpga.fpga_switches)."""
     t = load_target(target)
-    return backend_for(t).switches(None)
+    return backend_for(t).switches(None, t)
 
 
 def lower_calibrated(g: Graph, calib, target: str | Target, switches: Switches | None = None,
@@ -74,7 +74,7 @@ def build(model: str | Path | ModelFile, target: str | Target = "stm32f746", out
     t = load_target(target)
     backend = backend_for(t)
     backend.preflight(options)
-    switches = backend.switches(switches)
+    switches = backend.switches(switches, t)
     say = Phases(progress)
     say("importing the model through TVM")
     g, module = load_graph(model)

@@ -182,7 +182,7 @@ def test_qkv_split_flag_fpga_analyze(model_file, capsys):
     on = _json(capsys, base + ["--qkv-split"])
     assert default["switches"] == {"fuse": True, "patch_decompose": True, "token_overwrite": True,
                                    "split_qkv": False, "pad_rank": False, "kv_per_head": False, "keep_rank": False,
-                                   "stream_scores": False, "merge_tail": False}
+                                   "stream_scores": False, "merge_tail": False, "widen_weights": False}
     assert on["switches"]["split_qkv"] is True
     rows = lambda r: [l["name"] for l in r["estimate"]["layers"] if l["name"].endswith(" (q row)")]  # noqa: E731
     assert rows(on) and not rows(default)

@@ -164,14 +164,16 @@ def test_fpga_switch_checks():
         assert sw.split_qkv == kw.get("split_qkv", True)
         assert {f.name for f in dataclasses.fields(sw)} == {f.name for f in dataclasses.fields(Switches())}
         assert not sw.kv_per_head                   # no per-head templates: always off here
-    fpga_default = Switches(split_qkv=False, pad_rank=False, kv_per_head=False, keep_rank=False, stream_scores=False)
+    fpga_default = Switches(split_qkv=False, pad_rank=False, kv_per_head=False, keep_rank=False, stream_scores=False,
+                            widen_weights=False)
     assert FpgaBackend().switches(None) == fpga_default      # the FPGA default
     from edgeviz.backends.fpga import fpga_switches
     from edgeviz.project import default_switches
     assert default_switches("zcu102") == fpga_switches() == fpga_default
     assert default_switches("stm32f746") == Switches()      # the MCU default keeps the split and pads ranks
     assert fpga_switches(token_overwrite=False) == Switches(token_overwrite=False, split_qkv=False, pad_rank=False,
-                                                            kv_per_head=False, keep_rank=False, stream_scores=False)
+                                                            kv_per_head=False, keep_rank=False, stream_scores=False,
+                                                            widen_weights=False)
     from edgeviz.hls.generate import check_switches
     with pytest.raises(EdgevizError, match="no K/V-per-head schedule"):      # a schedule asked for it anyway
         check_switches(fpga_switches(kv_per_head=True))

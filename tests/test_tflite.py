@@ -187,6 +187,23 @@ def test_litert_runs_in_a_child_whose_death_is_one_line(tmp_path):
     assert litert.run((FIXTURES / "ops_mix.tflite").read_bytes(), xs).shape == (1, 10)
 
 
+def test_widened_weights_only_for_the_cores_that_read_them():
+    """The DSP kernels (M4, M7, M33) read an imported FULLY_CONNECTED / CONV_2D's weights pre-widened
+    from flash; the M0+, M3 and M55 kernels do not, so their builds leave that copy out (it doubled
+    those weights: vit_mha_cls_hswish was refused by the stm32f103's 128 KB of flash for it)."""
+    from edgeviz.lower import lower
+    g = import_tflite(FIXTURES / "vit_mha_cls_hswish.tflite")
+    dsp, m3, m55 = (lower(g, t) for t in ("stm32f746", "stm32f103", "alif-e3"))
+    assert dsp.schedule.switches.widen_weights and not m3.schedule.switches.widen_weights
+    assert not m55.schedule.switches.widen_weights
+    widened = [n for n in dsp.schedule.graph.nodes if n.attrs.get("widened")]
+    assert widened and not any(n.attrs.get("widened") for n in m3.schedule.graph.nodes)
+    assert m3.weights_bytes < dsp.weights_bytes
+    assert not m3.backend.fit(m3), m3.backend.fit(m3)          # it fits the F103's flash now
+    c = compile_graph(g, int8_inputs(g, 2).astype(np.float32), "stm32f103")
+    assert ".wide" not in c.model_c and "NULL" in c.model_c
+
+
 @pytest.mark.qemu
 @pytest.mark.parametrize("target", ["rp2040", "stm32f103", "nrf52840", "stm32u585", "alif-e3"])
 @pytest.mark.parametrize("name", ["ops_mix", "ln_odd"])

@@ -63,8 +63,9 @@ class Backend:
     kind = ""
 
     # ---- lowering policy (asked by edgeviz.lower)
-    def switches(self, requested: Switches | None) -> Switches:
-        """The schedule switches to build with: the requested ones (checked), else the kind's default."""
+    def switches(self, requested: Switches | None, target: Target | None = None) -> Switches:
+        """The schedule switches to build with for the target: the requested ones (checked), else the kind's
+        default."""
         return Switches() if requested is None else requested
 
     def candidate_switches(self, switches: Switches, exact: bool, optimize: str = "ram",

@@ -40,7 +40,7 @@ def fpga_switches(switches: Switches | None = None, **changes) -> Switches:
     K/V per head is always off here (whatever `switches` says; only `changes` can ask for it, and
     hls.generate.check_switches then refuses it): the HLS templates stream every head's K and V from one
     bank per attention (ev_attention_kv_row) and have no per-head form."""
-    never_here = dict(kv_per_head=False, keep_rank=False, stream_scores=False, merge_tail=False)
+    never_here = dict(kv_per_head=False, keep_rank=False, stream_scores=False, merge_tail=False, widen_weights=False)
     base = (Switches(split_qkv=False, pad_rank=False, **never_here) if switches is None
             else dataclasses.replace(switches, **never_here))
     return dataclasses.replace(base, **changes) if changes else base
@@ -67,7 +67,7 @@ def best_estimate(low):
 class FpgaBackend(Backend):
     kind = "fpga"
 
-    def switches(self, requested):
+    def switches(self, requested, target=None):
         sw = fpga_switches(requested)
         check_switches(sw)
         return sw

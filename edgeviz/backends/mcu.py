@@ -80,10 +80,15 @@ def _params(nodes) -> int:
 class McuBackend(Backend):
     kind = "mcu"
 
-    def switches(self, requested):
+    def switches(self, requested, target=None):
         """Every memory technique on, the qkv split included (up to 20% less arena for 5-12% more
-        instructions)."""
-        return Switches() if requested is None else requested
+        instructions). The pre-widened weights (Switches.widen_weights) only where the target's kernels
+        read them: the DSP path of the M4, M7 and M33, whatever was asked (elsewhere they double an
+        imported file's FULLY_CONNECTED / CONV_2D weights in flash for nothing)."""
+        sw = Switches() if requested is None else requested
+        if target is not None and kernel_path(target) != "dsp" and sw.widen_weights:
+            sw = replace(sw, widen_weights=False)
+        return sw
 
     def candidate_switches(self, switches, exact, optimize="ram", target=None):
         """Operator integration stays on only where it lowers the peak: with a handful of tokens its row

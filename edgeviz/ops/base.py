@@ -101,6 +101,11 @@ class Op:
     def transpose_v(self, node: Node, g: Graph) -> None:
         """C layout: V stored transposed for a K/V reader."""
 
+    def widen_weights(self, node: Node, g: Graph) -> int:
+        """C layout: keep the weights pre-widened in flash too, for kernels that read them so; returns the
+        constant bytes added."""
+        return 0
+
     def materialise_input(self, node: Node, g: Graph) -> None:
         """Patch-embedding decomposition off: materialise what the op gathers on the fly."""
 

@@ -73,15 +73,21 @@ class TflFullyConnected(TflOp):
         q = node.qattrs
         o, k = q["w"].shape
         a = Args(node, c, "int32_t")
-        wide = widened_pairs(q["w"])
-        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)     # the M7 path's weight pairs
+        wide = widened_pairs(q["w"]) if node.attrs.get("widened") else None
+        fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)     # the DSP path's weight pairs
         args = [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
                 a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), fw, str(q["lo"]), str(q["hi"]),
                 out]
         return [f"ev_tfl_fcq_s8({', '.join(args)});"]
 
-    def flash_bytes(self, node):
+    def widen_weights(self, node, g):
+        """The weight pairs pre-widened where the fixed-point kernel runs; returns their bytes."""
         wide = widened_pairs(node.qattrs["w"]) if self.fixed_point(node) is not None else None
+        node.attrs["widened"] = wide is not None
+        return 0 if wide is None else wide.nbytes
+
+    def flash_bytes(self, node):
+        wide = widened_pairs(node.qattrs["w"]) if node.attrs.get("widened") else None
         return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
 
     def hls_dims(self, node, g):
@@ -127,12 +133,23 @@ class TflConv(TflOp):
                 *map(str, (q["x_zp"], q["y_zp"], q["lo"], q["hi"])), out]
 
     @staticmethod
-    def widened(node) -> np.ndarray | None:
-        """The filters pre-widened for the M7 path's quads of pixels (widened_pairs, [o, kh kw c]);
+    def pairs(node) -> np.ndarray | None:
+        """The filters pre-widened for the DSP path's quads of pixels (widened_pairs, [o, kh kw c]);
         None where that path does not run (a filter row kw * c not a multiple of 4 bytes)."""
         w = node.qattrs["w"]
         o, _, kw, c = w.shape
         return None if (kw * c) % 4 else widened_pairs(w.reshape(o, -1))
+
+    def widened(self, node) -> np.ndarray | None:
+        """The pre-widened filters the C holds: only where the target's kernels read them
+        (Switches.widen_weights)."""
+        return self.pairs(node) if node.attrs.get("widened") else None
+
+    def widen_weights(self, node, g):
+        """The filters pre-widened where the quads of pixels run; returns their bytes."""
+        wide = self.pairs(node)
+        node.attrs["widened"] = wide is not None
+        return 0 if wide is None else wide.nbytes
 
     def flash_bytes(self, node):
         wide = self.widened(node)
