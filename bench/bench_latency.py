@@ -4,8 +4,9 @@ Builds subnets of the default search space and the bench models for a target, pr
 QEMU machine (-icount: instructions per layer), fits the per-(op, kind) instruction costs on one set
 of random subnets and reports the model's error on the others (held out: other random subnets and
 every bench model, every finalist of the last bench_search.py run), per model and per step, in the
-same run. The fit subnets and the bench models are measured under the default schedule and the two
-faster ones `--optimize time` chooses from (SCHEDULES: the whole [N, 3E] qkv, unfused), so that the
+same run. The fit subnets and the bench models are measured under the default schedule and the
+faster ones `--optimize time` chooses from (SCHEDULES: the whole [N, 3E] qkv, unfused; on the DSP
+kernels the whole qkv with merged chain tails too), so that the
 model ranks schedules as well as models. `--write` stores the fit as the
 kernel path's shipped model (firmware/kernels/instructions-<path>.json). Measurements are cached
 in results/latency_measured-<target>.json under a digest of the firmware sources, so an interrupted
@@ -55,7 +56,13 @@ RESULTS = ROOT / "results"
 # The schedules each model is measured under: the build's default (the smallest arena) and the two
 # faster ones `--optimize time` may pick (ops the default never runs: the fused attention over the whole
 # [N, 3E] qkv; the unfused q.k, softmax and p.v steps), so the model can rank them.
-SCHEDULES = {"default": None, "whole-qkv": Switches(split_qkv=False), "unfused": unfused(Switches())}
+# On the DSP kernels `--optimize time` also offers chains with merged tails (Switches.merge_tail).
+SCHEDULES = {"default": None, "whole-qkv": Switches(split_qkv=False), "unfused": unfused(Switches()),
+             "whole-qkv-merged": Switches(split_qkv=False, merge_tail=True)}
+
+
+def schedules_for(target) -> list[str]:
+    return [s for s in SCHEDULES if kernel_path(target) == "dsp" or not (SCHEDULES[s] and SCHEDULES[s].merge_tail)]
 
 
 def key(cfg: ViTConfig, sched: str) -> str:
@@ -156,10 +163,11 @@ def main(target: str, n_fit: int, n_check: int, write: bool, jobs: int, n_finali
         cache = {"kernels": kernels, "models": {}}
     fits = subnets(n_fit, 1, target, stratify=True)
     bench = [(k, c) for k, c in BENCH_CONFIGS.items() if plan_config(c, target).fits]
-    sets = {"fit": [(f"subnet {i + 1}", c, sched) for sched in SCHEDULES for i, c in enumerate(fits)
+    scheds = schedules_for(t)
+    sets = {"fit": [(f"subnet {i + 1}", c, sched) for sched in scheds for i, c in enumerate(fits)
                     if _fits(c, target, sched)],
             "check": [(f"subnet {i + 1}", c, "default") for i, c in enumerate(subnets(n_check, 2, target))]
-            + [(k, c, sched) for sched in SCHEDULES for k, c in bench if _fits(c, target, sched)]
+            + [(k, c, sched) for sched in scheds for k, c in bench if _fits(c, target, sched)]
             + [(k, c, "default") for k, c in search_finalists(target)[:n_finalists]]}
     todo = list({key(c, sched): (c, sched) for items in sets.values() for _, c, sched in items
                  if key(c, sched) not in cache["models"]}.values())

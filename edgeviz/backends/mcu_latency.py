@@ -46,10 +46,21 @@ def kernel_path(target: Target) -> str:
             else "helium" if core in HELIUM_CORES else "dsp")
 
 
+def rows_apart(step: Step, rows: int) -> int:
+    """The rows of a chain that its iterations leave outside blocks of 4 or 5 rows: a lone row or a pair,
+    which the multi-row kernels run on their slower paths (a merged tail of 7 is 5 + a pair)."""
+    if step.last:
+        iters = [step.block] * ((rows - step.last) // step.block) + [step.last]
+    else:
+        iters = [step.block] * (rows // step.block) + ([rows % step.block] if rows % step.block else [])
+    return sum(0 if n in (4, 5) else n - 5 if n > 5 else n for n in iters)
+
+
 def step_work(step: Step, g: Graph) -> dict[str, float]:
     """The step's features: each node's work under the key 'op.kind', plus the pooled '*.kind'. A chain
     calls each of its kernels once per block of rows: 'blocks' counts those calls (the set-up a call
-    costs, which the Helium kernels pay more of than the others)."""
+    costs, which the Helium kernels pay more of than the others), and 'tail_macs' the MACs of the rows
+    it runs apart (rows_apart; an op that states its own one-row work, row_macs, keeps that)."""
     feats: dict[str, float] = {}
     for n in step.nodes:
         op = OPS[n.op].costs_like or n.op
@@ -58,6 +69,8 @@ def step_work(step: Step, g: Graph) -> dict[str, float]:
             rows = g.tensors[n.outputs[0]].rows
             # a merged tail (Switches.merge_tail) is one call for the last block and the rows left over
             work["blocks"] = (rows - step.last) // step.block + 1 if step.last else -(-rows // step.block)
+            if work.get("macs") and "row_macs" not in work:
+                work["tail_macs"] = work["macs"] * rows_apart(step, rows) // rows
         for kind, v in work.items():
             for key in (f"{op}.{kind}", f"{POOLED}.{kind}"):
                 feats[key] = feats.get(key, 0.0) + float(v)
