@@ -38,7 +38,7 @@ pytestmark = pytest.mark.skipif(harness.missing_tools() is not None,
 
 # (rows, in, out, variant); paths with the default EV_LINEAR_BUF (384):
 #   S: rows >= 4, in % 4 == 0, 8 <= in <= 304, with a bias (not a multiple of 16 with a LUT: only
-#      one bias and rows % 4 == 0), then the 0..3 rows it leaves: A/B,
+#      one bias), then the 0..3 rows it leaves: A/B,
 #   A: otherwise rows >= 4 and in <= 259 (row blocks of at most 22 rows at in = 64, 6 at in = 192;
 #      13 rows at in = 192 give blocks 6, 6, 1), B: otherwise in <= 771, C: wider
 LINEAR_CASES = [
@@ -61,8 +61,10 @@ LINEAR_CASES = [
     # the chain (17 groups), shared and per-row biases, LUT, shifts <= 32, extremes
     (4, 8, 5, "plain"), (4, 12, 9, "lut"), (5, 28, 6, "row_bias"), (13, 40, 11, "mixshift"),
     (10, 24, 7, "max"), (6, 12, 4, "min"), (4, 68, 3, "lut"), (9, 36, 5, "plain"), (4, 44, 3, "row_bias"),
-    # ... with a table: 4-row blocks (8 rows) stream, a 5-row block (5, 9 rows) goes to path A
-    (8, 28, 4, "lut"), (5, 28, 6, "lut"), (9, 24, 5, "lut"), (17, 44, 3, "lut"),
+    # ... with a table (one bias): 4- and 5-row blocks stream (ev__rs5_lut enters its chain at any
+    # group: a merged tail's 5-row block of an MLP 24 wide), more than one pass of the chain
+    (8, 28, 4, "lut"), (5, 28, 6, "lut"), (9, 24, 5, "lut"), (17, 44, 3, "lut"), (5, 24, 96, "lut"),
+    (5, 72, 9, "lut"),
     # row pairs through ev__rs2 at in % 16 != 0 (its chain; with a table path B's tiles): a pair
     # alone, the pair path S leaves (7 rows), a pair before a lone row
     (2, 28, 7, "plain"), (2, 12, 4, "mixshift"), (3, 40, 6, "row_bias"), (2, 36, 5, "lut"), (7, 24, 5, "max"),

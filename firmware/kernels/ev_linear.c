@@ -19,16 +19,16 @@ static inline int8_t ev__finish(int32_t acc, int32_t m, int32_t s, const int8_t 
 }
 
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
-/* Whether path S's routines take `in` inputs for `rows` rows: whole groups of 4, at least 2 (the
- * shared-bias routines run the first group before the chain). With a table only ev__rs4s_lut (4-row
- * blocks, one bias) enters its chain at any group; ev__rs5_lut and ev__rs4_lut (per-row biases) loop
- * over 4 groups a pass and need a multiple of 16, so a table at other widths takes path S only when
- * every block has 4 rows (rows % 4 == 0: ev__row_blocks then makes no 5-row block). */
-static inline int ev__streams(int in, int rows, int bias_row_stride, const int8_t *lut)
+/* Whether path S's routines take `in` inputs: whole groups of 4, at least 2 (the
+ * shared-bias routines run the first group before the chain). With a table, ev__rs4s_lut (4-row
+ * blocks, one bias) and ev__rs5_lut enter their chains at any group; ev__rs4_lut (4 rows, per-row
+ * biases) loops over 4 groups a pass and needs a multiple of 16, so a table with per-row biases
+ * at other widths does not take path S. */
+static inline int ev__streams(int in, int bias_row_stride, const int8_t *lut)
 {
     if (in < 8 || (in & 3))
         return 0;
-    return (in & 15) == 0 || !lut || (bias_row_stride == 0 && (rows & 3) == 0);
+    return (in & 15) == 0 || !lut || bias_row_stride == 0;
 }
 static int ev__block45(const int8_t *x, int xs, int r, int in, int out, const int8_t *w,
                        const int32_t *bias, int bs, const int32_t *mult, const int8_t *shift,
@@ -43,7 +43,7 @@ void ev_linear_s8(const int8_t *x, int x_stride, int rows, int in, int out,
     EV_PART_ENTER(pp, EV_PART_MAC);
 #if EV_KERNELS_DSP && !EV_KERNELS_MVE
     /* the fused chains' row blocks: one block of path S, without ev__gemm's general set-up */
-    if ((rows == 4 || rows == 5) && out > 0 && bias && ev__streams(in, rows, bias_row_stride, lut)
+    if ((rows == 4 || rows == 5) && out > 0 && bias && ev__streams(in, bias_row_stride, lut)
         && ev__block45(x, x_stride, rows, in, out, w, bias, bias_row_stride, mult, shift, lut, y,
                        y_stride)) {
         EV_PART_LEAVE(pp);
@@ -953,7 +953,7 @@ void ev__gemm(const int8_t *x, int x_stride, int rows, int in, int out,
     p.qstep = qstep; p.k4 = in & ~3; p.kt = in & 3; p.kq = kq;
 
     if (rows >= 4 && bias && qstep == 1 && w_stride == in
-        && ev__streams(in, rows, bias_row_stride, lut)
+        && ev__streams(in, bias_row_stride, lut)
         && (5 * kq <= EV_LINEAR_BUF || ((in & 15) == 0 && EV__CHUNK_Q >= 4))) {
         /* path S (over input chunks when the rows are too wide), then the 0..3 rows it leaves
          * through A/B */

@@ -434,12 +434,8 @@
 /* As ev__rs4 with 5 rows: m r9, s r10, t - 1 r11, round r3, y[0..4] in r0, r9-r12. */
 .macro EV__RS5_BODY name, lut
     EV__RS_HEAD \name
-    .if \lut                    /* only unfused builds' 5-row blocks have a table: the loop of 4 */
-    EV__RS5_MACS
-    .else
-    EV__RS_ENTRY 5, 64
-    EV__RS5_CHAIN
-    .endif
+    EV__RS_ENTRY 5, 64          /* the chain with a table too: a merged tail's 5-row block of an MLP */
+    EV__RS5_CHAIN               /* whose inputs are not a multiple of 16 (odd-1head's 24) */
     ldrd r9, r10, [sp, #40]
     ldr r9, [r9, lr, lsl #2]    /* m */
     ldrsb r10, [r10, lr]        /* s */
