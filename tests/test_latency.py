@@ -61,6 +61,38 @@ def test_chain_steps_count_their_kernel_calls():
     assert any(step_work(st, low.schedule.graph).get("linear.blocks") == 5 for st in chains)
 
 
+@pytest.mark.parametrize("rows,block,last,iterations,apart", [
+    (17, 4, 0, [4, 4, 4, 4, 1], 1), (17, 4, 5, [4, 4, 4, 5], 0), (11, 4, 7, [4, 7], 2), (26, 4, 0, [4] * 6 + [2], 2),
+    (3, 3, 0, [3], 3), (16, 4, 0, [4] * 4, 0)])
+def test_a_chain_counts_the_rows_it_runs_apart(rows, block, last, iterations, apart):
+    """chain_iterations follows the C loop (c_codegen.emit_step): blocks, then the rows left or a merged
+    tail; the rows outside blocks of 4 or 5 (a lone row, a pair) are what 'tail_macs' counts."""
+    from edgeviz.backends.mcu_latency import chain_iterations, rows_apart
+    from edgeviz.passes import Step
+    step = Step([], "y", [], block=block, last=last)
+    assert chain_iterations(step, rows) == iterations and sum(iterations) == rows
+    assert rows_apart(iterations) == apart
+
+
+def test_a_merged_tail_leaves_no_linear_rows_apart():
+    """17 tokens: a plain chain runs each linear's 17th row apart (a 17th of its MACs as 'tail_macs');
+    merged (Switches.merge_tail) none."""
+    from edgeviz.lower import lower
+    from edgeviz.passes import Switches
+    cfg = ViTConfig(img_size=16, patch=4, embed=32, heads=2, depth=1)
+    g = lower_config(cfg, "stm32f746").graph
+    checked = 0
+    for merged in (False, True):
+        s = lower(g, "stm32f746", Switches(merge_tail=merged), exact=True).schedule
+        for st in s.steps:
+            f = step_work(st, s.graph)
+            if st.chained and s.graph.tensors[st.output].rows == 17 and "linear.macs" in f:
+                want = 0 if merged else f["linear.macs"] / 17
+                assert abs(f.get("linear.tail_macs", 0) - want) <= len(st.nodes), (merged, st.name)
+                checked += 1
+    assert checked >= 2
+
+
 def test_attention_work_counts_softmax_scores():
     cfg = ViTConfig(img_size=16, patch=4, embed=32, heads=2, depth=1)
     low = lower_config(cfg, "stm32f746")

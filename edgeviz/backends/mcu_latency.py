@@ -46,14 +46,18 @@ def kernel_path(target: Target) -> str:
             else "helium" if core in HELIUM_CORES else "dsp")
 
 
-def rows_apart(step: Step, rows: int) -> int:
-    """The rows of a chain that its iterations leave outside blocks of 4 or 5 rows: a lone row or a pair,
-    which the multi-row kernels run on their slower paths (a merged tail of 7 is 5 + a pair)."""
+def chain_iterations(step: Step, rows: int) -> list[int]:
+    """The rows each iteration of a chain takes: blocks of step.block, the last one the rows left, or
+    with a merged tail (Switches.merge_tail) step.last rows."""
     if step.last:
-        iters = [step.block] * ((rows - step.last) // step.block) + [step.last]
-    else:
-        iters = [step.block] * (rows // step.block) + ([rows % step.block] if rows % step.block else [])
-    return sum(0 if n in (4, 5) else n - 5 if n > 5 else n for n in iters)
+        return [step.block] * ((rows - step.last) // step.block) + [step.last]
+    return [step.block] * (rows // step.block) + ([rows % step.block] if rows % step.block else [])
+
+
+def rows_apart(iterations: list[int]) -> int:
+    """The rows that iterations leave outside blocks of 4 or 5 rows: a lone row or a pair, which the
+    multi-row kernels run on their slower paths (a merged tail of 7 is 5 + a pair)."""
+    return sum(0 if n in (4, 5) else n - 5 if n > 5 else n for n in iterations)
 
 
 def step_work(step: Step, g: Graph) -> dict[str, float]:
@@ -67,10 +71,10 @@ def step_work(step: Step, g: Graph) -> dict[str, float]:
         work = OPS[n.op].work(n, g)
         if step.chained:
             rows = g.tensors[n.outputs[0]].rows
-            # a merged tail (Switches.merge_tail) is one call for the last block and the rows left over
-            work["blocks"] = (rows - step.last) // step.block + 1 if step.last else -(-rows // step.block)
+            iterations = chain_iterations(step, rows)
+            work["blocks"] = len(iterations)
             if work.get("macs") and "row_macs" not in work:
-                work["tail_macs"] = work["macs"] * rows_apart(step, rows) // rows
+                work["tail_macs"] = work["macs"] * rows_apart(iterations) // rows
         for kind, v in work.items():
             for key in (f"{op}.{kind}", f"{POOLED}.{kind}"):
                 feats[key] = feats.get(key, 0.0) + float(v)
