@@ -152,12 +152,12 @@ def _chains(g: Graph, fuse: bool, merge_tail: bool = False) -> list[Step]:
         rows = g.tensors[chain[-1].outputs[0]].rows
         block = min(CHAIN_BLOCK, rows) if len(chain) > 1 else 1
         merged = merge_tail and len(chain) > 1 and rows > block and rows % block in (1, 3)
-        last = block + rows % block if merged else 0
-        scratch = sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
-        scratch += sum(g.tensors[t].channels * max(block, last) for t in inner)
         # an op that fills some columns of its output writes it over the input holding the other columns
-        steps.append(Step(chain, chain[-1].outputs[0], reads, sorted(inner), scratch,
-                          alias=OPS[chain[-1].op].writes_over(chain[-1]), block=block, last=last))
+        step = Step(chain, chain[-1].outputs[0], reads, sorted(inner), alias=OPS[chain[-1].op].writes_over(chain[-1]),
+                    block=block, last=block + rows % block if merged else 0)
+        step.scratch = (sum(OPS[n.op].scratch_bytes(n, g) for n in chain)
+                        + sum(g.tensors[t].channels * step.held_rows for t in inner))
+        steps.append(step)
         i += len(chain)
     return steps
 

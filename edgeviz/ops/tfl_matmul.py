@@ -31,7 +31,28 @@ def widened_pairs(f: np.ndarray) -> np.ndarray | None:
     return np.concatenate(pairs).reshape(-1).astype("<i2").view("<i4")
 
 
-class TflFullyConnected(TflOp):
+class _PreWidened:
+    """An op whose DSP kernels read its weights pre-widened from a second copy in flash (widened_pairs),
+    kept where Switches.widen_weights asks (the M4, M7 and M33). `pairs` says what that copy would be."""
+
+    def pairs(self, node) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def widened(self, node) -> np.ndarray | None:
+        """The pre-widened weights the C holds: only where the target's kernels read them."""
+        return self.pairs(node) if node.attrs.get("widened") else None
+
+    def widen_weights(self, node, g):
+        wide = self.pairs(node)
+        node.attrs["widened"] = wide is not None
+        return 0 if wide is None else wide.nbytes
+
+    def flash_bytes(self, node):
+        wide = self.widened(node)
+        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
+
+
+class TflFullyConnected(_PreWidened, TflOp):
     """y[n, o] = clamp(round((bias'[o] + sum_k x[n, k] w[o, k]) * scale[o]) + y_zp), the reference
     kernel's double-precision requantisation (run in integers by the kernels: tflmath.double_parts);
     bias' = bias - x_zp sum_k w[o, k] (the input's zero point folded in once: the same int32 sum)."""
@@ -73,29 +94,23 @@ class TflFullyConnected(TflOp):
         q = node.qattrs
         o, k = q["w"].shape
         a = Args(node, c, "int32_t")
-        wide = widened_pairs(q["w"]) if node.attrs.get("widened") else None
+        wide = self.widened(node)
         fw = "NULL" if wide is None else c.const(f"{node.name}.wide", wide)     # the DSP path's weight pairs
         args = [ins[0], str(g.tensors[node.inputs[0]].nbytes // k), str(k), str(o), a.rom("w", q["w"], np.int8),
                 a.rom("bias", q["bias"], np.int32), a.rom("q", fp.reshape(-1), np.int32), fw, str(q["lo"]), str(q["hi"]),
                 out]
         return [f"ev_tfl_fcq_s8({', '.join(args)});"]
 
-    def widen_weights(self, node, g):
-        """The weight pairs pre-widened where the fixed-point kernel runs; returns their bytes."""
-        wide = widened_pairs(node.qattrs["w"]) if self.fixed_point(node) is not None else None
-        node.attrs["widened"] = wide is not None
-        return 0 if wide is None else wide.nbytes
-
-    def flash_bytes(self, node):
-        wide = widened_pairs(node.qattrs["w"]) if node.attrs.get("widened") else None
-        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
+    def pairs(self, node):
+        """The weight pairs pre-widened, where the fixed-point kernel (the one that reads them) runs."""
+        return widened_pairs(node.qattrs["w"]) if self.fixed_point(node) is not None else None
 
     def hls_dims(self, node, g):
         o, k = node.qattrs["w"].shape
         return {"rows": g.tensors[node.inputs[0]].nbytes // k, "in": k, "out": o}
 
 
-class TflConv(TflOp):
+class TflConv(_PreWidened, TflOp):
     """2-D convolution over an NHWC image (the patch embedding a converter writes as CONV_2D): taps
     outside the image contribute 0; TFLite's integer requantisation per output channel. bias holds
     bias - x_zp sum(filter) (the importer folds the input's zero point in), so the patch of each
@@ -132,28 +147,12 @@ class TflConv(TflOp):
                 a.rom("bias", q["bias"], np.int32), a.rom("m", q["m"], np.int32), a.rom("shift", q["shift"], np.int32),
                 *map(str, (q["x_zp"], q["y_zp"], q["lo"], q["hi"])), out]
 
-    @staticmethod
-    def pairs(node) -> np.ndarray | None:
+    def pairs(self, node):
         """The filters pre-widened for the DSP path's quads of pixels (widened_pairs, [o, kh kw c]);
         None where that path does not run (a filter row kw * c not a multiple of 4 bytes)."""
         w = node.qattrs["w"]
         o, _, kw, c = w.shape
         return None if (kw * c) % 4 else widened_pairs(w.reshape(o, -1))
-
-    def widened(self, node) -> np.ndarray | None:
-        """The pre-widened filters the C holds: only where the target's kernels read them
-        (Switches.widen_weights)."""
-        return self.pairs(node) if node.attrs.get("widened") else None
-
-    def widen_weights(self, node, g):
-        """The filters pre-widened where the quads of pixels run; returns their bytes."""
-        wide = self.pairs(node)
-        node.attrs["widened"] = wide is not None
-        return 0 if wide is None else wide.nbytes
-
-    def flash_bytes(self, node):
-        wide = self.widened(node)
-        return super().flash_bytes(node) + (0 if wide is None else wide.nbytes)
 
     def emit_c(self, node, g, c, ins, out, rows, row0, scratch):
         lines = super().emit_c(node, g, c, ins, out, rows, row0, scratch)
